@@ -1,0 +1,72 @@
+package telemetry
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is ringside's metrics registry. Labels never carry tokens,
+// cc_param, user ids or phone numbers.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	// Callbacks counts notify_cb answers by HTTP status code and callback
+	// status (accepted, duplicate, unrouted, no_devices, invalid, …).
+	Callbacks *prometheus.CounterVec
+	// RouteMatches counts callbacks matched by each route.
+	RouteMatches *prometheus.CounterVec
+	// WhenErrors counts run-time failures of a route's `when`.
+	WhenErrors *prometheus.CounterVec
+	// Deliveries counts per-device delivery outcomes by notifier and outcome
+	// (delivered, retry, permanent, gone, expired, error).
+	Deliveries *prometheus.CounterVec
+	// TokensPruned counts devices removed because the provider reported
+	// them gone, by device kind.
+	TokensPruned *prometheus.CounterVec
+	// PluginRestarts counts plugin processes restarted, by notifier.
+	PluginRestarts *prometheus.CounterVec
+}
+
+// NewMetrics returns a registry with ringside's metrics and the Go and
+// process collectors.
+func NewMetrics() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		reg: reg,
+		Callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringside_callbacks_total",
+			Help: "notify_cb callbacks answered, by HTTP status code and callback status.",
+		}, []string{"code", "status"}),
+		RouteMatches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringside_route_matches_total",
+			Help: "Callbacks matched by each route.",
+		}, []string{"route"}),
+		WhenErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringside_route_when_errors_total",
+			Help: "Run-time failures of a route's when expression (counted as no match).",
+		}, []string{"route"}),
+		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringside_deliveries_total",
+			Help: "Per-device delivery outcomes, by notifier and outcome.",
+		}, []string{"notifier", "outcome"}),
+		TokensPruned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringside_tokens_pruned_total",
+			Help: "Devices removed because the provider reported the token gone.",
+		}, []string{"kind"}),
+		PluginRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringside_plugin_restarts_total",
+			Help: "Plugin processes restarted after they exited.",
+		}, []string{"notifier"}),
+	}
+	reg.MustRegister(m.Callbacks, m.RouteMatches, m.WhenErrors, m.Deliveries, m.TokensPruned, m.PluginRestarts,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,232 @@
+// Package sdk is the one package a ringside delivery plugin imports.
+//
+// A plugin is one type with two methods, Configure and Deliver, and one typed
+// configuration struct whose `ringside` field tags declare the notifier
+// attributes the plugin accepts; the SDK derives the plugin's schema from that
+// struct. A plugin's main function is one call:
+//
+//	func main() {
+//		sdk.Serve(sdk.Info{Name: "console", Version: "0.1.0", DeviceKind: "console"}, &Console{})
+//	}
+//
+// The host (ringside) evaluates all HCL, launches the plugin as a separate
+// process over hashicorp/go-plugin gRPC, owns retries, and calls Deliver once
+// per device of the callee (or once per callback when the plugin has no
+// device kind). Deliver reports what happened with its error: nil means
+// delivered; wrap a failure with Permanent, RetryAfter or Gone to classify
+// it. An unclassified error is a transient failure the host may retry until
+// the delivery's deadline.
+//
+// The SDK never imports ringside's core.
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+)
+
+// ProtocolVersion is the major version of the plugin protocol
+// (protobuf package ringside.plugin.v1). A host refuses a plugin built for
+// another major version.
+const ProtocolVersion = 1
+
+// PluginName is the name under which the notifier plugin is dispensed.
+const PluginName = "notifier"
+
+// Handshake is the go-plugin handshake shared by the host and every plugin.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  ProtocolVersion,
+	MagicCookieKey:   "RINGSIDE_PLUGIN",
+	MagicCookieValue: "7c1f4b9e-ring-side-plugin-v1",
+}
+
+// Info describes a plugin.
+type Info struct {
+	// Name is the plugin's name, e.g. "webhook".
+	Name string
+	// Version is the plugin's own version.
+	Version string
+	// DeviceKind is the kind of device the plugin delivers to by default
+	// ("apns", "fcm", "phone", …). Empty means the plugin needs no device:
+	// Deliver is then called once per callback with a zero Device.
+	DeviceKind string
+}
+
+// Plugin is what a plugin author implements. C is the plugin's configuration
+// struct; its exported fields carry `ringside:"name[,required][,template][,path][,sensitive]"`
+// tags and an optional `help:"…"` tag. Supported field types: string, bool,
+// int, int64, float64, time.Duration (a Go duration string in HCL),
+// []string and map[string]string. A template field is a string expression
+// over `call` that the host renders for each callback: it is left empty at
+// Configure and read with Delivery.Template.
+type Plugin[C any] interface {
+	// Configure receives the notifier block's decoded attributes once, before
+	// any delivery. Return AttributeError to point at the attribute at fault.
+	Configure(ctx context.Context, cfg C) error
+	// Deliver makes one attempt to deliver d to dev and returns the
+	// provider's message id on success. It may be called concurrently.
+	Deliver(ctx context.Context, d *Delivery, dev Device) (providerID string, err error)
+}
+
+// HealthChecker may be implemented by a plugin to answer readiness; a plugin
+// without it is ready once configured.
+type HealthChecker interface {
+	Health(ctx context.Context) error
+}
+
+// Call is the LINE Planet callback being delivered.
+type Call struct {
+	SID           string
+	FromServiceID string
+	FromUserID    string
+	ToServiceID   string
+	ToUserID      string
+	// Type is "A" (audio) or "V" (video).
+	Type string
+	// Param is the callback's param, byte for byte; push it as cc_param.
+	Param string
+	// AppSvrData is app_svr_data (or stid when it is absent); may be empty.
+	AppSvrData string
+	// Extra holds the callback's keys ringside does not know.
+	Extra map[string]string
+}
+
+// Device is one device of the callee.
+type Device struct {
+	Kind      string
+	Token     string
+	UpdatedAt time.Time
+}
+
+// Delivery is one attempt to deliver a call through one notifier.
+type Delivery struct {
+	// ID is stable across the attempts of this delivery.
+	ID string
+	// Attempt counts from 1.
+	Attempt int
+	// Route is the name of the route that chose the notifier.
+	Route string
+	Call  Call
+	// PayloadJSON is the rendered payload: a JSON object with cc_param, sid,
+	// the app_* keys and the notifier's payload keys, JSON types kept.
+	PayloadJSON []byte
+	// Templates holds the rendered template attributes by attribute name.
+	Templates map[string]string
+	// Deadline is the time after which nothing may be sent; ctx carries it too.
+	Deadline time.Time
+}
+
+// Template returns the rendered value of the template attribute name.
+func (d *Delivery) Template(name string) string { return d.Templates[name] }
+
+// Payload decodes PayloadJSON, keeping numbers as json.Number.
+func (d *Delivery) Payload() (map[string]any, error) {
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(d.PayloadJSON))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("decode payload: %w", err)
+	}
+	return m, nil
+}
+
+// Class is how a delivery failure is classified.
+type Class int
+
+// The classes of a delivery failure.
+const (
+	// ClassRetry is a transient failure; the host may retry it.
+	ClassRetry Class = iota
+	// ClassPermanent will fail again; the host does not retry it.
+	ClassPermanent
+	// ClassGone means the device token is no longer valid.
+	ClassGone
+)
+
+func (c Class) String() string {
+	switch c {
+	case ClassPermanent:
+		return "permanent"
+	case ClassGone:
+		return "gone"
+	default:
+		return "retry"
+	}
+}
+
+// DeliveryError is a classified delivery failure. Build one with Permanent,
+// Retry, RetryAfter or Gone.
+type DeliveryError struct {
+	Class Class
+	// After is the provider's Retry-After for ClassRetry, 0 if none.
+	After time.Duration
+	// At is when the provider saw the token become invalid (ClassGone), zero
+	// if unknown.
+	At  time.Time
+	Err error
+}
+
+func (e *DeliveryError) Error() string {
+	if e.Err == nil {
+		return e.Class.String()
+	}
+	return e.Err.Error()
+}
+
+func (e *DeliveryError) Unwrap() error { return e.Err }
+
+// Permanent marks err as a failure that will happen again: not retried.
+func Permanent(err error) error { return &DeliveryError{Class: ClassPermanent, Err: err} }
+
+// Retry marks err as transient. Unclassified errors are transient too.
+func Retry(err error) error { return &DeliveryError{Class: ClassRetry, Err: err} }
+
+// RetryAfter marks err as transient, retried no sooner than after.
+func RetryAfter(err error, after time.Duration) error {
+	return &DeliveryError{Class: ClassRetry, After: after, Err: err}
+}
+
+// Gone marks the device token as no longer valid since at (zero if unknown);
+// the host may remove it from the directory.
+func Gone(err error, at time.Time) error {
+	return &DeliveryError{Class: ClassGone, At: at, Err: err}
+}
+
+// Classify returns the classification of a Deliver error: nil is not a
+// failure (ok false); an error without a DeliveryError in its chain is
+// ClassRetry.
+func Classify(err error) (de DeliveryError, ok bool) {
+	if err == nil {
+		return DeliveryError{}, false
+	}
+	var e *DeliveryError
+	if errors.As(err, &e) {
+		return DeliveryError{Class: e.Class, After: e.After, At: e.At, Err: err}, true
+	}
+	return DeliveryError{Class: ClassRetry, Err: err}, true
+}
+
+// AttrError points a Configure error at one attribute of the notifier block.
+type AttrError struct {
+	Attribute string
+	Err       error
+}
+
+func (e *AttrError) Error() string { return e.Attribute + ": " + e.Err.Error() }
+
+func (e *AttrError) Unwrap() error { return e.Err }
+
+// AttributeError returns an error about the attribute name, which the host
+// prints at that attribute's line. Join several with errors.Join.
+func AttributeError(name string, err error) error { return &AttrError{Attribute: name, Err: err} }
+
+// AttributeErrorf is AttributeError with a formatted message.
+func AttributeErrorf(name, format string, args ...any) error {
+	return &AttrError{Attribute: name, Err: fmt.Errorf(format, args...)}
+}
