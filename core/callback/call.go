@@ -2,7 +2,13 @@
 // enforcing every rule of the callback contract, and answers it over HTTP.
 package callback
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
 
 // Call is a valid notify_cb callback.
 type Call struct {
@@ -24,3 +30,31 @@ type Call struct {
 	// Received is when the callback arrived; deadlines count from it.
 	Received time.Time
 }
+
+// CheckID reports why s is not a valid service or user id: ids are non-empty,
+// valid UTF-8 without control characters, and at most max bytes long.
+func CheckID(s string, max int) error {
+	if s == "" {
+		return errEmpty
+	}
+	if len(s) > max {
+		return fmt.Errorf("longer than %d bytes", max)
+	}
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size <= 1 {
+				return errNotUTF8
+			}
+		}
+		if unicode.IsControl(r) {
+			return errControl
+		}
+	}
+	return nil
+}
+
+var (
+	errEmpty   = errors.New("must not be empty")
+	errNotUTF8 = errors.New("must be valid UTF-8")
+	errControl = errors.New("must not contain control characters")
+)
