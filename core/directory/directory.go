@@ -36,3 +36,11 @@ type Store interface {
 	// Close releases the store.
 	Close() error
 }
+
+// ShortToken shortens a device token for logs: its first 6 bytes and "…".
+func ShortToken(t string) string {
+	if len(t) <= 6 {
+		return t[:min(len(t), 2)] + "…"
+	}
+	return t[:6] + "…"
+}

@@ -1,0 +1,364 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// stores returns each Store implementation under test, opened fresh.
+func stores() []struct {
+	name string
+	open func(t *testing.T) Store
+} {
+	return []struct {
+		name string
+		open func(t *testing.T) Store
+	}{
+		{"memory", func(t *testing.T) Store { return NewMemory() }},
+		{"sqlite", func(t *testing.T) Store { return openTemp(t) }},
+	}
+}
+
+func openTemp(t testing.TB) *SQLite {
+	t.Helper()
+	s, err := OpenSQLite(filepath.Join(t.TempDir(), "sub", "dir", "ringside.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return s
+}
+
+var t0 = time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.UTC)
+
+type op struct {
+	do          string // put, delete, deleteuser, prune
+	svc, user   string
+	kind, token string
+	at          time.Time // put: now; prune: goneAt
+	wantErr     error
+	wantPruned  bool
+}
+
+func TestStore(t *testing.T) {
+	cases := []struct {
+		name string
+		ops  []op
+		svc  string
+		user string
+		want []Device
+	}{
+		{
+			name: "unknown user",
+			svc:  "s", user: "nobody",
+			want: nil,
+		},
+		{
+			name: "ordered by kind then token",
+			ops: []op{
+				{do: "put", svc: "s", user: "u", kind: "fcm", token: "b", at: t0},
+				{do: "put", svc: "s", user: "u", kind: "apns", token: "z", at: t0},
+				{do: "put", svc: "s", user: "u", kind: "fcm", token: "a", at: t0.Add(time.Second)},
+				{do: "put", svc: "s", user: "other", kind: "apns", token: "x", at: t0},
+				{do: "put", svc: "s2", user: "u", kind: "apns", token: "y", at: t0},
+			},
+			svc: "s", user: "u",
+			want: []Device{
+				{"apns", "z", t0},
+				{"fcm", "a", t0.Add(time.Second)},
+				{"fcm", "b", t0},
+			},
+		},
+		{
+			name: "put is idempotent and refreshes updated_at",
+			ops: []op{
+				{do: "put", svc: "s", user: "u", kind: "apns", token: "t", at: t0},
+				{do: "put", svc: "s", user: "u", kind: "apns", token: "t", at: t0.Add(time.Hour)},
+			},
+			svc: "s", user: "u",
+			want: []Device{{"apns", "t", t0.Add(time.Hour)}},
+		},
+		{
+			name: "local time is kept as UTC",
+			ops: []op{
+				{do: "put", svc: "s", user: "u", kind: "apns", token: "t", at: t0.In(time.FixedZone("x", 9*3600))},
+			},
+			svc: "s", user: "u",
+			want: []Device{{"apns", "t", t0}},
+		},
+		{
+			name: "delete one",
+			ops: []op{
+				{do: "put", svc: "s", user: "u", kind: "apns", token: "t1", at: t0},
+				{do: "put", svc: "s", user: "u", kind: "apns", token: "t2", at: t0},
+				{do: "delete", svc: "s", user: "u", kind: "apns", token: "t1"},
+			},
+			svc: "s", user: "u",
+			want: []Device{{"apns", "t2", t0}},
+		},
+		{
+			name: "delete absent",
+			ops: []op{
+				{do: "put", svc: "s", user: "u", kind: "apns", token: "t", at: t0},
+				{do: "delete", svc: "s", user: "u", kind: "fcm", token: "t", wantErr: ErrNotFound},
+				{do: "delete", svc: "s", user: "x", kind: "apns", token: "t", wantErr: ErrNotFound},
+			},
+			svc: "s", user: "u",
+			want: []Device{{"apns", "t", t0}},
+		},
+		{
+			name: "delete user",
+			ops: []op{
+				{do: "put", svc: "s", user: "u", kind: "apns", token: "t1", at: t0},
+				{do: "put", svc: "s", user: "u", kind: "fcm", token: "t2", at: t0},
+				{do: "put", svc: "s", user: "v", kind: "fcm", token: "t3", at: t0},
+				{do: "deleteuser", svc: "s", user: "u"},
+				{do: "deleteuser", svc: "s", user: "nobody"},
+			},
+			svc: "s", user: "u",
+			want: nil,
+		},
+		{
+			name: "prune gone after update",
+			ops: []op{
+				{do: "put", svc: "s", user: "u", kind: "apns", token: "t", at: t0},
+				{do: "prune", svc: "s", user: "u", kind: "apns", token: "t", at: t0.Add(time.Nanosecond), wantPruned: true},
+			},
+			svc: "s", user: "u",
+			want: nil,
+		},
+		{
+			name: "prune keeps a device registered again since",
+			ops: []op{
+				{do: "put", svc: "s", user: "u", kind: "apns", token: "t", at: t0},
+				{do: "prune", svc: "s", user: "u", kind: "apns", token: "t", at: t0},
+				{do: "prune", svc: "s", user: "u", kind: "apns", token: "t", at: t0.Add(-time.Hour)},
+			},
+			svc: "s", user: "u",
+			want: []Device{{"apns", "t", t0}},
+		},
+		{
+			name: "prune without timestamp",
+			ops: []op{
+				{do: "put", svc: "s", user: "u", kind: "apns", token: "t", at: t0},
+				{do: "put", svc: "s", user: "u", kind: "fcm", token: "t", at: t0},
+				{do: "prune", svc: "s", user: "u", kind: "apns", token: "t", wantPruned: true},
+			},
+			svc: "s", user: "u",
+			want: []Device{{"fcm", "t", t0}},
+		},
+		{
+			name: "prune absent",
+			ops: []op{
+				{do: "prune", svc: "s", user: "u", kind: "apns", token: "t"},
+				{do: "prune", svc: "s", user: "u", kind: "apns", token: "t", at: t0},
+			},
+			svc: "s", user: "u",
+			want: nil,
+		},
+		{
+			name: "prune far future",
+			ops: []op{
+				{do: "put", svc: "s", user: "u", kind: "apns", token: "t", at: t0},
+				{do: "prune", svc: "s", user: "u", kind: "apns", token: "t", at: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), wantPruned: true},
+			},
+			svc: "s", user: "u",
+			want: nil,
+		},
+		{
+			name: "odd bytes are kept exactly",
+			ops: []op{
+				{do: "put", svc: "svc/1", user: "ユーザー 'x\"; DROP", kind: "phone", token: "+81 90%2F1234/5678", at: t0},
+			},
+			svc: "svc/1", user: "ユーザー 'x\"; DROP",
+			want: []Device{{"phone", "+81 90%2F1234/5678", t0}},
+		},
+	}
+	for _, impl := range stores() {
+		t.Run(impl.name, func(t *testing.T) {
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					s := impl.open(t)
+					ctx := context.Background()
+					for i, o := range tc.ops {
+						var err error
+						var pruned bool
+						switch o.do {
+						case "put":
+							err = s.Put(ctx, o.svc, o.user, o.kind, o.token, o.at)
+						case "delete":
+							err = s.Delete(ctx, o.svc, o.user, o.kind, o.token)
+						case "deleteuser":
+							err = s.DeleteUser(ctx, o.svc, o.user)
+						case "prune":
+							pruned, err = s.Prune(ctx, o.svc, o.user, o.kind, o.token, o.at)
+						default:
+							t.Fatalf("unknown op %q", o.do)
+						}
+						if !errors.Is(err, o.wantErr) {
+							t.Fatalf("op %d (%s): got error %v; want %v", i, o.do, err, o.wantErr)
+						}
+						if pruned != o.wantPruned {
+							t.Errorf("op %d (%s): got pruned %v; want %v", i, o.do, pruned, o.wantPruned)
+						}
+					}
+					got, err := s.Lookup(ctx, tc.svc, tc.user)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !slices.EqualFunc(got, tc.want, deviceEqual) {
+						t.Errorf("got %v; want %v", got, tc.want)
+					}
+					for _, d := range got {
+						if d.UpdatedAt.Location() != time.UTC {
+							t.Errorf("got location %v; want UTC", d.UpdatedAt.Location())
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+func deviceEqual(a, b Device) bool {
+	return a.Kind == b.Kind && a.Token == b.Token && a.UpdatedAt.Equal(b.UpdatedAt)
+}
+
+func TestLookupReturnsCopy(t *testing.T) {
+	for _, impl := range stores() {
+		t.Run(impl.name, func(t *testing.T) {
+			s := impl.open(t)
+			ctx := context.Background()
+			if err := s.Put(ctx, "s", "u", "apns", "t", t0); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := s.Lookup(ctx, "s", "u")
+			got[0].Token = "changed"
+			again, _ := s.Lookup(ctx, "s", "u")
+			if again[0].Token != "t" {
+				t.Errorf("got token %q; want %q", again[0].Token, "t")
+			}
+		})
+	}
+}
+
+func TestCanceledContext(t *testing.T) {
+	for _, impl := range stores() {
+		t.Run(impl.name, func(t *testing.T) {
+			s := impl.open(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			if _, err := s.Lookup(ctx, "s", "u"); err == nil {
+				t.Errorf("Lookup: got nil error; want one")
+			}
+			if err := s.Put(ctx, "s", "u", "k", "t", t0); err == nil {
+				t.Errorf("Put: got nil error; want one")
+			}
+		})
+	}
+}
+
+// TestConcurrent hammers a store from many goroutines; run it with -race.
+func TestConcurrent(t *testing.T) {
+	for _, impl := range stores() {
+		t.Run(impl.name, func(t *testing.T) {
+			s := impl.open(t)
+			ctx := context.Background()
+			const workers, rounds = 8, 50
+			var wg sync.WaitGroup
+			errc := make(chan error, workers*rounds)
+			for w := range workers {
+				wg.Go(func() {
+					user := fmt.Sprintf("u%d", w%3)
+					for i := range rounds {
+						tok := fmt.Sprintf("t%d-%d", w, i)
+						if err := s.Put(ctx, "s", user, "apns", tok, t0.Add(time.Duration(i))); err != nil {
+							errc <- err
+							return
+						}
+						if _, err := s.Lookup(ctx, "s", user); err != nil {
+							errc <- err
+							return
+						}
+						if i%2 == 0 {
+							if ok, err := s.Prune(ctx, "s", user, "apns", tok, time.Time{}); err != nil || !ok {
+								errc <- fmt.Errorf("prune %s: got %v, %v; want true, nil", tok, ok, err)
+								return
+							}
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errc)
+			for err := range errc {
+				t.Error(err)
+			}
+			total := 0
+			for u := range 3 {
+				devs, err := s.Lookup(ctx, "s", fmt.Sprintf("u%d", u))
+				if err != nil {
+					t.Fatal(err)
+				}
+				total += len(devs)
+			}
+			if want := workers * rounds / 2; total != want {
+				t.Errorf("got %d devices; want %d", total, want)
+			}
+		})
+	}
+}
+
+func BenchmarkLookup(b *testing.B) {
+	for _, impl := range []struct {
+		name string
+		open func(b *testing.B) Store
+	}{
+		{"sqlite", func(b *testing.B) Store { return openTemp(b) }},
+		{"memory", func(b *testing.B) Store { return NewMemory() }},
+	} {
+		b.Run(impl.name, func(b *testing.B) {
+			s := impl.open(b)
+			ctx := context.Background()
+			for u := range 1000 {
+				for _, kind := range []string{"apns", "fcm"} {
+					tok := fmt.Sprintf("%064x", u)
+					if err := s.Put(ctx, "planetkit", fmt.Sprint(u), kind, tok, t0); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.Run("serial", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					devs, err := s.Lookup(ctx, "planetkit", "500")
+					if err != nil || len(devs) != 2 {
+						b.Fatalf("got %d devices, %v; want 2, nil", len(devs), err)
+					}
+				}
+			})
+			b.Run("parallel", func(b *testing.B) {
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						devs, err := s.Lookup(ctx, "planetkit", "500")
+						if err != nil || len(devs) != 2 {
+							b.Errorf("got %d devices, %v; want 2, nil", len(devs), err)
+							return
+						}
+					}
+				})
+			})
+		})
+	}
+}
