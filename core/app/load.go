@@ -1,0 +1,236 @@
+// Package app wires ringside's parts together: it loads a config and starts
+// its plugin processes (Load), and serves notify_cb and the admin API until
+// a signal ends it (Serve).
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/ringside/ringside/core/config"
+	"github.com/ringside/ringside/core/dispatch"
+	"github.com/ringside/ringside/core/pluginhost"
+	"github.com/ringside/ringside/core/route"
+	"github.com/ringside/ringside/core/telemetry"
+	"github.com/ringside/ringside/plugins/sdk/pluginpb"
+)
+
+// Options are what the CLI hands to Load and Serve.
+type Options struct {
+	// Builtins are the names of the plugins this binary serves itself with
+	// `ringside plugin NAME`.
+	Builtins []string
+	// Executable is the ringside binary (for built-in plugins); "" → os.Executable().
+	Executable string
+	// Getenv reads the environment (env() in configs, OTEL_* settings).
+	Getenv func(string) string
+	Logger *slog.Logger
+}
+
+// Runtime is a loaded config whose enabled notifiers have configured plugin
+// processes.
+type Runtime struct {
+	Config    *config.Config
+	Routes    *route.Table
+	Notifiers map[string]*dispatch.Notifier
+	Tracing   telemetry.Tracing
+	clients   map[string]*pluginhost.Client
+}
+
+// LoadConfig loads the config file at path (no plugin started).
+func LoadConfig(path string, opt Options) (*config.Config, hcl.Diagnostics) {
+	return config.Load(path, config.Options{Builtins: opt.Builtins, Getenv: opt.getenv()})
+}
+
+func (o Options) getenv() func(string) string {
+	if o.Getenv == nil {
+		return os.Getenv
+	}
+	return o.Getenv
+}
+
+// Start starts one plugin process per enabled notifier of cfg, checks each
+// notifier's attributes against its plugin's schema and configures the
+// plugin. Disabled notifiers are checked against their plugin's schema too,
+// but keep no process. On any error diagnostic every process started is
+// stopped and the runtime is nil.
+func Start(ctx context.Context, cfg *config.Config, opt Options) (*Runtime, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	getenv := opt.getenv()
+	exe := opt.Executable
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "cannot find the ringside executable", Detail: err.Error()})
+		}
+	}
+	rt := &Runtime{
+		Config:    cfg,
+		Notifiers: map[string]*dispatch.Notifier{},
+		Tracing:   tracingSettings(cfg, getenv),
+		clients:   map[string]*pluginhost.Client{},
+	}
+
+	// Start every notifier's plugin at once: each start is an exec and a handshake.
+	type started struct {
+		client *pluginhost.Client
+		schema config.Schema
+		err    error
+	}
+	results := make([]started, len(cfg.Notifiers))
+	var wg sync.WaitGroup
+	for i, n := range cfg.Notifiers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := pluginhost.Start(ctx, rt.spec(n, exe, opt.Logger))
+			if err != nil {
+				results[i].err = err
+				return
+			}
+			s, err := c.Schema(ctx)
+			if err != nil {
+				c.Kill()
+				results[i].err = fmt.Errorf("schema: %w", err)
+				return
+			}
+			results[i] = started{client: c, schema: convertSchema(c.Info(), s)}
+		}()
+	}
+	wg.Wait()
+
+	for i, n := range cfg.Notifiers {
+		r := results[i]
+		if r.err != nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("plugin %q of notifier %q did not start", n.Plugin, n.Name),
+				Detail:   r.err.Error(),
+				Subject:  n.DeclRange.Ptr(),
+			})
+			continue
+		}
+		schemaDiags := cfg.ApplySchema(n, r.schema)
+		diags = append(diags, schemaDiags...)
+		if !n.Enabled || schemaDiags.HasErrors() {
+			r.client.Kill()
+			continue
+		}
+		rt.clients[n.Name] = r.client
+		js, err := n.ConfigJSON()
+		if err != nil {
+			diags = append(diags, n.AttrDiagnostic("", err.Error()))
+			continue
+		}
+		attrErrs, err := r.client.Configure(ctx, n.Name, js)
+		if err != nil {
+			diags = append(diags, n.AttrDiagnostic("", "plugin configure: "+err.Error()))
+			continue
+		}
+		for _, ae := range attrErrs {
+			diags = append(diags, n.AttrDiagnostic(ae.Attribute, ae.Message))
+		}
+		rt.Notifiers[n.Name] = &dispatch.Notifier{
+			Name:      n.Name,
+			Plugin:    n.Plugin,
+			Kind:      n.Devices,
+			TTL:       n.TTL,
+			Payload:   n.Payload,
+			Templates: n.Templates,
+			Deliverer: r.client,
+		}
+	}
+	if diags.HasErrors() {
+		rt.Close()
+		return nil, diags
+	}
+
+	routes := make([]*route.Route, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		routes = append(routes, &route.Route{Name: r.Name, When: r.When, Notify: r.Notify, Fallback: r.Fallback, Continue: r.Continue})
+	}
+	rt.Routes = route.New(routes, func(name string) bool { return rt.Notifiers[name] != nil })
+	return rt, diags
+}
+
+// Close stops every plugin process of the runtime.
+func (rt *Runtime) Close() {
+	for name, c := range rt.clients {
+		c.Kill()
+		delete(rt.clients, name)
+	}
+}
+
+// Health reports the first notifier whose plugin is not ready.
+func (rt *Runtime) Health(ctx context.Context) error {
+	for name, c := range rt.clients {
+		if err := c.Health(ctx); err != nil {
+			return fmt.Errorf("notifier %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (rt *Runtime) spec(n *config.Notifier, exe string, log *slog.Logger) pluginhost.Spec {
+	s := pluginhost.Spec{
+		Notifier:  n.Name,
+		Plugin:    n.Plugin,
+		Telemetry: telemetry.PluginEnv(rt.Tracing, n.Name),
+		Logger:    log,
+	}
+	s.Telemetry["RINGSIDE_PLUGIN_LOG_LEVEL"] = rt.Config.Log.Level
+	if p, ok := rt.Config.Plugins[n.Plugin]; ok {
+		s.Command = p.Command
+		s.SHA256 = p.SHA256
+		s.Env = p.Env
+		return s
+	}
+	s.Command = []string{exe, "plugin", n.Plugin}
+	return s
+}
+
+func tracingSettings(cfg *config.Config, getenv func(string) string) telemetry.Tracing {
+	t := telemetry.Tracing{
+		Exporter:    cfg.Telemetry.Traces,
+		Endpoint:    cfg.Telemetry.Endpoint,
+		ServiceName: cfg.Telemetry.ServiceName,
+	}
+	return telemetry.FromEnv(t, cfg.Telemetry.Explicit, getenv)
+}
+
+func convertSchema(info *pluginpb.InfoResponse, s *pluginpb.SchemaResponse) config.Schema {
+	out := config.Schema{DeviceKind: info.GetDeviceKind()}
+	for _, a := range s.GetAttributes() {
+		out.Attributes = append(out.Attributes, config.Attribute{
+			Name:      a.Name,
+			Type:      attrType(a.Type),
+			Required:  a.Required,
+			Template:  a.Template,
+			Path:      a.Path,
+			Sensitive: a.Sensitive,
+		})
+	}
+	return out
+}
+
+func attrType(t pluginpb.Type) config.AttrType {
+	switch t {
+	case pluginpb.Type_TYPE_NUMBER:
+		return config.AttrNumber
+	case pluginpb.Type_TYPE_BOOL:
+		return config.AttrBool
+	case pluginpb.Type_TYPE_DURATION:
+		return config.AttrDuration
+	case pluginpb.Type_TYPE_STRING_LIST:
+		return config.AttrStringList
+	case pluginpb.Type_TYPE_STRING_MAP:
+		return config.AttrStringMap
+	default:
+		return config.AttrString
+	}
+}

@@ -1,0 +1,349 @@
+// Package cli is ringside's command line: serve, validate, explain, plugin
+// and version. It returns exit codes and writes only to the writers it is
+// given, so tests drive it directly.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ringside/ringside/core/app"
+	"github.com/ringside/ringside/core/callback"
+	"github.com/ringside/ringside/core/config"
+	"github.com/ringside/ringside/core/directory"
+	"github.com/ringside/ringside/core/dispatch"
+	"github.com/ringside/ringside/core/pluginhost"
+)
+
+// Exit codes.
+const (
+	ExitOK    = 0
+	ExitError = 1 // config or runtime error
+	ExitUsage = 2 // usage error, or an invalid explain query
+)
+
+// Version and Commit are set at build time with
+// -ldflags "-X github.com/ringside/ringside/core/cli.Version=…".
+var (
+	Version = "dev"
+	Commit  = ""
+)
+
+// Builtin serves one built-in plugin over go-plugin; it returns when the
+// host kills the plugin.
+type Builtin func()
+
+// Main runs ringside with args (without the program name).
+func Main(args []string, stdout, stderr io.Writer, builtins map[string]Builtin) int {
+	c := &cmd{stdout: stdout, stderr: stderr, builtins: builtins}
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return c.serve(args)
+	}
+	switch args[0] {
+	case "serve":
+		return c.serve(args[1:])
+	case "validate":
+		return c.validate(args[1:])
+	case "explain":
+		return c.explain(args[1:])
+	case "plugin":
+		return c.plugin(args[1:])
+	case "version":
+		return c.version(args[1:])
+	case "help", "-h", "-help", "--help":
+		c.usage(stdout)
+		return ExitOK
+	default:
+		fmt.Fprintf(stderr, "ringside: unknown command %q\n", args[0])
+		c.usage(stderr)
+		return ExitUsage
+	}
+}
+
+type cmd struct {
+	stdout, stderr io.Writer
+	builtins       map[string]Builtin
+}
+
+func (c *cmd) usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  ringside [serve] [-config FILE]              serve notify_cb and the admin API
+  ringside validate [-config FILE]             check a config and every plugin schema
+  ringside explain [-config FILE] [-json] QUERY  dry-run a notify_cb query: routes, devices, payloads
+  ringside version                             print version, commit and Go version
+  ringside plugin NAME                         serve a built-in plugin (ringside runs this itself)
+`)
+}
+
+func (c *cmd) options() app.Options {
+	names := make([]string, 0, len(c.builtins))
+	for n := range c.builtins {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return app.Options{Builtins: names}
+}
+
+func (c *cmd) flags(name string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("ringside "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	path := fs.String("config", "config.hcl", "configuration `file`")
+	return fs, path
+}
+
+func (c *cmd) serve(args []string) int {
+	fs, path := c.flags("serve")
+	if err := fs.Parse(args); err != nil {
+		return ExitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "ringside serve: unexpected argument %q\n", fs.Arg(0))
+		return ExitUsage
+	}
+	if err := app.Serve(context.Background(), *path, c.options(), c.stdout, c.stderr); err != nil {
+		if !app.IsConfigError(err) {
+			fmt.Fprintf(c.stderr, "ringside: %v\n", err)
+		}
+		return ExitError
+	}
+	return ExitOK
+}
+
+func (c *cmd) validate(args []string) int {
+	fs, path := c.flags("validate")
+	if err := fs.Parse(args); err != nil {
+		return ExitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "ringside validate: unexpected argument %q\n", fs.Arg(0))
+		return ExitUsage
+	}
+	defer pluginhost.Cleanup()
+	opt := c.options()
+	cfg, diags := app.LoadConfig(*path, opt)
+	if !diags.HasErrors() {
+		rt, more := app.Start(context.Background(), cfg, opt)
+		diags = append(diags, more...)
+		if rt != nil {
+			rt.Close()
+		}
+	}
+	config.WriteDiagnostics(c.stdout, config.FilesOf(cfg), diags)
+	if diags.HasErrors() {
+		return ExitError
+	}
+	fmt.Fprintf(c.stdout, "%s: ok (%d notifiers, %d routes)\n", *path, len(cfg.Notifiers), len(cfg.Routes))
+	return ExitOK
+}
+
+func (c *cmd) plugin(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(c.stderr, "usage: ringside plugin NAME")
+		return ExitUsage
+	}
+	serve, ok := c.builtins[args[0]]
+	if !ok {
+		fmt.Fprintf(c.stderr, "ringside plugin: no built-in plugin %q\n", args[0])
+		return ExitUsage
+	}
+	serve()
+	return ExitOK
+}
+
+func (c *cmd) version(args []string) int {
+	if len(args) > 0 {
+		fmt.Fprintln(c.stderr, "usage: ringside version")
+		return ExitUsage
+	}
+	commit := Commit
+	if commit == "" {
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" {
+					commit = s.Value
+				}
+			}
+		}
+	}
+	if commit == "" {
+		commit = "unknown"
+	}
+	fmt.Fprintf(c.stdout, "ringside %s\ncommit %s\n%s %s/%s\n", Version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return ExitOK
+}
+
+func (c *cmd) explain(args []string) int {
+	fs, path := c.flags("explain")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return ExitUsage
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(c.stderr, "usage: ringside explain [-config FILE] [-json] QUERY")
+		return ExitUsage
+	}
+	defer pluginhost.Cleanup()
+	opt := c.options()
+	cfg, diags := app.LoadConfig(*path, opt)
+	if diags.HasErrors() {
+		config.WriteDiagnostics(c.stderr, config.FilesOf(cfg), diags)
+		return ExitError
+	}
+	call, _, err := callback.Parse(rawQuery(fs.Arg(0)), cfg.Server.MaxIDBytes, time.Now())
+	if err != nil {
+		fmt.Fprintf(c.stderr, "ringside explain: invalid callback: %v\n", err)
+		return ExitUsage
+	}
+	ctx := context.Background()
+	rt, diags := app.Start(ctx, cfg, opt)
+	if diags.HasErrors() {
+		config.WriteDiagnostics(c.stderr, cfg.Files, diags)
+		return ExitError
+	}
+	defer rt.Close()
+	store, err := directory.OpenSQLite(cfg.Directory.Path)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "ringside explain: %v\n", err)
+		return ExitError
+	}
+	defer store.Close()
+	planner := dispatch.Planner{Routes: rt.Routes, Notifiers: rt.Notifiers, Store: store}
+	plan, err := planner.Plan(ctx, call, config.CallContext(call))
+	if err != nil {
+		fmt.Fprintf(c.stderr, "ringside explain: %v\n", err)
+		return ExitError
+	}
+	out := explanation(plan)
+	if *asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return ExitError
+		}
+		return ExitOK
+	}
+	writeExplanation(c.stdout, out)
+	return ExitOK
+}
+
+// rawQuery accepts a query string, with or without "?", or a whole URL.
+func rawQuery(q string) string {
+	if i := strings.IndexByte(q, '?'); i >= 0 {
+		return q[i+1:]
+	}
+	return q
+}
+
+type explained struct {
+	SID        string              `json:"sid"`
+	Status     string              `json:"status"`
+	Route      *string             `json:"route"`
+	Routes     []string            `json:"routes"`
+	Notifiers  []explainedNotifier `json:"notifiers"`
+	WhenErrors []string            `json:"when_errors,omitempty"`
+}
+
+type explainedNotifier struct {
+	Name      string            `json:"name"`
+	Plugin    string            `json:"plugin"`
+	Role      string            `json:"role"`
+	Route     string            `json:"route"`
+	Active    bool              `json:"active"`
+	Kind      string            `json:"device_kind"`
+	Devices   []explainedDevice `json:"devices"`
+	Payload   json.RawMessage   `json:"payload"`
+	Templates map[string]string `json:"templates,omitempty"`
+}
+
+type explainedDevice struct {
+	Kind  string `json:"kind"`
+	Token string `json:"token"`
+}
+
+func explanation(p *dispatch.Plan) explained {
+	e := explained{SID: p.Call.SID, Status: p.Status, Routes: p.Routes, Notifiers: []explainedNotifier{}}
+	if len(p.Routes) > 0 {
+		e.Route = &p.Routes[0]
+	}
+	for _, we := range p.WhenErrors {
+		e.WhenErrors = append(e.WhenErrors, we.Error())
+	}
+	for _, d := range p.Deliveries {
+		n := explainedNotifier{
+			Name: d.Notifier.Name, Plugin: d.Notifier.Plugin, Role: d.Role, Route: d.Route,
+			Active: d.Active, Kind: d.Notifier.Kind, Devices: []explainedDevice{},
+			Payload: d.Payload, Templates: d.Templates,
+		}
+		if n.Payload == nil {
+			// Not rendered: the callback reaches no one.
+			payload, err := dispatch.Payload(p.Call, d.Notifier.Payload, config.CallContext(p.Call))
+			if err != nil {
+				payload, _ = json.Marshal(map[string]string{"error": err.Error()})
+			}
+			n.Payload = payload
+		}
+		for _, dev := range d.Devices {
+			n.Devices = append(n.Devices, explainedDevice{Kind: dev.Kind, Token: directory.ShortToken(dev.Token)})
+		}
+		e.Notifiers = append(e.Notifiers, n)
+	}
+	return e
+}
+
+func writeExplanation(w io.Writer, e explained) {
+	fmt.Fprintf(w, "callback %s: %s\n", e.SID, e.Status)
+	if len(e.Routes) == 0 {
+		fmt.Fprintln(w, "no route matched")
+	} else {
+		fmt.Fprintf(w, "routes: %s\n", strings.Join(e.Routes, ", "))
+	}
+	for _, we := range e.WhenErrors {
+		fmt.Fprintf(w, "when error (no match): %s\n", we)
+	}
+	for _, n := range e.Notifiers {
+		state := "will deliver"
+		switch {
+		case !n.Active && n.Role == dispatch.RoleFallback:
+			state = "not needed: notify reaches a device"
+		case !n.Active:
+			state = "reaches no device"
+		}
+		fmt.Fprintf(w, "\nnotifier %s (plugin %s, %s of route %s): %s\n", n.Name, n.Plugin, n.Role, n.Route, state)
+		if n.Kind == "" {
+			fmt.Fprintln(w, "  devices: none needed")
+		} else if len(n.Devices) == 0 {
+			fmt.Fprintf(w, "  devices: no %s device\n", n.Kind)
+		} else {
+			fmt.Fprintln(w, "  devices:")
+			for _, d := range n.Devices {
+				fmt.Fprintf(w, "    %s %s\n", d.Kind, d.Token)
+			}
+		}
+		var pretty map[string]any
+		if json.Unmarshal(n.Payload, &pretty) == nil {
+			b, _ := json.MarshalIndent(pretty, "  ", "  ")
+			fmt.Fprintf(w, "  payload: %s\n", b)
+		}
+		for _, k := range sortedKeys(n.Templates) {
+			fmt.Fprintf(w, "  %s: %q\n", k, n.Templates[k])
+		}
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+

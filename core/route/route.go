@@ -1,0 +1,104 @@
+// Package route decides which routes, and so which notifiers, a call goes
+// to: routes are tried in file order and the first whose `when` holds wins,
+// unless it says `continue`, in which case the routes below are tried too.
+package route
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+)
+
+// Route is one compiled route.
+type Route struct {
+	Name string
+	// When is nil for a route that always matches.
+	When hcl.Expression
+	// Notify and Fallback name enabled notifiers only.
+	Notify   []string
+	Fallback []string
+	Continue bool
+}
+
+// Table is the compiled routes, in file order. It is immutable.
+type Table struct {
+	routes []*Route
+}
+
+// New returns a table of routes. A route's notifiers for which enabled is
+// false are left out; a route left with no notifier at all still matches
+// (and reaches no one).
+func New(routes []*Route, enabled func(notifier string) bool) *Table {
+	t := &Table{routes: make([]*Route, 0, len(routes))}
+	for _, r := range routes {
+		c := *r
+		c.Notify = keep(r.Notify, enabled)
+		c.Fallback = keep(r.Fallback, enabled)
+		t.routes = append(t.routes, &c)
+	}
+	return t
+}
+
+func keep(names []string, enabled func(string) bool) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if enabled == nil || enabled(n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Routes returns the table's routes in order.
+func (t *Table) Routes() []*Route { return t.routes }
+
+// WhenError is a route whose `when` failed at run time; it counts as no match.
+type WhenError struct {
+	Route string
+	Err   error
+}
+
+func (e *WhenError) Error() string { return fmt.Sprintf("route %q: when: %v", e.Route, e.Err) }
+
+func (e *WhenError) Unwrap() error { return e.Err }
+
+// Match returns the routes that match the call in ectx (see config.CallContext),
+// in order, and the `when` failures met on the way. A route whose `when`
+// fails does not match.
+func (t *Table) Match(ectx *hcl.EvalContext) (matched []*Route, errs []*WhenError) {
+	for _, r := range t.routes {
+		ok, err := holds(r.When, ectx)
+		if err != nil {
+			errs = append(errs, &WhenError{Route: r.Name, Err: err})
+			continue
+		}
+		if !ok {
+			continue
+		}
+		matched = append(matched, r)
+		if !r.Continue {
+			break
+		}
+	}
+	return matched, errs
+}
+
+func holds(when hcl.Expression, ectx *hcl.EvalContext) (bool, error) {
+	if when == nil {
+		return true, nil
+	}
+	v, diags := when.Value(ectx)
+	if diags.HasErrors() {
+		return false, diags
+	}
+	v, err := convert.Convert(v, cty.Bool)
+	if err != nil {
+		return false, err
+	}
+	if v.IsNull() || !v.IsKnown() {
+		return false, fmt.Errorf("when is null or unknown")
+	}
+	return v.True(), nil
+}
