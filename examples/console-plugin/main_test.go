@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ringside/ringside/plugins/sdk"
+)
+
+const param = "eyJjYWxsRmxvd1R5cGUiOiJNIiwiY29tbVBhcmFtIjoie1wibXBrZXlcIjpcIkFoTFJVMzBYdVhGZW5UM1o4WmFwVSsyWVBUUHpyWUEyWk9iRHFSenkraHIzXCIsXCJjdG1cIjozMDAwLFwiaWN0XCI6NjAwMH0iLCJjYWxsVHlwZSI6IkEifQ=="
+
+func delivery() *sdk.Delivery {
+	return &sdk.Delivery{
+		ID: "d1", Attempt: 1, Route: "default",
+		Call: sdk.Call{
+			SID: "151ad995-749c-4a28-893f-636700469db1", FromServiceID: "linecorp.com", FromUserID: "9286",
+			ToServiceID: "linecorp.com", ToUserID: "2809", Type: "V", Param: param,
+		},
+	}
+}
+
+func newConsole(t *testing.T, cfg Config, env map[string]string) (*Console, *bytes.Buffer) {
+	t.Helper()
+	var buf bytes.Buffer
+	c := &Console{out: &buf, getenv: func(k string) string { return env[k] }}
+	if err := c.Configure(context.Background(), cfg); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	return c, &buf
+}
+
+func TestDeliver(t *testing.T) {
+	c, buf := newConsole(t, Config{Prefix: "RING"}, nil)
+	for i, token := range []string{"abcdef0123456789", "xyz"} {
+		id, err := c.Deliver(context.Background(), delivery(), sdk.Device{Kind: "console", Token: token})
+		if want := []string{"console-1", "console-2"}[i]; err != nil || id != want {
+			t.Fatalf("Deliver: got (%q, %v); want (%q, nil)", id, err, want)
+		}
+	}
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("got %d lines; want 2:\n%s", len(lines), buf)
+	}
+	want := "RING #1 video call sid=151ad995-749c-4a28-893f-636700469db1 route=default callee=linecorp.com/2809 device=abcdef… cc_param=" +
+		"184 bytes attempt=1"
+	if lines[0] != want {
+		t.Errorf("line:\ngot  %s\nwant %s", lines[0], want)
+	}
+	if !strings.Contains(lines[1], "device=… ") {
+		t.Errorf("short token: got %s; want it hidden", lines[1])
+	}
+	for _, secret := range []string{"abcdef0123456789", "xyz", param} {
+		if strings.Contains(buf.String(), secret) {
+			t.Errorf("output contains %q whole", secret)
+		}
+	}
+}
+
+func TestColor(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		env  map[string]string
+		want bool
+	}{
+		{"off", Config{}, nil, false},
+		{"config", Config{Color: true}, nil, true},
+		{"env", Config{}, map[string]string{"CONSOLE_COLOR": "1"}, true},
+		{"env zero", Config{}, map[string]string{"CONSOLE_COLOR": "0"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, buf := newConsole(t, tc.cfg, tc.env)
+			if _, err := c.Deliver(context.Background(), delivery(), sdk.Device{Token: "tokentoken"}); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(buf.String(), "\x1b["); got != tc.want {
+				t.Errorf("got colour %v; want %v (%q)", got, tc.want, buf)
+			}
+			if !strings.Contains(buf.String(), "ring") {
+				t.Errorf("got %q; want the default prefix", buf)
+			}
+		})
+	}
+}
+
+func TestConfigurePrefix(t *testing.T) {
+	err := (&Console{}).Configure(context.Background(), Config{Prefix: "a\nb"})
+	var ae *sdk.AttrError
+	if !errors.As(err, &ae) || ae.Attribute != "prefix" {
+		t.Errorf("got %v; want an error at prefix", err)
+	}
+}
+
+func TestDeliverConcurrent(t *testing.T) {
+	c, buf := newConsole(t, Config{}, nil)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			if _, err := c.Deliver(context.Background(), delivery(), sdk.Device{Token: "tokentoken"}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := strings.Count(buf.String(), "\n"); n != 32 {
+		t.Errorf("got %d lines; want 32", n)
+	}
+}
