@@ -1,0 +1,364 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+)
+
+const hookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+func webhookConfig(url string) string {
+	return testServer + fmt.Sprintf(`
+notifier "app" {
+  plugin  = "webhook"
+  url     = %q
+  secret  = %q
+  payload = {
+    video  = call.type == "V"
+    caller = upper(call.from_user_id)
+  }
+}
+
+route "all" {
+  notify = ["app"]
+}
+`, url, hookSecret)
+}
+
+// The LINE example reaches the app server as a signed webhook carrying
+// cc_param byte for byte.
+func TestE2EWebhookDelivery(t *testing.T) {
+	hook := newHookServer(t, http.StatusNoContent)
+	in := startRingside(t, webhookConfig(hook.URL+"/ringside/incoming-call"))
+
+	code, _, body := do(t, "GET", in.notifyURL+"?"+lineExample, nil)
+	if code != 200 {
+		t.Fatalf("notify_cb: got %d %s; want 200", code, body)
+	}
+	want := `{"sid":"151ad995-749c-4a28-893f-636700469db1","status":"accepted","route":"all","routes":["all"]}`
+	if strings.TrimSpace(body) != want {
+		t.Errorf("body: got %s; want %s", body, want)
+	}
+
+	req := hook.next(t)
+	wh, err := standardwebhooks.NewWebhook(hookSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wh.Verify(req.Body, req.Header); err != nil {
+		t.Errorf("signature: %v", err)
+	}
+	var got struct {
+		SID, FromServiceID, FromUserID, ToServiceID, ToUserID, Type, CCParam, AppSvrData, Route string
+		Payload map[string]any
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(req.Body, &raw); err != nil {
+		t.Fatalf("webhook body %s: %v", req.Body, err)
+	}
+	for _, k := range []string{"sid", "from_service_id", "from_user_id", "to_service_id", "to_user_id", "type", "cc_param", "app_svr_data", "route", "payload"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("webhook body lacks %q: %s", k, req.Body)
+		}
+	}
+	dec := func(k string, v any) {
+		if err := json.Unmarshal(raw[k], v); err != nil {
+			t.Errorf("%s: %v", k, err)
+		}
+	}
+	dec("sid", &got.SID)
+	dec("cc_param", &got.CCParam)
+	dec("to_user_id", &got.ToUserID)
+	dec("app_svr_data", &got.AppSvrData)
+	dec("route", &got.Route)
+	dec("payload", &got.Payload)
+	if got.CCParam != lineParam {
+		t.Errorf("cc_param: got %q; want %q", got.CCParam, lineParam)
+	}
+	if got.SID != "151ad995-749c-4a28-893f-636700469db1" || got.ToUserID != "2809" || got.AppSvrData != "stid" || got.Route != "all" {
+		t.Errorf("call fields: got %+v", got)
+	}
+	wantPayload := map[string]any{
+		"cc_param": lineParam, "sid": "151ad995-749c-4a28-893f-636700469db1",
+		"app_caller_sid": "linecorp.com", "app_caller_uid": "9286",
+		"app_callee_sid": "linecorp.com", "app_callee_uid": "2809",
+		"app_call_type": "A", "app_svr_data": "stid",
+		"video": false, "caller": "9286",
+	}
+	for k, v := range wantPayload {
+		if got.Payload[k] != v {
+			t.Errorf("payload[%s]: got %#v; want %#v", k, got.Payload[k], v)
+		}
+	}
+	if len(got.Payload) != len(wantPayload) {
+		t.Errorf("payload: got %v; want exactly %v", got.Payload, wantPayload)
+	}
+
+	// The same callback again is a duplicate and rings nothing more.
+	code, _, body = do(t, "GET", in.notifyURL+"?"+lineExample, nil)
+	if code != 200 || !strings.Contains(body, `"status":"duplicate"`) {
+		t.Errorf("repeat: got %d %s; want 200 duplicate", code, body)
+	}
+
+	// One log line per callback, without the whole cc_param.
+	line, err := in.waitLog(5*time.Second, func(l map[string]any) bool { return l["msg"] == "callback" && l["status"] == "accepted" })
+	if err != nil {
+		t.Fatalf("callback log line: %v", err)
+	}
+	if line["sid"] != "151ad995-749c-4a28-893f-636700469db1" || line["route"] != "all" || line["delivered"] != float64(1) {
+		t.Errorf("callback log line: got %v", line)
+	}
+	if strings.Contains(in.logs.String(), lineParam) {
+		t.Error("logs contain the whole cc_param")
+	}
+}
+
+// Invalid callbacks, other methods and HEAD are answered without delivery.
+func TestE2ECallbackAnswers(t *testing.T) {
+	hook := newHookServer(t, http.StatusOK)
+	in := startRingside(t, webhookConfig(hook.URL))
+
+	missing := strings.Replace(lineExample, "sid=151ad995-749c-4a28-893f-636700469db1&", "", 1)
+	code, _, body := do(t, "GET", in.notifyURL+"?"+missing, nil)
+	if code != 400 || !strings.Contains(body, `"error":"invalid_callback"`) || !strings.Contains(body, `"field":"sid"`) {
+		t.Errorf("missing sid: got %d %s", code, body)
+	}
+	code, hdr, body := do(t, "POST", in.notifyURL+"?"+lineExample, nil)
+	if code != 405 || hdr.Get("Allow") != "GET, HEAD" || strings.TrimSpace(body) != `{"error":"method_not_allowed"}` {
+		t.Errorf("POST: got %d Allow=%q %s", code, hdr.Get("Allow"), body)
+	}
+	code, _, body = do(t, "HEAD", in.notifyURL+"?"+lineExample, nil)
+	if code != 200 || body != "" {
+		t.Errorf("HEAD: got %d %q; want 200 and no body", code, body)
+	}
+	// HEAD delivered nothing: the first webhook to arrive is the GET's.
+	other := strings.Replace(lineExample, "151ad995-749c-4a28-893f-636700469db1", "00000000-0000-4000-8000-000000000001", 1)
+	if code, _, body := do(t, "GET", in.notifyURL+"?"+other, nil); code != 200 {
+		t.Fatalf("GET: got %d %s", code, body)
+	}
+	req := hook.next(t)
+	if !strings.Contains(string(req.Body), "00000000-0000-4000-8000-000000000001") {
+		t.Errorf("first webhook is not the GET's: %s", req.Body)
+	}
+	if code, _, _ := do(t, "GET", strings.Replace(in.notifyURL, "/notify_cb", "/other", 1), nil); code != 404 {
+		t.Errorf("other path: got %d; want 404", code)
+	}
+}
+
+// An external plugin built only on the SDK runs under ringside with its
+// sha256 pinned, rings a registered device, and explain sees that device
+// while serve runs.
+func TestE2EConsolePlugin(t *testing.T) {
+	sum := fileSHA256(t, consoleBin)
+	config := testServer + fmt.Sprintf(`
+plugin "console" {
+  command = [%q]
+  sha256  = %q
+  env     = { CONSOLE_COLOR = "0" }
+}
+
+notifier "desk" {
+  plugin = "console"
+  prefix = "ring"
+}
+
+notifier "hook" {
+  plugin = "webhook"
+  url    = "http://127.0.0.1:1/unused"
+}
+
+route "console" {
+  when     = call.to_service_id == "linecorp.com"
+  notify   = ["desk"]
+  fallback = ["hook"]
+}
+`, consoleBin, sum)
+	in := startRingside(t, config)
+
+	token := "0123456789abcdef-console-token"
+	code, _, body := do(t, "PUT", in.adminURL+"/v1/devices/linecorp.com/2809/console/"+token, nil)
+	if code != 204 {
+		t.Fatalf("PUT device: got %d %s", code, body)
+	}
+	code, _, body = do(t, "GET", in.adminURL+"/v1/devices/linecorp.com/2809", nil)
+	if code != 200 || !strings.Contains(body, token) {
+		t.Fatalf("GET devices: got %d %s", code, body)
+	}
+
+	// explain reads the directory while serve holds it.
+	ec, out, errOut := run(t, in.dir, "explain", "-config", in.config, "-json", "/notify_cb?"+lineExample)
+	if ec != 0 {
+		t.Fatalf("explain: exit %d\n%s\n%s", ec, out, errOut)
+	}
+	var ex struct {
+		Status    string
+		Route     string
+		Notifiers []struct {
+			Name, Plugin, Role string
+			Active             bool
+			Devices            []struct{ Kind, Token string }
+			Payload            map[string]any
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &ex); err != nil {
+		t.Fatalf("explain -json: %v\n%s", err, out)
+	}
+	if ex.Status != "accepted" || ex.Route != "console" || len(ex.Notifiers) != 2 {
+		t.Fatalf("explain: got %+v", ex)
+	}
+	desk := ex.Notifiers[0]
+	if desk.Name != "desk" || desk.Role != "notify" || !desk.Active || len(desk.Devices) != 1 ||
+		desk.Devices[0].Kind != "console" || desk.Devices[0].Token != "012345…" || desk.Payload["cc_param"] != lineParam {
+		t.Errorf("explain desk: got %+v", desk)
+	}
+	if hook := ex.Notifiers[1]; hook.Name != "hook" || hook.Role != "fallback" || hook.Active {
+		t.Errorf("explain hook: got %+v", hook)
+	}
+	if strings.Contains(out, token) {
+		t.Error("explain printed a whole device token")
+	}
+
+	code, _, body = do(t, "GET", in.notifyURL+"?"+lineExample, nil)
+	if code != 200 || !strings.Contains(body, `"status":"accepted"`) {
+		t.Fatalf("notify_cb: got %d %s", code, body)
+	}
+	// The plugin's own log line comes out of ringside's log, under its notifier.
+	if _, err := in.waitLog(10*time.Second, func(l map[string]any) bool {
+		return l["notifier"] == "desk" && strings.Contains(fmt.Sprint(l["msg"]), "ring")
+	}); err != nil {
+		t.Fatalf("console plugin log: %v\n%s", err, in.logs.String())
+	}
+	if _, err := in.waitLog(5*time.Second, func(l map[string]any) bool { return l["msg"] == "callback" && l["delivered"] == float64(1) }); err != nil {
+		t.Fatalf("callback line: %v", err)
+	}
+	_, _, metrics := do(t, "GET", in.adminURL+"/metrics", nil)
+	if !strings.Contains(metrics, `ringside_deliveries_total{notifier="desk",outcome="delivered"} 1`) {
+		t.Errorf("metrics lack the delivery:\n%s", grep(metrics, "ringside_"))
+	}
+	if strings.Contains(in.logs.String(), token) {
+		t.Error("logs contain a whole device token")
+	}
+}
+
+// A wrong sha256 refuses to start, naming the file.
+func TestE2EPluginChecksum(t *testing.T) {
+	config := testServer + fmt.Sprintf(`
+plugin "console" {
+  command = [%q]
+  sha256  = "%s"
+}
+notifier "desk" { plugin = "console" }
+route "all" { notify = ["desk"] }
+`, consoleBin, strings.Repeat("0", 64))
+	path := writeConfig(t, config)
+	code, out, errOut := run(t, t.TempDir(), "serve", "-config", path)
+	if code != 1 {
+		t.Fatalf("serve with a wrong sha256: exit %d; want 1\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "config.hcl:") || !strings.Contains(errOut, "console-plugin") || !strings.Contains(errOut, fileSHA256(t, consoleBin)) {
+		t.Errorf("error should point at the notifier and name the file and its real sha256:\n%s", errOut)
+	}
+}
+
+// A callback that reaches no device is a 404 when reject_unreachable is set.
+func TestE2ERejectUnreachable(t *testing.T) {
+	config := strings.Replace(testServer, "server {", "server {\n  reject_unreachable = true", 1) + fmt.Sprintf(`
+plugin "console" { command = [%q] }
+notifier "desk" { plugin = "console" }
+route "all" { notify = ["desk"] }
+`, consoleBin)
+	in := startRingside(t, config)
+	code, _, body := do(t, "GET", in.notifyURL+"?"+lineExample, nil)
+	want := `{"sid":"151ad995-749c-4a28-893f-636700469db1","status":"no_devices","route":"all","routes":["all"]}`
+	if code != 404 || strings.TrimSpace(body) != want {
+		t.Errorf("got %d %s; want 404 %s", code, body, want)
+	}
+}
+
+// Operations endpoints answer without a token.
+func TestE2EOperations(t *testing.T) {
+	hook := newHookServer(t, http.StatusOK)
+	in := startRingside(t, webhookConfig(hook.URL))
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if code, _, body := do(t, "GET", in.adminURL+p, nil); code != 200 {
+			t.Errorf("%s: got %d %s", p, code, body)
+		}
+	}
+	do(t, "GET", in.notifyURL+"?type=X", nil)
+	_, _, metrics := do(t, "GET", in.adminURL+"/metrics", nil)
+	if !strings.Contains(metrics, `ringside_callbacks_total{code="400",status="invalid"} 1`) {
+		t.Errorf("metrics lack the 400:\n%s", grep(metrics, "ringside_"))
+	}
+}
+
+func TestE2EValidate(t *testing.T) {
+	good := writeConfig(t, webhookConfig("http://127.0.0.1:8080/hook"))
+	code, out, errOut := run(t, t.TempDir(), "validate", "-config", good)
+	if code != 0 {
+		t.Fatalf("validate good: exit %d\n%s%s", code, out, errOut)
+	}
+	// The plugin's schema rejects an attribute: only a started plugin knows.
+	bad := writeConfig(t, testServer+`
+notifier "app" {
+  plugin = "webhook"
+  url    = "http://127.0.0.1:8080/hook"
+  retries = 3
+}
+route "all" { notify = ["app"] }
+`)
+	code, out, _ = run(t, t.TempDir(), "validate", "-config", bad)
+	if code != 1 || !strings.Contains(out, bad+":14:3: error:") || !strings.Contains(out, "retries") || !strings.Contains(out, "^") {
+		t.Errorf("validate bad: exit %d; want 1 and %s:14:3 with a caret\n%s", code, bad, out)
+	}
+	code, _, errOut = run(t, t.TempDir(), "validate", "-config", "/nonexistent/ringside.hcl")
+	if code != 1 || !strings.Contains(errOut+out, "/nonexistent/ringside.hcl") {
+		t.Errorf("missing file: exit %d; output must name the path", code)
+	}
+}
+
+func TestE2ECommandLine(t *testing.T) {
+	code, out, _ := run(t, t.TempDir(), "version")
+	if code != 0 || !strings.HasPrefix(out, "ringside ") || !strings.Contains(out, "go1.") {
+		t.Errorf("version: exit %d %q", code, out)
+	}
+	if code, _, _ := run(t, t.TempDir(), "frobnicate"); code != 2 {
+		t.Errorf("unknown command: exit %d; want 2", code)
+	}
+	good := writeConfig(t, webhookConfig("http://127.0.0.1:8080/hook"))
+	if code, out, errOut := run(t, t.TempDir(), "explain", "-config", good, "type=Q"); code != 2 {
+		t.Errorf("explain with an invalid query: exit %d; want 2\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := run(t, t.TempDir(), "explain", "-config", good, lineExample)
+	if code != 0 || !strings.Contains(out, "accepted") || !strings.Contains(out, "notifier app") {
+		t.Errorf("explain: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+func fileSHA256(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func grep(text, substr string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
