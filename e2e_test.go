@@ -58,8 +58,8 @@ func TestE2EWebhookDelivery(t *testing.T) {
 		t.Errorf("signature: %v", err)
 	}
 	var got struct {
-		SID, FromServiceID, FromUserID, ToServiceID, ToUserID, Type, CCParam, AppSvrData, Route string
-		Payload map[string]any
+		SID, ToUserID, CCParam, AppSvrData, Route string
+		Payload                                   map[string]any
 	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(req.Body, &raw); err != nil {
