@@ -1,0 +1,651 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+)
+
+var osGetenv = os.Getenv
+
+// Options are the inputs of Load beyond the file.
+type Options struct {
+	// Builtins are the names of the built-in plugins (apns, fcm, webhook,
+	// sms, …); a notifier's plugin must be one of these or a plugin block.
+	Builtins []string
+	// Getenv backs env(); nil means os.Getenv.
+	Getenv func(string) string
+}
+
+// Config is a loaded, checked configuration.
+type Config struct {
+	Path  string               // as passed to Load
+	Dir   string               // folder of the file; relative paths resolve from here
+	Files map[string]*hcl.File // the parsed files, for WriteDiagnostics
+
+	Server    Server
+	Delivery  Delivery
+	Log       Log
+	Telemetry Telemetry
+	Directory Directory
+	Plugins   map[string]*Plugin // external plugin blocks by name
+	Notifiers []*Notifier        // in file order
+	Routes    []*Route           // in file order
+
+	env func(string) string // env() source, for ApplySchema
+}
+
+// Server is the server block.
+type Server struct {
+	Listen            string
+	NotifyPath        string
+	NotifyToken       string // "" = no token required
+	AllowCIDRs        []netip.Prefix
+	TrustedProxies    []netip.Prefix
+	MaxIDBytes        int
+	MaxInFlight       int
+	ShutdownGrace     time.Duration
+	RejectUnreachable bool
+	AdminListen       string
+	AdminToken        string // "" = no Bearer auth (only allowed on loopback)
+	TLS               *TLS   // nil = plain HTTP
+}
+
+// TLS is the server's nested tls block; both paths are resolved from Dir.
+type TLS struct{ CertFile, KeyFile string }
+
+// Delivery is the delivery block.
+type Delivery struct {
+	DedupWindow   time.Duration
+	Journal       bool
+	FallbackAfter time.Duration
+}
+
+// Log is the log block: Format is text or json; Level is debug, info, warn or error.
+type Log struct{ Format, Level string }
+
+// Telemetry is the telemetry block: Traces is none, stdout or otlp.
+type Telemetry struct{ Traces, Endpoint, ServiceName string }
+
+// Directory is the directory block: Kind is "embedded"; Path is resolved from Dir.
+type Directory struct{ Kind, Path string }
+
+// Plugin is an external plugin block.
+type Plugin struct {
+	Name string
+	// Command is the command line; Command[0] is resolved from Dir when it is
+	// relative and contains a slash (a bare name is looked up in PATH).
+	Command   []string
+	SHA256    string // "" = not checked
+	Env       map[string]string
+	DeclRange hcl.Range
+}
+
+// Notifier is a notifier block: one configured delivery channel.
+type Notifier struct {
+	Name, Plugin string
+	Enabled      bool
+	Devices      string // "" = the plugin's default kind (filled by ApplySchema)
+	TTL          time.Duration
+	Payload      hcl.Expression // nil when absent; an object constructor over call
+	PayloadKeys  []string       // the payload's keys, in file order
+	// Remain holds the plugin's own attributes, decoded by ApplySchema.
+	Remain hcl.Body
+	// Attrs are the static plugin attributes after ApplySchema (durations as
+	// Go duration strings, path attributes resolved from Dir).
+	Attrs map[string]cty.Value
+	// Templates are the template attributes after ApplySchema.
+	Templates map[string]hcl.Expression
+	DeclRange hcl.Range
+
+	ranges    map[string]hcl.Range // attribute name -> value range
+	sensitive map[string]bool
+}
+
+// Route is a route block.
+type Route struct {
+	Name      string
+	When      hcl.Expression // nil = always
+	Notify    []string
+	Fallback  []string
+	Continue  bool
+	DeclRange hcl.Range
+}
+
+// Defaults.
+const (
+	DefaultListen        = "0.0.0.0:20200"
+	DefaultNotifyPath    = "/notify_cb"
+	DefaultMaxIDBytes    = 256
+	DefaultMaxInFlight   = 10000
+	DefaultShutdownGrace = 10 * time.Second
+	DefaultAdminListen   = "127.0.0.1:20201"
+	DefaultDedupWindow   = 120 * time.Second
+	DefaultFallbackAfter = 15 * time.Second
+	DefaultEndpoint      = "http://localhost:4318"
+	DefaultServiceName   = "ringside"
+	DefaultDirectoryPath = "ringside.db"
+	DefaultTTL           = 60 * time.Second
+	MaxTTL               = 10 * time.Minute
+)
+
+// The raw skeleton, decoded by gohcl. Attributes are kept as *hcl.Attribute
+// (nil when absent) and evaluated by a decoder, so every message can name the
+// attribute and point at its value.
+type rawFile struct {
+	Server    *rawServer    `hcl:"server,block"`
+	Delivery  *rawDelivery  `hcl:"delivery,block"`
+	Log       *rawLog       `hcl:"log,block"`
+	Telemetry *rawTelemetry `hcl:"telemetry,block"`
+	Directory *rawDirectory `hcl:"directory,block"`
+	Plugins   []*rawPlugin  `hcl:"plugin,block"`
+	Notifiers []*rawNotifier `hcl:"notifier,block"`
+	Routes    []*rawRoute   `hcl:"route,block"`
+}
+
+type rawServer struct {
+	Listen            *hcl.Attribute `hcl:"listen,optional"`
+	NotifyPath        *hcl.Attribute `hcl:"notify_path,optional"`
+	NotifyToken       *hcl.Attribute `hcl:"notify_token,optional"`
+	AllowCIDRs        *hcl.Attribute `hcl:"allow_cidrs,optional"`
+	TrustedProxies    *hcl.Attribute `hcl:"trusted_proxies,optional"`
+	MaxIDBytes        *hcl.Attribute `hcl:"max_id_bytes,optional"`
+	MaxInFlight       *hcl.Attribute `hcl:"max_in_flight,optional"`
+	ShutdownGrace     *hcl.Attribute `hcl:"shutdown_grace,optional"`
+	RejectUnreachable *hcl.Attribute `hcl:"reject_unreachable,optional"`
+	AdminListen       *hcl.Attribute `hcl:"admin_listen,optional"`
+	AdminToken        *hcl.Attribute `hcl:"admin_token,optional"`
+	TLS               *rawTLS        `hcl:"tls,block"`
+}
+
+type rawTLS struct {
+	CertFile *hcl.Attribute `hcl:"cert_file,optional"`
+	KeyFile  *hcl.Attribute `hcl:"key_file,optional"`
+	DefRange hcl.Range      `hcl:",def_range"`
+}
+
+type rawDelivery struct {
+	DedupWindow   *hcl.Attribute `hcl:"dedup_window,optional"`
+	Journal       *hcl.Attribute `hcl:"journal,optional"`
+	FallbackAfter *hcl.Attribute `hcl:"fallback_after,optional"`
+}
+
+type rawLog struct {
+	Format *hcl.Attribute `hcl:"format,optional"`
+	Level  *hcl.Attribute `hcl:"level,optional"`
+}
+
+type rawTelemetry struct {
+	Traces      *hcl.Attribute `hcl:"traces,optional"`
+	Endpoint    *hcl.Attribute `hcl:"endpoint,optional"`
+	ServiceName *hcl.Attribute `hcl:"service_name,optional"`
+}
+
+type rawDirectory struct {
+	Kind      string         `hcl:"kind,label"`
+	KindRange hcl.Range      `hcl:"kind,label_range"`
+	Path      *hcl.Attribute `hcl:"path,optional"`
+}
+
+type rawPlugin struct {
+	Name      string         `hcl:"name,label"`
+	NameRange hcl.Range      `hcl:"name,label_range"`
+	Command   *hcl.Attribute `hcl:"command,optional"`
+	SHA256    *hcl.Attribute `hcl:"sha256,optional"`
+	Env       *hcl.Attribute `hcl:"env,optional"`
+	DefRange  hcl.Range      `hcl:",def_range"`
+}
+
+type rawNotifier struct {
+	Name      string         `hcl:"name,label"`
+	NameRange hcl.Range      `hcl:"name,label_range"`
+	Plugin    *hcl.Attribute `hcl:"plugin,optional"`
+	Enabled   *hcl.Attribute `hcl:"enabled,optional"`
+	Devices   *hcl.Attribute `hcl:"devices,optional"`
+	TTL       *hcl.Attribute `hcl:"ttl,optional"`
+	Payload   *hcl.Attribute `hcl:"payload,optional"`
+	Remain    hcl.Body       `hcl:",remain"`
+	DefRange  hcl.Range      `hcl:",def_range"`
+}
+
+type rawRoute struct {
+	Name      string         `hcl:"name,label"`
+	NameRange hcl.Range      `hcl:"name,label_range"`
+	When      *hcl.Attribute `hcl:"when,optional"`
+	Notify    *hcl.Attribute `hcl:"notify,optional"`
+	Fallback  *hcl.Attribute `hcl:"fallback,optional"`
+	Continue  *hcl.Attribute `hcl:"continue,optional"`
+	DefRange  hcl.Range      `hcl:",def_range"`
+}
+
+// Load parses and checks the configuration file at path: syntax, blocks,
+// attributes, types, defaults, ranges, durations, duplicate names, unknown
+// notifiers in routes, unknown plugins, and the when and payload expressions
+// against an unknown call. A notifier's plugin attributes are left in
+// Notifier.Remain for ApplySchema. Diagnostics name the file as path was
+// passed. Load returns a Config only when there are no error diagnostics
+// (warnings may accompany it); otherwise it returns nil and the diagnostics,
+// sorted by position. WriteDiagnostics(w, nil, diags) renders them from disk.
+func Load(path string, opt Options) (*Config, hcl.Diagnostics) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read configuration file",
+			Detail:   fmt.Sprintf("%s: %v", path, unwrapPathError(err)),
+		}}
+	}
+	parser := hclparse.NewParser()
+	file, diags := parser.ParseHCL(src, path)
+	if diags.HasErrors() {
+		return nil, sortDiags(diags)
+	}
+
+	var raw rawFile
+	diags = append(diags, gohcl.DecodeBody(file.Body, nil, &raw)...)
+
+	getenv := opt.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	cfg := &Config{
+		Path:    path,
+		Dir:     filepath.Dir(path),
+		Files:   parser.Files(),
+		Plugins: map[string]*Plugin{},
+		env:     getenv,
+	}
+	d := &decoder{ctx: loadContext(cfg.Dir, getenv), dir: cfg.Dir}
+	d.server(&cfg.Server, raw.Server)
+	d.delivery(&cfg.Delivery, raw.Delivery)
+	d.log(&cfg.Log, raw.Log)
+	d.telemetry(&cfg.Telemetry, raw.Telemetry)
+	d.directory(&cfg.Directory, raw.Directory)
+
+	builtins := map[string]bool{}
+	for _, b := range opt.Builtins {
+		builtins[b] = true
+	}
+	for _, rp := range raw.Plugins {
+		if p := d.plugin(rp, cfg.Plugins, builtins); p != nil {
+			cfg.Plugins[p.Name] = p
+		}
+	}
+	pluginNames := slices.Concat(opt.Builtins, slices.Collect(mapKeys(cfg.Plugins)))
+	slices.Sort(pluginNames)
+	pluginNames = slices.Compact(pluginNames)
+
+	notifiers := map[string]*Notifier{}
+	for _, rn := range raw.Notifiers {
+		n := d.notifier(rn, notifiers, pluginNames)
+		if n != nil {
+			notifiers[n.Name] = n
+			cfg.Notifiers = append(cfg.Notifiers, n)
+		}
+	}
+	routes := map[string]hcl.Range{}
+	for _, rr := range raw.Routes {
+		if r := d.route(rr, routes, notifiers); r != nil {
+			cfg.Routes = append(cfg.Routes, r)
+		}
+	}
+
+	diags = sortDiags(append(diags, d.diags...))
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return cfg, diags
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// sortDiags orders diagnostics by file and position (those without a
+// subject first), keeping the relative order of equal positions.
+func sortDiags(diags hcl.Diagnostics) hcl.Diagnostics {
+	slices.SortStableFunc(diags, func(a, b *hcl.Diagnostic) int {
+		switch {
+		case a.Subject == nil && b.Subject == nil:
+			return 0
+		case a.Subject == nil:
+			return -1
+		case b.Subject == nil:
+			return 1
+		}
+		if c := strings.Compare(a.Subject.Filename, b.Subject.Filename); c != 0 {
+			return c
+		}
+		return a.Subject.Start.Byte - b.Subject.Start.Byte
+	})
+	return diags
+}
+
+func (d *decoder) server(s *Server, raw *rawServer) {
+	if raw == nil {
+		raw = &rawServer{}
+	}
+	s.Listen = d.hostPort(raw.Listen, DefaultListen)
+	s.NotifyPath = d.str(raw.NotifyPath, DefaultNotifyPath)
+	if raw.NotifyPath != nil && !strings.HasPrefix(s.NotifyPath, "/") {
+		d.errorf(raw.NotifyPath.Expr.Range(), "notify_path must start with /",
+			"notify_path is the URL path LINE Planet calls, such as \"/notify_cb\"; got %q.", s.NotifyPath)
+	}
+	s.NotifyToken = d.secret(raw.NotifyToken)
+	s.AllowCIDRs = d.prefixes(raw.AllowCIDRs)
+	s.TrustedProxies = d.prefixes(raw.TrustedProxies)
+	s.MaxIDBytes = d.positiveInt(raw.MaxIDBytes, DefaultMaxIDBytes)
+	s.MaxInFlight = d.positiveInt(raw.MaxInFlight, DefaultMaxInFlight)
+	s.ShutdownGrace = d.duration(raw.ShutdownGrace, DefaultShutdownGrace, 0)
+	s.RejectUnreachable = d.boolean(raw.RejectUnreachable, false)
+	s.AdminListen = d.hostPort(raw.AdminListen, DefaultAdminListen)
+	s.AdminToken = d.secret(raw.AdminToken)
+	if s.AdminToken == "" && s.AdminListen != "" && !isLoopback(s.AdminListen) {
+		rng := hcl.Range{}
+		if raw.AdminListen != nil {
+			rng = raw.AdminListen.Expr.Range()
+		}
+		detail := fmt.Sprintf("admin_listen %q is reachable from other hosts, so the devices API needs an admin_token (such as env(\"RINGSIDE_ADMIN_TOKEN\")); or listen on a loopback address such as \"127.0.0.1:20201\".", s.AdminListen)
+		if raw.AdminToken != nil {
+			detail = fmt.Sprintf("admin_listen %q is reachable from other hosts, but admin_token is empty here (is its environment variable set?).", s.AdminListen)
+		}
+		d.errorf(rng, "admin_token is required off loopback", "%s", detail)
+	}
+	if raw.TLS != nil {
+		t := &TLS{
+			CertFile: d.path(raw.TLS.CertFile, ""),
+			KeyFile:  d.path(raw.TLS.KeyFile, ""),
+		}
+		for _, m := range []struct {
+			attr *hcl.Attribute
+			name string
+		}{{raw.TLS.CertFile, "cert_file"}, {raw.TLS.KeyFile, "key_file"}} {
+			if m.attr == nil {
+				d.errorf(raw.TLS.DefRange, fmt.Sprintf("tls has no %s", m.name),
+					"The tls block needs both cert_file and key_file (PEM files; relative paths resolve from the configuration file's folder).")
+			}
+		}
+		s.TLS = t
+	}
+}
+
+func (d *decoder) delivery(dl *Delivery, raw *rawDelivery) {
+	if raw == nil {
+		raw = &rawDelivery{}
+	}
+	dl.DedupWindow = d.duration(raw.DedupWindow, DefaultDedupWindow, 0)
+	dl.Journal = d.boolean(raw.Journal, true)
+	dl.FallbackAfter = d.duration(raw.FallbackAfter, DefaultFallbackAfter, 0)
+}
+
+func (d *decoder) log(l *Log, raw *rawLog) {
+	if raw == nil {
+		raw = &rawLog{}
+	}
+	l.Format = d.enum(raw.Format, "text", "text", "json")
+	l.Level = d.enum(raw.Level, "info", "debug", "info", "warn", "error")
+}
+
+func (d *decoder) telemetry(t *Telemetry, raw *rawTelemetry) {
+	if raw == nil {
+		raw = &rawTelemetry{}
+	}
+	t.Traces = d.enum(raw.Traces, "none", "none", "stdout", "otlp")
+	t.Endpoint = d.baseURL(raw.Endpoint, DefaultEndpoint)
+	t.ServiceName = d.nonEmpty(raw.ServiceName, DefaultServiceName)
+}
+
+func (d *decoder) directory(dir *Directory, raw *rawDirectory) {
+	dir.Kind = "embedded"
+	dir.Path = resolvePath(d.dir, DefaultDirectoryPath)
+	if raw == nil {
+		return
+	}
+	if raw.Kind != "embedded" {
+		d.errorf(raw.KindRange, fmt.Sprintf("Unknown directory kind %q", raw.Kind),
+			"The only directory kind is \"embedded\" (an embedded store file): directory \"embedded\" { path = \"ringside.db\" }.")
+		return
+	}
+	if raw.Path != nil {
+		p := d.nonEmpty(raw.Path, DefaultDirectoryPath)
+		dir.Path = resolvePath(d.dir, p)
+	}
+}
+
+func (d *decoder) plugin(raw *rawPlugin, seen map[string]*Plugin, builtins map[string]bool) *Plugin {
+	p := &Plugin{Name: raw.Name, DeclRange: raw.DefRange}
+	ok := true
+	if prev, dup := seen[raw.Name]; dup {
+		d.errorf(raw.NameRange, fmt.Sprintf("Duplicate plugin %q", raw.Name),
+			"A plugin named %q is already defined at %s; plugin names must be unique.", raw.Name, prev.DeclRange)
+		ok = false
+	} else if !hclsyntax.ValidIdentifier(raw.Name) {
+		d.errorf(raw.NameRange, fmt.Sprintf("Invalid plugin name %q", raw.Name),
+			"A plugin name must be an identifier: letters, digits, underscores and dashes, starting with a letter.")
+		ok = false
+	} else if builtins[raw.Name] {
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  fmt.Sprintf("plugin %q replaces the built-in plugin", raw.Name),
+			Detail:   fmt.Sprintf("Notifiers with plugin = %q will run this block's command, not the built-in %s plugin.", raw.Name, raw.Name),
+			Subject:  raw.NameRange.Ptr(),
+		})
+	}
+	if raw.Command == nil {
+		d.errorf(raw.DefRange, fmt.Sprintf("plugin %q has no command", raw.Name),
+			"A plugin block needs command, the plugin binary and its arguments, such as command = [\"./plugins/console\"].")
+		ok = false
+	} else {
+		cmd, ranges := d.strList(raw.Command, false)
+		switch {
+		case cmd == nil && len(ranges) == 0:
+			ok = false // already reported, or null
+		case len(cmd) == 0:
+			d.errorf(raw.Command.Expr.Range(), "command is empty",
+				"command must name the plugin binary, such as command = [\"./plugins/console\"].")
+			ok = false
+		case cmd[0] == "":
+			d.errorf(ranges[0], "command[0] is empty", "The first element of command is the plugin binary and must not be empty.")
+			ok = false
+		default:
+			if !filepath.IsAbs(cmd[0]) && strings.ContainsRune(filepath.ToSlash(cmd[0]), '/') {
+				cmd[0] = filepath.Join(d.dir, cmd[0])
+			}
+			p.Command = cmd
+		}
+	}
+	if raw.SHA256 != nil {
+		sum := d.str(raw.SHA256, "")
+		if !isSHA256Hex(sum) {
+			d.errorf(raw.SHA256.Expr.Range(), "sha256 is not a SHA-256 checksum",
+				"sha256 must be 64 lowercase hexadecimal characters (as printed by sha256sum); got %d characters%s.", len(sum), hexHint(sum))
+			ok = false
+		}
+		p.SHA256 = sum
+	}
+	p.Env = d.strMap(raw.Env)
+	for k := range p.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			d.errorf(raw.Env.Expr.Range(), "Invalid environment variable name",
+				"%q cannot be an environment variable name.", k)
+			ok = false
+		}
+	}
+	if !ok {
+		return nil
+	}
+	return p
+}
+
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func hexHint(s string) string {
+	for _, c := range s {
+		switch {
+		case 'A' <= c && c <= 'F':
+			return ", with upper-case letters"
+		case !('0' <= c && c <= '9' || 'a' <= c && c <= 'f'):
+			return fmt.Sprintf(", including %q", c)
+		}
+	}
+	return ""
+}
+
+func (d *decoder) notifier(raw *rawNotifier, seen map[string]*Notifier, plugins []string) *Notifier {
+	n := &Notifier{
+		Name:      raw.Name,
+		Remain:    raw.Remain,
+		DeclRange: raw.DefRange,
+		ranges:    map[string]hcl.Range{},
+	}
+	ok := true
+	if prev, dup := seen[raw.Name]; dup {
+		d.errorf(raw.NameRange, fmt.Sprintf("Duplicate notifier %q", raw.Name),
+			"A notifier named %q is already defined at %s; notifier names must be unique.", raw.Name, prev.DeclRange)
+		ok = false
+	} else if !hclsyntax.ValidIdentifier(raw.Name) {
+		d.errorf(raw.NameRange, fmt.Sprintf("Invalid notifier name %q", raw.Name),
+			"A notifier name must be an identifier: letters, digits, underscores and dashes, starting with a letter.")
+		ok = false
+	}
+	for _, a := range []*hcl.Attribute{raw.Plugin, raw.Enabled, raw.Devices, raw.TTL, raw.Payload} {
+		if a != nil {
+			n.ranges[a.Name] = a.Expr.Range()
+		}
+	}
+
+	if raw.Plugin == nil {
+		d.errorf(raw.DefRange, fmt.Sprintf("notifier %q has no plugin", raw.Name),
+			"A notifier needs plugin, the name of a built-in plugin (%s) or of a plugin block.", strings.Join(plugins, ", "))
+		ok = false
+	} else {
+		n.Plugin = d.str(raw.Plugin, "")
+		if n.Plugin != "" && !slices.Contains(plugins, n.Plugin) {
+			detail := fmt.Sprintf("There is no plugin %q: the available plugins are %s.", n.Plugin, orNone(plugins))
+			if s := suggest(n.Plugin, plugins); s != "" {
+				detail = fmt.Sprintf("There is no plugin %q; did you mean %q? The available plugins are %s.", n.Plugin, s, orNone(plugins))
+			}
+			d.errorf(raw.Plugin.Expr.Range(), fmt.Sprintf("Unknown plugin %q", n.Plugin), "%s A plugin that is not built in needs a plugin %q block.", detail, n.Plugin)
+			ok = false
+		} else if n.Plugin == "" {
+			d.errorf(raw.Plugin.Expr.Range(), "plugin is empty", "plugin must name a built-in plugin (%s) or a plugin block.", orNone(plugins))
+			ok = false
+		}
+	}
+	n.Enabled = d.boolean(raw.Enabled, true)
+	n.Devices = d.str(raw.Devices, "")
+	n.TTL = d.duration(raw.TTL, DefaultTTL, MaxTTL)
+	if raw.Payload != nil {
+		keys, pd := checkPayload(raw.Payload)
+		d.diags = append(d.diags, pd...)
+		n.Payload = raw.Payload.Expr
+		n.PayloadKeys = keys
+	}
+	if !ok {
+		return nil
+	}
+	return n
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+func (d *decoder) route(raw *rawRoute, seen map[string]hcl.Range, notifiers map[string]*Notifier) *Route {
+	r := &Route{Name: raw.Name, DeclRange: raw.DefRange}
+	if prev, dup := seen[raw.Name]; dup {
+		d.errorf(raw.NameRange, fmt.Sprintf("Duplicate route %q", raw.Name),
+			"A route named %q is already defined at %s; route names must be unique.", raw.Name, prev)
+	} else if raw.Name == "" {
+		d.errorf(raw.NameRange, "Empty route name", "A route needs a name, such as route \"video\".")
+	} else {
+		seen[raw.Name] = raw.DefRange
+	}
+	if raw.When != nil {
+		d.diags = append(d.diags, checkWhen(raw.When)...)
+		r.When = raw.When.Expr
+	}
+	r.Continue = d.boolean(raw.Continue, false)
+
+	names := make([]string, 0, len(notifiers))
+	for k := range notifiers {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	used := map[string]string{} // notifier -> "notify" or "fallback"
+	check := func(attr *hcl.Attribute) []string {
+		list, ranges := d.strList(attr, false)
+		for i, name := range list {
+			switch {
+			case notifiers[name] == nil:
+				detail := fmt.Sprintf("No notifier %q is defined; the notifiers are %s.", name, orNone(names))
+				if s := suggest(name, names); s != "" {
+					detail = fmt.Sprintf("No notifier %q is defined; did you mean %q?", name, s)
+				}
+				d.errorf(ranges[i], fmt.Sprintf("Unknown notifier %q", name), "%s", detail)
+			case used[name] != "":
+				d.errorf(ranges[i], fmt.Sprintf("Notifier %q is named twice", name),
+					"%q is already in this route's %s; each notifier may appear once in a route.", name, used[name])
+			default:
+				used[name] = attr.Name
+			}
+		}
+		return list
+	}
+	if raw.Notify == nil {
+		d.errorf(raw.DefRange, fmt.Sprintf("route %q has no notify", raw.Name),
+			"A route needs notify, the list of notifiers to run, such as notify = [\"ios\", \"android\"].")
+	} else {
+		r.Notify = check(raw.Notify)
+		if r.Notify != nil && len(r.Notify) == 0 {
+			d.errorf(raw.Notify.Expr.Range(), "notify is empty",
+				"A route must notify at least one notifier, such as notify = [\"ios\"].")
+		}
+	}
+	if raw.Fallback != nil {
+		r.Fallback = check(raw.Fallback)
+	}
+	return r
+}
+
+// isLoopback reports whether a host:port listens on loopback only.
+func isLoopback(hostport string) bool {
+	host, _, err := splitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}

@@ -1,0 +1,44 @@
+// Package config loads ringside's HCL configuration file.
+//
+// Load decodes the fixed skeleton (server, delivery, log, telemetry, directory,
+// plugin, notifier and route blocks) with gohcl, evaluates its attributes in a
+// load-time context, checks every value, and reports every mistake as a
+// diagnostic whose subject is the exact range in the file. ApplySchema then
+// decodes the plugin-specific attributes of a notifier against the schema its
+// plugin reports. WriteDiagnostics renders diagnostics as
+// FILE:LINE:COL: severity: summary, followed by the source line and a caret.
+//
+// # Evaluation contexts
+//
+// Ordinary attributes are evaluated once, at load time, with no variables and
+// the call function set plus two load-time functions:
+//
+//	env(NAME)   the environment variable NAME, "" when unset
+//	file(PATH)  the contents of PATH (relative paths resolve from the
+//	            configuration file's folder); an unreadable file is an error
+//
+// The route attribute when, the notifier attribute payload and a plugin's
+// template attributes are kept as expressions and evaluated per call (see
+// CallContext) with one variable, call, and the call function set only: no
+// env, no file, no I/O. At load time they are checked against an unknown call:
+// every variable must be call or one of its fields, every function must be in
+// the call function set, when must yield a bool, payload must be an object
+// constructor whose keys are known, and a template must yield a string.
+//
+// # The call function set
+//
+// Numbers: abs, ceil, floor, max, min.
+// Collections: concat, contains, distinct, element, flatten, keys, length
+// (also the number of characters of a string), lookup, merge, reverse, slice,
+// sort, values, zipmap, coalesce, coalescelist, compact.
+// Strings: chomp, format, formatlist, indent, join, lower, upper, replace
+// (plain substring), regex, regexall, split, strrev, substr, title, trim,
+// trimprefix, trimsuffix, trimspace.
+// Encoding: jsonencode, jsondecode, base64encode, base64decode.
+// Conversion: tostring, tonumber, tobool.
+// Errors: try, can.
+//
+// The functions are go-cty's stdlib and hcl's ext/tryfunc, except
+// base64encode, base64decode and the string form of length, which follow
+// Terraform's functions of the same names.
+package config

@@ -1,0 +1,289 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Schema is what a plugin reports about its configuration; the caller
+// converts it from the wire type.
+type Schema struct {
+	DeviceKind string // "" = the plugin needs no device (webhook)
+	Attributes []Attribute
+}
+
+// AttrType is the type of a plugin attribute.
+type AttrType int
+
+// The plugin attribute types.
+const (
+	AttrString     AttrType = iota
+	AttrNumber              // a JSON number
+	AttrBool                // true or false
+	AttrDuration            // a Go duration string, more than 0
+	AttrStringList          // a list of strings
+	AttrStringMap           // a map of strings
+)
+
+func (t AttrType) String() string {
+	switch t {
+	case AttrString:
+		return "string"
+	case AttrNumber:
+		return "number"
+	case AttrBool:
+		return "bool"
+	case AttrDuration:
+		return "duration"
+	case AttrStringList:
+		return "list of strings"
+	case AttrStringMap:
+		return "map of strings"
+	}
+	return fmt.Sprintf("AttrType(%d)", int(t))
+}
+
+func (t AttrType) want() (cty.Type, string) {
+	switch t {
+	case AttrNumber:
+		return cty.Number, "a number"
+	case AttrBool:
+		return cty.Bool, "true or false"
+	case AttrDuration:
+		return cty.String, "a duration string"
+	case AttrStringList:
+		return cty.List(cty.String), "a list of strings"
+	case AttrStringMap:
+		return cty.Map(cty.String), "a map of strings"
+	}
+	return cty.String, "a string"
+}
+
+// Attribute is one attribute of a plugin's schema.
+type Attribute struct {
+	Name     string
+	Type     AttrType
+	Required bool
+	// Template attributes are string expressions over call, rendered per
+	// call; they are kept in Notifier.Templates, not sent to Configure.
+	Template bool
+	// Path attributes are file paths, resolved from the configuration's folder.
+	Path bool
+	// Sensitive attributes never appear in messages.
+	Sensitive bool
+}
+
+// ApplySchema decodes n.Remain against the plugin schema s: an unknown
+// attribute, a missing required one, a wrong type or a bad duration is a
+// diagnostic at the attribute (or the notifier block). Static attributes are
+// evaluated in the load-time context (env, file) into n.Attrs, path
+// attributes resolved from c.Dir; template attributes are checked against an
+// unknown call and kept in n.Templates. n.Devices is set to s.DeviceKind when
+// unset. Attributes that evaluate to null count as absent.
+func (c *Config) ApplySchema(n *Notifier, s Schema) hcl.Diagnostics {
+	bs := &hcl.BodySchema{}
+	byName := map[string]Attribute{}
+	for _, a := range s.Attributes {
+		bs.Attributes = append(bs.Attributes, hcl.AttributeSchema{Name: a.Name})
+		byName[a.Name] = a
+	}
+	if n.ranges == nil {
+		n.ranges = map[string]hcl.Range{}
+	}
+	n.sensitive = map[string]bool{}
+	attrs := map[string]cty.Value{}
+	templates := map[string]hcl.Expression{}
+
+	var diags hcl.Diagnostics
+	if n.Remain != nil {
+		content, cd := n.Remain.Content(bs)
+		diags = append(diags, c.pluginDiags(n, cd)...)
+		d := &decoder{ctx: loadContext(c.Dir, c.getenv()), dir: c.Dir}
+		if content != nil {
+			for name, attr := range content.Attributes {
+				a := byName[name]
+				n.ranges[name] = attr.Expr.Range()
+				if a.Sensitive {
+					n.sensitive[name] = true
+				}
+				if a.Template {
+					diags = append(diags, checkTemplate(attr)...)
+					templates[name] = attr.Expr
+					continue
+				}
+				ty, text := a.Type.want()
+				v, ok := d.value(attr, ty, text, a.Sensitive)
+				if !ok {
+					continue
+				}
+				switch {
+				case a.Type == AttrDuration:
+					dur, err := parseDuration(v.AsString())
+					if err != nil {
+						d.errorf(attr.Expr.Range(), fmt.Sprintf("Invalid duration for %s", name), "%v", err)
+						continue
+					}
+					if dur <= 0 {
+						d.errorf(attr.Expr.Range(), fmt.Sprintf("%s must be longer than 0", name), "Got %q.", v.AsString())
+						continue
+					}
+					v = cty.StringVal(dur.String())
+				case a.Path && a.Type == AttrString:
+					v = cty.StringVal(resolvePath(c.Dir, v.AsString()))
+				}
+				attrs[name] = v
+			}
+			for _, a := range s.Attributes {
+				if !a.Required {
+					continue
+				}
+				_, isAttr := attrs[a.Name]
+				_, isTmpl := templates[a.Name]
+				if isAttr || isTmpl {
+					continue
+				}
+				if attr, present := content.Attributes[a.Name]; present {
+					if v, vd := attr.Expr.Value(d.ctx); !vd.HasErrors() && v.IsNull() {
+						d.errorf(attr.Expr.Range(), fmt.Sprintf("%s is null", a.Name),
+							"The %s plugin requires %s (%s).", n.Plugin, a.Name, a.Type)
+					}
+					continue // otherwise reported already
+				}
+				d.errorf(n.DeclRange, fmt.Sprintf("notifier %q needs %s", n.Name, a.Name),
+					"The %s plugin requires the attribute %s (%s), but this notifier does not set it.", n.Plugin, a.Name, a.Type)
+			}
+		}
+		diags = append(diags, d.diags...)
+	}
+	if n.Devices == "" {
+		n.Devices = s.DeviceKind
+	}
+	diags = sortDiags(diags)
+	if !diags.HasErrors() {
+		n.Attrs = attrs
+		n.Templates = templates
+	}
+	return diags
+}
+
+// pluginDiags rewrites HCL's unsupported-argument messages so they name the plugin.
+func (c *Config) pluginDiags(n *Notifier, diags hcl.Diagnostics) hcl.Diagnostics {
+	for _, dg := range diags {
+		switch dg.Summary {
+		case "Unsupported argument":
+			dg.Summary = fmt.Sprintf("Unsupported argument for plugin %s", n.Plugin)
+			dg.Detail = strings.Replace(dg.Detail, "is not expected here.", fmt.Sprintf("is not expected here: plugin %s does not know it.", n.Plugin), 1)
+		case "Unsupported block type":
+			dg.Summary = fmt.Sprintf("Unsupported block for plugin %s", n.Plugin)
+			dg.Detail = fmt.Sprintf("A notifier holds only attributes; plugin %s takes no blocks.", n.Plugin)
+		}
+	}
+	return diags
+}
+
+// getenv is the env() source for ApplySchema.
+func (c *Config) getenv() func(string) string {
+	if c.env != nil {
+		return c.env
+	}
+	return osGetenv
+}
+
+// ConfigJSON is the static attributes (n.Attrs) as a JSON object for the
+// plugin's Configure: strings, numbers, bools, lists and maps as such,
+// durations as Go duration strings, paths resolved.
+func (n *Notifier) ConfigJSON() ([]byte, error) {
+	obj := make(map[string]any, len(n.Attrs))
+	for name, v := range n.Attrs {
+		j, err := toJSON(v)
+		if err != nil {
+			return nil, fmt.Errorf("notifier %s: attribute %s: %w", n.Name, name, err)
+		}
+		obj[name] = j
+	}
+	return json.Marshal(obj)
+}
+
+func toJSON(v cty.Value) (any, error) {
+	if v.IsNull() {
+		return nil, nil
+	}
+	if !v.IsWhollyKnown() {
+		return nil, fmt.Errorf("value is unknown")
+	}
+	ty := v.Type()
+	switch {
+	case ty == cty.String:
+		return v.AsString(), nil
+	case ty == cty.Bool:
+		return v.True(), nil
+	case ty == cty.Number:
+		return json.Number(v.AsBigFloat().Text('g', -1)), nil
+	case ty.IsListType() || ty.IsTupleType() || ty.IsSetType():
+		out := make([]any, 0, v.LengthInt())
+		for it := v.ElementIterator(); it.Next(); {
+			_, ev := it.Element()
+			j, err := toJSON(ev)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, j)
+		}
+		return out, nil
+	case ty.IsMapType() || ty.IsObjectType():
+		out := make(map[string]any, v.LengthInt())
+		for it := v.ElementIterator(); it.Next(); {
+			k, ev := it.Element()
+			j, err := toJSON(ev)
+			if err != nil {
+				return nil, err
+			}
+			out[k.AsString()] = j
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("cannot encode %s", ty.FriendlyName())
+}
+
+// AttrDiagnostic turns a plugin's Configure error about the attribute name
+// ("" = the notifier as a whole) into an error diagnostic at that attribute's
+// value, or at the notifier block when name is "" or unknown.
+func (n *Notifier) AttrDiagnostic(name, message string) *hcl.Diagnostic {
+	rng, ok := n.ranges[name]
+	if name == "" || !ok {
+		rng = n.DeclRange
+	}
+	summary := fmt.Sprintf("plugin %s rejected notifier %q", n.Plugin, n.Name)
+	if name != "" {
+		summary = fmt.Sprintf("plugin %s rejected %s", n.Plugin, name)
+	}
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  summary,
+		Detail:   message,
+		Subject:  rng.Ptr(),
+	}
+}
+
+// Sensitive reports whether the plugin schema marks the attribute sensitive
+// (known after ApplySchema).
+func (n *Notifier) Sensitive(name string) bool { return n.sensitive[name] }
+
+// AttrNames is the names of the plugin attributes set, sorted (after ApplySchema).
+func (n *Notifier) AttrNames() []string {
+	names := make([]string, 0, len(n.Attrs)+len(n.Templates))
+	for k := range n.Attrs {
+		names = append(names, k)
+	}
+	for k := range n.Templates {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return slices.Compact(names)
+}
