@@ -1,5 +1,6 @@
 // Command console-plugin is an example external ringside plugin: it rings a
-// "console" device by printing one line to stderr per device. It is built
+// "console" device by logging one line per device to stderr, which ringside
+// shows in its own log. It is built
 // only on github.com/ringside/ringside/plugins/sdk and the standard library,
 // as any third-party plugin would be; README.md shows how to wire it in.
 package main
@@ -7,10 +8,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
+	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 
@@ -27,13 +27,13 @@ type Config struct {
 	Color  bool   `ringside:"color" help:"colour the prefix with ANSI escapes; CONSOLE_COLOR=1 in the plugin's env turns it on too"`
 }
 
-// Console prints each delivery to stderr. Stdout is not used: it belongs to
-// go-plugin's handshake; the host relays the plugin's stderr to its log.
+// Console rings a console device by logging one line through sdk.Logger,
+// which writes go-plugin's JSON log lines to stderr (stdout belongs to
+// go-plugin's handshake); ringside logs each line under the notifier's name.
 type Console struct {
-	out    io.Writer           // nil: os.Stderr (tests set it)
+	log    *slog.Logger        // nil: sdk.Logger() (tests set it)
 	getenv func(string) string // nil: os.Getenv (tests set it)
 
-	mu     sync.Mutex // serialises writes to out
 	prefix string
 	color  bool
 	sent   atomic.Int64
@@ -56,10 +56,10 @@ func (c *Console) Configure(_ context.Context, cfg Config) error {
 	return nil
 }
 
-// Deliver prints one line for dev and returns "console-<n>", n counting the
-// lines this process printed. The device token is shortened and cc_param is
+// Deliver logs one line for dev and returns "console-<n>", n counting the
+// lines this process logged. The device token is shortened and cc_param is
 // given by its length only: neither ever appears whole.
-func (c *Console) Deliver(_ context.Context, d *sdk.Delivery, dev sdk.Device) (string, error) {
+func (c *Console) Deliver(ctx context.Context, d *sdk.Delivery, dev sdk.Device) (string, error) {
 	n := c.sent.Add(1)
 	prefix := c.prefix
 	if c.color {
@@ -69,19 +69,18 @@ func (c *Console) Deliver(_ context.Context, d *sdk.Delivery, dev sdk.Device) (s
 	if d.Call.Type == "V" {
 		kind = "video"
 	}
-	line := fmt.Sprintf("%s #%d %s call sid=%s route=%s callee=%s/%s device=%s cc_param=%d bytes attempt=%d",
-		prefix, n, kind, d.Call.SID, d.Route, d.Call.ToServiceID, d.Call.ToUserID,
-		shorten(dev.Token), len(d.Call.Param), d.Attempt)
-	out := c.out
-	if out == nil {
-		out = os.Stderr
+	log := c.log
+	if log == nil {
+		log = sdk.Logger()
 	}
-	c.mu.Lock()
-	_, err := fmt.Fprintln(out, line)
-	c.mu.Unlock()
-	if err != nil {
-		return "", sdk.Retry(fmt.Errorf("write line: %w", err))
-	}
+	log.InfoContext(ctx, fmt.Sprintf("%s #%d: %s call for %s/%s", prefix, n, kind, d.Call.ToServiceID, d.Call.ToUserID),
+		"sid", d.Call.SID,
+		"route", d.Route,
+		"callee", d.Call.ToServiceID+"/"+d.Call.ToUserID,
+		"device", shorten(dev.Token),
+		"cc_param_bytes", len(d.Call.Param),
+		"attempt", d.Attempt,
+	)
 	return fmt.Sprintf("console-%d", n), nil
 }
 

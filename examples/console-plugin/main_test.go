@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -26,7 +28,7 @@ func delivery() *sdk.Delivery {
 func newConsole(t *testing.T, cfg Config, env map[string]string) (*Console, *bytes.Buffer) {
 	t.Helper()
 	var buf bytes.Buffer
-	c := &Console{out: &buf, getenv: func(k string) string { return env[k] }}
+	c := &Console{log: slog.New(slog.NewJSONHandler(&buf, nil)), getenv: func(k string) string { return env[k] }}
 	if err := c.Configure(context.Background(), cfg); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
@@ -45,13 +47,30 @@ func TestDeliver(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("got %d lines; want 2:\n%s", len(lines), buf)
 	}
-	want := "RING #1 video call sid=151ad995-749c-4a28-893f-636700469db1 route=default callee=linecorp.com/2809 device=abcdef… cc_param=" +
-		"184 bytes attempt=1"
-	if lines[0] != want {
-		t.Errorf("line:\ngot  %s\nwant %s", lines[0], want)
+	var first, second map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(lines[1], "device=… ") {
-		t.Errorf("short token: got %s; want it hidden", lines[1])
+	if err := json.Unmarshal([]byte(lines[1]), &second); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"level":          "INFO",
+		"msg":            "RING #1: video call for linecorp.com/2809",
+		"sid":            "151ad995-749c-4a28-893f-636700469db1",
+		"route":          "default",
+		"callee":         "linecorp.com/2809",
+		"device":         "abcdef…",
+		"cc_param_bytes": float64(184),
+		"attempt":        float64(1),
+	}
+	for k, v := range want {
+		if first[k] != v {
+			t.Errorf("%s: got %#v; want %#v", k, first[k], v)
+		}
+	}
+	if second["device"] != "…" {
+		t.Errorf("short token: got %v; want it hidden", second["device"])
 	}
 	for _, secret := range []string{"abcdef0123456789", "xyz", param} {
 		if strings.Contains(buf.String(), secret) {
@@ -78,10 +97,10 @@ func TestColor(t *testing.T) {
 			if _, err := c.Deliver(context.Background(), delivery(), sdk.Device{Token: "tokentoken"}); err != nil {
 				t.Fatal(err)
 			}
-			if got := strings.Contains(buf.String(), "\x1b["); got != tc.want {
+			if got := strings.Contains(buf.String(), `\u001b[`); got != tc.want {
 				t.Errorf("got colour %v; want %v (%q)", got, tc.want, buf)
 			}
-			if !strings.Contains(buf.String(), "ring") {
+			if !strings.Contains(buf.String(), "ring") || !strings.Contains(buf.String(), " #1: ") {
 				t.Errorf("got %q; want the default prefix", buf)
 			}
 		})
