@@ -403,7 +403,7 @@ func (p *Plugin) transportError(ctx context.Context, timeout time.Duration, err 
 		err = uerr.Err
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return sdk.Retry(fmt.Errorf("webhook POST %s: timed out after %s: %w", p.safeURL, timeout, context.DeadlineExceeded))
+		return sdk.Retry(fmt.Errorf("webhook POST %s: timed out after %s: %w", p.safeURL, timeout.Round(time.Millisecond), context.DeadlineExceeded))
 	}
 	return sdk.Retry(fmt.Errorf("webhook POST %s: %w", p.safeURL, err))
 }
