@@ -84,6 +84,9 @@ func New(opt Options) *Dispatcher {
 	if d.tracer == nil {
 		d.tracer = noop.NewTracerProvider().Tracer("ringside")
 	}
+	if d.planner.Tracer == nil {
+		d.planner.Tracer = d.tracer
+	}
 	if d.now == nil {
 		d.now = time.Now
 	}
@@ -103,10 +106,7 @@ func New(opt Options) *Dispatcher {
 // starts its deliveries detached from ctx's cancellation (its values, such
 // as the trace span, are kept) and returns at once.
 func (d *Dispatcher) Accept(ctx context.Context, c *callback.Call, deliver bool) (callback.Answer, error) {
-	ectx := config.CallContext(c)
-	ctx, span := d.tracer.Start(ctx, "route.match")
-	plan, err := d.planner.Plan(ctx, c, ectx)
-	span.End()
+	plan, err := d.planner.Plan(ctx, c, config.CallContext(c))
 	if err != nil {
 		return callback.Answer{}, err
 	}

@@ -17,6 +17,9 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/ringside/ringside/core/callback"
 	"github.com/ringside/ringside/core/directory"
@@ -98,12 +101,21 @@ type Planner struct {
 	Routes    *route.Table
 	Notifiers map[string]*Notifier
 	Store     directory.Store
+	// Tracer traces route matching and the directory lookup; nil → none.
+	Tracer trace.Tracer
 }
 
 // Plan matches c against the routes, looks up the callee's devices and
 // renders the payloads. ectx is config.CallContext(c).
 func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalContext) (*Plan, error) {
+	tracer := p.Tracer
+	if tracer == nil {
+		tracer = noop.NewTracerProvider().Tracer("")
+	}
+	_, span := tracer.Start(ctx, "route.match")
 	matched, whenErrs := p.Routes.Match(ectx)
+	span.SetAttributes(attribute.Int("ringside.routes", len(matched)))
+	span.End()
 	plan := &Plan{Call: c, WhenErrors: whenErrs, Routes: make([]string, 0, len(matched))}
 	if len(matched) == 0 {
 		plan.Status = StatusUnrouted
@@ -114,8 +126,11 @@ func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalCont
 	}
 	var devices []directory.Device
 	if p.needsDevices(matched) {
+		lctx, span := tracer.Start(ctx, "directory.lookup")
 		var err error
-		devices, err = p.Store.Lookup(ctx, c.ToServiceID, c.ToUserID)
+		devices, err = p.Store.Lookup(lctx, c.ToServiceID, c.ToUserID)
+		span.SetAttributes(attribute.Int("ringside.devices", len(devices)))
+		span.End()
 		if err != nil {
 			return nil, fmt.Errorf("look up devices: %w", err)
 		}
