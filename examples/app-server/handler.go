@@ -114,7 +114,11 @@ func describe(c incomingCall, webhookID string, verified bool) string {
 	if verified {
 		sig = "signature verified"
 	}
-	row("webhook-id", clean(webhookID)+", "+sig)
+	id := "(none)"
+	if webhookID != "" {
+		id = clean(webhookID)
+	}
+	row("webhook-id", id+", "+sig)
 	if c.AppSvrData != "" {
 		row("app_svr_data", clean(c.AppSvrData))
 	} else {
