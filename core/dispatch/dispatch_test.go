@@ -133,8 +133,10 @@ func TestPlan(t *testing.T) {
 		want       []planned
 	}{
 		{
-			name:   "unrouted",
-			routes: func(t *testing.T) []*route.Route { return []*route.Route{{Name: "x", When: expr(t, `call.type == "A"`), Notify: []string{"ios"}}} },
+			name: "unrouted",
+			routes: func(t *testing.T) []*route.Route {
+				return []*route.Route{{Name: "x", When: expr(t, `call.type == "A"`), Notify: []string{"ios"}}}
+			},
 			status: StatusUnrouted,
 		},
 		{
@@ -166,8 +168,10 @@ func TestPlan(t *testing.T) {
 			want:       []planned{{"ios", "notify", true, []string{"a1"}}, {"hook", "notify", true, nil}},
 		},
 		{
-			name:       "no device of any kind",
-			routes:     func(t *testing.T) []*route.Route { return []*route.Route{{Name: "r", Notify: []string{"ios", "android"}}} },
+			name: "no device of any kind",
+			routes: func(t *testing.T) []*route.Route {
+				return []*route.Route{{Name: "r", Notify: []string{"ios", "android"}}}
+			},
 			devices:    [][2]string{{"phone", "+8190"}},
 			status:     StatusNoDevices,
 			routeNames: []string{"r"},

@@ -1,0 +1,84 @@
+package route
+
+import (
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+)
+
+func when(t *testing.T, src string) hcl.Expression {
+	t.Helper()
+	e, diags := hclsyntax.ParseExpression([]byte(src), "t.hcl", hcl.InitialPos)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	return e
+}
+
+func callCtx(typ string) *hcl.EvalContext {
+	return &hcl.EvalContext{Variables: map[string]cty.Value{
+		"call": cty.ObjectVal(map[string]cty.Value{
+			"type":  cty.StringVal(typ),
+			"extra": cty.MapValEmpty(cty.String),
+		}),
+	}}
+}
+
+func TestMatch(t *testing.T) {
+	tests := []struct {
+		name   string
+		routes func(t *testing.T) []*Route
+		typ    string
+		want   []string
+		errs   []string
+	}{
+		{"no routes", func(*testing.T) []*Route { return nil }, "A", nil, nil},
+		{"absent when always matches", func(*testing.T) []*Route { return []*Route{{Name: "all"}, {Name: "next"}} }, "A", []string{"all"}, nil},
+		{"first true wins", func(t *testing.T) []*Route {
+			return []*Route{{Name: "v", When: when(t, `call.type == "V"`)}, {Name: "a", When: when(t, `call.type == "A"`)}, {Name: "all"}}
+		}, "A", []string{"a"}, nil},
+		{"continue goes on", func(t *testing.T) []*Route {
+			return []*Route{{Name: "a", When: when(t, `call.type == "A"`), Continue: true}, {Name: "v", When: when(t, `call.type == "V"`)}, {Name: "all", Continue: true}, {Name: "last"}}
+		}, "A", []string{"a", "all", "last"}, nil},
+		{"a failing when is no match and reported", func(t *testing.T) []*Route {
+			return []*Route{{Name: "bad", When: when(t, `call.extra["x"] == "y"`)}, {Name: "null", When: when(t, `null`)}, {Name: "all"}}
+		}, "A", []string{"all"}, []string{"bad", "null"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tab := New(tc.routes(t), nil)
+			got, errs := tab.Match(callCtx(tc.typ))
+			var names []string
+			for _, r := range got {
+				names = append(names, r.Name)
+			}
+			if len(names) != len(tc.want) {
+				t.Fatalf("got %v; want %v", names, tc.want)
+			}
+			for i := range names {
+				if names[i] != tc.want[i] {
+					t.Fatalf("got %v; want %v", names, tc.want)
+				}
+			}
+			if len(errs) != len(tc.errs) {
+				t.Fatalf("errors: got %v; want routes %v", errs, tc.errs)
+			}
+			for i, e := range errs {
+				if e.Route != tc.errs[i] {
+					t.Errorf("error %d: got %s; want %s", i, e.Route, tc.errs[i])
+				}
+			}
+		})
+	}
+}
+
+func TestNewDropsDisabledNotifiers(t *testing.T) {
+	tab := New([]*Route{{Name: "r", Notify: []string{"ios", "off"}, Fallback: []string{"off", "sms"}}},
+		func(n string) bool { return n != "off" })
+	r := tab.Routes()[0]
+	if len(r.Notify) != 1 || r.Notify[0] != "ios" || len(r.Fallback) != 1 || r.Fallback[0] != "sms" {
+		t.Errorf("got notify %v fallback %v", r.Notify, r.Fallback)
+	}
+}
