@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -156,6 +157,16 @@ func Start(ctx context.Context, cfg *config.Config, opt Options) (*Runtime, hcl.
 	}
 	rt.Routes = route.New(routes, func(name string) bool { return rt.Notifiers[name] != nil })
 	return rt, diags
+}
+
+// WriteDiagnostics prints diags with their source lines; cfg may be nil
+// (a config that did not load), in which case the source is read from disk.
+func WriteDiagnostics(w io.Writer, cfg *config.Config, diags hcl.Diagnostics) {
+	var files map[string]*hcl.File
+	if cfg != nil {
+		files = cfg.Files
+	}
+	config.WriteDiagnostics(w, files, diags)
 }
 
 // Close stops every plugin process of the runtime.

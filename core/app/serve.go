@@ -46,7 +46,7 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 
 	cfg, diags := LoadConfig(path, opt)
 	if diags.HasErrors() {
-		config.WriteDiagnostics(stderr, config.FilesOf(cfg), diags)
+		WriteDiagnostics(stderr, cfg, diags)
 		return errConfig
 	}
 	// The log block is read before plugins start, so their logs use it too.
@@ -55,7 +55,7 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 
 	rt, diags := Start(ctx, cfg, opt)
 	if diags.HasErrors() {
-		config.WriteDiagnostics(stderr, cfg.Files, diags)
+		WriteDiagnostics(stderr, cfg, diags)
 		return errConfig
 	}
 	defer rt.Close()

@@ -136,7 +136,7 @@ func (c *cmd) validate(args []string) int {
 			rt.Close()
 		}
 	}
-	config.WriteDiagnostics(c.stdout, config.FilesOf(cfg), diags)
+	app.WriteDiagnostics(c.stdout, cfg, diags)
 	if diags.HasErrors() {
 		return ExitError
 	}
@@ -194,7 +194,7 @@ func (c *cmd) explain(args []string) int {
 	opt := c.options()
 	cfg, diags := app.LoadConfig(*path, opt)
 	if diags.HasErrors() {
-		config.WriteDiagnostics(c.stderr, config.FilesOf(cfg), diags)
+		app.WriteDiagnostics(c.stderr, cfg, diags)
 		return ExitError
 	}
 	call, _, err := callback.Parse(rawQuery(fs.Arg(0)), cfg.Server.MaxIDBytes, time.Now())
@@ -205,7 +205,7 @@ func (c *cmd) explain(args []string) int {
 	ctx := context.Background()
 	rt, diags := app.Start(ctx, cfg, opt)
 	if diags.HasErrors() {
-		config.WriteDiagnostics(c.stderr, cfg.Files, diags)
+		app.WriteDiagnostics(c.stderr, cfg, diags)
 		return ExitError
 	}
 	defer rt.Close()

@@ -75,7 +75,12 @@ type Delivery struct {
 type Log struct{ Format, Level string }
 
 // Telemetry is the telemetry block: Traces is none, stdout or otlp.
-type Telemetry struct{ Traces, Endpoint, ServiceName string }
+// Explicit names the attributes the file sets (traces, endpoint,
+// service_name): those win over OTEL_* variables.
+type Telemetry struct {
+	Traces, Endpoint, ServiceName string
+	Explicit                      map[string]bool
+}
 
 // Directory is the directory block: Kind is "embedded"; Path is resolved from Dir.
 type Directory struct{ Kind, Path string }
@@ -143,14 +148,14 @@ const (
 // (nil when absent) and evaluated by a decoder, so every message can name the
 // attribute and point at its value.
 type rawFile struct {
-	Server    *rawServer    `hcl:"server,block"`
-	Delivery  *rawDelivery  `hcl:"delivery,block"`
-	Log       *rawLog       `hcl:"log,block"`
-	Telemetry *rawTelemetry `hcl:"telemetry,block"`
-	Directory *rawDirectory `hcl:"directory,block"`
-	Plugins   []*rawPlugin  `hcl:"plugin,block"`
+	Server    *rawServer     `hcl:"server,block"`
+	Delivery  *rawDelivery   `hcl:"delivery,block"`
+	Log       *rawLog        `hcl:"log,block"`
+	Telemetry *rawTelemetry  `hcl:"telemetry,block"`
+	Directory *rawDirectory  `hcl:"directory,block"`
+	Plugins   []*rawPlugin   `hcl:"plugin,block"`
 	Notifiers []*rawNotifier `hcl:"notifier,block"`
-	Routes    []*rawRoute   `hcl:"route,block"`
+	Routes    []*rawRoute    `hcl:"route,block"`
 }
 
 type rawServer struct {
@@ -228,6 +233,11 @@ type rawRoute struct {
 	DefRange  hcl.Range      `hcl:",def_range"`
 }
 
+// posString formats a range's start as FILE:LINE:COL.
+func posString(r hcl.Range) string {
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+}
+
 // Load parses and checks the configuration file at path: syntax, blocks,
 // attributes, types, defaults, ranges, durations, duplicate names, unknown
 // notifiers in routes, unknown plugins, and the when and payload expressions
@@ -288,10 +298,10 @@ func Load(path string, opt Options) (*Config, hcl.Diagnostics) {
 	notifiers := map[string]*Notifier{}
 	for _, rn := range raw.Notifiers {
 		n := d.notifier(rn, notifiers, pluginNames)
-		if n != nil {
+		if notifiers[n.Name] == nil {
 			notifiers[n.Name] = n
-			cfg.Notifiers = append(cfg.Notifiers, n)
 		}
+		cfg.Notifiers = append(cfg.Notifiers, n)
 	}
 	routes := map[string]hcl.Range{}
 	for _, rr := range raw.Routes {
@@ -406,6 +416,11 @@ func (d *decoder) telemetry(t *Telemetry, raw *rawTelemetry) {
 	if raw == nil {
 		raw = &rawTelemetry{}
 	}
+	t.Explicit = map[string]bool{
+		"traces":       raw.Traces != nil,
+		"endpoint":     raw.Endpoint != nil,
+		"service_name": raw.ServiceName != nil,
+	}
 	t.Traces = d.enum(raw.Traces, "none", "none", "stdout", "otlp")
 	t.Endpoint = d.baseURL(raw.Endpoint, DefaultEndpoint)
 	t.ServiceName = d.nonEmpty(raw.ServiceName, DefaultServiceName)
@@ -433,7 +448,7 @@ func (d *decoder) plugin(raw *rawPlugin, seen map[string]*Plugin, builtins map[s
 	ok := true
 	if prev, dup := seen[raw.Name]; dup {
 		d.errorf(raw.NameRange, fmt.Sprintf("Duplicate plugin %q", raw.Name),
-			"A plugin named %q is already defined at %s; plugin names must be unique.", raw.Name, prev.DeclRange)
+			"A plugin named %q is already defined at %s; plugin names must be unique.", raw.Name, posString(prev.DeclRange))
 		ok = false
 	} else if !hclsyntax.ValidIdentifier(raw.Name) {
 		d.errorf(raw.NameRange, fmt.Sprintf("Invalid plugin name %q", raw.Name),
@@ -527,7 +542,7 @@ func (d *decoder) notifier(raw *rawNotifier, seen map[string]*Notifier, plugins 
 	ok := true
 	if prev, dup := seen[raw.Name]; dup {
 		d.errorf(raw.NameRange, fmt.Sprintf("Duplicate notifier %q", raw.Name),
-			"A notifier named %q is already defined at %s; notifier names must be unique.", raw.Name, prev.DeclRange)
+			"A notifier named %q is already defined at %s; notifier names must be unique.", raw.Name, posString(prev.DeclRange))
 		ok = false
 	} else if !hclsyntax.ValidIdentifier(raw.Name) {
 		d.errorf(raw.NameRange, fmt.Sprintf("Invalid notifier name %q", raw.Name),
@@ -567,9 +582,6 @@ func (d *decoder) notifier(raw *rawNotifier, seen map[string]*Notifier, plugins 
 		n.Payload = raw.Payload.Expr
 		n.PayloadKeys = keys
 	}
-	if !ok {
-		return nil
-	}
 	return n
 }
 
@@ -584,7 +596,7 @@ func (d *decoder) route(raw *rawRoute, seen map[string]hcl.Range, notifiers map[
 	r := &Route{Name: raw.Name, DeclRange: raw.DefRange}
 	if prev, dup := seen[raw.Name]; dup {
 		d.errorf(raw.NameRange, fmt.Sprintf("Duplicate route %q", raw.Name),
-			"A route named %q is already defined at %s; route names must be unique.", raw.Name, prev)
+			"A route named %q is already defined at %s; route names must be unique.", raw.Name, posString(prev))
 	} else if raw.Name == "" {
 		d.errorf(raw.NameRange, "Empty route name", "A route needs a name, such as route \"video\".")
 	} else {
