@@ -103,6 +103,30 @@ func TestOtherProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Keep writing meanwhile: the child must wait out the lock, not fail.
+	stop := make(chan struct{})
+	wrote := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				wrote <- s.DeleteUser(ctx, "s", "busy")
+				return
+			default:
+			}
+			if err := s.Put(ctx, "s", "busy", "apns", fmt.Sprint(i%10), t0); err != nil {
+				wrote <- err
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		if err := <-wrote; err != nil {
+			t.Errorf("parent writes: %v", err)
+		}
+	}()
+
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+path)
 	var stderr strings.Builder
