@@ -314,8 +314,7 @@ func validBase64(s string) bool {
 		}
 	}
 	for i := 0; i < body; i++ {
-		c := s[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/') {
+		if !isBase64[s[i]] {
 			return false
 		}
 	}
@@ -324,6 +323,15 @@ func validBase64(s string) bool {
 	// characters, each of which decodes.
 	return true
 }
+
+// isBase64 marks the bytes of the standard base64 alphabet.
+var isBase64 = func() (t [256]bool) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for i := 0; i < len(alphabet); i++ {
+		t[alphabet[i]] = true
+	}
+	return t
+}()
 
 // unhex returns the value of the hex digit c, or -1.
 func unhex(c byte) int {
@@ -367,15 +375,13 @@ func unescape(s string) (string, bool) {
 	n := strings.Count(s[first:], "%")
 	var b strings.Builder
 	b.Grow(len(s) - 2*n)
-	b.WriteString(s[:first])
-	for i := first; i < len(s); i++ {
-		if s[i] != '%' {
-			b.WriteByte(s[i])
-			continue
-		}
+	for i := first; i >= 0; {
+		b.WriteString(s[:i])
 		b.WriteByte(byte(unhex(s[i+1])<<4 | unhex(s[i+2])))
-		i += 2
+		s = s[i+3:]
+		i = strings.IndexByte(s, '%')
 	}
+	b.WriteString(s)
 	return b.String(), true
 }
 
