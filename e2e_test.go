@@ -316,10 +316,10 @@ notifier "app" {
 route "all" { notify = ["app"] }
 `)
 	code, out, _ = run(t, t.TempDir(), "validate", "-config", bad)
-	if code != 1 || !strings.Contains(out, bad+":14:3: error:") || !strings.Contains(out, "retries") || !strings.Contains(out, "^") {
-		t.Errorf("validate bad: exit %d; want 1 and %s:14:3 with a caret\n%s", code, bad, out)
+	if code != 1 || !strings.Contains(out, bad+":15:3: error:") || !strings.Contains(out, "retries") || !strings.Contains(out, "^") {
+		t.Errorf("validate bad: exit %d; want 1 and %s:15:3 with a caret\n%s", code, bad, out)
 	}
-	code, _, errOut = run(t, t.TempDir(), "validate", "-config", "/nonexistent/ringside.hcl")
+	code, out, errOut = run(t, t.TempDir(), "validate", "-config", "/nonexistent/ringside.hcl")
 	if code != 1 || !strings.Contains(errOut+out, "/nonexistent/ringside.hcl") {
 		t.Errorf("missing file: exit %d; output must name the path", code)
 	}
