@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -233,6 +234,20 @@ type rawRoute struct {
 	DefRange  hcl.Range      `hcl:",def_range"`
 }
 
+var anotherAt = regexp.MustCompile(`Another was defined at (.+):(\d+),(\d+)-[\d,]+\.$`)
+
+// blockDiags rewords gohcl's duplicate-block message to print the first
+// block's position as FILE:LINE:COL.
+func blockDiags(diags hcl.Diagnostics) hcl.Diagnostics {
+	for _, dg := range diags {
+		if m := anotherAt.FindStringSubmatch(dg.Detail); m != nil && strings.HasPrefix(dg.Summary, "Duplicate ") {
+			typ := strings.TrimSuffix(strings.TrimPrefix(dg.Summary, "Duplicate "), " block")
+			dg.Detail = fmt.Sprintf("Only one %s block is allowed; the first is at %s:%s:%s. Merge the two into one.", typ, m[1], m[2], m[3])
+		}
+	}
+	return diags
+}
+
 // posString formats a range's start as FILE:LINE:COL.
 func posString(r hcl.Range) string {
 	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
@@ -262,7 +277,7 @@ func Load(path string, opt Options) (*Config, hcl.Diagnostics) {
 	}
 
 	var raw rawFile
-	diags = append(diags, gohcl.DecodeBody(file.Body, nil, &raw)...)
+	diags = append(diags, blockDiags(gohcl.DecodeBody(file.Body, nil, &raw))...)
 
 	getenv := opt.Getenv
 	if getenv == nil {
@@ -532,6 +547,8 @@ func hexHint(s string) string {
 	return ""
 }
 
+// notifier decodes a notifier block; it returns the notifier even when it
+// has errors, so routes naming it do not report it unknown too.
 func (d *decoder) notifier(raw *rawNotifier, seen map[string]*Notifier, plugins []string) *Notifier {
 	n := &Notifier{
 		Name:      raw.Name,
@@ -539,15 +556,12 @@ func (d *decoder) notifier(raw *rawNotifier, seen map[string]*Notifier, plugins 
 		DeclRange: raw.DefRange,
 		ranges:    map[string]hcl.Range{},
 	}
-	ok := true
 	if prev, dup := seen[raw.Name]; dup {
 		d.errorf(raw.NameRange, fmt.Sprintf("Duplicate notifier %q", raw.Name),
 			"A notifier named %q is already defined at %s; notifier names must be unique.", raw.Name, posString(prev.DeclRange))
-		ok = false
 	} else if !hclsyntax.ValidIdentifier(raw.Name) {
 		d.errorf(raw.NameRange, fmt.Sprintf("Invalid notifier name %q", raw.Name),
 			"A notifier name must be an identifier: letters, digits, underscores and dashes, starting with a letter.")
-		ok = false
 	}
 	for _, a := range []*hcl.Attribute{raw.Plugin, raw.Enabled, raw.Devices, raw.TTL, raw.Payload} {
 		if a != nil {
@@ -558,7 +572,6 @@ func (d *decoder) notifier(raw *rawNotifier, seen map[string]*Notifier, plugins 
 	if raw.Plugin == nil {
 		d.errorf(raw.DefRange, fmt.Sprintf("notifier %q has no plugin", raw.Name),
 			"A notifier needs plugin, the name of a built-in plugin (%s) or of a plugin block.", strings.Join(plugins, ", "))
-		ok = false
 	} else {
 		n.Plugin = d.str(raw.Plugin, "")
 		if n.Plugin != "" && !slices.Contains(plugins, n.Plugin) {
@@ -567,10 +580,8 @@ func (d *decoder) notifier(raw *rawNotifier, seen map[string]*Notifier, plugins 
 				detail = fmt.Sprintf("There is no plugin %q; did you mean %q? The available plugins are %s.", n.Plugin, s, orNone(plugins))
 			}
 			d.errorf(raw.Plugin.Expr.Range(), fmt.Sprintf("Unknown plugin %q", n.Plugin), "%s A plugin that is not built in needs a plugin %q block.", detail, n.Plugin)
-			ok = false
 		} else if n.Plugin == "" {
 			d.errorf(raw.Plugin.Expr.Range(), "plugin is empty", "plugin must name a built-in plugin (%s) or a plugin block.", orNone(plugins))
-			ok = false
 		}
 	}
 	n.Enabled = d.boolean(raw.Enabled, true)

@@ -40,7 +40,7 @@ func (d *decoder) value(attr *hcl.Attribute, want cty.Type, wantText string, sen
 		return cty.NilVal, false
 	}
 	v, diags := attr.Expr.Value(d.ctx)
-	d.diags = append(d.diags, diags...)
+	d.diags = append(d.diags, polish(diags)...)
 	if diags.HasErrors() || v.IsNull() {
 		return cty.NilVal, false
 	}
@@ -152,25 +152,47 @@ func (d *decoder) positiveInt(attr *hcl.Attribute, def int) int {
 // duration parses a Go duration string that must be positive and, when max
 // is not 0, at most max.
 func (d *decoder) duration(attr *hcl.Attribute, def, max time.Duration) time.Duration {
-	v, ok := d.value(attr, cty.String, "a duration string", false)
+	dur, ok := d.durationValue(attr, max)
 	if !ok {
 		return def
 	}
+	return dur
+}
+
+// durationValue evaluates a duration in (0, max] (max 0 = no bound); ok is
+// false when attr is absent, null or wrong (reported).
+func (d *decoder) durationValue(attr *hcl.Attribute, max time.Duration) (time.Duration, bool) {
+	if attr == nil {
+		return 0, false
+	}
+	if raw, diags := attr.Expr.Value(d.ctx); !diags.HasErrors() && raw.Type() == cty.Number && raw.IsKnown() && !raw.IsNull() {
+		n := raw.AsBigFloat().Text('g', -1)
+		d.errorf(attr.Expr.Range(), fmt.Sprintf("%s must be a duration string", attr.Name),
+			"Got the number %s; a duration is a string with a unit, such as \"%ss\" (units ns, us, ms, s, m, h).", n, n)
+		return 0, false
+	}
+	v, ok := d.value(attr, cty.String, "a duration string", false)
+	if !ok {
+		return 0, false
+	}
 	dur, err := parseDuration(v.AsString())
 	if err != nil {
-		d.errorf(attr.Expr.Range(), fmt.Sprintf("Invalid duration for %s", attr.Name), "%v", err)
-		return def
+		d.errorf(attr.Expr.Range(), fmt.Sprintf("Invalid duration for %s", attr.Name), "%v.", err)
+		return 0, false
+	}
+	bound := "more than 0"
+	if max > 0 {
+		bound = fmt.Sprintf("more than 0 and at most %s", fmtDuration(max))
 	}
 	switch {
 	case dur <= 0:
-		d.errorf(attr.Expr.Range(), fmt.Sprintf("%s must be longer than 0", attr.Name), "Got %q; omit it for the default, %s.", v.AsString(), fmtDuration(def))
-		return def
+		d.errorf(attr.Expr.Range(), fmt.Sprintf("%s must be more than 0", attr.Name), "%s must be %s; got %q.", attr.Name, bound, v.AsString())
+		return 0, false
 	case max > 0 && dur > max:
-		d.errorf(attr.Expr.Range(), fmt.Sprintf("%s is longer than %s", attr.Name, fmtDuration(max)),
-			"%s must be more than 0 and at most %s; got %q.", attr.Name, fmtDuration(max), v.AsString())
-		return def
+		d.errorf(attr.Expr.Range(), fmt.Sprintf("%s is longer than %s", attr.Name, fmtDuration(max)), "%s must be %s; got %q.", attr.Name, bound, v.AsString())
+		return 0, false
 	}
-	return dur
+	return dur, true
 }
 
 func parseDuration(s string) (time.Duration, error) {
@@ -185,10 +207,21 @@ func parseDuration(s string) (time.Duration, error) {
 	return dur, nil
 }
 
-// fmtDuration prints a duration the way a config would write it ("60s" rather than "1m0s").
+// fmtDuration prints a duration the way a config would write it: "60s",
+// "120s", "10m", "1h30m", "1.5s".
 func fmtDuration(dur time.Duration) string {
-	if dur%time.Second == 0 && dur < 10*time.Minute {
+	switch {
+	case dur%time.Second == 0 && dur <= 300*time.Second:
 		return fmt.Sprintf("%ds", dur/time.Second)
+	case dur%time.Minute == 0:
+		h, m := dur/time.Hour, (dur%time.Hour)/time.Minute
+		switch {
+		case h == 0:
+			return fmt.Sprintf("%dm", m)
+		case m == 0:
+			return fmt.Sprintf("%dh", h)
+		}
+		return fmt.Sprintf("%dh%dm", h, m)
 	}
 	return dur.String()
 }

@@ -30,7 +30,8 @@
 // Numbers: abs, ceil, floor, max, min.
 // Collections: concat, contains, distinct, element, flatten, keys, length
 // (also the number of characters of a string), lookup, merge, reverse, slice,
-// sort, values, zipmap, coalesce, coalescelist, compact.
+// sort, values, zipmap, coalesce (the first argument that is neither null nor
+// "", as in Terraform), coalescelist, compact.
 // Strings: chomp, format, formatlist, indent, join, lower, upper, replace
 // (plain substring), regex, regexall, split, strrev, substr, title, trim,
 // trimprefix, trimsuffix, trimspace.
@@ -39,6 +40,6 @@
 // Errors: try, can.
 //
 // The functions are go-cty's stdlib and hcl's ext/tryfunc, except
-// base64encode, base64decode and the string form of length, which follow
-// Terraform's functions of the same names.
+// base64encode, base64decode, coalesce and the string form of length, which
+// follow Terraform's functions of the same names.
 package config

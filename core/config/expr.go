@@ -63,7 +63,7 @@ var callFuncs = map[string]function.Function{
 	"sort":         stdlib.SortFunc,
 	"values":       stdlib.ValuesFunc,
 	"zipmap":       stdlib.ZipmapFunc,
-	"coalesce":     stdlib.CoalesceFunc,
+	"coalesce":     coalesceFunc,
 	"coalescelist": stdlib.CoalesceListFunc,
 	"compact":      stdlib.CompactFunc,
 
@@ -233,6 +233,44 @@ var lengthFunc = function.New(&function.Spec{
 	},
 })
 
+// coalesceFunc is Terraform's coalesce: the first argument that is neither
+// null nor an empty string (cty's skips only nulls, but absent call fields
+// are "").
+var coalesceFunc = function.New(&function.Spec{
+	Description: "Returns the first argument that is not null or an empty string.",
+	VarParam: &function.Parameter{
+		Name:             "vals",
+		Type:             cty.DynamicPseudoType,
+		AllowUnknown:     true,
+		AllowDynamicType: true,
+		AllowNull:        true,
+	},
+	Type: func(args []cty.Value) (cty.Type, error) {
+		types := make([]cty.Type, len(args))
+		for i, a := range args {
+			types[i] = a.Type()
+		}
+		ty, _ := convert.UnifyUnsafe(types)
+		if ty == cty.NilType {
+			return cty.NilType, fmt.Errorf("all arguments must have the same type")
+		}
+		return ty, nil
+	},
+	Impl: func(args []cty.Value, retType cty.Type) (cty.Value, error) {
+		for _, a := range args {
+			a, _ = convert.Convert(a, retType)
+			if !a.IsKnown() {
+				return cty.UnknownVal(retType), nil
+			}
+			if a.IsNull() || (retType == cty.String && a.AsString() == "") {
+				continue
+			}
+			return a, nil
+		}
+		return cty.NilVal, fmt.Errorf("no argument is non-null and non-empty")
+	},
+})
+
 var base64EncodeFunc = function.New(&function.Spec{
 	Description: "Returns the standard (padded) base64 encoding of a string's UTF-8 bytes.",
 	Params:      []function.Parameter{{Name: "str", Type: cty.String}},
@@ -279,7 +317,7 @@ func checkCallExpr(expr hcl.Expression, what string) (cty.Value, hcl.Diagnostics
 		return cty.NilVal, diags
 	}
 	v, vd := expr.Value(checkCtx)
-	diags = append(diags, vd...)
+	diags = append(diags, polish(vd)...)
 	return v, diags
 }
 
@@ -301,6 +339,10 @@ func checkTraversal(tr hcl.Traversal, what string) hcl.Diagnostics {
 	switch step := tr[1].(type) {
 	case hcl.TraverseAttr:
 		name, rng = step.Name, step.SrcRange
+		if rng.End.Byte-rng.Start.Byte > len(name) { // skip the dot
+			rng.Start.Byte++
+			rng.Start.Column++
+		}
 	case hcl.TraverseIndex:
 		if !step.Key.IsKnown() || step.Key.IsNull() || step.Key.Type() != cty.String {
 			return hcl.Diagnostics{{
@@ -386,7 +428,7 @@ func checkWhen(attr *hcl.Attribute) hcl.Diagnostics {
 	return append(diags, &hcl.Diagnostic{
 		Severity: hcl.DiagError,
 		Summary:  "when is not a bool",
-		Detail:   fmt.Sprintf("when must be a bool expression (such as call.type == \"V\"), but this is %s.", ty.FriendlyName()),
+		Detail:   fmt.Sprintf("when must be a bool expression (such as call.type == \"V\"), but this is %s.", article(ty)),
 		Subject:  attr.Expr.Range().Ptr(),
 	})
 }
@@ -410,7 +452,7 @@ func checkTemplate(attr *hcl.Attribute) hcl.Diagnostics {
 		return append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
 			Summary:  fmt.Sprintf("%q is not a string", attr.Name),
-			Detail:   fmt.Sprintf("%q is a template and must yield a string, but this is %s.", attr.Name, v.Type().FriendlyName()),
+			Detail:   fmt.Sprintf("%q is a template and must yield a string, but this is %s.", attr.Name, article(v.Type())),
 			Subject:  attr.Expr.Range().Ptr(),
 		})
 	}
@@ -418,7 +460,10 @@ func checkTemplate(attr *hcl.Attribute) hcl.Diagnostics {
 }
 
 // reservedPayloadKeys are set by ringside itself and may not be overridden.
-var reservedPayloadKeys = map[string]bool{"cc_param": true, "sid": true}
+var reservedPayloadKeys = map[string]string{
+	"cc_param": "the callback's param, byte for byte",
+	"sid":      "the callback's session ID",
+}
 
 // checkPayload checks a notifier's payload and returns its keys in order.
 func checkPayload(attr *hcl.Attribute) ([]string, hcl.Diagnostics) {
@@ -456,11 +501,11 @@ func checkPayload(attr *hcl.Attribute) ([]string, hcl.Diagnostics) {
 		}
 		k := ks.AsString()
 		switch {
-		case reservedPayloadKeys[k]:
+		case reservedPayloadKeys[k] != "":
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  fmt.Sprintf("payload may not set %q", k),
-				Detail:   fmt.Sprintf("ringside sets %q itself in every payload (cc_param is the callback's param, byte for byte; sid is its session ID); a payload may add keys or override the app_* ones.", k),
+				Detail:   fmt.Sprintf("ringside sets %s itself in every payload (%s); a payload may add keys or override the app_* ones.", k, reservedPayloadKeys[k]),
 				Subject:  p.Key.Range().Ptr(),
 			})
 			continue
@@ -490,34 +535,71 @@ func checkPayload(attr *hcl.Attribute) ([]string, hcl.Diagnostics) {
 	return keys, diags
 }
 
-// suggest returns the candidate nearest to name, if it is near enough.
+// suggest returns the candidate nearest to name, if it is near enough to be
+// a likely typo: one edit (a transposition counts as one) for names of up to
+// four characters, two for longer ones.
 func suggest(name string, candidates []string) string {
-	best, bestD := "", 3
+	limit := 1
+	if len([]rune(name)) > 4 {
+		limit = 2
+	}
+	best, bestD := "", limit+1
 	for _, c := range candidates {
-		if d := levenshtein(name, c); d < bestD {
+		if d := editDistance(name, c); d < bestD {
 			best, bestD = c, d
 		}
 	}
 	return best
 }
 
-func levenshtein(a, b string) int {
+// editDistance is the optimal string alignment distance between a and b.
+func editDistance(a, b string) int {
 	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
 		for j := 1; j <= len(rb); j++ {
 			cost := 1
 			if ra[i-1] == rb[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(rb)]
+	return d[len(ra)][len(rb)]
+}
+
+// polish rewrites HCL's generic function-call failure so it names the
+// function and points at the whole call.
+func polish(diags hcl.Diagnostics) hcl.Diagnostics {
+	for _, dg := range diags {
+		extra, ok := hcl.DiagnosticExtra[hclsyntax.FunctionCallDiagExtra](dg)
+		if !ok || dg.Summary != "Error in function call" || extra.FunctionCallError() == nil {
+			continue
+		}
+		dg.Summary = fmt.Sprintf("Call to %s() failed", extra.CalledFunctionName())
+		dg.Detail = extra.FunctionCallError().Error() + "."
+		if dg.Context != nil {
+			dg.Subject = dg.Context
+		}
+	}
+	return diags
+}
+
+// article prefixes a type's friendly name with "a" or "an".
+func article(ty cty.Type) string {
+	n := ty.FriendlyName()
+	if strings.ContainsRune("aeiou", rune(n[0])) {
+		return "an " + n
+	}
+	return "a " + n
 }

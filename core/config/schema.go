@@ -117,24 +117,18 @@ func (c *Config) ApplySchema(n *Notifier, s Schema) hcl.Diagnostics {
 					templates[name] = attr.Expr
 					continue
 				}
+				if a.Type == AttrDuration {
+					if dur, ok := d.durationValue(attr, 0); ok {
+						attrs[name] = cty.StringVal(dur.String())
+					}
+					continue
+				}
 				ty, text := a.Type.want()
 				v, ok := d.value(attr, ty, text, a.Sensitive)
 				if !ok {
 					continue
 				}
-				switch {
-				case a.Type == AttrDuration:
-					dur, err := parseDuration(v.AsString())
-					if err != nil {
-						d.errorf(attr.Expr.Range(), fmt.Sprintf("Invalid duration for %s", name), "%v", err)
-						continue
-					}
-					if dur <= 0 {
-						d.errorf(attr.Expr.Range(), fmt.Sprintf("%s must be longer than 0", name), "Got %q.", v.AsString())
-						continue
-					}
-					v = cty.StringVal(dur.String())
-				case a.Path && a.Type == AttrString:
+				if a.Path && a.Type == AttrString {
 					v = cty.StringVal(resolvePath(c.Dir, v.AsString()))
 				}
 				attrs[name] = v

@@ -1,0 +1,3 @@
+telemetry {
+  traces = "jaeger"
+}

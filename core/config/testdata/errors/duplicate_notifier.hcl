@@ -1,0 +1,11 @@
+notifier "ios" {
+  plugin = "apns"
+}
+
+notifier "ios" {
+  plugin = "fcm"
+}
+
+route "all" {
+  notify = ["ios"]
+}

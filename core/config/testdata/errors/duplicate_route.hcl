@@ -1,0 +1,12 @@
+notifier "ios" {
+  plugin = "apns"
+}
+
+route "video" {
+  when   = call.type == "V"
+  notify = ["ios"]
+}
+
+route "video" {
+  notify = ["ios"]
+}

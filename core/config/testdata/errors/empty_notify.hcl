@@ -1,0 +1,7 @@
+notifier "ios" {
+  plugin = "apns"
+}
+
+route "all" {
+  notify = []
+}

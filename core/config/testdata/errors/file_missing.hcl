@@ -1,0 +1,3 @@
+server {
+  notify_token = file("secrets/notify-token.txt")
+}

@@ -1,0 +1,4 @@
+server {
+  listen = "0.0.0.0:20200"
+  notify_path = 
+}

@@ -1,0 +1,12 @@
+notifier "ios" {
+  plugin = "apns"
+}
+
+notifier "android" {
+  plugin = "fcm"
+}
+
+route "all" {
+  notify   = ["ios", "androd"]
+  fallback = ["sms"]
+}

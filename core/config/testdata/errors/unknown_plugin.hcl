@@ -1,0 +1,7 @@
+notifier "ios" {
+  plugin = "apnz"
+}
+
+route "all" {
+  notify = ["ios"]
+}

@@ -1,0 +1,3 @@
+server {
+  max_id_bytes = "x"
+}
