@@ -1,0 +1,142 @@
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+
+	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/pluginpb"
+)
+
+// TestMain serves the test plugins when the host under test runs this test
+// binary as `plugin NAME`.
+func TestMain(m *testing.M) {
+	if len(os.Args) >= 3 && os.Args[1] == "plugin" {
+		servePlugin(os.Args[2])
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func servePlugin(name string) {
+	switch name {
+	case "test":
+		sdk.Serve(sdk.Info{Name: "test", Version: "0.0.1", DeviceKind: "testdev"}, &testPlugin{})
+	case "v2":
+		// A plugin built for another major version of the protocol.
+		serveRaw(2, &rawServer{})
+	case "short":
+		// A plugin that answers Deliver with no outcome.
+		serveRaw(sdk.ProtocolVersion, &rawServer{})
+	default:
+		fmt.Fprintf(os.Stderr, "unknown test plugin %q\n", name)
+		os.Exit(2)
+	}
+}
+
+type testConfig struct {
+	Greeting string        `ringside:"greeting,required" help:"Said on delivery."`
+	Wait     time.Duration `ringside:"wait"`
+	Body     string        `ringside:"body,template"`
+}
+
+// testPlugin reports what it sees through the provider id, as chosen by the
+// device token.
+type testPlugin struct {
+	greeting string
+}
+
+func (p *testPlugin) Configure(_ context.Context, c testConfig) error {
+	if c.Greeting == "bad" {
+		return errors.Join(sdk.AttributeErrorf("greeting", "must not be bad"), errors.New("and the block is wrong too"))
+	}
+	p.greeting = c.Greeting
+	return nil
+}
+
+func (p *testPlugin) Deliver(ctx context.Context, d *sdk.Delivery, dev sdk.Device) (string, error) {
+	switch tok := dev.Token; {
+	case tok == "" || tok == "ok":
+		return p.greeting + ":" + d.ID + ":" + d.Template("body"), nil
+	case strings.HasPrefix(tok, "env:"):
+		v, ok := os.LookupEnv(strings.TrimPrefix(tok, "env:"))
+		return fmt.Sprintf("%t:%s", ok, v), nil
+	case tok == "environ":
+		var keys []string
+		for _, kv := range os.Environ() {
+			k, _, _ := strings.Cut(kv, "=")
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		return strings.Join(keys, ","), nil
+	case tok == "deadline":
+		dl, ok := ctx.Deadline()
+		if !ok {
+			return "none", nil
+		}
+		return fmt.Sprint(dl.UnixNano()), nil
+	case tok == "trace":
+		sc := trace.SpanContextFromContext(ctx)
+		return sc.TraceID().String() + "/" + sc.SpanID().String(), nil
+	case tok == "log":
+		sdk.Logger().Info("hello from plugin", "n", 42)
+		sdk.Logger().Debug("debug from plugin")
+		fmt.Fprintln(os.Stderr, "raw stderr line")
+		return "logged", nil
+	case tok == "block":
+		<-ctx.Done()
+		return "", ctx.Err()
+	case tok == "gone":
+		return "", sdk.Gone(errors.New("Unregistered"), time.Unix(0, 7))
+	case tok == "exit":
+		os.Exit(3)
+	}
+	return "", sdk.Permanent(fmt.Errorf("unknown token"))
+}
+
+// serveRaw serves a bare protocol server with go-plugin, without the SDK.
+func serveRaw(version uint, srv pluginpb.PluginServer) {
+	hs := sdk.Handshake
+	hs.ProtocolVersion = version
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: hs,
+		Plugins:         plugin.PluginSet{sdk.PluginName: &rawPlugin{srv: srv}},
+		GRPCServer:      plugin.DefaultGRPCServer,
+	})
+}
+
+type rawPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	srv pluginpb.PluginServer
+}
+
+func (r *rawPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pluginpb.RegisterPluginServer(s, r.srv)
+	return nil
+}
+
+func (r *rawPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, errors.New("not a host")
+}
+
+type rawServer struct {
+	pluginpb.UnimplementedPluginServer
+}
+
+func (rawServer) Info(context.Context, *pluginpb.InfoRequest) (*pluginpb.InfoResponse, error) {
+	return &pluginpb.InfoResponse{Name: "raw"}, nil
+}
+
+func (rawServer) Deliver(context.Context, *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
+	return &pluginpb.DeliverResponse{}, nil
+}

@@ -1,0 +1,330 @@
+// Package pluginhost is the host side of the plugin protocol: it launches a
+// plugin process over hashicorp/go-plugin gRPC (AutoMTLS, an optional sha256
+// pin, a clean environment), forwards the plugin's logs to the host's slog
+// logger under the notifier's name, and calls the plugin's RPCs with the
+// caller's ctx, so deadlines and trace context cross the process boundary.
+package pluginhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+
+	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/pluginpb"
+)
+
+// Spec says how to start one plugin process for one notifier.
+type Spec struct {
+	// Notifier is the notifier block's name; the plugin's logs are named
+	// "plugin.<notifier>".
+	Notifier string
+	// Plugin is the plugin's name.
+	Plugin string
+	// Command is the argv; a built-in plugin is
+	// []string{os.Executable(), "plugin", name}.
+	Command []string
+	// SHA256 is the optional lowercase hex SHA-256 of Command[0]; a
+	// mismatch refuses to start.
+	SHA256 string
+	// Env is the plugin block's env, added to the clean environment; it
+	// wins over everything else.
+	Env map[string]string
+	// Telemetry holds the OTEL_* and RINGSIDE_PLUGIN_LOG_LEVEL settings the
+	// host resolved; added to the clean environment before Env.
+	Telemetry map[string]string
+	// Logger is the host's logger; nil discards.
+	Logger *slog.Logger
+	// TracerProvider traces the plugin RPCs; nil is the global one.
+	TracerProvider trace.TracerProvider
+}
+
+// Client is one running plugin process. Its methods may be called
+// concurrently.
+type Client struct {
+	spec   Spec
+	pc     *plugin.Client
+	rpc    pluginpb.PluginClient
+	info   *pluginpb.InfoResponse
+	logger *slog.Logger
+}
+
+// passEnv are the host variables a plugin process inherits, besides OTEL_*.
+var passEnv = []string{"PATH", "HOME", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"}
+
+// Env returns the plugin process environment, as KEY=value lines sorted by
+// key: from host (os.Environ's form) only PATH, HOME, TZ, SSL_CERT_FILE,
+// SSL_CERT_DIR, HTTP_PROXY, HTTPS_PROXY, NO_PROXY, their lower-case forms and
+// OTEL_*; then telemetry; then env, which wins.
+func Env(host []string, telemetry, env map[string]string) []string {
+	m := map[string]string{}
+	for _, kv := range host {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		if strings.HasPrefix(k, "OTEL_") || slices.Contains(passEnv, k) || slices.Contains(passEnv, strings.ToUpper(k)) && k == strings.ToLower(k) {
+			m[k] = v
+		}
+	}
+	for k, v := range telemetry {
+		m[k] = v
+	}
+	for k, v := range env {
+		m[k] = v
+	}
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Start launches the plugin process of spec, checks its checksum and
+// protocol version, and asks for its Info. ctx bounds the start (its
+// deadline is the handshake's timeout) and the Info call; the process
+// outlives it: end it with Kill (or Cleanup).
+func Start(ctx context.Context, spec Spec) (*Client, error) {
+	if len(spec.Command) == 0 || spec.Command[0] == "" {
+		return nil, fmt.Errorf("plugin %q (notifier %q): no command", spec.Plugin, spec.Notifier)
+	}
+	base := spec.Logger
+	if base == nil {
+		base = slog.New(slog.DiscardHandler)
+	}
+	log := base.With("logger", "plugin."+spec.Notifier, "notifier", spec.Notifier)
+
+	cmd := exec.Command(spec.Command[0], spec.Command[1:]...)
+	tel := spec.Telemetry
+	if _, ok := tel[sdk.LogLevelEnv]; !ok {
+		tel = maps(tel, map[string]string{sdk.LogLevelEnv: levelName(log)})
+	}
+	cmd.Env = Env(os.Environ(), tel, spec.Env)
+
+	var secure *plugin.SecureConfig
+	if spec.SHA256 != "" {
+		sum, err := hex.DecodeString(spec.SHA256)
+		if err != nil || len(sum) != sha256.Size {
+			return nil, fmt.Errorf("plugin %q (notifier %q): sha256 %q is not %d hex digits", spec.Plugin, spec.Notifier, spec.SHA256, 2*sha256.Size)
+		}
+		secure = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+	}
+
+	tp := spec.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	startTimeout := time.Minute
+	if dl, ok := ctx.Deadline(); ok {
+		startTimeout = max(time.Until(dl), time.Millisecond)
+	}
+	hl := newHCLogger(log)
+	pc := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		Plugins:          plugin.PluginSet{sdk.PluginName: grpcPlugin{}},
+		Cmd:              cmd,
+		SecureConfig:     secure,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Managed:          true,
+		SkipHostEnv:      true,
+		StartTimeout:     startTimeout,
+		Logger:           hl,
+		SyncStdout:       newLineWriter(log, slog.LevelInfo, "stdout"),
+		SyncStderr:       newLineWriter(log, slog.LevelInfo, "stderr"),
+		GRPCDialOptions: []grpc.DialOption{
+			grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+				otelgrpc.WithTracerProvider(tp),
+				otelgrpc.WithPropagators(propagation.TraceContext{}),
+				otelgrpc.WithFilter(sdk.TraceFilter),
+			)),
+		},
+	})
+	c := &Client{spec: spec, pc: pc, logger: log}
+	if err := c.start(ctx); err != nil {
+		pc.Kill()
+		return nil, fmt.Errorf("start plugin %q (notifier %q): %w", spec.Plugin, spec.Notifier, err)
+	}
+	return c, nil
+}
+
+func (c *Client) start(ctx context.Context) error {
+	proto, err := c.pc.Client()
+	if err != nil {
+		return c.startError(err)
+	}
+	raw, err := proto.Dispense(sdk.PluginName)
+	if err != nil {
+		return err
+	}
+	rpc, ok := raw.(pluginpb.PluginClient)
+	if !ok {
+		return fmt.Errorf("dispensed %T, not a plugin client", raw)
+	}
+	c.rpc = rpc
+	info, err := rpc.Info(ctx, &pluginpb.InfoRequest{})
+	if err != nil {
+		return fmt.Errorf("info: %w", err)
+	}
+	c.info = info
+	return nil
+}
+
+// pluginVersion finds the plugin's protocol version in go-plugin's
+// handshake error.
+var pluginVersion = regexp.MustCompile(`Plugin version: (\d+)`)
+
+// startError explains a go-plugin start failure.
+func (c *Client) startError(err error) error {
+	if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+		file := c.commandPath()
+		actual, herr := fileSHA256(file)
+		if herr != nil {
+			actual = "unreadable: " + herr.Error()
+		}
+		return fmt.Errorf("checksum mismatch for %s: expected sha256 %s, actual %s: %w", file, c.spec.SHA256, actual, err)
+	}
+	if m := pluginVersion.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Errorf("plugin speaks protocol version %s, this host speaks version %d: %w", m[1], sdk.ProtocolVersion, err)
+	}
+	return err
+}
+
+// commandPath is the file go-plugin checksums: Command[0] as exec resolved it.
+func (c *Client) commandPath() string {
+	if p, err := exec.LookPath(c.spec.Command[0]); err == nil {
+		return p
+	}
+	return c.spec.Command[0]
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Info returns what the plugin said of itself at start.
+func (c *Client) Info() *pluginpb.InfoResponse { return c.info }
+
+// Schema asks the plugin for the notifier attributes it accepts.
+func (c *Client) Schema(ctx context.Context) (*pluginpb.SchemaResponse, error) {
+	resp, err := c.rpc.Schema(ctx, &pluginpb.SchemaRequest{})
+	if err != nil {
+		return nil, c.rpcError("schema", err)
+	}
+	return resp, nil
+}
+
+// Configure sends the notifier block's decoded attributes (a JSON object)
+// and returns the plugin's complaints about them; the error is for a failed
+// call.
+func (c *Client) Configure(ctx context.Context, notifier string, configJSON []byte) ([]*pluginpb.AttributeError, error) {
+	resp, err := c.rpc.Configure(ctx, &pluginpb.ConfigureRequest{Notifier: notifier, ConfigJson: configJSON})
+	if err != nil {
+		return nil, c.rpcError("configure", err)
+	}
+	return resp.GetErrors(), nil
+}
+
+// Deliver makes one delivery attempt. The response holds exactly one
+// outcome per device, or one when req has no devices; anything else is an
+// error.
+func (c *Client) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
+	resp, err := c.rpc.Deliver(ctx, req)
+	if err != nil {
+		return nil, c.rpcError("deliver", err)
+	}
+	if want := max(1, len(req.GetDevices())); len(resp.GetOutcomes()) != want {
+		return nil, fmt.Errorf("plugin %q (notifier %q): deliver: %d outcomes for %d devices", c.spec.Plugin, c.spec.Notifier, len(resp.GetOutcomes()), len(req.GetDevices()))
+	}
+	return resp, nil
+}
+
+// Health returns nil when the plugin says it is ready.
+func (c *Client) Health(ctx context.Context) error {
+	resp, err := c.rpc.Health(ctx, &pluginpb.HealthRequest{})
+	if err != nil {
+		return c.rpcError("health", err)
+	}
+	if !resp.GetReady() {
+		msg := resp.GetMessage()
+		if msg == "" {
+			msg = "not ready"
+		}
+		return fmt.Errorf("plugin %q (notifier %q): not ready: %s", c.spec.Plugin, c.spec.Notifier, msg)
+	}
+	return nil
+}
+
+// rpcError wraps a failed call, keeping its gRPC status reachable with
+// status.FromError / status.Code.
+func (c *Client) rpcError(op string, err error) error {
+	if c.pc.Exited() {
+		return fmt.Errorf("plugin %q (notifier %q): %s: plugin process exited: %w", c.spec.Plugin, c.spec.Notifier, op, err)
+	}
+	return fmt.Errorf("plugin %q (notifier %q): %s: %w", c.spec.Plugin, c.spec.Notifier, op, err)
+}
+
+// Exited reports whether the plugin process has ended; the owner then
+// starts a new one.
+func (c *Client) Exited() bool { return c.pc.Exited() }
+
+// Kill stops the plugin process: gracefully first (the plugin flushes its
+// spans), then by force after go-plugin's grace period. It is safe to call
+// more than once.
+func (c *Client) Kill() { c.pc.Kill() }
+
+// Cleanup kills every plugin process still running; call it once, before
+// the host exits.
+func Cleanup() { plugin.CleanupClients() }
+
+// grpcPlugin is the host's side of the go-plugin glue: it turns the
+// connection into the generated protocol client.
+type grpcPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+}
+
+func (grpcPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
+	return errors.New("the host does not serve plugins")
+}
+
+func (grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
+	return pluginpb.NewPluginClient(cc), nil
+}
+
+// maps merges ms into a new map, later ones winning.
+func maps(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
