@@ -17,6 +17,12 @@
 // it. An unclassified error is a transient failure the host may retry until
 // the delivery's deadline.
 //
+// Log with Logger: its JSON lines go to the process's standard error, where
+// the host picks them up and logs them under the notifier's name (a plugin's
+// stdout belongs to go-plugin). Make provider requests with HTTPClient or
+// Transport, so each one is a span of the host's trace, without the URL's
+// path or query (which may hold a device token).
+//
 // The SDK never imports ringside's core.
 package sdk
 

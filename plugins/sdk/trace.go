@@ -79,7 +79,9 @@ func setupTracing(ctx context.Context, info Info) (trace.TracerProvider, func(co
 // context into the request headers. The span carries http.request.method,
 // server.address, server.port and http.response.status_code, and an error
 // status for a transport error or a status of 400 or more; never the URL's
-// path or query, which may hold a device token or a credential.
+// path or query, which may hold a device token or a credential. The span
+// ends when the response headers arrive. Spans go to the global tracer
+// provider, which Serve sets up.
 func Transport(base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport.(*http.Transport).Clone()
