@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
@@ -122,9 +123,16 @@ func CallContext(c *callback.Call) *hcl.EvalContext {
 	}
 }
 
+// Values shared by every CallValue (cty values are immutable).
+var (
+	emptyExtra = cty.MapValEmpty(cty.String)
+	typeVals   = map[string]cty.Value{"A": cty.StringVal("A"), "V": cty.StringVal("V")}
+	attrsPool  = sync.Pool{New: func() any { return make(map[string]cty.Value, len(callFields)+1) }}
+)
+
 // CallValue is c as a value of CallType.
 func CallValue(c *callback.Call) cty.Value {
-	extra := cty.MapValEmpty(cty.String)
+	extra := emptyExtra
 	if len(c.Extra) > 0 {
 		m := make(map[string]cty.Value, len(c.Extra))
 		for k, v := range c.Extra {
@@ -132,18 +140,26 @@ func CallValue(c *callback.Call) cty.Value {
 		}
 		extra = cty.MapVal(m)
 	}
-	return cty.ObjectVal(map[string]cty.Value{
-		"sid":             cty.StringVal(c.SID),
-		"from_service_id": cty.StringVal(c.FromServiceID),
-		"from_user_id":    cty.StringVal(c.FromUserID),
-		"to_service_id":   cty.StringVal(c.ToServiceID),
-		"to_user_id":      cty.StringVal(c.ToUserID),
-		"type":            cty.StringVal(c.Type),
-		"param":           cty.StringVal(c.Param),
-		"stid":            cty.StringVal(c.Stid),
-		"app_svr_data":    cty.StringVal(c.AppSvrData),
-		"extra":           extra,
-	})
+	typ, ok := typeVals[c.Type]
+	if !ok {
+		typ = cty.StringVal(c.Type)
+	}
+	// ObjectVal copies the map, so the map itself is reused.
+	attrs := attrsPool.Get().(map[string]cty.Value)
+	attrs["sid"] = cty.StringVal(c.SID)
+	attrs["from_service_id"] = cty.StringVal(c.FromServiceID)
+	attrs["from_user_id"] = cty.StringVal(c.FromUserID)
+	attrs["to_service_id"] = cty.StringVal(c.ToServiceID)
+	attrs["to_user_id"] = cty.StringVal(c.ToUserID)
+	attrs["type"] = typ
+	attrs["param"] = cty.StringVal(c.Param)
+	attrs["stid"] = cty.StringVal(c.Stid)
+	attrs["app_svr_data"] = cty.StringVal(c.AppSvrData)
+	attrs["extra"] = extra
+	v := cty.ObjectVal(attrs)
+	clear(attrs)
+	attrsPool.Put(attrs)
+	return v
 }
 
 // checkCtx is the context a call expression is checked in at load time.
