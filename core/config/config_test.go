@@ -380,3 +380,25 @@ func TestCallFunctionsMatchDoc(t *testing.T) {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
 }
+
+func TestSensitiveValueNotEchoed(t *testing.T) {
+	path := writeConfig(t, `notifier "x" {
+  plugin = "webhook"
+  url    = "https://x"
+  pin    = "hunter2"
+}
+`)
+	cfg, diags := Load(path, Options{Builtins: testBuiltins})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	s := Schema{Attributes: []Attribute{{Name: "url", Type: AttrString}, {Name: "pin", Type: AttrNumber, Sensitive: true}}}
+	diags = cfg.ApplySchema(cfg.Notifiers[0], s)
+	var buf bytes.Buffer
+	for _, d := range diags {
+		buf.WriteString(d.Summary + " " + d.Detail)
+	}
+	if !diags.HasErrors() || strings.Contains(buf.String(), "hunter2") {
+		t.Errorf("got %q; want an error that does not repeat the value", buf.String())
+	}
+}

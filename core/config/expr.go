@@ -459,16 +459,16 @@ func checkTemplate(attr *hcl.Attribute) hcl.Diagnostics {
 	if v.IsKnown() && v.IsNull() {
 		return append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
-			Summary:  fmt.Sprintf("%q is null", attr.Name),
-			Detail:   fmt.Sprintf("%q is a template and must yield a string.", attr.Name),
+			Summary:  fmt.Sprintf("%s is null", attr.Name),
+			Detail:   fmt.Sprintf("%s is a template and must yield a string.", attr.Name),
 			Subject:  attr.Expr.Range().Ptr(),
 		})
 	}
 	if _, err := convert.Convert(v, cty.String); err != nil {
 		return append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
-			Summary:  fmt.Sprintf("%q is not a string", attr.Name),
-			Detail:   fmt.Sprintf("%q is a template and must yield a string, but this is %s.", attr.Name, article(v.Type())),
+			Summary:  fmt.Sprintf("%s must yield a string", attr.Name),
+			Detail:   fmt.Sprintf("%s is a template, rendered per call into a string, but this is %s.", attr.Name, article(v.Type())),
 			Subject:  attr.Expr.Range().Ptr(),
 		})
 	}
