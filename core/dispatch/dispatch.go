@@ -119,21 +119,21 @@ func (d *Dispatcher) Accept(ctx context.Context, c *callback.Call, deliver bool)
 		ans.Route = plan.Routes[0]
 	}
 	if !deliver {
-		if plan.Status == StatusAccepted && d.dedup.Seen(c.SID, c.ToServiceID, c.ToUserID, d.now()) {
-			ans.Status = StatusDuplicate
+		if plan.Status == callback.StatusAccepted && d.dedup.Seen(c.SID, c.ToServiceID, c.ToUserID, d.now()) {
+			ans.Status = callback.StatusDuplicate
 		}
 		return ans, nil
 	}
 	for _, r := range plan.Routes {
 		d.metrics.RouteMatches.WithLabelValues(r).Inc()
 	}
-	if plan.Status != StatusAccepted {
+	if plan.Status != callback.StatusAccepted {
 		d.log.Info("callback", "sid", c.SID, "status", plan.Status, "routes", plan.Routes)
 		return ans, nil
 	}
 	if !d.dedup.Claim(c.SID, c.ToServiceID, c.ToUserID, d.now()) {
-		ans.Status = StatusDuplicate
-		d.log.Info("callback", "sid", c.SID, "status", StatusDuplicate, "routes", plan.Routes)
+		ans.Status = callback.StatusDuplicate
+		d.log.Info("callback", "sid", c.SID, "status", callback.StatusDuplicate, "routes", plan.Routes)
 		return ans, nil
 	}
 	d.start(context.WithoutCancel(ctx), plan)

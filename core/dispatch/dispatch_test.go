@@ -137,7 +137,7 @@ func TestPlan(t *testing.T) {
 			routes: func(t *testing.T) []*route.Route {
 				return []*route.Route{{Name: "x", When: expr(t, `call.type == "A"`), Notify: []string{"ios"}}}
 			},
-			status: StatusUnrouted,
+			status: callback.StatusUnrouted,
 		},
 		{
 			name: "first match wins",
@@ -148,7 +148,7 @@ func TestPlan(t *testing.T) {
 				}
 			},
 			devices:    [][2]string{{"apns", "a1"}},
-			status:     StatusAccepted,
+			status:     callback.StatusAccepted,
 			routeNames: []string{"video"},
 			want:       []planned{{"ios", "notify", true, []string{"a1"}}},
 		},
@@ -163,7 +163,7 @@ func TestPlan(t *testing.T) {
 				}
 			},
 			devices:    [][2]string{{"apns", "a1"}},
-			status:     StatusAccepted,
+			status:     callback.StatusAccepted,
 			routeNames: []string{"video", "all"},
 			want:       []planned{{"ios", "notify", true, []string{"a1"}}, {"hook", "notify", true, nil}},
 		},
@@ -173,7 +173,7 @@ func TestPlan(t *testing.T) {
 				return []*route.Route{{Name: "r", Notify: []string{"ios", "android"}}}
 			},
 			devices:    [][2]string{{"phone", "+8190"}},
-			status:     StatusNoDevices,
+			status:     callback.StatusNoDevices,
 			routeNames: []string{"r"},
 			want:       []planned{{"ios", "notify", false, nil}, {"android", "notify", false, nil}},
 		},
@@ -183,7 +183,7 @@ func TestPlan(t *testing.T) {
 				return []*route.Route{{Name: "r", Notify: []string{"ios"}, Fallback: []string{"sms"}}}
 			},
 			devices:    [][2]string{{"phone", "+8190"}},
-			status:     StatusAccepted,
+			status:     callback.StatusAccepted,
 			routeNames: []string{"r"},
 			want:       []planned{{"ios", "notify", false, nil}, {"sms", "fallback", true, []string{"+8190"}}},
 		},
@@ -193,7 +193,7 @@ func TestPlan(t *testing.T) {
 				return []*route.Route{{Name: "r", Notify: []string{"ios"}, Fallback: []string{"sms"}}}
 			},
 			devices:    [][2]string{{"apns", "a1"}, {"phone", "+8190"}},
-			status:     StatusAccepted,
+			status:     callback.StatusAccepted,
 			routeNames: []string{"r"},
 			want:       []planned{{"ios", "notify", true, []string{"a1"}}, {"sms", "fallback", false, []string{"+8190"}}},
 		},
@@ -203,7 +203,7 @@ func TestPlan(t *testing.T) {
 				return []*route.Route{{Name: "r", Notify: []string{"hook"}, Fallback: []string{"sms"}}}
 			},
 			devices:    [][2]string{{"phone", "+8190"}},
-			status:     StatusAccepted,
+			status:     callback.StatusAccepted,
 			routeNames: []string{"r"},
 			want:       []planned{{"hook", "notify", true, nil}, {"sms", "fallback", false, []string{"+8190"}}},
 		},
@@ -211,7 +211,7 @@ func TestPlan(t *testing.T) {
 			name:       "a device rings once across notifiers of its kind",
 			routes:     func(t *testing.T) []*route.Route { return []*route.Route{{Name: "r", Notify: []string{"ios", "ios2"}}} },
 			devices:    [][2]string{{"apns", "a1"}, {"apns", "a2"}},
-			status:     StatusAccepted,
+			status:     callback.StatusAccepted,
 			routeNames: []string{"r"},
 			want:       []planned{{"ios", "notify", true, []string{"a1", "a2"}}, {"ios2", "notify", false, nil}},
 		},
@@ -219,7 +219,7 @@ func TestPlan(t *testing.T) {
 			name:       "a disabled notifier is skipped",
 			routes:     func(t *testing.T) []*route.Route { return []*route.Route{{Name: "r", Notify: []string{"gone", "ios"}}} },
 			devices:    [][2]string{{"apns", "a1"}},
-			status:     StatusAccepted,
+			status:     callback.StatusAccepted,
 			routeNames: []string{"r"},
 			want:       []planned{{"ios", "notify", true, []string{"a1"}}},
 		},
@@ -231,7 +231,7 @@ func TestPlan(t *testing.T) {
 					{Name: "all", Notify: []string{"hook"}},
 				}
 			},
-			status:     StatusAccepted,
+			status:     callback.StatusAccepted,
 			routeNames: []string{"all"},
 			want:       []planned{{"hook", "notify", true, nil}},
 		},
@@ -251,7 +251,7 @@ func TestPlan(t *testing.T) {
 			if plan.Status != tc.status {
 				t.Errorf("status: got %s; want %s", plan.Status, tc.status)
 			}
-			if plan.Reachable != (tc.status == StatusAccepted) {
+			if plan.Reachable != (tc.status == callback.StatusAccepted) {
 				t.Errorf("reachable: got %v", plan.Reachable)
 			}
 			if len(plan.Routes) != len(tc.routeNames) {
@@ -352,7 +352,7 @@ func TestAcceptDeliversAndDedups(t *testing.T) {
 
 	// HEAD: decided, not delivered, not recorded.
 	ans, err := d.Accept(ctx, testCall(), false)
-	if err != nil || ans.Status != StatusAccepted || ans.Route != "r" || !ans.Reachable {
+	if err != nil || ans.Status != callback.StatusAccepted || ans.Route != "r" || !ans.Reachable {
 		t.Fatalf("HEAD: got %+v, %v", ans, err)
 	}
 	_ = d.Wait(ctx)
@@ -360,16 +360,16 @@ func TestAcceptDeliversAndDedups(t *testing.T) {
 		t.Fatalf("HEAD delivered")
 	}
 	ans, _ = d.Accept(ctx, testCall(), true)
-	if ans.Status != StatusAccepted {
+	if ans.Status != callback.StatusAccepted {
 		t.Fatalf("GET: got %+v", ans)
 	}
 	ans, _ = d.Accept(ctx, testCall(), true)
-	if ans.Status != StatusDuplicate {
+	if ans.Status != callback.StatusDuplicate {
 		t.Fatalf("repeat: got %+v; want duplicate", ans)
 	}
 	other := testCall()
 	other.ToUserID = "other"
-	if ans, _ := d.Accept(ctx, other, true); ans.Status != StatusAccepted {
+	if ans, _ := d.Accept(ctx, other, true); ans.Status != callback.StatusAccepted {
 		t.Fatalf("other callee: got %+v; want accepted (not a duplicate)", ans)
 	}
 	_ = d.Wait(ctx)
@@ -426,7 +426,7 @@ func TestDeliveryOutcomes(t *testing.T) {
 	}
 	c := testCall()
 	c.Received = time.Now() // deadlines are real: the delivery context carries them
-	if ans, _ := d.Accept(context.Background(), c, true); ans.Status != StatusAccepted {
+	if ans, _ := d.Accept(context.Background(), c, true); ans.Status != callback.StatusAccepted {
 		t.Fatalf("got %+v", ans)
 	}
 	_ = d.Wait(context.Background())
@@ -494,7 +494,7 @@ func TestRetryStopsAtDeadline(t *testing.T) {
 	c.Received = start
 	// Deadline is start+50ms on the injected clock: attempts at 15, 30, 45 ms;
 	// the next would start after the deadline, so the delivery expires.
-	if ans, _ := d.Accept(context.Background(), c, true); ans.Status != StatusAccepted {
+	if ans, _ := d.Accept(context.Background(), c, true); ans.Status != callback.StatusAccepted {
 		t.Fatalf("got %+v", ans)
 	}
 	_ = d.Wait(context.Background())

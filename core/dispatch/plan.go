@@ -55,14 +55,6 @@ const (
 	RoleFallback = "fallback"
 )
 
-// Callback statuses (the "status" of the notify_cb answer).
-const (
-	StatusAccepted  = "accepted"
-	StatusDuplicate = "duplicate"
-	StatusUnrouted  = "unrouted"
-	StatusNoDevices = "no_devices"
-)
-
 // Plan is what a callback will cause.
 type Plan struct {
 	Call   *callback.Call
@@ -118,7 +110,7 @@ func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalCont
 	span.End()
 	plan := &Plan{Call: c, WhenErrors: whenErrs, Routes: make([]string, 0, len(matched))}
 	if len(matched) == 0 {
-		plan.Status = StatusUnrouted
+		plan.Status = callback.StatusUnrouted
 		return plan, nil
 	}
 	for _, r := range matched {
@@ -163,10 +155,10 @@ func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalCont
 		}
 	}
 	if !plan.Reachable {
-		plan.Status = StatusNoDevices
+		plan.Status = callback.StatusNoDevices
 		return plan, nil
 	}
-	plan.Status = StatusAccepted
+	plan.Status = callback.StatusAccepted
 	for _, d := range plan.Deliveries {
 		if err := render(d, c, ectx); err != nil {
 			return nil, err
