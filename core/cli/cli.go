@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -327,10 +328,9 @@ func writeExplanation(w io.Writer, e explained) {
 				fmt.Fprintf(w, "    %s %s\n", d.Kind, d.Token)
 			}
 		}
-		var pretty map[string]any
-		if json.Unmarshal(n.Payload, &pretty) == nil {
-			b, _ := json.MarshalIndent(pretty, "  ", "  ")
-			fmt.Fprintf(w, "  payload: %s\n", b)
+		var pretty bytes.Buffer
+		if json.Indent(&pretty, n.Payload, "  ", "  ") == nil {
+			fmt.Fprintf(w, "  payload: %s\n", pretty.Bytes())
 		}
 		for _, k := range sortedKeys(n.Templates) {
 			fmt.Fprintf(w, "  %s: %q\n", k, n.Templates[k])

@@ -208,6 +208,19 @@ func TestPlan(t *testing.T) {
 			want:       []planned{{"hook", "notify", true, nil}, {"sms", "fallback", false, []string{"+8190"}}},
 		},
 		{
+			name: "a fallback not needed still serves a later route",
+			routes: func(t *testing.T) []*route.Route {
+				return []*route.Route{
+					{Name: "r", Notify: []string{"ios"}, Fallback: []string{"hook"}, Continue: true},
+					{Name: "all", Notify: []string{"hook", "ios"}},
+				}
+			},
+			devices:    [][2]string{{"apns", "a1"}},
+			status:     callback.StatusAccepted,
+			routeNames: []string{"r", "all"},
+			want:       []planned{{"ios", "notify", true, []string{"a1"}}, {"hook", "fallback", false, nil}, {"hook", "notify", true, nil}},
+		},
+		{
 			name:       "a device rings once across notifiers of its kind",
 			routes:     func(t *testing.T) []*route.Route { return []*route.Route{{Name: "r", Notify: []string{"ios", "ios2"}}} },
 			devices:    [][2]string{{"apns", "a1"}, {"apns", "a2"}},

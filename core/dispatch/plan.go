@@ -64,7 +64,8 @@ type Plan struct {
 	// Reachable reports whether any delivery will be attempted.
 	Reachable bool
 	// Deliveries lists every notifier the matched routes name, in order,
-	// each once; Active ones are delivered.
+	// each once — but a fallback not needed at lookup may appear again for a
+	// later route that names it. Active ones are delivered.
 	Deliveries []*Delivery
 	// WhenErrors are the routes whose `when` failed at run time.
 	WhenErrors []*route.WhenError
@@ -128,8 +129,8 @@ func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalCont
 		}
 	}
 
-	seen := map[string]bool{}    // notifiers already planned
-	rung := map[[2]string]bool{} // devices already given to a notifier
+	seen := map[string]*Delivery{} // notifiers already planned
+	rung := map[[2]string]bool{}   // devices already given to a notifier
 	for _, r := range matched {
 		reached := false
 		for _, name := range r.Notify {
@@ -180,12 +181,16 @@ func (p *Planner) needsDevices(matched []*route.Route) bool {
 	return false
 }
 
-func (p *Planner) add(plan *Plan, seen map[string]bool, rung map[[2]string]bool, devices []directory.Device, name, routeName, role string) *Delivery {
+func (p *Planner) add(plan *Plan, seen map[string]*Delivery, rung map[[2]string]bool, devices []directory.Device, name, routeName, role string) *Delivery {
 	n := p.Notifiers[name]
-	if n == nil || seen[name] {
+	if n == nil {
 		return nil
 	}
-	seen[name] = true
+	// A notifier delivers once per callback, for the first route that uses
+	// it; a fallback that was not needed may still serve a later route.
+	if prev := seen[name]; prev != nil && (prev.Active || prev.Role != RoleFallback) {
+		return nil
+	}
 	d := &Delivery{
 		Notifier: n,
 		Route:    routeName,
@@ -205,6 +210,7 @@ func (p *Planner) add(plan *Plan, seen map[string]bool, rung map[[2]string]bool,
 		}
 		d.Active = len(d.Devices) > 0
 	}
+	seen[name] = d
 	plan.Deliveries = append(plan.Deliveries, d)
 	return d
 }

@@ -1,0 +1,174 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringside/ringside/core/directory"
+	"github.com/ringside/ringside/plugins/webhook"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+var testBuiltins = map[string]Builtin{"webhook": webhook.Serve}
+
+// TestMain serves built-in plugins when ringside (here: the test binary)
+// launches itself as `plugin NAME`.
+func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == "plugin" {
+		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr, testBuiltins))
+	}
+	os.Exit(m.Run())
+}
+
+const lineExample = "from_user_id=9286&from_service_id=linecorp.com&to_user_id=2809&to_service_id=linecorp.com&sid=151ad995-749c-4a28-893f-636700469db1&type=A&stid=stid&param=eyJjYWxsRmxvd1R5cGUiOiJNIiwiY29tbVBhcmFtIjoie1wibXBrZXlcIjpcIkFoTFJVMzBYdVhGZW5UM1o4WmFwVSsyWVBUUHpyWUEyWk9iRHFSenkraHIzXCIsXCJjdG1cIjozMDAwLFwiaWN0XCI6NjAwMH0iLCJjYWxsVHlwZSI6IkEifQ%3D%3D"
+
+// explainConfig routes video calls to a device-kind notifier with an SMS-like
+// fallback, and everything to a webhook.
+const explainConfig = `
+directory "embedded" {
+  path = "devices.db"
+}
+
+notifier "desk" {
+  plugin  = "webhook"
+  devices = "console"
+  url     = "http://127.0.0.1:9/desk"
+  payload = {
+    video  = call.type == "V"
+    caller = upper(call.from_user_id)
+  }
+}
+
+notifier "hook" {
+  plugin = "webhook"
+  url    = "http://127.0.0.1:9/hook"
+}
+
+route "linecorp" {
+  when     = call.to_service_id == "linecorp.com"
+  notify   = ["desk"]
+  fallback = ["hook"]
+  continue = true
+}
+
+route "all" {
+  notify = ["hook"]
+}
+`
+
+const badConfig = `
+notifier "hook" {
+  plugin  = "webhook"
+  url     = "http://127.0.0.1:9/hook"
+  timeout = 5
+}
+
+route "all" {
+  when   = call.to_servce_id == "x"
+  notify = ["hook", "nope"]
+}
+`
+
+// setup writes the configs and a directory with one console device for the
+// LINE example's callee; it returns the folder.
+func setup(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, text := range map[string]string{"good.hcl": explainConfig, "bad.hcl": badConfig} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := directory.OpenSQLite(filepath.Join(dir, "devices.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	if err := store.Put(context.Background(), "linecorp.com", "2809", "console", "abcdef0123456789-desk", at); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestMainCommands(t *testing.T) {
+	dir := setup(t)
+	t.Chdir(dir)
+	tests := []struct {
+		name       string
+		args       []string
+		code       int
+		stdout     string // substring, or golden file name ending in .golden
+		stderr     string // substring
+		goldenName string
+	}{
+		{name: "version", args: []string{"version"}, code: ExitOK, stdout: "ringside dev\n"},
+		{name: "version takes no argument", args: []string{"version", "x"}, code: ExitUsage, stderr: "usage: ringside version"},
+		{name: "unknown command", args: []string{"frobnicate"}, code: ExitUsage, stderr: `unknown command "frobnicate"`},
+		{name: "help", args: []string{"help"}, code: ExitOK, stdout: "ringside explain"},
+		{name: "serve with a missing config names it", args: []string{"-config", "missing.hcl"}, code: ExitError, stderr: "missing.hcl"},
+		{name: "serve takes no argument", args: []string{"serve", "extra"}, code: ExitUsage, stderr: "unexpected argument"},
+		{name: "serve unknown flag", args: []string{"serve", "-bogus"}, code: ExitUsage, stderr: "flag provided but not defined: -bogus"},
+		{name: "validate good", args: []string{"validate", "-config", "good.hcl"}, code: ExitOK, stdout: "good.hcl: ok (2 notifiers, 2 routes)"},
+		{name: "validate default path", args: []string{"validate"}, code: ExitError, stdout: "config.hcl"},
+		{name: "validate bad", args: []string{"validate", "-config", "bad.hcl"}, code: ExitError, goldenName: "validate_bad.golden"},
+		{name: "validate flags after arguments are refused", args: []string{"validate", "x", "-config", "good.hcl"}, code: ExitUsage, stderr: "unexpected argument"},
+		{name: "explain", args: []string{"explain", "-config", "good.hcl", lineExample}, code: ExitOK, goldenName: "explain.golden"},
+		{name: "explain json", args: []string{"explain", "-config", "good.hcl", "-json", "http://host/notify_cb?" + lineExample}, code: ExitOK, goldenName: "explain_json.golden"},
+		{name: "explain unrouted", args: []string{"explain", "-config", "good.hcl", strings.Replace(lineExample, "to_service_id=linecorp.com", "to_service_id=other", 1)}, code: ExitOK, stdout: "routes: all"},
+		{name: "explain invalid query", args: []string{"explain", "-config", "good.hcl", "type=X"}, code: ExitUsage, stderr: "invalid callback"},
+		{name: "explain without query", args: []string{"explain", "-config", "good.hcl"}, code: ExitUsage, stderr: "usage: ringside explain"},
+		{name: "explain bad config", args: []string{"explain", "-config", "bad.hcl", lineExample}, code: ExitError, stderr: "bad.hcl:9:"},
+		{name: "plugin without name", args: []string{"plugin"}, code: ExitUsage, stderr: "usage: ringside plugin NAME"},
+		{name: "plugin unknown", args: []string{"plugin", "nope"}, code: ExitUsage, stderr: `no built-in plugin "nope"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := Main(tc.args, &out, &errb, testBuiltins)
+			if code != tc.code {
+				t.Fatalf("exit: got %d; want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out.String(), errb.String())
+			}
+			if tc.stdout != "" && !strings.Contains(out.String(), tc.stdout) {
+				t.Errorf("stdout: got %q; want it to contain %q", out.String(), tc.stdout)
+			}
+			if tc.stderr != "" && !strings.Contains(errb.String(), tc.stderr) {
+				t.Errorf("stderr: got %q; want it to contain %q", errb.String(), tc.stderr)
+			}
+			if tc.goldenName != "" {
+				golden(t, tc.goldenName, out.String()+errb.String())
+			}
+		})
+	}
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join(testdataDir, name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (run with -update after reading the diff):\ngot:\n%s\nwant:\n%s", name, got, want)
+	}
+}
+
+// testdataDir is absolute: the tests change directory.
+var testdataDir = func() string {
+	wd, _ := os.Getwd()
+	return filepath.Join(wd, "testdata")
+}()
