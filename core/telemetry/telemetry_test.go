@@ -1,0 +1,87 @@
+package telemetry
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel"
+)
+
+func TestPluginEnv(t *testing.T) {
+	tests := []struct {
+		name string
+		in   Tracing
+		want map[string]string
+	}{
+		{"none", Tracing{Exporter: "none", Endpoint: "http://x:4318", ServiceName: "rs"}, map[string]string{
+			"OTEL_TRACES_EXPORTER": "none", "OTEL_SERVICE_NAME": "rs",
+			"OTEL_RESOURCE_ATTRIBUTES":           "ringside.process=plugin,ringside.notifier=ios",
+			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "",
+		}},
+		{"stdout exports nothing from plugins", Tracing{Exporter: "stdout", ServiceName: "rs"}, map[string]string{
+			"OTEL_TRACES_EXPORTER": "none",
+		}},
+		{"otlp", Tracing{Exporter: "otlp", Endpoint: "http://collector:4318/", ServiceName: "rs"}, map[string]string{
+			"OTEL_TRACES_EXPORTER":               "otlp",
+			"OTEL_EXPORTER_OTLP_PROTOCOL":        "http/protobuf",
+			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := PluginEnv(tc.in, "ios")
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s: got %q; want %q", k, got[k], v)
+				}
+			}
+		})
+	}
+}
+
+func TestFromEnv(t *testing.T) {
+	env := map[string]string{
+		"OTEL_TRACES_EXPORTER":        "console",
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://env:4318",
+		"OTEL_SERVICE_NAME":           "from-env",
+	}
+	base := Tracing{Exporter: "otlp", Endpoint: "http://file:4318", ServiceName: "from-file"}
+	tests := []struct {
+		name     string
+		explicit map[string]bool
+		want     Tracing
+	}{
+		{"the file sets everything: it wins", map[string]bool{"traces": true, "endpoint": true, "service_name": true}, base},
+		{"the file sets nothing: OTEL_* fill in", map[string]bool{}, Tracing{Exporter: "stdout", Endpoint: "http://env:4318", ServiceName: "from-env"}},
+		{"mixed", map[string]bool{"traces": true}, Tracing{Exporter: "otlp", Endpoint: "http://env:4318", ServiceName: "from-env"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := FromEnv(base, tc.explicit, func(k string) string { return env[k] })
+			if got != tc.want {
+				t.Errorf("got %+v; want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestStartTracingStdout(t *testing.T) {
+	var out bytes.Buffer
+	tr, err := StartTracing(context.Background(), Tracing{Exporter: "stdout", ServiceName: "rs-test"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := otel.Tracer("test").Start(context.Background(), "hello-span")
+	span.End()
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "hello-span") || !strings.Contains(out.String(), "rs-test") {
+		t.Errorf("stdout exporter printed:\n%s", out.String())
+	}
+	if _, err := StartTracing(context.Background(), Tracing{Exporter: "zipkin"}, &out); err == nil {
+		t.Error("unknown exporter accepted")
+	}
+}
