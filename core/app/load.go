@@ -134,7 +134,11 @@ func Start(ctx context.Context, cfg *config.Config, opt Options) (*Runtime, hcl.
 			continue
 		}
 		for _, ae := range attrErrs {
-			diags = append(diags, n.AttrDiagnostic(ae.Attribute, ae.Message))
+			d := n.AttrDiagnostic(ae.Attribute, ae.Message)
+			if ae.Warning {
+				d.Severity = hcl.DiagWarning
+			}
+			diags = append(diags, d)
 		}
 		rt.Notifiers[n.Name] = &dispatch.Notifier{
 			Name:      n.Name,

@@ -269,6 +269,16 @@ func jsonKind(data json.RawMessage) string {
 	}
 }
 
+// onlyWarnings reports whether every attribute error is a warning.
+func onlyWarnings(errs []*pluginpb.AttributeError) bool {
+	for _, e := range errs {
+		if !e.Warning {
+			return false
+		}
+	}
+	return true
+}
+
 // attributeErrors flattens err (possibly an errors.Join tree) into protocol
 // attribute errors: an AttrError keeps its attribute, anything else points at
 // the block as a whole ("").
@@ -289,7 +299,7 @@ func attributeErrors(err error) []*pluginpb.AttributeError {
 		if ae.Err != nil {
 			msg = ae.Err.Error()
 		}
-		return []*pluginpb.AttributeError{{Attribute: ae.Attribute, Message: msg}}
+		return []*pluginpb.AttributeError{{Attribute: ae.Attribute, Message: msg, Warning: ae.Warning}}
 	}
 	return []*pluginpb.AttributeError{{Message: err.Error()}}
 }

@@ -222,6 +222,9 @@ func Classify(err error) (de DeliveryError, ok bool) {
 type AttrError struct {
 	Attribute string
 	Err       error
+	// Warning marks advice rather than an error: a Configure that returns
+	// only warnings has succeeded, and `ringside validate` prints them.
+	Warning bool
 }
 
 func (e *AttrError) Error() string { return e.Attribute + ": " + e.Err.Error() }
@@ -231,6 +234,14 @@ func (e *AttrError) Unwrap() error { return e.Err }
 // AttributeError returns an error about the attribute name, which the host
 // prints at that attribute's line. Join several with errors.Join.
 func AttributeError(name string, err error) error { return &AttrError{Attribute: name, Err: err} }
+
+// AttributeWarningf returns a warning about the attribute name. Configure
+// applies its configuration and returns the warnings (errors.Join of
+// several): the plugin is configured, and the host prints them at the
+// attribute's line.
+func AttributeWarningf(name, format string, args ...any) error {
+	return &AttrError{Attribute: name, Err: fmt.Errorf(format, args...), Warning: true}
+}
 
 // AttributeErrorf is AttributeError with a formatted message.
 func AttributeErrorf(name, format string, args ...any) error {

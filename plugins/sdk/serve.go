@@ -143,7 +143,11 @@ func (s *server[C]) Configure(ctx context.Context, req *pluginpb.ConfigureReques
 		}
 	}()
 	if err := s.p.Configure(ctx, v.Interface().(C)); err != nil {
-		return &pluginpb.ConfigureResponse{Errors: attributeErrors(err)}, nil
+		errs := attributeErrors(err)
+		if onlyWarnings(errs) {
+			s.configured.Store(true)
+		}
+		return &pluginpb.ConfigureResponse{Errors: errs}, nil
 	}
 	s.configured.Store(true)
 	return &pluginpb.ConfigureResponse{}, nil

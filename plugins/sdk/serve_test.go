@@ -54,6 +54,9 @@ func (f *fake) Configure(_ context.Context, c fakeConfig) error {
 	f.mu.Lock()
 	f.cfg = c
 	f.mu.Unlock()
+	if c.Timeout > 0 && c.Timeout < time.Second {
+		return AttributeWarningf("timeout", "under 1s is short")
+	}
 	return nil
 }
 
@@ -160,12 +163,14 @@ func TestConfigure(t *testing.T) {
 		name string
 		json string
 		want []string // "attribute: message"
+		warn bool     // only warnings: configured all the same
 	}{
-		{"ok", `{"url":"https://x","timeout":"5s"}`, nil},
-		{"decode errors skip Configure", `{"url":"http://x","timeout":5,"extra":true}`, []string{"extra: unknown attribute", "timeout: want a duration string such as \"5s\", got a number"}},
-		{"plugin attribute errors", `{"url":"http://x","timeout":"2m"}`, []string{"url: must be https", "timeout: at most 1m"}},
-		{"plain error", `{"url":"https://broken"}`, []string{": the service is broken"}},
-		{"missing required", `{}`, []string{"url: required attribute is missing"}},
+		{"ok", `{"url":"https://x","timeout":"5s"}`, nil, false},
+		{"decode errors skip Configure", `{"url":"http://x","timeout":5,"extra":true}`, []string{"extra: unknown attribute", "timeout: want a duration string such as \"5s\", got a number"}, false},
+		{"plugin attribute errors", `{"url":"http://x","timeout":"2m"}`, []string{"url: must be https", "timeout: at most 1m"}, false},
+		{"plain error", `{"url":"https://broken"}`, []string{": the service is broken"}, false},
+		{"missing required", `{}`, []string{"url: required attribute is missing"}, false},
+		{"a warning alone configures", `{"url":"https://x","timeout":"5ms"}`, []string{"timeout: under 1s is short (warning)"}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -177,7 +182,11 @@ func TestConfigure(t *testing.T) {
 			}
 			var got []string
 			for _, e := range resp.Errors {
-				got = append(got, e.Attribute+": "+e.Message)
+				m := e.Attribute + ": " + e.Message
+				if e.Warning {
+					m += " (warning)"
+				}
+				got = append(got, m)
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got %q; want %q", got, tc.want)
@@ -186,13 +195,13 @@ func TestConfigure(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if h.Ready != (tc.want == nil) {
+			if h.Ready != (tc.want == nil || tc.warn) {
 				t.Errorf("ready = %v after configure with errors %v", h.Ready, got)
 			}
 			f.mu.Lock()
 			cfg := f.cfg
 			f.mu.Unlock()
-			if tc.want == nil && (cfg.URL != "https://x" || cfg.Timeout != 5*time.Second) {
+			if tc.want == nil && (cfg.URL != "https://x" || cfg.Timeout != 5*time.Second) || tc.warn && cfg.URL != "https://x" {
 				t.Errorf("plugin got config %+v", cfg)
 			}
 		})

@@ -528,9 +528,12 @@ func (x *ConfigureResponse) GetErrors() []*AttributeError {
 // AttributeError points at one attribute of the notifier block, so the host
 // can print the line. An empty attribute means the block as a whole.
 type AttributeError struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Attribute     string                 `protobuf:"bytes,1,opt,name=attribute,proto3" json:"attribute,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Attribute string                 `protobuf:"bytes,1,opt,name=attribute,proto3" json:"attribute,omitempty"`
+	Message   string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// warning: not an error; the plugin is configured and `ringside validate`
+	// prints it as a warning.
+	Warning       bool `protobuf:"varint,3,opt,name=warning,proto3" json:"warning,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -577,6 +580,13 @@ func (x *AttributeError) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *AttributeError) GetWarning() bool {
+	if x != nil {
+		return x.Warning
+	}
+	return false
 }
 
 type Call struct {
@@ -1103,10 +1113,11 @@ const file_plugin_proto_rawDesc = "" +
 	"\vconfig_json\x18\x02 \x01(\fR\n" +
 	"configJson\"O\n" +
 	"\x11ConfigureResponse\x12:\n" +
-	"\x06errors\x18\x01 \x03(\v2\".ringside.plugin.v1.AttributeErrorR\x06errors\"H\n" +
+	"\x06errors\x18\x01 \x03(\v2\".ringside.plugin.v1.AttributeErrorR\x06errors\"b\n" +
 	"\x0eAttributeError\x12\x1c\n" +
 	"\tattribute\x18\x01 \x01(\tR\tattribute\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xe5\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x18\n" +
+	"\awarning\x18\x03 \x01(\bR\awarning\"\xe5\x02\n" +
 	"\x04Call\x12\x10\n" +
 	"\x03sid\x18\x01 \x01(\tR\x03sid\x12&\n" +
 	"\x0ffrom_service_id\x18\x02 \x01(\tR\rfromServiceId\x12 \n" +
