@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,6 +32,8 @@ type Options struct {
 	// Getenv reads the environment (env() in configs, OTEL_* settings).
 	Getenv func(string) string
 	Logger *slog.Logger
+	// Metrics counts plugin restarts; nil → not counted.
+	Metrics *telemetry.Metrics
 }
 
 // Runtime is a loaded config whose enabled notifiers have configured plugin
@@ -40,7 +43,9 @@ type Runtime struct {
 	Routes    *route.Table
 	Notifiers map[string]*dispatch.Notifier
 	Tracing   telemetry.Tracing
-	clients   map[string]*pluginhost.Client
+	clients   map[string]*pluginhost.Supervised
+	specs     map[string]string // notifier → specKey
+	configs   map[string]string // notifier → ConfigJSON
 }
 
 // LoadConfig loads the config file at path (no plugin started).
@@ -61,6 +66,37 @@ func (o Options) getenv() func(string) string {
 // but keep no process. On any error diagnostic every process started is
 // stopped and the runtime is nil.
 func Start(ctx context.Context, cfg *config.Config, opt Options) (*Runtime, hcl.Diagnostics) {
+	return start(ctx, cfg, opt, nil)
+}
+
+// Reload is Start for a new config while rt keeps serving: a notifier whose
+// plugin, process settings and attributes are unchanged keeps its running
+// process. On success the processes of rt that the new runtime does not use
+// are retired (stopped once their deliveries in flight end) and rt must not
+// be used again; on error rt is untouched and keeps serving.
+func (rt *Runtime) Reload(ctx context.Context, cfg *config.Config, opt Options) (*Runtime, hcl.Diagnostics) {
+	next, diags := start(ctx, cfg, opt, rt)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	for name, sup := range rt.clients {
+		if next.clients[name] != sup {
+			sup.Retire()
+		}
+	}
+	rt.clients = nil
+	return next, diags
+}
+
+// notifierState is what start learns of one notifier.
+type notifierState struct {
+	client *pluginhost.Client     // a new process, or nil
+	reuse  *pluginhost.Supervised // the previous runtime's process, or nil
+	schema config.Schema
+	err    error
+}
+
+func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) (*Runtime, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	getenv := opt.getenv()
 	exe := opt.Executable
@@ -74,33 +110,31 @@ func Start(ctx context.Context, cfg *config.Config, opt Options) (*Runtime, hcl.
 		Config:    cfg,
 		Notifiers: map[string]*dispatch.Notifier{},
 		Tracing:   tracingSettings(cfg, getenv),
-		clients:   map[string]*pluginhost.Client{},
+		clients:   map[string]*pluginhost.Supervised{},
+		specs:     map[string]string{},
+		configs:   map[string]string{},
 	}
 
-	// Start every notifier's plugin at once: each start is an exec and a handshake.
-	type started struct {
-		client *pluginhost.Client
-		schema config.Schema
-		err    error
-	}
-	results := make([]started, len(cfg.Notifiers))
+	// Start every notifier's plugin at once: each start is an exec and a
+	// handshake. A process of the previous runtime with the same settings
+	// answers the schema instead.
+	results := make([]notifierState, len(cfg.Notifiers))
 	var wg sync.WaitGroup
 	for i, n := range cfg.Notifiers {
+		spec := rt.spec(n, exe, opt.Logger)
+		rt.specs[n.Name] = specKey(spec)
+		if prev != nil && n.Enabled && prev.clients[n.Name] != nil && prev.specs[n.Name] == rt.specs[n.Name] {
+			sup := prev.clients[n.Name]
+			s, err := sup.Client().Schema(ctx)
+			if err == nil {
+				results[i] = notifierState{reuse: sup, schema: convertSchema(sup.Client().Info(), s)}
+				continue
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := pluginhost.Start(ctx, rt.spec(n, exe, opt.Logger))
-			if err != nil {
-				results[i].err = err
-				return
-			}
-			s, err := c.Schema(ctx)
-			if err != nil {
-				c.Kill()
-				results[i].err = fmt.Errorf("schema: %w", err)
-				return
-			}
-			results[i] = started{client: c, schema: convertSchema(c.Info(), s)}
+			results[i] = startPlugin(ctx, spec)
 		}()
 	}
 	wg.Wait()
@@ -119,26 +153,42 @@ func Start(ctx context.Context, cfg *config.Config, opt Options) (*Runtime, hcl.
 		schemaDiags := cfg.ApplySchema(n, r.schema)
 		diags = append(diags, schemaDiags...)
 		if !n.Enabled || schemaDiags.HasErrors() {
-			r.client.Kill()
+			if r.client != nil {
+				r.client.Kill()
+			}
 			continue
 		}
-		rt.clients[n.Name] = r.client
 		js, err := n.ConfigJSON()
 		if err != nil {
+			if r.client != nil {
+				r.client.Kill()
+			}
 			diags = append(diags, n.AttrDiagnostic("", err.Error()))
 			continue
 		}
-		attrErrs, err := r.client.Configure(ctx, n.Name, js)
-		if err != nil {
-			diags = append(diags, n.AttrDiagnostic("", "plugin configure: "+err.Error()))
-			continue
-		}
-		for _, ae := range attrErrs {
-			d := n.AttrDiagnostic(ae.Attribute, ae.Message)
-			if ae.Warning {
-				d.Severity = hcl.DiagWarning
+		rt.configs[n.Name] = string(js)
+		if r.reuse != nil && prev.configs[n.Name] == string(js) {
+			rt.clients[n.Name] = r.reuse
+		} else {
+			if r.reuse != nil { // same process settings, new attributes: a fresh process
+				if r = startPlugin(ctx, rt.spec(n, exe, opt.Logger)); r.err != nil {
+					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: fmt.Sprintf("plugin %q of notifier %q did not start", n.Plugin, n.Name), Detail: r.err.Error(), Subject: n.DeclRange.Ptr()})
+					continue
+				}
 			}
-			diags = append(diags, d)
+			rt.clients[n.Name] = pluginhost.Supervise(r.client, js, restartCounter(opt.Metrics, n.Name))
+			attrErrs, err := r.client.Configure(ctx, n.Name, js)
+			if err != nil {
+				diags = append(diags, n.AttrDiagnostic("", "plugin configure: "+err.Error()))
+				continue
+			}
+			for _, ae := range attrErrs {
+				d := n.AttrDiagnostic(ae.Attribute, ae.Message)
+				if ae.Warning {
+					d.Severity = hcl.DiagWarning
+				}
+				diags = append(diags, d)
+			}
 		}
 		rt.Notifiers[n.Name] = &dispatch.Notifier{
 			Name:      n.Name,
@@ -147,11 +197,17 @@ func Start(ctx context.Context, cfg *config.Config, opt Options) (*Runtime, hcl.
 			TTL:       n.TTL,
 			Payload:   n.Payload,
 			Templates: n.Templates,
-			Deliverer: r.client,
+			Deliverer: rt.clients[n.Name],
 		}
 	}
 	if diags.HasErrors() {
-		rt.Close()
+		// Close only what this start created; reused processes stay with prev.
+		for name, sup := range rt.clients {
+			if prev == nil || prev.clients[name] != sup {
+				sup.Close()
+			}
+		}
+		rt.clients = nil
 		return nil, diags
 	}
 
@@ -161,6 +217,26 @@ func Start(ctx context.Context, cfg *config.Config, opt Options) (*Runtime, hcl.
 	}
 	rt.Routes = route.New(routes, func(name string) bool { return rt.Notifiers[name] != nil })
 	return rt, diags
+}
+
+func startPlugin(ctx context.Context, spec pluginhost.Spec) notifierState {
+	c, err := pluginhost.Start(ctx, spec)
+	if err != nil {
+		return notifierState{err: err}
+	}
+	s, err := c.Schema(ctx)
+	if err != nil {
+		c.Kill()
+		return notifierState{err: fmt.Errorf("schema: %w", err)}
+	}
+	return notifierState{client: c, schema: convertSchema(c.Info(), s)}
+}
+
+// specKey identifies the process settings of a notifier: a process is reused
+// on reload only when they are the same.
+func specKey(s pluginhost.Spec) string {
+	b, _ := json.Marshal([]any{s.Plugin, s.Command, s.SHA256, s.Env, s.Telemetry})
+	return string(b)
 }
 
 // WriteDiagnostics prints diags with their source lines; cfg may be nil
@@ -176,7 +252,7 @@ func WriteDiagnostics(w io.Writer, cfg *config.Config, diags hcl.Diagnostics) {
 // Close stops every plugin process of the runtime.
 func (rt *Runtime) Close() {
 	for name, c := range rt.clients {
-		c.Kill()
+		c.Close()
 		delete(rt.clients, name)
 	}
 }
@@ -189,6 +265,13 @@ func (rt *Runtime) Health(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+func restartCounter(m *telemetry.Metrics, notifier string) func() {
+	if m == nil {
+		return nil
+	}
+	return m.PluginRestarts.WithLabelValues(notifier).Inc
 }
 
 func (rt *Runtime) spec(n *config.Notifier, exe string, log *slog.Logger) pluginhost.Spec {

@@ -52,6 +52,8 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	// The log block is read before plugins start, so their logs use it too.
 	log := NewLogger(cfg.Log, stderr)
 	opt.Logger = log
+	metrics := telemetry.NewMetrics()
+	opt.Metrics = metrics
 
 	rt, diags := Start(ctx, cfg, opt)
 	if diags.HasErrors() {
@@ -82,7 +84,6 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	if err := admin.CheckListen(cfg.Server.AdminListen, cfg.Server.AdminToken); err != nil {
 		return err
 	}
-	metrics := telemetry.NewMetrics()
 	disp := dispatch.New(dispatch.Options{
 		Planner: dispatch.Planner{Routes: rt.Routes, Notifiers: rt.Notifiers, Store: store},
 		Dedup:   dispatch.NewDedup(cfg.Delivery.DedupWindow),

@@ -87,7 +87,7 @@ func openSQLite(path string) (_ *SQLite, err error) {
 	}()
 
 	// The writer sets WAL (persistent in the file) before any reader opens.
-	s.wdb, err = sql.Open("sqlite", dsn(abs, false))
+	s.wdb, err = sql.Open("sqlite", DSN(abs, false))
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func openSQLite(path string) (_ *SQLite, err error) {
 
 	// Pure-Go SQLite reads are CPU-bound: one connection per P is enough.
 	readers := max(4, runtime.GOMAXPROCS(0))
-	s.rdb, err = sql.Open("sqlite", dsn(abs, true))
+	s.rdb, err = sql.Open("sqlite", DSN(abs, true))
 	if err != nil {
 		return nil, err
 	}
@@ -136,10 +136,11 @@ func openSQLite(path string) (_ *SQLite, err error) {
 	return s, nil
 }
 
-// dsn returns the modernc.org/sqlite data source name for the absolute
+// DSN returns the modernc.org/sqlite data source name for the absolute
 // path abs: a file: URI (so any byte in the path is escaped) with the
-// connection pragmas.
-func dsn(abs string, readOnly bool) string {
+// connection pragmas (WAL, busy timeout, synchronous=NORMAL); readOnly opens
+// it query-only.
+func DSN(abs string, readOnly bool) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "synchronous(NORMAL)")
