@@ -1,0 +1,392 @@
+package sms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ringside/ringside/plugins/sdk"
+)
+
+const (
+	testSID   = "AC0123456789abcdef0123456789abcdef"
+	testToken = "s3cr3t-auth-t0ken-0123456789abcd"
+	testFrom  = "+15005550006"
+	testTo    = "+818012345678"
+)
+
+// twilioRequest is what the fake Twilio saw.
+type twilioRequest struct {
+	Path       string
+	User, Pass string
+	Form       url.Values
+	Header     http.Header
+}
+
+// fakeTwilio answers like the Messages API: 201 with a message sid, or
+// whatever answer writes.
+type fakeTwilio struct {
+	*httptest.Server
+	mu     sync.Mutex
+	reqs   []twilioRequest
+	answer func(w http.ResponseWriter, r *http.Request)
+}
+
+func newFakeTwilio(t *testing.T, answer func(w http.ResponseWriter, r *http.Request)) *fakeTwilio {
+	t.Helper()
+	f := &fakeTwilio{answer: answer}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		form, _ := url.ParseQuery(string(b))
+		user, pass, _ := r.BasicAuth()
+		f.mu.Lock()
+		f.reqs = append(f.reqs, twilioRequest{Path: r.URL.Path, User: user, Pass: pass, Form: form, Header: r.Header.Clone()})
+		n := len(f.reqs)
+		f.mu.Unlock()
+		if f.answer != nil {
+			f.answer(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `{"sid":"SM%032d","status":"queued","to":%q}`, n, form.Get("To"))
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeTwilio) requests() []twilioRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]twilioRequest(nil), f.reqs...)
+}
+
+// twilioErr answers a Twilio error.
+func twilioErr(status, code int, msg string, header ...string) func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i+1 < len(header); i += 2 {
+			w.Header().Set(header[i], header[i+1])
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"code":%d,"message":%q,"more_info":"https://www.twilio.com/docs/errors/%d","status":%d}`, code, msg, code, status)
+	}
+}
+
+func configured(t *testing.T, endpoint string) *Plugin {
+	t.Helper()
+	p := New()
+	if err := p.Configure(context.Background(), Config{AccountSID: testSID, AuthToken: testToken, From: testFrom, Endpoint: endpoint}); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	return p
+}
+
+func delivery(body ...string) *sdk.Delivery {
+	d := &sdk.Delivery{
+		ID: "d1", Attempt: 1, Route: "r",
+		Call: sdk.Call{
+			SID: "151ad995-749c-4a28-893f-636700469db1", FromServiceID: "linecorp.com", FromUserID: "9286",
+			ToServiceID: "linecorp.com", ToUserID: "2809", Type: "A", Param: "cGFyYW0=",
+		},
+		Deadline: time.Now().Add(time.Minute),
+	}
+	if len(body) > 0 {
+		d.Templates = map[string]string{"body": body[0]}
+	}
+	return d
+}
+
+func phone(tok string) sdk.Device { return sdk.Device{Kind: DeviceKind, Token: tok} }
+
+func TestDeliverForm(t *testing.T) {
+	tw := newFakeTwilio(t, nil)
+	p := configured(t, tw.URL+"/")
+	body := "Call from 9286: tap to answer ✆ & more"
+	id, err := p.Deliver(context.Background(), delivery(body), phone(testTo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != "SM00000000000000000000000000000001" {
+		t.Errorf("provider id %q; want the message sid", id)
+	}
+	reqs := tw.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("got %d requests", len(reqs))
+	}
+	r := reqs[0]
+	if r.Path != "/2010-04-01/Accounts/"+testSID+"/Messages.json" {
+		t.Errorf("path %s", r.Path)
+	}
+	if r.User != testSID || r.Pass != testToken {
+		t.Errorf("basic auth %q:%q", r.User, r.Pass)
+	}
+	if r.Form.Get("To") != testTo || r.Form.Get("From") != testFrom || r.Form.Get("Body") != body || len(r.Form) != 3 {
+		t.Errorf("form %v", r.Form)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" {
+		t.Errorf("content type %q", ct)
+	}
+}
+
+func TestDefaultBody(t *testing.T) {
+	tw := newFakeTwilio(t, nil)
+	p := configured(t, tw.URL)
+	d := delivery()
+	d.Call.Type = "V"
+	if _, err := p.Deliver(context.Background(), d, phone(testTo)); err != nil {
+		t.Fatal(err)
+	}
+	if got := tw.requests()[0].Form.Get("Body"); got != "Incoming video call from 9286" {
+		t.Errorf("default body %q", got)
+	}
+}
+
+func TestDeliverRefusedLocally(t *testing.T) {
+	tw := newFakeTwilio(t, nil)
+	p := configured(t, tw.URL)
+	tests := []struct {
+		name, token, body, want string
+	}{
+		{"not e164", "08012345678", "hi", "not an E.164"},
+		{"letters", "+81abc", "hi", "not an E.164"},
+		{"empty token", "", "hi", "not an E.164"},
+		{"empty body", testTo, " \n", "rendered empty"},
+		{"too long", testTo, strings.Repeat("あ", MaxBody+1), "at most 1600"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := p.Deliver(context.Background(), delivery(tc.body), phone(tc.token))
+			if de, _ := sdk.Classify(err); de.Class != sdk.ClassPermanent || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v (%v); want permanent %q", err, de.Class, tc.want)
+			}
+			if tc.token != "" && len(tc.token) > 8 && strings.Contains(err.Error(), tc.token) {
+				t.Errorf("error holds the whole number: %v", err)
+			}
+		})
+	}
+	if n := len(tw.requests()); n != 0 {
+		t.Errorf("%d requests sent", n)
+	}
+	// Exactly MaxBody characters is fine.
+	if _, err := p.Deliver(context.Background(), delivery(strings.Repeat("あ", MaxBody)), phone(testTo)); err != nil {
+		t.Errorf("a %d-character body: %v", MaxBody, err)
+	}
+}
+
+func TestDeliverErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		answer func(w http.ResponseWriter, r *http.Request)
+		class  sdk.Class
+		after  time.Duration
+		want   string
+		auth   bool // logged as a credentials problem
+	}{
+		{"21211 invalid To", twilioErr(400, 21211, "The 'To' number +818012345678 is not a valid phone number."), sdk.ClassPermanent, 0, "code 21211 (invalid To number)", false},
+		{"21614 not mobile", twilioErr(400, 21614, "'To' number is not a valid mobile number"), sdk.ClassPermanent, 0, "code 21614", false},
+		{"21610 unsubscribed", twilioErr(400, 21610, "Attempt to send to unsubscribed recipient"), sdk.ClassPermanent, 0, "unsubscribed", false},
+		{"21612 unreachable", twilioErr(400, 21612, "The 'To' phone number is not currently reachable via SMS"), sdk.ClassPermanent, 0, "code 21612", false},
+		{"21408 region", twilioErr(400, 21408, "Permission to send an SMS has not been enabled for the region indicated by the 'To' number: 818012345678"), sdk.ClassPermanent, 0, "code 21408", false},
+		{"21606 from", twilioErr(400, 21606, "The From phone number +15005550006 is not a valid, SMS-capable inbound phone number"), sdk.ClassPermanent, 0, "code 21606", false},
+		{"401 auth", twilioErr(401, 20003, "Authenticate"), sdk.ClassPermanent, 0, "twilio answered 401 code 20003", true},
+		{"404 account", twilioErr(404, 20404, "The requested resource was not found"), sdk.ClassPermanent, 0, "404", true},
+		{"429 retry-after", twilioErr(429, 20429, "Too Many Requests", "Retry-After", "7"), sdk.ClassRetry, 7 * time.Second, "429 code 20429", false},
+		{"429 bare", twilioErr(429, 20429, "Too Many Requests"), sdk.ClassRetry, 0, "429", false},
+		{"21611 queue full", twilioErr(400, 21611, "This 'From' number has exceeded the maximum number of queued messages"), sdk.ClassRetry, 0, "code 21611", false},
+		{"500", twilioErr(500, 20500, "Internal Server Error"), sdk.ClassRetry, 0, "500", false},
+		{"503 date", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", time.Now().Add(90*time.Second).UTC().Format(http.TimeFormat))
+			w.WriteHeader(503)
+		}, sdk.ClassRetry, 90 * time.Second, "503", false},
+		{"502 html", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(502); io.WriteString(w, "<html>bad gateway</html>") }, sdk.ClassRetry, 0, "502", false},
+		{"400 other", twilioErr(400, 21999, "Something"), sdk.ClassPermanent, 0, "21999", false},
+		{"302", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "https://example.com/", http.StatusFound) }, sdk.ClassPermanent, 0, "302", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tw := newFakeTwilio(t, tc.answer)
+			p := configured(t, tw.URL)
+			var logged []string
+			p.log = func(msg string, args ...any) { logged = append(logged, fmt.Sprint(msg, args)) }
+			_, err := p.Deliver(context.Background(), delivery("hi"), phone(testTo))
+			de, failed := sdk.Classify(err)
+			if !failed || de.Class != tc.class {
+				t.Fatalf("got %v (%v); want %v", err, de.Class, tc.class)
+			}
+			if tc.after > 0 && (de.After < tc.after-2*time.Second || de.After > tc.after) {
+				t.Errorf("retry after %v; want %v", de.After, tc.after)
+			}
+			if tc.after == 0 && de.After != 0 {
+				t.Errorf("retry after %v; want none", de.After)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q lacks %q", err, tc.want)
+			}
+			for _, secret := range []string{testTo, "818012345678", testToken} {
+				if strings.Contains(err.Error(), secret) || strings.Contains(strings.Join(logged, " "), secret) {
+					t.Errorf("error or log holds %q: %v %v", secret, err, logged)
+				}
+			}
+			if tc.auth != (len(logged) == 1) {
+				t.Errorf("credentials log lines: %q", logged)
+			}
+		})
+	}
+}
+
+func TestCredentialsLoggedOncePerMinute(t *testing.T) {
+	tw := newFakeTwilio(t, twilioErr(401, 20003, "Authenticate"))
+	p := configured(t, tw.URL)
+	now := time.Now()
+	p.now = func() time.Time { return now }
+	var n int
+	p.log = func(string, ...any) { n++ }
+	for range 3 {
+		_, _ = p.Deliver(context.Background(), delivery("hi"), phone(testTo))
+	}
+	now = now.Add(2 * time.Minute)
+	d := delivery("hi")
+	d.Deadline = now.Add(time.Minute)
+	_, _ = p.Deliver(context.Background(), d, phone(testTo))
+	if n != 2 {
+		t.Errorf("logged %d times; want 2", n)
+	}
+}
+
+func TestDeliverTransport(t *testing.T) {
+	tw := newFakeTwilio(t, nil)
+	url := tw.URL
+	tw.Close()
+	p := configured(t, url)
+	_, err := p.Deliver(context.Background(), delivery("hi"), phone(testTo))
+	if de, _ := sdk.Classify(err); de.Class != sdk.ClassRetry || strings.Contains(err.Error(), testTo) {
+		t.Fatalf("got %v; want a retry without the number", err)
+	}
+}
+
+func TestDeliverDeadline(t *testing.T) {
+	release := make(chan struct{})
+	tw := newFakeTwilio(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	p := configured(t, tw.URL)
+	d := delivery("hi")
+	d.Deadline = time.Now().Add(200 * time.Millisecond)
+	start := time.Now()
+	_, err := p.Deliver(context.Background(), d, phone(testTo))
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("took %v", el)
+	}
+	if de, _ := sdk.Classify(err); de.Class != sdk.ClassRetry || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v; want a retry: deadline exceeded", err)
+	}
+
+	d.Deadline = time.Now().Add(-time.Second)
+	before := len(tw.requests())
+	if _, err := p.Deliver(context.Background(), d, phone(testTo)); err == nil {
+		t.Fatal("delivered past the deadline")
+	}
+	if len(tw.requests()) != before {
+		t.Error("sent past the deadline")
+	}
+}
+
+func TestConfigure(t *testing.T) {
+	ok := Config{AccountSID: testSID, AuthToken: testToken, From: testFrom}
+	tests := []struct {
+		name   string
+		mod    func(*Config)
+		attrs  []string
+		warned bool
+	}{
+		{"ok", func(*Config) {}, nil, false},
+		{"short code", func(c *Config) { c.From = "12345" }, nil, false},
+		{"alphanumeric", func(c *Config) { c.From = "Ringside" }, nil, false},
+		{"default endpoint", func(c *Config) { c.Endpoint = "" }, nil, false},
+		{"loopback http", func(c *Config) { c.Endpoint = "http://127.0.0.1:8080" }, nil, false},
+		{"remote http warns", func(c *Config) { c.Endpoint = "http://twilio.internal" }, []string{"endpoint"}, true},
+		{"bad sid", func(c *Config) { c.AccountSID = "SK0123" }, []string{"account_sid"}, false},
+		{"empty token", func(c *Config) { c.AuthToken = "" }, []string{"auth_token"}, false},
+		{"token newline", func(c *Config) { c.AuthToken = testToken + "\n" }, []string{"auth_token"}, false},
+		{"bad from", func(c *Config) { c.From = "+1 415 555" }, []string{"from"}, false},
+		{"long alpha", func(c *Config) { c.From = "RingsideCalls" }, []string{"from"}, false},
+		{"bad endpoint", func(c *Config) { c.Endpoint = "ftp://x" }, []string{"endpoint"}, false},
+		{"endpoint creds", func(c *Config) { c.Endpoint = "https://u:p@api.twilio.com" }, []string{"endpoint"}, false},
+		{"all bad", func(c *Config) { *c = Config{Endpoint: "api.twilio.com"} }, []string{"account_sid", "auth_token", "from", "endpoint"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := ok
+			tc.mod(&cfg)
+			err := New().Configure(context.Background(), cfg)
+			var got []string
+			warned := true
+			for _, e := range flatten(err) {
+				var ae *sdk.AttrError
+				if !errors.As(e, &ae) {
+					t.Fatalf("error not at an attribute: %v", e)
+				}
+				got = append(got, ae.Attribute)
+				warned = warned && ae.Warning
+				if strings.Contains(e.Error(), testToken) {
+					t.Errorf("error quotes the auth token: %v", e)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.attrs) || (len(got) > 0 && warned != tc.warned) {
+				t.Errorf("got %v (warning %v); want %v (warning %v)", got, warned, tc.attrs, tc.warned)
+			}
+		})
+	}
+}
+
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+func TestMask(t *testing.T) {
+	for in, want := range map[string]string{"+818012345678": "+81…78", "+1234567": "…", "": "…", "+4420790000000": "+44…00"} {
+		if got := Mask(in); got != want {
+			t.Errorf("Mask(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+func TestConcurrentDevices(t *testing.T) {
+	tw := newFakeTwilio(t, nil)
+	p := configured(t, tw.URL)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			if _, err := p.Deliver(context.Background(), delivery("hi"), phone(fmt.Sprintf("+8180%08d", i))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(tw.requests()); n != 20 {
+		t.Errorf("%d requests", n)
+	}
+}
