@@ -207,9 +207,14 @@ func TestDeliverErrors(t *testing.T) {
 			w.Header().Set("Retry-After", time.Now().Add(90*time.Second).UTC().Format(http.TimeFormat))
 			w.WriteHeader(503)
 		}, sdk.ClassRetry, 90 * time.Second, "503", false},
-		{"502 html", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(502); io.WriteString(w, "<html>bad gateway</html>") }, sdk.ClassRetry, 0, "502", false},
+		{"502 html", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(502)
+			io.WriteString(w, "<html>bad gateway</html>")
+		}, sdk.ClassRetry, 0, "502", false},
 		{"400 other", twilioErr(400, 21999, "Something"), sdk.ClassPermanent, 0, "21999", false},
-		{"302", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "https://example.com/", http.StatusFound) }, sdk.ClassPermanent, 0, "302", false},
+		{"302", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "https://example.com/", http.StatusFound)
+		}, sdk.ClassPermanent, 0, "302", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
