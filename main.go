@@ -7,12 +7,14 @@ import (
 	"os"
 
 	"github.com/ringside/ringside/core/cli"
+	"github.com/ringside/ringside/plugins/apns"
 	"github.com/ringside/ringside/plugins/sms"
 	"github.com/ringside/ringside/plugins/webhook"
 )
 
 // builtins are the plugins this binary serves itself (`ringside plugin NAME`).
 var builtins = map[string]cli.Builtin{
+	"apns":    apns.Serve,
 	"webhook": webhook.Serve,
 	"sms":     sms.Serve,
 }
