@@ -8,12 +8,14 @@ import (
 
 	"github.com/ringside/ringside/core/cli"
 	"github.com/ringside/ringside/plugins/apns"
+	"github.com/ringside/ringside/plugins/fcm"
 	"github.com/ringside/ringside/plugins/sms"
 	"github.com/ringside/ringside/plugins/webhook"
 )
 
 // builtins are the plugins this binary serves itself (`ringside plugin NAME`).
 var builtins = map[string]cli.Builtin{
+	"fcm":     fcm.Serve,
 	"apns":    apns.Serve,
 	"webhook": webhook.Serve,
 	"sms":     sms.Serve,
