@@ -1,0 +1,424 @@
+// Package sdktest tests a ringside plugin through the real plugin boundary in
+// a plain `go test`: the test binary serves the plugin as a separate process
+// over go-plugin gRPC with the SDK's handshake and AutoMTLS, exactly as
+// ringside runs it, and the test drives it with the protocol's RPCs.
+//
+// Wire it in once, in the plugin package's TestMain:
+//
+//	func TestMain(m *testing.M) {
+//		sdktest.Main(m, func() { sdk.Serve(Info, New()) })
+//	}
+//
+// then start a process per test and talk to it:
+//
+//	c := sdktest.Start(t)
+//	c.MustConfigure(t, map[string]any{"url": srv.URL})
+//	out := c.Deliver(t, sdktest.NewRequest(sdk.Device{Kind: "phone", Token: "+15005550006"}))
+//
+// Conformance runs the checks every plugin should pass (see Suite).
+package sdktest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/pluginpb"
+)
+
+// Main is a plugin package's TestMain: when the test binary was launched as
+// a plugin (by Start, with the SDK's handshake cookie in its environment) it
+// calls serve, which must serve the plugin with sdk.Serve, and exits;
+// otherwise it runs the tests.
+func Main(m *testing.M, serve func()) {
+	if IsPlugin() {
+		serve()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// IsPlugin reports whether this process was launched as a ringside plugin:
+// the SDK's handshake cookie is in its environment. A TestMain that serves
+// several test plugins can use it instead of Main.
+func IsPlugin() bool {
+	return os.Getenv(sdk.Handshake.MagicCookieKey) == sdk.Handshake.MagicCookieValue
+}
+
+// Option changes how Start launches the plugin.
+type Option func(*options)
+
+type options struct {
+	argv     []string
+	env      []string
+	protocol uint
+}
+
+// Command launches argv (a built plugin binary and its arguments) instead of
+// the test binary.
+func Command(argv ...string) Option { return func(o *options) { o.argv = argv } }
+
+// Env adds KEY=value entries to the plugin's environment.
+func Env(kv ...string) Option { return func(o *options) { o.env = append(o.env, kv...) } }
+
+// Client is a running plugin process and a protocol client to it. Its
+// methods fail the test on an RPC error.
+type Client struct {
+	// RPC is the raw protocol client, for requests the helpers do not cover.
+	RPC pluginpb.PluginClient
+	// Info is what the plugin said of itself.
+	Info *pluginpb.InfoResponse
+
+	pc   *plugin.Client
+	logs *syncBuffer
+}
+
+// Start launches the plugin as a separate process (the test binary, whose
+// TestMain calls Main, unless Command says otherwise), performs the
+// handshake, asks for Info, and kills the process when the test ends.
+func Start(t testing.TB, opts ...Option) *Client {
+	t.Helper()
+	o := options{protocol: sdk.ProtocolVersion}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c, err := start(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Kill)
+	return c
+}
+
+// pluginVersion finds the plugin's protocol version in go-plugin's
+// handshake error.
+var pluginVersion = regexp.MustCompile(`Plugin version: (\d+)`)
+
+func start(o options) (*Client, error) {
+	argv := o.argv
+	if len(argv) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		// Should the package's TestMain not call Main, the child runs no
+		// test and exits, and the start fails instead of recursing.
+		argv = []string{exe, "-test.run=^$"}
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(),
+		"OTEL_TRACES_EXPORTER=none",
+		sdk.LogLevelEnv+"=debug",
+		// Under -race a process sleeps 1s at exit, which each Kill waits for.
+		"GORACE=atexit_sleep_ms=0",
+	)
+	cmd.Env = append(cmd.Env, o.env...)
+	logs := &syncBuffer{}
+	hs := sdk.Handshake
+	hs.ProtocolVersion = o.protocol
+	pc := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  hs,
+		Plugins:          plugin.PluginSet{sdk.PluginName: grpcPlugin{}},
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		StartTimeout:     30 * time.Second,
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Name: "plugin", Output: logs, Level: hclog.Trace, JSONFormat: true,
+		}),
+		SyncStdout: logs,
+		SyncStderr: logs,
+	})
+	fail := func(err error) (*Client, error) {
+		pc.Kill()
+		if m := pluginVersion.FindStringSubmatch(err.Error()); m != nil {
+			err = fmt.Errorf("protocol version mismatch: the plugin speaks version %s, this host speaks version %d: %w", m[1], o.protocol, err)
+		}
+		if len(o.argv) == 0 && strings.Contains(err.Error(), "exited before we could connect") {
+			err = fmt.Errorf("%w (does the package's TestMain call sdktest.Main?)", err)
+		}
+		return nil, fmt.Errorf("sdktest: start plugin %s: %w\nplugin output:\n%s", argv[0], err, logs.String())
+	}
+	proto, err := pc.Client()
+	if err != nil {
+		return fail(err)
+	}
+	raw, err := proto.Dispense(sdk.PluginName)
+	if err != nil {
+		return fail(err)
+	}
+	rpc := raw.(pluginpb.PluginClient)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	info, err := rpc.Info(ctx, &pluginpb.InfoRequest{})
+	if err != nil {
+		return fail(fmt.Errorf("info: %w", err))
+	}
+	return &Client{RPC: rpc, Info: info, pc: pc, logs: logs}, nil
+}
+
+// grpcPlugin dispenses the generated protocol client.
+type grpcPlugin struct{ plugin.NetRPCUnsupportedPlugin }
+
+func (grpcPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
+	return errors.New("sdktest is a host, not a plugin")
+}
+
+func (grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
+	return pluginpb.NewPluginClient(cc), nil
+}
+
+// Kill stops the plugin process (Start arranges it at the end of the test).
+func (c *Client) Kill() { c.pc.Kill() }
+
+// Exited reports whether the plugin process has exited (a crash, a panic
+// outside a Deliver call, or a race the race detector caught).
+func (c *Client) Exited() bool { return c.pc.Exited() }
+
+// Logs returns everything the plugin logged so far (its sdk.Logger lines as
+// JSON, and raw stderr).
+func (c *Client) Logs() string { return c.logs.String() }
+
+// Schema returns the plugin's attributes.
+func (c *Client) Schema(t testing.TB) []*pluginpb.Attribute {
+	t.Helper()
+	resp, err := c.RPC.Schema(rpcCtx(t), &pluginpb.SchemaRequest{})
+	if err != nil {
+		t.Fatalf("Schema: %v", err)
+	}
+	return resp.GetAttributes()
+}
+
+// Configure sends cfg, which is JSON text (string or []byte) or any value
+// that encodes as a JSON object (such as map[string]any), and returns the
+// plugin's attribute errors and warnings.
+func (c *Client) Configure(t testing.TB, cfg any) []*pluginpb.AttributeError {
+	t.Helper()
+	var js []byte
+	switch v := cfg.(type) {
+	case string:
+		js = []byte(v)
+	case []byte:
+		js = v
+	default:
+		var err error
+		if js, err = json.Marshal(v); err != nil {
+			t.Fatalf("Configure: encode config: %v", err)
+		}
+	}
+	resp, err := c.RPC.Configure(rpcCtx(t), &pluginpb.ConfigureRequest{Notifier: "sdktest", ConfigJson: js})
+	if err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	return resp.GetErrors()
+}
+
+// MustConfigure is Configure that fails the test on any error (warnings are
+// fine).
+func (c *Client) MustConfigure(t testing.TB, cfg any) {
+	t.Helper()
+	for _, e := range c.Configure(t, cfg) {
+		if !e.GetWarning() {
+			t.Fatalf("Configure: %s: %s", e.GetAttribute(), e.GetMessage())
+		}
+	}
+}
+
+// Health returns the plugin's readiness.
+func (c *Client) Health(t testing.TB) (ready bool, message string) {
+	t.Helper()
+	resp, err := c.RPC.Health(rpcCtx(t), &pluginpb.HealthRequest{})
+	if err != nil {
+		t.Fatalf("Health: %v", err)
+	}
+	return resp.GetReady(), resp.GetMessage()
+}
+
+// rpcCtx bounds one helper RPC.
+func rpcCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Request is one Deliver request, in the SDK's terms.
+type Request struct {
+	ID      string
+	Attempt int
+	Route   string
+	Call    sdk.Call
+	// PayloadJSON is sent as is (nil: none).
+	PayloadJSON []byte
+	Templates   map[string]string
+	Devices     []sdk.Device
+	// Deadline is the delivery's deadline (zero: none).
+	Deadline time.Time
+}
+
+// LineParam is the param of LINE Planet's documented notify_cb example.
+const LineParam = "eyJjYWxsRmxvd1R5cGUiOiJNIiwiY29tbVBhcmFtIjoie1wibXBrZXlcIjpcIkFoTFJVMzBYdVhGZW5UM1o4WmFwVSsyWVBUUHpyWUEyWk9iRHFSenkraHIzXCIsXCJjdG1cIjozMDAwLFwiaWN0XCI6NjAwMH0iLCJjYWxsVHlwZSI6IkEifQ=="
+
+// LineCall is the call of LINE Planet's documented notify_cb example.
+func LineCall() sdk.Call {
+	return sdk.Call{
+		SID: "151ad995-749c-4a28-893f-636700469db1", FromServiceID: "linecorp.com", FromUserID: "9286",
+		ToServiceID: "linecorp.com", ToUserID: "2809", Type: "A", Param: LineParam, AppSvrData: "stid",
+	}
+}
+
+// Payload is the payload ringside renders for c when the notifier adds no
+// keys.
+func Payload(c sdk.Call) []byte {
+	m := map[string]string{
+		"cc_param": c.Param, "sid": c.SID,
+		"app_caller_sid": c.FromServiceID, "app_caller_uid": c.FromUserID,
+		"app_callee_sid": c.ToServiceID, "app_callee_uid": c.ToUserID,
+		"app_call_type": c.Type,
+	}
+	if c.AppSvrData != "" {
+		m["app_svr_data"] = c.AppSvrData
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// NewRequest returns a well-formed request for LINE's example call to devs,
+// with its payload, attempt 1 and a deadline 30 seconds away.
+func NewRequest(devs ...sdk.Device) Request {
+	c := LineCall()
+	return Request{
+		ID: "sdktest-delivery-1", Attempt: 1, Route: "sdktest", Call: c,
+		PayloadJSON: Payload(c), Devices: devs, Deadline: time.Now().Add(30 * time.Second),
+	}
+}
+
+// Proto returns r as a protocol request.
+func (r Request) Proto() *pluginpb.DeliverRequest {
+	req := &pluginpb.DeliverRequest{
+		DeliveryId: r.ID, Attempt: int32(r.Attempt), Route: r.Route,
+		Call: &pluginpb.Call{
+			Sid: r.Call.SID, FromServiceId: r.Call.FromServiceID, FromUserId: r.Call.FromUserID,
+			ToServiceId: r.Call.ToServiceID, ToUserId: r.Call.ToUserID, Type: r.Call.Type,
+			Param: r.Call.Param, AppSvrData: r.Call.AppSvrData, Extra: r.Call.Extra,
+		},
+		PayloadJson: r.PayloadJSON,
+		Templates:   r.Templates,
+	}
+	for _, d := range r.Devices {
+		pd := &pluginpb.Device{Kind: d.Kind, Token: d.Token}
+		if !d.UpdatedAt.IsZero() {
+			pd.UpdatedAtUnixNano = d.UpdatedAt.UnixNano()
+		}
+		req.Devices = append(req.Devices, pd)
+	}
+	if !r.Deadline.IsZero() {
+		req.DeadlineUnixNano = r.Deadline.UnixNano()
+	}
+	return req
+}
+
+// Kind is an outcome's kind.
+type Kind string
+
+// The outcome kinds of the protocol.
+const (
+	Delivered   Kind = "delivered"
+	Retry       Kind = "retry"
+	Permanent   Kind = "permanent"
+	Gone        Kind = "gone"
+	Unspecified Kind = "unspecified"
+)
+
+// Outcome is one device's outcome.
+type Outcome struct {
+	Kind       Kind
+	ProviderID string
+	Reason     string
+	RetryAfter time.Duration
+	GoneAt     time.Time
+}
+
+func (o Outcome) String() string {
+	s := string(o.Kind)
+	if o.ProviderID != "" {
+		s += " " + o.ProviderID
+	}
+	if o.Reason != "" {
+		s += ": " + o.Reason
+	}
+	if o.RetryAfter > 0 {
+		s += fmt.Sprintf(" (after %v)", o.RetryAfter)
+	}
+	return s
+}
+
+// Outcomes converts protocol outcomes.
+func Outcomes(pb []*pluginpb.Outcome) []Outcome {
+	out := make([]Outcome, len(pb))
+	for i, o := range pb {
+		k := Unspecified
+		switch o.GetKind() {
+		case pluginpb.Outcome_KIND_DELIVERED:
+			k = Delivered
+		case pluginpb.Outcome_KIND_RETRY:
+			k = Retry
+		case pluginpb.Outcome_KIND_PERMANENT:
+			k = Permanent
+		case pluginpb.Outcome_KIND_GONE:
+			k = Gone
+		}
+		out[i] = Outcome{Kind: k, ProviderID: o.GetProviderId(), Reason: o.GetReason(),
+			RetryAfter: time.Duration(o.GetRetryAfterMs()) * time.Millisecond}
+		if n := o.GetGoneAtUnixNano(); n > 0 {
+			out[i].GoneAt = time.Unix(0, n)
+		}
+	}
+	return out
+}
+
+// Deliver sends r and returns the outcomes; it fails the test on an RPC
+// error or when the number of outcomes is not one per device (one when r
+// has none).
+func (c *Client) Deliver(t testing.TB, r Request) []Outcome {
+	t.Helper()
+	resp, err := c.RPC.Deliver(rpcCtx(t), r.Proto())
+	if err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	if want := max(len(r.Devices), 1); len(resp.GetOutcomes()) != want {
+		t.Fatalf("Deliver: %d outcomes for %d devices; want %d", len(resp.GetOutcomes()), len(r.Devices), want)
+	}
+	return Outcomes(resp.GetOutcomes())
+}
+
+// syncBuffer is a goroutine-safe buffer.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

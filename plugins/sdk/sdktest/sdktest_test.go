@@ -1,0 +1,194 @@
+package sdktest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringside/ringside/plugins/sdk"
+)
+
+// TestMain serves the test plugin named by SDKTEST_VARIANT ("good" when
+// unset) when Start launches this binary.
+func TestMain(m *testing.M) {
+	Main(m, func() {
+		sdk.Serve(sdk.Info{Name: "relay", Version: "0.0.1", DeviceKind: "relaydev"}, &relay{variant: os.Getenv("SDKTEST_VARIANT")})
+	})
+}
+
+type relayConfig struct {
+	URL    string `ringside:"url,required" help:"where to POST"`
+	Secret string `ringside:"secret,sensitive" help:"sent as a header"`
+	Note   string `ringside:"note,template" help:"sent in the body"`
+}
+
+// relay POSTs each delivery to its url. Its variants break one conformance
+// rule each.
+type relay struct {
+	variant string
+	cfg     relayConfig
+}
+
+func (r *relay) Configure(_ context.Context, c relayConfig) error {
+	if !strings.HasPrefix(c.URL, "http") {
+		if r.variant == "block-error" {
+			return errors.New("url must be http")
+		}
+		return sdk.AttributeErrorf("url", "must be an http URL")
+	}
+	if r.variant == "leaky" && c.Secret == "bad-secret-value" {
+		return sdk.AttributeErrorf("secret", "%q is bad", c.Secret)
+	}
+	r.cfg = c
+	return nil
+}
+
+func (r *relay) Deliver(ctx context.Context, d *sdk.Delivery, dev sdk.Device) (string, error) {
+	switch r.variant {
+	case "panic":
+		if strings.Contains(dev.Token, "/") {
+			var m map[string]int
+			m["boom"]++
+		}
+	case "leaky":
+		sdk.Logger().Info("delivering", "token", dev.Token, "secret", r.cfg.Secret)
+	case "slow":
+		ctx = context.WithoutCancel(ctx)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.cfg.URL, strings.NewReader(d.Template("note")))
+	if err != nil {
+		return "", sdk.Permanent(errors.New("bad url"))
+	}
+	req.Header.Set("X-Secret", r.cfg.Secret)
+	if r.variant == "slow" {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		req = req.WithContext(ctx)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", sdk.Retry(errors.New("transport error"))
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode >= 300 {
+		return "", sdk.Permanent(fmt.Errorf("answered %d", resp.StatusCode))
+	}
+	return "relay-1", nil
+}
+
+func suite() Suite {
+	return Suite{
+		Config: func(peer string) map[string]any {
+			return map[string]any{"url": peer + "/in", "secret": "s3cr3t-value"}
+		},
+		Invalid: []Invalid{{Name: "ftp", Config: map[string]any{"url": "ftp://x"}, Attribute: "url"}},
+	}
+}
+
+func TestConformance(t *testing.T) {
+	if v := os.Getenv("SDKTEST_VARIANT"); v != "" {
+		t.Skip("run by TestConformanceCatches")
+	}
+	Conformance(t, suite())
+}
+
+// TestConformanceFailing runs the suite against one broken variant; it is
+// run by TestConformanceCatches in a child process, and expected to fail.
+func TestConformanceFailing(t *testing.T) {
+	if os.Getenv("SDKTEST_VARIANT") == "" {
+		t.Skip("run by TestConformanceCatches")
+	}
+	s := suite()
+	s.Invalid = append(s.Invalid, Invalid{Name: "secret", Config: map[string]any{"url": "http://x", "secret": "bad-secret-value"}, Attribute: "secret"})
+	Conformance(t, s)
+}
+
+// TestConformanceCatches checks the suite fails each broken variant with
+// the rule it breaks.
+func TestConformanceCatches(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the suite in child processes")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ variant, want string }{
+		{"panic", "plugin panic"},
+		{"leaky", "the plugin logged the whole device token"},
+		{"slow", "after the deadline"},
+		{"block-error", `points at "", not an attribute of the schema`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.variant, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(exe, "-test.run=^TestConformanceFailing$", "-test.v")
+			cmd.Env = append(os.Environ(), "SDKTEST_VARIANT="+tc.variant)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("the suite passed a %s plugin:\n%s", tc.variant, out)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Errorf("output lacks %q:\n%s", tc.want, out)
+			}
+		})
+	}
+}
+
+// A plugin built on this SDK, launched by a host that speaks another major
+// version of the protocol, is refused with an error naming both versions.
+func TestHostOfAnotherVersion(t *testing.T) {
+	for _, v := range []uint{sdk.ProtocolVersion + 1, 0} {
+		if v == 0 {
+			continue
+		}
+		t.Run(fmt.Sprint(v), func(t *testing.T) {
+			c, err := start(options{protocol: v})
+			if err == nil {
+				c.Kill()
+				t.Fatalf("a host of protocol version %d started a version %d plugin", v, sdk.ProtocolVersion)
+			}
+			for _, s := range []string{fmt.Sprintf("the plugin speaks version %d", sdk.ProtocolVersion), fmt.Sprintf("this host speaks version %d", v)} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error lacks %q: %v", s, err)
+				}
+			}
+		})
+	}
+}
+
+func TestStartWithoutMain(t *testing.T) {
+	// A binary that is not a plugin fails the start with a useful error.
+	_, err := start(options{protocol: sdk.ProtocolVersion, argv: []string{"/bin/true"}})
+	if err == nil {
+		t.Fatal("started /bin/true as a plugin")
+	}
+}
+
+func TestClientHelpers(t *testing.T) {
+	srv := newStall()
+	srv.close()
+	c := Start(t)
+	if c.Info.GetName() != "relay" || c.Info.GetDeviceKind() != "relaydev" {
+		t.Fatalf("info %v", c.Info)
+	}
+	if errs := c.Configure(t, `{"url":"ftp://x"}`); len(errs) != 1 || errs[0].GetAttribute() != "url" {
+		t.Fatalf("errors %v", errs)
+	}
+	if ready, _ := c.Health(t); ready {
+		t.Error("ready before a valid configuration")
+	}
+	c.MustConfigure(t, map[string]any{"url": srv.URL})
+	outs := c.Deliver(t, NewRequest(sdk.Device{Kind: "relaydev", Token: "t1"}, sdk.Device{Kind: "relaydev", Token: "t2"}))
+	if len(outs) != 2 || outs[0].Kind != Retry || outs[0].Reason != "transport error" {
+		t.Errorf("outcomes %v", outs)
+	}
+}
