@@ -1,0 +1,23 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/ringside/ringside/plugins/sdk/sdktest"
+)
+
+// TestMain serves the console plugin (this package's main) when sdktest
+// launches this test binary as a plugin process.
+func TestMain(m *testing.M) {
+	sdktest.Main(m, main)
+}
+
+func TestConformance(t *testing.T) {
+	sdktest.Conformance(t, sdktest.Suite{
+		// The console plugin makes no requests: peer is not used.
+		Config: func(string) map[string]any { return map[string]any{"prefix": "RING", "color": false} },
+		Invalid: []sdktest.Invalid{
+			{Name: "two-line prefix", Config: map[string]any{"prefix": "a\nb"}, Attribute: "prefix"},
+		},
+	})
+}

@@ -1,0 +1,28 @@
+package webhook
+
+import (
+	"testing"
+
+	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/sdktest"
+)
+
+// TestMain serves the webhook plugin when sdktest launches this test binary
+// as a plugin process.
+func TestMain(m *testing.M) {
+	sdktest.Main(m, func() { sdk.Serve(Info, New()) })
+}
+
+func TestConformance(t *testing.T) {
+	sdktest.Conformance(t, sdktest.Suite{
+		Config: func(peer string) map[string]any {
+			return map[string]any{"url": peer + "/hook", "secret": testSecret, "headers": map[string]string{"Authorization": "Bearer app-server-token"}}
+		},
+		Invalid: []sdktest.Invalid{
+			{Name: "relative url", Config: map[string]any{"url": "/hook"}, Attribute: "url"},
+			{Name: "secret without prefix", Config: map[string]any{"url": "http://127.0.0.1/", "secret": "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, Attribute: "secret"},
+			{Name: "reserved header", Config: map[string]any{"url": "http://127.0.0.1/", "headers": map[string]string{"webhook-id": "x"}}, Attribute: "headers"},
+			{Name: "negative timeout", Config: map[string]any{"url": "http://127.0.0.1/", "timeout": "-1s"}, Attribute: "timeout"},
+		},
+	})
+}
