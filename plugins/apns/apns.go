@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -33,6 +32,7 @@ import (
 
 	"github.com/sideshow/apns2"
 	"github.com/sideshow/apns2/token"
+	"golang.org/x/net/http2"
 
 	"github.com/ringside/ringside/plugins/sdk"
 )
@@ -68,7 +68,6 @@ const (
 	// connection to APNs is noticed in seconds, not at the deadline.
 	pingAfter   = 15 * time.Second
 	pingTimeout = 5 * time.Second
-	dialTimeout = 10 * time.Second
 )
 
 // Config is the apns notifier's own attributes.
@@ -244,24 +243,18 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) error {
 	return nil
 }
 
-// newTransport returns the HTTP/2 transport every push shares. It is
-// net/http's (HTTP/2 by ALPN, which APNs speaks) rather than apns2's bare
-// http2.Transport, so HTTPS_PROXY is honoured; like apns2's it opens another
-// connection only when one has no stream left, and pings a silent
-// connection. Attempts are bounded by their ctx, so the client has no
-// timeout of its own.
-func newTransport(tlsConfig *tls.Config) *http.Transport {
-	return &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: 15 * time.Second}).DialContext,
-		TLSClientConfig:     tlsConfig,
-		TLSHandshakeTimeout: dialTimeout,
-		ForceAttemptHTTP2:   true,
-		MaxIdleConnsPerHost: 4,
-		HTTP2: &http.HTTP2Config{
-			SendPingTimeout: pingAfter,
-			PingTimeout:     pingTimeout,
-		},
+// newTransport returns the HTTP/2 transport every push shares, the kind
+// apns2 itself builds: pushes are concurrent streams on one connection, a
+// second connection is opened only when the first has no stream left, and
+// concurrent first pushes wait for one dial (net/http's transport would dial
+// once per waiting push: a burst of TLS handshakes APNs may take for abuse).
+// A silent connection is pinged and dropped when the ping goes unanswered.
+// Attempts are bounded by their ctx, so the client has no timeout of its own.
+func newTransport(tlsConfig *tls.Config) *http2.Transport {
+	return &http2.Transport{
+		TLSClientConfig: tlsConfig,
+		ReadIdleTimeout: pingAfter,
+		PingTimeout:     pingTimeout,
 	}
 }
 
