@@ -5,12 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -366,12 +363,6 @@ func TestDeliverConcurrentMultiplexed(t *testing.T) {
 // APNs once per push.
 func TestDeliverColdBurstDialsOnce(t *testing.T) {
 	s := newTokenSetup(t)
-	var dials atomic.Int64
-	s.fake.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		if st == http.StateNew {
-			dials.Add(1)
-		}
-	}
 	p := s.plugin(t)
 	var wg sync.WaitGroup
 	for range 50 {
@@ -382,7 +373,7 @@ func TestDeliverColdBurstDialsOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := dials.Load(); n != 1 {
+	if n := s.fake.dials.Load(); n != 1 {
 		t.Errorf("%d connections for a burst of 50 first pushes; want 1", n)
 	}
 }

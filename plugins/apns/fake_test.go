@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -77,6 +78,8 @@ type fakeAPNs struct {
 	respond func(r *pushRequest, n int) answer // n counts from 1
 
 	inflight, maxInflight atomic.Int64
+	// dials counts the connections clients opened.
+	dials atomic.Int64
 	// discard keeps no record of pushes (benchmarks).
 	discard bool
 }
@@ -88,6 +91,11 @@ func newFakeAPNs(t testing.TB, pub *ecdsa.PublicKey) *fakeAPNs {
 	f := &fakeAPNs{pub: pub, keyID: testKeyID, teamID: testTeamID}
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
 	f.srv.EnableHTTP2 = true
+	f.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			f.dials.Add(1)
+		}
+	}
 	if pub == nil {
 		f.srv.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
 	}
