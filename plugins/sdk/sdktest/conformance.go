@@ -3,10 +3,13 @@ package sdktest
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -40,6 +43,10 @@ type Suite struct {
 	// Templates are rendered template attributes for the well-formed
 	// deliveries (nil: every template attribute set to "sdktest").
 	Templates map[string]string
+	// TLS runs the fake providers over HTTPS with HTTP/2 (httptest's
+	// certificate, trusted by the plugin process through SSL_CERT_FILE when
+	// Start is nil), for plugins that insist on https endpoints.
+	TLS bool
 	// DeliverBudget is how long past a delivery's deadline the plugin may
 	// take to answer (default 1s).
 	DeliverBudget time.Duration
@@ -92,12 +99,10 @@ func Conformance(t *testing.T, s Suite) {
 	if s.Config == nil {
 		t.Fatal("sdktest.Conformance: Suite.Config is required")
 	}
-	if s.Start == nil {
-		s.Start = func(t testing.TB) *Client { return Start(t) }
-	}
 	if s.DeliverBudget <= 0 {
 		s.DeliverBudget = time.Second
 	}
+
 	peer := s.Peer
 	if peer == nil {
 		peer = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -105,9 +110,20 @@ func Conformance(t *testing.T, s Suite) {
 			_, _ = io.WriteString(w, "ok")
 		})
 	}
-	happy := httptest.NewServer(peer)
+	happy := newServer(peer, s.TLS)
 	t.Cleanup(happy.Close)
+	if s.TLS && s.Start == nil {
+		ca := filepath.Join(t.TempDir(), "ca.pem")
+		pemCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: happy.Certificate().Raw})
+		if err := os.WriteFile(ca, pemCert, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s.Start = func(t testing.TB) *Client { return Start(t, Env("SSL_CERT_FILE="+ca)) }
+	}
 
+	if s.Start == nil {
+		s.Start = func(t testing.TB) *Client { return Start(t) }
+	}
 	c := s.Start(t)
 	schema := c.Schema(t)
 	kind := c.Info.GetDeviceKind()
@@ -291,7 +307,7 @@ func Conformance(t *testing.T, s Suite) {
 	})
 
 	t.Run("deadline", func(t *testing.T) {
-		st := newStall()
+		st := newStall(s.TLS)
 		defer st.close()
 		p := s.Start(t)
 		p.MustConfigure(t, s.Config(st.URL))
@@ -537,9 +553,20 @@ type stall struct {
 	done    chan struct{}
 }
 
-func newStall() *stall {
+// newServer serves h over http, or https with HTTP/2.
+func newServer(h http.Handler, tls bool) *httptest.Server {
+	if !tls {
+		return httptest.NewServer(h)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	return srv
+}
+
+func newStall(tls bool) *stall {
 	s := &stall{done: make(chan struct{})}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = newServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.n.Add(1)
 		s.open.Add(1)
 		// Read the body so that the server notices the client going away.
@@ -549,7 +576,7 @@ func newStall() *stall {
 		case <-r.Context().Done():
 		case <-s.done:
 		}
-	}))
+	}), tls)
 	return s
 }
 

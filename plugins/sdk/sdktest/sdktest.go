@@ -120,13 +120,15 @@ func start(o options) (*Client, error) {
 		argv = []string{exe, "-test.run=^$"}
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(),
+	// The test's environment, then these defaults, then the options: the
+	// later wins (go-plugin is told not to add the host's on top).
+	env := append(os.Environ(),
 		"OTEL_TRACES_EXPORTER=none",
 		sdk.LogLevelEnv+"=debug",
 		// Under -race a process sleeps 1s at exit, which each Kill waits for.
 		"GORACE=atexit_sleep_ms=0",
 	)
-	cmd.Env = append(cmd.Env, o.env...)
+	cmd.Env = dedupEnv(append(env, o.env...))
 	logs := &syncBuffer{}
 	hs := sdk.Handshake
 	hs.ProtocolVersion = o.protocol
@@ -136,6 +138,7 @@ func start(o options) (*Client, error) {
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
+		SkipHostEnv:      true,
 		StartTimeout:     30 * time.Second,
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: "plugin", Output: logs, Level: hclog.Trace, JSONFormat: true,
@@ -169,6 +172,22 @@ func start(o options) (*Client, error) {
 		return fail(fmt.Errorf("info: %w", err))
 	}
 	return &Client{RPC: rpc, Info: info, pc: pc, logs: logs}, nil
+}
+
+// dedupEnv keeps the last value of each variable.
+func dedupEnv(env []string) []string {
+	idx := map[string]int{}
+	var out []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := idx[k]; ok {
+			out[i] = kv
+			continue
+		}
+		idx[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
 }
 
 // grpcPlugin dispenses the generated protocol client.

@@ -174,7 +174,7 @@ func TestStartWithoutMain(t *testing.T) {
 }
 
 func TestClientHelpers(t *testing.T) {
-	srv := newStall()
+	srv := newStall(false)
 	srv.close()
 	c := Start(t)
 	if c.Info.GetName() != "relay" || c.Info.GetDeviceKind() != "relaydev" {
@@ -191,4 +191,19 @@ func TestClientHelpers(t *testing.T) {
 	if len(outs) != 2 || outs[0].Kind != Retry || outs[0].Reason != "transport error" {
 		t.Errorf("outcomes %v", outs)
 	}
+}
+
+func TestConformanceTLS(t *testing.T) {
+	if v := os.Getenv("SDKTEST_VARIANT"); v != "" {
+		t.Skip("run by TestConformanceCatches")
+	}
+	s := suite()
+	s.TLS = true
+	s.Config = func(peer string) map[string]any {
+		if !strings.HasPrefix(peer, "https://") {
+			t.Fatalf("peer %s is not https", peer)
+		}
+		return map[string]any{"url": peer + "/in", "secret": "s3cr3t-value"}
+	}
+	Conformance(t, s)
 }
