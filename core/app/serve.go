@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,11 +10,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/ringside/ringside/core/admin"
@@ -21,6 +28,7 @@ import (
 	"github.com/ringside/ringside/core/config"
 	"github.com/ringside/ringside/core/directory"
 	"github.com/ringside/ringside/core/dispatch"
+	"github.com/ringside/ringside/core/journal"
 	"github.com/ringside/ringside/core/pluginhost"
 	"github.com/ringside/ringside/core/telemetry"
 )
@@ -36,9 +44,17 @@ func NewLogger(l config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, o))
 }
 
+// JournalPath is where the delivery journal of a directory file lives:
+// beside it, "ringside.db" → "ringside.journal.db".
+func JournalPath(directoryPath string) string {
+	ext := filepath.Ext(directoryPath)
+	return strings.TrimSuffix(directoryPath, ext) + ".journal" + ext
+}
+
 // Serve loads the config at path and serves until SIGINT or SIGTERM, then
-// stops accepting (503), drains deliveries up to shutdown_grace and stops
-// the plugins. Config diagnostics are written to diagOut.
+// stops accepting (503), drains deliveries up to shutdown_grace, leaves the
+// rest in the journal and stops the plugins. SIGHUP or a change of the file
+// reloads the config. Config diagnostics are written to stderr.
 func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -55,17 +71,20 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	metrics := telemetry.NewMetrics()
 	opt.Metrics = metrics
 
-	rt, diags := Start(ctx, cfg, opt)
+	if err := admin.CheckListen(cfg.Server.AdminListen, cfg.Server.AdminToken); err != nil {
+		return err
+	}
+	first, diags := Start(ctx, cfg, opt)
 	if diags.HasErrors() {
 		WriteDiagnostics(stderr, cfg, diags)
 		return errConfig
 	}
-	defer rt.Close()
-	for _, d := range diags {
-		log.Warn("config", "warning", d.Error())
-	}
+	var rt atomic.Pointer[Runtime]
+	rt.Store(first)
+	defer func() { rt.Load().Close() }()
+	logWarnings(log, cfg, diags)
 
-	tr, err := telemetry.StartTracing(ctx, rt.Tracing, stdout)
+	tr, err := telemetry.StartTracing(ctx, first.Tracing, stdout)
 	if err != nil {
 		return err
 	}
@@ -81,27 +100,42 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	}
 	defer store.Close()
 
-	if err := admin.CheckListen(cfg.Server.AdminListen, cfg.Server.AdminToken); err != nil {
-		return err
+	var jr *journal.Journal
+	var pending []journal.Entry
+	if cfg.Delivery.Journal {
+		if jr, err = journal.Open(JournalPath(cfg.Directory.Path)); err != nil {
+			return err
+		}
+		defer jr.Close()
+		if pending, err = jr.Pending(ctx, time.Now()); err != nil {
+			return err
+		}
+		metrics.GaugeFunc("ringside_journal_entries", "Accepted callbacks in the journal whose deliveries have not ended.",
+			func() float64 { return float64(jr.Size()) })
 	}
-	disp := dispatch.New(dispatch.Options{
-		Planner: dispatch.Planner{Routes: rt.Routes, Notifiers: rt.Notifiers, Store: store},
-		Dedup:   dispatch.NewDedup(cfg.Delivery.DedupWindow),
-		Metrics: metrics,
-		Logger:  log,
-		Tracer:  tr.Provider.Tracer("github.com/ringside/ringside/core/dispatch"),
-	})
+
+	dedup := dispatch.NewDedup(cfg.Delivery.DedupWindow)
+	dopt := dispatch.Options{
+		Planner:     planner(first, store),
+		Dedup:       dedup,
+		MaxInFlight: cfg.Server.MaxInFlight,
+		Metrics:     metrics,
+		Logger:      log,
+		Tracer:      tr.Provider.Tracer("github.com/ringside/ringside/core/dispatch"),
+	}
+	if jr != nil {
+		dopt.Journal = jr
+	}
+	disp := dispatch.New(dopt)
+	metrics.GaugeFunc("ringside_callbacks_in_delivery", "Accepted callbacks whose deliveries have not ended.",
+		func() float64 { return float64(disp.InFlight()) })
+	if n := disp.Resume(context.Background(), pending); n > 0 {
+		log.Info("resumed journaled callbacks", "count", n)
+	}
 
 	var closing atomic.Bool
-	notify := &callback.Handler{
-		Acceptor:          disp,
-		MaxIDBytes:        cfg.Server.MaxIDBytes,
-		RejectUnreachable: cfg.Server.RejectUnreachable,
-		MaxInFlight:       cfg.Server.MaxInFlight,
-		NotifyToken:       cfg.Server.NotifyToken,
-		Metrics:           metrics,
-		Logger:            log,
-	}
+	notify := &swapHandler{}
+	notify.set(notifyHandler(cfg, disp, metrics, log))
 	public := http.NewServeMux()
 	public.Handle(cfg.Server.NotifyPath, otelhttp.NewHandler(closingGuard(&closing, notify), "notify_cb",
 		otelhttp.WithTracerProvider(tr.Provider),
@@ -121,7 +155,7 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 			if closing.Load() {
 				return errors.New("shutting down")
 			}
-			return rt.Health(ctx)
+			return rt.Load().Health(ctx)
 		},
 		Metrics: metrics.Handler(),
 		Logger:  log,
@@ -164,26 +198,159 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	log.Info("ringside serving",
 		"notify_cb", scheme+"://"+pubLn.Addr().String()+cfg.Server.NotifyPath,
 		"admin", "http://"+adminLn.Addr().String(),
-		"notifiers", len(rt.Notifiers), "routes", len(cfg.Routes), "config", path)
+		"notifiers", len(first.Notifiers), "routes", len(cfg.Routes), "config", path)
 
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		return fmt.Errorf("listener: %w", err)
+	// Reloads: SIGHUP, or a change of the file seen by polling.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var reloadMu sync.Mutex
+	current := cfg
+	reload := func(why string) {
+		reloadMu.Lock()
+		defer reloadMu.Unlock()
+		next, diags := LoadConfig(path, opt)
+		var nrt *Runtime
+		if !diags.HasErrors() {
+			var more = diags
+			nrt, more = rt.Load().Reload(ctx, next, opt)
+			diags = more
+		}
+		if diags.HasErrors() {
+			var buf bytes.Buffer
+			WriteDiagnostics(&buf, next, diags)
+			metrics.Reloads.WithLabelValues("error").Inc()
+			log.Error("config reload refused; the previous config keeps serving", "reason", why, "diagnostics", buf.String())
+			return
+		}
+		logWarnings(log, next, diags)
+		if changed := restartOnly(current, next); len(changed) > 0 {
+			log.Warn("config reloaded, but these settings apply only after a restart", "settings", strings.Join(changed, ", "))
+		}
+		rt.Store(nrt)
+		disp.SetPlanner(planner(nrt, store))
+		dedup.SetWindow(next.Delivery.DedupWindow)
+		notify.set(notifyHandler(next, disp, metrics, log))
+		current = next
+		metrics.Reloads.WithLabelValues("ok").Inc()
+		log.Info("config reloaded", "reason", why, "notifiers", len(nrt.Notifiers), "routes", len(next.Routes))
+	}
+	go watchFile(ctx, path, func() { reload("file changed") })
+
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-hup:
+			reload("SIGHUP")
+		case err := <-errc:
+			return fmt.Errorf("listener: %w", err)
+		}
 	}
 
-	log.Info("shutting down", "grace", cfg.Server.ShutdownGrace)
+	grace := current.Server.ShutdownGrace
+	log.Info("shutting down", "grace", grace)
 	closing.Store(true)
-	gctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
+	gctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	_ = pubSrv.Shutdown(gctx)
 	if err := disp.Wait(gctx); err != nil {
-		log.Warn("shutdown grace over; deliveries left unfinished", "error", err)
+		log.Warn("shutdown grace over; unfinished deliveries stay in the journal", "in_delivery", disp.InFlight())
 	}
 	_ = adminSrv.Shutdown(gctx)
 	log.Info("stopped")
 	return nil
 }
+
+func planner(rt *Runtime, store directory.Store) dispatch.Planner {
+	return dispatch.Planner{
+		Routes:        rt.Routes,
+		Notifiers:     rt.Notifiers,
+		Store:         store,
+		FallbackAfter: rt.Config.Delivery.FallbackAfter,
+	}
+}
+
+func notifyHandler(cfg *config.Config, disp *dispatch.Dispatcher, m *telemetry.Metrics, log *slog.Logger) *callback.Handler {
+	return &callback.Handler{
+		Acceptor:          disp,
+		MaxIDBytes:        cfg.Server.MaxIDBytes,
+		RejectUnreachable: cfg.Server.RejectUnreachable,
+		MaxInFlight:       cfg.Server.MaxInFlight,
+		NotifyToken:       cfg.Server.NotifyToken,
+		Metrics:           m,
+		Logger:            log,
+	}
+}
+
+func logWarnings(log *slog.Logger, cfg *config.Config, diags hcl.Diagnostics) {
+	for _, d := range diags {
+		var buf bytes.Buffer
+		WriteDiagnostics(&buf, cfg, hcl.Diagnostics{d})
+		log.Warn("config warning", "diagnostic", strings.TrimSpace(buf.String()))
+	}
+}
+
+// restartOnly names the settings that differ between a and b but are
+// applied only at start.
+func restartOnly(a, b *config.Config) []string {
+	var out []string
+	check := func(name string, x, y any) {
+		if !reflect.DeepEqual(x, y) {
+			out = append(out, name)
+		}
+	}
+	check("server.listen", a.Server.Listen, b.Server.Listen)
+	check("server.notify_path", a.Server.NotifyPath, b.Server.NotifyPath)
+	check("server.admin_listen", a.Server.AdminListen, b.Server.AdminListen)
+	check("server.admin_token", a.Server.AdminToken, b.Server.AdminToken)
+	check("server.tls", a.Server.TLS, b.Server.TLS)
+	check("server.shutdown_grace", a.Server.ShutdownGrace, b.Server.ShutdownGrace)
+	check("delivery.journal", a.Delivery.Journal, b.Delivery.Journal)
+	check("directory", a.Directory, b.Directory)
+	check("log", a.Log, b.Log)
+	check("telemetry", a.Telemetry, b.Telemetry)
+	return out
+}
+
+// watchFile calls changed when path's size or modification time changes,
+// checking every second until ctx ends.
+func watchFile(ctx context.Context, path string, changed func()) {
+	stat := func() (int64, time.Time) {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return -1, time.Time{}
+		}
+		return fi.Size(), fi.ModTime()
+	}
+	size, mod := stat()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s, m := stat()
+		if s == size && m.Equal(mod) {
+			continue
+		}
+		size, mod = s, m
+		if s >= 0 {
+			changed()
+		}
+	}
+}
+
+// swapHandler serves through the handler of the current config.
+type swapHandler struct {
+	h atomic.Pointer[callback.Handler]
+}
+
+func (s *swapHandler) set(h *callback.Handler) { s.h.Store(h) }
+
+func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.Load().ServeHTTP(w, r) }
 
 // closingGuard answers 503 once shutdown has begun.
 func closingGuard(closing *atomic.Bool, next http.Handler) http.Handler {

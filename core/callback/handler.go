@@ -33,6 +33,10 @@ func (f AcceptorFunc) Accept(ctx context.Context, c *Call, deliver bool) (Answer
 	return f(ctx, c, deliver)
 }
 
+// ErrOverloaded is what an Acceptor returns (possibly wrapped) when it is
+// at capacity: the handler answers 503 and logs it only at debug level.
+var ErrOverloaded = errors.New("overloaded")
+
 // Callback statuses an Answer carries.
 const (
 	StatusAccepted  = "accepted"
@@ -146,7 +150,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	a, err := h.Acceptor.Accept(r.Context(), c, r.Method != http.MethodHead)
 	if err != nil {
-		h.logger().LogAttrs(r.Context(), slog.LevelWarn, "callback not accepted",
+		level := slog.LevelWarn
+		if errors.Is(err, ErrOverloaded) {
+			level = slog.LevelDebug // a flood of these: the metric is the signal
+		}
+		h.logger().LogAttrs(r.Context(), level, "callback not accepted",
 			slog.String("sid", c.SID), slog.Any("error", err))
 		h.write(w, r, http.StatusServiceUnavailable, statusUnavailable, bodyUnavailable)
 		return

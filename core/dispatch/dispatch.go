@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"math"
 	mrand "math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -19,6 +21,7 @@ import (
 	"github.com/ringside/ringside/core/callback"
 	"github.com/ringside/ringside/core/config"
 	"github.com/ringside/ringside/core/directory"
+	"github.com/ringside/ringside/core/journal"
 	"github.com/ringside/ringside/core/telemetry"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
@@ -26,32 +29,51 @@ import (
 // Dispatcher accepts valid callbacks (it is the callback.Acceptor) and runs
 // their deliveries in the background.
 type Dispatcher struct {
-	planner Planner
+	planner atomic.Pointer[Planner]
 	dedup   *Dedup
-	store   directory.Store
+	journal Journal
 	metrics *telemetry.Metrics
 	log     *slog.Logger
 	tracer  trace.Tracer
 	now     func() time.Time
 	jitter  func() float64
 	backoff Backoff
+	maxJobs int64
 
-	wg sync.WaitGroup
+	jobs atomic.Int64 // callbacks with deliveries not ended
+	wg   sync.WaitGroup
+}
+
+// Journal records accepted work so that it survives a crash;
+// *journal.Journal is one.
+type Journal interface {
+	Append(key string, deadline time.Time, data []byte) *journal.Commit
+	Delivered(key, notifier, token string)
+	Finish(key string)
 }
 
 // Options configures a Dispatcher.
 type Options struct {
 	Planner Planner
 	// Dedup is shared across reloads; nil → a new one with a 120 s window.
-	Dedup   *Dedup
-	Metrics *telemetry.Metrics
-	Logger  *slog.Logger
-	Tracer  trace.Tracer
+	Dedup *Dedup
+	// Journal, when set, records accepted callbacks before Accept returns.
+	Journal Journal
+	// MaxInFlight bounds the callbacks whose deliveries have not ended;
+	// past it Accept returns ErrOverloaded. 0 → 10000.
+	MaxInFlight int
+	Metrics     *telemetry.Metrics
+	Logger      *slog.Logger
+	Tracer      trace.Tracer
 	// Now and Jitter (uniform in [0,1)) are injected for tests.
 	Now     func() time.Time
 	Jitter  func() float64
 	Backoff Backoff
 }
+
+// ErrOverloaded is returned by Accept when MaxInFlight callbacks are being
+// delivered already.
+var ErrOverloaded = fmt.Errorf("too many callbacks in delivery: %w", callback.ErrOverloaded)
 
 // Backoff is the retry schedule: full jitter over Base·2^(attempt-1),
 // capped at Max, and never sooner than a provider's Retry-After.
@@ -62,15 +84,15 @@ type Backoff struct {
 // New returns a Dispatcher.
 func New(opt Options) *Dispatcher {
 	d := &Dispatcher{
-		planner: opt.Planner,
 		dedup:   opt.Dedup,
-		store:   opt.Planner.Store,
+		journal: opt.Journal,
 		metrics: opt.Metrics,
 		log:     opt.Logger,
 		tracer:  opt.Tracer,
 		now:     opt.Now,
 		jitter:  opt.Jitter,
 		backoff: opt.Backoff,
+		maxJobs: int64(opt.MaxInFlight),
 	}
 	if d.dedup == nil {
 		d.dedup = NewDedup(120 * time.Second)
@@ -84,9 +106,6 @@ func New(opt Options) *Dispatcher {
 	if d.tracer == nil {
 		d.tracer = noop.NewTracerProvider().Tracer("ringside")
 	}
-	if d.planner.Tracer == nil {
-		d.planner.Tracer = d.tracer
-	}
 	if d.now == nil {
 		d.now = time.Now
 	}
@@ -99,14 +118,35 @@ func New(opt Options) *Dispatcher {
 	if d.backoff.Max <= 0 {
 		d.backoff.Max = 5 * time.Second
 	}
+	if d.maxJobs <= 0 {
+		d.maxJobs = 10000
+	}
+	d.SetPlanner(opt.Planner)
 	return d
 }
 
+// SetPlanner swaps the routes and notifiers (a reload). Deliveries already
+// running keep theirs, but each retry uses the live notifier of the same
+// name.
+func (d *Dispatcher) SetPlanner(p Planner) {
+	if p.Tracer == nil {
+		p.Tracer = d.tracer
+	}
+	d.planner.Store(&p)
+}
+
+// InFlight is the number of callbacks whose deliveries have not ended.
+func (d *Dispatcher) InFlight() int64 { return d.jobs.Load() }
+
 // Accept plans c and, when deliver is true and the plan reaches someone,
-// starts its deliveries detached from ctx's cancellation (its values, such
-// as the trace span, are kept) and returns at once.
+// records it in the journal, starts its deliveries detached from ctx's
+// cancellation (its values, such as the trace span, are kept) and returns
+// once the journal has it; the deliveries do not wait for the disk.
 func (d *Dispatcher) Accept(ctx context.Context, c *callback.Call, deliver bool) (callback.Answer, error) {
-	plan, err := d.planner.Plan(ctx, c, config.CallContext(c))
+	if deliver && d.jobs.Load() >= d.maxJobs {
+		return callback.Answer{}, ErrOverloaded
+	}
+	plan, err := d.planner.Load().Plan(ctx, c, config.CallContext(c))
 	if err != nil {
 		return callback.Answer{}, err
 	}
@@ -133,10 +173,31 @@ func (d *Dispatcher) Accept(ctx context.Context, c *callback.Call, deliver bool)
 	}
 	if !d.dedup.Claim(c.SID, c.ToServiceID, c.ToUserID, d.now()) {
 		ans.Status = callback.StatusDuplicate
+		d.metrics.DedupHits.Inc()
 		d.log.Info("callback", "sid", c.SID, "status", callback.StatusDuplicate, "routes", plan.Routes)
 		return ans, nil
 	}
-	d.start(context.WithoutCancel(ctx), plan)
+	j := d.newJob(newID(), plan)
+	var commit *journal.Commit
+	if d.journal != nil {
+		data, err := encodeRecord(plan)
+		if err != nil {
+			d.dedup.Forget(c.SID, c.ToServiceID, c.ToUserID)
+			return callback.Answer{}, err
+		}
+		commit = d.journal.Append(j.key, plan.deadline(), data)
+	}
+	j.start(context.WithoutCancel(ctx))
+	if commit != nil {
+		_, span := d.tracer.Start(ctx, "journal.append")
+		err := commit.Wait(ctx)
+		span.End()
+		if err != nil {
+			// The phone is ringing already: answer 200, but say the work
+			// is not durable.
+			d.log.Error("journal append failed; delivery continues without crash safety", "sid", c.SID, "error", err)
+		}
+	}
 	return ans, nil
 }
 
@@ -152,54 +213,187 @@ func (d *Dispatcher) Wait(ctx context.Context) error {
 	}
 }
 
-// tally gathers the outcomes of one callback's deliveries, for its log line.
-type tally struct {
+// job is one accepted callback while its deliveries run.
+type job struct {
+	d    *Dispatcher
+	key  string // journal key
+	plan *Plan
+
 	mu        sync.Mutex
 	pending   int
+	routes    map[string]*routeState
 	notifiers []string
 	counts    map[string]int
+	timer     *time.Timer
+	done      bool
 }
 
-func (d *Dispatcher) start(ctx context.Context, plan *Plan) {
-	t := &tally{counts: map[string]int{}}
-	var active []*Delivery
+// routeState tracks one matched route, for fallback after delivery.
+type routeState struct {
+	notifyLeft int // active notify deliveries not ended
+	delivered  bool
+	fallback   []*Delivery // fallback deliveries not started
+	fellBack   bool
+}
+
+func (d *Dispatcher) newJob(key string, plan *Plan) *job {
+	j := &job{d: d, key: key, plan: plan, routes: map[string]*routeState{}, counts: map[string]int{}}
 	for _, dl := range plan.Deliveries {
-		if dl.Active {
-			active = append(active, dl)
-			t.notifiers = append(t.notifiers, dl.Notifier.Name)
+		rs := j.routes[dl.Route]
+		if rs == nil {
+			rs = &routeState{}
+			j.routes[dl.Route] = rs
+		}
+		switch {
+		case dl.Active && dl.Role == RoleNotify:
+			rs.notifyLeft++
+		case dl.Active && dl.Role == RoleFallback:
+			rs.fellBack = true
+		case !dl.Active && dl.Role == RoleFallback && len(dl.Devices)+boolInt(dl.Notifier.Kind == "") > 0:
+			rs.fallback = append(rs.fallback, dl)
 		}
 	}
-	t.pending = len(active)
-	d.wg.Add(len(active))
-	for _, dl := range active {
-		go func() {
-			defer d.wg.Done()
-			outcomes := d.run(ctx, plan.Call, dl)
-			d.finish(plan, t, outcomes)
-		}()
+	return j
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// start launches the active deliveries and the fallback timer.
+func (j *job) start(ctx context.Context) {
+	d := j.d
+	d.jobs.Add(1)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for route, rs := range j.routes {
+		if rs.fellBack {
+			d.metrics.Fallbacks.WithLabelValues(route, "lookup").Inc()
+		}
+	}
+	for _, dl := range j.plan.Deliveries {
+		if dl.Active {
+			j.launch(ctx, dl)
+		}
+	}
+	if after := j.fallbackAfter(); after > 0 && j.hasFallback() {
+		wait := j.plan.Call.Received.Add(after).Sub(d.now())
+		j.timer = time.AfterFunc(max(wait, 0), func() { j.fallbackDue(ctx) })
+	}
+	if j.pending == 0 {
+		j.finishLocked()
 	}
 }
 
-func (d *Dispatcher) finish(plan *Plan, t *tally, outcomes map[string]int) {
-	t.mu.Lock()
-	for k, n := range outcomes {
-		t.counts[k] += n
+func (j *job) fallbackAfter() time.Duration { return j.d.planner.Load().FallbackAfter }
+
+func (j *job) hasFallback() bool {
+	for _, rs := range j.routes {
+		if len(rs.fallback) > 0 {
+			return true
+		}
 	}
-	t.pending--
-	last := t.pending == 0
-	t.mu.Unlock()
-	if !last {
+	return false
+}
+
+// launch starts one delivery; j.mu is held.
+func (j *job) launch(ctx context.Context, dl *Delivery) {
+	dl.Active = true
+	j.pending++
+	j.notifiers = append(j.notifiers, dl.Notifier.Name)
+	j.d.wg.Add(1)
+	go func() {
+		defer j.d.wg.Done()
+		final := j.d.run(ctx, j, dl)
+		j.ended(ctx, dl, final)
+	}()
+}
+
+// delivered is called by run for each device a provider accepted.
+func (j *job) delivered(dl *Delivery, token string) {
+	if j.d.journal != nil {
+		j.d.journal.Delivered(j.key, dl.Notifier.Name, token)
+	}
+	j.mu.Lock()
+	j.routes[dl.Route].delivered = true
+	j.mu.Unlock()
+}
+
+func (j *job) ended(ctx context.Context, dl *Delivery, final map[string]int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.pending--
+	for k, n := range final {
+		j.counts[k] += n
+	}
+	if rs := j.routes[dl.Route]; dl.Role == RoleNotify {
+		rs.notifyLeft--
+		if rs.notifyLeft == 0 && !rs.delivered {
+			j.fallBack(ctx, dl.Route, rs, "failed")
+		}
+	}
+	if j.pending == 0 {
+		j.finishLocked()
+	}
+}
+
+// fallbackDue runs, at fallback_after, the fallback of every route that
+// has delivered nothing yet.
+func (j *job) fallbackDue(ctx context.Context) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.done {
 		return
 	}
+	for route, rs := range j.routes {
+		if !rs.delivered {
+			j.fallBack(ctx, route, rs, "timeout")
+		}
+	}
+}
+
+// fallBack starts the route's fallback deliveries once; j.mu is held.
+func (j *job) fallBack(ctx context.Context, route string, rs *routeState, reason string) {
+	if rs.fellBack || len(rs.fallback) == 0 {
+		return
+	}
+	rs.fellBack = true
+	j.d.metrics.Fallbacks.WithLabelValues(route, reason).Inc()
+	j.d.log.Info("running fallback", "sid", j.plan.Call.SID, "route", route, "reason", reason)
+	for _, dl := range rs.fallback {
+		if dl.Deadline.After(j.d.now()) {
+			j.launch(ctx, dl)
+		}
+	}
+}
+
+// finishLocked ends the job; j.mu is held.
+func (j *job) finishLocked() {
+	if j.done {
+		return
+	}
+	j.done = true
+	if j.timer != nil {
+		j.timer.Stop()
+	}
+	d := j.d
+	d.jobs.Add(-1)
+	if d.journal != nil {
+		d.journal.Finish(j.key)
+	}
+	plan := j.plan
 	attrs := []any{
 		"sid", plan.Call.SID,
 		"status", plan.Status,
 		"route", plan.Routes[0],
-		"notifiers", strings.Join(t.notifiers, ","),
+		"notifiers", strings.Join(j.notifiers, ","),
 		"latency_ms", float64(d.now().Sub(plan.Call.Received).Microseconds()) / 1000,
 	}
 	for _, k := range []string{"delivered", "permanent", "gone", "expired"} {
-		if n := t.counts[k]; n > 0 {
+		if n := j.counts[k]; n > 0 {
 			attrs = append(attrs, k, n)
 		}
 	}
@@ -208,7 +402,8 @@ func (d *Dispatcher) finish(plan *Plan, t *tally, outcomes map[string]int) {
 
 // run delivers dl until every device has a final outcome or the deadline
 // passes, and returns the count of final outcomes by name.
-func (d *Dispatcher) run(ctx context.Context, c *callback.Call, dl *Delivery) map[string]int {
+func (d *Dispatcher) run(ctx context.Context, j *job, dl *Delivery) map[string]int {
+	c := j.plan.Call
 	n := dl.Notifier
 	ctx, cancel := context.WithDeadline(ctx, dl.Deadline)
 	defer cancel()
@@ -243,7 +438,10 @@ func (d *Dispatcher) run(ctx context.Context, c *callback.Call, dl *Delivery) ma
 	for attempt := 1; ; attempt++ {
 		req.Attempt = int32(attempt)
 		req.Devices = wireDevices(pending)
-		resp, err := n.Deliverer.Deliver(ctx, req)
+		if attempt > 1 {
+			d.metrics.Retries.WithLabelValues(n.Name).Inc()
+		}
+		resp, err := d.deliverer(n).Deliver(ctx, req)
 		var retry []directory.Device
 		var after time.Duration
 		if err != nil {
@@ -255,6 +453,7 @@ func (d *Dispatcher) run(ctx context.Context, c *callback.Call, dl *Delivery) ma
 				switch o.Kind {
 				case pluginpb.Outcome_KIND_DELIVERED:
 					count("delivered", 1)
+					j.delivered(dl, dev.Token)
 				case pluginpb.Outcome_KIND_GONE:
 					count("gone", 1)
 					d.prune(ctx, c, n, dev, o)
@@ -283,6 +482,15 @@ func (d *Dispatcher) run(ctx context.Context, c *callback.Call, dl *Delivery) ma
 		pending = retry
 	}
 	return final
+}
+
+// deliverer is the live plugin of the notifier's name (after a reload),
+// or the notifier's own when the name is gone.
+func (d *Dispatcher) deliverer(n *Notifier) Deliverer {
+	if live := d.planner.Load().Notifiers[n.Name]; live != nil {
+		return live.Deliverer
+	}
+	return n.Deliverer
 }
 
 // wait is the pause before attempt+1.
@@ -314,7 +522,7 @@ func (d *Dispatcher) prune(ctx context.Context, c *callback.Call, n *Notifier, d
 	if o.GoneAtUnixNano > 0 {
 		at = time.Unix(0, o.GoneAtUnixNano)
 	}
-	removed, err := d.store.Prune(context.WithoutCancel(ctx), c.ToServiceID, c.ToUserID, dev.Kind, dev.Token, at)
+	removed, err := d.planner.Load().Store.Prune(context.WithoutCancel(ctx), c.ToServiceID, c.ToUserID, dev.Kind, dev.Token, at)
 	switch {
 	case err != nil:
 		d.log.Warn("prune device failed", "sid", c.SID, "notifier", n.Name, "device", directory.ShortToken(dev.Token), "error", err)

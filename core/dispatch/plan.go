@@ -96,6 +96,20 @@ type Planner struct {
 	Store     directory.Store
 	// Tracer traces route matching and the directory lookup; nil → none.
 	Tracer trace.Tracer
+	// FallbackAfter runs a route's fallback notifiers when nothing was
+	// delivered that long after the callback arrived; 0 → never by time.
+	FallbackAfter time.Duration
+}
+
+// deadline is the latest deadline of the plan's deliveries.
+func (p *Plan) deadline() time.Time {
+	var dl time.Time
+	for _, d := range p.Deliveries {
+		if d.Deadline.After(dl) {
+			dl = d.Deadline
+		}
+	}
+	return dl
 }
 
 // Plan matches c against the routes, looks up the callee's devices and

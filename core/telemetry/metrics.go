@@ -28,6 +28,20 @@ type Metrics struct {
 	TokensPruned *prometheus.CounterVec
 	// PluginRestarts counts plugin processes restarted, by notifier.
 	PluginRestarts *prometheus.CounterVec
+	// Retries counts delivery attempts after the first, by notifier.
+	Retries *prometheus.CounterVec
+	// Fallbacks counts routes that ran their fallback notifiers, by route
+	// and why (lookup, failed, timeout).
+	Fallbacks *prometheus.CounterVec
+	// DedupHits counts callbacks answered as duplicates.
+	DedupHits prometheus.Counter
+	// Reloads counts config reloads by result (ok, error).
+	Reloads *prometheus.CounterVec
+}
+
+// GaugeFunc registers a gauge whose value is read from f at each scrape.
+func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 }
 
 // NewMetrics returns a registry with ringside's metrics and the Go and
@@ -60,8 +74,25 @@ func NewMetrics() *Metrics {
 			Name: "ringside_plugin_restarts_total",
 			Help: "Plugin processes restarted after they exited.",
 		}, []string{"notifier"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringside_delivery_retries_total",
+			Help: "Delivery attempts after the first, by notifier.",
+		}, []string{"notifier"}),
+		Fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringside_fallbacks_total",
+			Help: "Routes that ran their fallback notifiers, by route and reason (lookup, failed, timeout).",
+		}, []string{"route", "reason"}),
+		DedupHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ringside_dedup_hits_total",
+			Help: "Callbacks answered as duplicates.",
+		}),
+		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringside_config_reloads_total",
+			Help: "Configuration reloads, by result (ok, error).",
+		}, []string{"result"}),
 	}
 	reg.MustRegister(m.Callbacks, m.RouteMatches, m.WhenErrors, m.Deliveries, m.TokensPruned, m.PluginRestarts,
+		m.Retries, m.Fallbacks, m.DedupHits, m.Reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -1,0 +1,124 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/ringside/ringside/core/callback"
+	"github.com/ringside/ringside/core/directory"
+	"github.com/ringside/ringside/core/journal"
+)
+
+// record is how an accepted callback is kept in the journal.
+type record struct {
+	Call       *callback.Call   `json:"call"`
+	Status     string           `json:"status"`
+	Routes     []string         `json:"routes"`
+	Deliveries []recordDelivery `json:"deliveries"`
+}
+
+type recordDelivery struct {
+	Notifier  string             `json:"notifier"`
+	Route     string             `json:"route"`
+	Role      string             `json:"role"`
+	Active    bool               `json:"active"`
+	Devices   []directory.Device `json:"devices,omitempty"`
+	Payload   json.RawMessage    `json:"payload"`
+	Templates map[string]string  `json:"templates,omitempty"`
+	Deadline  time.Time          `json:"deadline"`
+}
+
+func encodeRecord(p *Plan) ([]byte, error) {
+	r := record{Call: p.Call, Status: p.Status, Routes: p.Routes}
+	for _, d := range p.Deliveries {
+		r.Deliveries = append(r.Deliveries, recordDelivery{
+			Notifier: d.Notifier.Name, Route: d.Route, Role: d.Role, Active: d.Active,
+			Devices: d.Devices, Payload: d.Payload, Templates: d.Templates, Deadline: d.Deadline,
+		})
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("journal record: %w", err)
+	}
+	return b, nil
+}
+
+// Resume restarts the deliveries of journal entries left by a previous run:
+// devices already delivered are skipped, a route that delivered anything
+// does not fall back, deliveries past their deadline are dropped, and the
+// callback is claimed in the dedup window again. It returns how many
+// callbacks it resumed.
+func (d *Dispatcher) Resume(ctx context.Context, entries []journal.Entry) int {
+	p := d.planner.Load()
+	now := d.now()
+	resumed := 0
+	for _, e := range entries {
+		var r record
+		if err := json.Unmarshal(e.Data, &r); err != nil || r.Call == nil || len(r.Routes) == 0 {
+			d.log.Error("journal entry unreadable; dropped", "key", e.Key, "error", err)
+			d.finishEntry(e.Key)
+			continue
+		}
+		plan := &Plan{Call: r.Call, Status: r.Status, Routes: r.Routes, Reachable: true}
+		deliveredRoutes := map[string]bool{}
+		for _, rd := range r.Deliveries {
+			n := p.Notifiers[rd.Notifier]
+			if n == nil {
+				d.log.Warn("journal: notifier no longer configured; its deliveries are dropped", "sid", r.Call.SID, "notifier", rd.Notifier)
+				continue
+			}
+			dl := &Delivery{Notifier: n, Route: rd.Route, Role: rd.Role, Active: rd.Active,
+				Payload: rd.Payload, Templates: rd.Templates, Deadline: rd.Deadline}
+			if n.Kind == "" {
+				if e.Delivered[[2]string{rd.Notifier, ""}] {
+					deliveredRoutes[rd.Route] = true
+					dl.Active = false
+				}
+			} else {
+				for _, dev := range rd.Devices {
+					if e.Delivered[[2]string{rd.Notifier, dev.Token}] {
+						deliveredRoutes[rd.Route] = true
+						continue
+					}
+					dl.Devices = append(dl.Devices, dev)
+				}
+				if len(dl.Devices) == 0 {
+					dl.Active = false
+				}
+			}
+			if !dl.Deadline.After(now) {
+				dl.Active = false
+			}
+			plan.Deliveries = append(plan.Deliveries, dl)
+		}
+		d.dedup.Claim(r.Call.SID, r.Call.ToServiceID, r.Call.ToUserID, r.Call.Received)
+		j := d.newJob(e.Key, plan)
+		for route := range deliveredRoutes {
+			if rs := j.routes[route]; rs != nil {
+				rs.delivered = true
+			}
+		}
+		// A resumed notify delivery that had finished before the crash
+		// counts as ended for its route.
+		for _, rs := range j.routes {
+			if rs.notifyLeft == 0 && !rs.delivered && !rs.fellBack && len(rs.fallback) > 0 {
+				for _, dl := range rs.fallback {
+					dl.Active = dl.Deadline.After(now)
+				}
+				rs.fellBack = true
+			}
+		}
+		d.log.Info("resuming journaled callback", "sid", r.Call.SID, "routes", r.Routes)
+		j.start(ctx)
+		resumed++
+	}
+	return resumed
+}
+
+func (d *Dispatcher) finishEntry(key string) {
+	if d.journal != nil {
+		d.journal.Finish(key)
+	}
+}
