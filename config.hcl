@@ -21,6 +21,36 @@ notifier "app_server" {
   }
 }
 
+# Every call: the push notifiers that are enabled, and the app server's
+# webhook; SMS when every one of them failed or nothing was delivered by
+# fallback_after. Disabled notifiers are left out of routes.
 route "all" {
-  notify = ["app_server"]
+  notify   = ["ios", "android", "app_server"]
+  fallback = ["sms"]
+}
+
+# Push notifiers: each is enabled only when its credentials are in the
+# environment, so `go run .` needs none of them. See README.md (Plugins).
+notifier "ios" {
+  plugin     = "apns"
+  enabled    = env("APNS_KEY_ID") != ""
+  team_id    = env("APNS_TEAM_ID")
+  key_id     = env("APNS_KEY_ID")
+  key_file   = env("APNS_KEY_FILE")
+  topic      = env("APNS_TOPIC") # "<bundle id>.voip"
+  production = env("APNS_PRODUCTION") == "1"
+}
+
+notifier "android" {
+  plugin           = "fcm"
+  enabled          = env("FCM_CREDENTIALS") != ""
+  credentials_file = env("FCM_CREDENTIALS")
+}
+
+notifier "sms" {
+  plugin      = "sms"
+  enabled     = env("TWILIO_ACCOUNT_SID") != ""
+  account_sid = env("TWILIO_ACCOUNT_SID")
+  auth_token  = env("TWILIO_AUTH_TOKEN")
+  from        = env("TWILIO_FROM")
 }
