@@ -134,8 +134,9 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	}
 
 	var closing atomic.Bool
+	var inFlight atomic.Int64
 	notify := &swapHandler{}
-	notify.set(notifyHandler(cfg, disp, metrics, log))
+	notify.set(notifyHandler(cfg, disp, metrics, log, &inFlight))
 	public := http.NewServeMux()
 	public.Handle(cfg.Server.NotifyPath, otelhttp.NewHandler(closingGuard(&closing, notify), "notify_cb",
 		otelhttp.WithTracerProvider(tr.Provider),
@@ -230,7 +231,7 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		rt.Store(nrt)
 		disp.SetPlanner(planner(nrt, store))
 		dedup.SetWindow(next.Delivery.DedupWindow)
-		notify.set(notifyHandler(next, disp, metrics, log))
+		notify.set(notifyHandler(next, disp, metrics, log, &inFlight))
 		current = next
 		metrics.Reloads.WithLabelValues("ok").Inc()
 		log.Info("config reloaded", "reason", why, "notifiers", len(nrt.Notifiers), "routes", len(next.Routes))
@@ -271,13 +272,18 @@ func planner(rt *Runtime, store directory.Store) dispatch.Planner {
 	}
 }
 
-func notifyHandler(cfg *config.Config, disp *dispatch.Dispatcher, m *telemetry.Metrics, log *slog.Logger) *callback.Handler {
+// notifyHandler is the notify_cb handler of cfg; inFlight counts requests
+// across the handlers of reloaded configs.
+func notifyHandler(cfg *config.Config, disp *dispatch.Dispatcher, m *telemetry.Metrics, log *slog.Logger, inFlight *atomic.Int64) *callback.Handler {
 	return &callback.Handler{
 		Acceptor:          disp,
 		MaxIDBytes:        cfg.Server.MaxIDBytes,
 		RejectUnreachable: cfg.Server.RejectUnreachable,
 		MaxInFlight:       cfg.Server.MaxInFlight,
 		NotifyToken:       cfg.Server.NotifyToken,
+		AllowCIDRs:        cfg.Server.AllowCIDRs,
+		TrustedProxies:    cfg.Server.TrustedProxies,
+		InFlight:          inFlight,
 		Metrics:           m,
 		Logger:            log,
 	}

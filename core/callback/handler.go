@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -76,6 +77,14 @@ type Handler struct {
 	MaxInFlight int
 	// NotifyToken, when set, must equal the query's token key.
 	NotifyToken string
+	// AllowCIDRs, when not empty, are the only sources answered; others
+	// get 403. The source is ClientAddr(r, TrustedProxies).
+	AllowCIDRs []netip.Prefix
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// InFlight, when set, is the in-flight counter, shared by the
+	// handlers of successive configs; nil → the handler's own.
+	InFlight *atomic.Int64
 	// Metrics counts every answer; nil counts nothing.
 	Metrics *telemetry.Metrics
 	// Logger logs rejected callbacks and Acceptor failures; nil logs
@@ -94,12 +103,14 @@ const (
 	statusUnauthorized     = "unauthorized"
 	statusMethodNotAllowed = "method_not_allowed"
 	statusUnavailable      = "unavailable"
+	statusForbidden        = "forbidden"
 )
 
 var (
 	bodyMethodNotAllowed = []byte(`{"error":"method_not_allowed"}`)
 	bodyUnauthorized     = []byte(`{"error":"unauthorized"}`)
 	bodyUnavailable      = []byte(`{"error":"unavailable"}`)
+	bodyForbidden        = []byte(`{"error":"forbidden"}`)
 
 	// Shared header values; net/http never modifies them in place.
 	headerJSON  = []string{"application/json"}
@@ -117,8 +128,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	n := h.inFlight.Add(1)
-	defer h.inFlight.Add(-1)
+	if len(h.AllowCIDRs) > 0 {
+		if a, ok := ClientAddr(r, h.TrustedProxies); !ok || !contains(h.AllowCIDRs, a) {
+			h.logger().LogAttrs(r.Context(), slog.LevelInfo, "callback rejected",
+				slog.Int("code", http.StatusForbidden), slog.String("remote", r.RemoteAddr),
+				slog.String("client", a.String()))
+			h.write(w, r, http.StatusForbidden, statusForbidden, bodyForbidden)
+			return
+		}
+	}
+
+	counter := h.InFlight
+	if counter == nil {
+		counter = &h.inFlight
+	}
+	n := counter.Add(1)
+	defer counter.Add(-1)
 	if n > int64(h.maxInFlight()) {
 		// Debug, not warn: under overload a line per request makes things
 		// worse; the metric is the signal.
