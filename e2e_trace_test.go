@@ -167,6 +167,12 @@ telemetry {
 	if tp := req.Header.Get("Traceparent"); !strings.Contains(tp, server.trace()) {
 		t.Errorf("webhook traceparent %q; want trace %s", tp, server.trace())
 	}
+	// The callback's log line joins the trace.
+	if _, err := in.waitLog(5*time.Second, func(l map[string]any) bool {
+		return l["msg"] == "callback" && l["trace_id"] == server.trace()
+	}); err != nil {
+		t.Errorf("no callback log line with trace_id %s: %v", server.trace(), err)
+	}
 	// The device token and cc_param are in no span.
 	if strings.Contains(recv.dump(), lineParam) {
 		t.Error("a span carries cc_param")

@@ -39,9 +39,9 @@ func NewLogger(l config.Log, w io.Writer) *slog.Logger {
 	_ = level.UnmarshalText([]byte(l.Level))
 	o := &slog.HandlerOptions{Level: level}
 	if l.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, o))
+		return slog.New(telemetry.LogHandler(slog.NewJSONHandler(w, o)))
 	}
-	return slog.New(slog.NewTextHandler(w, o))
+	return slog.New(telemetry.LogHandler(slog.NewTextHandler(w, o)))
 }
 
 // JournalPath is where the delivery journal of a directory file lives:

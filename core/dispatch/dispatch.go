@@ -152,7 +152,7 @@ func (d *Dispatcher) Accept(ctx context.Context, c *callback.Call, deliver bool)
 	}
 	for _, we := range plan.WhenErrors {
 		d.metrics.WhenErrors.WithLabelValues(we.Route).Inc()
-		d.log.Warn("route when failed; counted as no match", "sid", c.SID, "route", we.Route, "error", we.Err)
+		d.log.WarnContext(ctx, "route when failed; counted as no match", "sid", c.SID, "route", we.Route, "error", we.Err)
 	}
 	ans := callback.Answer{Status: plan.Status, Routes: plan.Routes, Reachable: plan.Reachable}
 	if len(plan.Routes) > 0 {
@@ -168,13 +168,13 @@ func (d *Dispatcher) Accept(ctx context.Context, c *callback.Call, deliver bool)
 		d.metrics.RouteMatches.WithLabelValues(r).Inc()
 	}
 	if plan.Status != callback.StatusAccepted {
-		d.log.Info("callback", "sid", c.SID, "status", plan.Status, "routes", plan.Routes)
+		d.log.InfoContext(ctx, "callback", "sid", c.SID, "status", plan.Status, "routes", plan.Routes)
 		return ans, nil
 	}
 	if !d.dedup.Claim(c.SID, c.ToServiceID, c.ToUserID, d.now()) {
 		ans.Status = callback.StatusDuplicate
 		d.metrics.DedupHits.Inc()
-		d.log.Info("callback", "sid", c.SID, "status", callback.StatusDuplicate, "routes", plan.Routes)
+		d.log.InfoContext(ctx, "callback", "sid", c.SID, "status", callback.StatusDuplicate, "routes", plan.Routes)
 		return ans, nil
 	}
 	j := d.newJob(newID(), plan)
@@ -195,7 +195,7 @@ func (d *Dispatcher) Accept(ctx context.Context, c *callback.Call, deliver bool)
 		if err != nil {
 			// The phone is ringing already: answer 200, but say the work
 			// is not durable.
-			d.log.Error("journal append failed; delivery continues without crash safety", "sid", c.SID, "error", err)
+			d.log.ErrorContext(ctx, "journal append failed; delivery continues without crash safety", "sid", c.SID, "error", err)
 		}
 	}
 	return ans, nil
@@ -218,6 +218,7 @@ type job struct {
 	d    *Dispatcher
 	key  string // journal key
 	plan *Plan
+	ctx  context.Context // the callback's, detached: its log lines join the trace
 
 	mu        sync.Mutex
 	pending   int
@@ -265,6 +266,7 @@ func boolInt(b bool) int {
 
 // start launches the active deliveries and the fallback timer.
 func (j *job) start(ctx context.Context) {
+	j.ctx = ctx
 	d := j.d
 	d.jobs.Add(1)
 	j.mu.Lock()
@@ -362,7 +364,7 @@ func (j *job) fallBack(ctx context.Context, route string, rs *routeState, reason
 	}
 	rs.fellBack = true
 	j.d.metrics.Fallbacks.WithLabelValues(route, reason).Inc()
-	j.d.log.Info("running fallback", "sid", j.plan.Call.SID, "route", route, "reason", reason)
+	j.d.log.InfoContext(ctx, "running fallback", "sid", j.plan.Call.SID, "route", route, "reason", reason)
 	for _, dl := range rs.fallback {
 		if dl.Deadline.After(j.d.now()) {
 			j.launch(ctx, dl)
@@ -397,7 +399,7 @@ func (j *job) finishLocked() {
 			attrs = append(attrs, k, n)
 		}
 	}
-	d.log.Info("callback", attrs...)
+	d.log.InfoContext(j.ctx, "callback", attrs...)
 }
 
 // run delivers dl until every device has a final outcome or the deadline
@@ -445,7 +447,7 @@ func (d *Dispatcher) run(ctx context.Context, j *job, dl *Delivery) map[string]i
 		var retry []directory.Device
 		var after time.Duration
 		if err != nil {
-			d.log.Warn("deliver failed", "sid", c.SID, "notifier", n.Name, "attempt", attempt, "error", err)
+			d.log.WarnContext(ctx, "deliver failed", "sid", c.SID, "notifier", n.Name, "attempt", attempt, "error", err)
 			retry = pending
 		} else {
 			for i, o := range resp.Outcomes {
@@ -453,20 +455,21 @@ func (d *Dispatcher) run(ctx context.Context, j *job, dl *Delivery) map[string]i
 				switch o.Kind {
 				case pluginpb.Outcome_KIND_DELIVERED:
 					count("delivered", 1)
+					d.metrics.DeliveryLatency.WithLabelValues(n.Name).Observe(d.now().Sub(c.Received).Seconds())
 					j.delivered(dl, dev.Token)
 				case pluginpb.Outcome_KIND_GONE:
 					count("gone", 1)
 					d.prune(ctx, c, n, dev, o)
 				case pluginpb.Outcome_KIND_PERMANENT:
 					count("permanent", 1)
-					d.log.Warn("delivery failed permanently", "sid", c.SID, "notifier", n.Name,
+					d.log.WarnContext(ctx, "delivery failed permanently", "sid", c.SID, "notifier", n.Name,
 						"device", directory.ShortToken(dev.Token), "reason", o.Reason)
 				default:
 					retry = append(retry, dev)
 					if a := time.Duration(o.RetryAfterMs) * time.Millisecond; a > after {
 						after = a
 					}
-					d.log.Debug("delivery to retry", "sid", c.SID, "notifier", n.Name, "attempt", attempt, "reason", o.Reason)
+					d.log.DebugContext(ctx, "delivery to retry", "sid", c.SID, "notifier", n.Name, "attempt", attempt, "reason", o.Reason)
 				}
 			}
 		}
@@ -525,12 +528,12 @@ func (d *Dispatcher) prune(ctx context.Context, c *callback.Call, n *Notifier, d
 	removed, err := d.planner.Load().Store.Prune(context.WithoutCancel(ctx), c.ToServiceID, c.ToUserID, dev.Kind, dev.Token, at)
 	switch {
 	case err != nil:
-		d.log.Warn("prune device failed", "sid", c.SID, "notifier", n.Name, "device", directory.ShortToken(dev.Token), "error", err)
+		d.log.WarnContext(ctx, "prune device failed", "sid", c.SID, "notifier", n.Name, "device", directory.ShortToken(dev.Token), "error", err)
 	case removed:
 		d.metrics.TokensPruned.WithLabelValues(dev.Kind).Inc()
-		d.log.Info("device token gone; removed", "notifier", n.Name, "kind", dev.Kind, "device", directory.ShortToken(dev.Token))
+		d.log.InfoContext(ctx, "device token gone; removed", "notifier", n.Name, "kind", dev.Kind, "device", directory.ShortToken(dev.Token))
 	default:
-		d.log.Info("device token gone but registered again since; kept", "notifier", n.Name, "kind", dev.Kind, "device", directory.ShortToken(dev.Token))
+		d.log.InfoContext(ctx, "device token gone but registered again since; kept", "notifier", n.Name, "kind", dev.Kind, "device", directory.ShortToken(dev.Token))
 	}
 }
 

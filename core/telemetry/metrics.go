@@ -37,6 +37,9 @@ type Metrics struct {
 	DedupHits prometheus.Counter
 	// Reloads counts config reloads by result (ok, error).
 	Reloads *prometheus.CounterVec
+	// DeliveryLatency observes, for each device delivered, the time from
+	// the callback's arrival to the provider's acceptance, by notifier.
+	DeliveryLatency *prometheus.HistogramVec
 }
 
 // GaugeFunc registers a gauge whose value is read from f at each scrape.
@@ -91,6 +94,12 @@ func NewMetrics() *Metrics {
 			Help: "Configuration reloads, by result (ok, error).",
 		}, []string{"result"}),
 	}
+	m.DeliveryLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "ringside_delivery_latency_seconds",
+		Help:    "Time from the callback's arrival to the provider accepting the push, per delivered device.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	}, []string{"notifier"})
+	reg.MustRegister(m.DeliveryLatency)
 	reg.MustRegister(m.Callbacks, m.RouteMatches, m.WhenErrors, m.Deliveries, m.TokensPruned, m.PluginRestarts,
 		m.Retries, m.Fallbacks, m.DedupHits, m.Reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
