@@ -44,6 +44,14 @@ func NewLogger(l config.Log, w io.Writer) *slog.Logger {
 	return slog.New(telemetry.LogHandler(slog.NewTextHandler(w, o)))
 }
 
+// Limits of both listeners: the request line and headers (a notify_cb
+// query is at most ~30 KB: param and app_svr_data percent-encoded), and any
+// body (none of ringside's requests has one).
+const (
+	maxHeader = 64 << 10
+	maxBody   = 64 << 10
+)
+
 // JournalPath is where the delivery journal of a directory file lives:
 // beside it, "ringside.db" → "ringside.journal.db".
 func JournalPath(directoryPath string) string {
@@ -172,15 +180,23 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		return fmt.Errorf("server.admin_listen: %w", err)
 	}
 	pubSrv := &http.Server{
-		Handler:           public,
+		Handler:           http.MaxBytesHandler(public, maxBody),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    maxHeader,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	adminSrv := &http.Server{Handler: adminHandler, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second}
+	adminSrv := &http.Server{
+		Handler:           http.MaxBytesHandler(adminHandler, maxBody),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    maxHeader,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
 
 	errc := make(chan error, 2)
 	scheme := "http"
