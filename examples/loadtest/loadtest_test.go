@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain serves the baseline when the smoke test starts this test binary
+// as the baseline server.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == baselineArg {
+		if err := serveBaseline(os.Args[2:]); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestSID(t *testing.T) {
+	s := makeSID(0xdeadbeef, 123456789)
+	if len(s) != 36 {
+		t.Fatalf("sid %q is %d bytes", s, len(s))
+	}
+	tag, seq, ok := parseSID(sidOf([]byte(`{"cc_param":"x","sid":"` + s + `","app_caller_sid":"a"}`)))
+	if !ok || tag != 0xdeadbeef || seq != 123456789 {
+		t.Fatalf("parseSID = %x %d %t", tag, seq, ok)
+	}
+	if got := sidOf([]byte(`{"sid" : "` + s + `"}`)); got != s {
+		t.Fatalf("sidOf with spaces = %q", got)
+	}
+}
+
+// TestSmoke runs one second of load at a low rate against both servers
+// (it builds ringside, so it takes a while the first time).
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ringside and runs two one-second loads; not in -short")
+	}
+	var out bytes.Buffer
+	o := options{Mode: "both", Rate: 50, Duration: time.Second, Warmup: 200 * time.Millisecond, Drain: 3 * time.Second,
+		Conns: 8, Inflight: 1000, Timeout: 5 * time.Second, CheckJWT: true, Journal: true, APNs503: 0.05}
+	if err := run(t.Context(), o, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Log(out.String())
+	for _, want := range []string{"ringside: 50/s", "baseline: 50/s", "ringside / baseline:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Count(out.String(), "lost 0 ") != 2 {
+		t.Errorf("a push was lost:\n%s", out.String())
+	}
+}

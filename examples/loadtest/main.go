@@ -1,0 +1,582 @@
+// Command loadtest measures ringside against the ideal path for its job.
+//
+// It starts a fake APNs (HTTP/2 over TLS, a self-signed certificate written
+// to a temp file and trusted through SSL_CERT_FILE, ES256 provider tokens
+// checked) in its own process, so that the time a callback was due and the
+// time its push arrived are read from one clock. It writes a .p8 key, a
+// ringside config (an apns notifier pointed at the fake) and a directory
+// with one apns device per callee into a temp folder, launches the ringside
+// binary, and drives an open-loop load of notify_cb callbacks at -rate for
+// -duration: every callback has a unique sid and callee, is due at a fixed
+// time whether or not earlier ones were answered, and its latencies are
+// measured from that due time. Then it runs the same load against the
+// baseline — a minimal Go server that parses the callback and pushes with
+// sideshow/apns2 itself — and prints ringside / baseline ratios.
+//
+//	go run ./examples/loadtest -rate 2000 -duration 10s
+//	go run ./examples/loadtest -rate 2000 -apns-delay 20ms -mode ringside
+//	go run ./examples/loadtest -find-max
+//
+// See BENCHMARKS.md at the repository root.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"database/sql"
+	"encoding/json"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ringside/ringside/core/directory"
+)
+
+const (
+	teamID = "TEAM123456"
+	keyID  = "KEY1234567"
+	topic  = "com.example.app.voip"
+)
+
+type options struct {
+	Mode        string
+	Rate        float64
+	Duration    time.Duration
+	Warmup      time.Duration
+	Drain       time.Duration
+	Conns       int
+	Inflight    int
+	Timeout     time.Duration
+	Callees     int
+	APNsDelay   time.Duration
+	APNs503     float64
+	CheckJWT    bool
+	Journal     bool
+	Ringside    string
+	KeepDir     bool
+	FindMax     bool
+	FindStart   float64
+	FindStep    float64
+	FindLimit   float64
+	StepTime    time.Duration
+	JSON        string
+	PerfOut     string
+	MaxInFlight int
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == baselineArg {
+		if err := serveBaseline(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "baseline:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	flag.StringVar(&o.Mode, "mode", "both", "ringside | baseline | both")
+	flag.Float64Var(&o.Rate, "rate", 2000, "callbacks per second (open loop)")
+	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "measured load time")
+	flag.DurationVar(&o.Warmup, "warmup", time.Second, "unmeasured load at -rate before each measurement")
+	flag.DurationVar(&o.Drain, "drain", 5*time.Second, "after the last answer, how long to wait for pushes before counting them lost")
+	flag.IntVar(&o.Conns, "conns", 256, "keep-alive connections to the server at most")
+	flag.IntVar(&o.Inflight, "inflight", 20000, "outstanding callbacks at most; past it a due callback is counted client_saturated")
+	flag.DurationVar(&o.Timeout, "timeout", 5*time.Second, "per callback; past it the callback counts as a timeout (a hang)")
+	flag.IntVar(&o.Callees, "callees", 0, "distinct callees, each with one apns device (0: one per callback of the largest run, at most 100000)")
+	flag.DurationVar(&o.APNsDelay, "apns-delay", 0, "the fake APNs answers each push after this long")
+	flag.Float64Var(&o.APNs503, "apns-503", 0, "fraction of pushes the fake APNs answers 503 ServiceUnavailable")
+	flag.BoolVar(&o.CheckJWT, "check-jwt", true, "verify the ES256 provider token of pushes (each distinct token once)")
+	flag.BoolVar(&o.Journal, "journal", true, "ringside's delivery.journal")
+	flag.StringVar(&o.Ringside, "ringside", "", "ringside binary (default: go build the module into the temp folder)")
+	flag.BoolVar(&o.KeepDir, "keep", false, "keep the temp folder (config, logs, directory)")
+	flag.BoolVar(&o.FindMax, "find-max", false, "step the rate up to find the sustained rate (< 1% errors, p99 ≤ 100 ms) of each server")
+	flag.Float64Var(&o.FindStart, "find-start", 1000, "find-max: first rate")
+	flag.Float64Var(&o.FindStep, "find-step", 1000, "find-max: rate step (halved once after the first failure)")
+	flag.Float64Var(&o.FindLimit, "find-limit", 30000, "find-max: highest rate tried")
+	flag.DurationVar(&o.StepTime, "step-duration", 5*time.Second, "find-max: measured time per step")
+	flag.StringVar(&o.JSON, "json", "", "also write the results as JSON to this file")
+	flag.StringVar(&o.PerfOut, "perf", "", "record a perf profile (perf record -g) of ringside and its plugins during the measured run into this file")
+	flag.IntVar(&o.MaxInFlight, "max-in-flight", 0, "ringside's server.max_in_flight (0: its default)")
+	flag.Parse()
+	if err := run(context.Background(), o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(1)
+	}
+}
+
+// env is what both servers share: the temp folder, the key and the fake APNs.
+type env struct {
+	dir     string
+	keyFile string
+	fake    *fakeAPNs
+	callees int
+	nextTag uint32
+	o       options
+	out     io.Writer
+}
+
+func run(ctx context.Context, o options, out io.Writer) error {
+	switch o.Mode {
+	case "ringside", "baseline", "both":
+	default:
+		return fmt.Errorf("-mode %q: want ringside, baseline or both", o.Mode)
+	}
+	dir, err := os.MkdirTemp("", "ringside-loadtest-")
+	if err != nil {
+		return err
+	}
+	if o.KeepDir {
+		fmt.Fprintln(out, "temp folder:", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	e := &env{dir: dir, o: o, out: out, nextTag: uint32(time.Now().Unix())}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	e.keyFile = filepath.Join(dir, "AuthKey_"+keyID+".p8")
+	if err := os.WriteFile(e.keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		return err
+	}
+	var pub *ecdsa.PublicKey
+	if o.CheckJWT {
+		pub = &key.PublicKey
+	}
+	e.fake, err = newFakeAPNs(dir, o.APNsDelay, o.APNs503, pub, teamID, keyID)
+	if err != nil {
+		return err
+	}
+	defer e.fake.Close()
+
+	e.callees = o.Callees
+	if e.callees <= 0 {
+		top := o.Rate * o.Duration.Seconds()
+		if o.FindMax {
+			top = o.FindLimit * o.StepTime.Seconds()
+		}
+		e.callees = int(min(max(top, 1), 100000))
+	}
+	fmt.Fprintf(out, "fake APNs %s (delay %v, 503 rate %g, JWT checked %t); %d callees; %d CPUs\n",
+		e.fake.URL, o.APNsDelay, o.APNs503, o.CheckJWT, e.callees, numCPU())
+
+	var all []*result
+	results := map[string][]*result{}
+	for _, name := range []string{"ringside", "baseline"} {
+		if o.Mode != "both" && o.Mode != name {
+			continue
+		}
+		srv, err := e.start(ctx, name)
+		if err != nil {
+			return err
+		}
+		rs, err := e.measure(srv)
+		srv.stop()
+		if err != nil {
+			return err
+		}
+		results[name] = rs
+		all = append(all, rs...)
+	}
+	if o.Mode == "both" {
+		printRatios(out, o, results["ringside"], results["baseline"])
+	}
+	fmt.Fprintf(out, "fake APNs: %d pushes answered, %d with 503, %d bad JWT, %d bad requests\n",
+		e.fake.pushes.Load(), e.fake.faults.Load(), e.fake.badJWT.Load(), e.fake.unknown.Load())
+	if o.JSON != "" {
+		b, _ := json.MarshalIndent(map[string]any{"options": o, "results": all}, "", "  ")
+		if err := os.WriteFile(o.JSON, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// server is a running ringside or baseline.
+type server struct {
+	name string
+	url  string // notify_cb
+	cmd  *exec.Cmd
+	log  string
+}
+
+func (s *server) pid() int { return s.cmd.Process.Pid }
+
+// stop sends SIGTERM and waits (ringside drains and stops its plugins).
+func (s *server) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// measure runs the warm-up and the measured load(s) against s.
+func (e *env) measure(s *server) ([]*result, error) {
+	o := e.o
+	var seq uint64
+	load := func(rate float64, d time.Duration, measured bool) (*result, error) {
+		e.nextTag++
+		spec := loadSpec{URL: s.url, Rate: rate, Duration: d, Conns: o.Conns, Inflight: o.Inflight,
+			Timeout: o.Timeout, Drain: o.Drain, Callees: e.callees, Tag: e.nextTag, CountFrom: seq}
+		if !measured {
+			spec.Drain = min(o.Drain, 2*time.Second)
+		}
+		seq += uint64(rate * d.Seconds())
+		var perf *exec.Cmd
+		if measured && o.PerfOut != "" && s.name == "ringside" {
+			perf = startPerf(o.PerfOut, s.pid())
+		}
+		r, err := runLoad(spec, e.fake, s.pid())
+		if perf != nil {
+			_ = perf.Process.Signal(os.Interrupt)
+			_ = perf.Wait()
+		}
+		if r != nil {
+			r.Name = s.name
+		}
+		return r, err
+	}
+	if o.Warmup > 0 {
+		if _, err := load(min(o.Rate, 1000), o.Warmup, false); err != nil {
+			return nil, err
+		}
+	}
+	if !o.FindMax {
+		r, err := load(o.Rate, o.Duration, true)
+		if err != nil {
+			return nil, err
+		}
+		r.print(e.out)
+		return []*result{r}, nil
+	}
+	var out []*result
+	step, rate := o.FindStep, o.FindStart
+	var best *result
+	halved := false
+	for rate <= o.FindLimit {
+		r, err := load(rate, o.StepTime, true)
+		if err != nil {
+			return nil, err
+		}
+		r.print(e.out)
+		out = append(out, r)
+		ok := r.sustained()
+		fmt.Fprintf(e.out, "  → %s at %.0f/s: sustained=%t\n", s.name, rate, ok)
+		if ok {
+			best = r
+			rate += step
+			time.Sleep(time.Second)
+			continue
+		}
+		if halved || best == nil {
+			break
+		}
+		// One finer step between the last pass and this failure.
+		halved = true
+		step /= 2
+		rate = best.Rate + step
+		time.Sleep(3 * time.Second)
+	}
+	if best != nil {
+		fmt.Fprintf(e.out, "%s: sustained rate %.0f/s\n", s.name, best.Rate)
+		c := *best
+		c.Name = s.name + " max"
+		out = append(out, &c)
+	} else {
+		fmt.Fprintf(e.out, "%s: no rate sustained\n", s.name)
+	}
+	return out, nil
+}
+
+// start launches the named server and waits until it answers.
+func (e *env) start(ctx context.Context, name string) (*server, error) {
+	if name == "baseline" {
+		return e.startBaseline(ctx)
+	}
+	return e.startRingside(ctx)
+}
+
+func (e *env) startBaseline(ctx context.Context) (*server, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(e.dir, "baseline.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, self, baselineArg, "-endpoint", e.fake.URL, "-key-file", e.keyFile,
+		"-team-id", teamID, "-key-id", keyID, "-topic", topic, "-callees", strconv.Itoa(e.callees))
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+e.fake.CAFile)
+	cmd.Stderr = logf
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	if err != nil || !ok {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		b, _ := os.ReadFile(logPath)
+		return nil, fmt.Errorf("baseline did not start: %q %v\n%s", line, err, b)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	return &server{name: "baseline", url: "http://" + addr + "/notify_cb", cmd: cmd, log: logPath}, nil
+}
+
+func (e *env) startRingside(ctx context.Context) (*server, error) {
+	bin := e.o.Ringside
+	if bin == "" {
+		bin = filepath.Join(e.dir, "ringside")
+		fmt.Fprintln(e.out, "building ringside…")
+		b := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/ringside/ringside")
+		b.Stdout, b.Stderr = os.Stderr, os.Stderr
+		if err := b.Run(); err != nil {
+			return nil, fmt.Errorf("go build ringside (run from inside the module, or pass -ringside): %w", err)
+		}
+	}
+	dbPath := filepath.Join(e.dir, "ringside.db")
+	t0 := time.Now()
+	if err := populate(ctx, dbPath, e.callees); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(e.out, "directory: %d callees in %v\n", e.callees, time.Since(t0).Round(time.Millisecond))
+	pub, adm := freePort(), freePort()
+	cfg := fmt.Sprintf(`server {
+  listen       = %q
+  admin_listen = %q
+%s}
+
+delivery {
+  journal = %t
+}
+
+log {
+  level = "warn"
+}
+
+directory "embedded" {
+  path = "ringside.db"
+}
+
+notifier "ios" {
+  plugin     = "apns"
+  team_id    = %q
+  key_id     = %q
+  key_file   = %q
+  topic      = %q
+  production = false
+  endpoint   = %q
+}
+
+route "all" {
+  notify = ["ios"]
+}
+`, pub, adm, maxInFlight(e.o.MaxInFlight), e.o.Journal, teamID, keyID, filepath.Base(e.keyFile), topic, e.fake.URL)
+	cfgPath := filepath.Join(e.dir, "ringside.hcl")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(e.dir, "ringside.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, "serve", "-config", cfgPath)
+	cmd.Dir = e.dir
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+e.fake.CAFile)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{name: "ringside", url: "http://" + pub + "/notify_cb", cmd: cmd, log: logPath}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + adm + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		if time.Now().After(deadline) || cmd.ProcessState != nil {
+			s.stop()
+			b, _ := os.ReadFile(logPath)
+			return nil, fmt.Errorf("ringside not ready after 30s:\n%s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func maxInFlight(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("  max_in_flight = %d\n", n)
+}
+
+// populate creates ringside's directory with one apns device per callee:
+// one transaction through the same SQLite driver (the schema is created by
+// directory.OpenSQLite), falling back to Store.Put if that fails.
+func populate(ctx context.Context, path string, n int) error {
+	st, err := directory.OpenSQLite(path)
+	if err != nil {
+		return err
+	}
+	st.Close()
+	abs, _ := filepath.Abs(path)
+	err = func() error {
+		db, err := sql.Open("sqlite", directory.DSN(abs, false))
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		stmt, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO devices (service_id, user_id, kind, token, updated_at) VALUES (?1, ?2, 'apns', ?3, ?4)`)
+		if err != nil {
+			return err
+		}
+		now := time.Now().UnixNano()
+		for i := range n {
+			if _, err := stmt.ExecContext(ctx, serviceID, "u"+strconv.Itoa(i), deviceToken(i), now); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	}()
+	if err == nil {
+		return nil
+	}
+	st, err = directory.OpenSQLite(path)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for i := range n {
+		if err := st.Put(ctx, serviceID, "u"+strconv.Itoa(i), "apns", deviceToken(i), time.Now()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func freePort() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startPerf records the CPU profile of pid and its descendants.
+func startPerf(out string, pid int) *exec.Cmd {
+	var pids []string
+	for _, p := range tree(pid) {
+		pids = append(pids, strconv.Itoa(p))
+	}
+	cmd := exec.Command("perf", "record", "-F", "999", "-g", "-o", out, "-p", strings.Join(pids, ","))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "perf:", err)
+		return nil
+	}
+	time.Sleep(300 * time.Millisecond)
+	return cmd
+}
+
+func numCPU() int {
+	b, err := os.ReadFile("/sys/fs/cgroup/cpu.max")
+	if err == nil {
+		f := strings.Fields(string(b))
+		if len(f) == 2 && f[0] != "max" {
+			q, _ := strconv.ParseFloat(f[0], 64)
+			p, _ := strconv.ParseFloat(f[1], 64)
+			if p > 0 {
+				return int(q / p)
+			}
+		}
+	}
+	return runtime.NumCPU()
+}
+
+// printRatios prints ringside / baseline for each target.
+func printRatios(w io.Writer, o options, rs, bs []*result) {
+	pick := func(rr []*result) *result {
+		for _, r := range rr {
+			if strings.HasSuffix(r.Name, " max") {
+				return r
+			}
+		}
+		if len(rr) > 0 {
+			return rr[len(rr)-1]
+		}
+		return nil
+	}
+	r, b := pick(rs), pick(bs)
+	if r == nil || b == nil {
+		return
+	}
+	ratio := func(x, y float64) string {
+		if y == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.2f×", x/y)
+	}
+	verdict := func(ok bool) string {
+		if ok {
+			return "pass"
+		}
+		return "FAIL"
+	}
+	fmt.Fprintln(w, "\nringside / baseline:")
+	if o.FindMax {
+		share := r.Rate / b.Rate
+		fmt.Fprintf(w, "  sustained rate      %.0f / %.0f = %.0f%%  (target ≥ 55%%: %s)\n", r.Rate, b.Rate, 100*share, verdict(share >= 0.55))
+		return
+	}
+	fmt.Fprintf(w, "  e2e p50             %.3f / %.3f ms = %s  (target ≤ 2.5×: %s)\n", r.E2E.P50, b.E2E.P50, ratio(r.E2E.P50, b.E2E.P50), verdict(r.E2E.P50 <= 2.5*b.E2E.P50))
+	fmt.Fprintf(w, "  e2e p99             %.3f / %.3f ms = %s  (target ≤ 2×: %s)\n", r.E2E.P99, b.E2E.P99, ratio(r.E2E.P99, b.E2E.P99), verdict(r.E2E.P99 <= 2*b.E2E.P99))
+	fmt.Fprintf(w, "  response p50        %.3f / %.3f ms = %s\n", r.Resp.P50, b.Resp.P50, ratio(r.Resp.P50, b.Resp.P50))
+	fmt.Fprintf(w, "  response p99        %.3f / %.3f ms = %s\n", r.Resp.P99, b.Resp.P99, ratio(r.Resp.P99, b.Resp.P99))
+	fmt.Fprintf(w, "  cpu per callback    %.4f / %.4f ms = %s  (target ≤ 2.5×: %s)\n", r.CPUPer, b.CPUPer, ratio(r.CPUPer, b.CPUPer), verdict(r.CPUPer <= 2.5*b.CPUPer))
+	fmt.Fprintf(w, "  peak rss            %.1f / %.1f MiB = %s  (target ringside ≤ 80 MiB: %s)\n", r.PeakRSS, b.PeakRSS, ratio(r.PeakRSS, b.PeakRSS), verdict(r.PeakRSS <= 80))
+	fmt.Fprintf(w, "  lost                %d / %d", r.Lost, b.Lost)
+	if o.APNs503 > 0 {
+		fmt.Fprintf(w, "  (target with -apns-503: ringside loses none: %s)", verdict(r.Lost == 0))
+	}
+	fmt.Fprintln(w)
+	if o.APNsDelay > 0 {
+		fmt.Fprintf(w, "  apns-delay %v: ringside sustained=%t at %.0f/s, e2e p99 %.3f ms (target: sustained, p99 ≤ 5 ms: %s)\n",
+			o.APNsDelay, r.sustained(), r.Rate, r.E2E.P99, verdict(r.sustained() && r.E2E.P99 <= 5))
+	}
+}
