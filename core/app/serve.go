@@ -102,11 +102,14 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		_ = tr.Shutdown(sctx)
 	}()
 
-	store, err := directory.OpenSQLite(cfg.Directory.Path)
+	file, err := directory.OpenSQLite(cfg.Directory.Path)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer file.Close()
+	// Every write goes through the cache (the devices API, pruning), so the
+	// callback path reads the file only for a callee it has not seen.
+	store := directory.NewCache(file, 0)
 
 	var jr *journal.Journal
 	var pending []journal.Entry

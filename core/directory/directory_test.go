@@ -22,6 +22,7 @@ func stores() []struct {
 	}{
 		{"memory", func(t *testing.T) Store { return NewMemory() }},
 		{"sqlite", func(t *testing.T) Store { return openTemp(t) }},
+		{"cache over sqlite", func(t *testing.T) Store { return NewCache(openTemp(t), 3) }},
 	}
 }
 
@@ -326,6 +327,7 @@ func BenchmarkLookup(b *testing.B) {
 	}{
 		{"sqlite", func(b *testing.B) Store { return openTemp(b) }},
 		{"memory", func(b *testing.B) Store { return NewMemory() }},
+		{"cache over sqlite", func(b *testing.B) Store { return NewCache(openTemp(b), 0) }},
 	} {
 		b.Run(impl.name, func(b *testing.B) {
 			s := impl.open(b)

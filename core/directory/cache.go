@@ -1,0 +1,93 @@
+package directory
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Cache keeps the devices of recently looked-up users in memory in front
+// of another Store, so the callback path reads no file for a callee seen
+// before. Writes go to the Store first and then drop the user's entry, so a
+// process that writes only through the Cache never reads stale devices.
+// (Another process writing the same file is not seen until the entry is
+// evicted: ringside's own `explain` only reads.)
+type Cache struct {
+	Store
+	max int
+
+	mu      sync.RWMutex
+	users   map[userKey][]Device
+	version atomic.Uint64 // bumped by every write
+}
+
+
+// NewCache caches up to max users (0 → 100,000) of s.
+func NewCache(s Store, max int) *Cache {
+	if max <= 0 {
+		max = 100_000
+	}
+	return &Cache{Store: s, max: max, users: make(map[userKey][]Device)}
+}
+
+// Lookup implements Store; each call returns its own copy.
+func (c *Cache) Lookup(ctx context.Context, serviceID, userID string) ([]Device, error) {
+	k := userKey{serviceID, userID}
+	c.mu.RLock()
+	devs, ok := c.users[k]
+	c.mu.RUnlock()
+	if ok {
+		return slices.Clone(devs), nil
+	}
+	v := c.version.Load()
+	devs, err := c.Store.Lookup(ctx, serviceID, userID)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	// A write since the read may have made devs stale: don't keep it.
+	if c.version.Load() == v {
+		if len(c.users) >= c.max {
+			for old := range c.users { // evict one, at random
+				delete(c.users, old)
+				break
+			}
+		}
+		c.users[k] = slices.Clone(devs)
+	}
+	c.mu.Unlock()
+	return devs, nil
+}
+
+func (c *Cache) forget(serviceID, userID string) {
+	c.mu.Lock()
+	c.version.Add(1)
+	delete(c.users, userKey{serviceID, userID})
+	c.mu.Unlock()
+}
+
+// Put implements Store.
+func (c *Cache) Put(ctx context.Context, serviceID, userID, kind, token string, now time.Time) error {
+	defer c.forget(serviceID, userID)
+	return c.Store.Put(ctx, serviceID, userID, kind, token, now)
+}
+
+// Delete implements Store.
+func (c *Cache) Delete(ctx context.Context, serviceID, userID, kind, token string) error {
+	defer c.forget(serviceID, userID)
+	return c.Store.Delete(ctx, serviceID, userID, kind, token)
+}
+
+// DeleteUser implements Store.
+func (c *Cache) DeleteUser(ctx context.Context, serviceID, userID string) error {
+	defer c.forget(serviceID, userID)
+	return c.Store.DeleteUser(ctx, serviceID, userID)
+}
+
+// Prune implements Store.
+func (c *Cache) Prune(ctx context.Context, serviceID, userID, kind, token string, goneAt time.Time) (bool, error) {
+	defer c.forget(serviceID, userID)
+	return c.Store.Prune(ctx, serviceID, userID, kind, token, goneAt)
+}
