@@ -530,7 +530,7 @@ route "all" {
 }
 `, consoleBin, app.URL))
 	in := dlStart(t, path)
-	tokens := []string{"console-token-aaaaaaaa", "console-token-bbbbbbbb"}
+	tokens := []string{"aaaaaa-console-token", "bbbbbb-console-token"}
 	for _, tok := range tokens {
 		if code, _, body := do(t, "PUT", in.adminURL+"/v1/devices/linecorp.com/2809/console/"+tok, nil); code != 204 {
 			t.Fatalf("PUT device: %d %s", code, body)
