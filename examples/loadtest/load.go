@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -52,8 +53,13 @@ type result struct {
 	CPUms       float64        `json:"cpu_ms_total"`
 	CPUPer      float64        `json:"cpu_ms_per_callback"`
 	PeakRSS     float64        `json:"peak_rss_mib"`
+	PeakRootRSS float64        `json:"peak_server_process_rss_mib"`
 	Procs       int            `json:"processes"`
 	AchievedQPS float64        `json:"achieved_rate"`
+	// LoadgenCores is the load generator's own CPU (with the fake APNs),
+	// and OtherCores every other process's, in cores over the run: noise.
+	LoadgenCores float64 `json:"loadgen_cores"`
+	OtherCores   float64 `json:"other_cores"`
 }
 
 type pcts struct {
@@ -131,6 +137,8 @@ func runLoad(spec loadSpec, f *fakeAPNs, pid int) (*result, error) {
 	var inflight atomic.Int64
 
 	cpu0 := statTree(pid).CPU
+	self0, _ := cpuOf(os.Getpid())
+	busy0 := machineBusy()
 	smp := startSampler(pid, 200*time.Millisecond)
 	start := time.Now()
 	interval := float64(time.Second) / spec.Rate
@@ -193,7 +201,9 @@ func runLoad(spec loadSpec, f *fakeAPNs, pid int) (*result, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	cpu := statTree(pid).CPU - cpu0
-	peak, procs := smp.Stop()
+	self1, _ := cpuOf(os.Getpid())
+	busy := machineBusy() - busy0
+	peak, peakRoot, procs := smp.Stop()
 
 	res := &result{Rate: spec.Rate, Duration: spec.Duration, Sent: n, Codes: map[string]int{}, Procs: procs}
 	var resp, e2e, resp503 []time.Duration
@@ -232,7 +242,11 @@ func runLoad(spec loadSpec, f *fakeAPNs, pid int) (*result, error) {
 	res.CPUms = float64(cpu) / 1e6
 	res.CPUPer = res.CPUms / float64(n)
 	res.PeakRSS = float64(peak) / (1 << 20)
+	res.PeakRootRSS = float64(peakRoot) / (1 << 20)
 	res.AchievedQPS = float64(n) / sendEnd.Seconds()
+	wall := time.Since(start).Seconds()
+	res.LoadgenCores = (self1 - self0).Seconds() / wall
+	res.OtherCores = max(0, (busy-cpu-(self1-self0)).Seconds()/wall)
 	return res, nil
 }
 
@@ -245,7 +259,8 @@ func (r *result) print(w io.Writer) {
 		fmt.Fprintf(w, "  503 answer ms p50 %.3f  p99 %.3f  max %.3f  (n=%d)\n", r.Resp503.P50, r.Resp503.P99, r.Resp503.Max, r.Resp503.N)
 	}
 	fmt.Fprintf(w, "  end-to-end ms p50 %.3f  p90 %.3f  p99 %.3f  max %.3f  (n=%d)\n", r.E2E.P50, r.E2E.P90, r.E2E.P99, r.E2E.Max, r.E2E.N)
-	fmt.Fprintf(w, "  cpu %.0f ms = %.4f ms/callback  peak rss %.1f MiB (%d processes)\n", r.CPUms, r.CPUPer, r.PeakRSS, r.Procs)
+	fmt.Fprintf(w, "  machine: load generator + fake APNs %.2f cores, other processes %.2f cores (noise)\n", r.LoadgenCores, r.OtherCores)
+	fmt.Fprintf(w, "  cpu %.0f ms = %.4f ms/callback  peak rss %.1f MiB (%d processes; the server process alone %.1f MiB)\n", r.CPUms, r.CPUPer, r.PeakRSS, r.Procs, r.PeakRootRSS)
 }
 
 func fmtCodes(m map[string]int) string {

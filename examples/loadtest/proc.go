@@ -15,9 +15,10 @@ const clockTicks = 100
 
 // procStat is a process tree's CPU time and resident memory.
 type procStat struct {
-	CPU   time.Duration // utime+stime, summed over the tree
-	RSS   int64         // VmRSS in bytes, summed over the tree
-	Procs int
+	CPU     time.Duration // utime+stime, summed over the tree
+	RSS     int64         // VmRSS in bytes, summed over the tree
+	RootRSS int64         // VmRSS of the root process alone
+	Procs   int
 }
 
 // statTree reads pid and all its descendants.
@@ -29,7 +30,11 @@ func statTree(pid int) procStat {
 			continue
 		}
 		s.CPU += cpu
-		s.RSS += rssOf(p)
+		rss := rssOf(p)
+		s.RSS += rss
+		if p == pid {
+			s.RootRSS = rss
+		}
 		s.Procs++
 	}
 	return s
@@ -108,6 +113,7 @@ type sampler struct {
 
 	mu       sync.Mutex
 	peakRSS  int64
+	peakRoot int64
 	maxProcs int
 }
 
@@ -133,16 +139,41 @@ func (s *sampler) sample() {
 	st := statTree(s.pid)
 	s.mu.Lock()
 	s.peakRSS = max(s.peakRSS, st.RSS)
+	s.peakRoot = max(s.peakRoot, st.RootRSS)
 	s.maxProcs = max(s.maxProcs, st.Procs)
 	s.mu.Unlock()
 }
 
-// Stop ends sampling and returns the peak RSS and the largest tree seen.
-func (s *sampler) Stop() (int64, int) {
+// Stop ends sampling and returns the peak RSS of the tree and of the root
+// process alone, and the largest tree seen.
+func (s *sampler) Stop() (int64, int64, int) {
 	close(s.stop)
 	<-s.done
 	s.sample()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.peakRSS, s.maxProcs
+	return s.peakRSS, s.peakRoot, s.maxProcs
+}
+
+// machineBusy is the CPU time every CPU of the machine spent not idle
+// (user, nice, system, irq, softirq, steal), from /proc/stat.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var busy int64
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		busy += n
+	}
+	return time.Duration(busy) * time.Second / clockTicks
 }
