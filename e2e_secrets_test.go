@@ -60,6 +60,12 @@ const (
 	secPhoneFlaky = "+819033334478"
 
 	secConsoleToken = "console-PLANTED-device-7f3e2a9b"
+
+	// Credentials in the webhook URL (userinfo, query) and in the OTLP
+	// exporter's headers (OTEL_* reach every plugin).
+	secHookPassword = "hookpassPLANTED5c1d"
+	secHookQueryKey = "hookqueryPLANTED77e0"
+	secOTLPHeader   = "otlpkeyPLANTED0b4f9a"
 )
 
 func secWebhookSecret() string {
@@ -499,10 +505,12 @@ func TestE2ESecretsNeverLeak(t *testing.T) {
 	rsaPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 	tw := newSMSTwilio(t, map[string][]int{secPhoneBad: {400, 400, 400}, secPhoneFlaky: {500}})
 
+	hookURL = strings.Replace(hookURL, "http://", "http://ringside:"+secHookPassword+"@", 1) + "?apikey=" + secHookQueryKey
 	config := secConfig(consoleBin, hookURL, apns.URL, keyFile, fcmURL, creds, tw.URL, otlpURL)
 	in := startRingside(t, config,
 		"RS_NOTIFY_TOKEN="+secNotifyToken, "RS_ADMIN_TOKEN="+secAdminToken,
-		"SSL_CERT_FILE="+apns.CAFile, "OTEL_BSP_SCHEDULE_DELAY=100")
+		"SSL_CERT_FILE="+apns.CAFile, "OTEL_BSP_SCHEDULE_DELAY=100",
+		"OTEL_EXPORTER_OTLP_HEADERS=x-api-key="+secOTLPHeader)
 	rec := &secRecorder{t: t}
 	auth := map[string]string{"Authorization": "Bearer " + secAdminToken}
 
@@ -635,6 +643,9 @@ func TestE2ESecretsNeverLeak(t *testing.T) {
 		s.plant(fmt.Sprintf("apns provider token %d (signature)", i), sig)
 	}
 	s.plant("fcm access token", fcmTestAccessToken)
+	s.plant("webhook URL password", secHookPassword)
+	s.plant("webhook URL query key", secHookQueryKey)
+	s.plant("OTLP exporter header", secOTLPHeader)
 	s.plant("cc_param", secCCParam(), secCCParamInner)
 	for kind, toks := range devices {
 		for _, tok := range toks {
