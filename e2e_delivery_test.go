@@ -1151,7 +1151,7 @@ route "all" {
 		dlAccept(t, in, sid, "2809")
 	}
 	app.waitSeen(t, first, 10*time.Second)
-	dlWaitMetric(t, in, "ringside_callbacks_in_delivery", 4, 5*time.Second)
+	dlWaitMetric(t, in, "ringside_callbacks_in_delivery", float64(len(first)), 5*time.Second)
 
 	rss0 := dlRSS(t, in.cmd.Process.Pid)
 	const flood, workers = 3000, 48
@@ -1204,8 +1204,8 @@ route "all" {
 	if n := dlMetric(t, in, `ringside_callbacks_total{code="500",status="error"}`); n != 0 {
 		t.Errorf("500s: %v", n)
 	}
-	if n := len(app.requests("")); n != 4 {
-		t.Errorf("the fake saw %d requests while holding 4; the flood delivered something", n)
+	if n := len(app.requests("")); n != len(first) {
+		t.Errorf("the fake saw %d requests while holding %d; the flood delivered something", n, len(first))
 	}
 
 	// Drain: the held deliveries end, and callbacks are accepted again —
@@ -1218,6 +1218,77 @@ route "all" {
 		dlAccept(t, in, sid, "2809")
 	}
 	app.waitDelivered(t, later, 10*time.Second)
+}
+
+// Concurrent bursts from idle: max_in_flight bounds the callbacks in
+// delivery however many arrive at once. Ten rounds of 64 concurrent
+// callbacks against max_in_flight = 4, the deliveries held at the peer;
+// each round must accept at most 4.
+func TestE2EBackpressureBurst(t *testing.T) {
+	var hold atomic.Pointer[chan struct{}]
+	ch := make(chan struct{})
+	hold.Store(&ch)
+	t.Cleanup(func() { close(*hold.Load()) })
+	app := newFakeApp(t, func(*appReq) appAnswer { return appAnswer{Hold: *hold.Load()} })
+	dir := t.TempDir()
+	// The console notifier, with no device, makes each plan look up the
+	// directory, as a real deployment's would.
+	path := dlWriteConfig(t, dir, dlServer("2s", "info", "  max_in_flight = 4")+fmt.Sprintf(`
+plugin "console" {
+  command = [%q]
+}
+notifier "app" {
+  plugin  = "webhook"
+  url     = %q
+  timeout = "30s"
+}
+notifier "desk" {
+  plugin = "console"
+}
+route "all" {
+  notify = ["app", "desk"]
+}
+`, consoleBin, app.URL))
+	in := dlStart(t, path)
+
+	for round := range 10 {
+		var (
+			mu       sync.Mutex
+			wg       sync.WaitGroup
+			answers  = map[int]int{}
+			accepted []string
+		)
+		for i := range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sid := dlSID(0xb0050000+uint32(round), i)
+				code, body, err := dlCall(in.notifyURL, sid, "2809")
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					answers[-1]++
+					return
+				}
+				answers[code]++
+				if code == 200 && strings.Contains(body, `"status":"accepted"`) {
+					accepted = append(accepted, sid)
+				}
+			}()
+		}
+		wg.Wait()
+		if len(accepted) > 4 || answers[200]+answers[503] != 64 {
+			t.Fatalf("round %d: 64 concurrent callbacks with max_in_flight = 4: answers %v, %d accepted; want at most 4 accepted, the rest 503", round, answers, len(accepted))
+		}
+		if len(accepted) == 0 {
+			t.Fatalf("round %d: nothing accepted from idle: %v", round, answers)
+		}
+		app.waitSeen(t, accepted, 10*time.Second)
+		next := make(chan struct{})
+		close(*hold.Swap(&next))
+		app.waitDelivered(t, accepted, 10*time.Second)
+		dlWaitMetric(t, in, "ringside_callbacks_in_delivery", 0, 10*time.Second)
+	}
 }
 
 // dlRSS is the resident set size of pid in KiB.
@@ -1522,5 +1593,68 @@ route "all" {
 	}
 	if n := app.delivered(s1); n != 1 {
 		t.Errorf("%s delivered %d times; want 1", s1, n)
+	}
+}
+
+// A SIGKILLed ringside must not leave its plugin processes running: each
+// crash would leak one process per notifier, still holding connections,
+// while the next ringside starts its own.
+func TestE2EJournalCrashLeavesNoPlugin(t *testing.T) {
+	app := newFakeApp(t, nil)
+	dir := t.TempDir()
+	path := dlWriteConfig(t, dir, dlServer("2s", "info", "")+fmt.Sprintf(`
+notifier "app" {
+  plugin = "webhook"
+  url    = %q
+}
+route "all" {
+  notify = ["app"]
+}
+`, app.URL))
+	in := dlStart(t, path)
+	dlWaitPluginPid(t, in, "app", 0, 5*time.Second)
+	kids := dlKill9(t, in)
+	if alive := dlWaitGone(kids, 5*time.Second); len(alive) > 0 {
+		t.Errorf("bug: plugin processes %v still run 5s after ringside was SIGKILLed (reparented to pid 1)", alive)
+	}
+}
+
+// Reloading server.max_in_flight must either take effect or be reported as
+// a restart-only setting; it must not be half applied in silence.
+func TestE2EReloadMaxInFlight(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	app := newFakeApp(t, func(*appReq) appAnswer { return appAnswer{Hold: release} })
+	conf := func(max int) string {
+		return dlServer("2s", "info", fmt.Sprintf("  max_in_flight = %d", max)) + fmt.Sprintf(`
+notifier "app" {
+  plugin  = "webhook"
+  url     = %q
+  timeout = "30s"
+}
+route "all" {
+  notify = ["app"]
+}
+`, app.URL)
+	}
+	dir := t.TempDir()
+	path := dlWriteConfig(t, dir, conf(2))
+	in := dlStart(t, path)
+	dlAccept(t, in, dlSID(0x3a400001, 1), "2809")
+	dlAccept(t, in, dlSID(0x3a400001, 2), "2809")
+	if code, _, _ := dlCall(in.notifyURL, dlSID(0x3a400001, 3), "2809"); code != 503 {
+		t.Fatalf("third callback with max_in_flight = 2: got %d; want 503", code)
+	}
+	dlWriteConfig(t, dir, conf(50))
+	if err := in.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	dlWaitLogs(t, in, 1, 10*time.Second, "config reloaded", func(l map[string]any) bool { return l["msg"] == "config reloaded" })
+	warned := len(dlLogs(in, func(l map[string]any) bool {
+		return strings.Contains(fmt.Sprint(l["msg"]), "only after a restart") && strings.Contains(fmt.Sprint(l["settings"]), "max_in_flight")
+	})) > 0
+	code, body, err := dlCall(in.notifyURL, dlSID(0x3a400001, 4), "2809")
+	if !warned && code != 200 {
+		t.Errorf("bug: after reloading max_in_flight 2 → 50 a third callback got %d %s %v, and no warning said the setting needs a restart", code, body, err)
 	}
 }
