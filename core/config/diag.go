@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -65,6 +66,22 @@ func WriteDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnos
 	_, _ = w.Write(buf.Bytes())
 }
 
+// secretAttr matches an attribute assignment whose name says it holds a
+// secret (notify_token, admin_token, secret, auth_token,
+// certificate_password, …).
+var secretAttr = regexp.MustCompile(`^(\s*"?[A-Za-z0-9_-]*(?i:token|secret|password|passwd|credential)[A-Za-z0-9_-]*"?\s*=\s*)(.*)$`)
+
+// redactLine hides the value of a secret attribute in a source line shown
+// under a diagnostic (diagnostics reach logs), unless the value is read
+// with env() or file(), which say where the secret is, not what.
+func redactLine(line string) string {
+	m := secretAttr.FindStringSubmatch(line)
+	if m == nil || m[2] == "" || strings.HasPrefix(m[2], "env(") || strings.HasPrefix(m[2], "file(") {
+		return line
+	}
+	return m[1] + "<redacted>"
+}
+
 // writeSnippet prints the subject's first line and a caret line under it.
 func writeSnippet(buf *bytes.Buffer, src []byte, rng *hcl.Range) {
 	start := rng.Start.Byte
@@ -77,6 +94,9 @@ func writeSnippet(buf *bytes.Buffer, src []byte, rng *hcl.Range) {
 		lineEnd = start + i
 	}
 	line := strings.TrimRight(string(src[lineStart:lineEnd]), "\r")
+	if start > lineStart+len(line) { // the subject starts on a trimmed "\r"
+		start = lineStart + len(line)
+	}
 	end := rng.End.Byte
 	if end > lineStart+len(line) || end < start {
 		end = lineStart + len(line)
@@ -95,6 +115,6 @@ func writeSnippet(buf *bytes.Buffer, src []byte, rng *hcl.Range) {
 	}
 	num := strconv.Itoa(rng.Start.Line)
 	gutter := strings.Repeat(" ", len(num))
-	fmt.Fprintf(buf, "  %s | %s\n", num, line)
+	fmt.Fprintf(buf, "  %s | %s\n", num, redactLine(line))
 	fmt.Fprintf(buf, "  %s | %s%s\n", gutter, pad.String(), strings.Repeat("^", width))
 }
