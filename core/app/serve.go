@@ -250,6 +250,7 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		rt.Store(nrt)
 		disp.SetPlanner(planner(nrt, store))
 		dedup.SetWindow(next.Delivery.DedupWindow)
+		disp.SetMaxInFlight(next.Server.MaxInFlight)
 		notify.set(notifyHandler(next, disp, metrics, log, &inFlight))
 		current = next
 		metrics.Reloads.WithLabelValues("ok").Inc()

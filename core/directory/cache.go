@@ -23,7 +23,6 @@ type Cache struct {
 	version atomic.Uint64 // bumped by every write
 }
 
-
 // NewCache caches up to max users (0 → 100,000) of s.
 func NewCache(s Store, max int) *Cache {
 	if max <= 0 {

@@ -38,9 +38,9 @@ type Dispatcher struct {
 	now     func() time.Time
 	jitter  func() float64
 	backoff Backoff
-	maxJobs int64
+	maxJobs atomic.Int64
 
-	jobs atomic.Int64 // callbacks with deliveries not ended
+	jobs atomic.Int64 // callbacks with deliveries not ended, or admitted
 	wg   sync.WaitGroup
 }
 
@@ -92,7 +92,6 @@ func New(opt Options) *Dispatcher {
 		now:     opt.Now,
 		jitter:  opt.Jitter,
 		backoff: opt.Backoff,
-		maxJobs: int64(opt.MaxInFlight),
 	}
 	if d.dedup == nil {
 		d.dedup = NewDedup(120 * time.Second)
@@ -118,9 +117,7 @@ func New(opt Options) *Dispatcher {
 	if d.backoff.Max <= 0 {
 		d.backoff.Max = 5 * time.Second
 	}
-	if d.maxJobs <= 0 {
-		d.maxJobs = 10000
-	}
+	d.SetMaxInFlight(opt.MaxInFlight)
 	d.SetPlanner(opt.Planner)
 	return d
 }
@@ -135,6 +132,15 @@ func (d *Dispatcher) SetPlanner(p Planner) {
 	d.planner.Store(&p)
 }
 
+// SetMaxInFlight changes the bound on callbacks in delivery (a reload);
+// 0 → 10000.
+func (d *Dispatcher) SetMaxInFlight(n int) {
+	if n <= 0 {
+		n = 10000
+	}
+	d.maxJobs.Store(int64(n))
+}
+
 // InFlight is the number of callbacks whose deliveries have not ended.
 func (d *Dispatcher) InFlight() int64 { return d.jobs.Load() }
 
@@ -143,9 +149,28 @@ func (d *Dispatcher) InFlight() int64 { return d.jobs.Load() }
 // cancellation (its values, such as the trace span, are kept) and returns
 // once the journal has it; the deliveries do not wait for the disk.
 func (d *Dispatcher) Accept(ctx context.Context, c *callback.Call, deliver bool) (callback.Answer, error) {
-	if deliver && d.jobs.Load() >= d.maxJobs {
-		return callback.Answer{}, ErrOverloaded
+	if deliver {
+		// Admit first, atomically, so a burst cannot overshoot the bound;
+		// a callback that starts no job gives its slot back.
+		if d.jobs.Add(1) > d.maxJobs.Load() {
+			d.jobs.Add(-1)
+			return callback.Answer{}, ErrOverloaded
+		}
+		started := false
+		defer func() {
+			if !started {
+				d.jobs.Add(-1)
+			}
+		}()
+		return d.accept(ctx, c, &started)
 	}
+	return d.accept(ctx, c, nil)
+}
+
+// accept is Accept after admission; *started is set when a job took the
+// admitted slot (nil: HEAD, nothing is delivered).
+func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool) (callback.Answer, error) {
+	deliver := started != nil
 	plan, err := d.planner.Load().Plan(ctx, c, config.CallContext(c))
 	if err != nil {
 		return callback.Answer{}, err
@@ -187,6 +212,7 @@ func (d *Dispatcher) Accept(ctx context.Context, c *callback.Call, deliver bool)
 		}
 		commit = d.journal.Append(j.key, plan.deadline(), data)
 	}
+	*started = true
 	j.start(context.WithoutCancel(ctx))
 	if commit != nil {
 		_, span := d.tracer.Start(ctx, "journal.append")
@@ -264,11 +290,11 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// start launches the active deliveries and the fallback timer.
+// start launches the active deliveries and the fallback timer. The job's
+// slot in d.jobs is taken already (Accept admits, Resume adds).
 func (j *job) start(ctx context.Context) {
 	j.ctx = ctx
 	d := j.d
-	d.jobs.Add(1)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for route, rs := range j.routes {

@@ -111,6 +111,7 @@ func (d *Dispatcher) Resume(ctx context.Context, entries []journal.Entry) int {
 			}
 		}
 		d.log.Info("resuming journaled callback", "sid", r.Call.SID, "routes", r.Routes)
+		d.jobs.Add(1) // resumed work is not bounded: it was accepted already
 		j.start(ctx)
 		resumed++
 	}

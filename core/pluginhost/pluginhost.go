@@ -113,6 +113,7 @@ func Start(ctx context.Context, spec Spec) (*Client, error) {
 	log := base.With("logger", "plugin."+spec.Notifier, "notifier", spec.Notifier)
 
 	cmd := exec.Command(spec.Command[0], spec.Command[1:]...)
+	dieWithParent(cmd)
 	tel := spec.Telemetry
 	if _, ok := tel[sdk.LogLevelEnv]; !ok {
 		tel = maps(tel, map[string]string{sdk.LogLevelEnv: levelName(log)})

@@ -45,6 +45,7 @@ func Serve[C any](info Info, p Plugin[C]) {
 		panic("sdk.Serve: " + err.Error())
 	}
 	ctx := context.Background()
+	go exitWithParent(os.Getppid(), time.Second)
 	tp, shutdown := setupTracing(ctx, info)
 	handler := otelgrpc.NewServerHandler(
 		otelgrpc.WithTracerProvider(tp),
@@ -290,3 +291,16 @@ func deviceFromPB(pd *pluginpb.Device) Device {
 // replaces os.Stderr while serving, but the host parses log lines from the
 // original one.
 var stderr = os.Stderr
+
+// exitWithParent ends the plugin process when its parent (the ringside
+// that started it) is gone, checking every interval: a host that crashed
+// leaves no plugin behind, on systems where the host cannot ask the kernel
+// for that.
+func exitWithParent(parent int, interval time.Duration) {
+	for {
+		time.Sleep(interval)
+		if os.Getppid() != parent {
+			os.Exit(1)
+		}
+	}
+}
