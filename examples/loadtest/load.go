@@ -54,6 +54,7 @@ type result struct {
 	CPUPer      float64        `json:"cpu_ms_per_callback"`
 	PeakRSS     float64        `json:"peak_rss_mib"`
 	PeakRootRSS float64        `json:"peak_server_process_rss_mib"`
+	PeakPSS     float64        `json:"peak_pss_mib"`
 	Procs       int            `json:"processes"`
 	AchievedQPS float64        `json:"achieved_rate"`
 	// LoadgenCores is the load generator's own CPU (with the fake APNs),
@@ -203,7 +204,7 @@ func runLoad(spec loadSpec, f *fakeAPNs, pid int) (*result, error) {
 	cpu := statTree(pid).CPU - cpu0
 	self1, _ := cpuOf(os.Getpid())
 	busy := machineBusy() - busy0
-	peak, peakRoot, procs := smp.Stop()
+	peak, peakRoot, peakPSS, procs := smp.Stop()
 
 	res := &result{Rate: spec.Rate, Duration: spec.Duration, Sent: n, Codes: map[string]int{}, Procs: procs}
 	var resp, e2e, resp503 []time.Duration
@@ -243,6 +244,7 @@ func runLoad(spec loadSpec, f *fakeAPNs, pid int) (*result, error) {
 	res.CPUPer = res.CPUms / float64(n)
 	res.PeakRSS = float64(peak) / (1 << 20)
 	res.PeakRootRSS = float64(peakRoot) / (1 << 20)
+	res.PeakPSS = float64(peakPSS) / (1 << 20)
 	res.AchievedQPS = float64(n) / sendEnd.Seconds()
 	wall := time.Since(start).Seconds()
 	res.LoadgenCores = (self1 - self0).Seconds() / wall
@@ -260,7 +262,7 @@ func (r *result) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  end-to-end ms p50 %.3f  p90 %.3f  p99 %.3f  max %.3f  (n=%d)\n", r.E2E.P50, r.E2E.P90, r.E2E.P99, r.E2E.Max, r.E2E.N)
 	fmt.Fprintf(w, "  machine: load generator + fake APNs %.2f cores, other processes %.2f cores (noise)\n", r.LoadgenCores, r.OtherCores)
-	fmt.Fprintf(w, "  cpu %.0f ms = %.4f ms/callback  peak rss %.1f MiB (%d processes; the server process alone %.1f MiB)\n", r.CPUms, r.CPUPer, r.PeakRSS, r.Procs, r.PeakRootRSS)
+	fmt.Fprintf(w, "  cpu %.0f ms = %.4f ms/callback  peak rss %.1f MiB (%d processes; the server process alone %.1f MiB; pss %.1f MiB)\n", r.CPUms, r.CPUPer, r.PeakRSS, r.Procs, r.PeakRootRSS, r.PeakPSS)
 }
 
 func fmtCodes(m map[string]int) string {

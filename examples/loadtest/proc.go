@@ -18,6 +18,7 @@ type procStat struct {
 	CPU     time.Duration // utime+stime, summed over the tree
 	RSS     int64         // VmRSS in bytes, summed over the tree
 	RootRSS int64         // VmRSS of the root process alone
+	PSS     int64         // Pss summed over the tree: pages shared between the processes (the same binary's text) counted once
 	Procs   int
 }
 
@@ -32,6 +33,7 @@ func statTree(pid int) procStat {
 		s.CPU += cpu
 		rss := rssOf(p)
 		s.RSS += rss
+		s.PSS += pssOf(p)
 		if p == pid {
 			s.RootRSS = rss
 		}
@@ -91,13 +93,18 @@ func cpuOf(pid int) (time.Duration, bool) {
 	return time.Duration(u+s) * time.Second / clockTicks, true
 }
 
-func rssOf(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+func rssOf(pid int) int64 { return kbField(pid, "status", "VmRSS:") }
+
+func pssOf(pid int) int64 { return kbField(pid, "smaps_rollup", "Pss:") }
+
+// kbField reads a "Name:   N kB" line of /proc/<pid>/<file>, in bytes.
+func kbField(pid int, file, name string) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/" + file)
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(l, name); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb << 10
 		}
@@ -114,6 +121,7 @@ type sampler struct {
 	mu       sync.Mutex
 	peakRSS  int64
 	peakRoot int64
+	peakPSS  int64
 	maxProcs int
 }
 
@@ -140,19 +148,20 @@ func (s *sampler) sample() {
 	s.mu.Lock()
 	s.peakRSS = max(s.peakRSS, st.RSS)
 	s.peakRoot = max(s.peakRoot, st.RootRSS)
+	s.peakPSS = max(s.peakPSS, st.PSS)
 	s.maxProcs = max(s.maxProcs, st.Procs)
 	s.mu.Unlock()
 }
 
 // Stop ends sampling and returns the peak RSS of the tree and of the root
-// process alone, and the largest tree seen.
-func (s *sampler) Stop() (int64, int64, int) {
+// process alone, the peak PSS of the tree, and the largest tree seen.
+func (s *sampler) Stop() (int64, int64, int64, int) {
 	close(s.stop)
 	<-s.done
 	s.sample()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.peakRSS, s.peakRoot, s.maxProcs
+	return s.peakRSS, s.peakRoot, s.peakPSS, s.maxProcs
 }
 
 // machineBusy is the CPU time every CPU of the machine spent not idle
