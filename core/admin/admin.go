@@ -208,7 +208,7 @@ func (h *handler) storeFailed(w http.ResponseWriter, r *http.Request, p devicePa
 func deviceAttrs(p devicePath) []any {
 	attrs := []any{slog.String("service_id", p.ServiceID), slog.String("user_id", p.UserID)}
 	if p.Device {
-		attrs = append(attrs, slog.String("kind", p.Kind), slog.String("token", shortToken(p.Token)))
+		attrs = append(attrs, slog.String("kind", p.Kind), slog.String("token", directory.ShortToken(p.Token)))
 	}
 	return attrs
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/ringside/ringside/core/callback"
 )
@@ -101,14 +100,4 @@ func checkKind(s string) error {
 // bytes, valid UTF-8 without control characters.
 func checkToken(s string) error {
 	return callback.CheckID(s, maxTokenBytes)
-}
-
-// shortToken is a token cut for logs: at most its first 6 bytes, and at
-// most a third of it, so a short token never shows whole.
-func shortToken(tok string) string {
-	n := min(6, len(tok)/3)
-	for n > 0 && !utf8.RuneStart(tok[n]) {
-		n--
-	}
-	return tok[:n] + "…"
 }

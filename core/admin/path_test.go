@@ -9,22 +9,6 @@ import (
 	"unicode/utf8"
 )
 
-func TestShortToken(t *testing.T) {
-	cases := []struct{ name, tok, want string }{
-		{"long", "0123456789abcdef0123", "012345…"},
-		{"sixteen bytes", "0123456789abcdef", "01234…"},
-		{"short", "abc", "a…"},
-		{"tiny", "ab", "…"},
-		{"multibyte boundary", "éééééééé", "éé…"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := shortToken(tc.tok); got != tc.want {
-				t.Errorf("got %q; want %q", got, tc.want)
-			}
-		})
-	}
-}
 
 func TestParseDevicePath(t *testing.T) {
 	cases := []struct {
