@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 )
 
-
 func TestParseDevicePath(t *testing.T) {
 	cases := []struct {
 		name    string
