@@ -1221,7 +1221,7 @@ route "all" {
 }
 
 // Concurrent bursts from idle: max_in_flight bounds the callbacks in
-// delivery however many arrive at once. Ten rounds of 64 concurrent
+// delivery however many arrive at once. Thirty rounds of 64 concurrent
 // callbacks against max_in_flight = 4, the deliveries held at the peer;
 // each round must accept at most 4.
 func TestE2EBackpressureBurst(t *testing.T) {
@@ -1251,7 +1251,7 @@ route "all" {
 `, consoleBin, app.URL))
 	in := dlStart(t, path)
 
-	for round := range 10 {
+	for round := range 30 {
 		var (
 			mu       sync.Mutex
 			wg       sync.WaitGroup
