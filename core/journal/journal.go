@@ -62,11 +62,16 @@ type op struct {
 
 // Journal is an open journal file. Its methods are safe for concurrent use.
 type Journal struct {
-	db    *sql.DB
-	ops   chan op
-	stop  chan struct{}
-	ended chan struct{}
-	size  atomic.Int64
+	db    *sql.DB // the one writer connection
+	ckpt  *sql.DB // checkpoints, off the commit path
+	stmts struct{ insert, delivered, unDeliver, remove *sql.Stmt }
+	// marked holds the keys with delivered rows on disk (loop only), so
+	// finishing any other key needs no DELETE on that table.
+	marked map[string]bool
+	ops    chan op
+	stop   chan struct{}
+	ended  chan struct{}
+	size   atomic.Int64
 	// OnBatch, if set before the first Append, is called after each commit
 	// with the batch size (for metrics and benchmarks).
 	OnBatch func(n int)
@@ -89,19 +94,61 @@ func Open(path string) (*Journal, error) {
 		return nil, fmt.Errorf("open journal %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(schema); err != nil {
-		db.Close()
+	j := &Journal{db: db, marked: map[string]bool{}, ops: make(chan op, 4096), stop: make(chan struct{}), ended: make(chan struct{})}
+	if err := j.init(abs); err != nil {
+		j.db.Close()
+		if j.ckpt != nil {
+			j.ckpt.Close()
+		}
 		return nil, fmt.Errorf("open journal %s: %w", path, err)
 	}
-	j := &Journal{db: db, ops: make(chan op, 4096), stop: make(chan struct{}), ended: make(chan struct{})}
-	var n int64
-	if err := db.QueryRow(`SELECT count(*) FROM entries`).Scan(&n); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open journal %s: %w", path, err)
-	}
-	j.size.Store(n)
 	go j.loop()
 	return j, nil
+}
+
+func (j *Journal) init(abs string) error {
+	// Commits never checkpoint (and fsync) themselves: the loop asks for a
+	// passive checkpoint on a second connection, which writers don't wait
+	// for.
+	if _, err := j.db.Exec(schema + `PRAGMA wal_autocheckpoint = 0;`); err != nil {
+		return err
+	}
+	var err error
+	if j.ckpt, err = sql.Open("sqlite", directory.DSN(abs, false)); err != nil {
+		return err
+	}
+	j.ckpt.SetMaxOpenConns(1)
+	for _, st := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&j.stmts.insert, `INSERT OR REPLACE INTO entries (key, deadline, data) VALUES (?1, ?2, ?3)`},
+		{&j.stmts.delivered, `INSERT OR IGNORE INTO delivered (key, notifier, token) VALUES (?1, ?2, ?3)`},
+		{&j.stmts.unDeliver, `DELETE FROM delivered WHERE key = ?1`},
+		{&j.stmts.remove, `DELETE FROM entries WHERE key = ?1`},
+	} {
+		if *st.dst, err = j.db.Prepare(st.sql); err != nil {
+			return err
+		}
+	}
+	var n int64
+	if err := j.db.QueryRow(`SELECT count(*) FROM entries`).Scan(&n); err != nil {
+		return err
+	}
+	j.size.Store(n)
+	rows, err := j.db.Query(`SELECT DISTINCT key FROM delivered`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return err
+		}
+		j.marked[k] = true
+	}
+	return rows.Err()
 }
 
 // Size is the number of entries not finished.
@@ -233,6 +280,7 @@ func (j *Journal) Close() error {
 		close(j.stop)
 	}
 	<-j.ended
+	_ = j.ckpt.Close()
 	return j.db.Close()
 }
 
@@ -241,10 +289,21 @@ func (j *Journal) Close() error {
 func (j *Journal) loop() {
 	defer close(j.ended)
 	batch := make([]op, 0, 256)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	checkpoint := make(chan struct{}, 1)
+	defer close(checkpoint)
+	go j.checkpoints(checkpoint)
 	for {
 		select {
 		case o := <-j.ops:
 			batch = append(batch[:0], o)
+		case <-tick.C:
+			select {
+			case checkpoint <- struct{}{}:
+			default: // one is running
+			}
+			continue
 		case <-j.stop:
 			j.drain(batch[:0])
 			return
@@ -259,6 +318,14 @@ func (j *Journal) loop() {
 			}
 		}
 		j.commit(batch)
+	}
+}
+
+// checkpoints copies the WAL into the file when asked, until asked is
+// closed. A passive checkpoint never blocks the writer.
+func (j *Journal) checkpoints(asked <-chan struct{}) {
+	for range asked {
+		_, _ = j.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
 	}
 }
 
@@ -289,6 +356,18 @@ func (j *Journal) commit(batch []op) {
 }
 
 func (j *Journal) write(batch []op) (err error) {
+	// A key appended and finished in the same batch needs no write at all;
+	// delivered marks of a key finished in the batch are not written.
+	appended := map[string]bool{}
+	finished := map[string]bool{}
+	for _, o := range batch {
+		switch o.kind {
+		case opAppend:
+			appended[o.key] = true
+		case opFinish:
+			finished[o.key] = true
+		}
+	}
 	tx, err := j.db.Begin()
 	if err != nil {
 		return fmt.Errorf("journal: begin: %w", err)
@@ -299,22 +378,33 @@ func (j *Journal) write(batch []op) (err error) {
 		}
 	}()
 	var added, removed int64
+	var marked []string
 	for _, o := range batch {
+		if finished[o.key] && (o.kind != opFinish || appended[o.key]) {
+			if o.kind == opAppend {
+				added++
+				removed++
+			}
+			continue
+		}
 		switch o.kind {
 		case opAppend:
-			if _, err = tx.Exec(`INSERT OR REPLACE INTO entries (key, deadline, data) VALUES (?1, ?2, ?3)`, o.key, o.deadline, o.data); err != nil {
+			if _, err = tx.Stmt(j.stmts.insert).Exec(o.key, o.deadline, o.data); err != nil {
 				return fmt.Errorf("journal: append: %w", err)
 			}
 			added++
 		case opDelivered:
-			if _, err = tx.Exec(`INSERT OR IGNORE INTO delivered (key, notifier, token) VALUES (?1, ?2, ?3)`, o.key, o.notifier, o.token); err != nil {
+			if _, err = tx.Stmt(j.stmts.delivered).Exec(o.key, o.notifier, o.token); err != nil {
 				return fmt.Errorf("journal: delivered: %w", err)
 			}
+			marked = append(marked, o.key)
 		case opFinish:
-			if _, err = tx.Exec(`DELETE FROM delivered WHERE key = ?1`, o.key); err != nil {
-				return fmt.Errorf("journal: finish: %w", err)
+			if j.marked[o.key] {
+				if _, err = tx.Stmt(j.stmts.unDeliver).Exec(o.key); err != nil {
+					return fmt.Errorf("journal: finish: %w", err)
+				}
 			}
-			res, e := tx.Exec(`DELETE FROM entries WHERE key = ?1`, o.key)
+			res, e := tx.Stmt(j.stmts.remove).Exec(o.key)
 			if e != nil {
 				return fmt.Errorf("journal: finish: %w", e)
 			}
@@ -324,6 +414,12 @@ func (j *Journal) write(batch []op) (err error) {
 	}
 	if err = tx.Commit(); err != nil {
 		return fmt.Errorf("journal: commit: %w", err)
+	}
+	for _, k := range marked {
+		j.marked[k] = true
+	}
+	for k := range finished {
+		delete(j.marked, k)
 	}
 	j.size.Add(added - removed)
 	return nil

@@ -124,3 +124,39 @@ func BenchmarkAppendParallel(b *testing.B) {
 		}
 	})
 }
+
+// Finishing a key removes its delivered marks, whether they were written
+// in an earlier batch or are still queued with the finish.
+func TestFinishLeavesNoRows(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "j.db")
+	j := open(t, path)
+	if err := j.Append("early", t0.Add(time.Hour), []byte("x")).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j.Delivered("early", "ios", "t1")
+	// Force a commit between the mark and the finish.
+	if err := j.Append("sync", t0.Add(time.Hour), []byte("x")).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j.Finish("early")
+	c := j.Append("same", t0.Add(time.Hour), []byte("x"))
+	j.Delivered("same", "hook", "")
+	j.Finish("same")
+	if err := c.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j.Finish("sync")
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j = open(t, path)
+	defer j.Close()
+	var entries, marks int
+	if err := j.db.QueryRow(`SELECT (SELECT count(*) FROM entries), (SELECT count(*) FROM delivered)`).Scan(&entries, &marks); err != nil {
+		t.Fatal(err)
+	}
+	if entries != 0 || marks != 0 || j.Size() != 0 {
+		t.Errorf("after finishing everything: %d entries, %d delivered rows, size %d; want none", entries, marks, j.Size())
+	}
+}
