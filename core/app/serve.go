@@ -149,11 +149,15 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	notify := &swapHandler{}
 	notify.set(notifyHandler(cfg, disp, metrics, log, &inFlight))
 	public := http.NewServeMux()
-	public.Handle(cfg.Server.NotifyPath, otelhttp.NewHandler(closingGuard(&closing, notify), "notify_cb",
-		otelhttp.WithTracerProvider(tr.Provider),
-		otelhttp.WithSpanNameFormatter(func(string, *http.Request) string { return "GET " + cfg.Server.NotifyPath }),
-		otelhttp.WithFilter(func(r *http.Request) bool { return !closing.Load() }),
-	))
+	var notifyCB http.Handler = closingGuard(&closing, notify)
+	if tr.Enabled() { // the middleware costs a few % of CPU even with a no-op provider
+		notifyCB = otelhttp.NewHandler(notifyCB, "notify_cb",
+			otelhttp.WithTracerProvider(tr.Provider),
+			otelhttp.WithSpanNameFormatter(func(string, *http.Request) string { return "GET " + cfg.Server.NotifyPath }),
+			otelhttp.WithFilter(func(r *http.Request) bool { return !closing.Load() }),
+		)
+	}
+	public.Handle(cfg.Server.NotifyPath, notifyCB)
 	public.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusNotFound)

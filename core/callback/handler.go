@@ -258,9 +258,9 @@ func codeLabel(code int) string {
 func invalidBody(fe *FieldError) []byte {
 	b := make([]byte, 0, 64+len(fe.Field)+len(fe.Message))
 	b = append(b, `{"error":"invalid_callback","field":`...)
-	b = appendJSONString(b, fe.Field)
+	b = AppendJSONString(b, fe.Field)
 	b = append(b, `,"message":`...)
-	b = appendJSONString(b, fe.Message)
+	b = AppendJSONString(b, fe.Message)
 	return append(b, '}')
 }
 
@@ -272,31 +272,31 @@ func answerBody(sid string, a *Answer) []byte {
 	}
 	b := make([]byte, 0, n)
 	b = append(b, `{"sid":`...)
-	b = appendJSONString(b, sid)
+	b = AppendJSONString(b, sid)
 	b = append(b, `,"status":`...)
-	b = appendJSONString(b, a.Status)
+	b = AppendJSONString(b, a.Status)
 	b = append(b, `,"route":`...)
 	if a.Route == "" {
 		b = append(b, "null"...)
 	} else {
-		b = appendJSONString(b, a.Route)
+		b = AppendJSONString(b, a.Route)
 	}
 	b = append(b, `,"routes":[`...)
 	for i, r := range a.Routes {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, r)
+		b = AppendJSONString(b, r)
 	}
 	return append(b, "]}"...)
 }
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString appends s as a JSON string: quotes, backslashes and
+// AppendJSONString appends s as a JSON string: quotes, backslashes and
 // control characters escaped, invalid UTF-8 replaced by U+FFFD, and
 // U+2028/U+2029 escaped as encoding/json does.
-func appendJSONString(b []byte, s string) []byte {
+func AppendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {

@@ -425,24 +425,24 @@ func TestAppendJSONString(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := string(appendJSONString(nil, tc.in)); got != tc.want {
-				t.Errorf("appendJSONString(%q) = %s; want %s", tc.in, got, tc.want)
+			if got := string(AppendJSONString(nil, tc.in)); got != tc.want {
+				t.Errorf("AppendJSONString(%q) = %s; want %s", tc.in, got, tc.want)
 			}
 		})
 	}
 }
 
-// FuzzAppendJSONString checks that appendJSONString reads back, through
+// FuzzAppendJSONString checks that AppendJSONString reads back, through
 // encoding/json, as what encoding/json itself makes of s.
 func FuzzAppendJSONString(f *testing.F) {
 	for _, s := range []string{"", "video", "a\"b\\", "\x00\n\u2028", "\xff\xfe", "あ"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		enc := appendJSONString(nil, s)
+		enc := AppendJSONString(nil, s)
 		var got string
 		if err := json.Unmarshal(enc, &got); err != nil {
-			t.Fatalf("appendJSONString(%q) = %s: %v", s, enc, err)
+			t.Fatalf("AppendJSONString(%q) = %s: %v", s, enc, err)
 		}
 		std, _ := json.Marshal(s)
 		var want string
@@ -450,7 +450,7 @@ func FuzzAppendJSONString(f *testing.F) {
 			t.Fatal(err)
 		}
 		if got != want {
-			t.Fatalf("appendJSONString(%q) reads back %q; encoding/json %q", s, got, want)
+			t.Fatalf("AppendJSONString(%q) reads back %q; encoding/json %q", s, got, want)
 		}
 	})
 }

@@ -1,6 +1,8 @@
 package dispatch
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"sync"
 	"time"
 )
@@ -12,15 +14,30 @@ import (
 type Dedup struct {
 	mu        sync.Mutex
 	window    time.Duration
-	cur, prev map[dedupKey]time.Time
+	cur, prev map[dedupKey]int64 // unix nanoseconds of the claim
 	rotated   time.Time
 }
 
-type dedupKey struct{ sid, service, user string }
+// dedupKey is a hash of (sid, service, user): 16 bytes per entry that pin
+// nothing (the strings point into the request's whole query).
+type dedupKey [16]byte
+
+func keyOf(sid, service, user string) dedupKey {
+	h := sha256.New()
+	for _, s := range [...]string{sid, service, user} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	var k dedupKey
+	copy(k[:], h.Sum(nil))
+	return k
+}
 
 // NewDedup returns a Dedup for the window.
 func NewDedup(window time.Duration) *Dedup {
-	return &Dedup{window: window, cur: map[dedupKey]time.Time{}}
+	return &Dedup{window: window, cur: map[dedupKey]int64{}}
 }
 
 // SetWindow changes the window (on reload).
@@ -34,28 +51,28 @@ func (d *Dedup) SetWindow(w time.Duration) {
 func (d *Dedup) Seen(sid, service, user string, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.seen(dedupKey{sid, service, user}, now)
+	return d.seen(keyOf(sid, service, user), now)
 }
 
 // Claim records the key at now and reports true, or reports false when it
 // was already claimed inside the window.
 func (d *Dedup) Claim(sid, service, user string, now time.Time) bool {
-	k := dedupKey{sid, service, user}
+	k := keyOf(sid, service, user)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.seen(k, now) {
 		return false
 	}
 	if now.Sub(d.rotated) >= d.window {
-		d.prev, d.cur, d.rotated = d.cur, make(map[dedupKey]time.Time, len(d.cur)), now
+		d.prev, d.cur, d.rotated = d.cur, make(map[dedupKey]int64, len(d.cur)), now
 	}
-	d.cur[k] = now
+	d.cur[k] = now.UnixNano()
 	return true
 }
 
 // Forget removes a claim (a callback that could not be accepted after all).
 func (d *Dedup) Forget(sid, service, user string) {
-	k := dedupKey{sid, service, user}
+	k := keyOf(sid, service, user)
 	d.mu.Lock()
 	delete(d.cur, k)
 	delete(d.prev, k)
@@ -63,10 +80,11 @@ func (d *Dedup) Forget(sid, service, user string) {
 }
 
 func (d *Dedup) seen(k dedupKey, now time.Time) bool {
-	if t, ok := d.cur[k]; ok && now.Sub(t) < d.window {
+	n := now.UnixNano()
+	if t, ok := d.cur[k]; ok && time.Duration(n-t) < d.window {
 		return true
 	}
-	if t, ok := d.prev[k]; ok && now.Sub(t) < d.window {
+	if t, ok := d.prev[k]; ok && time.Duration(n-t) < d.window {
 		return true
 	}
 	return false

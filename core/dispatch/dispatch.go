@@ -19,7 +19,6 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/ringside/ringside/core/callback"
-	"github.com/ringside/ringside/core/config"
 	"github.com/ringside/ringside/core/directory"
 	"github.com/ringside/ringside/core/journal"
 	"github.com/ringside/ringside/core/telemetry"
@@ -171,7 +170,7 @@ func (d *Dispatcher) Accept(ctx context.Context, c *callback.Call, deliver bool)
 // admitted slot (nil: HEAD, nothing is delivered).
 func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool) (callback.Answer, error) {
 	deliver := started != nil
-	plan, err := d.planner.Load().Plan(ctx, c, config.CallContext(c))
+	plan, err := d.planner.Load().Plan(ctx, c, nil)
 	if err != nil {
 		return callback.Answer{}, err
 	}

@@ -6,9 +6,7 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -22,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/ringside/ringside/core/callback"
+	"github.com/ringside/ringside/core/config"
 	"github.com/ringside/ringside/core/directory"
 	"github.com/ringside/ringside/core/route"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
@@ -113,14 +112,25 @@ func (p *Plan) deadline() time.Time {
 }
 
 // Plan matches c against the routes, looks up the callee's devices and
-// renders the payloads. ectx is config.CallContext(c).
+// renders the payloads. ectx is config.CallContext(c), or nil: it is then
+// built only if a `when`, a payload or a template needs it.
 func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalContext) (*Plan, error) {
+	callCtx := func() *hcl.EvalContext {
+		if ectx == nil {
+			ectx = config.CallContext(c)
+		}
+		return ectx
+	}
 	tracer := p.Tracer
 	if tracer == nil {
 		tracer = noop.NewTracerProvider().Tracer("")
 	}
 	_, span := tracer.Start(ctx, "route.match")
-	matched, whenErrs := p.Routes.Match(ectx)
+	var mctx *hcl.EvalContext
+	if p.Routes.NeedsCall() {
+		mctx = callCtx()
+	}
+	matched, whenErrs := p.Routes.Match(mctx)
 	span.SetAttributes(attribute.Int("ringside.routes", len(matched)))
 	span.End()
 	plan := &Plan{Call: c, WhenErrors: whenErrs, Routes: make([]string, 0, len(matched))}
@@ -175,7 +185,7 @@ func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalCont
 	}
 	plan.Status = callback.StatusAccepted
 	for _, d := range plan.Deliveries {
-		if err := render(d, c, ectx); err != nil {
+		if err := render(d, c, callCtx); err != nil {
 			return nil, err
 		}
 	}
@@ -229,8 +239,13 @@ func (p *Planner) add(plan *Plan, seen map[string]*Delivery, rung map[[2]string]
 	return d
 }
 
-// render fills the delivery's payload and templates.
-func render(d *Delivery, c *callback.Call, ectx *hcl.EvalContext) error {
+// render fills the delivery's payload and templates; callCtx gives the
+// call's evaluation context, built on first use.
+func render(d *Delivery, c *callback.Call, callCtx func() *hcl.EvalContext) error {
+	var ectx *hcl.EvalContext
+	if d.Notifier.Payload != nil || len(d.Notifier.Templates) > 0 {
+		ectx = callCtx()
+	}
 	payload, err := Payload(c, d.Notifier.Payload, ectx)
 	if err != nil {
 		return fmt.Errorf("notifier %q: %w", d.Notifier.Name, err)
@@ -281,16 +296,14 @@ func Payload(c *callback.Call, extra hcl.Expression, ectx *hcl.EvalContext) ([]b
 			add = v.AsValueMap()
 		}
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, 256+len(c.Param)))
-	buf.WriteByte('{')
-	first := true
+	b := make([]byte, 0, 256+len(c.Param)+len(c.AppSvrData))
+	b = append(b, '{')
 	key := func(k string) {
-		if !first {
-			buf.WriteByte(',')
+		if len(b) > 1 {
+			b = append(b, ',')
 		}
-		first = false
-		writeString(buf, k)
-		buf.WriteByte(':')
+		b = callback.AppendJSONString(b, k)
+		b = append(b, ':')
 	}
 	for _, kv := range defaults {
 		if _, over := add[kv[0]]; over {
@@ -300,7 +313,7 @@ func Payload(c *callback.Call, extra hcl.Expression, ectx *hcl.EvalContext) ([]b
 			continue
 		}
 		key(kv[0])
-		writeString(buf, kv[1])
+		b = callback.AppendJSONString(b, kv[1])
 	}
 	keys := make([]string, 0, len(add))
 	for k := range add {
@@ -311,23 +324,22 @@ func Payload(c *callback.Call, extra hcl.Expression, ectx *hcl.EvalContext) ([]b
 		v := add[k]
 		key(k)
 		if v.IsNull() {
-			buf.WriteString("null")
+			b = append(b, "null"...)
 			continue
 		}
 		if !v.IsWhollyKnown() {
 			return nil, fmt.Errorf("payload: %s: value unknown", k)
 		}
-		b, err := ctyjson.Marshal(v, v.Type())
+		if v.Type() == cty.String {
+			b = callback.AppendJSONString(b, v.AsString())
+			continue
+		}
+		js, err := ctyjson.Marshal(v, v.Type())
 		if err != nil {
 			return nil, fmt.Errorf("payload: %s: %w", k, err)
 		}
-		buf.Write(b)
+		b = append(b, js...)
 	}
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
-}
-
-func writeString(buf *bytes.Buffer, s string) {
-	b, _ := json.Marshal(s) // a string always marshals
-	buf.Write(b)
+	b = append(b, '}')
+	return b, nil
 }

@@ -24,7 +24,8 @@ type Route struct {
 
 // Table is the compiled routes, in file order. It is immutable.
 type Table struct {
-	routes []*Route
+	routes  []*Route
+	hasWhen bool
 }
 
 // New returns a table of routes. A route's notifiers for which enabled is
@@ -37,6 +38,7 @@ func New(routes []*Route, enabled func(notifier string) bool) *Table {
 		c.Notify = keep(r.Notify, enabled)
 		c.Fallback = keep(r.Fallback, enabled)
 		t.routes = append(t.routes, &c)
+		t.hasWhen = t.hasWhen || r.When != nil
 	}
 	return t
 }
@@ -50,6 +52,10 @@ func keep(names []string, enabled func(string) bool) []string {
 	}
 	return out
 }
+
+// NeedsCall reports whether matching evaluates any `when`, and so needs
+// the call's evaluation context; when it does not, Match accepts nil.
+func (t *Table) NeedsCall() bool { return t.hasWhen }
 
 // Routes returns the table's routes in order.
 func (t *Table) Routes() []*Route { return t.routes }

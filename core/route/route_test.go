@@ -82,3 +82,16 @@ func TestNewDropsDisabledNotifiers(t *testing.T) {
 		t.Errorf("got notify %v fallback %v", r.Notify, r.Fallback)
 	}
 }
+
+func TestNeedsCall(t *testing.T) {
+	if New([]*Route{{Name: "all"}}, nil).NeedsCall() {
+		t.Error("a table without when needs the call")
+	}
+	if !New([]*Route{{Name: "all"}, {Name: "v", When: when(t, `call.type == "V"`)}}, nil).NeedsCall() {
+		t.Error("a table with a when does not need the call")
+	}
+	// Without when, Match takes a nil context.
+	if got, _ := New([]*Route{{Name: "all"}}, nil).Match(nil); len(got) != 1 {
+		t.Errorf("got %v", got)
+	}
+}

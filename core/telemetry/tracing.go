@@ -35,6 +35,9 @@ type Tracer struct {
 	sdk      *sdktrace.TracerProvider
 }
 
+// Enabled reports whether spans are exported anywhere.
+func (t *Tracer) Enabled() bool { return t.sdk != nil }
+
 // Shutdown flushes and stops the provider.
 func (t *Tracer) Shutdown(ctx context.Context) error {
 	if t.sdk == nil {
