@@ -3,7 +3,7 @@ package dispatch
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/ringside/ringside/core/callback"
@@ -30,19 +30,107 @@ type recordDelivery struct {
 	Deadline  time.Time          `json:"deadline"`
 }
 
+// encodeRecord writes the record by appending, the payload copied as it is
+// (encoding/json would validate and compact it again); decoding uses
+// encoding/json with the same field names.
 func encodeRecord(p *Plan) ([]byte, error) {
-	r := record{Call: p.Call, Status: p.Status, Routes: p.Routes}
+	c := p.Call
+	size := 512 + len(c.Param) + len(c.AppSvrData)
 	for _, d := range p.Deliveries {
-		r.Deliveries = append(r.Deliveries, recordDelivery{
-			Notifier: d.Notifier.Name, Route: d.Route, Role: d.Role, Active: d.Active,
-			Devices: d.Devices, Payload: d.Payload, Templates: d.Templates, Deadline: d.Deadline,
-		})
+		size += 256 + len(d.Payload) + 96*len(d.Devices)
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("journal record: %w", err)
+	b := make([]byte, 0, size)
+	str := callback.AppendJSONString
+	b = append(b, `{"call":{"SID":`...)
+	b = str(b, c.SID)
+	for _, f := range [...]struct{ k, v string }{
+		{"FromServiceID", c.FromServiceID}, {"FromUserID", c.FromUserID},
+		{"ToServiceID", c.ToServiceID}, {"ToUserID", c.ToUserID}, {"Type", c.Type},
+		{"Param", c.Param}, {"Stid", c.Stid}, {"AppSvrData", c.AppSvrData},
+	} {
+		b = append(b, ',')
+		b = str(b, f.k)
+		b = append(b, ':')
+		b = str(b, f.v)
 	}
+	b = append(b, `,"Extra":`...)
+	b = appendStringMap(b, c.Extra)
+	b = append(b, `,"Received":"`...)
+	b = c.Received.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `"},"status":`...)
+	b = str(b, p.Status)
+	b = append(b, `,"routes":[`...)
+	for i, r := range p.Routes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = str(b, r)
+	}
+	b = append(b, `],"deliveries":[`...)
+	for i, d := range p.Deliveries {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"notifier":`...)
+		b = str(b, d.Notifier.Name)
+		b = append(b, `,"route":`...)
+		b = str(b, d.Route)
+		b = append(b, `,"role":`...)
+		b = str(b, d.Role)
+		b = append(b, `,"active":`...)
+		b = strconv.AppendBool(b, d.Active)
+		if len(d.Devices) > 0 {
+			b = append(b, `,"devices":[`...)
+		}
+		for k, dev := range d.Devices {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"Kind":`...)
+			b = str(b, dev.Kind)
+			b = append(b, `,"Token":`...)
+			b = str(b, dev.Token)
+			b = append(b, `,"UpdatedAt":"`...)
+			b = dev.UpdatedAt.AppendFormat(b, time.RFC3339Nano)
+			b = append(b, `"}`...)
+		}
+		if len(d.Devices) > 0 {
+			b = append(b, ']')
+		}
+		b = append(b, `,"payload":`...)
+		if len(d.Payload) == 0 {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, d.Payload...)
+		}
+		if len(d.Templates) > 0 {
+			b = append(b, `,"templates":`...)
+			b = appendStringMap(b, d.Templates)
+		}
+		b = append(b, `,"deadline":"`...)
+		b = d.Deadline.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `"}`...)
+	}
+	b = append(b, "]}"...)
 	return b, nil
+}
+
+func appendStringMap(b []byte, m map[string]string) []byte {
+	if m == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '{')
+	first := true
+	for k, v := range m {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = callback.AppendJSONString(b, k)
+		b = append(b, ':')
+		b = callback.AppendJSONString(b, v)
+	}
+	return append(b, '}')
 }
 
 // Resume restarts the deliveries of journal entries left by a previous run:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -56,7 +57,10 @@ func Serve[C any](info Info, p Plugin[C]) {
 		HandshakeConfig: Handshake,
 		Plugins:         plugin.PluginSet{PluginName: &grpcPlugin{server: srv}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts, grpc.StatsHandler(handler))...)
+			// Stream workers reuse warm goroutines for Deliver calls instead
+			// of a new (and growing) goroutine stack per call.
+			return grpc.NewServer(append(opts, grpc.StatsHandler(handler),
+				grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))...)
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name:       "go-plugin",
