@@ -288,16 +288,21 @@ func (j *Journal) Close() error {
 // Close; it then drains what is left.
 func (j *Journal) loop() {
 	defer close(j.ended)
-	batch := make([]op, 0, 256)
+	batch := make([]op, 0, maxBatch)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	checkpoint := make(chan struct{}, 1)
 	defer close(checkpoint)
 	go j.checkpoints(checkpoint)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	lingering, fired := false, false // marks wait for an append; the wait is over
 	for {
 		select {
 		case o := <-j.ops:
-			batch = append(batch[:0], o)
+			batch = append(batch, o)
+		case <-linger.C:
+			fired = true
 		case <-tick.C:
 			select {
 			case checkpoint <- struct{}{}:
@@ -305,7 +310,7 @@ func (j *Journal) loop() {
 			}
 			continue
 		case <-j.stop:
-			j.drain(batch[:0])
+			j.drain(batch)
 			return
 		}
 	collect:
@@ -317,8 +322,39 @@ func (j *Journal) loop() {
 				break collect
 			}
 		}
+		// Nobody waits for marks and finishes: they ride along with the
+		// next append's commit, or go after lingerMarks, so a callback
+		// costs about one commit shared with its neighbours, not two.
+		if !hasAppend(batch) && len(batch) < cap(batch) && !fired {
+			if !lingering {
+				lingering = true
+				linger.Reset(lingerMarks)
+			}
+			continue
+		}
+		if lingering && !fired {
+			linger.Stop()
+		}
+		lingering, fired = false, false
 		j.commit(batch)
+		batch = batch[:0]
 	}
+}
+
+// maxBatch bounds the operations of one transaction; lingerMarks is how
+// long progress marks wait for an append to share a commit with.
+const (
+	maxBatch    = 1024
+	lingerMarks = 50 * time.Millisecond
+)
+
+func hasAppend(batch []op) bool {
+	for _, o := range batch {
+		if o.kind == opAppend {
+			return true
+		}
+	}
+	return false
 }
 
 // checkpoints copies the WAL into the file when asked, until asked is
