@@ -74,6 +74,11 @@ func (h *hcLogger) Log(level hclog.Level, msg string, args ...any) {
 	if level == hclog.Off {
 		return
 	}
+	if level == hclog.Info && msg == "plugin process exited" {
+		// A clean exit is one ringside asked for (a schema-only start, a
+		// reload, shutdown); a crash comes at error level with its status.
+		level = hclog.Debug
+	}
 	h.l.Log(context.Background(), toSlog(level), msg, attrs(args)...)
 }
 
