@@ -5,8 +5,8 @@ package directory
 import (
 	"context"
 	"errors"
+	"github.com/ringside/ringside/plugins/sdk"
 	"time"
-	"unicode/utf8"
 )
 
 // Device is one device of a user.
@@ -38,30 +38,7 @@ type Store interface {
 	Close() error
 }
 
-// ShortToken shortens a device token for logs, errors and explain: a
-// phone number (E.164, "+" and digits) keeps its first 3 and last 2
-// characters ("+81…78", as the SMS plugin shows it); any other token keeps
-// at most its first 6 bytes and at most a third of it, so a short token
-// never shows whole.
-func ShortToken(t string) string {
-	if isPhone(t) && len(t) >= 9 {
-		return t[:3] + "…" + t[len(t)-2:]
-	}
-	n := min(6, len(t)/3)
-	for n > 0 && !utf8.RuneStart(t[n]) {
-		n--
-	}
-	return t[:n] + "…"
-}
-
-func isPhone(t string) bool {
-	if len(t) < 2 || t[0] != '+' {
-		return false
-	}
-	for i := 1; i < len(t); i++ {
-		if t[i] < '0' || t[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+// ShortToken shortens a device token for logs, errors and explain; it is
+// sdk.ShortToken, so ringside and its plugins shorten tokens alike
+// ("012345…", phone numbers as "+81…78").
+func ShortToken(t string) string { return sdk.ShortToken(t) }

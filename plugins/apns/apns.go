@@ -300,7 +300,7 @@ func (p *Plugin) Deliver(ctx context.Context, d *sdk.Delivery, dev sdk.Device) (
 	if p.client == nil {
 		return "", sdk.Permanent(errors.New("apns is not configured"))
 	}
-	short := shortToken(dev.Token)
+	short := sdk.ShortToken(dev.Token)
 	if err := checkToken(dev.Token); err != nil {
 		p.log.Warn("apns: device token refused, nothing sent", "device", short, "cause", err.Error())
 		return "", sdk.Permanent(fmt.Errorf("device %s: %w", short, err))
@@ -484,15 +484,6 @@ func wireBody(payload []byte) ([]byte, error) {
 	return payload, nil
 }
 
-// shortToken shortens a device token for logs and errors: its first 6
-// characters and "…".
-func shortToken(t string) string {
-	if len(t) <= 6 {
-		return t[:min(len(t), 2)] + "…"
-	}
-	return t[:6] + "…"
-}
-
 // redact describes a transport error without the request URL, whose path
 // holds the device token: net/http's *url.Error quotes it whole.
 func redact(err error) string {
@@ -508,7 +499,7 @@ func redact(err error) string {
 		for j < len(msg) && msg[j] != '"' && msg[j] != ' ' && msg[j] != '?' {
 			j++
 		}
-		msg = msg[:end] + shortToken(msg[end:j]) + msg[j:]
+		msg = msg[:end] + sdk.ShortToken(msg[end:j]) + msg[j:]
 	}
 	return msg
 }

@@ -510,13 +510,6 @@ func TestDeliverUnconfigured(t *testing.T) {
 	}
 }
 
-func TestShortToken(t *testing.T) {
-	for in, want := range map[string]string{testToken: "8b5f3f…", "abcdef": "ab…", "a": "a…", "": "…"} {
-		if got := shortToken(in); got != want {
-			t.Errorf("shortToken(%q) = %q; want %q", in, got, want)
-		}
-	}
-}
 
 func TestRedact(t *testing.T) {
 	err := fmt.Errorf("Post %q: %w", "https://api.push.apple.com/3/device/"+testToken, errors.New("connection reset"))

@@ -34,7 +34,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -434,7 +433,7 @@ func (p *Plugin) classify(ctx context.Context, a *attempt, err error, token stri
 	case recorded && status != 0:
 		code, msg := fcmErrorBody(body)
 		e := fmt.Errorf("fcm: FCM answered %d %s%s", status, orText(code, status), detail(msg, token))
-		if after, ok := retryAfter(header.Get("Retry-After"), p.now()); ok {
+		if after, ok := sdk.ParseRetryAfter(header.Get("Retry-After"), p.now()); ok {
 			return sdk.RetryAfter(e, after)
 		}
 		return sdk.Retry(e)
@@ -473,7 +472,7 @@ func (p *Plugin) classifyFirebase(err error, token string) error {
 	hasAfter := false
 	if resp != nil {
 		status = resp.StatusCode
-		after, hasAfter = retryAfter(resp.Header.Get("Retry-After"), p.now())
+		after, hasAfter = sdk.ParseRetryAfter(resp.Header.Get("Retry-After"), p.now())
 	}
 	code := errorCode(err)
 	msg := detail(err.Error(), token)
@@ -563,7 +562,7 @@ func (p *Plugin) classifyTransport(err error) error {
 		e := fmt.Errorf("fcm: the OAuth token endpoint answered %d %s%s", st, orText(code, st), detail(desc, ""))
 		switch {
 		case st == http.StatusRequestTimeout || st == http.StatusTooManyRequests || st >= 500:
-			if after, ok := retryAfter(ae.Response.Header.Get("Retry-After"), p.now()); ok {
+			if after, ok := sdk.ParseRetryAfter(ae.Response.Header.Get("Retry-After"), p.now()); ok {
 				return sdk.RetryAfter(e, after)
 			}
 			return sdk.Retry(e)
@@ -647,37 +646,12 @@ func detail(msg, token string) string {
 	return ": " + msg
 }
 
-// scrub replaces the device token in s by its first 6 bytes and "…".
+// scrub replaces the device token in s by its shortened form (sdk.ShortToken).
 func scrub(s, token string) string {
 	if token == "" || !strings.Contains(s, token) {
 		return s
 	}
-	return strings.ReplaceAll(s, token, short(token))
+	return strings.ReplaceAll(s, token, sdk.ShortToken(token))
 }
 
-func short(token string) string {
-	if len(token) <= 6 {
-		return "…"
-	}
-	return token[:6] + "…"
-}
 
-// retryAfter parses a Retry-After value, delta-seconds or an HTTP-date,
-// relative to now. A date in the past means retry now (0, true).
-func retryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		const maxSecs = int64(1<<63-1) / int64(time.Second)
-		return time.Duration(min(secs, maxSecs)) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
-}

@@ -38,7 +38,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -368,7 +367,7 @@ func (p *Plugin) answer(resp *http.Response, raw []byte, d *sdk.Delivery, to str
 	switch {
 	case code == http.StatusTooManyRequests || code >= 500 ||
 		te.Code == codeTooManyRequests || te.Code == codeInternal || te.Code == codeUnavailable || te.Code == codeQueueFull:
-		if after, ok := retryAfter(resp.Header.Get("Retry-After"), p.now()); ok {
+		if after, ok := sdk.ParseRetryAfter(resp.Header.Get("Retry-After"), p.now()); ok {
 			return "", sdk.RetryAfter(err, after)
 		}
 		return "", sdk.Retry(err)
@@ -416,24 +415,4 @@ func redact(msg, to string) string {
 		msg = msg[:200] + "…"
 	}
 	return strings.ToValidUTF8(msg, "")
-}
-
-// retryAfter parses a Retry-After value, delta-seconds or an HTTP-date,
-// relative to now. A date in the past means retry now (0, true).
-func retryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		const maxSecs = int64(1<<63-1) / int64(time.Second)
-		return time.Duration(min(secs, maxSecs)) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
 }

@@ -384,7 +384,7 @@ func (p *Plugin) Deliver(ctx context.Context, d *sdk.Delivery, _ sdk.Device) (st
 			p.safeURL, code, statusText(code)))
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
 		err := fmt.Errorf("webhook POST %s: webhook answered %d %s", p.safeURL, code, statusText(code))
-		if after, ok := retryAfter(resp.Header.Get("Retry-After"), p.now()); ok {
+		if after, ok := sdk.ParseRetryAfter(resp.Header.Get("Retry-After"), p.now()); ok {
 			return "", sdk.RetryAfter(err, after)
 		}
 		return "", sdk.Retry(err)
@@ -406,26 +406,6 @@ func (p *Plugin) transportError(ctx context.Context, timeout time.Duration, err 
 		return sdk.Retry(fmt.Errorf("webhook POST %s: timed out after %s: %w", p.safeURL, timeout.Round(time.Millisecond), context.DeadlineExceeded))
 	}
 	return sdk.Retry(fmt.Errorf("webhook POST %s: %w", p.safeURL, err))
-}
-
-// retryAfter parses a Retry-After value, delta-seconds or an HTTP-date,
-// relative to now. A date in the past means retry now (0, true).
-func retryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		const maxSecs = int64(1<<63-1) / int64(time.Second)
-		return time.Duration(min(secs, maxSecs)) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
 }
 
 // usableRequestID reports whether a response's X-Request-Id can serve as the

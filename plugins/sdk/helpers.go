@@ -1,0 +1,59 @@
+package sdk
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// ParseRetryAfter reads an HTTP Retry-After value, delta-seconds or an
+// HTTP-date, relative to now; a date in the past means "retry now" (0,
+// true). ok is false for an absent or unreadable value. Use it with
+// RetryAfter.
+func ParseRetryAfter(v string, now time.Time) (after time.Duration, ok bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		const maxSecs = int64(1<<63-1) / int64(time.Second)
+		return time.Duration(min(secs, maxSecs)) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// ShortToken shortens a device token for logs and error reasons, as
+// ringside itself does: a phone number (E.164, "+" and digits) keeps its
+// first 3 and last 2 characters ("+81…78"); any other token keeps at most
+// its first 6 bytes and at most a third of it, so a short token never
+// shows whole.
+func ShortToken(t string) string {
+	if isPhone(t) && len(t) >= 9 {
+		return t[:3] + "…" + t[len(t)-2:]
+	}
+	n := min(6, len(t)/3)
+	for n > 0 && !utf8.RuneStart(t[n]) {
+		n--
+	}
+	return t[:n] + "…"
+}
+
+func isPhone(t string) bool {
+	if len(t) < 2 || t[0] != '+' {
+		return false
+	}
+	for i := 1; i < len(t); i++ {
+		if t[i] < '0' || t[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
