@@ -510,7 +510,6 @@ func TestDeliverUnconfigured(t *testing.T) {
 	}
 }
 
-
 func TestRedact(t *testing.T) {
 	err := fmt.Errorf("Post %q: %w", "https://api.push.apple.com/3/device/"+testToken, errors.New("connection reset"))
 	if got := redact(err); strings.Contains(got, testToken) || !strings.Contains(got, "8b5f3f…") {

@@ -653,5 +653,3 @@ func scrub(s, token string) string {
 	}
 	return strings.ReplaceAll(s, token, sdk.ShortToken(token))
 }
-
-
