@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/ringside/ringside/core/callback"
 	"github.com/ringside/ringside/core/config"
 	"github.com/ringside/ringside/core/dispatch"
 	"github.com/ringside/ringside/core/pluginhost"
@@ -151,6 +152,9 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 			continue
 		}
 		schemaDiags := cfg.ApplySchema(n, r.schema)
+		if d := payloadTooLarge(n, r.schema.MaxPayloadBytes); d != nil {
+			schemaDiags = append(schemaDiags, d)
+		}
 		diags = append(diags, schemaDiags...)
 		if !n.Enabled || schemaDiags.HasErrors() {
 			if r.client != nil {
@@ -302,7 +306,7 @@ func tracingSettings(cfg *config.Config, getenv func(string) string) telemetry.T
 }
 
 func convertSchema(info *pluginpb.InfoResponse, s *pluginpb.SchemaResponse) config.Schema {
-	out := config.Schema{DeviceKind: info.GetDeviceKind()}
+	out := config.Schema{DeviceKind: info.GetDeviceKind(), MaxPayloadBytes: int(info.GetMaxPayloadBytes())}
 	for _, a := range s.GetAttributes() {
 		out.Attributes = append(out.Attributes, config.Attribute{
 			Name:      a.Name,
@@ -331,4 +335,48 @@ func attrType(t pluginpb.Type) config.AttrType {
 	default:
 		return config.AttrString
 	}
+}
+
+// smallestCall is the smallest valid callback: every id one byte, a
+// four-byte param, no app_svr_data.
+var smallestCall = callback.Call{
+	SID: "00000000-0000-0000-0000-000000000000", FromServiceID: "a", FromUserID: "a",
+	ToServiceID: "a", ToUserID: "a", Type: "A", Param: "AAAA",
+}
+
+// payloadTooLarge reports a notifier whose payload is over its plugin's
+// limit even for the smallest callback: every delivery would fail. The size
+// is a lower bound of what any provider counts (keys and values, without
+// JSON's quotes and punctuation). A payload that fails for that callback
+// depends on the call, and is left to the plugin at send time.
+func payloadTooLarge(n *config.Notifier, limit int) *hcl.Diagnostic {
+	if limit <= 0 || n.Payload == nil {
+		return nil
+	}
+	c := smallestCall
+	b, err := dispatch.Payload(&c, n.Payload, config.CallContext(&c))
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	size := 0
+	for k, v := range m {
+		size += len(k)
+		if s, ok := v.(string); ok {
+			size += len(s)
+		} else {
+			js, _ := json.Marshal(v)
+			size += len(js)
+		}
+	}
+	if size <= limit {
+		return nil
+	}
+	d := n.AttrDiagnostic("payload", "")
+	d.Summary = fmt.Sprintf("payload is too large for plugin %s", n.Plugin)
+	d.Detail = fmt.Sprintf("Even for the smallest callback the rendered payload holds at least %d bytes of keys and values, over the %d bytes plugin %s accepts: every delivery would fail. Shorten the payload.", size, limit, n.Plugin)
+	return d
 }

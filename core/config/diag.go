@@ -82,6 +82,9 @@ func redactLine(line string) string {
 	return m[1] + "<redacted>"
 }
 
+// maxSnippet is how much of a long source line a diagnostic shows.
+const maxSnippet = 160
+
 // writeSnippet prints the subject's first line and a caret line under it.
 func writeSnippet(buf *bytes.Buffer, src []byte, rng *hcl.Range) {
 	start := rng.Start.Byte
@@ -100,6 +103,14 @@ func writeSnippet(buf *bytes.Buffer, src []byte, rng *hcl.Range) {
 	end := rng.End.Byte
 	if end > lineStart+len(line) || end < start {
 		end = lineStart + len(line)
+	}
+	// A very long line (a big literal) is cut after the subject's start.
+	if cut := max(maxSnippet, start-lineStart+20); len(line) > cut {
+		for cut > 0 && !utf8.RuneStart(line[cut]) {
+			cut--
+		}
+		line = line[:cut] + "…"
+		end = min(end, lineStart+cut)
 	}
 	width := utf8.RuneCount(src[start:end])
 	if width < 1 {

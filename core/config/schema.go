@@ -16,6 +16,9 @@ import (
 type Schema struct {
 	DeviceKind string // "" = the plugin needs no device (webhook)
 	Attributes []Attribute
+	// MaxPayloadBytes is the largest payload the plugin's provider takes;
+	// 0 = no limit.
+	MaxPayloadBytes int
 }
 
 // AttrType is the type of a plugin attribute.

@@ -40,7 +40,7 @@ import (
 const Version = "1.0.0"
 
 // Info describes the apns plugin: it delivers to devices of kind "apns".
-var Info = sdk.Info{Name: "apns", Version: Version, DeviceKind: "apns"}
+var Info = sdk.Info{Name: "apns", Version: Version, DeviceKind: "apns", MaxPayloadBytes: 5120}
 
 // APNs payload limits, in bytes of the request body.
 const (

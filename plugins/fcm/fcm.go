@@ -52,7 +52,7 @@ import (
 const Version = "1.0.0"
 
 // Info describes the fcm plugin: it rings devices of kind "fcm".
-var Info = sdk.Info{Name: "fcm", Version: Version, DeviceKind: "fcm"}
+var Info = sdk.Info{Name: "fcm", Version: Version, DeviceKind: "fcm", MaxPayloadBytes: 4096}
 
 // DefaultEndpoint is FCM's v1 base URL; sends go to
 // {endpoint}/projects/{project}/messages:send.

@@ -62,6 +62,10 @@ type Info struct {
 	// ("apns", "fcm", "phone", …). Empty means the plugin needs no device:
 	// Deliver is then called once per callback with a zero Device.
 	DeviceKind string
+	// MaxPayloadBytes is the largest rendered payload (Delivery.PayloadJSON)
+	// the provider takes; 0 means no limit. The host refuses at load a
+	// notifier whose payload is over it even for the smallest callback.
+	MaxPayloadBytes int
 }
 
 // Plugin is what a plugin author implements. C is the plugin's configuration

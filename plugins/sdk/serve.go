@@ -129,7 +129,8 @@ func newServer[C any](info Info, p Plugin[C]) (*server[C], error) {
 }
 
 func (s *server[C]) Info(context.Context, *pluginpb.InfoRequest) (*pluginpb.InfoResponse, error) {
-	return &pluginpb.InfoResponse{Name: s.info.Name, Version: s.info.Version, DeviceKind: s.info.DeviceKind}, nil
+	return &pluginpb.InfoResponse{Name: s.info.Name, Version: s.info.Version, DeviceKind: s.info.DeviceKind,
+		MaxPayloadBytes: int32(s.info.MaxPayloadBytes)}, nil
 }
 
 func (s *server[C]) Schema(context.Context, *pluginpb.SchemaRequest) (*pluginpb.SchemaResponse, error) {

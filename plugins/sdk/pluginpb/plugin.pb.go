@@ -192,9 +192,13 @@ type InfoResponse struct {
 	// device_kind is the kind of device the plugin delivers to by default
 	// ("apns", "fcm", "phone", …); empty means the plugin needs no device and
 	// receives one Deliver per callback with no devices (like webhook).
-	DeviceKind    string `protobuf:"bytes,3,opt,name=device_kind,json=deviceKind,proto3" json:"device_kind,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DeviceKind string `protobuf:"bytes,3,opt,name=device_kind,json=deviceKind,proto3" json:"device_kind,omitempty"`
+	// max_payload_bytes: the largest rendered payload the plugin's provider
+	// takes (APNs VoIP 5120, FCM data 4096); 0 means no limit. The host
+	// refuses at load a notifier whose payload surely exceeds it.
+	MaxPayloadBytes int32 `protobuf:"varint,4,opt,name=max_payload_bytes,json=maxPayloadBytes,proto3" json:"max_payload_bytes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
@@ -246,6 +250,13 @@ func (x *InfoResponse) GetDeviceKind() string {
 		return x.DeviceKind
 	}
 	return ""
+}
+
+func (x *InfoResponse) GetMaxPayloadBytes() int32 {
+	if x != nil {
+		return x.MaxPayloadBytes
+	}
+	return 0
 }
 
 type SchemaRequest struct {
@@ -1089,12 +1100,13 @@ var File_plugin_proto protoreflect.FileDescriptor
 const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"\fplugin.proto\x12\x12ringside.plugin.v1\"\r\n" +
-	"\vInfoRequest\"]\n" +
+	"\vInfoRequest\"\x89\x01\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1f\n" +
 	"\vdevice_kind\x18\x03 \x01(\tR\n" +
-	"deviceKind\"\x0f\n" +
+	"deviceKind\x12*\n" +
+	"\x11max_payload_bytes\x18\x04 \x01(\x05R\x0fmaxPayloadBytes\"\x0f\n" +
 	"\rSchemaRequest\"O\n" +
 	"\x0eSchemaResponse\x12=\n" +
 	"\n" +
