@@ -110,6 +110,11 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	// Every write goes through the cache (the devices API, pruning), so the
 	// callback path reads the file only for a callee it has not seen.
 	store := directory.NewCache(file, 0)
+	if ok, err := store.Preload(ctx, file); err != nil {
+		return err
+	} else if ok {
+		log.Debug("directory preloaded into memory")
+	}
 
 	var jr *journal.Journal
 	var pending []journal.Entry

@@ -21,6 +21,41 @@ type Cache struct {
 	mu      sync.RWMutex
 	users   map[userKey][]Device
 	version atomic.Uint64 // bumped by every write
+	// complete: users holds every user of the Store with devices, except
+	// the written ones, so a miss of an unwritten user means "no devices".
+	complete bool
+	written  map[userKey]bool
+}
+
+// Lister is a Store that can list all its users' devices (SQLite can).
+type Lister interface {
+	Each(ctx context.Context, fn func(serviceID, userID string, devs []Device) bool) error
+}
+
+// Preload reads every user's devices from l (the Store behind c) when
+// they fit in the cache; a lookup of any other user then answers "no
+// devices" from memory. It reports whether it did.
+func (c *Cache) Preload(ctx context.Context, l Lister) (bool, error) {
+	users := map[userKey][]Device{}
+	fits := true
+	err := l.Each(ctx, func(svc, user string, devs []Device) bool {
+		if len(users) >= c.max {
+			fits = false
+			return false
+		}
+		users[userKey{svc, user}] = devs
+		return true
+	})
+	if err != nil || !fits {
+		return false, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.users) > 0 || c.version.Load() != 0 {
+		return false, nil // writes happened meanwhile: stay a plain cache
+	}
+	c.users, c.complete, c.written = users, true, map[userKey]bool{}
+	return true, nil
 }
 
 // NewCache caches up to max users (0 → 100,000) of s.
@@ -36,9 +71,13 @@ func (c *Cache) Lookup(ctx context.Context, serviceID, userID string) ([]Device,
 	k := userKey{serviceID, userID}
 	c.mu.RLock()
 	devs, ok := c.users[k]
+	none := !ok && c.complete && !c.written[k]
 	c.mu.RUnlock()
 	if ok {
 		return slices.Clone(devs), nil
+	}
+	if none {
+		return nil, nil
 	}
 	v := c.version.Load()
 	devs, err := c.Store.Lookup(ctx, serviceID, userID)
@@ -53,17 +92,26 @@ func (c *Cache) Lookup(ctx context.Context, serviceID, userID string) ([]Device,
 				delete(c.users, old)
 				break
 			}
+			c.complete = false // a miss may now be an evicted user
 		}
 		c.users[k] = slices.Clone(devs)
+		delete(c.written, k)
 	}
 	c.mu.Unlock()
 	return devs, nil
 }
 
 func (c *Cache) forget(serviceID, userID string) {
+	k := userKey{serviceID, userID}
 	c.mu.Lock()
 	c.version.Add(1)
-	delete(c.users, userKey{serviceID, userID})
+	delete(c.users, k)
+	if c.complete {
+		c.written[k] = true // read it from the Store next time
+		if len(c.written) >= c.max {
+			c.complete, c.written = false, nil
+		}
+	}
 	c.mu.Unlock()
 }
 

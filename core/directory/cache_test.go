@@ -42,3 +42,53 @@ func TestCacheServesAndInvalidates(t *testing.T) {
 		t.Errorf("cache holds %d users; max 2", n)
 	}
 }
+
+// countingStore counts the lookups that reach the Store.
+type countingStore struct {
+	*SQLite
+	lookups int
+}
+
+func (s *countingStore) Lookup(ctx context.Context, svc, user string) ([]Device, error) {
+	s.lookups++
+	return s.SQLite.Lookup(ctx, svc, user)
+}
+
+func TestCachePreload(t *testing.T) {
+	ctx := context.Background()
+	file := openTemp(t)
+	for _, u := range []string{"u1", "u2"} {
+		if err := file.Put(ctx, "s", u, "apns", "tok-"+u, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = file.Put(ctx, "s", "u1", "fcm", "f-u1", t0)
+	store := &countingStore{SQLite: file}
+	c := NewCache(store, 10)
+	if ok, err := c.Preload(ctx, file); !ok || err != nil {
+		t.Fatalf("preload: %v, %v", ok, err)
+	}
+	if devs, _ := c.Lookup(ctx, "s", "u1"); len(devs) != 2 {
+		t.Errorf("u1: got %v", devs)
+	}
+	if devs, _ := c.Lookup(ctx, "s", "nobody"); devs != nil {
+		t.Errorf("unknown user: got %v", devs)
+	}
+	if store.lookups != 0 {
+		t.Errorf("%d lookups reached the file after a complete preload; want 0", store.lookups)
+	}
+	// A user written after the preload is read from the file once.
+	if err := c.Put(ctx, "s", "new", "apns", "tok-new", t0); err != nil {
+		t.Fatal(err)
+	}
+	if devs, _ := c.Lookup(ctx, "s", "new"); len(devs) != 1 {
+		t.Errorf("new user: got %v", devs)
+	}
+	if devs, _ := c.Lookup(ctx, "s", "new"); len(devs) != 1 || store.lookups != 1 {
+		t.Errorf("new user again: got %v with %d file lookups; want 1", devs, store.lookups)
+	}
+	// A directory larger than the cache is not preloaded.
+	if ok, _ := NewCache(store, 1).Preload(ctx, file); ok {
+		t.Error("preloaded 3 users into a cache of 1")
+	}
+}

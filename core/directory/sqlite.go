@@ -188,6 +188,43 @@ func (s *SQLite) Lookup(ctx context.Context, serviceID, userID string) ([]Device
 	return devs, nil
 }
 
+// Each calls fn for every user's devices, ordered by service, user, kind
+// and token, until fn returns false. It reads a snapshot of the file.
+func (s *SQLite) Each(ctx context.Context, fn func(serviceID, userID string, devs []Device) bool) error {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT service_id, user_id, kind, token, updated_at FROM devices
+		ORDER BY service_id, user_id, kind, token`)
+	if err != nil {
+		return fmt.Errorf("read devices: %w", err)
+	}
+	defer rows.Close()
+	var svc, user string
+	var devs []Device
+	for rows.Next() {
+		var s2, u2 string
+		var d Device
+		var ns int64
+		if err := rows.Scan(&s2, &u2, &d.Kind, &d.Token, &ns); err != nil {
+			return fmt.Errorf("read devices: %w", err)
+		}
+		d.UpdatedAt = time.Unix(0, ns).UTC()
+		if (s2 != svc || u2 != user) && devs != nil {
+			if !fn(svc, user, devs) {
+				return nil
+			}
+			devs = nil
+		}
+		svc, user = s2, u2
+		devs = append(devs, d)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read devices: %w", err)
+	}
+	if devs != nil {
+		fn(svc, user, devs)
+	}
+	return nil
+}
+
 // Put implements Store.
 func (s *SQLite) Put(ctx context.Context, serviceID, userID, kind, token string, now time.Time) error {
 	if _, err := s.put.ExecContext(ctx, serviceID, userID, kind, token, unixNano(now)); err != nil {

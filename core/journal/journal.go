@@ -322,6 +322,11 @@ func (j *Journal) loop() {
 				break collect
 			}
 		}
+		// Appends wait up to lingerAppends for more to share their commit
+		// (the answers of their callbacks wait; their pushes do not).
+		if hasAppend(batch) && len(batch) < cap(batch) {
+			batch = j.gather(batch, lingerAppends)
+		}
 		// Nobody waits for marks and finishes: they ride along with the
 		// next append's commit, or go after lingerMarks, so a callback
 		// costs about one commit shared with its neighbours, not two.
@@ -342,11 +347,30 @@ func (j *Journal) loop() {
 }
 
 // maxBatch bounds the operations of one transaction; lingerMarks is how
-// long progress marks wait for an append to share a commit with.
+// long progress marks wait for an append to share a commit with;
+// lingerAppends how long an append waits for others.
 const (
-	maxBatch    = 1024
-	lingerMarks = 50 * time.Millisecond
+	maxBatch      = 1024
+	lingerMarks   = 50 * time.Millisecond
+	lingerAppends = 500 * time.Microsecond
 )
+
+// gather adds to batch the operations arriving within d, up to its capacity.
+func (j *Journal) gather(batch []op, d time.Duration) []op {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for len(batch) < cap(batch) {
+		select {
+		case o := <-j.ops:
+			batch = append(batch, o)
+		case <-t.C:
+			return batch
+		case <-j.stop:
+			return batch
+		}
+	}
+	return batch
+}
 
 func hasAppend(batch []op) bool {
 	for _, o := range batch {
