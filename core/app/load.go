@@ -143,12 +143,7 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 	for i, n := range cfg.Notifiers {
 		r := results[i]
 		if r.err != nil {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("plugin %q of notifier %q did not start", n.Plugin, n.Name),
-				Detail:   r.err.Error(),
-				Subject:  n.DeclRange.Ptr(),
-			})
+			diags = append(diags, notStarted(n, r.err))
 			continue
 		}
 		schemaDiags := cfg.ApplySchema(n, r.schema)
@@ -176,7 +171,7 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 		} else {
 			if r.reuse != nil { // same process settings, new attributes: a fresh process
 				if r = startPlugin(ctx, rt.spec(n, exe, opt.Logger)); r.err != nil {
-					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: fmt.Sprintf("plugin %q of notifier %q did not start", n.Plugin, n.Name), Detail: r.err.Error(), Subject: n.DeclRange.Ptr()})
+					diags = append(diags, notStarted(n, r.err))
 					continue
 				}
 			}
@@ -221,6 +216,16 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 	}
 	rt.Routes = route.New(routes, func(name string) bool { return rt.Notifiers[name] != nil })
 	return rt, diags
+}
+
+// notStarted is the diagnostic of a notifier whose plugin did not start.
+func notStarted(n *config.Notifier, err error) *hcl.Diagnostic {
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  fmt.Sprintf("plugin %q of notifier %q did not start", n.Plugin, n.Name),
+		Detail:   err.Error(),
+		Subject:  n.DeclRange.Ptr(),
+	}
 }
 
 func startPlugin(ctx context.Context, spec pluginhost.Spec) notifierState {

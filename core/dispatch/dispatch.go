@@ -275,18 +275,11 @@ func (d *Dispatcher) newJob(key string, plan *Plan) *job {
 			rs.notifyLeft++
 		case dl.Active && dl.Role == RoleFallback:
 			rs.fellBack = true
-		case !dl.Active && dl.Role == RoleFallback && len(dl.Devices)+boolInt(dl.Notifier.Kind == "") > 0:
+		case !dl.Active && dl.Role == RoleFallback && (dl.Notifier.Kind == "" || len(dl.Devices) > 0):
 			rs.fallback = append(rs.fallback, dl)
 		}
 	}
 	return j
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // start launches the active deliveries and the fallback timer. The job's
@@ -304,6 +297,14 @@ func (j *job) start(ctx context.Context) {
 	for _, dl := range j.plan.Deliveries {
 		if dl.Active {
 			j.launch(ctx, dl)
+		}
+	}
+	// A route whose notify deliveries all ended before the job started (a
+	// resumed callback whose pushes ended before the crash) falls back now,
+	// as ended would have.
+	for route, rs := range j.routes {
+		if rs.notifyLeft == 0 && !rs.delivered {
+			j.fallBack(ctx, route, rs, "failed")
 		}
 	}
 	if after := j.fallbackAfter(); after > 0 && j.hasFallback() {

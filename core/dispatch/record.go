@@ -188,16 +188,6 @@ func (d *Dispatcher) Resume(ctx context.Context, entries []journal.Entry) int {
 				rs.delivered = true
 			}
 		}
-		// A resumed notify delivery that had finished before the crash
-		// counts as ended for its route.
-		for _, rs := range j.routes {
-			if rs.notifyLeft == 0 && !rs.delivered && !rs.fellBack && len(rs.fallback) > 0 {
-				for _, dl := range rs.fallback {
-					dl.Active = dl.Deadline.After(now)
-				}
-				rs.fellBack = true
-			}
-		}
 		d.log.Info("resuming journaled callback", "sid", r.Call.SID, "routes", r.Routes)
 		d.jobs.Add(1) // resumed work is not bounded: it was accepted already
 		j.start(ctx)
