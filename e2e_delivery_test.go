@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -55,33 +54,6 @@ func dlWriteConfig(t *testing.T, dir, text string) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// dlStart serves the config file at path, in its folder, and waits until it
-// listens. Unlike startRingside it may be called again on the same folder
-// (after a SIGKILL or a SIGTERM), so the journal and the directory carry
-// over. It is stopped with SIGTERM at the end of the test (exit 0 wanted)
-// unless it has exited already.
-func dlStart(t *testing.T, path string, env ...string) *instance {
-	t.Helper()
-	in := &instance{t: t, dir: filepath.Dir(path), config: path, logs: &logBuffer{}, done: make(chan error, 1)}
-	in.cmd = exec.Command(ringsideBin, "serve", "-config", path)
-	in.cmd.Dir = in.dir
-	in.cmd.Env = append(os.Environ(), env...)
-	in.cmd.Stdout = in.logs
-	in.cmd.Stderr = in.logs
-	if err := in.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { in.done <- in.cmd.Wait() }()
-	t.Cleanup(func() { in.stop() })
-	line, err := in.waitLog(20*time.Second, func(l map[string]any) bool { return l["msg"] == "ringside serving" })
-	if err != nil {
-		t.Fatalf("ringside did not start: %v\nlogs:\n%s", err, in.logs.String())
-	}
-	in.notifyURL = line["notify_cb"].(string)
-	in.adminURL = line["admin"].(string)
-	return in
 }
 
 // dlWaitExit waits for the process to exit and returns its error (nil: 0).
@@ -529,7 +501,7 @@ route "all" {
   notify = ["app", "desk1", "desk2"]
 }
 `, consoleBin, app.URL))
-	in := dlStart(t, path)
+	in := startConfig(t, path)
 	tokens := []string{"aaaaaa-console-token", "bbbbbb-console-token"}
 	for _, tok := range tokens {
 		if code, _, body := do(t, "PUT", in.adminURL+"/v1/devices/linecorp.com/2809/console/"+tok, nil); code != 204 {
@@ -651,7 +623,7 @@ route "main" {
   notify = ["app"]
 }
 `, app.URL+"/app", app.URL+"/short", smsAccountSID, smsAuthToken, smsFrom, tw.URL))
-	in := dlStart(t, path)
+	in := startConfig(t, path)
 	for _, p := range []string{busy, fine} {
 		if code, _, body := do(t, "PUT", in.adminURL+"/v1/devices/linecorp.com/phones/phone/"+url.PathEscape(p), nil); code != 204 {
 			t.Fatalf("PUT phone: %d %s", code, body)
@@ -784,7 +756,7 @@ route "all" {
   fallback = ["backup"]
 }
 `, app.URL, backup.URL))
-	in := dlStart(t, path)
+	in := startConfig(t, path)
 
 	sent := map[string]time.Time{}
 	for _, sid := range []string{f1, f2, f3} {
@@ -861,7 +833,7 @@ route "all" {
   notify = ["slow", "other", "desk"]
 }
 `, slow.URL, other.URL))
-	in := dlStart(t, path)
+	in := startConfig(t, path)
 	if code, _, body := do(t, "PUT", in.adminURL+"/v1/devices/linecorp.com/2809/console/console-token-crash", nil); code != 204 {
 		t.Fatalf("PUT device: %d %s", code, body)
 	}
@@ -1031,7 +1003,7 @@ route "main" {
   notify = ["app"]
 }
 `, app.URL+"/app", app.URL+"/short"))
-	in := dlStart(t, path)
+	in := startConfig(t, path)
 
 	var early, pending, short []string
 	for i := range 5 {
@@ -1068,7 +1040,7 @@ route "main" {
 	heal.Store(true)
 	restarted := time.Now()
 
-	in2 := dlStart(t, path)
+	in2 := startConfig(t, path)
 	resumed := dlWaitLogs(t, in2, len(pending), 10*time.Second, "resuming journaled callback", func(l map[string]any) bool {
 		return l["msg"] == "resuming journaled callback"
 	})
@@ -1109,7 +1081,7 @@ route "main" {
 
 	// The journal is empty on disk too: a third run resumes nothing.
 	in2.stop()
-	in3 := dlStart(t, path)
+	in3 := startConfig(t, path)
 	time.Sleep(300 * time.Millisecond)
 	if n := len(dlLogs(in3, func(l map[string]any) bool { return l["msg"] == "resuming journaled callback" })); n != 0 {
 		t.Errorf("third run resumed %d callbacks; want 0", n)
@@ -1142,7 +1114,7 @@ route "all" {
   notify = ["app"]
 }
 `, app.URL))
-	in := dlStart(t, path)
+	in := startConfig(t, path)
 
 	var first []string
 	for i := range 4 {
@@ -1249,7 +1221,7 @@ route "all" {
   notify = ["app", "desk"]
 }
 `, consoleBin, app.URL))
-	in := dlStart(t, path)
+	in := startConfig(t, path)
 
 	for round := range 30 {
 		var (
@@ -1336,7 +1308,7 @@ route "all" {
 	}
 	dir := t.TempDir()
 	path := dlWriteConfig(t, dir, conf(a1.URL, "1", ""))
-	in := dlStart(t, path)
+	in := startConfig(t, path)
 	keepPid := dlWaitPluginPid(t, in, "keep", 0, 5*time.Second)
 	app1Pid := dlWaitPluginPid(t, in, "app", 0, 5*time.Second)
 
@@ -1528,7 +1500,7 @@ route "all" {
   notify = ["app"]
 }
 `, app.URL))
-	in := dlStart(t, path)
+	in := startConfig(t, path)
 	dlAccept(t, in, s1, "2809")
 	dlAccept(t, in, s2, "2809")
 	app.waitSeen(t, []string{s1, s2}, 10*time.Second)
@@ -1582,7 +1554,7 @@ route "all" {
 	// The unfinished one stays in the journal: the next run delivers it,
 	// and only it.
 	second.Store(true)
-	in2 := dlStart(t, path)
+	in2 := startConfig(t, path)
 	dlWaitLogs(t, in2, 1, 10*time.Second, "resuming "+s2, func(l map[string]any) bool {
 		return l["msg"] == "resuming journaled callback" && l["sid"] == s2
 	})
@@ -1611,7 +1583,7 @@ route "all" {
   notify = ["app"]
 }
 `, app.URL))
-	in := dlStart(t, path)
+	in := startConfig(t, path)
 	dlWaitPluginPid(t, in, "app", 0, 5*time.Second)
 	kids := dlKill9(t, in)
 	if alive := dlWaitGone(kids, 5*time.Second); len(alive) > 0 {
@@ -1639,7 +1611,7 @@ route "all" {
 	}
 	dir := t.TempDir()
 	path := dlWriteConfig(t, dir, conf(2))
-	in := dlStart(t, path)
+	in := startConfig(t, path)
 	dlAccept(t, in, dlSID(0x3a400001, 1), "2809")
 	dlAccept(t, in, dlSID(0x3a400001, 2), "2809")
 	if code, _, _ := dlCall(in.notifyURL, dlSID(0x3a400001, 3), "2809"); code != 503 {

@@ -94,12 +94,18 @@ func writeConfig(t *testing.T, text string) string {
 	return path
 }
 
-// startRingside serves config (the text of config.hcl) and waits until it
-// listens. It is stopped with SIGTERM at the end of the test, which must
-// exit 0.
+// startRingside serves config (the text of config.hcl) from a new folder
+// and waits until it listens. It is stopped with SIGTERM at the end of the
+// test, which must exit 0.
 func startRingside(t *testing.T, config string, env ...string) *instance {
 	t.Helper()
-	path := writeConfig(t, config)
+	return startConfig(t, writeConfig(t, config), env...)
+}
+
+// startConfig serves the config file at path, from its folder (a second
+// start on the same folder finds the directory and journal of the first).
+func startConfig(t *testing.T, path string, env ...string) *instance {
+	t.Helper()
 	in := &instance{t: t, dir: filepath.Dir(path), config: path, logs: &logBuffer{}, done: make(chan error, 1)}
 	in.cmd = exec.Command(ringsideBin, "serve", "-config", path)
 	in.cmd.Dir = in.dir
@@ -112,7 +118,7 @@ func startRingside(t *testing.T, config string, env ...string) *instance {
 	go func() { in.done <- in.cmd.Wait() }()
 	t.Cleanup(func() { in.stop() })
 
-	line, err := in.waitLog(15*time.Second, func(l map[string]any) bool { return l["msg"] == "ringside serving" })
+	line, err := in.waitLog(20*time.Second, func(l map[string]any) bool { return l["msg"] == "ringside serving" })
 	if err != nil {
 		t.Fatalf("ringside did not start: %v\nlogs:\n%s", err, in.logs.String())
 	}

@@ -68,7 +68,7 @@ route "all" {
   notify = ["app"]
 }
 `, app.URL, ttl.String()))
-	in := dlStart(t, path)
+	in := startConfig(t, path)
 	appPid := dlWaitPluginPid(t, in, "app", 0, 5*time.Second)
 
 	// Open-loop sender: one callback every 1/rate s, handed to a pool of
