@@ -13,7 +13,6 @@ import (
 	"io"
 	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -53,7 +52,7 @@ func newAPNSFake(t *testing.T, pub *ecdsa.PublicKey) *apnsFake {
 	t.Helper()
 	f := &apnsFake{pushes: make(chan apnsPush, 16)}
 	f.answer.Store(func() (int, string) { return 200, "" })
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f.URL, f.CAFile = newTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		p := apnsPush{Header: r.Header.Clone(), Body: body, Proto: r.ProtoMajor}
 		p.Token, _ = strings.CutPrefix(r.URL.Path, "/3/device/")
@@ -69,14 +68,6 @@ func newAPNSFake(t *testing.T, pub *ecdsa.PublicKey) *apnsFake {
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, resp)
 	}))
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	f.URL = srv.URL
-	f.CAFile = filepath.Join(t.TempDir(), "apns-ca.pem")
-	if err := os.WriteFile(f.CAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	return f
 }
 

@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -259,7 +257,7 @@ type secAPNS struct {
 
 func newSecAPNS(t *testing.T) *secAPNS {
 	f := &secAPNS{jwts: map[string]bool{}, seen: map[string]int{}}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f.URL, f.CAFile = newTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.ReadAll(r.Body)
 		tok := strings.TrimPrefix(r.URL.Path, "/3/device/")
 		f.mu.Lock()
@@ -285,14 +283,6 @@ func newSecAPNS(t *testing.T) *secAPNS {
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, body)
 	}))
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	f.URL = srv.URL
-	f.CAFile = filepath.Join(t.TempDir(), "apns-ca.pem")
-	if err := os.WriteFile(f.CAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	return f
 }
 
