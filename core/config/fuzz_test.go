@@ -60,51 +60,15 @@ func FuzzLoad(f *testing.F) {
 		if cfg != nil {
 			files = cfg.Files
 		}
-		renderDiags(t, files, diags, src)
+		renderDiags(t, files, diags)
 	})
 }
 
-// renderDiags writes the diagnostics as validate does. A panic is a
-// failure, except the known one (trailingCRBug), which skips the input
-// until it is fixed.
-func renderDiags(t *testing.T, files map[string]*hcl.File, diags hcl.Diagnostics, src []byte) {
+// renderDiags writes the diagnostics as validate does; a panic fails.
+func renderDiags(t *testing.T, files map[string]*hcl.File, diags hcl.Diagnostics) {
 	t.Helper()
-	defer func() {
-		if r := recover(); r != nil {
-			if trailingCRBug(src, diags) {
-				t.Skip("bug: core/config/diag.go writeSnippet panics (slice bounds out of range) when a diagnostic's subject " +
-					"starts after a \\r that ends the file's last line (e.g. the file \"A=#0\\r\"); see TestWriteDiagnosticsTrailingCR")
-			}
-			panic(r)
-		}
-	}()
 	var out bytes.Buffer
 	WriteDiagnostics(&out, files, diags)
-}
-
-// trailingCRBug reports whether a subject starts past the end of its line
-// once a trailing "\r" is trimmed: what makes writeSnippet slice
-// src[start:end] with end < start.
-func trailingCRBug(src []byte, diags hcl.Diagnostics) bool {
-	for _, d := range diags {
-		if d.Subject == nil {
-			continue
-		}
-		start := d.Subject.Start.Byte
-		if start < 0 || start > len(src) {
-			continue
-		}
-		lineStart := bytes.LastIndexByte(src[:start], '\n') + 1
-		lineEnd := len(src)
-		if i := bytes.IndexByte(src[start:], '\n'); i >= 0 {
-			lineEnd = start + i
-		}
-		line := bytes.TrimRight(src[lineStart:lineEnd], "\r")
-		if start > lineStart+len(line) {
-			return true
-		}
-	}
-	return false
 }
 
 // checkDiags checks that every subject and context range lies inside src.
