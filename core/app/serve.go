@@ -82,7 +82,8 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	if err := admin.CheckListen(cfg.Server.AdminListen, cfg.Server.AdminToken); err != nil {
 		return err
 	}
-	first, diags := Start(ctx, cfg, opt)
+	first, more := Start(ctx, cfg, opt)
+	diags = append(diags, more...)
 	if diags.HasErrors() {
 		WriteDiagnostics(stderr, cfg, diags)
 		return errConfig
@@ -241,9 +242,9 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		next, diags := LoadConfig(path, opt)
 		var nrt *Runtime
 		if !diags.HasErrors() {
-			var more = diags
+			var more hcl.Diagnostics
 			nrt, more = rt.Load().Reload(ctx, next, opt)
-			diags = more
+			diags = append(diags, more...)
 		}
 		if diags.HasErrors() {
 			var buf bytes.Buffer
