@@ -39,7 +39,6 @@ import (
 	"unicode/utf8"
 
 	"cloud.google.com/go/auth"
-	firebase "firebase.google.com/go/v4"
 	"firebase.google.com/go/v4/errorutils"
 	"firebase.google.com/go/v4/messaging"
 	"google.golang.org/api/option"
@@ -272,14 +271,10 @@ func newClient(keyJSON []byte, project, endpoint string) (*messaging.Client, err
 		return nil, err
 	}
 	hc := &http.Client{Transport: &oneShot{next: authed}}
-	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: project},
+	return newMessaging(ctx, project,
 		option.WithHTTPClient(hc),
 		option.WithEndpoint(endpoint),
 	)
-	if err != nil {
-		return nil, err
-	}
-	return app.Messaging(ctx)
 }
 
 // reservedKey reports whether FCM reserves a data key: FCM refuses "from",
