@@ -12,10 +12,25 @@ import (
 // callback carries: the whole call with LINE's example param, a rendered
 // payload of ~480 bytes and one device, serially ("serial") and from
 // GOMAXPROCS·4 goroutines at once ("parallel", ns/op is then per RPC of
-// the aggregate throughput).
+// the aggregate throughput), on DeliverStream ("stream") and as unary
+// calls ("unary", what plugins built before DeliverStream get).
 func BenchmarkDeliverRealistic(b *testing.B) {
 	c := start(b, testSpec(b, "test"))
 	configure(b, c, `{"greeting":"hi"}`)
+	if c.stream == nil {
+		b.Fatal("the test plugin does not serve DeliverStream")
+	}
+	unary := *c
+	unary.stream = nil
+	for _, m := range []struct {
+		name string
+		c    *Client
+	}{{"stream", c}, {"unary", &unary}} {
+		b.Run(m.name, func(b *testing.B) { benchDeliver(b, m.c) })
+	}
+}
+
+func benchDeliver(b *testing.B, c *Client) {
 	const param = "eyJjYWxsRmxvd1R5cGUiOiJNIiwiY29tbVBhcmFtIjoie1wibXBrZXlcIjpcIkFoTFJVMzBYdVhGZW5UM1o4WmFwVSsyWVBUUHpyWUEyWk9iRHFSenkraHIzXCIsXCJjdG1cIjozMDAwLFwiaWN0XCI6NjAwMH0iLCJjYWxsVHlwZSI6IkEifQ=="
 	req := &pluginpb.DeliverRequest{
 		DeliveryId: "msg_0123456789abcdef0123456789abcdef", Route: "all", Attempt: 1,

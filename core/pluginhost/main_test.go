@@ -38,6 +38,9 @@ func servePlugin(name string) {
 	case "short":
 		// A plugin that answers Deliver with no outcome.
 		serveRaw(sdk.ProtocolVersion, &rawServer{})
+	case "legacy":
+		// A plugin built before DeliverStream: unary Deliver only.
+		serveRaw(sdk.ProtocolVersion, &legacyServer{})
 	default:
 		fmt.Fprintf(os.Stderr, "unknown test plugin %q\n", name)
 		os.Exit(2)
@@ -139,4 +142,16 @@ func (rawServer) Info(context.Context, *pluginpb.InfoRequest) (*pluginpb.InfoRes
 
 func (rawServer) Deliver(context.Context, *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
 	return &pluginpb.DeliverResponse{}, nil
+}
+
+// legacyServer delivers to every device, unary only, like a plugin built
+// with an SDK that predates DeliverStream.
+type legacyServer struct{ rawServer }
+
+func (legacyServer) Deliver(_ context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
+	resp := &pluginpb.DeliverResponse{}
+	for range max(1, len(req.GetDevices())) {
+		resp.Outcomes = append(resp.Outcomes, &pluginpb.Outcome{Kind: pluginpb.Outcome_KIND_DELIVERED, ProviderId: "legacy:" + req.GetDeliveryId()})
+	}
+	return resp, nil
 }

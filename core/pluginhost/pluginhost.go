@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/deliverstream"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
@@ -64,6 +65,9 @@ type Client struct {
 	rpc    pluginpb.PluginClient
 	info   *pluginpb.InfoResponse
 	logger *slog.Logger
+	tp     trace.TracerProvider
+	// stream carries Deliver calls when the plugin serves DeliverStream.
+	stream *deliverstream.Client
 }
 
 // passEnv are the host variables a plugin process inherits, besides OTEL_*.
@@ -159,7 +163,7 @@ func Start(ctx context.Context, spec Spec) (*Client, error) {
 			)),
 		},
 	})
-	c := &Client{spec: spec, pc: pc, logger: log}
+	c := &Client{spec: spec, pc: pc, logger: log, tp: tp}
 	if err := c.start(ctx); err != nil {
 		pc.Kill()
 		return nil, fmt.Errorf("start plugin %q (notifier %q): %w", spec.Plugin, spec.Notifier, err)
@@ -186,6 +190,9 @@ func (c *Client) start(ctx context.Context) error {
 		return fmt.Errorf("info: %w", err)
 	}
 	c.info = info
+	if info.GetDeliverStream() {
+		c.stream = deliverstream.New(rpc, c.tp)
+	}
 	return nil
 }
 
@@ -253,11 +260,17 @@ func (c *Client) Configure(ctx context.Context, notifier string, configJSON []by
 	return resp.GetErrors(), nil
 }
 
-// Deliver makes one delivery attempt. The response holds exactly one
-// outcome per device, or one when req has no devices; anything else is an
-// error.
+// Deliver makes one delivery attempt, on DeliverStream when the plugin
+// serves it. The response holds exactly one outcome per device, or one when
+// req has no devices; anything else is an error.
 func (c *Client) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
-	resp, err := c.rpc.Deliver(ctx, req)
+	var resp *pluginpb.DeliverResponse
+	var err error
+	if c.stream != nil {
+		resp, err = c.stream.Deliver(ctx, req)
+	} else {
+		resp, err = c.rpc.Deliver(ctx, req)
+	}
 	if err != nil {
 		return nil, c.rpcError("deliver", err)
 	}
@@ -299,7 +312,12 @@ func (c *Client) Exited() bool { return c.pc.Exited() }
 // Kill stops the plugin process: gracefully first (the plugin flushes its
 // spans), then by force after go-plugin's grace period. It is safe to call
 // more than once.
-func (c *Client) Kill() { c.pc.Kill() }
+func (c *Client) Kill() {
+	if c.stream != nil {
+		c.stream.Close()
+	}
+	c.pc.Kill()
+}
 
 // Cleanup kills every plugin process still running; call it once, before
 // the host exits.

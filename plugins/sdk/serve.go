@@ -16,7 +16,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/stats"
@@ -48,6 +50,7 @@ func Serve[C any](info Info, p Plugin[C]) {
 	ctx := context.Background()
 	go exitWithParent(os.Getppid(), time.Second)
 	tp, shutdown := setupTracing(ctx, info)
+	srv.tp = tp
 	handler := otelgrpc.NewServerHandler(
 		otelgrpc.WithTracerProvider(tp),
 		otelgrpc.WithPropagators(propagation.TraceContext{}),
@@ -78,9 +81,12 @@ func Serve[C any](info Info, p Plugin[C]) {
 
 // TraceFilter reports whether a gRPC call belongs to the plugin protocol
 // (ringside.plugin.v1.Plugin) and so is traced; go-plugin's own services
-// (stdio, broker, controller, health) are not. The host uses it too.
+// (stdio, broker, controller, health) are not, nor is DeliverStream itself:
+// each call on it gets its own Deliver span on both sides. The host uses it
+// too.
 func TraceFilter(info *stats.RPCTagInfo) bool {
-	return strings.HasPrefix(info.FullMethodName, "/"+pluginpb.Plugin_ServiceDesc.ServiceName+"/")
+	return strings.HasPrefix(info.FullMethodName, "/"+pluginpb.Plugin_ServiceDesc.ServiceName+"/") &&
+		info.FullMethodName != pluginpb.Plugin_DeliverStream_FullMethodName
 }
 
 // grpcPlugin is the go-plugin glue of the plugin protocol: it registers the
@@ -110,6 +116,18 @@ type server[C any] struct {
 	schema *pluginpb.SchemaResponse
 	// configured is set once Configure succeeded.
 	configured atomic.Bool
+	// tp makes the Deliver spans of DeliverStream calls; nil is the
+	// global provider.
+	tp      trace.TracerProvider
+	workers *workerPool
+}
+
+func (s *server[C]) tracer() trace.Tracer {
+	tp := s.tp
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	return tp.Tracer(tracerName)
 }
 
 func newServer[C any](info Info, p Plugin[C]) (*server[C], error) {
@@ -121,7 +139,7 @@ func newServer[C any](info Info, p Plugin[C]) (*server[C], error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server[C]{info: info, p: p, typ: typ, fields: fields, schema: &pluginpb.SchemaResponse{}}
+	s := &server[C]{info: info, p: p, typ: typ, fields: fields, schema: &pluginpb.SchemaResponse{}, workers: newWorkerPool()}
 	for _, f := range fields {
 		s.schema.Attributes = append(s.schema.Attributes, f.attr)
 	}
@@ -130,7 +148,7 @@ func newServer[C any](info Info, p Plugin[C]) (*server[C], error) {
 
 func (s *server[C]) Info(context.Context, *pluginpb.InfoRequest) (*pluginpb.InfoResponse, error) {
 	return &pluginpb.InfoResponse{Name: s.info.Name, Version: s.info.Version, DeviceKind: s.info.DeviceKind,
-		MaxPayloadBytes: int32(s.info.MaxPayloadBytes)}, nil
+		MaxPayloadBytes: int32(s.info.MaxPayloadBytes), DeliverStream: true}, nil
 }
 
 func (s *server[C]) Schema(context.Context, *pluginpb.SchemaRequest) (*pluginpb.SchemaResponse, error) {

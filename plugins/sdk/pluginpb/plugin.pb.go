@@ -197,8 +197,10 @@ type InfoResponse struct {
 	// takes (APNs VoIP 5120, FCM data 4096); 0 means no limit. The host
 	// refuses at load a notifier whose payload surely exceeds it.
 	MaxPayloadBytes int32 `protobuf:"varint,4,opt,name=max_payload_bytes,json=maxPayloadBytes,proto3" json:"max_payload_bytes,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// deliver_stream: the plugin serves DeliverStream.
+	DeliverStream bool `protobuf:"varint,5,opt,name=deliver_stream,json=deliverStream,proto3" json:"deliver_stream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
@@ -257,6 +259,13 @@ func (x *InfoResponse) GetMaxPayloadBytes() int32 {
 		return x.MaxPayloadBytes
 	}
 	return 0
+}
+
+func (x *InfoResponse) GetDeliverStream() bool {
+	if x != nil {
+		return x.DeliverStream
+	}
+	return false
 }
 
 type SchemaRequest struct {
@@ -1007,6 +1016,252 @@ func (x *Outcome) GetGoneAtUnixNano() int64 {
 	return 0
 }
 
+// DeliverCall is one Deliver call on DeliverStream.
+type DeliverCall struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is unique among the calls of one stream; its result carries it.
+	Id      uint64          `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Request *DeliverRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	// call_deadline_unix_nano is when the host stops waiting for this call
+	// (what a unary call's grpc-timeout says); 0: no deadline of its own.
+	CallDeadlineUnixNano int64 `protobuf:"varint,3,opt,name=call_deadline_unix_nano,json=callDeadlineUnixNano,proto3" json:"call_deadline_unix_nano,omitempty"`
+	// trace_context holds the W3C trace context (traceparent, tracestate) of
+	// the host's Deliver client span; empty when the call is not traced.
+	TraceContext  map[string]string `protobuf:"bytes,4,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverCall) Reset() {
+	*x = DeliverCall{}
+	mi := &file_plugin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverCall) ProtoMessage() {}
+
+func (x *DeliverCall) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverCall.ProtoReflect.Descriptor instead.
+func (*DeliverCall) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DeliverCall) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *DeliverCall) GetRequest() *DeliverRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *DeliverCall) GetCallDeadlineUnixNano() int64 {
+	if x != nil {
+		return x.CallDeadlineUnixNano
+	}
+	return 0
+}
+
+func (x *DeliverCall) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
+	}
+	return nil
+}
+
+// DeliverBatch is what the host sends on DeliverStream.
+type DeliverBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Calls []*DeliverCall         `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	// cancel lists ids of calls the host no longer waits for: their context
+	// is canceled, as a unary call's would be.
+	Cancel        []uint64 `protobuf:"varint,2,rep,packed,name=cancel,proto3" json:"cancel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverBatch) Reset() {
+	*x = DeliverBatch{}
+	mi := &file_plugin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverBatch) ProtoMessage() {}
+
+func (x *DeliverBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverBatch.ProtoReflect.Descriptor instead.
+func (*DeliverBatch) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DeliverBatch) GetCalls() []*DeliverCall {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+func (x *DeliverBatch) GetCancel() []uint64 {
+	if x != nil {
+		return x.Cancel
+	}
+	return nil
+}
+
+// DeliverResult answers one DeliverCall.
+type DeliverResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// response is set when code is 0 (OK).
+	Response *DeliverResponse `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	// code and message: the call failed as a whole, with the gRPC status
+	// (google.rpc.Code) a unary Deliver would have returned.
+	Code          int32  `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverResult) Reset() {
+	*x = DeliverResult{}
+	mi := &file_plugin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverResult) ProtoMessage() {}
+
+func (x *DeliverResult) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverResult.ProtoReflect.Descriptor instead.
+func (*DeliverResult) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DeliverResult) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *DeliverResult) GetResponse() *DeliverResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *DeliverResult) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *DeliverResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// DeliverResultBatch is what the plugin sends on DeliverStream.
+type DeliverResultBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*DeliverResult       `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverResultBatch) Reset() {
+	*x = DeliverResultBatch{}
+	mi := &file_plugin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverResultBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverResultBatch) ProtoMessage() {}
+
+func (x *DeliverResultBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverResultBatch.ProtoReflect.Descriptor instead.
+func (*DeliverResultBatch) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DeliverResultBatch) GetResults() []*DeliverResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type HealthRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1015,7 +1270,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1282,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1295,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{13}
+	return file_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 type HealthResponse struct {
@@ -1053,7 +1308,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1320,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,7 +1333,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14}
+	return file_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HealthResponse) GetReady() bool {
@@ -1100,13 +1355,14 @@ var File_plugin_proto protoreflect.FileDescriptor
 const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"\fplugin.proto\x12\x12ringside.plugin.v1\"\r\n" +
-	"\vInfoRequest\"\x89\x01\n" +
+	"\vInfoRequest\"\xb0\x01\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1f\n" +
 	"\vdevice_kind\x18\x03 \x01(\tR\n" +
 	"deviceKind\x12*\n" +
-	"\x11max_payload_bytes\x18\x04 \x01(\x05R\x0fmaxPayloadBytes\"\x0f\n" +
+	"\x11max_payload_bytes\x18\x04 \x01(\x05R\x0fmaxPayloadBytes\x12%\n" +
+	"\x0edeliver_stream\x18\x05 \x01(\bR\rdeliverStream\"\x0f\n" +
 	"\rSchemaRequest\"O\n" +
 	"\x0eSchemaResponse\x12=\n" +
 	"\n" +
@@ -1179,7 +1435,25 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"KIND_RETRY\x10\x02\x12\x12\n" +
 	"\x0eKIND_PERMANENT\x10\x03\x12\r\n" +
-	"\tKIND_GONE\x10\x04\"\x0f\n" +
+	"\tKIND_GONE\x10\x04\"\xab\x02\n" +
+	"\vDeliverCall\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12<\n" +
+	"\arequest\x18\x02 \x01(\v2\".ringside.plugin.v1.DeliverRequestR\arequest\x125\n" +
+	"\x17call_deadline_unix_nano\x18\x03 \x01(\x03R\x14callDeadlineUnixNano\x12V\n" +
+	"\rtrace_context\x18\x04 \x03(\v21.ringside.plugin.v1.DeliverCall.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"]\n" +
+	"\fDeliverBatch\x125\n" +
+	"\x05calls\x18\x01 \x03(\v2\x1f.ringside.plugin.v1.DeliverCallR\x05calls\x12\x16\n" +
+	"\x06cancel\x18\x02 \x03(\x04R\x06cancel\"\x8e\x01\n" +
+	"\rDeliverResult\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12?\n" +
+	"\bresponse\x18\x02 \x01(\v2#.ringside.plugin.v1.DeliverResponseR\bresponse\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"Q\n" +
+	"\x12DeliverResultBatch\x12;\n" +
+	"\aresults\x18\x01 \x03(\v2!.ringside.plugin.v1.DeliverResultR\aresults\"\x0f\n" +
 	"\rHealthRequest\"@\n" +
 	"\x0eHealthResponse\x12\x14\n" +
 	"\x05ready\x18\x01 \x01(\bR\x05ready\x12\x18\n" +
@@ -1191,12 +1465,13 @@ const file_plugin_proto_rawDesc = "" +
 	"\tTYPE_BOOL\x10\x03\x12\x11\n" +
 	"\rTYPE_DURATION\x10\x04\x12\x14\n" +
 	"\x10TYPE_STRING_LIST\x10\x05\x12\x13\n" +
-	"\x0fTYPE_STRING_MAP\x10\x062\xa3\x03\n" +
+	"\x0fTYPE_STRING_MAP\x10\x062\x82\x04\n" +
 	"\x06Plugin\x12I\n" +
 	"\x04Info\x12\x1f.ringside.plugin.v1.InfoRequest\x1a .ringside.plugin.v1.InfoResponse\x12O\n" +
 	"\x06Schema\x12!.ringside.plugin.v1.SchemaRequest\x1a\".ringside.plugin.v1.SchemaResponse\x12X\n" +
 	"\tConfigure\x12$.ringside.plugin.v1.ConfigureRequest\x1a%.ringside.plugin.v1.ConfigureResponse\x12R\n" +
-	"\aDeliver\x12\".ringside.plugin.v1.DeliverRequest\x1a#.ringside.plugin.v1.DeliverResponse\x12O\n" +
+	"\aDeliver\x12\".ringside.plugin.v1.DeliverRequest\x1a#.ringside.plugin.v1.DeliverResponse\x12]\n" +
+	"\rDeliverStream\x12 .ringside.plugin.v1.DeliverBatch\x1a&.ringside.plugin.v1.DeliverResultBatch(\x010\x01\x12O\n" +
 	"\x06Health\x12!.ringside.plugin.v1.HealthRequest\x1a\".ringside.plugin.v1.HealthResponseB3Z1github.com/ringside/ringside/plugins/sdk/pluginpbb\x06proto3"
 
 var (
@@ -1212,53 +1487,65 @@ func file_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_plugin_proto_goTypes = []any{
-	(Type)(0),                 // 0: ringside.plugin.v1.Type
-	(Outcome_Kind)(0),         // 1: ringside.plugin.v1.Outcome.Kind
-	(*InfoRequest)(nil),       // 2: ringside.plugin.v1.InfoRequest
-	(*InfoResponse)(nil),      // 3: ringside.plugin.v1.InfoResponse
-	(*SchemaRequest)(nil),     // 4: ringside.plugin.v1.SchemaRequest
-	(*SchemaResponse)(nil),    // 5: ringside.plugin.v1.SchemaResponse
-	(*Attribute)(nil),         // 6: ringside.plugin.v1.Attribute
-	(*ConfigureRequest)(nil),  // 7: ringside.plugin.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 8: ringside.plugin.v1.ConfigureResponse
-	(*AttributeError)(nil),    // 9: ringside.plugin.v1.AttributeError
-	(*Call)(nil),              // 10: ringside.plugin.v1.Call
-	(*Device)(nil),            // 11: ringside.plugin.v1.Device
-	(*DeliverRequest)(nil),    // 12: ringside.plugin.v1.DeliverRequest
-	(*DeliverResponse)(nil),   // 13: ringside.plugin.v1.DeliverResponse
-	(*Outcome)(nil),           // 14: ringside.plugin.v1.Outcome
-	(*HealthRequest)(nil),     // 15: ringside.plugin.v1.HealthRequest
-	(*HealthResponse)(nil),    // 16: ringside.plugin.v1.HealthResponse
-	nil,                       // 17: ringside.plugin.v1.Call.ExtraEntry
-	nil,                       // 18: ringside.plugin.v1.DeliverRequest.TemplatesEntry
+	(Type)(0),                  // 0: ringside.plugin.v1.Type
+	(Outcome_Kind)(0),          // 1: ringside.plugin.v1.Outcome.Kind
+	(*InfoRequest)(nil),        // 2: ringside.plugin.v1.InfoRequest
+	(*InfoResponse)(nil),       // 3: ringside.plugin.v1.InfoResponse
+	(*SchemaRequest)(nil),      // 4: ringside.plugin.v1.SchemaRequest
+	(*SchemaResponse)(nil),     // 5: ringside.plugin.v1.SchemaResponse
+	(*Attribute)(nil),          // 6: ringside.plugin.v1.Attribute
+	(*ConfigureRequest)(nil),   // 7: ringside.plugin.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),  // 8: ringside.plugin.v1.ConfigureResponse
+	(*AttributeError)(nil),     // 9: ringside.plugin.v1.AttributeError
+	(*Call)(nil),               // 10: ringside.plugin.v1.Call
+	(*Device)(nil),             // 11: ringside.plugin.v1.Device
+	(*DeliverRequest)(nil),     // 12: ringside.plugin.v1.DeliverRequest
+	(*DeliverResponse)(nil),    // 13: ringside.plugin.v1.DeliverResponse
+	(*Outcome)(nil),            // 14: ringside.plugin.v1.Outcome
+	(*DeliverCall)(nil),        // 15: ringside.plugin.v1.DeliverCall
+	(*DeliverBatch)(nil),       // 16: ringside.plugin.v1.DeliverBatch
+	(*DeliverResult)(nil),      // 17: ringside.plugin.v1.DeliverResult
+	(*DeliverResultBatch)(nil), // 18: ringside.plugin.v1.DeliverResultBatch
+	(*HealthRequest)(nil),      // 19: ringside.plugin.v1.HealthRequest
+	(*HealthResponse)(nil),     // 20: ringside.plugin.v1.HealthResponse
+	nil,                        // 21: ringside.plugin.v1.Call.ExtraEntry
+	nil,                        // 22: ringside.plugin.v1.DeliverRequest.TemplatesEntry
+	nil,                        // 23: ringside.plugin.v1.DeliverCall.TraceContextEntry
 }
 var file_plugin_proto_depIdxs = []int32{
 	6,  // 0: ringside.plugin.v1.SchemaResponse.attributes:type_name -> ringside.plugin.v1.Attribute
 	0,  // 1: ringside.plugin.v1.Attribute.type:type_name -> ringside.plugin.v1.Type
 	9,  // 2: ringside.plugin.v1.ConfigureResponse.errors:type_name -> ringside.plugin.v1.AttributeError
-	17, // 3: ringside.plugin.v1.Call.extra:type_name -> ringside.plugin.v1.Call.ExtraEntry
+	21, // 3: ringside.plugin.v1.Call.extra:type_name -> ringside.plugin.v1.Call.ExtraEntry
 	10, // 4: ringside.plugin.v1.DeliverRequest.call:type_name -> ringside.plugin.v1.Call
-	18, // 5: ringside.plugin.v1.DeliverRequest.templates:type_name -> ringside.plugin.v1.DeliverRequest.TemplatesEntry
+	22, // 5: ringside.plugin.v1.DeliverRequest.templates:type_name -> ringside.plugin.v1.DeliverRequest.TemplatesEntry
 	11, // 6: ringside.plugin.v1.DeliverRequest.devices:type_name -> ringside.plugin.v1.Device
 	14, // 7: ringside.plugin.v1.DeliverResponse.outcomes:type_name -> ringside.plugin.v1.Outcome
 	1,  // 8: ringside.plugin.v1.Outcome.kind:type_name -> ringside.plugin.v1.Outcome.Kind
-	2,  // 9: ringside.plugin.v1.Plugin.Info:input_type -> ringside.plugin.v1.InfoRequest
-	4,  // 10: ringside.plugin.v1.Plugin.Schema:input_type -> ringside.plugin.v1.SchemaRequest
-	7,  // 11: ringside.plugin.v1.Plugin.Configure:input_type -> ringside.plugin.v1.ConfigureRequest
-	12, // 12: ringside.plugin.v1.Plugin.Deliver:input_type -> ringside.plugin.v1.DeliverRequest
-	15, // 13: ringside.plugin.v1.Plugin.Health:input_type -> ringside.plugin.v1.HealthRequest
-	3,  // 14: ringside.plugin.v1.Plugin.Info:output_type -> ringside.plugin.v1.InfoResponse
-	5,  // 15: ringside.plugin.v1.Plugin.Schema:output_type -> ringside.plugin.v1.SchemaResponse
-	8,  // 16: ringside.plugin.v1.Plugin.Configure:output_type -> ringside.plugin.v1.ConfigureResponse
-	13, // 17: ringside.plugin.v1.Plugin.Deliver:output_type -> ringside.plugin.v1.DeliverResponse
-	16, // 18: ringside.plugin.v1.Plugin.Health:output_type -> ringside.plugin.v1.HealthResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	12, // 9: ringside.plugin.v1.DeliverCall.request:type_name -> ringside.plugin.v1.DeliverRequest
+	23, // 10: ringside.plugin.v1.DeliverCall.trace_context:type_name -> ringside.plugin.v1.DeliverCall.TraceContextEntry
+	15, // 11: ringside.plugin.v1.DeliverBatch.calls:type_name -> ringside.plugin.v1.DeliverCall
+	13, // 12: ringside.plugin.v1.DeliverResult.response:type_name -> ringside.plugin.v1.DeliverResponse
+	17, // 13: ringside.plugin.v1.DeliverResultBatch.results:type_name -> ringside.plugin.v1.DeliverResult
+	2,  // 14: ringside.plugin.v1.Plugin.Info:input_type -> ringside.plugin.v1.InfoRequest
+	4,  // 15: ringside.plugin.v1.Plugin.Schema:input_type -> ringside.plugin.v1.SchemaRequest
+	7,  // 16: ringside.plugin.v1.Plugin.Configure:input_type -> ringside.plugin.v1.ConfigureRequest
+	12, // 17: ringside.plugin.v1.Plugin.Deliver:input_type -> ringside.plugin.v1.DeliverRequest
+	16, // 18: ringside.plugin.v1.Plugin.DeliverStream:input_type -> ringside.plugin.v1.DeliverBatch
+	19, // 19: ringside.plugin.v1.Plugin.Health:input_type -> ringside.plugin.v1.HealthRequest
+	3,  // 20: ringside.plugin.v1.Plugin.Info:output_type -> ringside.plugin.v1.InfoResponse
+	5,  // 21: ringside.plugin.v1.Plugin.Schema:output_type -> ringside.plugin.v1.SchemaResponse
+	8,  // 22: ringside.plugin.v1.Plugin.Configure:output_type -> ringside.plugin.v1.ConfigureResponse
+	13, // 23: ringside.plugin.v1.Plugin.Deliver:output_type -> ringside.plugin.v1.DeliverResponse
+	18, // 24: ringside.plugin.v1.Plugin.DeliverStream:output_type -> ringside.plugin.v1.DeliverResultBatch
+	20, // 25: ringside.plugin.v1.Plugin.Health:output_type -> ringside.plugin.v1.HealthResponse
+	20, // [20:26] is the sub-list for method output_type
+	14, // [14:20] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -1272,7 +1559,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,11 +25,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Plugin_Info_FullMethodName      = "/ringside.plugin.v1.Plugin/Info"
-	Plugin_Schema_FullMethodName    = "/ringside.plugin.v1.Plugin/Schema"
-	Plugin_Configure_FullMethodName = "/ringside.plugin.v1.Plugin/Configure"
-	Plugin_Deliver_FullMethodName   = "/ringside.plugin.v1.Plugin/Deliver"
-	Plugin_Health_FullMethodName    = "/ringside.plugin.v1.Plugin/Health"
+	Plugin_Info_FullMethodName          = "/ringside.plugin.v1.Plugin/Info"
+	Plugin_Schema_FullMethodName        = "/ringside.plugin.v1.Plugin/Schema"
+	Plugin_Configure_FullMethodName     = "/ringside.plugin.v1.Plugin/Configure"
+	Plugin_Deliver_FullMethodName       = "/ringside.plugin.v1.Plugin/Deliver"
+	Plugin_DeliverStream_FullMethodName = "/ringside.plugin.v1.Plugin/DeliverStream"
+	Plugin_Health_FullMethodName        = "/ringside.plugin.v1.Plugin/Health"
 )
 
 // PluginClient is the client API for Plugin service.
@@ -44,6 +45,13 @@ type PluginClient interface {
 	Schema(ctx context.Context, in *SchemaRequest, opts ...grpc.CallOption) (*SchemaResponse, error)
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	Deliver(ctx context.Context, in *DeliverRequest, opts ...grpc.CallOption) (*DeliverResponse, error)
+	// DeliverStream carries the Deliver calls of many callbacks over one
+	// long-lived stream: the host sends batches of calls, the plugin answers
+	// each call, in any order, by its id, batching the results too. Each call
+	// means exactly what the same Deliver would. It saves the per-call stream
+	// setup of a unary RPC on the hot path. A plugin that serves it says so in
+	// InfoResponse.deliver_stream; hosts use Deliver with the others.
+	DeliverStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DeliverBatch, DeliverResultBatch], error)
 	Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error)
 }
 
@@ -95,6 +103,19 @@ func (c *pluginClient) Deliver(ctx context.Context, in *DeliverRequest, opts ...
 	return out, nil
 }
 
+func (c *pluginClient) DeliverStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DeliverBatch, DeliverResultBatch], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Plugin_ServiceDesc.Streams[0], Plugin_DeliverStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DeliverBatch, DeliverResultBatch]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Plugin_DeliverStreamClient = grpc.BidiStreamingClient[DeliverBatch, DeliverResultBatch]
+
 func (c *pluginClient) Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(HealthResponse)
@@ -117,6 +138,13 @@ type PluginServer interface {
 	Schema(context.Context, *SchemaRequest) (*SchemaResponse, error)
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	Deliver(context.Context, *DeliverRequest) (*DeliverResponse, error)
+	// DeliverStream carries the Deliver calls of many callbacks over one
+	// long-lived stream: the host sends batches of calls, the plugin answers
+	// each call, in any order, by its id, batching the results too. Each call
+	// means exactly what the same Deliver would. It saves the per-call stream
+	// setup of a unary RPC on the hot path. A plugin that serves it says so in
+	// InfoResponse.deliver_stream; hosts use Deliver with the others.
+	DeliverStream(grpc.BidiStreamingServer[DeliverBatch, DeliverResultBatch]) error
 	Health(context.Context, *HealthRequest) (*HealthResponse, error)
 	mustEmbedUnimplementedPluginServer()
 }
@@ -139,6 +167,9 @@ func (UnimplementedPluginServer) Configure(context.Context, *ConfigureRequest) (
 }
 func (UnimplementedPluginServer) Deliver(context.Context, *DeliverRequest) (*DeliverResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Deliver not implemented")
+}
+func (UnimplementedPluginServer) DeliverStream(grpc.BidiStreamingServer[DeliverBatch, DeliverResultBatch]) error {
+	return status.Error(codes.Unimplemented, "method DeliverStream not implemented")
 }
 func (UnimplementedPluginServer) Health(context.Context, *HealthRequest) (*HealthResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Health not implemented")
@@ -236,6 +267,13 @@ func _Plugin_Deliver_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Plugin_DeliverStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PluginServer).DeliverStream(&grpc.GenericServerStream[DeliverBatch, DeliverResultBatch]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Plugin_DeliverStreamServer = grpc.BidiStreamingServer[DeliverBatch, DeliverResultBatch]
+
 func _Plugin_Health_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(HealthRequest)
 	if err := dec(in); err != nil {
@@ -282,6 +320,13 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Plugin_Health_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "DeliverStream",
+			Handler:       _Plugin_DeliverStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "plugin.proto",
 }

@@ -80,8 +80,11 @@ var (
 //     wrong type and each Invalid configuration are rejected with errors
 //     that point at an attribute of the schema; odd JSON does not crash it;
 //     no message quotes a sensitive value;
+//   - unary deliver: a unary Deliver call (what hosts older than
+//     DeliverStream make) delivers;
 //   - deliver: one outcome per device (one when the plugin has no device
-//     kind), delivered with a provider id;
+//     kind), delivered with a provider id — on DeliverStream, as ringside
+//     calls, when the plugin serves it (every plugin built with this SDK);
 //   - deadline: a delivery against a provider that never answers returns
 //     within DeliverBudget of its deadline, as retry (or delivered); an
 //     expired deadline sends nothing; when the host gives up first the
@@ -289,6 +292,19 @@ func Conformance(t *testing.T, s Suite) {
 
 	c.MustConfigure(t, valid)
 
+	t.Run("unary deliver", func(t *testing.T) {
+		// Hosts older than DeliverStream make unary calls.
+		r := request(tokens[0])
+		usedTokens = append(usedTokens, tokens[0])
+		resp, err := c.RPC.Deliver(rpcCtx(t), r.Proto())
+		if err != nil {
+			t.Fatalf("unary Deliver: %v", err)
+		}
+		if outs := Outcomes(resp.GetOutcomes()); len(outs) != 1 || outs[0].Kind != Delivered {
+			t.Errorf("unary Deliver: got %v; want one delivered outcome", outs)
+		}
+	})
+
 	t.Run("deliver", func(t *testing.T) {
 		for _, toks := range [][]string{tokens[:1], tokens[:3]} {
 			r := request(toks...)
@@ -342,7 +358,7 @@ func Conformance(t *testing.T, s Suite) {
 		// The host gives up first: the plugin must abandon its request.
 		r = request(toks...)
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		_, _ = p.RPC.Deliver(ctx, r.Proto())
+		_, _ = p.DeliverProto(ctx, r.Proto())
 		cancel()
 		deadline := time.Now().Add(s.DeliverBudget + time.Second)
 		for st.inFlight() > 0 && time.Now().Before(deadline) {
@@ -419,7 +435,7 @@ func Conformance(t *testing.T, s Suite) {
 		var bad atomic.Int32
 		for range 8 {
 			wg.Go(func() {
-				resp, err := c.RPC.Deliver(context.Background(), request(tokens[:3]...).Proto())
+				resp, err := c.DeliverProto(context.Background(), request(tokens[:3]...).Proto())
 				if err != nil {
 					bad.Add(1)
 					return

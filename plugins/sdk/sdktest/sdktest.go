@@ -37,6 +37,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/deliverstream"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
@@ -82,6 +83,9 @@ type Client struct {
 	RPC pluginpb.PluginClient
 	// Info is what the plugin said of itself.
 	Info *pluginpb.InfoResponse
+	// Stream makes Deliver calls on DeliverStream, as ringside does, when
+	// the plugin serves it (Info.DeliverStream); nil otherwise.
+	Stream *deliverstream.Client
 
 	pc   *plugin.Client
 	logs *syncBuffer
@@ -171,7 +175,11 @@ func start(o options) (*Client, error) {
 	if err != nil {
 		return fail(fmt.Errorf("info: %w", err))
 	}
-	return &Client{RPC: rpc, Info: info, pc: pc, logs: logs}, nil
+	c := &Client{RPC: rpc, Info: info, pc: pc, logs: logs}
+	if info.GetDeliverStream() {
+		c.Stream = deliverstream.New(rpc, nil)
+	}
+	return c, nil
 }
 
 // dedupEnv keeps the last value of each variable.
@@ -202,7 +210,12 @@ func (grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.C
 }
 
 // Kill stops the plugin process (Start arranges it at the end of the test).
-func (c *Client) Kill() { c.pc.Kill() }
+func (c *Client) Kill() {
+	if c.Stream != nil {
+		c.Stream.Close()
+	}
+	c.pc.Kill()
+}
 
 // Exited reports whether the plugin process has exited (a crash, a panic
 // outside a Deliver call, or a race the race detector caught).
@@ -409,12 +422,21 @@ func Outcomes(pb []*pluginpb.Outcome) []Outcome {
 	return out
 }
 
-// Deliver sends r and returns the outcomes; it fails the test on an RPC
-// error or when the number of outcomes is not one per device (one when r
-// has none).
+// DeliverProto makes one Deliver call the way ringside does: on
+// DeliverStream when the plugin serves it, else as a unary call.
+func (c *Client) DeliverProto(ctx context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
+	if c.Stream != nil {
+		return c.Stream.Deliver(ctx, req)
+	}
+	return c.RPC.Deliver(ctx, req)
+}
+
+// Deliver sends r (with DeliverProto) and returns the outcomes; it fails
+// the test on an RPC error or when the number of outcomes is not one per
+// device (one when r has none).
 func (c *Client) Deliver(t testing.TB, r Request) []Outcome {
 	t.Helper()
-	resp, err := c.RPC.Deliver(rpcCtx(t), r.Proto())
+	resp, err := c.DeliverProto(rpcCtx(t), r.Proto())
 	if err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}

@@ -1,0 +1,294 @@
+// Package deliverstream is the host side of the plugin protocol's
+// DeliverStream: it makes Deliver calls over one long-lived gRPC stream per
+// plugin process instead of one unary RPC each. Calls made while the stream
+// is busy sending share one message, and so do the results the plugin sends
+// back. A call means what the unary Deliver means: the ctx's deadline and
+// cancellation reach the plugin, its trace continues there (a client span
+// per call, carried in the message), and a call that fails as a whole
+// returns the gRPC status the unary call would have.
+//
+// ringside's plugin host uses it for every plugin whose Info says it serves
+// DeliverStream; sdktest uses it so plugins are tested the way they run.
+package deliverstream
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/pluginpb"
+)
+
+// maxCallBatch bounds the calls sent in one DeliverBatch.
+const maxCallBatch = 256
+
+// ErrClosed is returned by Deliver after Close.
+var ErrClosed = status.Error(codes.Unavailable, "deliver stream closed")
+
+// Client makes Deliver calls on DeliverStream. Its methods may be called
+// concurrently. A stream that breaks (the plugin process died) fails the
+// calls waiting on it with the stream's error; the next call opens a new
+// stream.
+type Client struct {
+	rpc    pluginpb.PluginClient
+	tracer trace.Tracer
+	nextID atomic.Uint64
+
+	mu     sync.Mutex
+	cur    *stream
+	closed bool
+}
+
+// New returns a Client calling rpc. Calls whose ctx carries a valid span
+// context get a client span from tp (nil: no spans, the trace context is
+// still carried).
+func New(rpc pluginpb.PluginClient, tp trace.TracerProvider) *Client {
+	c := &Client{rpc: rpc}
+	if tp != nil {
+		c.tracer = tp.Tracer("github.com/ringside/ringside/plugins/sdk/deliverstream")
+	}
+	return c
+}
+
+// stream is one open DeliverStream and the calls waiting on it.
+type stream struct {
+	calls   chan *call
+	cancels chan uint64
+	done    chan struct{} // closed when the stream broke; err is then set
+	err     error
+	cancel  context.CancelFunc
+
+	mu      sync.Mutex
+	waiting map[uint64]*call
+}
+
+type call struct {
+	msg *pluginpb.DeliverCall
+	res chan *pluginpb.DeliverResult // buffered 1
+}
+
+// Deliver makes one Deliver call on the stream.
+func (c *Client) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (resp *pluginpb.DeliverResponse, err error) {
+	st, err := c.stream()
+	if err != nil {
+		return nil, err
+	}
+	msg := &pluginpb.DeliverCall{Id: c.nextID.Add(1), Request: req}
+	if dl, ok := ctx.Deadline(); ok {
+		msg.CallDeadlineUnixNano = dl.UnixNano()
+	}
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		if c.tracer != nil {
+			var span trace.Span
+			ctx, span = c.tracer.Start(ctx, sdk.DeliverSpanName, trace.WithSpanKind(trace.SpanKindClient),
+				trace.WithAttributes(sdk.DeliverSpanAttributes...))
+			defer func() {
+				st := status.Convert(err)
+				sdk.EndDeliverSpan(span, st.Code(), st.Message())
+			}()
+		}
+		msg.TraceContext = map[string]string{}
+		propagation.TraceContext{}.Inject(ctx, propagation.MapCarrier(msg.TraceContext))
+	}
+	cl := &call{msg: msg, res: make(chan *pluginpb.DeliverResult, 1)}
+	if !st.add(cl) {
+		return nil, st.err
+	}
+	select {
+	case st.calls <- cl:
+	case <-st.done:
+		return nil, st.err
+	case <-ctx.Done():
+		st.remove(msg.Id)
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	select {
+	case r := <-cl.res:
+		return result(r)
+	case <-st.done:
+		select {
+		case r := <-cl.res: // it made it before the break
+			return result(r)
+		default:
+			return nil, st.err
+		}
+	case <-ctx.Done():
+		if st.remove(msg.Id) {
+			select {
+			case st.cancels <- msg.Id:
+			default: // the sender is backed up; the plugin's ctx ends with its deadline
+			}
+		}
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+func result(r *pluginpb.DeliverResult) (*pluginpb.DeliverResponse, error) {
+	if r.GetCode() != int32(codes.OK) {
+		return nil, status.Error(codes.Code(r.GetCode()), r.GetMessage())
+	}
+	if r.GetResponse() == nil {
+		return nil, status.Error(codes.Internal, "deliver stream: a result with neither a response nor an error")
+	}
+	return r.GetResponse(), nil
+}
+
+// Close ends the stream; calls waiting on it fail with ErrClosed, and so do
+// later ones.
+func (c *Client) Close() {
+	c.mu.Lock()
+	c.closed = true
+	st := c.cur
+	c.cur = nil
+	c.mu.Unlock()
+	if st != nil {
+		st.fail(ErrClosed)
+	}
+}
+
+// stream returns the open stream, opening one if there is none.
+func (c *Client) stream() (*stream, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if c.cur != nil {
+		return c.cur, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	gs, err := c.rpc.DeliverStream(ctx)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	st := &stream{
+		calls:   make(chan *call, maxCallBatch),
+		cancels: make(chan uint64, maxCallBatch),
+		done:    make(chan struct{}),
+		cancel:  cancel,
+		waiting: map[uint64]*call{},
+	}
+	c.cur = st
+	go func() {
+		st.send(gs)
+		c.mu.Lock()
+		if c.cur == st {
+			c.cur = nil
+		}
+		c.mu.Unlock()
+	}()
+	go st.receive(gs)
+	return st, nil
+}
+
+// add registers cl to receive its result; false if the stream broke.
+func (st *stream) add(cl *call) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.waiting == nil {
+		return false
+	}
+	st.waiting[cl.msg.Id] = cl
+	return true
+}
+
+// remove forgets the call id; false if it was not waiting any more.
+func (st *stream) remove(id uint64) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	_, ok := st.waiting[id]
+	delete(st.waiting, id)
+	return ok
+}
+
+// fail breaks the stream with err, once.
+func (st *stream) fail(err error) {
+	st.mu.Lock()
+	if st.waiting == nil {
+		st.mu.Unlock()
+		return
+	}
+	st.waiting = nil
+	st.err = err
+	st.mu.Unlock()
+	close(st.done)
+	st.cancel()
+}
+
+// send sends the queued calls and cancellations, batching what is queued
+// together, until the stream breaks.
+func (st *stream) send(gs pluginpb.Plugin_DeliverStreamClient) {
+	batch := &pluginpb.DeliverBatch{}
+	for {
+		batch.Calls, batch.Cancel = batch.Calls[:0], batch.Cancel[:0]
+		select {
+		case cl := <-st.calls:
+			batch.Calls = append(batch.Calls, cl.msg)
+		case id := <-st.cancels:
+			batch.Cancel = append(batch.Cancel, id)
+		case <-st.done:
+			return
+		}
+	more:
+		for len(batch.Calls) < maxCallBatch {
+			select {
+			case cl := <-st.calls:
+				batch.Calls = append(batch.Calls, cl.msg)
+			case id := <-st.cancels:
+				batch.Cancel = append(batch.Cancel, id)
+			default:
+				break more
+			}
+		}
+		// Send has encoded the message when it returns. When it fails the
+		// stream is over, and receive gets its status from Recv.
+		if err := gs.Send(batch); err != nil {
+			if isStatus(err) {
+				st.fail(err)
+			}
+			return
+		}
+		clear(batch.Calls)
+	}
+}
+
+// receive hands each result to its call until the stream breaks.
+func (st *stream) receive(gs pluginpb.Plugin_DeliverStreamClient) {
+	for {
+		rb, err := gs.Recv()
+		if err != nil {
+			st.fail(streamError(err))
+			return
+		}
+		st.mu.Lock()
+		for _, r := range rb.GetResults() {
+			if cl := st.waiting[r.GetId()]; cl != nil {
+				delete(st.waiting, r.GetId())
+				cl.res <- r
+			}
+		}
+		st.mu.Unlock()
+	}
+}
+
+// streamError is the error calls fail with when the stream broke: a gRPC
+// status, Unavailable when the plugin ended the stream (io.EOF).
+func streamError(err error) error {
+	if isStatus(err) {
+		return err
+	}
+	return status.Errorf(codes.Unavailable, "deliver stream ended: %v", err)
+}
+
+func isStatus(err error) bool {
+	var se interface{ GRPCStatus() *status.Status }
+	return errors.As(err, &se)
+}

@@ -1,0 +1,182 @@
+package sdk
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ringside/ringside/plugins/sdk/pluginpb"
+)
+
+// maxResultBatch bounds the results sent in one DeliverResultBatch.
+const maxResultBatch = 256
+
+// DeliverStream serves the Deliver calls the host sends on one stream. Each
+// call runs on its own goroutine (taken from a pool of warm ones), with a
+// context that ends when the host cancels the call, its deadline passes, or
+// the stream ends; results go back in batches: whatever has finished when
+// the sender is free shares one message.
+func (s *server[C]) DeliverStream(st pluginpb.Plugin_DeliverStreamServer) error {
+	ctx, cancelAll := context.WithCancel(st.Context())
+	defer cancelAll()
+	results := make(chan *pluginpb.DeliverResult, maxResultBatch)
+	sendErr := make(chan error, 1)
+	go func() { sendErr <- sendResults(ctx, st, results) }()
+
+	var mu sync.Mutex
+	cancels := map[uint64]context.CancelFunc{}
+	for {
+		batch, err := st.Recv()
+		if err != nil {
+			// The host closed the stream (io.EOF) or went away: calls still
+			// running see their ctx end.
+			return nil
+		}
+		mu.Lock()
+		for _, id := range batch.GetCancel() {
+			if cancel := cancels[id]; cancel != nil {
+				cancel()
+			}
+		}
+		mu.Unlock()
+		for _, call := range batch.GetCalls() {
+			id := call.GetId()
+			cctx, cancel := context.WithCancel(ctx)
+			if n := call.GetCallDeadlineUnixNano(); n > 0 {
+				cctx, cancel = context.WithDeadline(ctx, time.Unix(0, n))
+			}
+			mu.Lock()
+			cancels[id] = cancel
+			mu.Unlock()
+			s.workers.run(func() {
+				r := s.streamCall(cctx, call)
+				mu.Lock()
+				delete(cancels, id)
+				mu.Unlock()
+				cancel()
+				select {
+				case results <- r:
+				case <-ctx.Done():
+				}
+			})
+		}
+		select {
+		case err := <-sendErr:
+			return err
+		default:
+		}
+	}
+}
+
+// sendResults sends the results as they come, batching those that are
+// ready together, until ctx ends or a send fails.
+func sendResults(ctx context.Context, st pluginpb.Plugin_DeliverStreamServer, results <-chan *pluginpb.DeliverResult) error {
+	batch := &pluginpb.DeliverResultBatch{}
+	for {
+		select {
+		case r := <-results:
+			batch.Results = append(batch.Results[:0], r)
+		case <-ctx.Done():
+			return nil
+		}
+	more:
+		for len(batch.Results) < maxResultBatch {
+			select {
+			case r := <-results:
+				batch.Results = append(batch.Results, r)
+			default:
+				break more
+			}
+		}
+		// Send has encoded the message when it returns, so the batch can
+		// be reused.
+		if err := st.Send(batch); err != nil {
+			return err
+		}
+		clear(batch.Results)
+	}
+}
+
+// streamCall runs one call of DeliverStream as Deliver would, inside a
+// server span continuing the host's trace when the call carries one.
+func (s *server[C]) streamCall(ctx context.Context, call *pluginpb.DeliverCall) *pluginpb.DeliverResult {
+	var span trace.Span
+	if tc := call.GetTraceContext(); len(tc) > 0 {
+		ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier(tc))
+		ctx, span = s.tracer().Start(ctx, DeliverSpanName, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(DeliverSpanAttributes...))
+	}
+	resp, err := s.Deliver(ctx, call.GetRequest())
+	r := &pluginpb.DeliverResult{Id: call.GetId(), Response: resp}
+	if err != nil {
+		st := status.Convert(err)
+		r.Response, r.Code, r.Message = nil, int32(st.Code()), st.Message()
+	}
+	if span != nil {
+		EndDeliverSpan(span, codes.Code(r.Code), r.Message)
+	}
+	return r
+}
+
+// DeliverSpanName is the name of the spans of a Deliver call on both sides
+// of the plugin boundary, whether it went as a unary call or on
+// DeliverStream: "ringside.plugin.v1.Plugin/Deliver".
+var DeliverSpanName = pluginpb.Plugin_Deliver_FullMethodName[1:]
+
+// DeliverSpanAttributes are the RPC attributes of a Deliver span made for a
+// call on DeliverStream, as otelgrpc sets them on a unary call's.
+var DeliverSpanAttributes = []attribute.KeyValue{
+	attribute.String("rpc.system", "grpc"),
+	attribute.String("rpc.service", pluginpb.Plugin_ServiceDesc.ServiceName),
+	attribute.String("rpc.method", "Deliver"),
+}
+
+// EndDeliverSpan records a Deliver call's gRPC status on span and ends it.
+func EndDeliverSpan(span trace.Span, code codes.Code, msg string) {
+	span.SetAttributes(attribute.Int64("rpc.grpc.status_code", int64(code)))
+	if code != codes.OK {
+		span.SetStatus(otelcodes.Error, msg)
+	}
+	span.End()
+}
+
+// workerPool runs functions on goroutines that wait for more work once
+// done, so a call does not start on a fresh stack that grows (and is
+// copied) as it goes down the provider's client. It never makes a function
+// wait: with no idle worker, a new one starts. Idle workers exit after
+// workerIdle.
+type workerPool struct{ work chan func() }
+
+const workerIdle = 10 * time.Second
+
+func newWorkerPool() *workerPool { return &workerPool{work: make(chan func())} }
+
+func (p *workerPool) run(f func()) {
+	select {
+	case p.work <- f:
+	default:
+		go p.worker(f)
+	}
+}
+
+func (p *workerPool) worker(f func()) {
+	f()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case f = <-p.work:
+			f()
+			idle.Reset(workerIdle)
+		case <-idle.C:
+			return
+		}
+	}
+}
