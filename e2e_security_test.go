@@ -72,7 +72,7 @@ route "all" { notify = ["e", "e2"] }
 		t.Errorf("ringside's RS_HOST_SECRET reached the plugin: set=%v value=%v", l["show_set"], l["show_value"])
 	}
 	allowed := map[string]bool{
-		"ENVPLUGIN_BLOCK": true, "RINGSIDE_PLUGIN_LOG_LEVEL": true, "RINGSIDE_PLUGIN": true,
+		"ENVPLUGIN_BLOCK": true, "RINGSIDE_PLUGIN_LOG_LEVEL": true, "RINGSIDE_PLUGIN": true, "GOMAXPROCS": true,
 		"PLUGIN_MIN_PORT": true, "PLUGIN_MAX_PORT": true, "PLUGIN_PROTOCOL_VERSIONS": true, "PLUGIN_CLIENT_CERT": true,
 	}
 	for _, k := range []string{"PATH", "HOME", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"} {

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -183,7 +184,7 @@ func TestEnv(t *testing.T) {
 	got := Env(host, map[string]string{"OTEL_SERVICE_NAME": "tel", "RINGSIDE_PLUGIN_LOG_LEVEL": "debug", "HOME": "/t"},
 		map[string]string{"HOME": "/block", "CONSOLE_COLOR": "1"})
 	want := []string{
-		"CONSOLE_COLOR=1", "HOME=/block", "HTTP_PROXY=p", "OTEL_SERVICE_NAME=tel", "OTEL_X=1", "PATH=/bin",
+		"CONSOLE_COLOR=1", "GOMAXPROCS=" + strconv.Itoa(PluginProcs()), "HOME=/block", "HTTP_PROXY=p", "OTEL_SERVICE_NAME=tel", "OTEL_X=1", "PATH=/bin",
 		"RINGSIDE_PLUGIN_LOG_LEVEL=debug", "SSL_CERT_DIR=/d", "SSL_CERT_FILE=/c", "TZ=UTC", "https_proxy=q", "no_proxy=r",
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -201,8 +202,9 @@ func TestCleanEnvironment(t *testing.T) {
 	c := start(t, spec)
 	configure(t, c, `{"greeting":"hi"}`)
 	resp := deliver(t, c, t.Context(), "env:RINGSIDE_TEST_SECRET", "env:BLOCK_VAR", "env:OTEL_SERVICE_NAME",
-		"env:OTEL_RESOURCE_ATTRIBUTES", "env:RINGSIDE_PLUGIN_LOG_LEVEL", "env:PATH", "environ")
-	want := []string{"false:", "true:b", "true:block", "true:from=host", "true:warn", "true:" + os.Getenv("PATH")}
+		"env:OTEL_RESOURCE_ATTRIBUTES", "env:RINGSIDE_PLUGIN_LOG_LEVEL", "env:PATH", "env:GOMAXPROCS", "environ")
+	want := []string{"false:", "true:b", "true:block", "true:from=host", "true:warn", "true:" + os.Getenv("PATH"),
+		"true:" + strconv.Itoa(PluginProcs())}
 	for i, w := range want {
 		if got := resp.Outcomes[i].ProviderId; got != w {
 			t.Errorf("device %d: got %q; want %q", i, got, w)
@@ -210,13 +212,13 @@ func TestCleanEnvironment(t *testing.T) {
 	}
 	// Besides the clean environment, only go-plugin's own variables.
 	allowed := map[string]bool{
-		"BLOCK_VAR": true, "GORACE": true, "RINGSIDE_PLUGIN_LOG_LEVEL": true,
+		"BLOCK_VAR": true, "GORACE": true, "GOMAXPROCS": true, "RINGSIDE_PLUGIN_LOG_LEVEL": true,
 		"RINGSIDE_PLUGIN": true, "PLUGIN_MIN_PORT": true, "PLUGIN_MAX_PORT": true, "PLUGIN_PROTOCOL_VERSIONS": true, "PLUGIN_CLIENT_CERT": true,
 	}
 	for _, k := range passEnv {
 		allowed[k], allowed[strings.ToLower(k)] = true, true
 	}
-	for k := range strings.SplitSeq(resp.Outcomes[6].ProviderId, ",") {
+	for k := range strings.SplitSeq(resp.Outcomes[7].ProviderId, ",") {
 		if !allowed[k] && !strings.HasPrefix(k, "OTEL_") {
 			t.Errorf("plugin environment has %s", k)
 		}
