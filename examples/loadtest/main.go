@@ -59,6 +59,7 @@ type options struct {
 	Duration    time.Duration
 	Warmup      time.Duration
 	Drain       time.Duration
+	Metrics     bool
 	Conns       int
 	Inflight    int
 	Timeout     time.Duration
@@ -92,6 +93,7 @@ func main() {
 	flag.Float64Var(&o.Rate, "rate", 2000, "callbacks per second (open loop)")
 	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "measured load time")
 	flag.DurationVar(&o.Warmup, "warmup", time.Second, "unmeasured load at -rate before each measurement")
+	flag.BoolVar(&o.Metrics, "metrics", false, "after each measured run print ringside's Go runtime metrics (heap, stacks, goroutines, GC cycles)")
 	flag.DurationVar(&o.Drain, "drain", 5*time.Second, "after the last answer, how long to wait for pushes before counting them lost")
 	flag.IntVar(&o.Conns, "conns", 256, "keep-alive connections to the server at most")
 	flag.IntVar(&o.Inflight, "inflight", 20000, "outstanding callbacks at most; past it a due callback is counted client_saturated")
@@ -213,6 +215,8 @@ type server struct {
 	url  string // notify_cb
 	cmd  *exec.Cmd
 	log  string
+	// admin is ringside's admin listener ("" for the baseline).
+	admin string
 }
 
 func (s *server) pid() int { return s.cmd.Process.Pid }
@@ -253,6 +257,9 @@ func (e *env) measure(s *server) ([]*result, error) {
 		}
 		if r != nil {
 			r.Name = s.name
+		}
+		if measured && o.Metrics && s.admin != "" {
+			printGoMetrics(e.out, s.admin)
 		}
 		return r, err
 	}
@@ -414,7 +421,7 @@ route "all" {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{name: "ringside", url: "http://" + pub + "/notify_cb", cmd: cmd, log: logPath}
+	s := &server{name: "ringside", url: "http://" + pub + "/notify_cb", cmd: cmd, log: logPath, admin: adm}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get("http://" + adm + "/readyz")
@@ -579,4 +586,30 @@ func printRatios(w io.Writer, o options, rs, bs []*result) {
 		fmt.Fprintf(w, "  apns-delay %v: ringside sustained=%t at %.0f/s, e2e p99 %.3f ms (target: sustained, p99 ≤ 5 ms: %s)\n",
 			o.APNsDelay, r.sustained(), r.Rate, r.E2E.P99, verdict(r.sustained() && r.E2E.P99 <= 5))
 	}
+}
+
+// printGoMetrics prints the Go runtime figures of ringside's /metrics (the
+// ringside process only): heap, stacks, goroutines, GC cycles.
+func printGoMetrics(w io.Writer, admin string) {
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		fmt.Fprintf(w, "  metrics: %v\n", err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	want := []string{"go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes",
+		"go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes", "go_goroutines", "go_gc_duration_seconds_count", "go_memstats_next_gc_bytes"}
+	var parts []string
+	for line := range strings.SplitSeq(string(body), "\n") {
+		for _, k := range want {
+			if v, ok := strings.CutPrefix(line, k+" "); ok {
+				if f, err := strconv.ParseFloat(v, 64); err == nil && strings.HasSuffix(k, "_bytes") {
+					v = fmt.Sprintf("%.1fMiB", f/(1<<20))
+				}
+				parts = append(parts, strings.TrimPrefix(strings.TrimPrefix(k, "go_memstats_"), "go_")+"="+v)
+			}
+		}
+	}
+	fmt.Fprintf(w, "  ringside process: %s\n", strings.Join(parts, " "))
 }
