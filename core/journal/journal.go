@@ -1,36 +1,72 @@
-// Package journal records accepted deliveries in an embedded SQLite file so
-// that work accepted before a crash is resumed after it. Appends are group
-// committed: every caller waiting in the same moment shares one transaction,
-// and the caller waits for that commit (the notify_cb answer does), while
-// marks of progress (a device delivered, a callback finished) are written
-// in the next batch without anyone waiting.
+// Package journal records accepted deliveries in an append-only file so
+// that work accepted before a crash is resumed after it.
+//
+// # File
+//
+// The file starts with a header, the 16 bytes "ringside journal" and a
+// little-endian uint32 format version (1); a file with another header is
+// refused with an error naming it. Records follow, each framed as
+//
+//	[u32 length][u32 CRC-32C of the rest][u8 kind][fields…]
+//
+// in little endian, where length counts the bytes after the CRC and a
+// string is a u32 length and its bytes. The kinds are append (key,
+// deadline in Unix nanoseconds as an int64, then the data up to the end of
+// the record), delivered (key, notifier, token) and finish (key). An entry
+// lives from its append to its finish; delivered marks belong to the
+// entry's current life. Open replays the file into an index of the live
+// keys; a torn or corrupt tail (a short record, an absurd length, a bad
+// CRC) ends the replay and is cut off, so a crash in the middle of a write
+// never makes Open fail: the file ends with the last whole record. The
+// index holds keys and byte counts only; the data of the entries stays on
+// disk and Pending reads it back (it is meant for the start of a run).
+//
+// # Group commit and durability
+//
+// One goroutine writes. Appends are queued and the writer takes every
+// operation queued at that moment, encodes it into one buffer and writes
+// it with one write(2); the appends' waiters are then released. Appends do
+// not linger for company: a write costs microseconds, and the appends
+// arriving while one runs share the next. Marks of progress (delivered,
+// finish), which nobody waits for, stay queued until the next append's
+// write or at most 50 ms. A key appended and finished in the same batch
+// writes nothing, and the delivered marks of a key finished in its batch
+// are dropped. A batch is safe against a process crash once its write
+// returned; nothing is fsynced per batch, so an OS crash may lose the last
+// batches (like SQLite's synchronous=NORMAL in WAL mode).
+//
+// # Compaction
+//
+// When the file passes 8 MiB and less than half of it is live, a
+// background goroutine replays the file up to its current end, copies the
+// records of the entries live at that point (as they are, checksums
+// included) into path+".tmp" and fsyncs it, while the writer goes on
+// appending to the old file. The writer then copies the records it wrote
+// meanwhile to the new file, renames it over path and carries on there
+// (the directory is fsynced in the background): appends wait only for
+// that copy of a few milliseconds' worth of records and a rename.
+//
+// The file is locked (flock) while open, so two processes never write the
+// same journal.
 package journal
 
 import (
+	"bufio"
+	"bytes"
+	"cmp"
 	"context"
-	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/ringside/ringside/core/directory"
 )
-
-const schema = `
-CREATE TABLE IF NOT EXISTS entries (
-	key      TEXT PRIMARY KEY,
-	deadline INTEGER NOT NULL,
-	data     BLOB NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS delivered (
-	key      TEXT NOT NULL,
-	notifier TEXT NOT NULL,
-	token    TEXT NOT NULL,
-	PRIMARY KEY (key, notifier, token)
-) WITHOUT ROWID;`
 
 // Entry is a journaled callback not finished yet.
 type Entry struct {
@@ -42,113 +78,207 @@ type Entry struct {
 	Delivered map[[2]string]bool
 }
 
-type opKind int
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("journal closed")
 
 const (
-	opAppend opKind = iota
-	opDelivered
-	opFinish
+	magic     = "ringside journal"
+	version   = 1
+	headerLen = len(magic) + 4
+	// frameLen is the length and CRC in front of every record.
+	frameLen = 8
+	// maxRecord bounds a record's length: a longer one is a corrupt tail.
+	maxRecord = 64 << 20
+
+	// compactSize is the file size past which a mostly dead file is
+	// compacted.
+	compactSize = 8 << 20
+	// lingerMarks is how long marks wait for an append to share a write.
+	lingerMarks = 50 * time.Millisecond
 )
 
+// Record kinds, the first byte of a record; opPending is never written.
+const (
+	kindAppend    byte = 1
+	kindDelivered byte = 2
+	kindFinish    byte = 3
+	opPending     byte = 0xff
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// op is a queued operation.
 type op struct {
-	kind     opKind
+	kind     byte
 	key      string
 	deadline int64
 	data     []byte
 	notifier string
 	token    string
-	done     chan error // opAppend only
+	done     chan error         // kindAppend
+	now      int64              // opPending
+	reply    chan pendingResult // opPending
+}
+
+type pendingResult struct {
+	entries []Entry
+	err     error
 }
 
 // Journal is an open journal file. Its methods are safe for concurrent use.
 type Journal struct {
-	db    *sql.DB // the one writer connection
-	ckpt  *sql.DB // checkpoints, off the commit path
-	stmts struct{ insert, delivered, unDeliver, remove *sql.Stmt }
-	// marked holds the keys with delivered rows on disk (loop only), so
-	// finishing any other key needs no DELETE on that table.
-	marked map[string]bool
-	ops    chan op
-	stop   chan struct{}
-	ended  chan struct{}
-	size   atomic.Int64
-	// OnBatch, if set before the first Append, is called after each commit
-	// with the batch size (for metrics and benchmarks).
+	path string
+	size atomic.Int64
+	// OnBatch, if set before the first Append, is called after each
+	// written batch with its number of operations (for metrics and
+	// benchmarks).
 	OnBatch func(n int)
-}
 
-// ErrClosed is returned by Append after Close.
-var ErrClosed = errors.New("journal closed")
+	mu     sync.Mutex
+	queue  []op // operations the writer has not taken yet
+	urgent bool // queue holds an operation somebody waits for
+	closed bool
+	wake   chan struct{} // the writer has something to look at
+	ended  chan struct{} // the writer is gone
+	err    error         // of closing the file, once ended
+
+	// The writer's own.
+	f          *os.File
+	end        int64            // where the next record goes
+	live       map[string]int64 // live key → bytes of its records
+	liveBytes  int64
+	buf        []byte
+	lastFinish map[string]int // key → index of its last finish in the batch
+	undo       []undo
+	compactAt  int64 // the size past which to compact
+	retryAt    int64 // after a failed compaction, the size to try again at
+	compacting bool
+	compacted  chan compaction
+	bg         sync.WaitGroup // compaction and directory syncs
+
+	// For tests: compactions counts installed compactions; beforeInstall,
+	// if set, runs in the compacting goroutine before it hands the new
+	// file to the writer.
+	compactions   atomic.Int64
+	beforeInstall func()
+}
 
 // Open opens or creates the journal file at path.
 func Open(path string) (*Journal, error) {
+	j, err := open(path, compactSize)
+	if err != nil {
+		return nil, fmt.Errorf("open journal %s: %w", path, err)
+	}
+	return j, nil
+}
+
+func open(path string, compactAt int64) (*Journal, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, fmt.Errorf("open journal %s: %w", path, err)
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
-		return nil, fmt.Errorf("open journal %s: %w", path, err)
+		return nil, err
 	}
-	db, err := sql.Open("sqlite", directory.DSN(abs, false))
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open journal %s: %w", path, err)
+		return nil, err
 	}
-	db.SetMaxOpenConns(1)
-	j := &Journal{db: db, marked: map[string]bool{}, ops: make(chan op, 4096), stop: make(chan struct{}), ended: make(chan struct{})}
-	if err := j.init(abs); err != nil {
-		j.db.Close()
-		if j.ckpt != nil {
-			j.ckpt.Close()
-		}
-		return nil, fmt.Errorf("open journal %s: %w", path, err)
+	if err := lockFile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	j := &Journal{
+		path:       abs,
+		wake:       make(chan struct{}, 1),
+		ended:      make(chan struct{}),
+		f:          f,
+		live:       map[string]int64{},
+		lastFinish: map[string]int{},
+		compactAt:  compactAt,
+		compacted:  make(chan compaction, 1),
+	}
+	if err := j.load(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	// What a compaction interrupted by a crash left.
+	if err := os.Remove(abs + ".tmp"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		f.Close()
+		return nil, err
 	}
 	go j.loop()
 	return j, nil
 }
 
-func (j *Journal) init(abs string) error {
-	// Commits never checkpoint (and fsync) themselves: the loop asks for a
-	// passive checkpoint on a second connection, which writers don't wait
-	// for.
-	if _, err := j.db.Exec(schema + `PRAGMA wal_autocheckpoint = 0;`); err != nil {
-		return err
-	}
-	var err error
-	if j.ckpt, err = sql.Open("sqlite", directory.DSN(abs, false)); err != nil {
-		return err
-	}
-	j.ckpt.SetMaxOpenConns(1)
-	for _, st := range []struct {
-		dst **sql.Stmt
-		sql string
-	}{
-		{&j.stmts.insert, `INSERT OR REPLACE INTO entries (key, deadline, data) VALUES (?1, ?2, ?3)`},
-		{&j.stmts.delivered, `INSERT OR IGNORE INTO delivered (key, notifier, token) VALUES (?1, ?2, ?3)`},
-		{&j.stmts.unDeliver, `DELETE FROM delivered WHERE key = ?1`},
-		{&j.stmts.remove, `DELETE FROM entries WHERE key = ?1`},
-	} {
-		if *st.dst, err = j.db.Prepare(st.sql); err != nil {
-			return err
-		}
-	}
-	var n int64
-	if err := j.db.QueryRow(`SELECT count(*) FROM entries`).Scan(&n); err != nil {
-		return err
-	}
-	j.size.Store(n)
-	rows, err := j.db.Query(`SELECT DISTINCT key FROM delivered`)
+// load checks the header, or writes it to a new file, and replays the
+// records into the index, cutting off a torn tail.
+func (j *Journal) load() error {
+	st, err := j.f.Stat()
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
+	size := st.Size()
+	hdr := make([]byte, min(size, int64(headerLen)))
+	if _, err := j.f.ReadAt(hdr, 0); err != nil {
+		return fmt.Errorf("read header: %w", err)
+	}
+	want := binary.LittleEndian.AppendUint32([]byte(magic), version)
+	if size < int64(headerLen) {
+		// New, or its creation was cut short.
+		if !bytes.HasPrefix(want, hdr) {
+			return fmt.Errorf("not a ringside journal (it starts with %q)", hdr)
+		}
+		if err := j.f.Truncate(0); err != nil {
 			return err
 		}
-		j.marked[k] = true
+		if _, err := j.f.WriteAt(want, 0); err != nil {
+			return err
+		}
+		if err := j.f.Sync(); err != nil {
+			return err
+		}
+		j.end = int64(headerLen)
+		return syncDir(filepath.Dir(j.path))
 	}
-	return rows.Err()
+	if string(hdr[:len(magic)]) != magic {
+		return fmt.Errorf("not a ringside journal (it starts with %q)", hdr[:len(magic)])
+	}
+	if v := binary.LittleEndian.Uint32(hdr[len(magic):]); v != version {
+		return fmt.Errorf("journal format version %d; this ringside reads version %d", v, version)
+	}
+	s := newScanner(j.f, size)
+	for {
+		ok, err := s.scan()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		n := s.end - s.off
+		switch s.rec.kind {
+		case kindAppend:
+			j.live[string(s.rec.key)] += n
+		case kindDelivered:
+			if b, ok := j.live[string(s.rec.key)]; ok {
+				j.live[string(s.rec.key)] = b + n
+			}
+		case kindFinish:
+			delete(j.live, string(s.rec.key))
+		}
+	}
+	if s.end < size {
+		if err := j.f.Truncate(s.end); err != nil {
+			return fmt.Errorf("cut off the torn tail: %w", err)
+		}
+	}
+	j.end = s.end
+	for _, b := range j.live {
+		j.liveBytes += b
+	}
+	j.size.Store(int64(len(j.live)))
+	return nil
 }
 
 // Size is the number of entries not finished.
@@ -162,7 +292,7 @@ type Commit struct {
 	err     error
 }
 
-// Wait returns once the append is committed (nil) or failed.
+// Wait returns once the append is written (nil) or failed.
 func (c *Commit) Wait(ctx context.Context) error {
 	if c.settled {
 		return c.err
@@ -170,7 +300,7 @@ func (c *Commit) Wait(ctx context.Context) error {
 	select {
 	case c.err = <-c.done:
 	case <-c.ended:
-		// Written by the final drain, or never: look once more.
+		// Written by the final batch, or never: look once more.
 		select {
 		case c.err = <-c.done:
 		default:
@@ -185,18 +315,15 @@ func (c *Commit) Wait(ctx context.Context) error {
 
 // Append queues the record of an accepted callback and returns at once;
 // Delivered and Finish calls made after it are written after it. Wait on
-// the result for the commit.
+// the result for the write. The journal keeps data until it is written:
+// the caller must not change it.
 func (j *Journal) Append(key string, deadline time.Time, data []byte) *Commit {
 	c := &Commit{done: make(chan error, 1), ended: j.ended}
-	select {
-	case <-j.stop:
-		c.settled, c.err = true, ErrClosed
+	if n := 1 + 4 + len(key) + 8 + len(data); n > maxRecord {
+		c.settled, c.err = true, fmt.Errorf("journal: record of %d bytes; the most is %d", n, maxRecord)
 		return c
-	default:
 	}
-	select {
-	case j.ops <- op{kind: opAppend, key: key, deadline: deadline.UnixNano(), data: data, done: c.done}:
-	case <-j.stop:
+	if !j.enqueue(op{kind: kindAppend, key: key, deadline: deadline.UnixNano(), data: data, done: c.done}, true) {
 		c.settled, c.err = true, ErrClosed
 	}
 	return c
@@ -205,282 +332,552 @@ func (j *Journal) Append(key string, deadline time.Time, data []byte) *Commit {
 // Delivered records that notifier delivered to token (or "" for a notifier
 // without devices) for the entry key. It does not wait for the disk.
 func (j *Journal) Delivered(key, notifier, token string) {
-	j.send(op{kind: opDelivered, key: key, notifier: notifier, token: token})
+	j.enqueue(op{kind: kindDelivered, key: key, notifier: notifier, token: token}, false)
 }
 
 // Finish removes the entry key: every delivery of it has ended. It does not
 // wait for the disk.
 func (j *Journal) Finish(key string) {
-	j.send(op{kind: opFinish, key: key})
+	j.enqueue(op{kind: kindFinish, key: key}, false)
 }
 
-func (j *Journal) send(o op) {
+// enqueue queues o for the writer, unless the journal is closed. An urgent
+// operation (somebody waits for it) wakes the writer; others wake it only
+// to start the marks' clock.
+func (j *Journal) enqueue(o op, urgent bool) bool {
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return false
+	}
+	wake := len(j.queue) == 0 || urgent && !j.urgent
+	j.queue = append(j.queue, o)
+	j.urgent = j.urgent || urgent
+	j.mu.Unlock()
+	if wake {
+		j.signal()
+	}
+	return true
+}
+
+func (j *Journal) signal() {
 	select {
-	case j.ops <- o:
-	case <-j.stop:
+	case j.wake <- struct{}{}:
+	default: // the writer will look anyway
 	}
 }
 
-// Pending returns the entries whose deadline is after now, and removes the
-// others.
+// Pending returns the entries whose deadline is after now, ordered by
+// deadline, and removes the others. It writes what is queued first, and
+// reads the file while appends wait: it is meant for the start of a run.
 func (j *Journal) Pending(ctx context.Context, now time.Time) ([]Entry, error) {
-	if _, err := j.db.ExecContext(ctx, `DELETE FROM delivered WHERE key IN (SELECT key FROM entries WHERE deadline <= ?1)`, now.UnixNano()); err != nil {
-		return nil, fmt.Errorf("journal: purge: %w", err)
+	reply := make(chan pendingResult, 1)
+	if !j.enqueue(op{kind: opPending, now: now.UnixNano(), reply: reply}, true) {
+		return nil, ErrClosed
 	}
-	res, err := j.db.ExecContext(ctx, `DELETE FROM entries WHERE deadline <= ?1`, now.UnixNano())
-	if err != nil {
-		return nil, fmt.Errorf("journal: purge: %w", err)
+	select {
+	case r := <-reply:
+		return r.entries, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	if n, err := res.RowsAffected(); err == nil {
-		j.size.Add(-n)
-	}
-	rows, err := j.db.QueryContext(ctx, `SELECT key, deadline, data FROM entries ORDER BY deadline`)
-	if err != nil {
-		return nil, fmt.Errorf("journal: read: %w", err)
-	}
-	var out []Entry
-	byKey := map[string]*Entry{}
-	for rows.Next() {
-		var e Entry
-		var dl int64
-		if err := rows.Scan(&e.Key, &dl, &e.Data); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("journal: read: %w", err)
-		}
-		e.Deadline = time.Unix(0, dl)
-		e.Delivered = map[[2]string]bool{}
-		out = append(out, e)
-	}
-	rows.Close()
-	for i := range out {
-		byKey[out[i].Key] = &out[i]
-	}
-	drows, err := j.db.QueryContext(ctx, `SELECT key, notifier, token FROM delivered`)
-	if err != nil {
-		return nil, fmt.Errorf("journal: read: %w", err)
-	}
-	defer drows.Close()
-	for drows.Next() {
-		var k, n, t string
-		if err := drows.Scan(&k, &n, &t); err != nil {
-			return nil, fmt.Errorf("journal: read: %w", err)
-		}
-		if e := byKey[k]; e != nil {
-			e.Delivered[[2]string{n, t}] = true
-		}
-	}
-	return out, drows.Err()
 }
 
 // Close writes what is queued and closes the file.
 func (j *Journal) Close() error {
-	select {
-	case <-j.stop:
-	default:
-		close(j.stop)
-	}
+	j.mu.Lock()
+	j.closed = true
+	j.mu.Unlock()
+	j.signal()
 	<-j.ended
-	_ = j.ckpt.Close()
-	return j.db.Close()
+	return j.err
 }
 
-// loop writes the queued operations, one transaction per batch, until
-// Close; it then drains what is left.
+// loop is the writer: it writes the queued operations, one batch per
+// write, until Close; then it writes what is left and closes the file.
 func (j *Journal) loop() {
 	defer close(j.ended)
-	batch := make([]op, 0, maxBatch)
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	checkpoint := make(chan struct{}, 1)
-	defer close(checkpoint)
-	go j.checkpoints(checkpoint)
-	linger := time.NewTimer(time.Hour)
+	linger := time.NewTimer(lingerMarks)
 	linger.Stop()
-	lingering, fired := false, false // marks wait for an append; the wait is over
+	lingering := false
+	var batch []op
 	for {
+		expired := false
 		select {
-		case o := <-j.ops:
-			batch = append(batch, o)
+		case <-j.wake:
 		case <-linger.C:
-			fired = true
-		case <-tick.C:
-			select {
-			case checkpoint <- struct{}{}:
-			default: // one is running
-			}
+			lingering, expired = false, true
+		case c := <-j.compacted:
+			j.install(c)
 			continue
-		case <-j.stop:
-			j.drain(batch)
-			return
 		}
-	collect:
-		for len(batch) < cap(batch) {
-			select {
-			case o := <-j.ops:
-				batch = append(batch, o)
-			default:
-				break collect
-			}
-		}
-		// Appends wait up to lingerAppends for more to share their commit
-		// (the answers of their callbacks wait; their pushes do not).
-		if hasAppend(batch) && len(batch) < cap(batch) {
-			batch = j.gather(batch, lingerAppends)
-		}
-		// Nobody waits for marks and finishes: they ride along with the
-		// next append's commit, or go after lingerMarks, so a callback
-		// costs about one commit shared with its neighbours, not two.
-		if !hasAppend(batch) && len(batch) < cap(batch) && !fired {
-			if !lingering {
+		j.mu.Lock()
+		if !j.urgent && !j.closed && !expired {
+			// Only marks: they wait for an append, or lingerMarks.
+			marks := len(j.queue) > 0
+			j.mu.Unlock()
+			if marks && !lingering {
 				lingering = true
 				linger.Reset(lingerMarks)
 			}
 			continue
 		}
-		if lingering && !fired {
+		batch, j.queue = j.queue, batch[:0]
+		j.urgent = false
+		closed := j.closed
+		j.mu.Unlock()
+		if lingering {
+			lingering = false
 			linger.Stop()
 		}
-		lingering, fired = false, false
 		j.commit(batch)
-		batch = batch[:0]
-	}
-}
-
-// maxBatch bounds the operations of one transaction; lingerMarks is how
-// long progress marks wait for an append to share a commit with;
-// lingerAppends how long an append waits for others.
-const (
-	maxBatch      = 1024
-	lingerMarks   = 50 * time.Millisecond
-	lingerAppends = 500 * time.Microsecond
-)
-
-// gather adds to batch the operations arriving within d, up to its capacity.
-func (j *Journal) gather(batch []op, d time.Duration) []op {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	for len(batch) < cap(batch) {
-		select {
-		case o := <-j.ops:
-			batch = append(batch, o)
-		case <-t.C:
-			return batch
-		case <-j.stop:
-			return batch
+		clear(batch) // let the data go
+		if cap(batch) > 1<<14 {
+			batch = nil
 		}
-	}
-	return batch
-}
-
-func hasAppend(batch []op) bool {
-	for _, o := range batch {
-		if o.kind == opAppend {
-			return true
-		}
-	}
-	return false
-}
-
-// checkpoints copies the WAL into the file when asked, until asked is
-// closed. A passive checkpoint never blocks the writer.
-func (j *Journal) checkpoints(asked <-chan struct{}) {
-	for range asked {
-		_, _ = j.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
-	}
-}
-
-func (j *Journal) drain(batch []op) {
-	for {
-		select {
-		case o := <-j.ops:
-			batch = append(batch, o)
-		default:
-			if len(batch) > 0 {
-				j.commit(batch)
-			}
+		if closed {
+			j.shutdown()
 			return
 		}
-	}
-}
-
-func (j *Journal) commit(batch []op) {
-	err := j.write(batch)
-	for _, o := range batch {
-		if o.done != nil {
-			o.done <- err
+		if !j.compacting && j.end >= max(j.compactAt, j.retryAt) && 2*j.liveBytes < j.end {
+			j.compact()
 		}
 	}
-	if err == nil && j.OnBatch != nil {
-		j.OnBatch(len(batch))
-	}
 }
 
-func (j *Journal) write(batch []op) (err error) {
-	// A key appended and finished in the same batch needs no write at all;
-	// delivered marks of a key finished in the batch are not written.
-	appended := map[string]bool{}
-	finished := map[string]bool{}
+// shutdown lets a running compaction end and closes the file.
+func (j *Journal) shutdown() {
+	if j.compacting {
+		j.install(<-j.compacted)
+	}
+	j.bg.Wait()
+	j.err = j.f.Close()
+}
+
+// commit writes batch and tells the waiters.
+func (j *Journal) commit(batch []op) {
+	if len(batch) == 0 {
+		return
+	}
+	err := j.write(batch)
+	n := 0
 	for _, o := range batch {
 		switch o.kind {
-		case opAppend:
-			appended[o.key] = true
-		case opFinish:
-			finished[o.key] = true
-		}
-	}
-	tx, err := j.db.Begin()
-	if err != nil {
-		return fmt.Errorf("journal: begin: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	var added, removed int64
-	var marked []string
-	for _, o := range batch {
-		if finished[o.key] && (o.kind != opFinish || appended[o.key]) {
-			if o.kind == opAppend {
-				added++
-				removed++
-			}
+		case kindAppend:
+			o.done <- err
+		case opPending:
+			entries, err := j.pending(o.now)
+			o.reply <- pendingResult{entries, err}
 			continue
 		}
-		switch o.kind {
-		case opAppend:
-			if _, err = tx.Stmt(j.stmts.insert).Exec(o.key, o.deadline, o.data); err != nil {
-				return fmt.Errorf("journal: append: %w", err)
-			}
-			added++
-		case opDelivered:
-			if _, err = tx.Stmt(j.stmts.delivered).Exec(o.key, o.notifier, o.token); err != nil {
-				return fmt.Errorf("journal: delivered: %w", err)
-			}
-			marked = append(marked, o.key)
-		case opFinish:
-			if j.marked[o.key] {
-				if _, err = tx.Stmt(j.stmts.unDeliver).Exec(o.key); err != nil {
-					return fmt.Errorf("journal: finish: %w", err)
-				}
-			}
-			res, e := tx.Stmt(j.stmts.remove).Exec(o.key)
-			if e != nil {
-				return fmt.Errorf("journal: finish: %w", e)
-			}
-			n, _ := res.RowsAffected()
-			removed += n
+		n++
+	}
+	if err == nil && n > 0 && j.OnBatch != nil {
+		j.OnBatch(n)
+	}
+}
+
+// undo is how to restore the index entry of key if a write fails.
+type undo struct {
+	key   string
+	bytes int64
+	live  bool
+}
+
+// write encodes batch into one buffer and writes it, updating the index.
+// A key appended and finished in the batch writes nothing; neither do the
+// marks of a key finished in the batch, nor the marks and finish of a key
+// not live.
+func (j *Journal) write(batch []op) error {
+	clear(j.lastFinish)
+	for i, o := range batch {
+		if o.kind == kindFinish {
+			j.lastFinish[o.key] = i
 		}
 	}
-	if err = tx.Commit(); err != nil {
-		return fmt.Errorf("journal: commit: %w", err)
+	b, undos, liveBytes := j.buf[:0], j.undo[:0], j.liveBytes
+	for i, o := range batch {
+		if o.kind == opPending {
+			continue
+		}
+		if f, ok := j.lastFinish[o.key]; ok && f > i {
+			continue // append or mark of a key finished later in the batch
+		}
+		prev, live := j.live[o.key]
+		if o.kind != kindAppend && !live {
+			continue
+		}
+		start := len(b)
+		b = appendRecord(b, &o)
+		n := int64(len(b) - start)
+		if n-frameLen > maxRecord {
+			b = b[:start]
+			continue
+		}
+		undos = append(undos, undo{o.key, prev, live})
+		if o.kind == kindFinish {
+			delete(j.live, o.key)
+			liveBytes -= prev
+			continue
+		}
+		j.live[o.key] = prev + n
+		liveBytes += n
 	}
-	for _, k := range marked {
-		j.marked[k] = true
+	var err error
+	if len(b) > 0 {
+		if _, err = j.f.WriteAt(b, j.end); err != nil {
+			// Leave no half record for later ones to hide behind.
+			_ = j.f.Truncate(j.end)
+			for i := len(undos) - 1; i >= 0; i-- {
+				if u := undos[i]; u.live {
+					j.live[u.key] = u.bytes
+				} else {
+					delete(j.live, u.key)
+				}
+			}
+			err = fmt.Errorf("journal: write: %w", err)
+		} else {
+			j.end += int64(len(b))
+			j.liveBytes = liveBytes
+		}
 	}
-	for k := range finished {
-		delete(j.marked, k)
+	clear(undos)
+	j.undo = undos[:0]
+	if cap(b) <= 1<<20 {
+		j.buf = b[:0]
+	} else {
+		j.buf = nil
 	}
-	j.size.Add(added - removed)
-	return nil
+	j.size.Store(int64(len(j.live)))
+	return err
+}
+
+// appendRecord appends the record of o to b.
+func appendRecord(b []byte, o *op) []byte {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0, o.kind)
+	b = appendString(b, o.key)
+	switch o.kind {
+	case kindAppend:
+		b = binary.LittleEndian.AppendUint64(b, uint64(o.deadline))
+		b = append(b, o.data...)
+	case kindDelivered:
+		b = appendString(b, o.notifier)
+		b = appendString(b, o.token)
+	}
+	body := b[start+frameLen:]
+	binary.LittleEndian.PutUint32(b[start:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(body, castagnoli))
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+// pending reads the live entries back from the file and finishes those
+// whose deadline is not after now.
+func (j *Journal) pending(now int64) ([]Entry, error) {
+	type pend struct {
+		Entry
+		deadline int64
+	}
+	byKey := map[string]*pend{}
+	s := newScanner(j.f, j.end)
+	for {
+		ok, err := s.scan()
+		if err != nil {
+			return nil, fmt.Errorf("journal: read: %w", err)
+		}
+		if !ok {
+			break
+		}
+		r := &s.rec
+		switch r.kind {
+		case kindAppend:
+			e := byKey[string(r.key)]
+			if e == nil {
+				e = &pend{Entry: Entry{Key: string(r.key), Delivered: map[[2]string]bool{}}}
+				byKey[e.Key] = e
+			}
+			e.deadline, e.Data = r.deadline, bytes.Clone(r.data)
+			e.Deadline = time.Unix(0, r.deadline)
+		case kindDelivered:
+			if e := byKey[string(r.key)]; e != nil {
+				e.Delivered[[2]string{string(r.notifier), string(r.token)}] = true
+			}
+		case kindFinish:
+			delete(byKey, string(r.key))
+		}
+	}
+	var live []*pend
+	var expired []op
+	for _, e := range byKey {
+		if e.deadline <= now {
+			expired = append(expired, op{kind: kindFinish, key: e.Key})
+			continue
+		}
+		live = append(live, e)
+	}
+	if len(expired) > 0 {
+		if err := j.write(expired); err != nil {
+			return nil, fmt.Errorf("journal: purge: %w", err)
+		}
+	}
+	slices.SortFunc(live, func(a, b *pend) int {
+		return cmp.Or(cmp.Compare(a.deadline, b.deadline), cmp.Compare(a.Key, b.Key))
+	})
+	out := make([]Entry, len(live))
+	for i, e := range live {
+		out[i] = e.Entry
+	}
+	return out, nil
+}
+
+// compaction is the new file a compaction made: the live records of the
+// old file up to upto, size bytes with the header.
+type compaction struct {
+	tmp  *os.File
+	size int64
+	upto int64
+	err  error
+}
+
+// compact starts a compaction of the file as it is now.
+func (j *Journal) compact() {
+	j.compacting = true
+	src, upto := j.f, j.end
+	j.bg.Add(1)
+	go func() {
+		defer j.bg.Done()
+		c := j.rewrite(src, upto)
+		if j.beforeInstall != nil {
+			j.beforeInstall()
+		}
+		j.compacted <- c
+	}()
+}
+
+// rewrite writes the records of src up to upto that belong to a live
+// entry into a new file, path+".tmp", and fsyncs it. It runs beside the
+// writer, which only appends to src meanwhile.
+func (j *Journal) rewrite(src *os.File, upto int64) compaction {
+	c := compaction{upto: upto}
+	tmpPath := j.path + ".tmp"
+	tmp, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		c.err = err
+		return c
+	}
+	c.err = func() error {
+		if err := lockFile(tmp); err != nil {
+			return err
+		}
+		// The live keys, each with the offset of the append that began
+		// its current life.
+		since := map[string]int64{}
+		s := newScanner(src, upto)
+		for {
+			ok, err := s.scan()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break
+			}
+			switch s.rec.kind {
+			case kindAppend:
+				if _, ok := since[string(s.rec.key)]; !ok {
+					since[string(s.rec.key)] = s.off
+				}
+			case kindFinish:
+				delete(since, string(s.rec.key))
+			}
+		}
+		if s.end != upto {
+			return fmt.Errorf("corrupt record at offset %d", s.end)
+		}
+		w := bufio.NewWriterSize(tmp, 256<<10)
+		_, _ = w.WriteString(magic)
+		_, _ = w.Write(binary.LittleEndian.AppendUint32(nil, version))
+		c.size = int64(headerLen)
+		s = newScanner(src, upto)
+		for {
+			ok, err := s.scan()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break
+			}
+			if at, ok := since[string(s.rec.key)]; ok && s.off >= at {
+				_, _ = w.Write(s.frame)
+				c.size += int64(len(s.frame))
+			}
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		return tmp.Sync()
+	}()
+	if c.err != nil {
+		tmp.Close()
+		_ = os.Remove(tmpPath)
+		c.err = fmt.Errorf("journal: compact: %w", c.err)
+		return c
+	}
+	c.tmp = tmp
+	return c
+}
+
+// install puts the file of a compaction in place: it copies there the
+// records written since, renames it over path and carries on in it.
+func (j *Journal) install(c compaction) {
+	j.compacting = false
+	if c.err != nil {
+		// Nobody to tell: try again once the file has grown some more.
+		j.retryAt = j.end + j.compactAt
+		return
+	}
+	tmpPath := j.path + ".tmp"
+	_, err := io.Copy(io.NewOffsetWriter(c.tmp, c.size), io.NewSectionReader(j.f, c.upto, j.end-c.upto))
+	if err == nil {
+		err = os.Rename(tmpPath, j.path)
+	}
+	if err != nil {
+		c.tmp.Close()
+		_ = os.Remove(tmpPath)
+		j.retryAt = j.end + j.compactAt
+		return
+	}
+	old := j.f
+	j.f, j.end = c.tmp, c.size+j.end-c.upto
+	_ = old.Close()
+	j.compactions.Add(1)
+	j.bg.Add(1)
+	go func() {
+		defer j.bg.Done()
+		_ = syncDir(filepath.Dir(j.path))
+	}()
+}
+
+// syncDir makes a directory's entries (a creation, a rename) durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// record is a decoded record; its byte slices point into the scanner's
+// buffer.
+type record struct {
+	kind            byte
+	key             []byte
+	deadline        int64
+	data            []byte
+	notifier, token []byte
+}
+
+// scanner reads the records of a journal file one by one.
+type scanner struct {
+	r     *bufio.Reader
+	limit int64
+	off   int64  // where the current record starts
+	end   int64  // where it ends: the good records end here so far
+	frame []byte // the current record, frame included
+	rec   record
+}
+
+// newScanner reads the records of f that lie before limit.
+func newScanner(f io.ReaderAt, limit int64) *scanner {
+	off := int64(headerLen)
+	return &scanner{
+		r:     bufio.NewReaderSize(io.NewSectionReader(f, off, limit-off), 64<<10),
+		limit: limit,
+		end:   off,
+		frame: make([]byte, frameLen, 4<<10),
+	}
+}
+
+// scan reads the next record. It returns false at the end of the records:
+// the end of the file, or a record torn or corrupt. An error is a failure
+// to read.
+func (s *scanner) scan() (bool, error) {
+	s.off = s.end
+	if s.limit-s.off < frameLen {
+		return false, nil
+	}
+	s.frame = s.frame[:frameLen]
+	if _, err := io.ReadFull(s.r, s.frame); err != nil {
+		return false, readErr(err)
+	}
+	n := int64(binary.LittleEndian.Uint32(s.frame))
+	if n == 0 || n > maxRecord || n > s.limit-s.off-frameLen {
+		return false, nil
+	}
+	s.frame = slices.Grow(s.frame, int(n))[:frameLen+int(n)]
+	body := s.frame[frameLen:]
+	if _, err := io.ReadFull(s.r, body); err != nil {
+		return false, readErr(err)
+	}
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(s.frame[4:]) {
+		return false, nil
+	}
+	var ok bool
+	if s.rec, ok = decode(body); !ok {
+		return false, nil
+	}
+	s.end = s.off + frameLen + n
+	return true, nil
+}
+
+func readErr(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil // the file is shorter than it was: its end
+	}
+	return err
+}
+
+// decode parses the body of a record (kind and fields).
+func decode(b []byte) (record, bool) {
+	var r record
+	r.kind, b = b[0], b[1:]
+	var ok bool
+	if r.key, b, ok = cutString(b); !ok {
+		return r, false
+	}
+	switch r.kind {
+	case kindAppend:
+		if len(b) < 8 {
+			return r, false
+		}
+		r.deadline, r.data = int64(binary.LittleEndian.Uint64(b)), b[8:]
+		return r, true
+	case kindDelivered:
+		if r.notifier, b, ok = cutString(b); !ok {
+			return r, false
+		}
+		if r.token, b, ok = cutString(b); !ok {
+			return r, false
+		}
+		return r, len(b) == 0
+	case kindFinish:
+		return r, len(b) == 0
+	}
+	return r, false
+}
+
+func cutString(b []byte) (s, rest []byte, ok bool) {
+	if len(b) < 4 {
+		return nil, b, false
+	}
+	n := binary.LittleEndian.Uint32(b)
+	if uint64(n) > uint64(len(b)-4) {
+		return nil, b, false
+	}
+	return b[4 : 4+n], b[4+n:], true
 }

@@ -1,17 +1,26 @@
 package journal
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
+	"maps"
+	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 
-func open(t *testing.T, path string) *Journal {
+func mustOpen(t testing.TB, path string) *Journal {
 	t.Helper()
 	j, err := Open(path)
 	if err != nil {
@@ -20,10 +29,148 @@ func open(t *testing.T, path string) *Journal {
 	return j
 }
 
+// want is what Pending should return for one key.
+type want struct {
+	deadline  time.Time
+	data      string
+	delivered [][2]string
+}
+
+// check compares Pending's entries with want (key → entry).
+func check(t *testing.T, got []Entry, w map[string]want) {
+	t.Helper()
+	var keys []string
+	for _, e := range got {
+		keys = append(keys, e.Key)
+	}
+	wantKeys := slices.Sorted(maps.Keys(w))
+	if !slices.Equal(slices.Sorted(slices.Values(keys)), wantKeys) {
+		t.Fatalf("pending keys: got %v; want %v", keys, wantKeys)
+	}
+	for i, e := range got {
+		we := w[e.Key]
+		if !e.Deadline.Equal(we.deadline) || string(e.Data) != we.data {
+			t.Errorf("entry %s: got deadline %v, data %q; want %v, %q", e.Key, e.Deadline, e.Data, we.deadline, we.data)
+		}
+		wd := map[[2]string]bool{}
+		for _, d := range we.delivered {
+			wd[d] = true
+		}
+		if !maps.Equal(e.Delivered, wd) {
+			t.Errorf("delivered marks of %s: got %v; want %v", e.Key, e.Delivered, wd)
+		}
+		if i > 0 && got[i-1].Deadline.After(e.Deadline) {
+			t.Errorf("pending not ordered by deadline: %s (%v) before %s (%v)", got[i-1].Key, got[i-1].Deadline, e.Key, e.Deadline)
+		}
+	}
+}
+
+// pause makes the writer stop after its next batch until resume is
+// called, so that what is queued meanwhile forms one batch. It needs
+// OnBatch left to it.
+type pauser struct {
+	hold    chan chan struct{}
+	entered chan struct{}
+}
+
+func newPauser(j *Journal) *pauser {
+	p := &pauser{hold: make(chan chan struct{}, 1), entered: make(chan struct{})}
+	j.OnBatch = func(int) {
+		select {
+		case rel := <-p.hold:
+			p.entered <- struct{}{}
+			<-rel
+		default:
+		}
+	}
+	return p
+}
+
+// pause appends key and returns once the writer is held after writing it.
+func (p *pauser) pause(t *testing.T, j *Journal, key string) (resume func()) {
+	t.Helper()
+	rel := make(chan struct{})
+	p.hold <- rel
+	c := j.Append(key, t0.Add(time.Hour), []byte(key))
+	<-p.entered
+	if err := c.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return func() { close(rel) }
+}
+
+// queued is how many operations wait for the writer.
+func queued(j *Journal) int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.queue)
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// rec is a record as the file format documents it, decoded by the test.
+type rec struct {
+	kind                 byte
+	key, notifier, token string
+	deadline             int64
+	data                 string
+}
+
+// records decodes the journal file at path, failing on anything but whole,
+// well-formed records.
+func records(t *testing.T, path string) []rec {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(b, []byte("ringside journal\x01\x00\x00\x00")) {
+		t.Fatalf("header: got %q", b[:min(len(b), 20)])
+	}
+	b = b[20:]
+	str := func(b []byte) (string, []byte) {
+		n := binary.LittleEndian.Uint32(b)
+		return string(b[4 : 4+n]), b[4+n:]
+	}
+	var out []rec
+	for len(b) > 0 {
+		n := binary.LittleEndian.Uint32(b)
+		body := b[8 : 8+n]
+		if crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)) != binary.LittleEndian.Uint32(b[4:]) {
+			t.Fatalf("record %d: bad CRC", len(out))
+		}
+		b = b[8+n:]
+		r := rec{kind: body[0]}
+		r.key, body = str(body[1:])
+		switch r.kind {
+		case 1:
+			r.deadline, r.data = int64(binary.LittleEndian.Uint64(body)), string(body[8:])
+		case 2:
+			r.notifier, body = str(body)
+			r.token, body = str(body)
+			if len(body) != 0 {
+				t.Fatalf("record %d: %d bytes after the token", len(out), len(body))
+			}
+		case 3:
+		default:
+			t.Fatalf("record %d: kind %d", len(out), r.kind)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 func TestAppendDeliveredFinishSurviveReopen(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "j.db")
-	j := open(t, path)
+	path := filepath.Join(t.TempDir(), "j.journal")
+	j := mustOpen(t, path)
 	for i, key := range []string{"a", "b", "c", "old"} {
 		dl := t0.Add(time.Duration(i+1) * time.Minute)
 		if key == "old" {
@@ -40,7 +187,7 @@ func TestAppendDeliveredFinishSurviveReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	j = open(t, path)
+	j = mustOpen(t, path)
 	defer j.Close()
 	if got := j.Size(); got != 3 {
 		t.Errorf("size after reopen: got %d; want 3 (a, c, old)", got)
@@ -52,72 +199,609 @@ func TestAppendDeliveredFinishSurviveReopen(t *testing.T) {
 	if len(got) != 2 || got[0].Key != "a" || got[1].Key != "c" {
 		t.Fatalf("pending: got %+v; want a, c (b finished, old expired)", got)
 	}
-	if string(got[0].Data) != "data-a" || !got[0].Deadline.Equal(t0.Add(time.Minute)) {
-		t.Errorf("entry a: got %+v", got[0])
-	}
-	if !got[0].Delivered[[2]string{"ios", "tok1"}] || !got[0].Delivered[[2]string{"hook", ""}] || len(got[0].Delivered) != 2 {
-		t.Errorf("delivered marks of a: got %v", got[0].Delivered)
-	}
-	if len(got[1].Delivered) != 0 {
-		t.Errorf("delivered marks of c: got %v", got[1].Delivered)
-	}
+	check(t, got, map[string]want{
+		"a": {t0.Add(time.Minute), "data-a", [][2]string{{"ios", "tok1"}, {"hook", ""}}},
+		"c": {t0.Add(3 * time.Minute), "data-c", nil},
+	})
 	if got := j.Size(); got != 2 {
 		t.Errorf("size after purge: got %d; want 2", got)
 	}
 }
 
-// Concurrent appends share transactions.
-func TestGroupCommit(t *testing.T) {
-	j := open(t, filepath.Join(t.TempDir(), "j.db"))
+// Pending orders by deadline and finishes, on disk, what has expired.
+func TestPendingOrdersAndPurges(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "j.journal")
+	j := mustOpen(t, path)
+	for _, e := range []struct {
+		key string
+		dl  time.Duration
+	}{{"c", 3 * time.Minute}, {"a", time.Minute}, {"gone", -time.Second}, {"b", 2 * time.Minute}, {"now", 0}} {
+		if err := j.Append(e.key, t0.Add(e.dl), []byte(e.key)).Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.Delivered("gone", "ios", "t")
+	got, err := j.Pending(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys := []string{got[0].Key, got[1].Key, got[2].Key}; len(got) != 3 || !slices.Equal(keys, []string{"a", "b", "c"}) {
+		t.Fatalf("pending: got %v; want a, b, c", keys)
+	}
+	if j.Size() != 3 {
+		t.Errorf("size: got %d; want 3", j.Size())
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j = mustOpen(t, path)
 	defer j.Close()
-	var mu sync.Mutex
-	batches := 0
-	j.OnBatch = func(int) { mu.Lock(); batches++; mu.Unlock() }
+	if j.Size() != 3 {
+		t.Errorf("size after reopen: got %d; want 3 (the expired ones finished on disk)", j.Size())
+	}
+}
+
+// Appends queued together share one write.
+func TestGroupCommit(t *testing.T) {
+	j := mustOpen(t, filepath.Join(t.TempDir(), "j.journal"))
+	defer j.Close()
+	p := newPauser(j)
+	var batches atomic.Int64
+	onBatch := j.OnBatch
+	j.OnBatch = func(n int) { batches.Add(1); onBatch(n) }
+	resume := p.pause(t, j, "first")
 	const n = 200
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := j.Append(fmt.Sprint(i), t0.Add(time.Hour), []byte("x")).Wait(context.Background()); err != nil {
 				t.Error(err)
 			}
-		}()
+		})
 	}
+	waitFor(t, "the appends to queue", func() bool { return queued(j) == n })
+	resume()
 	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if batches >= n {
-		t.Errorf("%d commits for %d appends: no grouping", batches, n)
+	if got := batches.Load(); got != 2 {
+		t.Errorf("%d batches for one append and %d queued together; want 2", got, n)
 	}
-	if j.Size() != n {
-		t.Errorf("size: got %d; want %d", j.Size(), n)
+	if j.Size() != n+1 {
+		t.Errorf("size: got %d; want %d", j.Size(), n+1)
 	}
 }
 
 func TestAppendAfterClose(t *testing.T) {
-	j := open(t, filepath.Join(t.TempDir(), "j.db"))
+	j := mustOpen(t, filepath.Join(t.TempDir(), "j.journal"))
 	j.Close()
 	if err := j.Append("k", t0, nil).Wait(context.Background()); err != ErrClosed {
 		t.Errorf("got %v; want ErrClosed", err)
 	}
+	if _, err := j.Pending(context.Background(), t0); err != ErrClosed {
+		t.Errorf("pending: got %v; want ErrClosed", err)
+	}
+	j.Delivered("k", "ios", "t") // no effect, no panic
+	j.Finish("k")
+	if err := j.Close(); err != nil {
+		t.Errorf("second close: %v", err)
+	}
 }
 
-func BenchmarkAppendParallel(b *testing.B) {
-	j, err := Open(filepath.Join(b.TempDir(), "j.db"))
+// Close writes the appends queued before it; their Wait, called after
+// Close, says so. An append after Close fails at once.
+func TestWaitAfterClose(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "j.journal")
+	j := mustOpen(t, path)
+	p := newPauser(j)
+	resume := p.pause(t, j, "hold")
+	var commits []*Commit
+	for i := range 50 {
+		commits = append(commits, j.Append(fmt.Sprint("q", i), t0.Add(time.Hour), []byte("x")))
+	}
+	closed := make(chan error)
+	go func() { closed <- j.Close() }()
+	waitFor(t, "Close to begin", func() bool { j.mu.Lock(); defer j.mu.Unlock(); return j.closed })
+	if err := j.Append("late", t0.Add(time.Hour), nil).Wait(ctx); err != ErrClosed {
+		t.Errorf("append after Close: got %v; want ErrClosed", err)
+	}
+	resume()
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range commits {
+		if err := c.Wait(ctx); err != nil {
+			t.Errorf("append %d queued before Close: %v", i, err)
+		}
+	}
+	j = mustOpen(t, path)
+	defer j.Close()
+	if j.Size() != 51 {
+		t.Errorf("size after reopen: got %d; want 51", j.Size())
+	}
+}
+
+// A key appended and finished in one batch writes nothing; the marks of a
+// key finished in their batch are dropped; finishing everything leaves no
+// live entry.
+func TestSameBatchWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "j.journal")
+	j := mustOpen(t, path)
+	p := newPauser(j)
+	if err := j.Append("early", t0.Add(time.Hour), []byte("x")).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j.Delivered("early", "ios", "t1")
+	resume := p.pause(t, j, "sync") // the mark rides with it
+	j.Finish("early")
+	c := j.Append("same", t0.Add(time.Hour), []byte("x"))
+	j.Delivered("same", "hook", "")
+	j.Finish("same")
+	j.Delivered("sync", "ios", "dropped")
+	j.Finish("sync")
+	resume()
+	if err := c.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range records(t, path) {
+		got = append(got, fmt.Sprintf("%d:%s:%s", r.kind, r.key, r.token))
+	}
+	wantRecs := []string{"1:early:", "2:early:t1", "1:sync:", "3:early:", "3:sync:"}
+	if !slices.Equal(got, wantRecs) {
+		t.Errorf("records: got %v; want %v", got, wantRecs)
+	}
+	j = mustOpen(t, path)
+	defer j.Close()
+	if j.Size() != 0 {
+		t.Errorf("size after finishing everything: got %d; want 0", j.Size())
+	}
+}
+
+// Marks nobody waits for reach the disk without an append to carry them.
+func TestMarksWrittenAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.journal")
+	j := mustOpen(t, path)
+	defer j.Close()
+	if err := j.Append("a", t0.Add(time.Hour), []byte("x")).Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	j.Delivered("a", "ios", "t")
+	waitFor(t, "the mark on disk", func() bool { return len(records(t, path)) == 2 })
+	j.Finish("a")
+	waitFor(t, "the finish on disk", func() bool { return len(records(t, path)) == 3 })
+	if j.Size() != 0 {
+		t.Errorf("size: got %d; want 0", j.Size())
+	}
+}
+
+// crashSteps writes a journal one record per step and returns its bytes,
+// the file size after each step (ends[0] is the empty journal) and what
+// Pending should return then.
+func crashSteps(t *testing.T) (file []byte, ends []int64, states []map[string]want) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "j.journal")
+	j := mustOpen(t, path)
+	defer j.Close()
+	model := map[string]want{}
+	snapshot := func() {
+		// Pending writes what is queued first: each step is a batch.
+		if _, err := j.Pending(ctx, t0); err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends = append(ends, st.Size())
+		s := map[string]want{}
+		for k, v := range model {
+			v.delivered = slices.Clone(v.delivered)
+			s[k] = v
+		}
+		states = append(states, s)
+	}
+	appendKey := func(key string, dl time.Duration, data string) {
+		if err := j.Append(key, t0.Add(dl), []byte(data)).Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		model[key] = want{deadline: t0.Add(dl), data: data}
+	}
+	deliver := func(key, n, tok string) {
+		j.Delivered(key, n, tok)
+		w := model[key]
+		w.delivered = append(w.delivered, [2]string{n, tok})
+		model[key] = w
+	}
+	finish := func(key string) { j.Finish(key); delete(model, key) }
+	snapshot()
+	for _, step := range []func(){
+		func() { appendKey("a", time.Minute, "data-a") },
+		func() { appendKey("b", 2*time.Minute, "") },
+		func() { deliver("a", "ios", "tok1") },
+		func() { deliver("a", "hook", "") },
+		func() { finish("b") },
+		func() { appendKey("c", 30*time.Second, strings.Repeat("c", 100)) },
+		func() { deliver("c", "android", "tok2") },
+		func() { deliver("c", "ios", "tok3") },
+		func() { finish("a") },
+		func() { appendKey("d", time.Hour, "data-d") },
+	} {
+		step()
+		snapshot()
+	}
+	file, err := os.ReadFile(path)
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
+	}
+	if int64(len(file)) != ends[len(ends)-1] {
+		t.Fatalf("file of %d bytes; the last step ended at %d", len(file), ends[len(ends)-1])
+	}
+	return file, ends, states
+}
+
+// reopen opens a journal holding b and checks it yields want, that its
+// torn tail is gone (the file is size bytes) and that it goes on working.
+func reopen(t *testing.T, path string, b []byte, size int64, w map[string]want) {
+	t.Helper()
+	ctx := context.Background()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j, err := Open(path)
+	if err != nil {
+		t.Fatalf("open: %v", err)
 	}
 	defer j.Close()
+	if j.Size() != int64(len(w)) {
+		t.Errorf("size: got %d; want %d", j.Size(), len(w))
+	}
+	got, err := j.Pending(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, got, w)
+	if st, err := os.Stat(path); err != nil || st.Size() != size {
+		t.Errorf("file after open: %v, %v; want %d bytes", st.Size(), err, size)
+	}
+	// What is written next is found next time.
+	if err := j.Append("next", t0.Add(time.Hour), []byte("n")).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j = mustOpen(t, path)
+	defer j.Close()
+	if j.Size() != int64(len(w))+1 {
+		t.Errorf("size after an append and reopening: got %d; want %d", j.Size(), len(w)+1)
+	}
+}
+
+// A crash may leave any prefix of the file: Open succeeds and yields the
+// entries of the whole records.
+func TestCrashAtEveryLength(t *testing.T) {
+	file, ends, states := crashSteps(t)
+	dir := t.TempDir()
+	for n := 0; n <= len(file); n++ {
+		step := 0
+		for step+1 < len(ends) && ends[step+1] <= int64(n) {
+			step++
+		}
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			reopen(t, filepath.Join(dir, fmt.Sprint(n)), file[:n], ends[step], states[step])
+		})
+	}
+}
+
+// A damaged last record, or garbage after the last one, is cut off.
+func TestCorruptTail(t *testing.T) {
+	file, ends, states := crashSteps(t)
+	dir := t.TempDir()
+	last := len(ends) - 1
+	for i := ends[last-1]; i < ends[last]; i++ {
+		b := bytes.Clone(file)
+		b[i] ^= 0x5a
+		t.Run(fmt.Sprint("flip", i), func(t *testing.T) {
+			reopen(t, filepath.Join(dir, fmt.Sprint(i)), b, ends[last-1], states[last-1])
+		})
+	}
+	for name, tail := range map[string][]byte{
+		"absurd length": {0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4, 1},
+		"zeros":         make([]byte, 4096),
+		"short frame":   {12, 0, 0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			reopen(t, filepath.Join(dir, name), append(bytes.Clone(file), tail...), ends[last], states[last])
+		})
+	}
+}
+
+// A file that is not a journal is refused, named, and left as it is.
+func TestForeignFileRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, content, err string
+	}{
+		{"sqlite", "SQLite format 3\x00" + strings.Repeat("\x00", 100), "not a ringside journal"},
+		{"short", "abc", "not a ringside journal"},
+		{"version", "ringside journal\x02\x00\x00\x00", "format version 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "ringside.journal")
+			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			j, err := Open(path)
+			if err == nil {
+				j.Close()
+				t.Fatal("opened")
+			}
+			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("error: got %q; want it to name %s and say %q", err, path, tc.err)
+			}
+			if b, _ := os.ReadFile(path); string(b) != tc.content {
+				t.Errorf("the file was changed")
+			}
+		})
+	}
+}
+
+// A journal is open in one place at a time.
+func TestOpenTwiceRefused(t *testing.T) {
+	switch runtime.GOOS {
+	case "darwin", "dragonfly", "freebsd", "linux", "netbsd", "openbsd":
+	default:
+		t.Skip("no file locks here")
+	}
+	path := filepath.Join(t.TempDir(), "j.journal")
+	j := mustOpen(t, path)
+	if j2, err := Open(path); err == nil || !strings.Contains(err.Error(), "in use") {
+		if j2 != nil {
+			j2.Close()
+		}
+		t.Errorf("second open: got %v; want in use", err)
+	}
+	j.Close()
+	mustOpen(t, path).Close()
+}
+
+// Records written while a compaction copies the file are carried over to
+// the new file.
+func TestCompactionKeepsWhatIsWrittenMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "j.journal")
+	j, err := open(path, 4<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	j.beforeInstall = func() {
+		once.Do(func() {
+			close(entered)
+			<-release
+		})
+	}
+	model := map[string]want{}
+	add := func(key string) {
+		t.Helper()
+		data := strings.Repeat(key, 20)
+		if err := j.Append(key, t0.Add(time.Hour), []byte(data)).Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		model[key] = want{deadline: t0.Add(time.Hour), data: data}
+	}
+	deliver := func(key, tok string) {
+		j.Delivered(key, "ios", tok)
+		w := model[key]
+		w.delivered = append(w.delivered, [2]string{"ios", tok})
+		model[key] = w
+	}
+	flush := func() {
+		if _, err := j.Pending(ctx, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("keep1")
+	add("keep2")
+	deliver("keep1", "before")
+	for i := 0; ; i++ {
+		add(fmt.Sprint("dead", i))
+		j.Finish(fmt.Sprint("dead", i))
+		delete(model, fmt.Sprint("dead", i))
+		flush()
+		select {
+		case <-entered:
+		default:
+			if i > 1000 {
+				t.Fatal("no compaction")
+			}
+			continue
+		}
+		break
+	}
+	// The compaction has its copy; these go to the old file's tail.
+	add("during")
+	deliver("during", "d")
+	deliver("keep1", "during")
+	j.Finish("keep2")
+	delete(model, "keep2")
+	flush()
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	waitFor(t, "the compaction", func() bool { return j.compactions.Load() == 1 })
+	add("after")
+	deliver("keep1", "after")
+	flush()
+	after, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after.Size() >= before.Size() {
+		t.Errorf("file of %d bytes after compaction; %d before", after.Size(), before.Size())
+	}
+	if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
+		t.Errorf("%s.tmp left: %v", path, err)
+	}
+	j = mustOpen(t, path)
+	defer j.Close()
+	got, err := j.Pending(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, got, model)
+}
+
+// callbacks runs workers that each append n keys with their marks and
+// finish all but every tenth; it returns what should be left.
+func callbacks(t *testing.T, j *Journal, workers, n int) map[string]want {
+	var mu sync.Mutex
+	model := map[string]want{}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range n {
+				key := fmt.Sprintf("w%d-%d", w, i)
+				dl := t0.Add(time.Hour + time.Duration(i)*time.Millisecond)
+				data := strings.Repeat(key, 10+i%40)
+				c := j.Append(key, dl, []byte(data))
+				j.Delivered(key, "ios", "t1")
+				if err := c.Wait(context.Background()); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%10 != 0 {
+					j.Finish(key)
+					continue
+				}
+				j.Delivered(key, "hook", "")
+				mu.Lock()
+				model[key] = want{dl, data, [][2]string{{"ios", "t1"}, {"hook", ""}}}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return model
+}
+
+// Compactions under concurrent appends keep every live entry and its marks.
+func TestCompactionUnderLoad(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "j.journal")
+	j, err := open(path, 16<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := callbacks(t, j, 4, 400)
+	if _, err := j.Pending(ctx, t0); err != nil { // writes the last marks
+		t.Fatal(err)
+	}
+	waitFor(t, "a compaction", func() bool { return j.compactions.Load() > 0 })
+	if j.Size() != int64(len(model)) {
+		t.Errorf("size: got %d; want %d", j.Size(), len(model))
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j = mustOpen(t, path)
+	defer j.Close()
+	got, err := j.Pending(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, got, model)
+}
+
+// Every method at once, for the race detector.
+func TestConcurrentUse(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "j.journal")
+	j := mustOpen(t, path)
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	readers.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = j.Size()
+			if _, err := j.Pending(ctx, t0); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	model := callbacks(t, j, 8, 100)
+	close(stop)
+	readers.Wait()
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j = mustOpen(t, path)
+	defer j.Close()
+	got, err := j.Pending(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, got, model)
+}
+
+// Close ends the journal's goroutines, compactions included.
+func TestCloseLeavesNoGoroutine(t *testing.T) {
+	j, err := open(filepath.Join(t.TempDir(), "j.journal"), 1<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	callbacks(t, j, 2, 50)
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the journal's goroutines to end", func() bool {
+		buf := make([]byte, 1<<20)
+		return !bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("core/journal.(*Journal)"))
+	})
+}
+
+// BenchmarkAppend is one append waited for at a time: the cost of a write.
+func BenchmarkAppend(b *testing.B) {
+	j := mustOpen(b, filepath.Join(b.TempDir(), "j.journal"))
+	defer j.Close()
 	data := make([]byte, 600)
-	var n sync.Mutex
+	ctx := context.Background()
 	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		i++
+		if err := j.Append(fmt.Sprint(i), t0.Add(time.Hour), data).Wait(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAppendParallel is appends from many goroutines, which share
+// writes.
+func BenchmarkAppendParallel(b *testing.B) {
+	j := mustOpen(b, filepath.Join(b.TempDir(), "j.journal"))
+	defer j.Close()
+	data := make([]byte, 600)
+	var n atomic.Int64
+	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			n.Lock()
-			i++
-			k := fmt.Sprint(i)
-			n.Unlock()
+			k := fmt.Sprint(n.Add(1))
 			if err := j.Append(k, t0.Add(time.Hour), data).Wait(context.Background()); err != nil {
 				b.Fatal(err)
 			}
@@ -125,38 +809,22 @@ func BenchmarkAppendParallel(b *testing.B) {
 	})
 }
 
-// Finishing a key removes its delivered marks, whether they were written
-// in an earlier batch or are still queued with the finish.
-func TestFinishLeavesNoRows(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "j.db")
-	j := open(t, path)
-	if err := j.Append("early", t0.Add(time.Hour), []byte("x")).Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	j.Delivered("early", "ios", "t1")
-	// Force a commit between the mark and the finish.
-	if err := j.Append("sync", t0.Add(time.Hour), []byte("x")).Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	j.Finish("early")
-	c := j.Append("same", t0.Add(time.Hour), []byte("x"))
-	j.Delivered("same", "hook", "")
-	j.Finish("same")
-	if err := c.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	j.Finish("sync")
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
-	}
-	j = open(t, path)
+// BenchmarkCallback is a callback's whole life in the journal, from many
+// goroutines: an append waited for, a delivered mark, a finish.
+func BenchmarkCallback(b *testing.B) {
+	j := mustOpen(b, filepath.Join(b.TempDir(), "j.journal"))
 	defer j.Close()
-	var entries, marks int
-	if err := j.db.QueryRow(`SELECT (SELECT count(*) FROM entries), (SELECT count(*) FROM delivered)`).Scan(&entries, &marks); err != nil {
-		t.Fatal(err)
-	}
-	if entries != 0 || marks != 0 || j.Size() != 0 {
-		t.Errorf("after finishing everything: %d entries, %d delivered rows, size %d; want none", entries, marks, j.Size())
-	}
+	data := make([]byte, 600)
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			k := fmt.Sprint(n.Add(1))
+			if err := j.Append(k, t0.Add(time.Hour), data).Wait(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			j.Delivered(k, "ios", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+			j.Finish(k)
+		}
+	})
 }
