@@ -1026,7 +1026,7 @@ route "main" {
 	app.waitSeen(t, append(append([]string{}, pending...), short...), 10*time.Second)
 	// The early ones are finished on disk; the others are journaled.
 	dlWaitMetric(t, in, "ringside_journal_entries", 23, 10*time.Second)
-	if _, err := os.Stat(filepath.Join(dir, "data", "ringside.journal.db")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "data", "ringside.journal")); err != nil {
 		t.Errorf("journal file: %v", err)
 	}
 

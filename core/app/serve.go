@@ -53,10 +53,14 @@ const (
 )
 
 // JournalPath is where the delivery journal of a directory file lives:
-// beside it, "ringside.db" → "ringside.journal.db".
+// beside it, "ringside.db" → "ringside.journal" (and "x.journal" →
+// "x.journal.journal", never the directory file itself).
 func JournalPath(directoryPath string) string {
-	ext := filepath.Ext(directoryPath)
-	return strings.TrimSuffix(directoryPath, ext) + ".journal" + ext
+	p := strings.TrimSuffix(directoryPath, filepath.Ext(directoryPath)) + ".journal"
+	if p == directoryPath {
+		p += ".journal"
+	}
+	return p
 }
 
 // Serve loads the config at path and serves until SIGINT or SIGTERM, then

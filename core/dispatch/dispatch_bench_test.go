@@ -132,8 +132,8 @@ func BenchmarkEncodeRecord(b *testing.B) {
 // claims dedup, starts the delivery, which a Deliverer answering at once
 // completes, and the job ends. Each op waits for its delivery to end, so
 // ns/op is the serial cost of one callback (the HTTP server, the plugin
-// RPC and the APNs push are not in it). "journal" adds the SQLite journal
-// (group commit of one, so every op pays a commit).
+// RPC and the APNs push are not in it). "journal" adds the journal
+// (group commit of one, so every op pays a write).
 func BenchmarkInProcessPath(b *testing.B) {
 	for _, withJournal := range []bool{false, true} {
 		name := "no-journal"

@@ -33,7 +33,7 @@
 // writes nothing, and the delivered marks of a key finished in its batch
 // are dropped. A batch is safe against a process crash once its write
 // returned; nothing is fsynced per batch, so an OS crash may lose the last
-// batches (like SQLite's synchronous=NORMAL in WAL mode).
+// batches.
 //
 // # Compaction
 //
