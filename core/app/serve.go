@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,6 +121,9 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	} else if ok {
 		log.Debug("directory preloaded into memory")
 	}
+	// Reading the whole file left garbage several times the cache's size;
+	// give its pages back now rather than over the scavenger's minutes.
+	debug.FreeOSMemory()
 
 	var jr *journal.Journal
 	var pending []journal.Entry
