@@ -48,9 +48,12 @@ func (s *server[C]) DeliverStream(st pluginpb.Plugin_DeliverStreamServer) error 
 		mu.Unlock()
 		for _, call := range batch.GetCalls() {
 			id := call.GetId()
-			cctx, cancel := context.WithCancel(ctx)
+			var cctx context.Context
+			var cancel context.CancelFunc
 			if n := call.GetCallDeadlineUnixNano(); n > 0 {
 				cctx, cancel = context.WithDeadline(ctx, time.Unix(0, n))
+			} else {
+				cctx, cancel = context.WithCancel(ctx)
 			}
 			mu.Lock()
 			cancels[id] = cancel
