@@ -23,28 +23,34 @@
 //
 // # Group commit and durability
 //
-// One goroutine writes. Appends are queued and the writer takes every
+// Operations are queued; whoever holds the writer's role takes every
 // operation queued at that moment, encodes it into one buffer and writes
-// it with one write(2); the appends' waiters are then released. Appends do
+// it with one write(2), then releases the appends' waiters. There is no
+// writer goroutine to wake on the hot path: the goroutine that waits for
+// an append takes the role if it is free and writes itself, so a lone
+// callback costs no context switch. If the role is taken, it waits: the
+// holder looks at the queue again after its write and writes what came
+// meanwhile (after a few rounds it hands over to the journal's goroutine,
+// so that one caller does not write for everybody for long). Appends do
 // not linger for company: a write costs microseconds, and the appends
 // arriving while one runs share the next. Marks of progress (delivered,
-// finish), which nobody waits for, stay queued until the next append's
-// write or at most 50 ms. A key appended and finished in the same batch
-// writes nothing, and the delivered marks of a key finished in its batch
-// are dropped. A batch is safe against a process crash once its write
-// returned; nothing is fsynced per batch, so an OS crash may lose the last
-// batches.
+// finish), which nobody waits for, stay queued until the next write or at
+// most 50 ms, when the journal's goroutine writes them. A key appended and
+// finished in the same batch writes nothing, and the delivered marks of a
+// key finished in its batch are dropped. A batch is safe against a process
+// crash once its write returned; nothing is fsynced per batch, so an OS
+// crash may lose the last batches. Close fsyncs.
 //
 // # Compaction
 //
 // When the file passes 8 MiB and less than half of it is live, a
 // background goroutine replays the file up to its current end, copies the
 // records of the entries live at that point (as they are, checksums
-// included) into path+".tmp" and fsyncs it, while the writer goes on
-// appending to the old file. The writer then copies the records it wrote
-// meanwhile to the new file, renames it over path and carries on there
-// (the directory is fsynced in the background): appends wait only for
-// that copy of a few milliseconds' worth of records and a rename.
+// included) into path+".tmp" and fsyncs it, while appends go on to the old
+// file. The writer then copies the records written meanwhile to the new
+// file, renames it over path and carries on there (the directory is
+// fsynced in the background): appends wait only for that copy of a few
+// milliseconds' worth of records and a rename.
 //
 // The file is locked (flock) while open, so two processes never write the
 // same journal.
@@ -93,8 +99,12 @@ const (
 	// compactSize is the file size past which a mostly dead file is
 	// compacted.
 	compactSize = 8 << 20
-	// lingerMarks is how long marks wait for an append to share a write.
+	// lingerMarks is how long operations nobody waits for wait for a
+	// write to join.
 	lingerMarks = 50 * time.Millisecond
+	// maxRounds is how many batches a caller holding the writer's role
+	// writes before it hands the role to the journal's goroutine.
+	maxRounds = 4
 )
 
 // Record kinds, the first byte of a record; opPending is never written.
@@ -131,22 +141,32 @@ type Journal struct {
 	size atomic.Int64
 	// OnBatch, if set before the first Append, is called after each
 	// written batch with its number of operations (for metrics and
-	// benchmarks).
+	// benchmarks), by the writer of the moment: never twice at once.
 	OnBatch func(n int)
 
 	mu     sync.Mutex
-	queue  []op // operations the writer has not taken yet
+	queue  []op // operations not taken by a writer yet
 	urgent bool // queue holds an operation somebody waits for
 	closed bool
-	wake   chan struct{} // the writer has something to look at
-	ended  chan struct{} // the writer is gone
-	err    error         // of closing the file, once ended
+	// linger runs while queue holds operations: the journal's goroutine
+	// writes them when it fires, if no writer took them before.
+	linger    *time.Timer
+	lingering bool
 
-	// The writer's own.
+	wake  chan struct{} // the journal's goroutine is to take the writer's role
+	stop  chan struct{} // closed by Close
+	idle  chan struct{} // closed when the journal's goroutine is gone
+	ended chan struct{} // closed when the file is
+
+	// wmu is the writer's role: its holder owns what follows.
+	wmu        sync.Mutex
+	shut       bool
+	err        error // of closing the file
 	f          *os.File
 	end        int64            // where the next record goes
 	live       map[string]int64 // live key → bytes of its records
 	liveBytes  int64
+	spare      []op // the queue's other buffer
 	buf        []byte
 	lastFinish map[string]int // key → index of its last finish in the batch
 	undo       []undo
@@ -158,7 +178,7 @@ type Journal struct {
 
 	// For tests: compactions counts installed compactions; beforeInstall,
 	// if set, runs in the compacting goroutine before it hands the new
-	// file to the writer.
+	// file over.
 	compactions   atomic.Int64
 	beforeInstall func()
 }
@@ -190,7 +210,10 @@ func open(path string, compactAt int64) (*Journal, error) {
 	}
 	j := &Journal{
 		path:       abs,
+		linger:     time.NewTimer(lingerMarks),
 		wake:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		idle:       make(chan struct{}),
 		ended:      make(chan struct{}),
 		f:          f,
 		live:       map[string]int64{},
@@ -198,6 +221,7 @@ func open(path string, compactAt int64) (*Journal, error) {
 		compactAt:  compactAt,
 		compacted:  make(chan compaction, 1),
 	}
+	j.linger.Stop()
 	if err := j.load(); err != nil {
 		f.Close()
 		return nil, err
@@ -286,20 +310,28 @@ func (j *Journal) Size() int64 { return j.size.Load() }
 
 // Commit is an Append on its way to the disk.
 type Commit struct {
+	j       *Journal
 	done    chan error
-	ended   <-chan struct{}
 	settled bool
 	err     error
 }
 
-// Wait returns once the append is written (nil) or failed.
+// Wait returns once the append is written (nil) or failed. If nobody is
+// writing, it writes the append itself, with whatever else is queued.
 func (c *Commit) Wait(ctx context.Context) error {
 	if c.settled {
 		return c.err
 	}
 	select {
 	case c.err = <-c.done:
-	case <-c.ended:
+		c.settled = true
+		return c.err
+	default:
+	}
+	c.j.flush()
+	select {
+	case c.err = <-c.done:
+	case <-c.j.ended:
 		// Written by the final batch, or never: look once more.
 		select {
 		case c.err = <-c.done:
@@ -315,10 +347,11 @@ func (c *Commit) Wait(ctx context.Context) error {
 
 // Append queues the record of an accepted callback and returns at once;
 // Delivered and Finish calls made after it are written after it. Wait on
-// the result for the write. The journal keeps data until it is written:
-// the caller must not change it.
+// the result for the write (without Wait, it is written within 50 ms).
+// The journal keeps data until it is written: the caller must not change
+// it.
 func (j *Journal) Append(key string, deadline time.Time, data []byte) *Commit {
-	c := &Commit{done: make(chan error, 1), ended: j.ended}
+	c := &Commit{j: j, done: make(chan error, 1)}
 	if n := 1 + 4 + len(key) + 8 + len(data); n > maxRecord {
 		c.settled, c.err = true, fmt.Errorf("journal: record of %d bytes; the most is %d", n, maxRecord)
 		return c
@@ -341,30 +374,29 @@ func (j *Journal) Finish(key string) {
 	j.enqueue(op{kind: kindFinish, key: key}, false)
 }
 
-// enqueue queues o for the writer, unless the journal is closed. An urgent
-// operation (somebody waits for it) wakes the writer; others wake it only
-// to start the marks' clock.
+// enqueue queues o, unless the journal is closed, and starts the linger
+// timer if it is not running. An urgent operation is one somebody waits
+// for.
 func (j *Journal) enqueue(o op, urgent bool) bool {
 	j.mu.Lock()
+	defer j.mu.Unlock()
 	if j.closed {
-		j.mu.Unlock()
 		return false
 	}
-	wake := len(j.queue) == 0 || urgent && !j.urgent
 	j.queue = append(j.queue, o)
 	j.urgent = j.urgent || urgent
-	j.mu.Unlock()
-	if wake {
-		j.signal()
+	if !j.lingering {
+		j.lingering = true
+		j.linger.Reset(lingerMarks)
 	}
 	return true
 }
 
-func (j *Journal) signal() {
-	select {
-	case j.wake <- struct{}{}:
-	default: // the writer will look anyway
-	}
+// hasUrgent says whether an operation somebody waits for is queued.
+func (j *Journal) hasUrgent() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.urgent
 }
 
 // Pending returns the entries whose deadline is after now, ordered by
@@ -375,6 +407,7 @@ func (j *Journal) Pending(ctx context.Context, now time.Time) ([]Entry, error) {
 	if !j.enqueue(op{kind: opPending, now: now.UnixNano(), reply: reply}, true) {
 		return nil, ErrClosed
 	}
+	j.flush()
 	select {
 	case r := <-reply:
 		return r.entries, r.err
@@ -383,75 +416,110 @@ func (j *Journal) Pending(ctx context.Context, now time.Time) ([]Entry, error) {
 	}
 }
 
-// Close writes what is queued and closes the file.
+// Close writes what is queued, fsyncs and closes the file.
 func (j *Journal) Close() error {
 	j.mu.Lock()
+	first := !j.closed
 	j.closed = true
 	j.mu.Unlock()
-	j.signal()
-	<-j.ended
+	if first {
+		close(j.stop)
+	}
+	<-j.idle
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
+	if !j.shut {
+		j.flushLocked()
+		if j.compacting {
+			j.install(<-j.compacted)
+		}
+		j.bg.Wait()
+		j.err = errors.Join(j.f.Sync(), j.f.Close())
+		j.shut = true
+		close(j.ended)
+	}
 	return j.err
 }
 
-// loop is the writer: it writes the queued operations, one batch per
-// write, until Close; then it writes what is left and closes the file.
+// loop is the journal's goroutine: it writes what lingered, installs
+// compactions and takes the writer's role when handed it, until Close.
 func (j *Journal) loop() {
-	defer close(j.ended)
-	linger := time.NewTimer(lingerMarks)
-	linger.Stop()
-	lingering := false
-	var batch []op
+	defer close(j.idle)
 	for {
-		expired := false
 		select {
 		case <-j.wake:
-		case <-linger.C:
-			lingering, expired = false, true
+			j.flush()
+		case <-j.linger.C:
+			j.wmu.Lock()
+			j.flushLocked()
+			j.release()
 		case c := <-j.compacted:
+			j.wmu.Lock()
 			j.install(c)
-			continue
-		}
-		j.mu.Lock()
-		if !j.urgent && !j.closed && !expired {
-			// Only marks: they wait for an append, or lingerMarks.
-			marks := len(j.queue) > 0
-			j.mu.Unlock()
-			if marks && !lingering {
-				lingering = true
-				linger.Reset(lingerMarks)
-			}
-			continue
-		}
-		batch, j.queue = j.queue, batch[:0]
-		j.urgent = false
-		closed := j.closed
-		j.mu.Unlock()
-		if lingering {
-			lingering = false
-			linger.Stop()
-		}
-		j.commit(batch)
-		clear(batch) // let the data go
-		if cap(batch) > 1<<14 {
-			batch = nil
-		}
-		if closed {
-			j.shutdown()
+			j.release()
+		case <-j.stop:
 			return
-		}
-		if !j.compacting && j.end >= max(j.compactAt, j.retryAt) && 2*j.liveBytes < j.end {
-			j.compact()
 		}
 	}
 }
 
-// shutdown lets a running compaction end and closes the file.
-func (j *Journal) shutdown() {
-	if j.compacting {
-		j.install(<-j.compacted)
+// flush writes what is queued if the writer's role is free; if not, its
+// holder will.
+func (j *Journal) flush() {
+	if j.wmu.TryLock() {
+		j.flushLocked()
+		j.release()
 	}
-	j.bg.Wait()
-	j.err = j.f.Close()
+}
+
+// release gives up the writer's role. Callers that found it taken
+// meanwhile count on its holder: while urgent operations are queued, it
+// takes the role again and writes them, or after maxRounds hands the role
+// to the journal's goroutine.
+func (j *Journal) release() {
+	for round := 1; ; round++ {
+		j.wmu.Unlock()
+		if !j.hasUrgent() {
+			return
+		}
+		if round == maxRounds {
+			select {
+			case j.wake <- struct{}{}:
+			default: // it has been told already
+			}
+			return
+		}
+		if !j.wmu.TryLock() {
+			return // the new holder will
+		}
+		j.flushLocked()
+	}
+}
+
+// flushLocked writes the queued operations as one batch; the caller holds
+// the writer's role.
+func (j *Journal) flushLocked() {
+	if j.shut {
+		return
+	}
+	j.mu.Lock()
+	batch := j.queue
+	j.queue, j.urgent = j.spare[:0], false
+	if j.lingering {
+		// After Stop, the timer's channel yields nothing stale.
+		j.lingering = false
+		j.linger.Stop()
+	}
+	j.mu.Unlock()
+	j.commit(batch)
+	clear(batch) // let the data go
+	if cap(batch) > 1<<14 {
+		batch = nil
+	}
+	j.spare = batch
+	if !j.compacting && j.end >= max(j.compactAt, j.retryAt) && 2*j.liveBytes < j.end {
+		j.compact()
+	}
 }
 
 // commit writes batch and tells the waiters.
@@ -489,10 +557,16 @@ type undo struct {
 // marks of a key finished in the batch, nor the marks and finish of a key
 // not live.
 func (j *Journal) write(batch []op) error {
-	clear(j.lastFinish)
-	for i, o := range batch {
-		if o.kind == kindFinish {
-			j.lastFinish[o.key] = i
+	if len(j.lastFinish) > 1024 {
+		j.lastFinish = map[string]int{} // clear would walk the big table each time
+	} else {
+		clear(j.lastFinish)
+	}
+	if len(batch) > 1 {
+		for i, o := range batch {
+			if o.kind == kindFinish {
+				j.lastFinish[o.key] = i
+			}
 		}
 	}
 	b, undos, liveBytes := j.buf[:0], j.undo[:0], j.liveBytes
@@ -635,6 +709,9 @@ func (j *Journal) pending(now int64) ([]Entry, error) {
 	return out, nil
 }
 
+// span is where a record lies in the file.
+type span struct{ off, n int64 }
+
 // compaction is the new file a compaction made: the live records of the
 // old file up to upto, size bytes with the header.
 type compaction struct {
@@ -674,9 +751,8 @@ func (j *Journal) rewrite(src *os.File, upto int64) compaction {
 		if err := lockFile(tmp); err != nil {
 			return err
 		}
-		// The live keys, each with the offset of the append that began
-		// its current life.
-		since := map[string]int64{}
+		// The records of each live key's current life, in one pass.
+		lives := map[string][]span{}
 		s := newScanner(src, upto)
 		for {
 			ok, err := s.scan()
@@ -686,35 +762,43 @@ func (j *Journal) rewrite(src *os.File, upto int64) compaction {
 			if !ok {
 				break
 			}
+			sp := span{s.off, s.end - s.off}
 			switch s.rec.kind {
 			case kindAppend:
-				if _, ok := since[string(s.rec.key)]; !ok {
-					since[string(s.rec.key)] = s.off
+				lives[string(s.rec.key)] = append(lives[string(s.rec.key)], sp)
+			case kindDelivered:
+				if l, ok := lives[string(s.rec.key)]; ok {
+					lives[string(s.rec.key)] = append(l, sp)
 				}
 			case kindFinish:
-				delete(since, string(s.rec.key))
+				delete(lives, string(s.rec.key))
 			}
 		}
 		if s.end != upto {
 			return fmt.Errorf("corrupt record at offset %d", s.end)
 		}
+		var spans []span
+		for _, l := range lives {
+			spans = append(spans, l...)
+		}
+		slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.off, b.off) })
+		// Copied as they are, neighbours in one read.
 		w := bufio.NewWriterSize(tmp, 256<<10)
 		_, _ = w.WriteString(magic)
 		_, _ = w.Write(binary.LittleEndian.AppendUint32(nil, version))
 		c.size = int64(headerLen)
-		s = newScanner(src, upto)
-		for {
-			ok, err := s.scan()
-			if err != nil {
+		var buf []byte
+		for i := 0; i < len(spans); {
+			run := spans[i]
+			for i++; i < len(spans) && spans[i].off == run.off+run.n; i++ {
+				run.n += spans[i].n
+			}
+			buf = slices.Grow(buf[:0], int(run.n))[:run.n]
+			if _, err := src.ReadAt(buf, run.off); err != nil {
 				return err
 			}
-			if !ok {
-				break
-			}
-			if at, ok := since[string(s.rec.key)]; ok && s.off >= at {
-				_, _ = w.Write(s.frame)
-				c.size += int64(len(s.frame))
-			}
+			_, _ = w.Write(buf)
+			c.size += run.n
 		}
 		if err := w.Flush(); err != nil {
 			return err
@@ -796,7 +880,7 @@ type scanner struct {
 func newScanner(f io.ReaderAt, limit int64) *scanner {
 	off := int64(headerLen)
 	return &scanner{
-		r:     bufio.NewReaderSize(io.NewSectionReader(f, off, limit-off), 64<<10),
+		r:     bufio.NewReaderSize(io.NewSectionReader(f, off, limit-off), int(max(min(limit-off, 256<<10), 16))),
 		limit: limit,
 		end:   off,
 		frame: make([]byte, frameLen, 4<<10),

@@ -65,7 +65,7 @@ func check(t *testing.T, got []Entry, w map[string]want) {
 	}
 }
 
-// pause makes the writer stop after its next batch until resume is
+// pauser makes the writer stop after its next batch until resume is
 // called, so that what is queued meanwhile forms one batch. It needs
 // OnBatch left to it.
 type pauser struct {
@@ -92,11 +92,15 @@ func (p *pauser) pause(t *testing.T, j *Journal, key string) (resume func()) {
 	rel := make(chan struct{})
 	p.hold <- rel
 	c := j.Append(key, t0.Add(time.Hour), []byte(key))
+	waited := make(chan error, 1)
+	go func() { waited <- c.Wait(context.Background()) }() // it writes
 	<-p.entered
-	if err := c.Wait(context.Background()); err != nil {
-		t.Fatal(err)
+	return func() {
+		close(rel)
+		if err := <-waited; err != nil {
+			t.Error(err)
+		}
 	}
-	return func() { close(rel) }
 }
 
 // queued is how many operations wait for the writer.
@@ -362,8 +366,9 @@ func TestSameBatchWritesNothing(t *testing.T) {
 	}
 }
 
-// Marks nobody waits for reach the disk without an append to carry them.
-func TestMarksWrittenAlone(t *testing.T) {
+// Marks nobody waits for reach the disk without an append to carry them;
+// so does an append nobody waits for.
+func TestWrittenWithoutWait(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j.journal")
 	j := mustOpen(t, path)
 	defer j.Close()
@@ -376,6 +381,11 @@ func TestMarksWrittenAlone(t *testing.T) {
 	waitFor(t, "the finish on disk", func() bool { return len(records(t, path)) == 3 })
 	if j.Size() != 0 {
 		t.Errorf("size: got %d; want 0", j.Size())
+	}
+	c := j.Append("b", t0.Add(time.Hour), []byte("x"))
+	waitFor(t, "the append on disk", func() bool { return len(records(t, path)) == 4 })
+	if err := c.Wait(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
 
