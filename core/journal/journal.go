@@ -18,8 +18,9 @@
 // keys; a torn or corrupt tail (a short record, an absurd length, a bad
 // CRC) ends the replay and is cut off, so a crash in the middle of a write
 // never makes Open fail: the file ends with the last whole record. The
-// index holds keys and byte counts only; the data of the entries stays on
-// disk and Pending reads it back (it is meant for the start of a run).
+// index holds keys and the byte counts of their records only, so memory
+// does not grow with the data; Pending reads entries back from the file
+// (it is meant for the start of a run).
 //
 // # Group commit and durability
 //
@@ -35,11 +36,12 @@
 // not linger for company: a write costs microseconds, and the appends
 // arriving while one runs share the next. Marks of progress (delivered,
 // finish), which nobody waits for, stay queued until the next write or at
-// most 50 ms, when the journal's goroutine writes them. A key appended and
-// finished in the same batch writes nothing, and the delivered marks of a
-// key finished in its batch are dropped. A batch is safe against a process
-// crash once its write returned; nothing is fsynced per batch, so an OS
-// crash may lose the last batches. Close fsyncs.
+// most 50 ms, when the journal's goroutine writes them (so does an append
+// nobody waits for). A key appended and finished in the same batch writes
+// nothing, and the delivered marks of a key finished in its batch are
+// dropped. A batch is safe against a process crash once its write
+// returned; nothing is fsynced per batch, so an OS crash may lose the last
+// batches. Close fsyncs.
 //
 // # Compaction
 //
@@ -50,7 +52,8 @@
 // file. The writer then copies the records written meanwhile to the new
 // file, renames it over path and carries on there (the directory is
 // fsynced in the background): appends wait only for that copy of a few
-// milliseconds' worth of records and a rename.
+// milliseconds' worth of records and a rename. A compaction that fails is
+// tried again once the file has grown by another 8 MiB.
 //
 // The file is locked (flock) while open, so two processes never write the
 // same journal.
