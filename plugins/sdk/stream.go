@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ringside/ringside/plugins/sdk/internal/combine"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
@@ -26,9 +27,15 @@ const maxResultBatch = 256
 func (s *server[C]) DeliverStream(st pluginpb.Plugin_DeliverStreamServer) error {
 	ctx, cancelAll := context.WithCancel(st.Context())
 	defer cancelAll()
-	results := make(chan *pluginpb.DeliverResult, maxResultBatch)
-	sendErr := make(chan error, 1)
-	go func() { sendErr <- sendResults(ctx, st, results) }()
+	// The worker that finishes a call sends its result itself, with any
+	// others finished meanwhile (see combine.Sender): no sender goroutine
+	// to wake for each result.
+	out := &pluginpb.DeliverResultBatch{}
+	results := &combine.Sender[*pluginpb.DeliverResult]{Max: maxResultBatch, Send: func(rs []*pluginpb.DeliverResult) error {
+		out.Results = rs
+		// Send has encoded the message when it returns.
+		return st.Send(out)
+	}}
 
 	var mu sync.Mutex
 	cancels := map[uint64]context.CancelFunc{}
@@ -64,46 +71,12 @@ func (s *server[C]) DeliverStream(st pluginpb.Plugin_DeliverStreamServer) error 
 				delete(cancels, id)
 				mu.Unlock()
 				cancel()
-				select {
-				case results <- r:
-				case <-ctx.Done():
+				if err := results.Add(r); err != nil {
+					// The stream is gone; so is the host's interest.
+					cancelAll()
 				}
 			})
 		}
-		select {
-		case err := <-sendErr:
-			return err
-		default:
-		}
-	}
-}
-
-// sendResults sends the results as they come, batching those that are
-// ready together, until ctx ends or a send fails.
-func sendResults(ctx context.Context, st pluginpb.Plugin_DeliverStreamServer, results <-chan *pluginpb.DeliverResult) error {
-	batch := &pluginpb.DeliverResultBatch{}
-	for {
-		select {
-		case r := <-results:
-			batch.Results = append(batch.Results[:0], r)
-		case <-ctx.Done():
-			return nil
-		}
-	more:
-		for len(batch.Results) < maxResultBatch {
-			select {
-			case r := <-results:
-				batch.Results = append(batch.Results, r)
-			default:
-				break more
-			}
-		}
-		// Send has encoded the message when it returns, so the batch can
-		// be reused.
-		if err := st.Send(batch); err != nil {
-			return err
-		}
-		clear(batch.Results)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/internal/combine"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
@@ -59,14 +60,21 @@ func New(rpc pluginpb.PluginClient, tp trace.TracerProvider) *Client {
 
 // stream is one open DeliverStream and the calls waiting on it.
 type stream struct {
-	calls   chan *call
-	cancels chan uint64
-	done    chan struct{} // closed when the stream broke; err is then set
-	err     error
-	cancel  context.CancelFunc
+	out    *combine.Sender[outgoing]
+	done   chan struct{} // closed when the stream broke; err is then set
+	err    error
+	cancel context.CancelFunc
+	// onFail runs once when the stream breaks (the client forgets it).
+	onFail func()
 
 	mu      sync.Mutex
 	waiting map[uint64]*call
+}
+
+// outgoing is a call or the cancellation of one.
+type outgoing struct {
+	call   *pluginpb.DeliverCall
+	cancel uint64
 }
 
 type call struct {
@@ -101,14 +109,9 @@ func (c *Client) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (res
 	if !st.add(cl) {
 		return nil, st.err
 	}
-	select {
-	case st.calls <- cl:
-	case <-st.done:
-		return nil, st.err
-	case <-ctx.Done():
-		st.remove(msg.Id)
-		return nil, status.FromContextError(ctx.Err()).Err()
-	}
+	// The caller sends its call itself, with any queued meanwhile, unless
+	// another caller is sending: then that one takes it along.
+	st.send(outgoing{call: msg})
 	select {
 	case r := <-cl.res:
 		return result(r)
@@ -121,10 +124,7 @@ func (c *Client) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (res
 		}
 	case <-ctx.Done():
 		if st.remove(msg.Id) {
-			select {
-			case st.cancels <- msg.Id:
-			default: // the sender is backed up; the plugin's ctx ends with its deadline
-			}
+			st.send(outgoing{cancel: msg.Id})
 		}
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
@@ -170,21 +170,33 @@ func (c *Client) stream() (*stream, error) {
 		return nil, err
 	}
 	st := &stream{
-		calls:   make(chan *call, maxCallBatch),
-		cancels: make(chan uint64, maxCallBatch),
 		done:    make(chan struct{}),
 		cancel:  cancel,
 		waiting: map[uint64]*call{},
 	}
-	c.cur = st
-	go func() {
-		st.send(gs)
+	st.onFail = func() {
 		c.mu.Lock()
 		if c.cur == st {
 			c.cur = nil
 		}
 		c.mu.Unlock()
-	}()
+	}
+	batch := &pluginpb.DeliverBatch{}
+	st.out = &combine.Sender[outgoing]{Max: maxCallBatch, Send: func(items []outgoing) error {
+		batch.Calls, batch.Cancel = batch.Calls[:0], batch.Cancel[:0]
+		for _, it := range items {
+			if it.call != nil {
+				batch.Calls = append(batch.Calls, it.call)
+			} else {
+				batch.Cancel = append(batch.Cancel, it.cancel)
+			}
+		}
+		// Send has encoded the message when it returns.
+		err := gs.Send(batch)
+		clear(batch.Calls)
+		return err
+	}}
+	c.cur = st
 	go st.receive(gs)
 	return st, nil
 }
@@ -221,42 +233,15 @@ func (st *stream) fail(err error) {
 	st.mu.Unlock()
 	close(st.done)
 	st.cancel()
+	st.onFail()
 }
 
-// send sends the queued calls and cancellations, batching what is queued
-// together, until the stream breaks.
-func (st *stream) send(gs pluginpb.Plugin_DeliverStreamClient) {
-	batch := &pluginpb.DeliverBatch{}
-	for {
-		batch.Calls, batch.Cancel = batch.Calls[:0], batch.Cancel[:0]
-		select {
-		case cl := <-st.calls:
-			batch.Calls = append(batch.Calls, cl.msg)
-		case id := <-st.cancels:
-			batch.Cancel = append(batch.Cancel, id)
-		case <-st.done:
-			return
-		}
-	more:
-		for len(batch.Calls) < maxCallBatch {
-			select {
-			case cl := <-st.calls:
-				batch.Calls = append(batch.Calls, cl.msg)
-			case id := <-st.cancels:
-				batch.Cancel = append(batch.Cancel, id)
-			default:
-				break more
-			}
-		}
-		// Send has encoded the message when it returns. When it fails the
-		// stream is over, and receive gets its status from Recv.
-		if err := gs.Send(batch); err != nil {
-			if isStatus(err) {
-				st.fail(err)
-			}
-			return
-		}
-		clear(batch.Calls)
+// send queues o and sends it (see combine.Sender). When the send fails
+// the stream is over: a status error breaks it at once; io.EOF means the
+// plugin ended it, and receive gets the status from Recv.
+func (st *stream) send(o outgoing) {
+	if err := st.out.Add(o); err != nil && isStatus(err) {
+		st.fail(err)
 	}
 }
 
