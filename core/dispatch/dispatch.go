@@ -412,6 +412,9 @@ func (j *job) finishLocked() {
 	if d.journal != nil {
 		d.journal.Finish(j.key)
 	}
+	if !d.log.Enabled(j.ctx, slog.LevelInfo) {
+		return
+	}
 	plan := j.plan
 	attrs := []any{
 		"sid", plan.Call.SID,
@@ -435,15 +438,20 @@ func (d *Dispatcher) run(ctx context.Context, j *job, dl *Delivery) map[string]i
 	n := dl.Notifier
 	ctx, cancel := context.WithDeadline(ctx, dl.Deadline)
 	defer cancel()
-	ctx, span := d.tracer.Start(ctx, "deliver "+n.Name, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(
-			attribute.String("ringside.notifier", n.Name),
-			attribute.String("ringside.plugin", n.Plugin),
-			attribute.String("ringside.route", dl.Route),
-			attribute.String("ringside.role", dl.Role),
-			attribute.Int("ringside.devices", len(dl.Devices)),
-		))
-	defer span.End()
+	// An untraced callback (tracing off, or not sampled) builds no span
+	// options: on the hot path they are allocations for nothing.
+	span := trace.SpanFromContext(context.Background()) // a no-op span
+	if trace.SpanContextFromContext(ctx).IsSampled() {
+		ctx, span = d.tracer.Start(ctx, "deliver "+n.Name, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(
+				attribute.String("ringside.notifier", n.Name),
+				attribute.String("ringside.plugin", n.Plugin),
+				attribute.String("ringside.route", dl.Route),
+				attribute.String("ringside.role", dl.Role),
+				attribute.Int("ringside.devices", len(dl.Devices)),
+			))
+		defer span.End()
+	}
 
 	req := &pluginpb.DeliverRequest{
 		DeliveryId:       newID(),
