@@ -39,6 +39,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -78,6 +79,7 @@ type options struct {
 	JSON        string
 	PerfOut     string
 	MaxInFlight int
+	Runs        int
 }
 
 func main() {
@@ -105,6 +107,7 @@ func main() {
 	flag.BoolVar(&o.Journal, "journal", true, "ringside's delivery.journal")
 	flag.StringVar(&o.Ringside, "ringside", "", "ringside binary (default: go build the module into the temp folder)")
 	flag.BoolVar(&o.KeepDir, "keep", false, "keep the temp folder (config, logs, directory)")
+	flag.IntVar(&o.Runs, "runs", 1, "with -mode both: repeat the comparison this many times, alternating which server goes first, and print each run's ratios and their median (this 2-core VM's speed drifts between runs)")
 	flag.BoolVar(&o.FindMax, "find-max", false, "step the rate up to find the sustained rate (< 1% errors, p99 ≤ 100 ms) of each server")
 	flag.Float64Var(&o.FindStart, "find-start", 1000, "find-max: first rate")
 	flag.Float64Var(&o.FindStep, "find-step", 1000, "find-max: rate step (halved once after the first failure)")
@@ -178,25 +181,40 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		e.fake.URL, o.APNsDelay, o.APNs503, o.CheckJWT, e.callees, numCPU())
 
 	var all []*result
-	results := map[string][]*result{}
-	for _, name := range []string{"ringside", "baseline"} {
-		if o.Mode != "both" && o.Mode != name {
-			continue
+	var pairs []ratios
+	for run := range max(o.Runs, 1) {
+		if o.Runs > 1 {
+			fmt.Fprintf(out, "\n== run %d of %d\n", run+1, o.Runs)
 		}
-		srv, err := e.start(ctx, name)
-		if err != nil {
-			return err
+		order := []string{"ringside", "baseline"}
+		if run%2 == 1 {
+			order = []string{"baseline", "ringside"}
 		}
-		rs, err := e.measure(srv)
-		srv.stop()
-		if err != nil {
-			return err
+		results := map[string][]*result{}
+		for _, name := range order {
+			if o.Mode != "both" && o.Mode != name {
+				continue
+			}
+			srv, err := e.start(ctx, name)
+			if err != nil {
+				return err
+			}
+			rs, err := e.measure(srv)
+			srv.stop()
+			if err != nil {
+				return err
+			}
+			results[name] = rs
+			all = append(all, rs...)
 		}
-		results[name] = rs
-		all = append(all, rs...)
+		if o.Mode == "both" {
+			if rt, ok := printRatios(out, o, results["ringside"], results["baseline"]); ok {
+				pairs = append(pairs, rt)
+			}
+		}
 	}
-	if o.Mode == "both" {
-		printRatios(out, o, results["ringside"], results["baseline"])
+	if len(pairs) > 1 {
+		printMedians(out, o, pairs)
 	}
 	fmt.Fprintf(out, "fake APNs: %d pushes answered, %d with 503, %d bad JWT, %d bad requests\n",
 		e.fake.pushes.Load(), e.fake.faults.Load(), e.fake.badJWT.Load(), e.fake.unknown.Load())
@@ -537,7 +555,14 @@ func numCPU() int {
 }
 
 // printRatios prints ringside / baseline for each target.
-func printRatios(w io.Writer, o options, rs, bs []*result) {
+// ratios are one run's ringside / baseline figures.
+type ratios struct {
+	E2EP50, E2EP99, CPU, Sustained float64
+	RSS, DelayP99                  float64 // ringside's own (MiB, ms)
+	DelayOK                        bool
+}
+
+func printRatios(w io.Writer, o options, rs, bs []*result) (ratios, bool) {
 	pick := func(rr []*result) *result {
 		for _, r := range rr {
 			if strings.HasSuffix(r.Name, " max") {
@@ -551,8 +576,10 @@ func printRatios(w io.Writer, o options, rs, bs []*result) {
 	}
 	r, b := pick(rs), pick(bs)
 	if r == nil || b == nil {
-		return
+		return ratios{}, false
 	}
+	rt := ratios{E2EP50: r.E2E.P50 / b.E2E.P50, E2EP99: r.E2E.P99 / b.E2E.P99, CPU: r.CPUPer / b.CPUPer,
+		Sustained: r.Rate / b.Rate, RSS: r.PeakRSS, DelayP99: r.E2E.P99, DelayOK: r.sustained()}
 	ratio := func(x, y float64) string {
 		if y == 0 {
 			return "n/a"
@@ -569,7 +596,7 @@ func printRatios(w io.Writer, o options, rs, bs []*result) {
 	if o.FindMax {
 		share := r.Rate / b.Rate
 		fmt.Fprintf(w, "  sustained rate      %.0f / %.0f = %.0f%%  (target ≥ 55%%: %s)\n", r.Rate, b.Rate, 100*share, verdict(share >= 0.55))
-		return
+		return rt, true
 	}
 	fmt.Fprintf(w, "  e2e p50             %.3f / %.3f ms = %s  (target ≤ 2.5×: %s)\n", r.E2E.P50, b.E2E.P50, ratio(r.E2E.P50, b.E2E.P50), verdict(r.E2E.P50 <= 2.5*b.E2E.P50))
 	fmt.Fprintf(w, "  e2e p99             %.3f / %.3f ms = %s  (target ≤ 2×: %s)\n", r.E2E.P99, b.E2E.P99, ratio(r.E2E.P99, b.E2E.P99), verdict(r.E2E.P99 <= 2*b.E2E.P99))
@@ -585,6 +612,51 @@ func printRatios(w io.Writer, o options, rs, bs []*result) {
 	if o.APNsDelay > 0 {
 		fmt.Fprintf(w, "  apns-delay %v: ringside sustained=%t at %.0f/s, e2e p99 %.3f ms (target: sustained, p99 ≤ 5 ms: %s)\n",
 			o.APNsDelay, r.sustained(), r.Rate, r.E2E.P99, verdict(r.sustained() && r.E2E.P99 <= 5))
+	}
+	return rt, true
+}
+
+// printMedians prints, over the runs, each ratio's values and median with
+// the target's verdict on the median.
+func printMedians(w io.Writer, o options, pairs []ratios) {
+	verdict := func(ok bool) string {
+		if ok {
+			return "pass"
+		}
+		return "FAIL"
+	}
+	line := func(name, unit string, get func(ratios) float64, target string, ok func(float64) bool) {
+		var vs []float64
+		var parts []string
+		for _, p := range pairs {
+			vs = append(vs, get(p))
+			parts = append(parts, fmt.Sprintf("%.2f", get(p)))
+		}
+		slices.Sort(vs)
+		m := vs[len(vs)/2]
+		if len(vs)%2 == 0 {
+			m = (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
+		}
+		fmt.Fprintf(w, "  %-18s median %.2f%s of [%s]  (target %s: %s)\n", name, m, unit, strings.Join(parts, " "), target, verdict(ok(m)))
+	}
+	fmt.Fprintf(w, "\nover %d runs (ringside / baseline per run):\n", len(pairs))
+	if o.FindMax {
+		line("sustained rate", "", func(p ratios) float64 { return p.Sustained }, "≥ 0.55", func(m float64) bool { return m >= 0.55 })
+		return
+	}
+	line("e2e p50", "×", func(p ratios) float64 { return p.E2EP50 }, "≤ 2.5×", func(m float64) bool { return m <= 2.5 })
+	line("e2e p99", "×", func(p ratios) float64 { return p.E2EP99 }, "≤ 2×", func(m float64) bool { return m <= 2 })
+	line("cpu per callback", "×", func(p ratios) float64 { return p.CPU }, "≤ 2.5×", func(m float64) bool { return m <= 2.5 })
+	line("ringside peak rss", " MiB", func(p ratios) float64 { return p.RSS }, "≤ 80 MiB", func(m float64) bool { return m <= 80 })
+	if o.APNsDelay > 0 {
+		line("apns-delay e2e p99", " ms", func(p ratios) float64 { return p.DelayP99 }, "≤ 5 ms, sustained", func(m float64) bool {
+			for _, p := range pairs {
+				if !p.DelayOK {
+					return false
+				}
+			}
+			return m <= 5
+		})
 	}
 }
 
