@@ -46,10 +46,10 @@
 // # Compaction
 //
 // When the file passes 8 MiB and less than half of it is live, a
-// background goroutine replays the file up to its current end, copies the
-// records of the entries live at that point (as they are, checksums
-// included) into path+".tmp" and fsyncs it, while appends go on to the old
-// file. The writer then copies the records written meanwhile to the new
+// background goroutine copies the records of the entries live at that
+// point (as they are, checksums included; the index knows where they are,
+// so it reads nothing else) into path+".tmp" and fsyncs it, while appends
+// go on to the old file. The writer then copies the records written meanwhile to the new
 // file, renames it over path and carries on there (the directory is
 // fsynced in the background): appends wait only for that copy of a few
 // milliseconds' worth of records and a rename. A compaction that fails is
@@ -162,16 +162,20 @@ type Journal struct {
 	ended chan struct{} // closed when the file is
 
 	// wmu is the writer's role: its holder owns what follows.
-	wmu        sync.Mutex
-	shut       bool
-	err        error // of closing the file
-	f          *os.File
-	end        int64            // where the next record goes
-	live       map[string]int64 // live key → bytes of its records
+	wmu  sync.Mutex
+	shut bool
+	err  error // of closing the file
+	f    *os.File
+	end  int64            // where the next record goes
+	live map[string]int64 // live key → bytes of its records
+	// spans holds where each live key's records are in the file, so a
+	// compaction copies them without reading the rest.
+	spans      map[string][]span
 	liveBytes  int64
 	spare      []op // the queue's other buffer
 	buf        []byte
 	lastFinish map[string]int // key → index of its last finish in the batch
+	written    []writtenRec
 	undo       []undo
 	compactAt  int64 // the size past which to compact
 	retryAt    int64 // after a failed compaction, the size to try again at
@@ -220,6 +224,7 @@ func open(path string, compactAt int64) (*Journal, error) {
 		ended:      make(chan struct{}),
 		f:          f,
 		live:       map[string]int64{},
+		spans:      map[string][]span{},
 		lastFinish: map[string]int{},
 		compactAt:  compactAt,
 		compacted:  make(chan compaction, 1),
@@ -283,17 +288,7 @@ func (j *Journal) load() error {
 		if !ok {
 			break
 		}
-		n := s.end - s.off
-		switch s.rec.kind {
-		case kindAppend:
-			j.live[string(s.rec.key)] += n
-		case kindDelivered:
-			if b, ok := j.live[string(s.rec.key)]; ok {
-				j.live[string(s.rec.key)] = b + n
-			}
-		case kindFinish:
-			delete(j.live, string(s.rec.key))
-		}
+		j.index(string(s.rec.key), s.rec.kind, span{s.off, s.end - s.off})
 	}
 	if s.end < size {
 		if err := j.f.Truncate(s.end); err != nil {
@@ -573,6 +568,7 @@ func (j *Journal) write(batch []op) error {
 		}
 	}
 	b, undos, liveBytes := j.buf[:0], j.undo[:0], j.liveBytes
+	written := j.written[:0]
 	for i, o := range batch {
 		if o.kind == opPending {
 			continue
@@ -592,6 +588,7 @@ func (j *Journal) write(batch []op) error {
 			continue
 		}
 		undos = append(undos, undo{o.key, prev, live})
+		written = append(written, writtenRec{o.key, o.kind, span{int64(start), n}})
 		if o.kind == kindFinish {
 			delete(j.live, o.key)
 			liveBytes -= prev
@@ -614,10 +611,16 @@ func (j *Journal) write(batch []op) error {
 			}
 			err = fmt.Errorf("journal: write: %w", err)
 		} else {
+			for _, w := range written {
+				w.sp.off += j.end
+				j.indexSpan(w.key, w.kind, w.sp)
+			}
 			j.end += int64(len(b))
 			j.liveBytes = liveBytes
 		}
 	}
+	clear(written)
+	j.written = written[:0]
 	clear(undos)
 	j.undo = undos[:0]
 	if cap(b) <= 1<<20 {
@@ -715,23 +718,69 @@ func (j *Journal) pending(now int64) ([]Entry, error) {
 // span is where a record lies in the file.
 type span struct{ off, n int64 }
 
+// writtenRec is a record of the batch being written, at off in the batch.
+type writtenRec struct {
+	key  string
+	kind byte
+	sp   span
+}
+
+// index adds the record at sp of kind for key to the index (replay).
+func (j *Journal) index(key string, kind byte, sp span) {
+	switch kind {
+	case kindAppend:
+		j.live[key] += sp.n
+	case kindDelivered:
+		b, ok := j.live[key]
+		if !ok {
+			return
+		}
+		j.live[key] = b + sp.n
+	case kindFinish:
+		delete(j.live, key)
+	}
+	j.indexSpan(key, kind, sp)
+}
+
+// indexSpan records where the record of kind for key is: an append starts
+// the key's life (an earlier one of the same key is over), a mark adds to
+// a live key, a finish ends it.
+func (j *Journal) indexSpan(key string, kind byte, sp span) {
+	switch kind {
+	case kindAppend:
+		j.spans[key] = []span{sp}
+	case kindDelivered:
+		if l, ok := j.spans[key]; ok {
+			j.spans[key] = append(l, sp)
+		}
+	case kindFinish:
+		delete(j.spans, key)
+	}
+}
+
 // compaction is the new file a compaction made: the live records of the
 // old file up to upto, size bytes with the header.
 type compaction struct {
 	tmp  *os.File
 	size int64
 	upto int64
-	err  error
+	// moved maps the offset of each copied record to its offset in tmp.
+	moved map[int64]int64
+	err   error
 }
 
 // compact starts a compaction of the file as it is now.
 func (j *Journal) compact() {
 	j.compacting = true
 	src, upto := j.f, j.end
+	var spans []span
+	for _, l := range j.spans {
+		spans = append(spans, l...)
+	}
 	j.bg.Add(1)
 	go func() {
 		defer j.bg.Done()
-		c := j.rewrite(src, upto)
+		c := j.rewrite(src, upto, spans)
 		if j.beforeInstall != nil {
 			j.beforeInstall()
 		}
@@ -739,10 +788,11 @@ func (j *Journal) compact() {
 	}()
 }
 
-// rewrite writes the records of src up to upto that belong to a live
-// entry into a new file, path+".tmp", and fsyncs it. It runs beside the
-// writer, which only appends to src meanwhile.
-func (j *Journal) rewrite(src *os.File, upto int64) compaction {
+// rewrite writes the records at spans of src (those of the entries live
+// at upto, from the index: no need to read the rest) into a new file,
+// path+".tmp", and fsyncs it. It runs beside the writer, which only
+// appends to src meanwhile.
+func (j *Journal) rewrite(src *os.File, upto int64, spans []span) compaction {
 	c := compaction{upto: upto}
 	tmpPath := j.path + ".tmp"
 	tmp, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -754,46 +804,19 @@ func (j *Journal) rewrite(src *os.File, upto int64) compaction {
 		if err := lockFile(tmp); err != nil {
 			return err
 		}
-		// The records of each live key's current life, in one pass.
-		lives := map[string][]span{}
-		s := newScanner(src, upto)
-		for {
-			ok, err := s.scan()
-			if err != nil {
-				return err
-			}
-			if !ok {
-				break
-			}
-			sp := span{s.off, s.end - s.off}
-			switch s.rec.kind {
-			case kindAppend:
-				lives[string(s.rec.key)] = append(lives[string(s.rec.key)], sp)
-			case kindDelivered:
-				if l, ok := lives[string(s.rec.key)]; ok {
-					lives[string(s.rec.key)] = append(l, sp)
-				}
-			case kindFinish:
-				delete(lives, string(s.rec.key))
-			}
-		}
-		if s.end != upto {
-			return fmt.Errorf("corrupt record at offset %d", s.end)
-		}
-		var spans []span
-		for _, l := range lives {
-			spans = append(spans, l...)
-		}
 		slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.off, b.off) })
 		// Copied as they are, neighbours in one read.
 		w := bufio.NewWriterSize(tmp, 256<<10)
 		_, _ = w.WriteString(magic)
 		_, _ = w.Write(binary.LittleEndian.AppendUint32(nil, version))
 		c.size = int64(headerLen)
+		c.moved = make(map[int64]int64, len(spans))
 		var buf []byte
 		for i := 0; i < len(spans); {
 			run := spans[i]
+			c.moved[run.off] = c.size
 			for i++; i < len(spans) && spans[i].off == run.off+run.n; i++ {
+				c.moved[spans[i].off] = c.size + run.n
 				run.n += spans[i].n
 			}
 			buf = slices.Grow(buf[:0], int(run.n))[:run.n]
@@ -840,6 +863,17 @@ func (j *Journal) install(c compaction) {
 	}
 	old := j.f
 	j.f, j.end = c.tmp, c.size+j.end-c.upto
+	// The index follows the records: those copied by the compaction are
+	// where it put them, those written since moved with the tail.
+	for _, l := range j.spans {
+		for i, sp := range l {
+			if sp.off >= c.upto {
+				l[i].off = sp.off - c.upto + c.size
+			} else {
+				l[i].off = c.moved[sp.off]
+			}
+		}
+	}
 	_ = old.Close()
 	j.compactions.Add(1)
 	j.bg.Add(1)
