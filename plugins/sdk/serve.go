@@ -182,7 +182,8 @@ func (s *server[C]) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (
 		return nil, status.Error(codes.FailedPrecondition, "deliver before a successful configure")
 	}
 	d := deliveryFromPB(req)
-	if !d.Deadline.IsZero() {
+	// The host's call usually ends at the delivery's deadline already.
+	if dl, ok := ctx.Deadline(); !d.Deadline.IsZero() && (!ok || d.Deadline.Before(dl)) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, d.Deadline)
 		defer cancel()

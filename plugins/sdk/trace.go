@@ -81,7 +81,9 @@ func setupTracing(ctx context.Context, info Info) (trace.TracerProvider, func(co
 // status for a transport error or a status of 400 or more; never the URL's
 // path or query, which may hold a device token or a credential. The span
 // ends when the response headers arrive. Spans go to the global tracer
-// provider, which Serve sets up.
+// provider, which Serve sets up. A request whose ctx carries no sampled
+// span (tracing off, or a callback the host did not sample) is sent as it
+// is, with no span: the plugin only continues the host's traces.
 func Transport(base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport.(*http.Transport).Clone()
@@ -100,6 +102,11 @@ type transport struct {
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// A request outside any trace (tracing off, or a callback the host did
+	// not sample) goes as it is: no span, no clone of the request.
+	if !trace.SpanContextFromContext(req.Context()).IsSampled() {
+		return t.base.RoundTrip(req)
+	}
 	method := req.Method
 	if method == "" {
 		method = http.MethodGet
