@@ -333,6 +333,15 @@ func (j *job) launch(ctx context.Context, dl *Delivery) {
 	j.pending++
 	j.notifiers = append(j.notifiers, dl.Notifier.Name)
 	j.d.wg.Add(1)
+	if ad, ok := j.d.deliverer(dl.Notifier).(AsyncDeliverer); ok {
+		// No goroutine per delivery: the first attempt is sent from here
+		// and answered on the plugin stream's receiver.
+		j.d.runAsync(ctx, j, dl, ad, func(final map[string]int) {
+			j.ended(ctx, dl, final)
+			j.d.wg.Done()
+		})
+		return
+	}
 	go func() {
 		defer j.d.wg.Done()
 		final := j.d.run(ctx, j, dl)
@@ -434,15 +443,69 @@ func (j *job) finishLocked() {
 // run delivers dl until every device has a final outcome or the deadline
 // passes, and returns the count of final outcomes by name.
 func (d *Dispatcher) run(ctx context.Context, j *job, dl *Delivery) map[string]int {
-	c := j.plan.Call
+	x := d.newAttempts(ctx, j, dl)
+	x.loop(1)
+	return x.end()
+}
+
+// runAsync is run without a goroutine waiting on the first attempt: the
+// answer is handled on the goroutine that has it (the plugin stream's
+// receiver) when every device was delivered, the common case; anything
+// else (a retry, a gone token to prune, a permanent failure that may start
+// a fallback, a failed call) continues on a goroutine of its own. ended
+// gets run's result.
+func (d *Dispatcher) runAsync(ctx context.Context, j *job, dl *Delivery, ad AsyncDeliverer, ended func(map[string]int)) {
+	x := d.newAttempts(ctx, j, dl)
+	x.prepare(1)
+	ad.DeliverAsync(x.ctx, x.req, func(resp *pluginpb.DeliverResponse, err error) {
+		if err == nil && allDelivered(resp) {
+			// Nothing here sends or blocks: no retry, no prune, no
+			// fallback (the route has delivered).
+			x.outcomes(1, resp, nil)
+			ended(x.end())
+			return
+		}
+		go func() {
+			retry, after := x.outcomes(1, resp, err)
+			if x.next(1, retry, after) {
+				x.loop(2)
+			}
+			ended(x.end())
+		}()
+	})
+}
+
+func allDelivered(resp *pluginpb.DeliverResponse) bool {
+	for _, o := range resp.GetOutcomes() {
+		if o.GetKind() != pluginpb.Outcome_KIND_DELIVERED {
+			return false
+		}
+	}
+	return true
+}
+
+// attempts is one delivery's state across its attempts.
+type attempts struct {
+	d       *Dispatcher
+	j       *job
+	dl      *Delivery
+	ctx     context.Context
+	cancel  context.CancelFunc
+	span    trace.Span
+	req     *pluginpb.DeliverRequest
+	pending []directory.Device
+	final   map[string]int
+}
+
+func (d *Dispatcher) newAttempts(ctx context.Context, j *job, dl *Delivery) *attempts {
 	n := dl.Notifier
-	ctx, cancel := context.WithDeadline(ctx, dl.Deadline)
-	defer cancel()
+	x := &attempts{d: d, j: j, dl: dl, final: map[string]int{}}
+	x.ctx, x.cancel = context.WithDeadline(ctx, dl.Deadline)
 	// An untraced callback (tracing off, or not sampled) builds no span
 	// options: on the hot path they are allocations for nothing.
-	span := trace.SpanFromContext(context.Background()) // a no-op span
-	if trace.SpanContextFromContext(ctx).IsSampled() {
-		ctx, span = d.tracer.Start(ctx, "deliver "+n.Name, trace.WithSpanKind(trace.SpanKindClient),
+	x.span = trace.SpanFromContext(context.Background()) // a no-op span
+	if trace.SpanContextFromContext(x.ctx).IsSampled() {
+		x.ctx, x.span = d.tracer.Start(x.ctx, "deliver "+n.Name, trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithAttributes(
 				attribute.String("ringside.notifier", n.Name),
 				attribute.String("ringside.plugin", n.Plugin),
@@ -450,75 +513,102 @@ func (d *Dispatcher) run(ctx context.Context, j *job, dl *Delivery) map[string]i
 				attribute.String("ringside.role", dl.Role),
 				attribute.Int("ringside.devices", len(dl.Devices)),
 			))
-		defer span.End()
 	}
-
-	req := &pluginpb.DeliverRequest{
+	x.req = &pluginpb.DeliverRequest{
 		DeliveryId:       newID(),
 		Route:            dl.Route,
-		Call:             wireCall(c),
+		Call:             wireCall(j.plan.Call),
 		PayloadJson:      dl.Payload,
 		Templates:        dl.Templates,
 		DeadlineUnixNano: dl.Deadline.UnixNano(),
 	}
 	// A notifier without a device kind has one target: the call itself.
-	pending := dl.Devices
+	x.pending = dl.Devices
 	if n.Kind == "" {
-		pending = []directory.Device{{}}
+		x.pending = []directory.Device{{}}
 	}
-	final := map[string]int{}
-	count := func(outcome string, k int) {
-		final[outcome] += k
-		d.metrics.Deliveries.WithLabelValues(n.Name, outcome).Add(float64(k))
-	}
-	for attempt := 1; ; attempt++ {
-		req.Attempt = int32(attempt)
-		req.Devices = wireDevices(pending)
-		if attempt > 1 {
-			d.metrics.Retries.WithLabelValues(n.Name).Inc()
+	return x
+}
+
+// loop makes attempts from the given one until nothing is left to retry.
+func (x *attempts) loop(attempt int) {
+	for ; ; attempt++ {
+		x.prepare(attempt)
+		resp, err := x.d.deliverer(x.dl.Notifier).Deliver(x.ctx, x.req)
+		retry, after := x.outcomes(attempt, resp, err)
+		if !x.next(attempt, retry, after) {
+			return
 		}
-		resp, err := d.deliverer(n).Deliver(ctx, req)
-		var retry []directory.Device
-		var after time.Duration
-		if err != nil {
-			d.log.WarnContext(ctx, "deliver failed", "sid", c.SID, "notifier", n.Name, "attempt", attempt, "error", err)
-			retry = pending
-		} else {
-			for i, o := range resp.Outcomes {
-				dev := pending[i] // the plugin host checked there is one outcome per target
-				switch o.Kind {
-				case pluginpb.Outcome_KIND_DELIVERED:
-					count("delivered", 1)
-					d.metrics.DeliveryLatency.WithLabelValues(n.Name).Observe(d.now().Sub(c.Received).Seconds())
-					j.delivered(dl, dev.Token)
-				case pluginpb.Outcome_KIND_GONE:
-					count("gone", 1)
-					d.prune(ctx, c, n, dev, o)
-				case pluginpb.Outcome_KIND_PERMANENT:
-					count("permanent", 1)
-					d.log.WarnContext(ctx, "delivery failed permanently", "sid", c.SID, "notifier", n.Name,
-						"device", directory.ShortToken(dev.Token), "reason", o.Reason)
-				default:
-					retry = append(retry, dev)
-					if a := time.Duration(o.RetryAfterMs) * time.Millisecond; a > after {
-						after = a
-					}
-					d.log.DebugContext(ctx, "delivery to retry", "sid", c.SID, "notifier", n.Name, "attempt", attempt, "reason", o.Reason)
-				}
+	}
+}
+
+func (x *attempts) prepare(attempt int) {
+	x.req.Attempt = int32(attempt)
+	x.req.Devices = wireDevices(x.pending)
+	if attempt > 1 {
+		x.d.metrics.Retries.WithLabelValues(x.dl.Notifier.Name).Inc()
+	}
+}
+
+func (x *attempts) count(outcome string, k int) {
+	x.final[outcome] += k
+	x.d.metrics.Deliveries.WithLabelValues(x.dl.Notifier.Name, outcome).Add(float64(k))
+}
+
+// outcomes counts the final outcomes of an attempt and returns the devices
+// to retry, and the longest Retry-After among them.
+func (x *attempts) outcomes(attempt int, resp *pluginpb.DeliverResponse, err error) (retry []directory.Device, after time.Duration) {
+	d, c, n, ctx := x.d, x.j.plan.Call, x.dl.Notifier, x.ctx
+	if err != nil {
+		d.log.WarnContext(ctx, "deliver failed", "sid", c.SID, "notifier", n.Name, "attempt", attempt, "error", err)
+		return x.pending, 0
+	}
+	for i, o := range resp.Outcomes {
+		dev := x.pending[i] // the plugin host checked there is one outcome per target
+		switch o.Kind {
+		case pluginpb.Outcome_KIND_DELIVERED:
+			x.count("delivered", 1)
+			d.metrics.DeliveryLatency.WithLabelValues(n.Name).Observe(d.now().Sub(c.Received).Seconds())
+			x.j.delivered(x.dl, dev.Token)
+		case pluginpb.Outcome_KIND_GONE:
+			x.count("gone", 1)
+			d.prune(ctx, c, n, dev, o)
+		case pluginpb.Outcome_KIND_PERMANENT:
+			x.count("permanent", 1)
+			d.log.WarnContext(ctx, "delivery failed permanently", "sid", c.SID, "notifier", n.Name,
+				"device", directory.ShortToken(dev.Token), "reason", o.Reason)
+		default:
+			retry = append(retry, dev)
+			if a := time.Duration(o.RetryAfterMs) * time.Millisecond; a > after {
+				after = a
 			}
+			d.log.DebugContext(ctx, "delivery to retry", "sid", c.SID, "notifier", n.Name, "attempt", attempt, "reason", o.Reason)
 		}
-		if len(retry) == 0 {
-			break
-		}
-		wait := d.wait(attempt, after)
-		if d.now().Add(wait).After(dl.Deadline) || !sleep(ctx, wait) {
-			count("expired", len(retry))
-			span.SetStatus(codes.Error, "deadline passed before delivery")
-			break
-		}
-		pending = retry
 	}
-	return final
+	return retry, after
+}
+
+// next waits before the attempt after this one and reports whether to make
+// it: false when nothing is left to retry or the deadline comes first.
+func (x *attempts) next(attempt int, retry []directory.Device, after time.Duration) bool {
+	if len(retry) == 0 {
+		return false
+	}
+	wait := x.d.wait(attempt, after)
+	if x.d.now().Add(wait).After(x.dl.Deadline) || !sleep(x.ctx, wait) {
+		x.count("expired", len(retry))
+		x.span.SetStatus(codes.Error, "deadline passed before delivery")
+		return false
+	}
+	x.pending = retry
+	return true
+}
+
+// end releases the delivery's ctx and span and returns the final counts.
+func (x *attempts) end() map[string]int {
+	x.cancel()
+	x.span.End()
+	return x.final
 }
 
 // deliverer is the live plugin of the notifier's name (after a reload),

@@ -65,6 +65,35 @@ func (f *fakePlugin) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) 
 	return f.answer(n, req)
 }
 
+// asyncFakes makes newFixture's plugins AsyncDeliverers (TestAsync).
+var asyncFakes bool
+
+// asyncPlugin answers DeliverAsync from another goroutine, as the plugin
+// stream's receiver does.
+type asyncPlugin struct{ *fakePlugin }
+
+func (a asyncPlugin) DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest, done func(*pluginpb.DeliverResponse, error)) {
+	go func() { done(a.Deliver(ctx, req)) }()
+}
+
+// The dispatcher's tests again with plugins it calls without a goroutine
+// waiting (DeliverAsync): delivered, gone, permanent, retried and expired
+// outcomes, fallbacks, overload and the journal behave the same.
+func TestAsync(t *testing.T) {
+	asyncFakes = true
+	t.Cleanup(func() { asyncFakes = false })
+	for name, test := range map[string]func(*testing.T){
+		"AcceptDeliversAndDedups": TestAcceptDeliversAndDedups,
+		"DeliveryOutcomes":        TestDeliveryOutcomes,
+		"RetryStopsAtDeadline":    TestRetryStopsAtDeadline,
+		"FallbackAfterDelivery":   TestFallbackAfterDelivery,
+		"Overload":                TestOverload,
+		"JournalRecordAndResume":  TestJournalRecordAndResume,
+	} {
+		t.Run(name, test)
+	}
+}
+
 func delivered(req *pluginpb.DeliverRequest) *pluginpb.DeliverResponse {
 	n := max(1, len(req.Devices))
 	out := &pluginpb.DeliverResponse{}
@@ -85,7 +114,11 @@ func newFixture(t *testing.T) *fixture {
 	for _, n := range []struct{ name, kind string }{{"ios", "apns"}, {"android", "fcm"}, {"hook", ""}, {"sms", "phone"}, {"ios2", "apns"}} {
 		p := &fakePlugin{}
 		f.plugins[n.name] = p
-		f.notifiers[n.name] = &Notifier{Name: n.name, Plugin: n.name, Kind: n.kind, TTL: 60 * time.Second, Deliverer: p}
+		var dv Deliverer = p
+		if asyncFakes {
+			dv = asyncPlugin{p}
+		}
+		f.notifiers[n.name] = &Notifier{Name: n.name, Plugin: n.name, Kind: n.kind, TTL: 60 * time.Second, Deliverer: dv}
 	}
 	return f
 }

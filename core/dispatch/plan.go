@@ -32,6 +32,16 @@ type Deliverer interface {
 	Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error)
 }
 
+// AsyncDeliverer is a Deliverer that can also make a call with no
+// goroutine waiting for it: done gets what Deliver would return, once,
+// never on the caller's goroutine, and must not block.
+// pluginhost.Supervised is one; the dispatcher then needs no goroutine per
+// delivery.
+type AsyncDeliverer interface {
+	Deliverer
+	DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest, done func(*pluginpb.DeliverResponse, error))
+}
+
 // Notifier is one configured, enabled delivery channel.
 type Notifier struct {
 	Name   string

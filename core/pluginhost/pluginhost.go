@@ -283,6 +283,26 @@ func (c *Client) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (*pl
 	} else {
 		resp, err = c.rpc.Deliver(ctx, req)
 	}
+	return c.checked(req, resp, err)
+}
+
+// DeliverAsync is Deliver without a goroutine waiting for the answer: done
+// gets what Deliver would return, once, never on the caller's goroutine; it
+// must not block (see deliverstream.Client.DeliverAsync). A plugin without
+// DeliverStream is called from a goroutine of its own.
+func (c *Client) DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest, done func(*pluginpb.DeliverResponse, error)) {
+	if c.stream == nil {
+		go func() { done(c.Deliver(ctx, req)) }()
+		return
+	}
+	c.stream.DeliverAsync(ctx, req, func(resp *pluginpb.DeliverResponse, err error) {
+		done(c.checked(req, resp, err))
+	})
+}
+
+// checked wraps a failed call, and fails a response without one outcome
+// per target.
+func (c *Client) checked(req *pluginpb.DeliverRequest, resp *pluginpb.DeliverResponse, err error) (*pluginpb.DeliverResponse, error) {
 	if err != nil {
 		return nil, c.rpcError("deliver", err)
 	}

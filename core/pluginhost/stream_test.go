@@ -112,3 +112,87 @@ func TestLegacyPluginGetsUnaryCalls(t *testing.T) {
 		t.Fatalf("got %v, %v", resp, err)
 	}
 }
+
+// asyncResult is what a DeliverAsync call's done got, and how often.
+type asyncResult struct {
+	resp  *pluginpb.DeliverResponse
+	err   error
+	calls int
+}
+
+// deliverAsync starts a DeliverAsync call and returns a channel that gets
+// its result; a second call of done fails the test.
+func deliverAsync(t *testing.T, c *Client, ctx context.Context, req *pluginpb.DeliverRequest) <-chan asyncResult {
+	out := make(chan asyncResult, 1)
+	var mu sync.Mutex
+	n := 0
+	c.DeliverAsync(ctx, req, func(resp *pluginpb.DeliverResponse, err error) {
+		mu.Lock()
+		n++
+		calls := n
+		mu.Unlock()
+		if calls > 1 {
+			t.Errorf("done called %d times", calls)
+			return
+		}
+		out <- asyncResult{resp, err, calls}
+	})
+	return out
+}
+
+func waitAsync(t *testing.T, ch <-chan asyncResult) asyncResult {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("done was not called")
+		return asyncResult{}
+	}
+}
+
+// DeliverAsync calls get their own answers, once each; a canceled one
+// ends with Canceled; calls in flight when the plugin dies end with an
+// error; a plugin without DeliverStream is called too.
+func TestDeliverAsync(t *testing.T) {
+	c := start(t, testSpec(t, "test"))
+	configure(t, c, `{"greeting":"hi"}`)
+	var chans []<-chan asyncResult
+	for i := range 100 {
+		id := fmt.Sprintf("a%03d", i)
+		chans = append(chans, deliverAsync(t, c, t.Context(), &pluginpb.DeliverRequest{DeliveryId: id, Templates: map[string]string{"body": id},
+			Devices: []*pluginpb.Device{{Kind: "testdev", Token: "ok"}}}))
+	}
+	for i, ch := range chans {
+		id := fmt.Sprintf("a%03d", i)
+		if r := waitAsync(t, ch); r.err != nil || r.resp.Outcomes[0].ProviderId != "hi:"+id+":"+id {
+			t.Errorf("call %s: %v, %v", id, r.resp, r.err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	blocked := deliverAsync(t, c, ctx, &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "block"}}})
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	if r := waitAsync(t, blocked); status.Code(r.err) != codes.Canceled {
+		t.Errorf("canceled call: %v", r.err)
+	}
+
+	var inflight []<-chan asyncResult
+	for range 5 {
+		inflight = append(inflight, deliverAsync(t, c, t.Context(), &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "block"}}}))
+	}
+	time.Sleep(100 * time.Millisecond)
+	exit := deliverAsync(t, c, t.Context(), &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "exit"}}})
+	for _, ch := range append(inflight, exit) {
+		if r := waitAsync(t, ch); r.err == nil {
+			t.Error("a call on a dead plugin succeeded")
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // a second done call would show now
+
+	legacy := start(t, testSpec(t, "legacy"))
+	if r := waitAsync(t, deliverAsync(t, legacy, t.Context(), &pluginpb.DeliverRequest{DeliveryId: "x"})); r.err != nil || r.resp.Outcomes[0].ProviderId != "legacy:x" {
+		t.Errorf("legacy plugin: %v, %v", r.resp, r.err)
+	}
+}

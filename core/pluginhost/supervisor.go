@@ -82,6 +82,28 @@ func (s *Supervised) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) 
 	return resp, err
 }
 
+// DeliverAsync is Deliver through the current process without a goroutine
+// waiting for the answer (see Client.DeliverAsync).
+func (s *Supervised) DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest, done func(*pluginpb.DeliverResponse, error)) {
+	s.mu.Lock()
+	s.inflight++
+	s.mu.Unlock()
+	c := s.cur.Load()
+	if c.Exited() {
+		s.wake()
+		s.release()
+		go done(nil, fmt.Errorf("notifier %q: %w", s.spec.Notifier, ErrRestarting))
+		return
+	}
+	c.DeliverAsync(ctx, req, func(resp *pluginpb.DeliverResponse, err error) {
+		if err != nil && c.Exited() {
+			s.wake()
+		}
+		s.release()
+		done(resp, err)
+	})
+}
+
 // Health reports whether the current process is alive and ready.
 func (s *Supervised) Health(ctx context.Context) error {
 	c := s.cur.Load()

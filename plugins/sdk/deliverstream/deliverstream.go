@@ -71,6 +71,12 @@ type stream struct {
 	waiting map[uint64]*call
 }
 
+// answered is a DeliverAsync call and its result.
+type answered struct {
+	cl *call
+	r  *pluginpb.DeliverResult
+}
+
 // outgoing is a call or the cancellation of one.
 type outgoing struct {
 	call   *pluginpb.DeliverCall
@@ -79,7 +85,12 @@ type outgoing struct {
 
 type call struct {
 	msg *pluginpb.DeliverCall
-	res chan *pluginpb.DeliverResult // buffered 1
+	res chan *pluginpb.DeliverResult // buffered 1; nil for DeliverAsync
+	// DeliverAsync: done is called once, by whoever takes the call out of
+	// waiting (its result, its ctx ending, the stream breaking); stop
+	// stops the watch on its ctx.
+	done func(*pluginpb.DeliverResult, error)
+	stop func() bool
 }
 
 // Deliver makes one Deliver call on the stream.
@@ -88,23 +99,8 @@ func (c *Client) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (res
 	if err != nil {
 		return nil, err
 	}
-	msg := &pluginpb.DeliverCall{Id: c.nextID.Add(1), Request: req}
-	if dl, ok := ctx.Deadline(); ok {
-		msg.CallDeadlineUnixNano = dl.UnixNano()
-	}
-	if trace.SpanContextFromContext(ctx).IsValid() {
-		if c.tracer != nil {
-			var span trace.Span
-			ctx, span = c.tracer.Start(ctx, sdk.DeliverSpanName, trace.WithSpanKind(trace.SpanKindClient),
-				trace.WithAttributes(sdk.DeliverSpanAttributes...))
-			defer func() {
-				st := status.Convert(err)
-				sdk.EndDeliverSpan(span, st.Code(), st.Message())
-			}()
-		}
-		msg.TraceContext = map[string]string{}
-		propagation.TraceContext{}.Inject(ctx, propagation.MapCarrier(msg.TraceContext))
-	}
+	ctx, msg, end := c.newCall(ctx, req)
+	defer func() { end(err) }()
 	cl := &call{msg: msg, res: make(chan *pluginpb.DeliverResult, 1)}
 	if !st.add(cl) {
 		return nil, st.err
@@ -128,6 +124,69 @@ func (c *Client) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (res
 		}
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
+}
+
+// DeliverAsync makes the call of Deliver without a goroutine waiting for
+// it: done gets what Deliver would return, once, on the goroutine that
+// has the answer (the stream's receiver, or the ctx's watcher) — never on
+// the caller's, so the caller may hold locks done takes. done must not
+// block: the stream's other results wait for it.
+func (c *Client) DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest, done func(*pluginpb.DeliverResponse, error)) {
+	st, err := c.stream()
+	if err != nil {
+		go done(nil, err)
+		return
+	}
+	if err := ctx.Err(); err != nil {
+		go done(nil, status.FromContextError(err).Err())
+		return
+	}
+	ctx, msg, end := c.newCall(ctx, req)
+	cl := &call{msg: msg}
+	cl.done = func(r *pluginpb.DeliverResult, err error) {
+		var resp *pluginpb.DeliverResponse
+		if err == nil {
+			resp, err = result(r)
+		}
+		end(err)
+		done(resp, err)
+	}
+	cl.stop = context.AfterFunc(ctx, func() {
+		if st.remove(msg.Id) {
+			st.send(outgoing{cancel: msg.Id})
+			cl.done(nil, status.FromContextError(ctx.Err()).Err())
+		}
+	})
+	if !st.add(cl) {
+		cl.stop()
+		go cl.done(nil, st.err)
+		return
+	}
+	st.send(outgoing{call: msg})
+}
+
+// newCall makes the message of a call, with the client span of a traced
+// ctx; end ends the span with the call's error.
+func (c *Client) newCall(ctx context.Context, req *pluginpb.DeliverRequest) (context.Context, *pluginpb.DeliverCall, func(error)) {
+	msg := &pluginpb.DeliverCall{Id: c.nextID.Add(1), Request: req}
+	if dl, ok := ctx.Deadline(); ok {
+		msg.CallDeadlineUnixNano = dl.UnixNano()
+	}
+	end := func(error) {}
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		if c.tracer != nil {
+			var span trace.Span
+			ctx, span = c.tracer.Start(ctx, sdk.DeliverSpanName, trace.WithSpanKind(trace.SpanKindClient),
+				trace.WithAttributes(sdk.DeliverSpanAttributes...))
+			end = func(err error) {
+				st := status.Convert(err)
+				sdk.EndDeliverSpan(span, st.Code(), st.Message())
+			}
+		}
+		msg.TraceContext = map[string]string{}
+		propagation.TraceContext{}.Inject(ctx, propagation.MapCarrier(msg.TraceContext))
+	}
+	return ctx, msg, end
 }
 
 func result(r *pluginpb.DeliverResult) (*pluginpb.DeliverResponse, error) {
@@ -228,6 +287,21 @@ func (st *stream) fail(err error) {
 		st.mu.Unlock()
 		return
 	}
+	var async []*call
+	for _, cl := range st.waiting {
+		if cl.done != nil {
+			async = append(async, cl)
+		}
+	}
+	if len(async) > 0 {
+		// Not on this goroutine: fail may run inside a DeliverAsync.
+		go func() {
+			for _, cl := range async {
+				cl.stop()
+				cl.done(nil, err)
+			}
+		}()
+	}
 	st.waiting = nil
 	st.err = err
 	st.mu.Unlock()
@@ -247,6 +321,7 @@ func (st *stream) send(o outgoing) {
 
 // receive hands each result to its call until the stream breaks.
 func (st *stream) receive(gs pluginpb.Plugin_DeliverStreamClient) {
+	var async []answered
 	for {
 		rb, err := gs.Recv()
 		if err != nil {
@@ -257,10 +332,22 @@ func (st *stream) receive(gs pluginpb.Plugin_DeliverStreamClient) {
 		for _, r := range rb.GetResults() {
 			if cl := st.waiting[r.GetId()]; cl != nil {
 				delete(st.waiting, r.GetId())
-				cl.res <- r
+				if cl.done == nil {
+					cl.res <- r
+				} else {
+					async = append(async, answered{cl, r})
+				}
 			}
 		}
 		st.mu.Unlock()
+		// The answers of DeliverAsync calls are handled right here, with
+		// no goroutine to wake.
+		for i, a := range async {
+			a.cl.stop()
+			a.cl.done(a.r, nil)
+			async[i] = answered{}
+		}
+		async = async[:0]
 	}
 }
 
