@@ -72,6 +72,13 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	defer pluginhost.Cleanup()
+	// SIGHUP is caught before anything is announced: a SIGHUP sent as soon
+	// as "ringside serving" is logged must reload, not end the process (its
+	// default action). One that arrives during the start is a reload of
+	// the config just loaded.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	cfg, diags := LoadConfig(path, opt)
 	if diags.HasErrors() {
@@ -238,10 +245,8 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		"admin", "http://"+adminLn.Addr().String(),
 		"notifiers", len(first.Notifiers), "routes", len(cfg.Routes), "config", path)
 
-	// Reloads: SIGHUP, or a change of the file seen by polling.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	// Reloads: SIGHUP (caught from the start, above), or a change of the
+	// file seen by polling.
 	var reloadMu sync.Mutex
 	current := cfg
 	reload := func(why string) {
