@@ -61,8 +61,7 @@ func New(rpc pluginpb.PluginClient, tp trace.TracerProvider) *Client {
 // stream is one open DeliverStream and the calls waiting on it.
 type stream struct {
 	out    *combine.Sender[outgoing]
-	done   chan struct{} // closed when the stream broke; err is then set
-	err    error
+	err    error // why it broke; set when waiting is nil
 	cancel context.CancelFunc
 	// onFail runs once when the stream breaks (the client forgets it).
 	onFail func()
@@ -71,7 +70,7 @@ type stream struct {
 	waiting map[uint64]*call
 }
 
-// answered is a DeliverAsync call and its result.
+// answered is a call and its result.
 type answered struct {
 	cl *call
 	r  *pluginpb.DeliverResult
@@ -83,47 +82,25 @@ type outgoing struct {
 	cancel uint64
 }
 
+// call is a call waiting for its answer: done is called once, by whoever
+// takes the call out of waiting (its result, its ctx ending, the stream
+// breaking); stop stops the watch on its ctx.
 type call struct {
-	msg *pluginpb.DeliverCall
-	res chan *pluginpb.DeliverResult // buffered 1; nil for DeliverAsync
-	// DeliverAsync: done is called once, by whoever takes the call out of
-	// waiting (its result, its ctx ending, the stream breaking); stop
-	// stops the watch on its ctx.
+	msg  *pluginpb.DeliverCall
 	done func(*pluginpb.DeliverResult, error)
 	stop func() bool
 }
 
-// Deliver makes one Deliver call on the stream.
-func (c *Client) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (resp *pluginpb.DeliverResponse, err error) {
-	st, err := c.stream()
-	if err != nil {
-		return nil, err
+// Deliver makes one Deliver call on the stream and waits for its answer.
+func (c *Client) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
+	type answer struct {
+		resp *pluginpb.DeliverResponse
+		err  error
 	}
-	ctx, msg, end := c.newCall(ctx, req)
-	defer func() { end(err) }()
-	cl := &call{msg: msg, res: make(chan *pluginpb.DeliverResult, 1)}
-	if !st.add(cl) {
-		return nil, st.err
-	}
-	// The caller sends its call itself, with any queued meanwhile, unless
-	// another caller is sending: then that one takes it along.
-	st.send(outgoing{call: msg})
-	select {
-	case r := <-cl.res:
-		return result(r)
-	case <-st.done:
-		select {
-		case r := <-cl.res: // it made it before the break
-			return result(r)
-		default:
-			return nil, st.err
-		}
-	case <-ctx.Done():
-		if st.remove(msg.Id) {
-			st.send(outgoing{cancel: msg.Id})
-		}
-		return nil, status.FromContextError(ctx.Err()).Err()
-	}
+	ch := make(chan answer, 1)
+	c.DeliverAsync(ctx, req, func(resp *pluginpb.DeliverResponse, err error) { ch <- answer{resp, err} })
+	a := <-ch
+	return a.resp, a.err
 }
 
 // DeliverAsync makes the call of Deliver without a goroutine waiting for
@@ -137,31 +114,21 @@ func (c *Client) DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest,
 		go done(nil, err)
 		return
 	}
-	if err := ctx.Err(); err != nil {
-		go done(nil, status.FromContextError(err).Err())
-		return
-	}
 	ctx, msg, end := c.newCall(ctx, req)
-	cl := &call{msg: msg}
-	cl.done = func(r *pluginpb.DeliverResult, err error) {
+	cl := &call{msg: msg, done: func(r *pluginpb.DeliverResult, err error) {
 		var resp *pluginpb.DeliverResponse
 		if err == nil {
 			resp, err = result(r)
 		}
 		end(err)
 		done(resp, err)
-	}
-	cl.stop = context.AfterFunc(ctx, func() {
-		if st.remove(msg.Id) {
-			st.send(outgoing{cancel: msg.Id})
-			cl.done(nil, status.FromContextError(ctx.Err()).Err())
-		}
-	})
-	if !st.add(cl) {
-		cl.stop()
-		go cl.done(nil, st.err)
+	}}
+	if err := st.add(ctx, cl); err != nil {
+		go cl.done(nil, err)
 		return
 	}
+	// The caller sends its call itself, with any queued meanwhile, unless
+	// another caller is sending: then that one takes it along.
 	st.send(outgoing{call: msg})
 }
 
@@ -229,7 +196,6 @@ func (c *Client) stream() (*stream, error) {
 		return nil, err
 	}
 	st := &stream{
-		done:    make(chan struct{}),
 		cancel:  cancel,
 		waiting: map[uint64]*call{},
 	}
@@ -260,15 +226,28 @@ func (c *Client) stream() (*stream, error) {
 	return st, nil
 }
 
-// add registers cl to receive its result; false if the stream broke.
-func (st *stream) add(cl *call) bool {
+// add registers cl to receive its result, and to end with ctx's error
+// (its cancellation sent to the plugin) if ctx ends first; it fails if
+// the stream broke or ctx has ended.
+func (st *stream) add(ctx context.Context, cl *call) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.waiting == nil {
-		return false
+		return st.err
 	}
-	st.waiting[cl.msg.Id] = cl
-	return true
+	if err := ctx.Err(); err != nil {
+		return status.FromContextError(err).Err()
+	}
+	id := cl.msg.Id
+	// Under mu: whoever takes the call out of waiting sees stop set.
+	cl.stop = context.AfterFunc(ctx, func() {
+		if st.remove(id) {
+			st.send(outgoing{cancel: id})
+			cl.done(nil, status.FromContextError(ctx.Err()).Err())
+		}
+	})
+	st.waiting[id] = cl
+	return nil
 }
 
 // remove forgets the call id; false if it was not waiting any more.
@@ -287,25 +266,18 @@ func (st *stream) fail(err error) {
 		st.mu.Unlock()
 		return
 	}
-	var async []*call
-	for _, cl := range st.waiting {
-		if cl.done != nil {
-			async = append(async, cl)
-		}
-	}
-	if len(async) > 0 {
+	if len(st.waiting) > 0 {
 		// Not on this goroutine: fail may run inside a DeliverAsync.
-		go func() {
-			for _, cl := range async {
+		go func(calls map[uint64]*call) {
+			for _, cl := range calls {
 				cl.stop()
 				cl.done(nil, err)
 			}
-		}()
+		}(st.waiting)
 	}
 	st.waiting = nil
 	st.err = err
 	st.mu.Unlock()
-	close(st.done)
 	st.cancel()
 	st.onFail()
 }
@@ -332,16 +304,12 @@ func (st *stream) receive(gs pluginpb.Plugin_DeliverStreamClient) {
 		for _, r := range rb.GetResults() {
 			if cl := st.waiting[r.GetId()]; cl != nil {
 				delete(st.waiting, r.GetId())
-				if cl.done == nil {
-					cl.res <- r
-				} else {
-					async = append(async, answered{cl, r})
-				}
+				async = append(async, answered{cl, r})
 			}
 		}
 		st.mu.Unlock()
-		// The answers of DeliverAsync calls are handled right here, with
-		// no goroutine to wake.
+		// The answers are handled right here: no goroutine to wake for a
+		// DeliverAsync call, one (the caller's) for Deliver.
 		for i, a := range async {
 			a.cl.stop()
 			a.cl.done(a.r, nil)
