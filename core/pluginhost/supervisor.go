@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ringside/ringside/plugins/sdk/deliverstream"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
@@ -66,20 +67,7 @@ func (s *Supervised) Client() *Client { return s.cur.Load() }
 
 // Deliver delivers through the current process.
 func (s *Supervised) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
-	s.mu.Lock()
-	s.inflight++
-	s.mu.Unlock()
-	defer s.release()
-	c := s.cur.Load()
-	if c.Exited() {
-		s.wake()
-		return nil, fmt.Errorf("notifier %q: %w", s.spec.Notifier, ErrRestarting)
-	}
-	resp, err := c.Deliver(ctx, req)
-	if err != nil && c.Exited() {
-		s.wake()
-	}
-	return resp, err
+	return deliverstream.Await(func(done func(*pluginpb.DeliverResponse, error)) { s.DeliverAsync(ctx, req, done) })
 }
 
 // DeliverAsync is Deliver through the current process without a goroutine

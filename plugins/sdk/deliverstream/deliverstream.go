@@ -93,12 +93,18 @@ type call struct {
 
 // Deliver makes one Deliver call on the stream and waits for its answer.
 func (c *Client) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
+	return Await(func(done func(*pluginpb.DeliverResponse, error)) { c.DeliverAsync(ctx, req, done) })
+}
+
+// Await starts an asynchronous Deliver with start and waits for what its
+// done gets.
+func Await(start func(done func(*pluginpb.DeliverResponse, error))) (*pluginpb.DeliverResponse, error) {
 	type answer struct {
 		resp *pluginpb.DeliverResponse
 		err  error
 	}
 	ch := make(chan answer, 1)
-	c.DeliverAsync(ctx, req, func(resp *pluginpb.DeliverResponse, err error) { ch <- answer{resp, err} })
+	start(func(resp *pluginpb.DeliverResponse, err error) { ch <- answer{resp, err} })
 	a := <-ch
 	return a.resp, a.err
 }
