@@ -333,20 +333,12 @@ func (j *job) launch(ctx context.Context, dl *Delivery) {
 	j.pending++
 	j.notifiers = append(j.notifiers, dl.Notifier.Name)
 	j.d.wg.Add(1)
-	if ad, ok := j.d.deliverer(dl.Notifier).(AsyncDeliverer); ok {
-		// No goroutine per delivery: the first attempt is sent from here
-		// and answered on the plugin stream's receiver.
-		j.d.runAsync(ctx, j, dl, ad, func(final map[string]int) {
-			j.ended(ctx, dl, final)
-			j.d.wg.Done()
-		})
-		return
-	}
-	go func() {
-		defer j.d.wg.Done()
-		final := j.d.run(ctx, j, dl)
+	// No goroutine per delivery: the first attempt is sent from here and,
+	// from a plugin process, answered on its stream's receiver.
+	j.d.runAsync(ctx, j, dl, asyncOf(j.d.deliverer(dl.Notifier)), func(final map[string]int) {
 		j.ended(ctx, dl, final)
-	}()
+		j.d.wg.Done()
+	})
 }
 
 // delivered is called by run for each device a provider accepted.
@@ -440,20 +432,13 @@ func (j *job) finishLocked() {
 	d.log.InfoContext(j.ctx, "callback", attrs...)
 }
 
-// run delivers dl until every device has a final outcome or the deadline
-// passes, and returns the count of final outcomes by name.
-func (d *Dispatcher) run(ctx context.Context, j *job, dl *Delivery) map[string]int {
-	x := d.newAttempts(ctx, j, dl)
-	x.loop(1)
-	return x.end()
-}
-
-// runAsync is run without a goroutine waiting on the first attempt: the
-// answer is handled on the goroutine that has it (the plugin stream's
-// receiver) when every device was delivered, the common case; anything
-// else (a retry, a gone token to prune, a permanent failure that may start
-// a fallback, a failed call) continues on a goroutine of its own. ended
-// gets run's result.
+// runAsync delivers dl until every device has a final outcome or the
+// deadline passes, and gives ended the count of final outcomes by name. No
+// goroutine waits on the first attempt: its answer is handled on the
+// goroutine that has it (the plugin stream's receiver) when every device
+// was delivered, the common case; anything else (a retry, a gone token to
+// prune, a permanent failure that may start a fallback, a failed call)
+// continues on a goroutine of its own.
 func (d *Dispatcher) runAsync(ctx context.Context, j *job, dl *Delivery, ad AsyncDeliverer, ended func(map[string]int)) {
 	x := d.newAttempts(ctx, j, dl)
 	x.prepare(1)
@@ -473,6 +458,21 @@ func (d *Dispatcher) runAsync(ctx context.Context, j *job, dl *Delivery, ad Asyn
 			ended(x.end())
 		}()
 	})
+}
+
+// asyncOf is dv, called from a goroutine of its own when it has no
+// DeliverAsync.
+func asyncOf(dv Deliverer) AsyncDeliverer {
+	if ad, ok := dv.(AsyncDeliverer); ok {
+		return ad
+	}
+	return syncDeliverer{dv}
+}
+
+type syncDeliverer struct{ Deliverer }
+
+func (s syncDeliverer) DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest, done func(*pluginpb.DeliverResponse, error)) {
+	go func() { done(s.Deliver(ctx, req)) }()
 }
 
 func allDelivered(resp *pluginpb.DeliverResponse) bool {
