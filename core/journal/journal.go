@@ -166,16 +166,15 @@ type Journal struct {
 	shut bool
 	err  error // of closing the file
 	f    *os.File
-	end  int64            // where the next record goes
-	live map[string]int64 // live key → bytes of its records
-	// spans holds where each live key's records are in the file, so a
-	// compaction copies them without reading the rest.
-	spans      map[string][]span
+	end  int64 // where the next record goes
+	// live holds where each live key's records are in the file (its
+	// bytes are their sum), so a compaction copies them without reading
+	// the rest.
+	live       map[string][]span
 	liveBytes  int64
 	spare      []op // the queue's other buffer
 	buf        []byte
 	lastFinish map[string]int // key → index of its last finish in the batch
-	written    []writtenRec
 	undo       []undo
 	compactAt  int64 // the size past which to compact
 	retryAt    int64 // after a failed compaction, the size to try again at
@@ -223,8 +222,7 @@ func open(path string, compactAt int64) (*Journal, error) {
 		idle:       make(chan struct{}),
 		ended:      make(chan struct{}),
 		f:          f,
-		live:       map[string]int64{},
-		spans:      map[string][]span{},
+		live:       map[string][]span{},
 		lastFinish: map[string]int{},
 		compactAt:  compactAt,
 		compacted:  make(chan compaction, 1),
@@ -290,15 +288,15 @@ func (j *Journal) load() error {
 		}
 		j.index(string(s.rec.key), s.rec.kind, span{s.off, s.end - s.off})
 	}
+	for _, l := range j.live {
+		j.liveBytes += bytesOf(l)
+	}
 	if s.end < size {
 		if err := j.f.Truncate(s.end); err != nil {
 			return fmt.Errorf("cut off the torn tail: %w", err)
 		}
 	}
 	j.end = s.end
-	for _, b := range j.live {
-		j.liveBytes += b
-	}
 	j.size.Store(int64(len(j.live)))
 	return nil
 }
@@ -546,7 +544,7 @@ func (j *Journal) commit(batch []op) {
 // undo is how to restore the index entry of key if a write fails.
 type undo struct {
 	key   string
-	bytes int64
+	spans []span
 	live  bool
 }
 
@@ -568,7 +566,6 @@ func (j *Journal) write(batch []op) error {
 		}
 	}
 	b, undos, liveBytes := j.buf[:0], j.undo[:0], j.liveBytes
-	written := j.written[:0]
 	for i, o := range batch {
 		if o.kind == opPending {
 			continue
@@ -588,14 +585,12 @@ func (j *Journal) write(batch []op) error {
 			continue
 		}
 		undos = append(undos, undo{o.key, prev, live})
-		written = append(written, writtenRec{o.key, o.kind, span{int64(start), n}})
-		if o.kind == kindFinish {
-			delete(j.live, o.key)
-			liveBytes -= prev
-			continue
+		// Where the record will be once the batch is written at j.end.
+		if j.index(o.key, o.kind, span{j.end + int64(start), n}) {
+			liveBytes += n
+		} else {
+			liveBytes -= bytesOf(prev)
 		}
-		j.live[o.key] = prev + n
-		liveBytes += n
 	}
 	var err error
 	if len(b) > 0 {
@@ -604,23 +599,17 @@ func (j *Journal) write(batch []op) error {
 			_ = j.f.Truncate(j.end)
 			for i := len(undos) - 1; i >= 0; i-- {
 				if u := undos[i]; u.live {
-					j.live[u.key] = u.bytes
+					j.live[u.key] = u.spans
 				} else {
 					delete(j.live, u.key)
 				}
 			}
 			err = fmt.Errorf("journal: write: %w", err)
 		} else {
-			for _, w := range written {
-				w.sp.off += j.end
-				j.indexSpan(w.key, w.kind, w.sp)
-			}
 			j.end += int64(len(b))
 			j.liveBytes = liveBytes
 		}
 	}
-	clear(written)
-	j.written = written[:0]
 	clear(undos)
 	j.undo = undos[:0]
 	if cap(b) <= 1<<20 {
@@ -718,44 +707,30 @@ func (j *Journal) pending(now int64) ([]Entry, error) {
 // span is where a record lies in the file.
 type span struct{ off, n int64 }
 
-// writtenRec is a record of the batch being written, at off in the batch.
-type writtenRec struct {
-	key  string
-	kind byte
-	sp   span
-}
-
-// index adds the record at sp of kind for key to the index (replay).
-func (j *Journal) index(key string, kind byte, sp span) {
-	switch kind {
-	case kindAppend:
-		j.live[key] += sp.n
-	case kindDelivered:
-		b, ok := j.live[key]
-		if !ok {
-			return
-		}
-		j.live[key] = b + sp.n
-	case kindFinish:
+// index adds the record at sp of kind for key to the index, and reports
+// whether key is live after it: an append makes it live (a key appended
+// again keeps its earlier records, as Pending does), a mark adds to a live
+// key, a finish ends it.
+func (j *Journal) index(key string, kind byte, sp span) bool {
+	l, live := j.live[key]
+	switch {
+	case kind == kindFinish:
 		delete(j.live, key)
+		return false
+	case kind == kindAppend || live:
+		j.live[key] = append(l, sp)
+		return true
 	}
-	j.indexSpan(key, kind, sp)
+	return false
 }
 
-// indexSpan records where the record of kind for key is: an append starts
-// the key's life (an earlier one of the same key is over), a mark adds to
-// a live key, a finish ends it.
-func (j *Journal) indexSpan(key string, kind byte, sp span) {
-	switch kind {
-	case kindAppend:
-		j.spans[key] = []span{sp}
-	case kindDelivered:
-		if l, ok := j.spans[key]; ok {
-			j.spans[key] = append(l, sp)
-		}
-	case kindFinish:
-		delete(j.spans, key)
+// bytesOf is the size of the records at l.
+func bytesOf(l []span) int64 {
+	var n int64
+	for _, sp := range l {
+		n += sp.n
 	}
+	return n
 }
 
 // compaction is the new file a compaction made: the live records of the
@@ -774,7 +749,7 @@ func (j *Journal) compact() {
 	j.compacting = true
 	src, upto := j.f, j.end
 	var spans []span
-	for _, l := range j.spans {
+	for _, l := range j.live {
 		spans = append(spans, l...)
 	}
 	j.bg.Add(1)
@@ -865,7 +840,7 @@ func (j *Journal) install(c compaction) {
 	j.f, j.end = c.tmp, c.size+j.end-c.upto
 	// The index follows the records: those copied by the compaction are
 	// where it put them, those written since moved with the tail.
-	for _, l := range j.spans {
+	for _, l := range j.live {
 		for i, sp := range l {
 			if sp.off >= c.upto {
 				l[i].off = sp.off - c.upto + c.size
