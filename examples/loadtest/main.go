@@ -586,12 +586,6 @@ func printRatios(w io.Writer, o options, rs, bs []*result) (ratios, bool) {
 		}
 		return fmt.Sprintf("%.2f×", x/y)
 	}
-	verdict := func(ok bool) string {
-		if ok {
-			return "pass"
-		}
-		return "FAIL"
-	}
 	fmt.Fprintln(w, "\nringside / baseline:")
 	if o.FindMax {
 		share := r.Rate / b.Rate
@@ -616,15 +610,17 @@ func printRatios(w io.Writer, o options, rs, bs []*result) (ratios, bool) {
 	return rt, true
 }
 
+// verdict is a target's verdict.
+func verdict(ok bool) string {
+	if ok {
+		return "pass"
+	}
+	return "FAIL"
+}
+
 // printMedians prints, over the runs, each ratio's values and median with
 // the target's verdict on the median.
 func printMedians(w io.Writer, o options, pairs []ratios) {
-	verdict := func(ok bool) string {
-		if ok {
-			return "pass"
-		}
-		return "FAIL"
-	}
 	line := func(name, unit string, get func(ratios) float64, target string, ok func(float64) bool) {
 		var vs []float64
 		var parts []string
