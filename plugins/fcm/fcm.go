@@ -262,7 +262,7 @@ func newClient(keyJSON []byte, project, endpoint string) (*messaging.Client, err
 	// context.Background: the token source keeps this ctx for later token
 	// refreshes, so it must outlive Configure's RPC.
 	ctx := context.Background()
-	authed, err := htransport.NewTransport(ctx, sdk.Transport(newBaseTransport()),
+	authed, err := htransport.NewTransport(ctx, sdk.Transport(sdk.PooledTransport()),
 		option.WithAuthCredentialsJSON(option.ServiceAccount, keyJSON),
 		option.WithScopes(scopes...),
 		option.WithTelemetryDisabled(), // sdk.Transport makes the client spans

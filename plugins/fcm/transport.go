@@ -4,32 +4,13 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"sync"
-	"time"
 )
 
 // maxBody bounds how much of a retryable (503) answer is kept for the error
 // message.
 const maxBody = 64 << 10
-
-// newBaseTransport returns the HTTP transport every delivery (and the OAuth
-// token requests) shares: keep-alives on, HTTP/2 to FCM, many idle
-// connections per host (deliveries run in parallel), the proxy taken from the
-// environment. Each attempt is bounded by its ctx, so there is no client
-// timeout.
-func newBaseTransport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.Proxy = http.ProxyFromEnvironment
-	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	t.MaxIdleConns = 1024
-	t.MaxIdleConnsPerHost = 256
-	t.IdleConnTimeout = 90 * time.Second
-	t.TLSHandshakeTimeout = 5 * time.Second
-	t.ForceAttemptHTTP2 = true
-	return t
-}
 
 // attempt is one Deliver's view of what the Firebase SDK's HTTP loop did.
 //

@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -56,4 +57,22 @@ func isPhone(t string) bool {
 		}
 	}
 	return true
+}
+
+// PooledTransport returns the HTTP transport a plugin's deliveries share:
+// the proxy from the environment, 5 s dial and TLS handshake timeouts, 30 s
+// TCP keep-alives, HTTP/2 when the server offers it, and up to 1024 idle
+// connections, 256 per host (deliveries run in parallel). Each attempt is
+// bounded by its ctx, so there is no overall timeout. Wrap it with
+// Transport for client spans.
+func PooledTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = http.ProxyFromEnvironment
+	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	t.TLSHandshakeTimeout = 5 * time.Second
+	t.ForceAttemptHTTP2 = true
+	return t
 }

@@ -119,12 +119,8 @@ func Serve() {
 }
 
 func newClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.Proxy = http.ProxyFromEnvironment
-	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t := sdk.PooledTransport()
 	t.MaxIdleConnsPerHost = 64
-	t.TLSHandshakeTimeout = 5 * time.Second
-	t.ForceAttemptHTTP2 = true
 	return &http.Client{
 		Transport: sdk.Transport(t),
 		// A redirect would replay the Basic credentials elsewhere.

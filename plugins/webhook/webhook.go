@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -101,15 +100,8 @@ func New() *Plugin {
 // the proxy taken from the environment, redirects never followed. Per-request
 // contexts bound each attempt, so the client itself has no timeout.
 func newClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.Proxy = http.ProxyFromEnvironment
-	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	t.MaxIdleConns = 1024
-	t.MaxIdleConnsPerHost = 256
-	t.IdleConnTimeout = 90 * time.Second
-	t.TLSHandshakeTimeout = 5 * time.Second
+	t := sdk.PooledTransport()
 	t.ExpectContinueTimeout = 0
-	t.ForceAttemptHTTP2 = true
 	return &http.Client{
 		Transport: instrument(t),
 		CheckRedirect: func(*http.Request, []*http.Request) error {
