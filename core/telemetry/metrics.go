@@ -40,6 +40,24 @@ type Metrics struct {
 	// DeliveryLatency observes, for each device delivered, the time from
 	// the callback's arrival to the provider's acceptance, by notifier.
 	DeliveryLatency *prometheus.HistogramVec
+	// JournalDamaged counts journal records lost to damage found at open
+	// (a bad record in the middle of the file; a torn tail is not damage).
+	JournalDamaged prometheus.Counter
+	// JournalWriteErrors counts journal writes that failed (disk full,
+	// read-only, file gone).
+	JournalWriteErrors prometheus.Counter
+	// DirectoryWriteErrors counts directory writes that failed or were
+	// refused because the store was not durable.
+	DirectoryWriteErrors prometheus.Counter
+	// RenderErrors counts payloads or templates of a notifier that failed
+	// to render for a call; that notifier is skipped for the call.
+	RenderErrors *prometheus.CounterVec
+	// PluginKills counts plugin processes the supervisor killed, by
+	// notifier and reason (hung, health).
+	PluginKills *prometheus.CounterVec
+	// DeliveriesShed counts deliveries refused at once because their
+	// notifier's plugin had too much work waiting, by notifier.
+	DeliveriesShed *prometheus.CounterVec
 }
 
 // GaugeFunc registers a gauge whose value is read from f at each scrape.
@@ -100,6 +118,31 @@ func NewMetrics() *Metrics {
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 	}, []string{"notifier"})
 	reg.MustRegister(m.DeliveryLatency)
+	m.JournalDamaged = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ringside_journal_damaged_records_total",
+		Help: "Journal records lost to damage in the middle of the file, found at open.",
+	})
+	m.JournalWriteErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ringside_journal_write_errors_total",
+		Help: "Journal writes that failed (disk full, read-only, file removed).",
+	})
+	m.DirectoryWriteErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ringside_directory_write_errors_total",
+		Help: "Directory writes that failed or were refused because the store was not durable.",
+	})
+	m.RenderErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ringside_render_errors_total",
+		Help: "Payloads or templates that failed to render for a call, by notifier; the notifier is skipped for that call.",
+	}, []string{"notifier"})
+	m.PluginKills = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ringside_plugin_kills_total",
+		Help: "Plugin processes killed by the supervisor, by notifier and reason (hung, health).",
+	}, []string{"notifier", "reason"})
+	m.DeliveriesShed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ringside_deliveries_shed_total",
+		Help: "Deliveries refused at once because their notifier's plugin had too much work waiting, by notifier.",
+	}, []string{"notifier"})
+	reg.MustRegister(m.JournalDamaged, m.JournalWriteErrors, m.DirectoryWriteErrors, m.RenderErrors, m.PluginKills, m.DeliveriesShed)
 	reg.MustRegister(m.Callbacks, m.RouteMatches, m.WhenErrors, m.Deliveries, m.TokensPruned, m.PluginRestarts,
 		m.Retries, m.Fallbacks, m.DedupHits, m.Reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
