@@ -112,11 +112,21 @@ type Device struct {
 	Kind      string
 	Token     string
 	UpdatedAt time.Time
+	// IdempotencyID identifies the delivery of this call through this
+	// notifier to this device: the same on every attempt, after a plugin
+	// restart and after a ringside restart (it is derived from the call as
+	// ringside journaled it). Give it to a provider that deduplicates, or
+	// deduplicate on it yourself. Empty for a plugin without a device kind:
+	// use Delivery.ID.
+	IdempotencyID string
 }
 
 // Delivery is one attempt to deliver a call through one notifier.
 type Delivery struct {
-	// ID is stable across the attempts of this delivery.
+	// ID identifies the delivery of this call through this notifier: the
+	// same on every attempt, after a plugin restart and after a ringside
+	// restart (it is derived from the call as ringside journaled it and
+	// the notifier's name). The webhook plugin sends it as webhook-id.
 	ID string
 	// Attempt counts from 1.
 	Attempt int

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -62,7 +63,7 @@ func Serve[C any](info Info, p Plugin[C]) {
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			// Stream workers reuse warm goroutines for Deliver calls instead
 			// of a new (and growing) goroutine stack per call.
-			return grpc.NewServer(append(opts, grpc.StatsHandler(handler),
+			return grpc.NewServer(append(opts, grpc.StatsHandler(handler), grpc.MaxRecvMsgSize(MaxMessageBytes),
 				grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))...)
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{
@@ -148,7 +149,8 @@ func newServer[C any](info Info, p Plugin[C]) (*server[C], error) {
 
 func (s *server[C]) Info(context.Context, *pluginpb.InfoRequest) (*pluginpb.InfoResponse, error) {
 	return &pluginpb.InfoResponse{Name: s.info.Name, Version: s.info.Version, DeviceKind: s.info.DeviceKind,
-		MaxPayloadBytes: int32(s.info.MaxPayloadBytes), DeliverStream: true}, nil
+		MaxPayloadBytes: int32(s.info.MaxPayloadBytes), DeliverStream: true,
+		MaxMessageBytes: MaxMessageBytes, DeliverProgress: true}, nil
 }
 
 func (s *server[C]) Schema(context.Context, *pluginpb.SchemaRequest) (*pluginpb.SchemaResponse, error) {
@@ -178,6 +180,12 @@ func (s *server[C]) Configure(ctx context.Context, req *pluginpb.ConfigureReques
 }
 
 func (s *server[C]) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
+	return s.deliver(ctx, req, nil)
+}
+
+// deliver is Deliver; progress, when set, gets each device's outcome (by
+// its index in req.Devices) as soon as it is known, when there are several.
+func (s *server[C]) deliver(ctx context.Context, req *pluginpb.DeliverRequest, progress func(int, *pluginpb.Outcome)) (*pluginpb.DeliverResponse, error) {
 	if !s.configured.Load() {
 		return nil, status.Error(codes.FailedPrecondition, "deliver before a successful configure")
 	}
@@ -199,7 +207,12 @@ func (s *server[C]) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (
 	outs := make([]*pluginpb.Outcome, len(devs))
 	var wg sync.WaitGroup
 	for i, pd := range devs {
-		wg.Go(func() { outs[i] = s.deliverOne(ctx, d, deviceFromPB(pd)) })
+		wg.Go(func() {
+			outs[i] = s.deliverOne(ctx, d, deviceFromPB(pd))
+			if progress != nil {
+				progress(i, outs[i])
+			}
+		})
 	}
 	wg.Wait()
 	return &pluginpb.DeliverResponse{Outcomes: outs}, nil
@@ -215,7 +228,7 @@ func (s *server[C]) deliverOne(ctx context.Context, d *Delivery, dev Device) (ou
 	defer func() {
 		if r := recover(); r != nil {
 			Logger().Error("plugin panic in Deliver", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			out = &pluginpb.Outcome{Kind: pluginpb.Outcome_KIND_PERMANENT, Reason: fmt.Sprintf("plugin panic: %v", r)}
+			out = &pluginpb.Outcome{Kind: pluginpb.Outcome_KIND_PERMANENT, Reason: reasonText(fmt.Sprintf("plugin panic: %v", r))}
 		}
 	}()
 	// Each call gets its own copy, so a plugin that changes its Delivery
@@ -243,9 +256,9 @@ func ctxOutcome(err error) *pluginpb.Outcome {
 func outcome(providerID string, err error) *pluginpb.Outcome {
 	de, failed := Classify(err)
 	if !failed {
-		return &pluginpb.Outcome{Kind: pluginpb.Outcome_KIND_DELIVERED, ProviderId: providerID}
+		return &pluginpb.Outcome{Kind: pluginpb.Outcome_KIND_DELIVERED, ProviderId: reasonText(providerID)}
 	}
-	o := &pluginpb.Outcome{Reason: err.Error()}
+	o := &pluginpb.Outcome{Reason: reasonText(err.Error())}
 	switch de.Class {
 	case ClassPermanent:
 		o.Kind = pluginpb.Outcome_KIND_PERMANENT
@@ -262,6 +275,22 @@ func outcome(providerID string, err error) *pluginpb.Outcome {
 		}
 	}
 	return o
+}
+
+// maxReason bounds an outcome's reason and provider id.
+const maxReason = 1024
+
+// reasonText is s made fit for an outcome: valid UTF-8 (protobuf refuses
+// to encode anything else, which would end the stream and every call on
+// it) and at most maxReason bytes.
+func reasonText(s string) string {
+	if len(s) > maxReason {
+		s = s[:maxReason]
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return s
 }
 
 func (s *server[C]) Health(ctx context.Context, _ *pluginpb.HealthRequest) (*pluginpb.HealthResponse, error) {
@@ -304,7 +333,7 @@ func deliveryFromPB(req *pluginpb.DeliverRequest) *Delivery {
 }
 
 func deviceFromPB(pd *pluginpb.Device) Device {
-	dev := Device{Kind: pd.GetKind(), Token: pd.GetToken()}
+	dev := Device{Kind: pd.GetKind(), Token: pd.GetToken(), IdempotencyID: pd.GetIdempotencyId()}
 	if n := pd.GetUpdatedAtUnixNano(); n > 0 {
 		dev.UpdatedAt = time.Unix(0, n)
 	}

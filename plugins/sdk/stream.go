@@ -11,13 +11,23 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ringside/ringside/plugins/sdk/internal/combine"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
-// maxResultBatch bounds the results sent in one DeliverResultBatch.
-const maxResultBatch = 256
+// maxResultBatch bounds the results sent in one DeliverResultBatch, and
+// maxResultBytes their encoded size: far below the 4 MiB a host's gRPC
+// client takes by default.
+const (
+	maxResultBatch = 256
+	maxResultBytes = 1 << 20
+)
+
+// MaxMessageBytes is the largest message a plugin's gRPC server receives;
+// Info announces it, and the host keeps its messages far below it.
+const MaxMessageBytes = 16 << 20
 
 // DeliverStream serves the Deliver calls the host sends on one stream. Each
 // call runs on its own goroutine (taken from a pool of warm ones), with a
@@ -31,7 +41,7 @@ func (s *server[C]) DeliverStream(st pluginpb.Plugin_DeliverStreamServer) error 
 	// others finished meanwhile (see combine.Sender): no sender goroutine
 	// to wake for each result.
 	out := &pluginpb.DeliverResultBatch{}
-	results := &combine.Sender[*pluginpb.DeliverResult]{Max: maxResultBatch, Send: func(rs []*pluginpb.DeliverResult) error {
+	results := &combine.Sender[*pluginpb.DeliverResult]{Max: maxResultBatch, MaxBytes: maxResultBytes, Size: resultSize, Send: func(rs []*pluginpb.DeliverResult) error {
 		out.Results = rs
 		// Send has encoded the message when it returns.
 		return st.Send(out)
@@ -66,7 +76,16 @@ func (s *server[C]) DeliverStream(st pluginpb.Plugin_DeliverStreamServer) error 
 			cancels[id] = cancel
 			mu.Unlock()
 			s.workers.run(func() {
-				r := s.streamCall(cctx, call)
+				var progress func(int, *pluginpb.Outcome)
+				if call.GetProgress() {
+					// Each device's outcome goes back as it is known, so a
+					// call that then fails as a whole (this process dies) is
+					// not sent again to the devices that have one.
+					progress = func(i int, o *pluginpb.Outcome) {
+						_ = results.Add(&pluginpb.DeliverResult{Id: id, Progress: []*pluginpb.DeviceOutcome{{Index: int32(i), Outcome: o}}})
+					}
+				}
+				r := s.streamCall(cctx, call, progress)
 				mu.Lock()
 				delete(cancels, id)
 				mu.Unlock()
@@ -82,24 +101,27 @@ func (s *server[C]) DeliverStream(st pluginpb.Plugin_DeliverStreamServer) error 
 
 // streamCall runs one call of DeliverStream as Deliver would, inside a
 // server span continuing the host's trace when the call carries one.
-func (s *server[C]) streamCall(ctx context.Context, call *pluginpb.DeliverCall) *pluginpb.DeliverResult {
+func (s *server[C]) streamCall(ctx context.Context, call *pluginpb.DeliverCall, progress func(int, *pluginpb.Outcome)) *pluginpb.DeliverResult {
 	var span trace.Span
 	if tc := call.GetTraceContext(); len(tc) > 0 {
 		ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier(tc))
 		ctx, span = s.tracer().Start(ctx, DeliverSpanName, trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(DeliverSpanAttributes...))
 	}
-	resp, err := s.Deliver(ctx, call.GetRequest())
+	resp, err := s.deliver(ctx, call.GetRequest(), progress)
 	r := &pluginpb.DeliverResult{Id: call.GetId(), Response: resp}
 	if err != nil {
 		st := status.Convert(err)
-		r.Response, r.Code, r.Message = nil, int32(st.Code()), st.Message()
+		r.Response, r.Code, r.Message = nil, int32(st.Code()), reasonText(st.Message())
 	}
 	if span != nil {
 		EndDeliverSpan(span, codes.Code(r.Code), r.Message)
 	}
 	return r
 }
+
+// resultSize is the encoded size of r in a DeliverResultBatch.
+func resultSize(r *pluginpb.DeliverResult) int { return proto.Size(r) + 8 }
 
 // DeliverSpanName is the name of the spans of a Deliver call on both sides
 // of the plugin boundary, whether it went as a unary call or on

@@ -199,8 +199,18 @@ type InfoResponse struct {
 	MaxPayloadBytes int32 `protobuf:"varint,4,opt,name=max_payload_bytes,json=maxPayloadBytes,proto3" json:"max_payload_bytes,omitempty"`
 	// deliver_stream: the plugin serves DeliverStream.
 	DeliverStream bool `protobuf:"varint,5,opt,name=deliver_stream,json=deliverStream,proto3" json:"deliver_stream,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// max_message_bytes: the largest gRPC message the plugin's server
+	// receives; 0 means gRPC's default of 4 MiB. The host keeps every message
+	// it sends (a DeliverBatch, a unary DeliverRequest) well under it: a
+	// batch is bounded in bytes, and a call to many devices is split into
+	// calls to fewer.
+	MaxMessageBytes int32 `protobuf:"varint,6,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
+	// deliver_progress: on DeliverStream the plugin sends a call's device
+	// outcomes as they happen when the call asks for it (see
+	// DeliverCall.progress).
+	DeliverProgress bool `protobuf:"varint,7,opt,name=deliver_progress,json=deliverProgress,proto3" json:"deliver_progress,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
@@ -264,6 +274,20 @@ func (x *InfoResponse) GetMaxPayloadBytes() int32 {
 func (x *InfoResponse) GetDeliverStream() bool {
 	if x != nil {
 		return x.DeliverStream
+	}
+	return false
+}
+
+func (x *InfoResponse) GetMaxMessageBytes() int32 {
+	if x != nil {
+		return x.MaxMessageBytes
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetDeliverProgress() bool {
+	if x != nil {
+		return x.DeliverProgress
 	}
 	return false
 }
@@ -725,8 +749,14 @@ type Device struct {
 	Kind              string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
 	Token             string                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
 	UpdatedAtUnixNano int64                  `protobuf:"varint,3,opt,name=updated_at_unix_nano,json=updatedAtUnixNano,proto3" json:"updated_at_unix_nano,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// idempotency_id identifies the delivery of this call through this
+	// notifier to this device. It is derived from the call as the host
+	// journaled it, the notifier's name and the device, so it is the same on
+	// every attempt, after a plugin restart and after a ringside restart:
+	// hand it to a provider that deduplicates (e.g. as a message id).
+	IdempotencyId string `protobuf:"bytes,4,opt,name=idempotency_id,json=idempotencyId,proto3" json:"idempotency_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Device) Reset() {
@@ -780,10 +810,20 @@ func (x *Device) GetUpdatedAtUnixNano() int64 {
 	return 0
 }
 
+func (x *Device) GetIdempotencyId() string {
+	if x != nil {
+		return x.IdempotencyId
+	}
+	return ""
+}
+
 type DeliverRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// delivery_id is stable across the attempts of one delivery to one notifier
-	// (e.g. the webhook-id of Standard Webhooks).
+	// delivery_id identifies the delivery of one call through one notifier.
+	// It is derived from the call as the host journaled it and the
+	// notifier's name, so it is the same on every attempt, after a plugin
+	// restart and after a ringside restart (it is the webhook-id of Standard
+	// Webhooks). Each device carries its own idempotency_id too.
 	DeliveryId string `protobuf:"bytes,1,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
 	// attempt counts from 1.
 	Attempt int32  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
@@ -1027,7 +1067,15 @@ type DeliverCall struct {
 	CallDeadlineUnixNano int64 `protobuf:"varint,3,opt,name=call_deadline_unix_nano,json=callDeadlineUnixNano,proto3" json:"call_deadline_unix_nano,omitempty"`
 	// trace_context holds the W3C trace context (traceparent, tracestate) of
 	// the host's Deliver client span; empty when the call is not traced.
-	TraceContext  map[string]string `protobuf:"bytes,4,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	TraceContext map[string]string `protobuf:"bytes,4,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// progress: the host takes device outcomes of this call before its
+	// result, so that a call which then fails as a whole (the stream or the
+	// process ended) is not sent again to the devices that had an answer. A
+	// plugin that says deliver_progress in Info then sends, for each device
+	// as its outcome is known, a DeliverResult carrying the call's id and
+	// that outcome in progress (no response, code 0); the final result still
+	// holds every outcome.
+	Progress      bool `protobuf:"varint,5,opt,name=progress,proto3" json:"progress,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1088,6 +1136,13 @@ func (x *DeliverCall) GetTraceContext() map[string]string {
 		return x.TraceContext
 	}
 	return nil
+}
+
+func (x *DeliverCall) GetProgress() bool {
+	if x != nil {
+		return x.Progress
+	}
+	return false
 }
 
 // DeliverBatch is what the host sends on DeliverStream.
@@ -1153,8 +1208,12 @@ type DeliverResult struct {
 	Response *DeliverResponse `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
 	// code and message: the call failed as a whole, with the gRPC status
 	// (google.rpc.Code) a unary Deliver would have returned.
-	Code          int32  `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	Code    int32  `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
+	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// progress: device outcomes known before the call's end (see
+	// DeliverCall.progress). A result with progress and neither a response
+	// nor a code is a progress report, not the call's answer.
+	Progress      []*DeviceOutcome `protobuf:"bytes,5,rep,name=progress,proto3" json:"progress,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1217,6 +1276,67 @@ func (x *DeliverResult) GetMessage() string {
 	return ""
 }
 
+func (x *DeliverResult) GetProgress() []*DeviceOutcome {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+// DeviceOutcome is the outcome of the device at index (in
+// DeliverRequest.devices) of a call.
+type DeviceOutcome struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Outcome       *Outcome               `protobuf:"bytes,2,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceOutcome) Reset() {
+	*x = DeviceOutcome{}
+	mi := &file_plugin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceOutcome) ProtoMessage() {}
+
+func (x *DeviceOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceOutcome.ProtoReflect.Descriptor instead.
+func (*DeviceOutcome) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DeviceOutcome) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *DeviceOutcome) GetOutcome() *Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
 // DeliverResultBatch is what the plugin sends on DeliverStream.
 type DeliverResultBatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1227,7 +1347,7 @@ type DeliverResultBatch struct {
 
 func (x *DeliverResultBatch) Reset() {
 	*x = DeliverResultBatch{}
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1239,7 +1359,7 @@ func (x *DeliverResultBatch) String() string {
 func (*DeliverResultBatch) ProtoMessage() {}
 
 func (x *DeliverResultBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1252,7 +1372,7 @@ func (x *DeliverResultBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverResultBatch.ProtoReflect.Descriptor instead.
 func (*DeliverResultBatch) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16}
+	return file_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeliverResultBatch) GetResults() []*DeliverResult {
@@ -1270,7 +1390,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1282,7 +1402,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1295,7 +1415,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17}
+	return file_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 type HealthResponse struct {
@@ -1308,7 +1428,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1440,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1453,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{18}
+	return file_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HealthResponse) GetReady() bool {
@@ -1355,14 +1475,16 @@ var File_plugin_proto protoreflect.FileDescriptor
 const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"\fplugin.proto\x12\x12ringside.plugin.v1\"\r\n" +
-	"\vInfoRequest\"\xb0\x01\n" +
+	"\vInfoRequest\"\x87\x02\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1f\n" +
 	"\vdevice_kind\x18\x03 \x01(\tR\n" +
 	"deviceKind\x12*\n" +
 	"\x11max_payload_bytes\x18\x04 \x01(\x05R\x0fmaxPayloadBytes\x12%\n" +
-	"\x0edeliver_stream\x18\x05 \x01(\bR\rdeliverStream\"\x0f\n" +
+	"\x0edeliver_stream\x18\x05 \x01(\bR\rdeliverStream\x12*\n" +
+	"\x11max_message_bytes\x18\x06 \x01(\x05R\x0fmaxMessageBytes\x12)\n" +
+	"\x10deliver_progress\x18\a \x01(\bR\x0fdeliverProgress\"\x0f\n" +
 	"\rSchemaRequest\"O\n" +
 	"\x0eSchemaResponse\x12=\n" +
 	"\n" +
@@ -1402,11 +1524,12 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"ExtraEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"c\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x01\n" +
 	"\x06Device\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12/\n" +
-	"\x14updated_at_unix_nano\x18\x03 \x01(\x03R\x11updatedAtUnixNano\"\xa5\x03\n" +
+	"\x14updated_at_unix_nano\x18\x03 \x01(\x03R\x11updatedAtUnixNano\x12%\n" +
+	"\x0eidempotency_id\x18\x04 \x01(\tR\ridempotencyId\"\xa5\x03\n" +
 	"\x0eDeliverRequest\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\tR\n" +
 	"deliveryId\x12\x18\n" +
@@ -1435,23 +1558,28 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"KIND_RETRY\x10\x02\x12\x12\n" +
 	"\x0eKIND_PERMANENT\x10\x03\x12\r\n" +
-	"\tKIND_GONE\x10\x04\"\xab\x02\n" +
+	"\tKIND_GONE\x10\x04\"\xc7\x02\n" +
 	"\vDeliverCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12<\n" +
 	"\arequest\x18\x02 \x01(\v2\".ringside.plugin.v1.DeliverRequestR\arequest\x125\n" +
 	"\x17call_deadline_unix_nano\x18\x03 \x01(\x03R\x14callDeadlineUnixNano\x12V\n" +
-	"\rtrace_context\x18\x04 \x03(\v21.ringside.plugin.v1.DeliverCall.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\rtrace_context\x18\x04 \x03(\v21.ringside.plugin.v1.DeliverCall.TraceContextEntryR\ftraceContext\x12\x1a\n" +
+	"\bprogress\x18\x05 \x01(\bR\bprogress\x1a?\n" +
 	"\x11TraceContextEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"]\n" +
 	"\fDeliverBatch\x125\n" +
 	"\x05calls\x18\x01 \x03(\v2\x1f.ringside.plugin.v1.DeliverCallR\x05calls\x12\x16\n" +
-	"\x06cancel\x18\x02 \x03(\x04R\x06cancel\"\x8e\x01\n" +
+	"\x06cancel\x18\x02 \x03(\x04R\x06cancel\"\xcd\x01\n" +
 	"\rDeliverResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12?\n" +
 	"\bresponse\x18\x02 \x01(\v2#.ringside.plugin.v1.DeliverResponseR\bresponse\x12\x12\n" +
 	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage\"Q\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12=\n" +
+	"\bprogress\x18\x05 \x03(\v2!.ringside.plugin.v1.DeviceOutcomeR\bprogress\"\\\n" +
+	"\rDeviceOutcome\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x125\n" +
+	"\aoutcome\x18\x02 \x01(\v2\x1b.ringside.plugin.v1.OutcomeR\aoutcome\"Q\n" +
 	"\x12DeliverResultBatch\x12;\n" +
 	"\aresults\x18\x01 \x03(\v2!.ringside.plugin.v1.DeliverResultR\aresults\"\x0f\n" +
 	"\rHealthRequest\"@\n" +
@@ -1487,7 +1615,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_plugin_proto_goTypes = []any{
 	(Type)(0),                  // 0: ringside.plugin.v1.Type
 	(Outcome_Kind)(0),          // 1: ringside.plugin.v1.Outcome.Kind
@@ -1507,45 +1635,48 @@ var file_plugin_proto_goTypes = []any{
 	(*DeliverCall)(nil),        // 15: ringside.plugin.v1.DeliverCall
 	(*DeliverBatch)(nil),       // 16: ringside.plugin.v1.DeliverBatch
 	(*DeliverResult)(nil),      // 17: ringside.plugin.v1.DeliverResult
-	(*DeliverResultBatch)(nil), // 18: ringside.plugin.v1.DeliverResultBatch
-	(*HealthRequest)(nil),      // 19: ringside.plugin.v1.HealthRequest
-	(*HealthResponse)(nil),     // 20: ringside.plugin.v1.HealthResponse
-	nil,                        // 21: ringside.plugin.v1.Call.ExtraEntry
-	nil,                        // 22: ringside.plugin.v1.DeliverRequest.TemplatesEntry
-	nil,                        // 23: ringside.plugin.v1.DeliverCall.TraceContextEntry
+	(*DeviceOutcome)(nil),      // 18: ringside.plugin.v1.DeviceOutcome
+	(*DeliverResultBatch)(nil), // 19: ringside.plugin.v1.DeliverResultBatch
+	(*HealthRequest)(nil),      // 20: ringside.plugin.v1.HealthRequest
+	(*HealthResponse)(nil),     // 21: ringside.plugin.v1.HealthResponse
+	nil,                        // 22: ringside.plugin.v1.Call.ExtraEntry
+	nil,                        // 23: ringside.plugin.v1.DeliverRequest.TemplatesEntry
+	nil,                        // 24: ringside.plugin.v1.DeliverCall.TraceContextEntry
 }
 var file_plugin_proto_depIdxs = []int32{
 	6,  // 0: ringside.plugin.v1.SchemaResponse.attributes:type_name -> ringside.plugin.v1.Attribute
 	0,  // 1: ringside.plugin.v1.Attribute.type:type_name -> ringside.plugin.v1.Type
 	9,  // 2: ringside.plugin.v1.ConfigureResponse.errors:type_name -> ringside.plugin.v1.AttributeError
-	21, // 3: ringside.plugin.v1.Call.extra:type_name -> ringside.plugin.v1.Call.ExtraEntry
+	22, // 3: ringside.plugin.v1.Call.extra:type_name -> ringside.plugin.v1.Call.ExtraEntry
 	10, // 4: ringside.plugin.v1.DeliverRequest.call:type_name -> ringside.plugin.v1.Call
-	22, // 5: ringside.plugin.v1.DeliverRequest.templates:type_name -> ringside.plugin.v1.DeliverRequest.TemplatesEntry
+	23, // 5: ringside.plugin.v1.DeliverRequest.templates:type_name -> ringside.plugin.v1.DeliverRequest.TemplatesEntry
 	11, // 6: ringside.plugin.v1.DeliverRequest.devices:type_name -> ringside.plugin.v1.Device
 	14, // 7: ringside.plugin.v1.DeliverResponse.outcomes:type_name -> ringside.plugin.v1.Outcome
 	1,  // 8: ringside.plugin.v1.Outcome.kind:type_name -> ringside.plugin.v1.Outcome.Kind
 	12, // 9: ringside.plugin.v1.DeliverCall.request:type_name -> ringside.plugin.v1.DeliverRequest
-	23, // 10: ringside.plugin.v1.DeliverCall.trace_context:type_name -> ringside.plugin.v1.DeliverCall.TraceContextEntry
+	24, // 10: ringside.plugin.v1.DeliverCall.trace_context:type_name -> ringside.plugin.v1.DeliverCall.TraceContextEntry
 	15, // 11: ringside.plugin.v1.DeliverBatch.calls:type_name -> ringside.plugin.v1.DeliverCall
 	13, // 12: ringside.plugin.v1.DeliverResult.response:type_name -> ringside.plugin.v1.DeliverResponse
-	17, // 13: ringside.plugin.v1.DeliverResultBatch.results:type_name -> ringside.plugin.v1.DeliverResult
-	2,  // 14: ringside.plugin.v1.Plugin.Info:input_type -> ringside.plugin.v1.InfoRequest
-	4,  // 15: ringside.plugin.v1.Plugin.Schema:input_type -> ringside.plugin.v1.SchemaRequest
-	7,  // 16: ringside.plugin.v1.Plugin.Configure:input_type -> ringside.plugin.v1.ConfigureRequest
-	12, // 17: ringside.plugin.v1.Plugin.Deliver:input_type -> ringside.plugin.v1.DeliverRequest
-	16, // 18: ringside.plugin.v1.Plugin.DeliverStream:input_type -> ringside.plugin.v1.DeliverBatch
-	19, // 19: ringside.plugin.v1.Plugin.Health:input_type -> ringside.plugin.v1.HealthRequest
-	3,  // 20: ringside.plugin.v1.Plugin.Info:output_type -> ringside.plugin.v1.InfoResponse
-	5,  // 21: ringside.plugin.v1.Plugin.Schema:output_type -> ringside.plugin.v1.SchemaResponse
-	8,  // 22: ringside.plugin.v1.Plugin.Configure:output_type -> ringside.plugin.v1.ConfigureResponse
-	13, // 23: ringside.plugin.v1.Plugin.Deliver:output_type -> ringside.plugin.v1.DeliverResponse
-	18, // 24: ringside.plugin.v1.Plugin.DeliverStream:output_type -> ringside.plugin.v1.DeliverResultBatch
-	20, // 25: ringside.plugin.v1.Plugin.Health:output_type -> ringside.plugin.v1.HealthResponse
-	20, // [20:26] is the sub-list for method output_type
-	14, // [14:20] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	18, // 13: ringside.plugin.v1.DeliverResult.progress:type_name -> ringside.plugin.v1.DeviceOutcome
+	14, // 14: ringside.plugin.v1.DeviceOutcome.outcome:type_name -> ringside.plugin.v1.Outcome
+	17, // 15: ringside.plugin.v1.DeliverResultBatch.results:type_name -> ringside.plugin.v1.DeliverResult
+	2,  // 16: ringside.plugin.v1.Plugin.Info:input_type -> ringside.plugin.v1.InfoRequest
+	4,  // 17: ringside.plugin.v1.Plugin.Schema:input_type -> ringside.plugin.v1.SchemaRequest
+	7,  // 18: ringside.plugin.v1.Plugin.Configure:input_type -> ringside.plugin.v1.ConfigureRequest
+	12, // 19: ringside.plugin.v1.Plugin.Deliver:input_type -> ringside.plugin.v1.DeliverRequest
+	16, // 20: ringside.plugin.v1.Plugin.DeliverStream:input_type -> ringside.plugin.v1.DeliverBatch
+	20, // 21: ringside.plugin.v1.Plugin.Health:input_type -> ringside.plugin.v1.HealthRequest
+	3,  // 22: ringside.plugin.v1.Plugin.Info:output_type -> ringside.plugin.v1.InfoResponse
+	5,  // 23: ringside.plugin.v1.Plugin.Schema:output_type -> ringside.plugin.v1.SchemaResponse
+	8,  // 24: ringside.plugin.v1.Plugin.Configure:output_type -> ringside.plugin.v1.ConfigureResponse
+	13, // 25: ringside.plugin.v1.Plugin.Deliver:output_type -> ringside.plugin.v1.DeliverResponse
+	19, // 26: ringside.plugin.v1.Plugin.DeliverStream:output_type -> ringside.plugin.v1.DeliverResultBatch
+	21, // 27: ringside.plugin.v1.Plugin.Health:output_type -> ringside.plugin.v1.HealthResponse
+	22, // [22:28] is the sub-list for method output_type
+	16, // [16:22] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -1559,7 +1690,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

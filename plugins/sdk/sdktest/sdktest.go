@@ -177,7 +177,7 @@ func start(o options) (*Client, error) {
 	}
 	c := &Client{RPC: rpc, Info: info, pc: pc, logs: logs}
 	if info.GetDeliverStream() {
-		c.Stream = deliverstream.New(rpc, nil)
+		c.Stream = deliverstream.New(rpc, deliverstream.Options{Progress: info.GetDeliverProgress()})
 	}
 	return c, nil
 }

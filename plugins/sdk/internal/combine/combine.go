@@ -17,6 +17,11 @@ type Sender[T any] struct {
 	Send func(batch []T) error
 	// Max bounds a batch (0: no bound).
 	Max int
+	// Size, when set, is the size of an item, and MaxBytes bounds the sum
+	// of a batch's sizes: a batch holds at least one item, and no more
+	// once the next would pass MaxBytes.
+	Size     func(T) int
+	MaxBytes int
 
 	mu      sync.Mutex
 	queue   []T
@@ -36,10 +41,7 @@ func (s *Sender[T]) Add(item T) error {
 	s.sending = true
 	var first error
 	for len(s.queue) > 0 {
-		batch := s.queue
-		if s.Max > 0 && len(batch) > s.Max {
-			batch = batch[:s.Max]
-		}
+		batch := s.queue[:s.cut()]
 		rest := s.queue[len(batch):]
 		s.queue = append(s.spare[:0], rest...)
 		s.mu.Unlock()
@@ -54,4 +56,23 @@ func (s *Sender[T]) Add(item T) error {
 	s.sending = false
 	s.mu.Unlock()
 	return first
+}
+
+// cut is how many queued items the next batch takes; s.mu is held.
+func (s *Sender[T]) cut() int {
+	n := len(s.queue)
+	if s.Max > 0 && n > s.Max {
+		n = s.Max
+	}
+	if s.Size == nil || s.MaxBytes <= 0 {
+		return n
+	}
+	total := 0
+	for i := range n {
+		total += s.Size(s.queue[i])
+		if i > 0 && total > s.MaxBytes {
+			return i
+		}
+	}
+	return n
 }
