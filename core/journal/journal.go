@@ -69,12 +69,16 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ringside/ringside/core/telemetry"
 )
 
 // Entry is a journaled callback not finished yet.
@@ -108,6 +112,12 @@ const (
 	// maxRounds is how many batches a caller holding the writer's role
 	// writes before it hands the role to the journal's goroutine.
 	maxRounds = 4
+	// checkEvery is how often the journal's goroutine checks that path
+	// still names its file and, while writes fail, tries again.
+	checkEvery = time.Second
+	// maxBacklog bounds the appends kept in memory, by the size of their
+	// records, while writes fail.
+	maxBacklog = 16 << 20
 )
 
 // Record kinds, the first byte of a record; opPending is never written.
@@ -138,10 +148,34 @@ type pendingResult struct {
 	err     error
 }
 
+// Options are the settings of OpenWith. The zero value is Open's: no
+// logs, no metrics.
+type Options struct {
+	// Logger receives the damage found at open, failed writes (at most
+	// once a second for one error repeated), the file's removal and its
+	// recovery. Nil: discarded.
+	Logger *slog.Logger
+	// Metrics, if set, counts the records lost to damage
+	// (JournalDamaged) and the failed writes (JournalWriteErrors).
+	Metrics *telemetry.Metrics
+
+	// For tests: the size past which to compact (0: compactSize), the
+	// clock, how often to check the file (0: checkEvery), the bound of the
+	// backlog (0: maxBacklog) and the write of a batch (nil: f.WriteAt).
+	compactAt  int64
+	now        func() time.Time
+	checkEvery time.Duration
+	maxBacklog int64
+	writeAt    func(f *os.File, b []byte, off int64) (int, error)
+}
+
 // Journal is an open journal file. Its methods are safe for concurrent use.
 type Journal struct {
 	path string
+	name string // the file's base name, for Healthy
 	size atomic.Int64
+	// health is nil while the journal is durable, else why not.
+	health atomic.Pointer[error]
 	// OnBatch, if set before the first Append, is called after each
 	// written batch with its number of operations (for metrics and
 	// benchmarks), by the writer of the moment: never twice at once.
@@ -160,6 +194,15 @@ type Journal struct {
 	stop  chan struct{} // closed by Close
 	idle  chan struct{} // closed when the journal's goroutine is gone
 	ended chan struct{} // closed when the file is
+
+	log        *slog.Logger
+	metrics    *telemetry.Metrics
+	now        func() time.Time
+	checkEvery time.Duration
+	maxBacklog int64
+	writeAt    func(f *os.File, b []byte, off int64) (int, error)
+	// labels mark the journal's goroutines in profiles (and tests).
+	labels context.Context
 
 	// wmu is the writer's role: its holder owns what follows.
 	wmu  sync.Mutex
@@ -182,6 +225,21 @@ type Journal struct {
 	compacted  chan compaction
 	bg         sync.WaitGroup // compaction and directory syncs
 
+	// Durability (see health.go).
+	fi         os.FileInfo // of f: is path still f?
+	writeErr   error       // why the last write failed, until one succeeds
+	fileErr    error       // why path is not f, until it is again
+	recoverErr error       // why writing a new file at path failed
+	failures   int         // writes failed since the last that succeeded
+	dirty      bool        // a failed write may have left bytes past end
+	// backlog holds the operations of failed writes still worth writing,
+	// written before the next batch; backlogBytes is the size of their
+	// records.
+	backlog      []op
+	backlogBytes int64
+	// One limiter per kind of repeated error log.
+	logWrite, logBacklog, logFile, logCompact limiter
+
 	// For tests: compactions counts installed compactions; beforeInstall,
 	// if set, runs in the compacting goroutine before it hands the new
 	// file over.
@@ -189,16 +247,22 @@ type Journal struct {
 	beforeInstall func()
 }
 
-// Open opens or creates the journal file at path.
+// Open opens or creates the journal file at path, with no logs and no
+// metrics: OpenWith(path, Options{}).
 func Open(path string) (*Journal, error) {
-	j, err := open(path, compactSize)
+	return OpenWith(path, Options{})
+}
+
+// OpenWith opens or creates the journal file at path.
+func OpenWith(path string, o Options) (*Journal, error) {
+	j, err := open(path, o)
 	if err != nil {
 		return nil, fmt.Errorf("open journal %s: %w", path, err)
 	}
 	return j, nil
 }
 
-func open(path string, compactAt int64) (*Journal, error) {
+func open(path string, o Options) (*Journal, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
@@ -214,27 +278,45 @@ func open(path string, compactAt int64) (*Journal, error) {
 		f.Close()
 		return nil, err
 	}
+	// What a compaction interrupted by a crash left.
+	if err := os.Remove(abs + ".tmp"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		f.Close()
+		return nil, err
+	}
 	j := &Journal{
 		path:       abs,
+		name:       filepath.Base(abs),
 		linger:     time.NewTimer(lingerMarks),
 		wake:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		idle:       make(chan struct{}),
 		ended:      make(chan struct{}),
+		log:        o.Logger,
+		metrics:    o.Metrics,
+		now:        o.now,
+		checkEvery: cmp.Or(o.checkEvery, checkEvery),
+		maxBacklog: cmp.Or(o.maxBacklog, maxBacklog),
+		writeAt:    o.writeAt,
+		labels:     pprof.WithLabels(context.Background(), pprof.Labels("ringside.journal", abs)),
 		f:          f,
 		live:       map[string][]span{},
 		lastFinish: map[string]int{},
-		compactAt:  compactAt,
+		compactAt:  cmp.Or(o.compactAt, compactSize),
 		compacted:  make(chan compaction, 1),
 	}
+	if j.log == nil {
+		j.log = slog.New(slog.DiscardHandler)
+	}
+	if j.now == nil {
+		j.now = time.Now
+	}
 	j.linger.Stop()
-	if err := j.load(); err != nil {
+	if j.fi, err = f.Stat(); err != nil {
 		f.Close()
 		return nil, err
 	}
-	// What a compaction interrupted by a crash left.
-	if err := os.Remove(abs + ".tmp"); err != nil && !errors.Is(err, os.ErrNotExist) {
-		f.Close()
+	if err := j.load(); err != nil {
+		j.f.Close()
 		return nil, err
 	}
 	go j.loop()
@@ -291,13 +373,17 @@ func (j *Journal) load() error {
 	for _, l := range j.live {
 		j.liveBytes += bytesOf(l)
 	}
+	j.end = s.end
+	j.size.Store(int64(len(j.live)))
+	if len(s.damage) > 0 && j.repair(s.damage, size) {
+		return nil // the file holds the live records, and nothing else
+	}
 	if s.end < size {
+		j.log.Info("journal: cut off a torn tail", "file", j.path, "offset", s.end, "bytes", size-s.end)
 		if err := j.f.Truncate(s.end); err != nil {
 			return fmt.Errorf("cut off the torn tail: %w", err)
 		}
 	}
-	j.end = s.end
-	j.size.Store(int64(len(j.live)))
 	return nil
 }
 
@@ -427,11 +513,18 @@ func (j *Journal) Close() error {
 	if !j.shut {
 		j.flushLocked()
 		if j.compacting {
-			j.install(<-j.compacted)
+			_ = j.install(<-j.compacted)
 		}
 		j.bg.Wait()
-		j.err = errors.Join(j.f.Sync(), j.f.Close())
+		var lost error
+		if len(j.backlog) > 0 {
+			lost = fmt.Errorf("journal: %d operations not written: %w", len(j.backlog), j.writeErr)
+			j.log.Error("journal closed with operations it could not write", "file", j.path, "operations", len(j.backlog), "error", j.writeErr)
+		}
+		j.err = errors.Join(lost, j.f.Sync(), j.f.Close())
 		j.shut = true
+		closed := error(ErrClosed)
+		j.health.Store(&closed)
 		close(j.ended)
 	}
 	return j.err
@@ -441,6 +534,9 @@ func (j *Journal) Close() error {
 // compactions and takes the writer's role when handed it, until Close.
 func (j *Journal) loop() {
 	defer close(j.idle)
+	pprof.SetGoroutineLabels(j.labels)
+	tick := time.NewTicker(j.checkEvery)
+	defer tick.Stop()
 	for {
 		select {
 		case <-j.wake:
@@ -451,7 +547,11 @@ func (j *Journal) loop() {
 			j.release()
 		case c := <-j.compacted:
 			j.wmu.Lock()
-			j.install(c)
+			_ = j.install(c)
+			j.release()
+		case <-tick.C:
+			j.wmu.Lock()
+			j.check()
 			j.release()
 		case <-j.stop:
 			return
@@ -507,7 +607,14 @@ func (j *Journal) flushLocked() {
 		j.linger.Stop()
 	}
 	j.mu.Unlock()
-	j.commit(batch)
+	if len(j.backlog) > 0 {
+		// What failed to be written before goes first, in its order.
+		all := append(j.backlog, batch...)
+		j.backlog, j.backlogBytes = nil, 0
+		j.commit(all)
+	} else {
+		j.commit(batch)
+	}
 	clear(batch) // let the data go
 	if cap(batch) > 1<<14 {
 		batch = nil
@@ -518,17 +625,23 @@ func (j *Journal) flushLocked() {
 	}
 }
 
-// commit writes batch and tells the waiters.
+// commit writes batch and tells the waiters. If the write fails, what is
+// worth writing still is kept for the next batch.
 func (j *Journal) commit(batch []op) {
 	if len(batch) == 0 {
 		return
 	}
 	err := j.write(batch)
+	if err != nil {
+		j.retain(batch)
+	}
 	n := 0
 	for _, o := range batch {
 		switch o.kind {
 		case kindAppend:
-			o.done <- err
+			if o.done != nil { // nil: told already, when it first failed
+				o.done <- err
+			}
 		case opPending:
 			entries, err := j.pending(o.now)
 			o.reply <- pendingResult{entries, err}
@@ -594,9 +707,15 @@ func (j *Journal) write(batch []op) error {
 	}
 	var err error
 	if len(b) > 0 {
-		if _, err = j.f.WriteAt(b, j.end); err != nil {
-			// Leave no half record for later ones to hide behind.
-			_ = j.f.Truncate(j.end)
+		if j.writeAt != nil {
+			_, err = j.writeAt(j.f, b, j.end)
+		} else {
+			_, err = j.f.WriteAt(b, j.end)
+		}
+		if err != nil {
+			// Leave no half record for later ones to hide behind (or cut
+			// it after the next write, if this fails too).
+			j.dirty = j.f.Truncate(j.end) != nil
 			for i := len(undos) - 1; i >= 0; i-- {
 				if u := undos[i]; u.live {
 					j.live[u.key] = u.spans
@@ -604,10 +723,14 @@ func (j *Journal) write(batch []op) error {
 					delete(j.live, u.key)
 				}
 			}
+			j.failed(err)
 			err = fmt.Errorf("journal: write: %w", err)
 		} else {
 			j.end += int64(len(b))
 			j.liveBytes = liveBytes
+			if j.writeErr != nil || j.dirty {
+				j.succeeded()
+			}
 		}
 	}
 	clear(undos)
@@ -755,6 +878,7 @@ func (j *Journal) compact() {
 	j.bg.Add(1)
 	go func() {
 		defer j.bg.Done()
+		pprof.SetGoroutineLabels(j.labels)
 		c := j.rewrite(src, upto, spans)
 		if j.beforeInstall != nil {
 			j.beforeInstall()
@@ -770,9 +894,14 @@ func (j *Journal) compact() {
 func (j *Journal) rewrite(src *os.File, upto int64, spans []span) compaction {
 	c := compaction{upto: upto}
 	tmpPath := j.path + ".tmp"
+	// The folder too may have been removed underneath.
+	if err := os.MkdirAll(filepath.Dir(tmpPath), 0o750); err != nil {
+		c.err = fmt.Errorf("journal: compact: %w", err)
+		return c
+	}
 	tmp, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		c.err = err
+		c.err = fmt.Errorf("journal: compact: %w", err)
 		return c
 	}
 	c.err = func() error {
@@ -817,27 +946,35 @@ func (j *Journal) rewrite(src *os.File, upto int64, spans []span) compaction {
 }
 
 // install puts the file of a compaction in place: it copies there the
-// records written since, renames it over path and carries on in it.
-func (j *Journal) install(c compaction) {
+// records written since, renames it over path and carries on in it. A
+// compaction that failed is tried again once the file has grown some more
+// (or at the next check, if path does not name the file).
+func (j *Journal) install(c compaction) error {
 	j.compacting = false
-	if c.err != nil {
-		// Nobody to tell: try again once the file has grown some more.
-		j.retryAt = j.end + j.compactAt
-		return
-	}
+	err := c.err
 	tmpPath := j.path + ".tmp"
-	_, err := io.Copy(io.NewOffsetWriter(c.tmp, c.size), io.NewSectionReader(j.f, c.upto, j.end-c.upto))
 	if err == nil {
-		err = os.Rename(tmpPath, j.path)
+		_, err = io.Copy(io.NewOffsetWriter(c.tmp, c.size), io.NewSectionReader(j.f, c.upto, j.end-c.upto))
+		if err == nil {
+			err = os.Rename(tmpPath, j.path)
+		}
+		if err != nil {
+			c.tmp.Close()
+			_ = os.Remove(tmpPath)
+			err = fmt.Errorf("journal: compact: %w", err)
+		}
 	}
 	if err != nil {
-		c.tmp.Close()
-		_ = os.Remove(tmpPath)
 		j.retryAt = j.end + j.compactAt
-		return
+		j.compactFailed(err)
+		return err
+	}
+	fi, err := c.tmp.Stat()
+	if err != nil {
+		fi = nil // SameFile says no: the next check looks again
 	}
 	old := j.f
-	j.f, j.end = c.tmp, c.size+j.end-c.upto
+	j.f, j.fi, j.end = c.tmp, fi, c.size+j.end-c.upto
 	// The index follows the records: those copied by the compaction are
 	// where it put them, those written since moved with the tail.
 	for _, l := range j.live {
@@ -854,8 +991,13 @@ func (j *Journal) install(c compaction) {
 	j.bg.Add(1)
 	go func() {
 		defer j.bg.Done()
+		pprof.SetGoroutineLabels(j.labels)
 		_ = syncDir(filepath.Dir(j.path))
 	}()
+	if j.fileErr != nil {
+		j.checkFile()
+	}
+	return nil
 }
 
 // syncDir makes a directory's entries (a creation, a rename) durable.
@@ -866,114 +1008,4 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// record is a decoded record; its byte slices point into the scanner's
-// buffer.
-type record struct {
-	kind            byte
-	key             []byte
-	deadline        int64
-	data            []byte
-	notifier, token []byte
-}
-
-// scanner reads the records of a journal file one by one.
-type scanner struct {
-	r     *bufio.Reader
-	limit int64
-	off   int64  // where the current record starts
-	end   int64  // where it ends: the good records end here so far
-	frame []byte // the current record, frame included
-	rec   record
-}
-
-// newScanner reads the records of f that lie before limit.
-func newScanner(f io.ReaderAt, limit int64) *scanner {
-	off := int64(headerLen)
-	return &scanner{
-		r:     bufio.NewReaderSize(io.NewSectionReader(f, off, limit-off), int(max(min(limit-off, 256<<10), 16))),
-		limit: limit,
-		end:   off,
-		frame: make([]byte, frameLen, 4<<10),
-	}
-}
-
-// scan reads the next record. It returns false at the end of the records:
-// the end of the file, or a record torn or corrupt. An error is a failure
-// to read.
-func (s *scanner) scan() (bool, error) {
-	s.off = s.end
-	if s.limit-s.off < frameLen {
-		return false, nil
-	}
-	s.frame = s.frame[:frameLen]
-	if _, err := io.ReadFull(s.r, s.frame); err != nil {
-		return false, readErr(err)
-	}
-	n := int64(binary.LittleEndian.Uint32(s.frame))
-	if n == 0 || n > maxRecord || n > s.limit-s.off-frameLen {
-		return false, nil
-	}
-	s.frame = slices.Grow(s.frame, int(n))[:frameLen+int(n)]
-	body := s.frame[frameLen:]
-	if _, err := io.ReadFull(s.r, body); err != nil {
-		return false, readErr(err)
-	}
-	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(s.frame[4:]) {
-		return false, nil
-	}
-	var ok bool
-	if s.rec, ok = decode(body); !ok {
-		return false, nil
-	}
-	s.end = s.off + frameLen + n
-	return true, nil
-}
-
-func readErr(err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil // the file is shorter than it was: its end
-	}
-	return err
-}
-
-// decode parses the body of a record (kind and fields).
-func decode(b []byte) (record, bool) {
-	var r record
-	r.kind, b = b[0], b[1:]
-	var ok bool
-	if r.key, b, ok = cutString(b); !ok {
-		return r, false
-	}
-	switch r.kind {
-	case kindAppend:
-		if len(b) < 8 {
-			return r, false
-		}
-		r.deadline, r.data = int64(binary.LittleEndian.Uint64(b)), b[8:]
-		return r, true
-	case kindDelivered:
-		if r.notifier, b, ok = cutString(b); !ok {
-			return r, false
-		}
-		if r.token, b, ok = cutString(b); !ok {
-			return r, false
-		}
-		return r, len(b) == 0
-	case kindFinish:
-		return r, len(b) == 0
-	}
-	return r, false
-}
-
-func cutString(b []byte) (s, rest []byte, ok bool) {
-	if len(b) < 4 {
-		return nil, b, false
-	}
-	n := binary.LittleEndian.Uint32(b)
-	if uint64(n) > uint64(len(b)-4) {
-		return nil, b, false
-	}
-	return b[4 : 4+n], b[4+n:], true
 }
