@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -43,7 +44,19 @@ type Config struct {
 	Notifiers []*Notifier        // in file order
 	Routes    []*Route           // in file order
 
+	// RingNobody is the top-level ring_nobody = true: the file routes no
+	// call to an enabled notifier on purpose. Without it such a file (no
+	// route at all, as in an empty or truncated file) is an error.
+	RingNobody bool
+
 	env func(string) string // env() source, for ApplySchema
+
+	// What WriteDiagnostics hides besides the name rules: the ranges of
+	// the attributes plugins mark sensitive, and the secret values (the
+	// tokens, plugin environments, sensitive attributes, headers, URL
+	// credentials) wherever they appear. Filled by Load and ApplySchema.
+	masks   []hcl.Range
+	secrets []string
 }
 
 // Server is the server block.
@@ -116,6 +129,7 @@ type Notifier struct {
 
 	ranges    map[string]hcl.Range // attribute name -> value range
 	sensitive map[string]bool
+	secrets   []string // values Scrub hides
 }
 
 // Route is a route block.
@@ -149,6 +163,8 @@ const (
 // (nil when absent) and evaluated by a decoder, so every message can name the
 // attribute and point at its value.
 type rawFile struct {
+	RingNobody *hcl.Attribute `hcl:"ring_nobody,optional"`
+
 	Server    *rawServer     `hcl:"server,block"`
 	Delivery  *rawDelivery   `hcl:"delivery,block"`
 	Log       *rawLog        `hcl:"log,block"`
@@ -262,7 +278,7 @@ func posString(r hcl.Range) string {
 // (warnings may accompany it); otherwise it returns nil and the diagnostics,
 // sorted by position. WriteDiagnostics(w, nil, diags) renders them from disk.
 func Load(path string, opt Options) (*Config, hcl.Diagnostics) {
-	src, err := os.ReadFile(path)
+	src, err := readStable(path)
 	if err != nil {
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
@@ -324,11 +340,19 @@ func Load(path string, opt Options) (*Config, hcl.Diagnostics) {
 			cfg.Routes = append(cfg.Routes, r)
 		}
 	}
+	cfg.RingNobody = d.boolean(raw.RingNobody, false)
+	if !diags.HasErrors() && !d.diags.HasErrors() {
+		// Only a file otherwise right is checked for reaching someone: a
+		// file with errors is refused anyway.
+		d.reach(cfg, raw.RingNobody, notifiers, file.Body)
+	}
 
 	diags = sortDiags(append(diags, d.diags...))
 	if diags.HasErrors() {
 		return nil, diags
 	}
+	cfg.secrets = append(cfg.secrets, cfg.Server.NotifyToken, cfg.Server.AdminToken)
+	cfg.secrets = append(cfg.secrets, urlSecrets(cfg.Telemetry.Endpoint)...)
 	return cfg, diags
 }
 
@@ -659,6 +683,99 @@ func (d *decoder) route(raw *rawRoute, seen map[string]hcl.Range, notifiers map[
 	}
 	return r
 }
+
+// reach checks that the routes can ring someone: at least one route names
+// an enabled notifier (in notify or fallback). A file that reaches nobody
+// is an error unless it says ring_nobody = true; that attribute in a file
+// that does reach someone is an error too, so it cannot be left on by
+// mistake (nor survive in a file cut short).
+func (d *decoder) reach(cfg *Config, ringNobody *hcl.Attribute, notifiers map[string]*Notifier, body hcl.Body) {
+	var disabled []string
+	for _, r := range cfg.Routes {
+		for _, name := range slices.Concat(r.Notify, r.Fallback) {
+			n := notifiers[name]
+			if n == nil {
+				continue
+			}
+			if n.Enabled {
+				if cfg.RingNobody {
+					d.errorf(ringNobody.Expr.Range(), "ring_nobody = true, but a route rings someone",
+						"ring_nobody says this file routes no call on purpose, but route %q notifies %q, which is enabled. Remove ring_nobody.", r.Name, name)
+				}
+				return
+			}
+			if !slices.Contains(disabled, name) {
+				disabled = append(disabled, name)
+			}
+		}
+	}
+	if cfg.RingNobody {
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "This configuration rings nobody",
+			Detail:   "ring_nobody = true: every call is answered \"unrouted\" or \"no_devices\", and no phone rings.",
+			Subject:  ringNobody.Expr.Range().Ptr(),
+		})
+		return
+	}
+	const how = "To route nothing on purpose, say so with ring_nobody = true at the top of the file."
+	if len(cfg.Routes) == 0 {
+		d.errorf(endOfFile(body), "The configuration has no route",
+			"The file ends here without a route block, so every call would be answered \"unrouted\" and no phone would ring; a file saved half-way or cut short by a full disk looks like this. Add a route, such as route \"all\" { notify = [\"ios\"] }. %s", how)
+		return
+	}
+	d.errorf(cfg.Routes[0].DeclRange, "No route rings an enabled notifier",
+		"Every notifier the routes name is disabled here (%s: is the environment variable of its enabled set?), so every call would be answered \"no_devices\" and no phone would ring. %s", strings.Join(disabled, ", "), how)
+}
+
+// endOfFile is where a file's last block or attribute ends (its closing
+// brace), or the end of the file when it has none.
+func endOfFile(body hcl.Body) hcl.Range {
+	b, ok := body.(*hclsyntax.Body)
+	if !ok {
+		return hcl.Range{}
+	}
+	last := b.EndRange
+	at := -1
+	for _, blk := range b.Blocks {
+		if blk.CloseBraceRange.End.Byte > at {
+			at, last = blk.CloseBraceRange.End.Byte, blk.CloseBraceRange
+		}
+	}
+	for _, a := range b.Attributes {
+		if a.SrcRange.End.Byte > at {
+			at, last = a.SrcRange.End.Byte, a.SrcRange
+		}
+	}
+	return last
+}
+
+// readStable reads a regular file and checks that it did not change while
+// being read (size and modification time before and after, and the bytes
+// read): a file being written is refused rather than loaded half-way.
+func readStable(path string) ([]byte, error) {
+	before, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if !before.Mode().IsRegular() {
+		return src, nil
+	}
+	after, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) || int64(len(src)) != after.Size() {
+		return nil, errChanging
+	}
+	return src, nil
+}
+
+var errChanging = errors.New("the file changed while it was read (is it being written?); try again once it is saved")
 
 // isLoopback reports whether a host:port listens on loopback only.
 func isLoopback(hostport string) bool {

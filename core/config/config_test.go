@@ -41,7 +41,7 @@ func mustLoad(t *testing.T, path string, getenv func(string) string) *Config {
 func noEnv(string) string { return "" }
 
 func TestDefaults(t *testing.T) {
-	path := writeConfig(t, "")
+	path := writeConfig(t, "ring_nobody = true\n")
 	cfg := mustLoad(t, path, noEnv)
 	dir := filepath.Dir(path)
 	want := Config{
@@ -59,10 +59,11 @@ func TestDefaults(t *testing.T) {
 		Log:      Log{Format: "text", Level: "info"},
 		Telemetry: Telemetry{Traces: "none", Endpoint: "http://localhost:4318", ServiceName: "ringside",
 			Explicit: map[string]bool{"traces": false, "endpoint": false, "service_name": false}},
-		Directory: Directory{Kind: "embedded", Path: filepath.Join(dir, "ringside.db")},
+		Directory:  Directory{Kind: "embedded", Path: filepath.Join(dir, "ringside.db")},
+		RingNobody: true,
 	}
 	got := *cfg
-	got.Files, got.Plugins, got.env = nil, nil, nil
+	got.Files, got.Plugins, got.env, got.masks, got.secrets = nil, nil, nil, nil, nil
 	if len(cfg.Plugins) != 0 || len(cfg.Notifiers) != 0 || len(cfg.Routes) != 0 {
 		t.Errorf("got plugins %v, notifiers %v, routes %v; want none", cfg.Plugins, cfg.Notifiers, cfg.Routes)
 	}
@@ -75,7 +76,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestEmptyBlocksKeepDefaults(t *testing.T) {
-	path := writeConfig(t, "server {}\ndelivery {}\nlog {}\ntelemetry {}\ndirectory \"embedded\" {}\n")
+	path := writeConfig(t, "ring_nobody = true\nserver {}\ndelivery {}\nlog {}\ntelemetry {}\ndirectory \"embedded\" {}\n")
 	cfg := mustLoad(t, path, noEnv)
 	if cfg.Server.Listen != DefaultListen || cfg.Delivery.DedupWindow != DefaultDedupWindow || !cfg.Delivery.Journal ||
 		cfg.Log.Level != "info" || cfg.Telemetry.ServiceName != "ringside" || cfg.Directory.Path != filepath.Join(filepath.Dir(path), "ringside.db") {
@@ -236,6 +237,7 @@ func TestEnvAndFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := `
+ring_nobody = true
 server {
   notify_token = chomp(file("token"))
   admin_token  = env("ADMIN")
@@ -257,7 +259,7 @@ log {
 
 	// Options.Getenv nil means os.Getenv.
 	t.Setenv("RINGSIDE_TEST_LEVEL", "error")
-	path = writeConfig(t, `log { level = env("RINGSIDE_TEST_LEVEL") }`)
+	path = writeConfig(t, "ring_nobody = true\n"+`log { level = env("RINGSIDE_TEST_LEVEL") }`)
 	cfg2, diags := Load(path, Options{})
 	if diags.HasErrors() || cfg2.Log.Level != "error" {
 		t.Errorf("os env: got %+v, %v", cfg2, diags)
@@ -314,6 +316,9 @@ func TestApplySchemaKeepsNothingOnError(t *testing.T) {
   plugin  = "webhook"
   url     = "https://x"
   timeout = "soon"
+}
+route "all" {
+  notify = ["hook"]
 }
 `)
 	cfg, diags := Load(path, Options{Builtins: testBuiltins})
@@ -386,6 +391,9 @@ func TestSensitiveValueNotEchoed(t *testing.T) {
   plugin = "webhook"
   url    = "https://x"
   pin    = "hunter2"
+}
+route "all" {
+  notify = ["x"]
 }
 `)
 	cfg, diags := Load(path, Options{Builtins: testBuiltins})

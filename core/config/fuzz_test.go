@@ -5,13 +5,15 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 )
 
 // FuzzLoad loads arbitrary files: Load never panics, a nil Config always
 // comes with an error diagnostic, every diagnostic subject lies inside the
-// file, a Config never comes with an error, and the diagnostics render.
+// file, a Config never comes with an error, and the diagnostics render as
+// UTF-8, whatever the bytes.
 // Loaded configs also go through the test schemas (ApplySchema).
 func FuzzLoad(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/errors/*.hcl")
@@ -56,19 +58,23 @@ func FuzzLoad(f *testing.F) {
 				}
 			}
 		}
-		var files map[string]*hcl.File
-		if cfg != nil {
-			files = cfg.Files
-		}
-		renderDiags(t, files, diags)
+		renderDiags(t, cfg, diags)
 	})
 }
 
-// renderDiags writes the diagnostics as validate does; a panic fails.
-func renderDiags(t *testing.T, files map[string]*hcl.File, diags hcl.Diagnostics) {
+// renderDiags writes the diagnostics as validate does (through cfg when
+// there is one): a panic fails, and so does output that is not UTF-8.
+func renderDiags(t *testing.T, cfg *Config, diags hcl.Diagnostics) {
 	t.Helper()
 	var out bytes.Buffer
-	WriteDiagnostics(&out, files, diags)
+	if cfg != nil {
+		cfg.WriteDiagnostics(&out, diags)
+	} else {
+		WriteDiagnostics(&out, nil, diags)
+	}
+	if !utf8.Valid(out.Bytes()) {
+		t.Fatalf("diagnostics are not UTF-8:\n%q", out.String())
+	}
 }
 
 // checkDiags checks that every subject and context range lies inside src.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -114,6 +115,11 @@ func (c *Config) ApplySchema(n *Notifier, s Schema) hcl.Diagnostics {
 				n.ranges[name] = attr.Expr.Range()
 				if a.Sensitive {
 					n.sensitive[name] = true
+					if se, ok := attr.Expr.(hclsyntax.Expression); ok {
+						c.masks = append(c.masks, valueRanges(name, se, true)...)
+					} else {
+						c.masks = append(c.masks, attr.Expr.Range())
+					}
 				}
 				if a.Template {
 					diags = append(diags, checkTemplate(attr)...)
@@ -166,6 +172,16 @@ func (c *Config) ApplySchema(n *Notifier, s Schema) hcl.Diagnostics {
 		n.Attrs = attrs
 		n.Templates = templates
 	}
+	n.secrets = nil
+	for name, v := range attrs {
+		switch {
+		case n.sensitive[name] || secretName(name) || secretMapName(name):
+			n.secrets = append(n.secrets, secretValues(v)...)
+		case v.Type() == cty.String:
+			n.secrets = append(n.secrets, urlSecrets(v.AsString())...)
+		}
+	}
+	c.secrets = append(c.secrets, n.secrets...)
 	return diags
 }
 
@@ -263,10 +279,16 @@ func (n *Notifier) AttrDiagnostic(name, message string) *hcl.Diagnostic {
 	return &hcl.Diagnostic{
 		Severity: hcl.DiagError,
 		Summary:  summary,
-		Detail:   message,
+		Detail:   n.Scrub(message),
 		Subject:  rng.Ptr(),
 	}
 }
+
+// Scrub hides, in a message about the notifier (such as a plugin's
+// Configure error, which may quote what it was given), the values of its
+// sensitive attributes, its headers, and the credentials and query values
+// of its URLs, as <redacted> (known after ApplySchema).
+func (n *Notifier) Scrub(message string) string { return scrub(message, n.secrets) }
 
 // Sensitive reports whether the plugin schema marks the attribute sensitive
 // (known after ApplySchema).

@@ -1,0 +1,305 @@
+package config
+
+import (
+	"bytes"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// What a diagnostic never prints (diagnostics reach logs): the value of an
+// attribute whose name says it holds a secret, of an attribute the plugin's
+// schema marks sensitive, the values of a headers or env map, the userinfo
+// and the query values of any URL, and any of those values wherever else
+// they appear in a message. A value read with env() or file() stays
+// visible: it says where the secret is, not what.
+
+// redacted replaces what is hidden.
+const redacted = "<redacted>"
+
+// secretWord matches the attribute names that say they hold a secret:
+// notify_token, admin_token, secret, auth_token, certificate_password,
+// api_key, …
+var secretWord = regexp.MustCompile(`(?i)token|secret|passw(?:or)?d|passphrase|credential|api_?key|private_?key|signing_?key|authorization|cookie`)
+
+// secretName reports whether an attribute's name says it holds a secret.
+func secretName(name string) bool { return secretWord.MatchString(name) }
+
+// secretMapName reports whether an attribute is a map whose values are
+// secrets, keys not: HTTP headers (Authorization, X-Api-Key, …) and a
+// plugin's environment.
+func secretMapName(name string) bool {
+	return name == "headers" || name == "env" || strings.HasSuffix(name, "_headers")
+}
+
+// secretAttr matches, in a source line, an assignment to an attribute whose
+// name says it holds a secret; it stands in for the syntax tree when the
+// file does not parse.
+var secretAttr = regexp.MustCompile(`^(\s*"?[A-Za-z0-9_-]*(?i:token|secret|passw(?:or)?d|passphrase|credential|api_?key|private_?key|signing_?key|authorization|cookie)[A-Za-z0-9_-]*"?\s*=\s*)(.*)$`)
+
+// redactLine hides the value of a secret attribute in a source line, unless
+// the value is read with env() or file().
+func redactLine(line string) string {
+	return string(applyMasks([]byte(line), lineMasks([]byte(line))))
+}
+
+// lineMasks is what the name rule hides in one source line.
+func lineMasks(line []byte) []span {
+	m := secretAttr.FindSubmatchIndex(line)
+	if m == nil || m[4] == m[5] {
+		return nil
+	}
+	v := line[m[4]:m[5]]
+	if bytes.HasPrefix(v, []byte("env(")) || bytes.HasPrefix(v, []byte("file(")) {
+		return nil
+	}
+	return []span{{m[4], m[5]}}
+}
+
+// urlPattern finds URLs in text: scheme, optional userinfo, host and path,
+// optional query. Quotes, spaces and angle brackets end a URL.
+var urlPattern = regexp.MustCompile(`(?i)[a-z][a-z0-9+.-]*://([^\s/?#@"'<>\\]*@)?[^\s?#"'<>\\]*(\?[^\s#"'<>\\]*)?`)
+
+// urlMasks are the userinfo and the query values of every URL in text; a
+// query parameter without "=" is hidden whole.
+func urlMasks(text []byte) []span {
+	var out []span
+	for _, m := range urlPattern.FindAllSubmatchIndex(text, -1) {
+		if m[2] >= 0 && m[3]-1 > m[2] { // userinfo, without its "@"
+			out = append(out, span{m[2], m[3] - 1})
+		}
+		if m[4] < 0 {
+			continue
+		}
+		q := m[4] + 1 // after "?"
+		for q < m[5] {
+			end := q + bytes.IndexAny(text[q:m[5]], "&;")
+			if end < q {
+				end = m[5]
+			}
+			if eq := bytes.IndexByte(text[q:end], '='); eq >= 0 {
+				if q+eq+1 < end {
+					out = append(out, span{q + eq + 1, end})
+				}
+			} else if end > q {
+				out = append(out, span{q, end})
+			}
+			q = end + 1
+		}
+	}
+	return out
+}
+
+// redactURLs hides the userinfo and query values of the URLs in s.
+func redactURLs(s string) string {
+	return string(applyMasks([]byte(s), urlMasks([]byte(s))))
+}
+
+// minScrub is the shortest value hidden wherever it appears in text; a
+// shorter one ("true", a port) is hidden only where it is quoted, so that
+// ordinary words of a message stay.
+const minScrub = 6
+
+// valueMasks are the places in text of each value: anywhere for values of
+// at least minScrub bytes, between double quotes for shorter ones.
+func valueMasks(text []byte, values []string) []span {
+	var out []span
+	for _, v := range values {
+		if v == "" {
+			continue
+		}
+		needle, inner := []byte(v), 0
+		if len(v) < minScrub {
+			needle, inner = []byte(strconv.Quote(v)), 1
+		}
+		for off := 0; ; {
+			i := bytes.Index(text[off:], needle)
+			if i < 0 {
+				break
+			}
+			out = append(out, span{off + i + inner, off + i + len(needle) - inner})
+			off += i + len(needle)
+		}
+	}
+	return out
+}
+
+// scrub hides the values and the URL secrets in a message.
+func scrub(s string, values []string) string {
+	b := []byte(s)
+	return string(applyMasks(b, append(valueMasks(b, values), urlMasks(b)...)))
+}
+
+// span is a byte range [start, end) of a text.
+type span struct{ start, end int }
+
+// mergeSpans sorts spans and joins those that overlap or touch; empty ones
+// are dropped.
+func mergeSpans(s []span) []span {
+	s = slices.DeleteFunc(slices.Clone(s), func(x span) bool { return x.end <= x.start })
+	sort.Slice(s, func(i, j int) bool { return s[i].start < s[j].start })
+	var out []span
+	for _, x := range s {
+		if n := len(out); n > 0 && x.start <= out[n-1].end {
+			out[n-1].end = max(out[n-1].end, x.end)
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// applyMasks replaces each (merged) span of text with redacted.
+func applyMasks(text []byte, masks []span) []byte {
+	masks = mergeSpans(masks)
+	if len(masks) == 0 {
+		return text
+	}
+	var b bytes.Buffer
+	at := 0
+	for _, m := range masks {
+		m.start, m.end = max(m.start, at), min(m.end, len(text))
+		if m.start >= m.end {
+			continue
+		}
+		b.Write(text[at:m.start])
+		b.WriteString(redacted)
+		at = m.end
+	}
+	b.Write(text[at:])
+	return b.Bytes()
+}
+
+// secretRanges walks a parsed file and returns the ranges of the values
+// the name rules hide: attributes named like secrets, and the values of
+// headers and env maps, except env() and file() reads.
+func secretRanges(body hcl.Body) []hcl.Range {
+	b, ok := body.(*hclsyntax.Body)
+	if !ok || b == nil {
+		return nil
+	}
+	var out []hcl.Range
+	var walk func(b *hclsyntax.Body)
+	walk = func(b *hclsyntax.Body) {
+		for name, a := range b.Attributes {
+			if a == nil || a.Expr == nil {
+				continue
+			}
+			out = append(out, valueRanges(name, a.Expr, secretName(name))...)
+		}
+		for _, blk := range b.Blocks {
+			if blk != nil && blk.Body != nil {
+				walk(blk.Body)
+			}
+		}
+	}
+	walk(b)
+	return out
+}
+
+// valueRanges are the ranges to hide in the value of attribute name:
+// the whole expression when sensitive, each value of a headers or env
+// object; nothing for env() and file() reads.
+func valueRanges(name string, expr hclsyntax.Expression, sensitive bool) []hcl.Range {
+	if readsEnvOrFile(expr) {
+		return nil
+	}
+	if sensitive {
+		return []hcl.Range{expr.Range()}
+	}
+	if !secretMapName(name) {
+		return nil
+	}
+	obj, ok := expr.(*hclsyntax.ObjectConsExpr)
+	if !ok {
+		return []hcl.Range{expr.Range()}
+	}
+	var out []hcl.Range
+	for _, item := range obj.Items {
+		if item.ValueExpr != nil && !readsEnvOrFile(item.ValueExpr) {
+			out = append(out, item.ValueExpr.Range())
+		}
+	}
+	return out
+}
+
+// readsEnvOrFile reports whether expr is env("…") or file("…") of a literal.
+func readsEnvOrFile(expr hclsyntax.Expression) bool {
+	call, ok := expr.(*hclsyntax.FunctionCallExpr)
+	if !ok || (call.Name != "env" && call.Name != "file") || len(call.Args) != 1 {
+		return false
+	}
+	switch a := call.Args[0].(type) {
+	case *hclsyntax.TemplateExpr:
+		return a.IsStringLiteral()
+	case *hclsyntax.LiteralValueExpr:
+		return true
+	}
+	return false
+}
+
+// quoted finds the quoted strings of HCL source text.
+var quoted = regexp.MustCompile(`"((?:[^"\\\n]|\\.)*)"`)
+
+// literals are the string literals inside the source ranges: the values
+// hidden in the source are hidden in messages too.
+func literals(src []byte, ranges []span) []string {
+	var out []string
+	for _, r := range ranges {
+		if r.start < 0 || r.end > len(src) || r.start >= r.end {
+			continue
+		}
+		text := src[r.start:r.end]
+		found := false
+		for _, m := range quoted.FindAllSubmatch(text, -1) {
+			found = true
+			out = append(out, string(m[1]))
+		}
+		if !found {
+			out = append(out, strings.TrimSpace(string(text)))
+		}
+	}
+	return out
+}
+
+// secretValues are the strings of a value to hide in messages: a string,
+// or every string in a list or map.
+func secretValues(v cty.Value) []string {
+	if v.IsNull() || !v.IsWhollyKnown() {
+		return nil
+	}
+	ty := v.Type()
+	switch {
+	case ty == cty.String:
+		return []string{v.AsString()}
+	case ty.IsListType() || ty.IsMapType() || ty.IsTupleType() || ty.IsObjectType() || ty.IsSetType():
+		var out []string
+		for it := v.ElementIterator(); it.Next(); {
+			_, ev := it.Element()
+			out = append(out, secretValues(ev)...)
+		}
+		return out
+	}
+	return nil
+}
+
+// urlSecrets are the userinfo and query values of the URLs in s, to hide
+// wherever they appear.
+func urlSecrets(s string) []string {
+	var out []string
+	for _, m := range urlMasks([]byte(s)) {
+		out = append(out, s[m.start:m.end])
+		// "user:password": the password alone too (not the user name,
+		// which may be an ordinary word).
+		if _, p, ok := strings.Cut(s[m.start:m.end], ":"); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
