@@ -164,7 +164,7 @@ func TestOpenSQLiteSettings(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got int64
-			if err := s.wdb.QueryRowContext(ctx, "PRAGMA "+tc.pragma).Scan(&got); err != nil {
+			if err := s.c.Load().wdb.QueryRowContext(ctx, "PRAGMA "+tc.pragma).Scan(&got); err != nil {
 				t.Fatal(err)
 			}
 			if got != tc.want {
@@ -173,13 +173,13 @@ func TestOpenSQLiteSettings(t *testing.T) {
 		})
 	}
 	var mode string
-	if err := s.rdb.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+	if err := s.c.Load().rdb.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		t.Fatal(err)
 	}
 	if mode != "wal" {
 		t.Errorf("got journal_mode %q; want wal", mode)
 	}
-	if _, err := s.rdb.ExecContext(ctx, "DELETE FROM devices"); err == nil {
+	if _, err := s.c.Load().rdb.ExecContext(ctx, "DELETE FROM devices"); err == nil {
 		t.Errorf("write through the read pool: got nil error; want one")
 	}
 }

@@ -1,0 +1,497 @@
+package directory
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// logBuffer collects JSON log lines safely (the watcher logs too).
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// lines returns "LEVEL msg" for each line logged.
+func (b *logBuffer) lines() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
+		var m struct{ Level, Msg string }
+		if json.Unmarshal([]byte(l), &m) == nil {
+			out = append(out, m.Level+" "+m.Msg)
+		}
+	}
+	return out
+}
+
+func newLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }
+
+func removeFiles(t *testing.T, path string, suffixes ...string) {
+	t.Helper()
+	for _, s := range suffixes {
+		if err := os.Remove(path + s); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func reopenDevices(t *testing.T, path string) []Device {
+	t.Helper()
+	s, err := OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	devs, err := s.Lookup(context.Background(), "s", "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return devs
+}
+
+// A write after the file (or its -wal or -shm) was removed lands in a file
+// at the path, with every device written before: nothing is lost at the
+// next start.
+func TestRemovedFileIsRebuilt(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		removed []string
+	}{
+		{"file, -wal and -shm", []string{"", "-wal", "-shm"}},
+		{"the file only", []string{""}},
+		{"the -wal only", []string{"-wal"}},
+		{"the -shm only", []string{"-shm"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "ringside.db")
+			s, err := OpenSQLite(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			ctx := context.Background()
+			if err := s.Put(ctx, "s", "u", "apns", "before", t0); err != nil {
+				t.Fatal(err)
+			}
+			removeFiles(t, path, tc.removed...)
+			if err := s.Put(ctx, "s", "u", "apns", "after", t0); err != nil {
+				t.Fatalf("put after the removal: %v", err)
+			}
+			if err := s.Healthy(); err != nil {
+				t.Errorf("healthy: got %v; want nil", err)
+			}
+			// The store reads the new file too.
+			if got, _ := s.Lookup(ctx, "s", "u"); len(got) != 2 {
+				t.Errorf("lookup: got %v; want two devices", got)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			want := []Device{{"apns", "after", t0}, {"apns", "before", t0}}
+			if got := reopenDevices(t, path); !slices.EqualFunc(got, want, deviceEqual) {
+				t.Errorf("after a restart: got %v; want %v", got, want)
+			}
+		})
+	}
+}
+
+// The watcher notices a removed file without any write, so a crash before
+// the next write loses nothing either; it logs ERROR then INFO.
+func TestWatcherRebuildsRemovedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ringside.db")
+	var logs logBuffer
+	s, err := OpenSQLiteWith(path, SQLiteOptions{CheckEvery: 5 * time.Millisecond, Logger: newLogger(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Put(context.Background(), "s", "u", "apns", "before", t0); err != nil {
+		t.Fatal(err)
+	}
+	removeFiles(t, path, "", "-wal", "-shm")
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Contains(logs.lines(), "INFO directory file rebuilt from the open database; no device was lost") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no rebuild within 5s; logs %q", logs.lines())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Copy the file as a crash would leave it: the open store's -wal is
+	// not read by the copy.
+	crashed := filepath.Join(t.TempDir(), "crashed.db")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(crashed, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := reopenDevices(t, crashed); len(got) != 1 || got[0].Token != "before" {
+		t.Errorf("the rebuilt file holds %v; want the device written before the removal", got)
+	}
+	want := []string{
+		"ERROR directory file removed while serving; rebuilding it from the open database",
+		"INFO directory file rebuilt from the open database; no device was lost",
+	}
+	if got := logs.lines(); !slices.Equal(got, want) {
+		t.Errorf("logs: got %q; want %q", got, want)
+	}
+}
+
+// Readers keep answering while the file is rebuilt under them.
+func TestLookupsDuringRebuild(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ringside.db")
+	s, err := OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Put(ctx, "s", "u", "apns", "a", t0); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				devs, err := s.Lookup(ctx, "s", "u")
+				if err != nil || len(devs) == 0 {
+					failed.Store(fmt.Sprintf("lookup: %v %v", devs, err))
+					return
+				}
+			}
+		})
+	}
+	for i := range 10 {
+		removeFiles(t, path, "", "-wal", "-shm")
+		if err := s.Put(ctx, "s", "u", "apns", fmt.Sprint("b", i), t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if f := failed.Load(); f != nil {
+		t.Error(f)
+	}
+}
+
+// A file replaced by another is not written: the write is refused, counted
+// and logged, reads go on from the file opened, and writes resume once the
+// file opened is moved back.
+func TestReplacedFileRefusesWrites(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ringside.db")
+	var logs logBuffer
+	var failures atomic.Int64
+	s, err := OpenSQLiteWith(path, SQLiteOptions{
+		Logger:      newLogger(&logs),
+		WriteFailed: func(error) { failures.Add(1) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := NewCache(s, 0)
+	ctx := context.Background()
+	if err := c.Put(ctx, "s", "u", "apns", "before", t0); err != nil {
+		t.Fatal(err)
+	}
+	// Another directory file moved over this one (a restored backup).
+	other := filepath.Join(dir, "other.db")
+	o, err := OpenSQLite(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Close()
+	if err := os.Link(path, filepath.Join(dir, "kept.db")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, path); err != nil {
+		t.Fatal(err)
+	}
+
+	err = c.Put(ctx, "s", "u", "apns", "refused", t0)
+	if !errors.Is(err, ErrNotDurable) || !strings.Contains(err.Error(), "replaced") {
+		t.Errorf("put: got %v; want ErrNotDurable naming the replacement", err)
+	}
+	if err := s.Healthy(); !errors.Is(err, ErrNotDurable) {
+		t.Errorf("healthy: got %v; want ErrNotDurable", err)
+	}
+	if got := failures.Load(); got != 1 {
+		t.Errorf("write failures counted: got %d; want 1", got)
+	}
+	if devs, _ := c.Lookup(ctx, "s", "u"); len(devs) != 1 || devs[0].Token != "before" {
+		t.Errorf("lookup: got %v; want the device of the file opened, and not the refused one", devs)
+	}
+
+	if err := os.Rename(filepath.Join(dir, "kept.db"), path); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Put(ctx, "s", "u", "apns", "back", t0); err != nil {
+		t.Errorf("put once the file is back: %v", err)
+	}
+	if err := s.Healthy(); err != nil {
+		t.Errorf("healthy once the file is back: got %v; want nil", err)
+	}
+	want := []string{
+		"ERROR directory file replaced while serving; writes are refused until it is moved back or ringside restarts",
+		"INFO directory file is the one opened again; writes are accepted",
+	}
+	if got := logs.lines(); !slices.Equal(got, want) {
+		t.Errorf("logs: got %q; want %q", got, want)
+	}
+}
+
+// A write SQLite cannot make (here: the file may not grow) fails with
+// ErrNotDurable, is counted, turns the store not durable, and leaves no
+// trace in the cache; the next write that succeeds turns it durable again.
+func TestFailedWriteIsNotDurable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ringside.db")
+	var failures atomic.Int64
+	var logs logBuffer
+	s, err := OpenSQLiteWith(path, SQLiteOptions{
+		Logger:      newLogger(&logs),
+		WriteFailed: func(error) { failures.Add(1) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := NewCache(s, 0)
+	ctx := context.Background()
+	wdb := s.c.Load().wdb
+	if _, err := wdb.ExecContext(ctx, "PRAGMA max_page_count = 2"); err != nil {
+		t.Fatal(err)
+	}
+	var full error
+	var tok string
+	for i := range 100 {
+		tok = fmt.Sprintf("%0500d", i)
+		if full = c.Put(ctx, "s", "u", "apns", tok, t0); full != nil {
+			break
+		}
+	}
+	if !errors.Is(full, ErrNotDurable) || !strings.Contains(full.Error(), "full") {
+		t.Fatalf("put into a full file: got %v; want ErrNotDurable saying it is full", full)
+	}
+	if err := s.Healthy(); !errors.Is(err, ErrNotDurable) {
+		t.Errorf("healthy: got %v; want ErrNotDurable", err)
+	}
+	if failures.Load() != 1 {
+		t.Errorf("failures counted: got %d; want 1", failures.Load())
+	}
+	devs, err := c.Lookup(ctx, "s", "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.ContainsFunc(devs, func(d Device) bool { return d.Token == tok }) {
+		t.Errorf("the cache claims the device whose write failed")
+	}
+	if _, err := c.Prune(ctx, "s", "u", "apns", devs[0].Token, time.Time{}); err != nil {
+		t.Logf("prune into a full file: %v", err) // a delete may need no new page
+	}
+
+	if _, err := wdb.ExecContext(ctx, "PRAGMA max_page_count = 1000"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Put(ctx, "s", "u", "apns", tok, t0); err != nil {
+		t.Fatalf("put with room again: %v", err)
+	}
+	if err := s.Healthy(); err != nil {
+		t.Errorf("healthy: got %v; want nil", err)
+	}
+	want := []string{
+		"ERROR directory write failed; not durable until a write succeeds",
+		"INFO directory writes succeed again",
+	}
+	if got := logs.lines(); !slices.Equal(got, want) {
+		t.Errorf("logs: got %q; want %q", got, want)
+	}
+}
+
+// mountTmpfs mounts a tmpfs of size at a new folder until the test ends,
+// or skips the test saying why it cannot.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fill writes to a new file in dir until the disk is full.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	block := make([]byte, 4096)
+	for {
+		if _, err := f.Write(block); err != nil {
+			return path
+		}
+	}
+}
+
+// On a full disk writes fail and the store is not durable; once room is
+// freed, the watcher's probe turns it durable again with no write needed.
+func TestDiskFull(t *testing.T) {
+	dir := mountTmpfs(t, "2m")
+	path := filepath.Join(dir, "ringside.db")
+	var failures atomic.Int64
+	s, err := OpenSQLiteWith(path, SQLiteOptions{CheckEvery: 10 * time.Millisecond, WriteFailed: func(error) { failures.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	filler := fill(t, dir)
+	var ok []string
+	var werr error
+	for i := range 1000 {
+		tok := fmt.Sprintf("%0500d", i)
+		if werr = s.Put(ctx, "s", "u", "apns", tok, t0); werr != nil {
+			break
+		}
+		ok = append(ok, tok)
+	}
+	if !errors.Is(werr, ErrNotDurable) {
+		t.Fatalf("put on a full disk: got %v; want ErrNotDurable", werr)
+	}
+	time.Sleep(100 * time.Millisecond) // several probes
+	if err := s.Healthy(); !errors.Is(err, ErrNotDurable) {
+		t.Errorf("healthy on a full disk: got %v; want ErrNotDurable", err)
+	}
+	if failures.Load() == 0 {
+		t.Error("no write failure counted")
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Healthy() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("still not durable 5s after room was freed: %v", s.Healthy())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := s.Put(ctx, "s", "u", "apns", "later", t0); err != nil {
+		t.Fatalf("put with room again: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := reopenDevices(t, path)
+	for _, tok := range append(ok, "later") {
+		if !slices.ContainsFunc(got, func(d Device) bool { return d.Token == tok }) {
+			t.Errorf("device %s… written with success is lost", tok[:8])
+		}
+	}
+}
+
+// A second Exclusive open of a file fails, naming the file, even after the
+// file was rebuilt; plain opens (explain) still work.
+func TestExclusive(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ringside.db")
+	a, err := OpenSQLiteWith(path, SQLiteOptions{Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	check := func(when string) {
+		t.Helper()
+		b, err := OpenSQLiteWith(path, SQLiteOptions{Exclusive: true})
+		if err == nil {
+			b.Close()
+			t.Fatalf("%s: second exclusive open: got nil error; want ErrLocked", when)
+		}
+		if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "another ringside") {
+			t.Errorf("%s: got %q; want ErrLocked naming %s", when, err, path)
+		}
+		r, err := OpenSQLite(path)
+		if err != nil {
+			t.Fatalf("%s: plain open: %v", when, err)
+		}
+		if _, err := r.Lookup(context.Background(), "s", "u"); err != nil {
+			t.Errorf("%s: plain lookup: %v", when, err)
+		}
+		r.Close()
+	}
+	check("at start")
+	removeFiles(t, path, "", "-wal", "-shm")
+	if err := a.Put(context.Background(), "s", "u", "apns", "t", t0); err != nil {
+		t.Fatal(err)
+	}
+	check("after a rebuild")
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenSQLiteWith(path, SQLiteOptions{Exclusive: true})
+	if err != nil {
+		t.Fatalf("exclusive open after close: %v", err)
+	}
+	b.Close()
+}
+
+// Close ends the watcher and may be called twice, concurrently.
+func TestCloseEndsWatcher(t *testing.T) {
+	s, err := OpenSQLiteWith(filepath.Join(t.TempDir(), "ringside.db"), SQLiteOptions{CheckEvery: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if err := s.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case <-s.done:
+	default:
+		t.Error("watcher still running after Close")
+	}
+	if err := s.Put(context.Background(), "s", "u", "k", "t", t0); err == nil {
+		t.Error("put after close: got nil error")
+	}
+}
