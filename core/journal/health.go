@@ -157,11 +157,11 @@ func (j *Journal) check() {
 		return
 	}
 	j.checkFile()
-	if j.writeErr == nil {
-		return
-	}
 	if len(j.backlog) > 0 {
 		j.flushLocked()
+		return
+	}
+	if j.writeErr == nil {
 		return
 	}
 	var err error
@@ -293,7 +293,7 @@ func (j *Journal) repair(dmg []damage, size int64) bool {
 		} else {
 			attrs = append(attrs, "kept_in", "", "keep_error", err)
 		}
-		j.log.Error("journal damaged: records skipped; their callbacks are not resumed (a finish or delivered mark lost makes a callback ring again)", attrs...)
+		j.log.Error("journal damaged: records skipped", attrs...)
 	}
 	if j.metrics != nil {
 		j.metrics.JournalDamaged.Add(float64(lost))

@@ -512,6 +512,9 @@ func (j *Journal) Close() error {
 	defer j.wmu.Unlock()
 	if !j.shut {
 		j.flushLocked()
+		// If path lost the file, what was written since is in the old
+		// file only: write a new one (and wait for it).
+		j.checkFile()
 		if j.compacting {
 			_ = j.install(<-j.compacted)
 		}

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
@@ -472,11 +474,19 @@ func reopen(t *testing.T, path string, b []byte, size int64, w map[string]want) 
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	j, err := Open(path)
+	o, _, m := observed()
+	j, err := OpenWith(path, o)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
 	t.Cleanup(func() { j.Close() })
+	// A torn tail is no damage.
+	if aside := quarantined(t, path); len(aside) != 0 {
+		t.Errorf("kept aside: %v; want nothing for a torn tail", aside)
+	}
+	if v := testutil.ToFloat64(m.JournalDamaged); v != 0 {
+		t.Errorf("damaged records: %v; want 0 for a torn tail", v)
+	}
 	if j.Size() != int64(len(w)) {
 		t.Errorf("size: got %d; want %d", j.Size(), len(w))
 	}
