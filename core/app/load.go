@@ -175,7 +175,7 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 					continue
 				}
 			}
-			rt.clients[n.Name] = pluginhost.Supervise(r.client, js, restartCounter(opt.Metrics, n.Name))
+			rt.clients[n.Name] = pluginhost.SuperviseWith(r.client, js, supervisorHooks(opt.Metrics, n.Name), pluginhost.Checks{})
 			attrErrs, err := r.client.Configure(ctx, n.Name, js)
 			if err != nil {
 				diags = append(diags, n.AttrDiagnostic("", "plugin configure: "+err.Error()))
@@ -248,14 +248,15 @@ func specKey(s pluginhost.Spec) string {
 	return string(b)
 }
 
-// WriteDiagnostics prints diags with their source lines; cfg may be nil
-// (a config that did not load), in which case the source is read from disk.
+// WriteDiagnostics prints diags with their source lines, secrets hidden;
+// cfg may be nil (a config that did not load), in which case the source is
+// read from disk and only the name and URL rules hide secrets.
 func WriteDiagnostics(w io.Writer, cfg *config.Config, diags hcl.Diagnostics) {
-	var files map[string]*hcl.File
-	if cfg != nil {
-		files = cfg.Files
+	if cfg == nil {
+		config.WriteDiagnostics(w, nil, diags)
+		return
 	}
-	config.WriteDiagnostics(w, files, diags)
+	cfg.WriteDiagnostics(w, diags)
 }
 
 // Close stops every plugin process of the runtime.
@@ -276,11 +277,15 @@ func (rt *Runtime) Health(ctx context.Context) error {
 	return nil
 }
 
-func restartCounter(m *telemetry.Metrics, notifier string) func() {
+// supervisorHooks count a notifier's plugin restarts and kills.
+func supervisorHooks(m *telemetry.Metrics, notifier string) pluginhost.Hooks {
 	if m == nil {
-		return nil
+		return pluginhost.Hooks{}
 	}
-	return m.PluginRestarts.WithLabelValues(notifier).Inc
+	return pluginhost.Hooks{
+		OnRestart: m.PluginRestarts.WithLabelValues(notifier).Inc,
+		OnKill:    func(reason string) { m.PluginKills.WithLabelValues(notifier, reason).Inc() },
+	}
 }
 
 func (rt *Runtime) spec(n *config.Notifier, exe string, log *slog.Logger) pluginhost.Spec {

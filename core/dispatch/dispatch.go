@@ -3,6 +3,8 @@ package dispatch
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -17,6 +19,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+	grpccodes "google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/ringside/ringside/core/callback"
 	"github.com/ringside/ringside/core/directory"
@@ -177,6 +181,10 @@ func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool
 	for _, we := range plan.WhenErrors {
 		d.metrics.WhenErrors.WithLabelValues(we.Route).Inc()
 		d.log.WarnContext(ctx, "route when failed; counted as no match", "sid", c.SID, "route", we.Route, "error", we.Err)
+	}
+	for _, re := range plan.RenderErrors {
+		d.metrics.RenderErrors.WithLabelValues(re.Notifier.Name).Inc()
+		d.log.WarnContext(ctx, "payload did not render; notifier skipped for this call", "sid", c.SID, "notifier", re.Notifier.Name, "error", re.Err)
 	}
 	ans := callback.Answer{Status: plan.Status, Routes: plan.Routes, Reachable: plan.Reachable}
 	if len(plan.Routes) > 0 {
@@ -494,6 +502,7 @@ type attempts struct {
 	span    trace.Span
 	req     *pluginpb.DeliverRequest
 	pending []directory.Device
+	wire    []*pluginpb.Device // pending as sent, with their idempotency ids
 	final   map[string]int
 }
 
@@ -515,7 +524,7 @@ func (d *Dispatcher) newAttempts(ctx context.Context, j *job, dl *Delivery) *att
 			))
 	}
 	x.req = &pluginpb.DeliverRequest{
-		DeliveryId:       newID(),
+		DeliveryId:       idempotencyID(j.key, n.Name, "", ""),
 		Route:            dl.Route,
 		Call:             wireCall(j.plan.Call),
 		PayloadJson:      dl.Payload,
@@ -526,6 +535,8 @@ func (d *Dispatcher) newAttempts(ctx context.Context, j *job, dl *Delivery) *att
 	x.pending = dl.Devices
 	if n.Kind == "" {
 		x.pending = []directory.Device{{}}
+	} else {
+		x.wire = wireDevices(j.key, n.Name, dl.Devices)
 	}
 	return x
 }
@@ -544,7 +555,7 @@ func (x *attempts) loop(attempt int) {
 
 func (x *attempts) prepare(attempt int) {
 	x.req.Attempt = int32(attempt)
-	x.req.Devices = wireDevices(x.pending)
+	x.req.Devices = x.wire
 	if attempt > 1 {
 		x.d.metrics.Retries.WithLabelValues(x.dl.Notifier.Name).Inc()
 	}
@@ -560,9 +571,18 @@ func (x *attempts) count(outcome string, k int) {
 func (x *attempts) outcomes(attempt int, resp *pluginpb.DeliverResponse, err error) (retry []directory.Device, after time.Duration) {
 	d, c, n, ctx := x.d, x.j.plan.Call, x.dl.Notifier, x.ctx
 	if err != nil {
+		if status.Code(err) == grpccodes.ResourceExhausted {
+			d.metrics.DeliveriesShed.WithLabelValues(n.Name).Inc()
+		}
 		d.log.WarnContext(ctx, "deliver failed", "sid", c.SID, "notifier", n.Name, "attempt", attempt, "error", err)
 		return x.pending, 0
 	}
+	var retryWire []*pluginpb.Device
+	defer func() {
+		if x.wire != nil {
+			x.wire = retryWire
+		}
+	}()
 	for i, o := range resp.Outcomes {
 		dev := x.pending[i] // the plugin host checked there is one outcome per target
 		switch o.Kind {
@@ -579,6 +599,9 @@ func (x *attempts) outcomes(attempt int, resp *pluginpb.DeliverResponse, err err
 				"device", directory.ShortToken(dev.Token), "reason", o.Reason)
 		default:
 			retry = append(retry, dev)
+			if x.wire != nil {
+				retryWire = append(retryWire, x.wire[i])
+			}
 			if a := time.Duration(o.RetryAfterMs) * time.Millisecond; a > after {
 				after = a
 			}
@@ -675,15 +698,36 @@ func wireCall(c *callback.Call) *pluginpb.Call {
 	}
 }
 
-func wireDevices(devs []directory.Device) []*pluginpb.Device {
-	if len(devs) == 0 || devs[0].Kind == "" {
+// wireDevices is devs as sent to notifier's plugin for the journaled call
+// key, each with its idempotency id.
+func wireDevices(key, notifier string, devs []directory.Device) []*pluginpb.Device {
+	if len(devs) == 0 {
 		return nil
 	}
 	out := make([]*pluginpb.Device, len(devs))
 	for i, dv := range devs {
-		out[i] = &pluginpb.Device{Kind: dv.Kind, Token: dv.Token, UpdatedAtUnixNano: dv.UpdatedAt.UnixNano()}
+		out[i] = &pluginpb.Device{Kind: dv.Kind, Token: dv.Token, UpdatedAtUnixNano: dv.UpdatedAt.UnixNano(),
+			IdempotencyId: idempotencyID(key, notifier, dv.Kind, dv.Token)}
 	}
 	return out
+}
+
+// idempotencyID identifies the delivery of the journaled call key through
+// notifier to the device (kind, token), or to the call itself when kind
+// is empty: "msg_" and 32 hex digits of a SHA-256 over the three, in the
+// Standard Webhooks style. The key is what the journal keeps, so the id
+// is the same on every attempt, after a plugin restart and after a
+// ringside restart that resumes the call.
+func idempotencyID(key, notifier, kind, token string) string {
+	h := sha256.New()
+	for _, s := range [...]string{key, notifier, kind, token} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	var sum [sha256.Size]byte
+	return "msg_" + hex.EncodeToString(h.Sum(sum[:0])[:16])
 }
 
 // newID returns a delivery id in the Standard Webhooks style, "msg_" + 32 hex.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,6 +58,7 @@ type testConfig struct {
 // device token.
 type testPlugin struct {
 	greeting string
+	seen     sync.Map
 }
 
 func (p *testPlugin) Configure(_ context.Context, c testConfig) error {
@@ -102,6 +104,21 @@ func (p *testPlugin) Deliver(ctx context.Context, d *sdk.Delivery, dev sdk.Devic
 	case tok == "gone":
 		return "", sdk.Gone(errors.New("Unregistered"), time.Unix(0, 7))
 	case tok == "exit":
+		os.Exit(3)
+	case strings.HasPrefix(tok, "big:"):
+		return tok[len(tok)-6:], nil
+	case strings.HasPrefix(tok, "once:"):
+		// Counts deliveries of one id to one device: a second is a
+		// duplicate the host should not have sent.
+		if _, dup := p.seen.LoadOrStore(d.ID+"/"+tok, true); dup {
+			return "", sdk.Permanent(errors.New("duplicate delivery"))
+		}
+		return "once", nil
+	case tok == "slow":
+		time.Sleep(300 * time.Millisecond)
+		return "slow", nil
+	case tok == "exitlater":
+		time.Sleep(300 * time.Millisecond)
 		os.Exit(3)
 	}
 	return "", sdk.Permanent(fmt.Errorf("unknown token"))

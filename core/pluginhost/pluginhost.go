@@ -29,8 +29,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -75,6 +73,7 @@ type Client struct {
 	tp     trace.TracerProvider
 	// stream carries Deliver calls when the plugin serves DeliverStream.
 	stream *deliverstream.Client
+	cmd *exec.Cmd
 	// maxCall bounds the encoded size of one Deliver call: a call to more
 	// devices is split (see split).
 	maxCall int
@@ -187,7 +186,7 @@ func Start(ctx context.Context, spec Spec) (*Client, error) {
 			)),
 		},
 	})
-	c := &Client{spec: spec, pc: pc, logger: log, tp: tp}
+	c := &Client{spec: spec, pc: pc, logger: log, tp: tp, cmd: cmd}
 	if err := c.start(ctx); err != nil {
 		pc.Kill()
 		return nil, fmt.Errorf("start plugin %q (notifier %q): %w", spec.Plugin, spec.Notifier, err)
@@ -326,7 +325,14 @@ func (c *Client) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (*pl
 // part that fails as a whole answers retry for its devices only, so one
 // part's failure never fails the others.
 func (c *Client) DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest, done func(*pluginpb.DeliverResponse, error)) {
-	parts, err := split(req, c.maxCall-deliverstream.CallOverhead)
+	// A call that cannot be encoded, or is too large even for one device,
+	// would fail the same way on every attempt: its targets fail
+	// permanently, with the reason.
+	err := deliverstream.CheckUTF8(req)
+	var parts []part
+	if err == nil {
+		parts, err = split(req, c.maxCall-deliverstream.CallOverhead)
+	}
 	if err != nil {
 		go done(c.checked(req, refused(req, err.Error()), nil))
 		return
@@ -350,10 +356,6 @@ func (c *Client) DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest,
 func (c *Client) deliverOne(ctx context.Context, req *pluginpb.DeliverRequest, done func(*pluginpb.DeliverResponse, error)) {
 	if c.stream != nil {
 		c.stream.DeliverAsync(ctx, req, done)
-		return
-	}
-	if err := deliverstream.CheckUTF8(req); err != nil {
-		go done(nil, status.Error(codes.InvalidArgument, err.Error()))
 		return
 	}
 	go func() { done(c.rpc.Deliver(ctx, req)) }()
@@ -507,6 +509,17 @@ func (c *Client) Kill() {
 		c.stream.Close()
 	}
 	c.pc.Kill()
+}
+
+// killNow ends the process at once (SIGKILL), without the graceful
+// request Kill makes first: for a process that does not answer.
+func (c *Client) killNow() {
+	if c.cmd != nil && c.cmd.Process != nil {
+		_ = c.cmd.Process.Kill()
+	}
+	if c.stream != nil {
+		c.stream.Close()
+	}
 }
 
 // Cleanup kills every plugin process still running; call it once, before

@@ -19,8 +19,9 @@ import (
 type Supervised struct {
 	spec       Spec
 	configJSON []byte
-	onRestart  func()
+	hooks      Hooks
 	backoff    func(failures int) time.Duration
+	checks     Checks
 
 	cur atomic.Pointer[Client]
 
@@ -38,14 +39,62 @@ type Supervised struct {
 // replaced.
 var ErrRestarting = errors.New("plugin process exited; restarting")
 
+// Hooks are told what the supervisor does; any may be nil.
+type Hooks struct {
+	// OnRestart is called after each successful restart.
+	OnRestart func()
+	// OnKill is called when the supervisor kills a process that is alive
+	// but not serving, with the reason: "health" (it missed its health
+	// checks) or "hung" (it answered none of its calls).
+	OnKill func(reason string)
+}
+
+// Checks say when a live process is taken for hung and killed.
+type Checks struct {
+	// Every is the interval of health checks; Timeout bounds each.
+	Every, Timeout time.Duration
+	// Misses health checks failed in a row (no answer, not a "not ready"
+	// answer) get the process killed.
+	Misses int
+	// Stall: a process that has answered nothing for this long while a
+	// call sent to it this long ago waits is killed.
+	Stall time.Duration
+}
+
+// DefaultChecks: a health check every second with a one-second timeout,
+// killed after three missed in a row (a stopped process is replaced within
+// about four seconds, well inside a 60 s ring window); killed when it has
+// answered no call for 15 s (longer than any provider's per-attempt
+// timeout should be, shorter than fallback_after's default plus a retry).
+var DefaultChecks = Checks{Every: time.Second, Timeout: time.Second, Misses: 3, Stall: 15 * time.Second}
+
 // Supervise watches c, a started and configured plugin process of spec.
 // onRestart (may be nil) is called after each successful restart. Close
 // ends the supervision and the process.
 func Supervise(c *Client, configJSON []byte, onRestart func()) *Supervised {
+	return SuperviseWith(c, configJSON, Hooks{OnRestart: onRestart}, DefaultChecks)
+}
+
+// SuperviseWith is Supervise with hooks and checks of the caller's; zero
+// fields of checks take DefaultChecks'.
+func SuperviseWith(c *Client, configJSON []byte, hooks Hooks, checks Checks) *Supervised {
+	if checks.Every <= 0 {
+		checks.Every = DefaultChecks.Every
+	}
+	if checks.Timeout <= 0 {
+		checks.Timeout = DefaultChecks.Timeout
+	}
+	if checks.Misses <= 0 {
+		checks.Misses = DefaultChecks.Misses
+	}
+	if checks.Stall <= 0 {
+		checks.Stall = DefaultChecks.Stall
+	}
 	s := &Supervised{
 		spec:       c.spec,
 		configJSON: configJSON,
-		onRestart:  onRestart,
+		hooks:      hooks,
+		checks:     checks,
 		backoff:    restartBackoff,
 		kick:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
@@ -141,11 +190,15 @@ func (s *Supervised) wake() {
 	}
 }
 
-// watch restarts the process when it exits. It ends when Close is called.
+// watch restarts the process when it exits, and kills it (to be
+// restarted) when it misses its health checks or answers none of its
+// calls. It ends when Close is called.
 func (s *Supervised) watch() {
 	defer close(s.done)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	lastCheck := time.Now()
+	misses := 0
 	for {
 		select {
 		case <-s.stop:
@@ -153,11 +206,60 @@ func (s *Supervised) watch() {
 		case <-tick.C:
 		case <-s.kick:
 		}
-		if !s.cur.Load().Exited() {
+		c := s.cur.Load()
+		if c.Exited() {
+			misses = 0
+			s.restart()
 			continue
 		}
-		s.restart()
+		if c.stream != nil && c.stream.Stalled(time.Now(), s.checks.Stall) {
+			s.kill(c, "hung", fmt.Sprintf("no answer to its calls for %s", s.checks.Stall))
+			continue
+		}
+		if time.Since(lastCheck) < s.checks.Every {
+			continue
+		}
+		lastCheck = time.Now()
+		if err := s.ping(c); err != nil {
+			misses++
+			if misses >= s.checks.Misses {
+				misses = 0
+				s.kill(c, "health", fmt.Sprintf("%d health checks in a row unanswered: %v", s.checks.Misses, err))
+			}
+			continue
+		}
+		misses = 0
 	}
+}
+
+// ping makes a health check of c and returns its error when it got no
+// answer (a "not ready" answer is an answer: the process serves).
+func (s *Supervised) ping(c *Client) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.checks.Timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	_, err := c.rpc.Health(ctx, &pluginpb.HealthRequest{})
+	return err
+}
+
+// kill ends c, a process that is alive but not serving, at once (SIGKILL:
+// a stopped process cannot answer a polite request), so that the calls
+// waiting on it fail and are retried on the new process watch starts.
+func (s *Supervised) kill(c *Client, reason, why string) {
+	if log := s.spec.Logger; log != nil {
+		log.Error("plugin process not serving; killed to be restarted", "notifier", s.spec.Notifier, "plugin", s.spec.Plugin, "reason", reason, "detail", why)
+	}
+	if s.hooks.OnKill != nil {
+		s.hooks.OnKill(reason)
+	}
+	c.killNow()
+	s.wake()
 }
 
 // restart replaces the exited process, retrying with backoff until it
@@ -169,8 +271,8 @@ func (s *Supervised) restart() {
 		if err == nil {
 			old := s.cur.Swap(c)
 			old.Kill()
-			if s.onRestart != nil {
-				s.onRestart()
+			if s.hooks.OnRestart != nil {
+				s.hooks.OnRestart()
 			}
 			if log != nil {
 				log.Warn("plugin process restarted", "notifier", s.spec.Notifier, "plugin", s.spec.Plugin, "attempts", failures+1)
@@ -189,9 +291,20 @@ func (s *Supervised) restart() {
 	}
 }
 
+// startTimeout bounds a restart's start and configure.
+const startTimeout = 30 * time.Second
+
 func (s *Supervised) startConfigured() (*Client, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
+	// Close does not wait for a start that hangs.
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	c, err := Start(ctx, s.spec)
 	if err != nil {
 		return nil, err
