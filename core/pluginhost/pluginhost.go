@@ -73,7 +73,7 @@ type Client struct {
 	tp     trace.TracerProvider
 	// stream carries Deliver calls when the plugin serves DeliverStream.
 	stream *deliverstream.Client
-	cmd *exec.Cmd
+	cmd    *exec.Cmd
 	// maxCall bounds the encoded size of one Deliver call: a call to more
 	// devices is split (see split).
 	maxCall int
