@@ -77,10 +77,12 @@ func (j *Journal) succeeded() {
 
 // retain keeps in the backlog the operations of a failed batch that are
 // still to be written, in their order (the index is as before the batch):
-// every append until the backlog holds maxBacklog bytes, the marks of the
-// entries it holds or the index knows, the finishes of entries the index
-// knows; not what a later finish in the batch ends. The waiters were told
-// of the failure: they are not told again.
+// each append that leaves the backlog within maxBacklog bytes (the others
+// are dropped), the marks of the entries it holds or the index knows, the
+// finishes of entries the index knows; not what a later finish in the
+// batch ends. Marks and finishes are not bounded by maxBacklog but by the
+// entries live in flight. The waiters were told of the failure: they are
+// not told again.
 func (j *Journal) retain(batch []op) {
 	last := map[string]int{}
 	for i, o := range batch {
