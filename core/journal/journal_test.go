@@ -844,9 +844,9 @@ func goroutinesOf(t *testing.T, path string) int {
 func TestCloseLeavesNoGoroutine(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j.journal")
 	j := mustOpenWith(t, path, Options{compactAt: 1 << 10})
-	if n := goroutinesOf(t, path); n == 0 {
-		t.Fatal("no goroutine labelled as the journal's: the check would see nothing")
-	}
+	// The journal's goroutine labels itself when it starts (so do the
+	// others): it may not have yet. Those Close waits for have.
+	waitFor(t, "a goroutine labelled as the journal's (else the check sees nothing)", func() bool { return goroutinesOf(t, path) > 0 })
 	callbacks(t, j, "", 2, 50)
 	j.wmu.Lock()
 	if !j.compacting {
