@@ -262,6 +262,9 @@ type explainedNotifier struct {
 	Devices   []explainedDevice `json:"devices"`
 	Payload   json.RawMessage   `json:"payload"`
 	Templates map[string]string `json:"templates,omitempty"`
+	// RenderError is why the payload or a template did not render for
+	// this call: the notifier is skipped, the others ring.
+	RenderError string `json:"render_error,omitempty"`
 }
 
 type explainedDevice struct {
@@ -296,6 +299,21 @@ func explanation(p *dispatch.Plan) explained {
 		}
 		e.Notifiers = append(e.Notifiers, n)
 	}
+	for _, d := range p.RenderErrors {
+		msg := d.Err.Error()
+		if d.Err.Detail != "" {
+			msg += ": " + d.Err.Detail
+		}
+		n := explainedNotifier{
+			Name: d.Notifier.Name, Plugin: d.Notifier.Plugin, Role: d.Role, Route: d.Route,
+			Kind: d.Notifier.Kind, Devices: []explainedDevice{}, RenderError: msg,
+		}
+		n.Payload, _ = json.Marshal(map[string]string{"error": msg})
+		for _, dev := range d.Devices {
+			n.Devices = append(n.Devices, explainedDevice{Kind: dev.Kind, Token: directory.ShortToken(dev.Token)})
+		}
+		e.Notifiers = append(e.Notifiers, n)
+	}
 	return e
 }
 
@@ -312,6 +330,8 @@ func writeExplanation(w io.Writer, e explained) {
 	for _, n := range e.Notifiers {
 		state := "will deliver"
 		switch {
+		case n.RenderError != "":
+			state = "skipped: its payload did not render for this call"
 		case !n.Active && n.Role == dispatch.RoleFallback:
 			state = "not needed: notify reaches a device"
 		case !n.Active:
@@ -327,6 +347,10 @@ func writeExplanation(w io.Writer, e explained) {
 			for _, d := range n.Devices {
 				fmt.Fprintf(w, "    %s %s\n", d.Kind, d.Token)
 			}
+		}
+		if n.RenderError != "" {
+			fmt.Fprintf(w, "  render error: %s\n", n.RenderError)
+			continue
 		}
 		var pretty bytes.Buffer
 		if json.Indent(&pretty, n.Payload, "  ", "  ") == nil {

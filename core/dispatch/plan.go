@@ -78,6 +78,13 @@ type Plan struct {
 	Deliveries []*Delivery
 	// WhenErrors are the routes whose `when` failed at run time.
 	WhenErrors []*route.WhenError
+	// RenderErrors are the notifiers whose payload or template failed to
+	// render for this call (an absent call.extra key, a failed function):
+	// each is skipped for this call alone, as if it reached no device, so
+	// the other notifiers still ring and a route it was the only way of
+	// reaching the callee falls back. Their Err says why; they are not in
+	// Deliveries.
+	RenderErrors []*Delivery
 }
 
 // Delivery is one notifier's share of a callback.
@@ -96,6 +103,54 @@ type Delivery struct {
 	// Templates are the rendered template attributes.
 	Templates map[string]string
 	Deadline  time.Time
+	// Err is why the payload or a template did not render (in
+	// Plan.RenderErrors only).
+	Err *RenderError
+}
+
+// RenderError is a notifier's payload or template attribute that failed to
+// render for a call. Its Error names the notifier, the attribute, the
+// expression's FILE:LINE:COL and HCL's summary of the problem, never a
+// value: it is what the log says. Detail may quote the call's values
+// (cc_param among them) and is only for explain, which prints them anyway.
+type RenderError struct {
+	Notifier string
+	Attr     string    // "payload", or the template attribute's name
+	Range    hcl.Range // the expression, or the part of it that failed
+	Summary  string
+	Detail   string
+}
+
+func (e *RenderError) Error() string {
+	at := ""
+	if e.Range.Filename != "" {
+		at = fmt.Sprintf(" at %s:%d:%d", e.Range.Filename, e.Range.Start.Line, e.Range.Start.Column)
+	}
+	who := ""
+	if e.Notifier != "" {
+		who = fmt.Sprintf("notifier %q: ", e.Notifier)
+	}
+	return fmt.Sprintf("%s%s%s: %s", who, e.Attr, at, e.Summary)
+}
+
+// renderError is the RenderError of an evaluation's diagnostics: the
+// first error's subject (else the expression's range) and summary.
+func renderError(attr string, expr hcl.Expression, diags hcl.Diagnostics) *RenderError {
+	e := &RenderError{Attr: attr, Summary: "failed to render"}
+	if expr != nil {
+		e.Range = expr.Range()
+	}
+	for _, d := range diags {
+		if d.Severity != hcl.DiagError {
+			continue
+		}
+		if d.Subject != nil {
+			e.Range = *d.Subject
+		}
+		e.Summary, e.Detail = d.Summary, d.Detail
+		break
+	}
+	return e
 }
 
 // Planner builds plans from routes, notifiers and a directory.
@@ -163,22 +218,21 @@ func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalCont
 		}
 	}
 
-	seen := map[string]*Delivery{} // notifiers already planned
-	rung := map[[2]string]bool{}   // devices already given to a notifier
+	pl := &planning{plan: plan, devices: devices, seen: map[string]*Delivery{}, rung: map[[2]string]bool{}, callCtx: callCtx}
 	for _, r := range matched {
 		reached := false
 		for _, name := range r.Notify {
-			if d := p.add(plan, seen, rung, devices, name, r.Name, RoleNotify); d != nil && d.Active {
+			if d := p.add(pl, name, r.Name, RoleNotify); d != nil && d.Active {
 				reached = true
 			}
 		}
 		for _, name := range r.Fallback {
-			d := p.add(plan, seen, rung, devices, name, r.Name, RoleFallback)
+			d := p.add(pl, name, r.Name, RoleFallback)
 			if d != nil && reached {
 				// Not needed at lookup: give its devices back.
 				d.Active = false
 				for _, dev := range d.Devices {
-					delete(rung, [2]string{dev.Kind, dev.Token})
+					delete(pl.rung, [2]string{dev.Kind, dev.Token})
 				}
 			}
 		}
@@ -194,12 +248,17 @@ func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalCont
 		return plan, nil
 	}
 	plan.Status = callback.StatusAccepted
-	for _, d := range plan.Deliveries {
-		if err := render(d, c, callCtx); err != nil {
-			return nil, err
-		}
-	}
 	return plan, nil
+}
+
+// planning is one Plan call's state.
+type planning struct {
+	plan    *Plan
+	devices []directory.Device
+	seen    map[string]*Delivery // notifiers already planned
+	rung    map[[2]string]bool   // devices already given to a notifier
+	failed  map[string]bool      // notifiers that did not render; nil until one
+	callCtx func() *hcl.EvalContext
 }
 
 func (p *Planner) needsDevices(matched []*route.Route) bool {
@@ -215,50 +274,66 @@ func (p *Planner) needsDevices(matched []*route.Route) bool {
 	return false
 }
 
-func (p *Planner) add(plan *Plan, seen map[string]*Delivery, rung map[[2]string]bool, devices []directory.Device, name, routeName, role string) *Delivery {
+// add plans notifier name for a route. A notifier that can reach someone
+// (a device of its kind not rung yet, or no kind needed) is rendered first:
+// one that does not render goes to plan.RenderErrors, claims no device and
+// reaches no one, so the next notifier of its kind gets the devices and
+// the route's fallback is needed.
+func (p *Planner) add(pl *planning, name, routeName, role string) *Delivery {
 	n := p.Notifiers[name]
-	if n == nil {
+	if n == nil || pl.failed[name] {
 		return nil
 	}
 	// A notifier delivers once per callback, for the first route that uses
 	// it; a fallback that was not needed may still serve a later route.
-	if prev := seen[name]; prev != nil && (prev.Active || prev.Role != RoleFallback) {
+	if prev := pl.seen[name]; prev != nil && (prev.Active || prev.Role != RoleFallback) {
 		return nil
 	}
+	plan := pl.plan
 	d := &Delivery{
 		Notifier: n,
 		Route:    routeName,
 		Role:     role,
 		Deadline: plan.Call.Received.Add(n.TTL),
 	}
-	if n.Kind == "" {
-		d.Active = true
-	} else {
-		for _, dev := range devices {
-			k := [2]string{dev.Kind, dev.Token}
-			if dev.Kind != n.Kind || rung[k] {
-				continue
+	if n.Kind != "" {
+		for _, dev := range pl.devices {
+			if dev.Kind == n.Kind && !pl.rung[[2]string{dev.Kind, dev.Token}] {
+				d.Devices = append(d.Devices, dev)
 			}
-			rung[k] = true
-			d.Devices = append(d.Devices, dev)
 		}
-		d.Active = len(d.Devices) > 0
 	}
-	seen[name] = d
+	if n.Kind == "" || len(d.Devices) > 0 {
+		if err := render(d, plan.Call, pl.callCtx); err != nil {
+			d.Err = err
+			if pl.failed == nil {
+				pl.failed = map[string]bool{}
+			}
+			pl.failed[name] = true
+			plan.RenderErrors = append(plan.RenderErrors, d)
+			return nil
+		}
+		d.Active = true
+	}
+	for _, dev := range d.Devices {
+		pl.rung[[2]string{dev.Kind, dev.Token}] = true
+	}
+	pl.seen[name] = d
 	plan.Deliveries = append(plan.Deliveries, d)
 	return d
 }
 
 // render fills the delivery's payload and templates; callCtx gives the
 // call's evaluation context, built on first use.
-func render(d *Delivery, c *callback.Call, callCtx func() *hcl.EvalContext) error {
+func render(d *Delivery, c *callback.Call, callCtx func() *hcl.EvalContext) *RenderError {
 	var ectx *hcl.EvalContext
 	if d.Notifier.Payload != nil || len(d.Notifier.Templates) > 0 {
 		ectx = callCtx()
 	}
 	payload, err := Payload(c, d.Notifier.Payload, ectx)
 	if err != nil {
-		return fmt.Errorf("notifier %q: %w", d.Notifier.Name, err)
+		err.Notifier = d.Notifier.Name
+		return err
 	}
 	d.Payload = payload
 	if len(d.Notifier.Templates) > 0 {
@@ -266,11 +341,13 @@ func render(d *Delivery, c *callback.Call, callCtx func() *hcl.EvalContext) erro
 		for name, expr := range d.Notifier.Templates {
 			v, diags := expr.Value(ectx)
 			if diags.HasErrors() {
-				return fmt.Errorf("notifier %q: %s: %s", d.Notifier.Name, name, diags.Error())
+				e := renderError(name, expr, diags)
+				e.Notifier = d.Notifier.Name
+				return e
 			}
 			v, err := convert.Convert(v, cty.String)
 			if err != nil || v.IsNull() || !v.IsKnown() {
-				return fmt.Errorf("notifier %q: %s: not a string", d.Notifier.Name, name)
+				return &RenderError{Notifier: d.Notifier.Name, Attr: name, Range: expr.Range(), Summary: "not a string"}
 			}
 			d.Templates[name] = v.AsString()
 		}
@@ -281,8 +358,9 @@ func render(d *Delivery, c *callback.Call, callCtx func() *hcl.EvalContext) erro
 // Payload renders the JSON payload of c: the default keys (cc_param, sid,
 // app_caller_sid, app_caller_uid, app_callee_sid, app_callee_uid,
 // app_call_type and app_svr_data when present), then the keys of extra,
-// which may override the app_* keys, with their JSON types kept.
-func Payload(c *callback.Call, extra hcl.Expression, ectx *hcl.EvalContext) ([]byte, error) {
+// which may override the app_* keys, with their JSON types kept. An error
+// is a *RenderError.
+func Payload(c *callback.Call, extra hcl.Expression, ectx *hcl.EvalContext) ([]byte, *RenderError) {
 	defaults := [...][2]string{
 		{"cc_param", c.Param},
 		{"sid", c.SID},
@@ -297,11 +375,11 @@ func Payload(c *callback.Call, extra hcl.Expression, ectx *hcl.EvalContext) ([]b
 	if extra != nil {
 		v, diags := extra.Value(ectx)
 		if diags.HasErrors() {
-			return nil, fmt.Errorf("payload: %s", diags.Error())
+			return nil, renderError("payload", extra, diags)
 		}
 		if !v.IsNull() {
 			if !v.IsKnown() || !(v.Type().IsObjectType() || v.Type().IsMapType()) {
-				return nil, fmt.Errorf("payload: not an object")
+				return nil, &RenderError{Attr: "payload", Range: extra.Range(), Summary: "not an object"}
 			}
 			add = v.AsValueMap()
 		}
@@ -338,7 +416,7 @@ func Payload(c *callback.Call, extra hcl.Expression, ectx *hcl.EvalContext) ([]b
 			continue
 		}
 		if !v.IsWhollyKnown() {
-			return nil, fmt.Errorf("payload: %s: value unknown", k)
+			return nil, &RenderError{Attr: "payload", Range: extra.Range(), Summary: fmt.Sprintf("%s: value unknown", k)}
 		}
 		if v.Type() == cty.String {
 			b = callback.AppendJSONString(b, v.AsString())
@@ -346,7 +424,7 @@ func Payload(c *callback.Call, extra hcl.Expression, ectx *hcl.EvalContext) ([]b
 		}
 		js, err := ctyjson.Marshal(v, v.Type())
 		if err != nil {
-			return nil, fmt.Errorf("payload: %s: %w", k, err)
+			return nil, &RenderError{Attr: "payload", Range: extra.Range(), Summary: fmt.Sprintf("%s: cannot encode as JSON", k), Detail: err.Error()}
 		}
 		b = append(b, js...)
 	}
