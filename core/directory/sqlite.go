@@ -252,6 +252,24 @@ func openConns(abs string) (_ *conns, err error) {
 	c.rdb.SetMaxIdleConns(readers)
 	c.rdb.SetConnMaxIdleTime(0)
 	c.rdb.SetConnMaxLifetime(0)
+	// Open the whole pool now: a reader opened later, after the file was
+	// removed, would fail until the writer rebuilds it.
+	held := make([]*sql.Conn, 0, readers)
+	var cerr error
+	for range readers {
+		hc, err := c.rdb.Conn(ctx)
+		if err != nil {
+			cerr = err
+			break
+		}
+		held = append(held, hc)
+	}
+	for _, hc := range held {
+		hc.Close() // back to the pool, open
+	}
+	if cerr != nil {
+		return nil, fmt.Errorf("open reader: %w", cerr)
+	}
 
 	for _, p := range []struct {
 		db   *sql.DB
@@ -289,7 +307,7 @@ func (c *conns) close() error {
 // DSN returns the modernc.org/sqlite data source name for the absolute
 // path abs: a file: URI (so any byte in the path is escaped) with the
 // connection pragmas (WAL, busy timeout, synchronous=NORMAL); readOnly opens
-// it query-only.
+// it read-only (never creating it) and query-only.
 func DSN(abs string, readOnly bool) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
@@ -299,6 +317,9 @@ func DSN(abs string, readOnly bool) string {
 	// are written once and read only at start.
 	q.Add("_pragma", "cache_size(-1024)")
 	if readOnly {
+		// mode=ro: a reader never creates the file, not even one removed
+		// while serving (the writer rebuilds it; see SQLite).
+		q.Set("mode", "ro")
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Add("_pragma", "journal_mode(WAL)")
