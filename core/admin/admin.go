@@ -197,11 +197,17 @@ func (h *handler) devices(w http.ResponseWriter, r *http.Request, path string) {
 func (h *handler) storeFailed(w http.ResponseWriter, r *http.Request, p devicePath, err error) {
 	attrs := append(deviceAttrs(p), slog.String("method", r.Method), slog.Any("error", err))
 	h.log.ErrorContext(r.Context(), "directory failed", attrs...)
-	if r.Context().Err() != nil {
+	switch {
+	case r.Context().Err() != nil:
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "request canceled")
-		return
+	case errors.Is(err, directory.ErrNotDurable):
+		// Nothing was kept (or would survive a restart): the caller must
+		// retry later, and /readyz says why meanwhile. Store errors name
+		// the file and the cause, never an id or a token.
+		writeError(w, http.StatusServiceUnavailable, "not_durable", err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, "internal", "directory failed")
 	}
-	writeError(w, http.StatusInternalServerError, "internal", "directory failed")
 }
 
 // deviceAttrs are p's log attributes, with the token shortened.
