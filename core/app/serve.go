@@ -135,7 +135,7 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	var jr *journal.Journal
 	var pending []journal.Entry
 	if cfg.Delivery.Journal {
-		if jr, err = journal.Open(JournalPath(cfg.Directory.Path)); err != nil {
+		if jr, err = journal.OpenWith(JournalPath(cfg.Directory.Path), journal.Options{Logger: log, Metrics: metrics}); err != nil {
 			return err
 		}
 		defer jr.Close()
