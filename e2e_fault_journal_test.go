@@ -1,0 +1,264 @@
+package main
+
+// Fault tests of the journal against the real binary: a disk that fills
+// up under it, and its file removed while it serves. Each ends with a
+// SIGKILL and a restart, and counts at the fake app server what the
+// restarted ringside resumed.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// fjTmpfs mounts a tmpfs of size (e.g. "2m") on a new folder and returns
+// it; it is unmounted when the test ends, after the ringside processes the
+// test started are gone. The test is skipped if the mount fails (it needs
+// root, or CAP_SYS_ADMIN).
+func fjTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "disk") // removed after the unmount
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0750", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("skipped: this test fills a disk, and mounting a %s tmpfs for it failed (it needs root): %v: %s", size, err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+			_ = exec.Command("umount", "-l", dir).Run()
+		}
+	})
+	return dir
+}
+
+// fjFill writes a file at path until the disk is full, and returns its
+// size.
+func fjFill(t *testing.T, path string) int64 {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	var n int64
+	for {
+		m, err := f.Write(chunk)
+		n += int64(m)
+		if errors.Is(err, syscall.ENOSPC) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("fill %s: %v", path, err)
+		}
+	}
+	// What is left is less than a chunk: fill it to the last byte.
+	for _, size := range []int{4096, 512, 1} {
+		for {
+			m, err := f.Write(chunk[:size])
+			n += int64(m)
+			if err != nil {
+				break
+			}
+		}
+	}
+	return n
+}
+
+// fjReadyz returns the status code and body of the admin /readyz.
+func fjReadyz(t *testing.T, in *instance) (int, string) {
+	t.Helper()
+	resp, err := dlClient.Get(in.adminURL + "/readyz")
+	if err != nil {
+		t.Fatalf("GET /readyz: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// fjWaitReadyz polls /readyz until ok accepts its answer.
+func fjWaitReadyz(t *testing.T, in *instance, timeout time.Duration, what string, ok func(code int, body string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		code, body := fjReadyz(t, in)
+		if ok(code, body) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz answered %d %s for %v; want %s", code, body, timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// fjConfig is a config whose directory (and so journal) lives at dbPath,
+// with one webhook notifier to app.
+func fjConfig(dbPath, appURL string) string {
+	return dlServer("2s", "debug", "") + fmt.Sprintf(`
+directory "embedded" {
+  path = %q
+}
+notifier "app" {
+  plugin = "webhook"
+  url    = %q
+}
+route "main" {
+  notify = ["app"]
+}
+`, dbPath, appURL)
+}
+
+// fjResumed checks that the restarted ringside resumed every sid of want
+// and that each reached the app afterwards.
+func fjResumed(t *testing.T, in *instance, app *fakeApp, want []string) {
+	t.Helper()
+	lines := dlWaitLogs(t, in, len(want), 15*time.Second, "resuming journaled callback", func(l map[string]any) bool {
+		return l["msg"] == "resuming journaled callback"
+	})
+	got := map[string]bool{}
+	for _, l := range lines {
+		got[fmt.Sprint(l["sid"])] = true
+	}
+	for _, sid := range want {
+		if !got[sid] {
+			t.Errorf("%s, accepted before the crash, was not resumed", sid)
+		}
+	}
+	app.waitDelivered(t, want, 15*time.Second)
+}
+
+// A full disk under the journal: callbacks are still answered 200 (the
+// phone rings), but every failed write is counted and logged, and /readyz
+// says the journal is not durable, naming why. When the disk frees, the
+// journal writes what it kept of the callbacks accepted meanwhile and
+// turns ready again by itself; after a SIGKILL the next ringside resumes
+// them and those accepted after the disk freed. Before, nothing but one
+// log line per callback told, and the callbacks of the full disk were
+// never written.
+func TestE2EFaultJournalDiskFull(t *testing.T) {
+	disk := fjTmpfs(t, "2m")
+	var heal atomic.Bool // until the restart, the app answers 503: deliveries stay journaled
+	app := newFakeApp(t, func(*appReq) appAnswer {
+		if heal.Load() {
+			return appAnswer{Code: 200}
+		}
+		return appAnswer{Code: 503}
+	})
+	path := writeConfig(t, fjConfig(filepath.Join(disk, "data", "ringside.db"), app.URL))
+	in := startConfig(t, path)
+	waitReady(t, in, 200, 5*time.Second)
+
+	filler := filepath.Join(disk, "filler")
+	fjFill(t, filler)
+	var full []string
+	for i := range 12 {
+		sid := dlSID(0xdf000001, i)
+		full = append(full, sid)
+		dlAccept(t, in, sid, "2809") // the phone rings: 200 accepted
+	}
+	dlWaitLogs(t, in, 1, 5*time.Second, "journal write failed at ERROR", func(l map[string]any) bool {
+		return l["level"] == "ERROR" && strings.HasPrefix(fmt.Sprint(l["msg"]), "journal write failed") &&
+			l["error"] == "no space left on device" && strings.HasSuffix(fmt.Sprint(l["file"]), "ringside.journal")
+	})
+	if v := dlMetric(t, in, "ringside_journal_write_errors_total"); v < 1 {
+		t.Errorf("ringside_journal_write_errors_total = %v; want ≥ 1", v)
+	}
+	// /readyz reports the journal through the readiness check, which
+	// includes jr.Healthy() (core/app's readiness wiring).
+	fjWaitReadyz(t, in, 5*time.Second, "503 naming the full disk", func(code int, body string) bool {
+		return code == 503 && strings.Contains(body, "ringside.journal: write: no space left on device")
+	})
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	dlWaitLogs(t, in, 1, 5*time.Second, "journal writes succeed again", func(l map[string]any) bool {
+		return l["msg"] == "journal writes succeed again"
+	})
+	fjWaitReadyz(t, in, 5*time.Second, "200 once the disk freed", func(code int, _ string) bool { return code == 200 })
+	var after []string
+	for i := range 5 {
+		sid := dlSID(0xdf000002, i)
+		after = append(after, sid)
+		dlAccept(t, in, sid, "2809")
+	}
+	all := append(append([]string{}, full...), after...)
+	// Every callback is journaled now, those of the full disk included.
+	dlWaitMetric(t, in, "ringside_journal_entries", float64(len(all)), 10*time.Second)
+	app.waitSeen(t, all, 10*time.Second)
+
+	orphans := dlKill9(t, in)
+	dlReap(dlWaitGone(orphans, 3*time.Second))
+	heal.Store(true)
+	in2 := startConfig(t, path)
+	fjResumed(t, in2, app, all)
+	dlWaitMetric(t, in2, "ringside_journal_entries", 0, 10*time.Second)
+	if v := dlMetric(t, in2, "ringside_journal_write_errors_total"); v != 0 {
+		t.Errorf("restarted: ringside_journal_write_errors_total = %v; want 0", v)
+	}
+}
+
+// The journal file removed while ringside serves: it is noticed and
+// logged, and a new file holding the live entries, those accepted after
+// the removal included, is written at its path; after a SIGKILL the next
+// ringside resumes them all. Before, ringside went on writing to the
+// removed file, and a crash lost everything it held, in silence.
+func TestE2EFaultJournalRemoved(t *testing.T) {
+	var heal atomic.Bool
+	app := newFakeApp(t, func(*appReq) appAnswer {
+		if heal.Load() {
+			return appAnswer{Code: 200}
+		}
+		return appAnswer{Code: 503}
+	})
+	dir := t.TempDir()
+	path := dlWriteConfig(t, dir, fjConfig("data/ringside.db", app.URL))
+	in := startConfig(t, path)
+
+	var sids []string
+	accept := func(tag uint32, n int) {
+		for i := range n {
+			sid := dlSID(tag, i)
+			sids = append(sids, sid)
+			dlAccept(t, in, sid, "2809")
+		}
+	}
+	accept(0x4e000001, 3)
+	journalFile := filepath.Join(dir, "data", "ringside.journal")
+	if err := os.Remove(journalFile); err != nil {
+		t.Fatal(err)
+	}
+	accept(0x4e000002, 3) // before or after it is noticed
+	dlWaitLogs(t, in, 1, 5*time.Second, "the removal logged at ERROR", func(l map[string]any) bool {
+		return l["level"] == "ERROR" && strings.Contains(fmt.Sprint(l["msg"]), "file removed while serving") &&
+			l["file"] == journalFile
+	})
+	dlWaitLogs(t, in, 1, 5*time.Second, "the journal written again", func(l map[string]any) bool {
+		return l["msg"] == "journal file written again at its path"
+	})
+	accept(0x4e000003, 3)
+	dlWaitMetric(t, in, "ringside_journal_entries", float64(len(sids)), 10*time.Second)
+	app.waitSeen(t, sids, 10*time.Second)
+	if _, err := os.Stat(journalFile); err != nil {
+		t.Fatalf("journal file: %v", err)
+	}
+
+	orphans := dlKill9(t, in)
+	dlReap(dlWaitGone(orphans, 3*time.Second))
+	heal.Store(true)
+	in2 := startConfig(t, path)
+	fjResumed(t, in2, app, sids)
+	dlWaitMetric(t, in2, "ringside_journal_entries", 0, 10*time.Second)
+}
