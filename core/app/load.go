@@ -6,11 +6,13 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -35,6 +37,23 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics counts plugin restarts; nil → not counted.
 	Metrics *telemetry.Metrics
+	// PluginStartTimeout bounds each plugin process's start (the go-plugin
+	// handshake and the Info and Schema calls) and its Configure call, at
+	// start and on reload; 0 → DefaultPluginStartTimeout. A plugin that
+	// does not answer in time fails the start (or the reload) with a
+	// diagnostic at its notifier.
+	PluginStartTimeout time.Duration
+}
+
+// DefaultPluginStartTimeout is Options.PluginStartTimeout's default: a
+// built-in plugin starts in a fraction of a second.
+const DefaultPluginStartTimeout = 10 * time.Second
+
+func (o Options) startTimeout() time.Duration {
+	if o.PluginStartTimeout <= 0 {
+		return DefaultPluginStartTimeout
+	}
+	return o.PluginStartTimeout
 }
 
 // Runtime is a loaded config whose enabled notifiers have configured plugin
@@ -126,7 +145,9 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 		rt.specs[n.Name] = specKey(spec)
 		if prev != nil && n.Enabled && prev.clients[n.Name] != nil && prev.specs[n.Name] == rt.specs[n.Name] {
 			sup := prev.clients[n.Name]
-			s, err := sup.Client().Schema(ctx)
+			sctx, cancel := context.WithTimeout(ctx, opt.startTimeout())
+			s, err := sup.Client().Schema(sctx)
+			cancel()
 			if err == nil {
 				results[i] = notifierState{reuse: sup, schema: convertSchema(sup.Client().Info(), s)}
 				continue
@@ -135,7 +156,7 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = startPlugin(ctx, spec)
+			results[i] = startPlugin(ctx, spec, opt.startTimeout())
 		}()
 	}
 	wg.Wait()
@@ -170,13 +191,15 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 			rt.clients[n.Name] = r.reuse
 		} else {
 			if r.reuse != nil { // same process settings, new attributes: a fresh process
-				if r = startPlugin(ctx, rt.spec(n, exe, opt.Logger)); r.err != nil {
+				if r = startPlugin(ctx, rt.spec(n, exe, opt.Logger), opt.startTimeout()); r.err != nil {
 					diags = append(diags, notStarted(n, r.err))
 					continue
 				}
 			}
 			rt.clients[n.Name] = pluginhost.SuperviseWith(r.client, js, supervisorHooks(opt.Metrics, n.Name), pluginhost.Checks{})
-			attrErrs, err := r.client.Configure(ctx, n.Name, js)
+			cctx, cancel := context.WithTimeout(ctx, opt.startTimeout())
+			attrErrs, err := r.client.Configure(cctx, n.Name, js)
+			cancel()
 			if err != nil {
 				diags = append(diags, n.AttrDiagnostic("", "plugin configure: "+err.Error()))
 				continue
@@ -228,17 +251,71 @@ func notStarted(n *config.Notifier, err error) *hcl.Diagnostic {
 	}
 }
 
-func startPlugin(ctx context.Context, spec pluginhost.Spec) notifierState {
-	c, err := pluginhost.Start(ctx, spec)
-	if err != nil {
-		return notifierState{err: err}
+// startPlugin starts spec's process and asks for its schema, within
+// timeout. When ctx ends first (a shutdown cancels the reload) it returns
+// at once: the start goes on in the background and kills the process when
+// it ends (go-plugin cannot stop a handshake half-way; a process that never
+// completes it is killed by the kernel when ringside exits). A panic in the
+// start is an error, not the end of the process.
+func startPlugin(ctx context.Context, spec pluginhost.Spec, timeout time.Duration) notifierState {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	var (
+		mu        sync.Mutex
+		abandoned bool
+		done      = make(chan notifierState, 1)
+	)
+	go func() {
+		defer cancel()
+		var st notifierState
+		defer func() {
+			if p := recover(); p != nil {
+				st = notifierState{err: fmt.Errorf("plugin start panicked: %v", p)}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if abandoned {
+				if st.client != nil {
+					st.client.Kill()
+				}
+				return
+			}
+			done <- st
+		}()
+		c, err := pluginhost.Start(ctx, spec)
+		if err != nil {
+			st = notifierState{err: err}
+			return
+		}
+		s, err := c.Schema(ctx)
+		if err != nil {
+			c.Kill()
+			st = notifierState{err: fmt.Errorf("schema: %w", err)}
+			return
+		}
+		st = notifierState{client: c, schema: convertSchema(c.Info(), s)}
+	}()
+	select {
+	case st := <-done:
+		return st
+	case <-ctx.Done():
+		mu.Lock()
+		defer mu.Unlock()
+		select {
+		case st := <-done: // it ended meanwhile: the caller owns its process
+			return st
+		default:
+			abandoned = true // the start kills its process when it ends
+		}
+		return notifierState{err: fmt.Errorf("start plugin %q (notifier %q): %w", spec.Plugin, spec.Notifier, startCause(ctx, timeout))}
 	}
-	s, err := c.Schema(ctx)
-	if err != nil {
-		c.Kill()
-		return notifierState{err: fmt.Errorf("schema: %w", err)}
+}
+
+// startCause says why a start's ctx ended.
+func startCause(ctx context.Context, timeout time.Duration) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within %v (did it complete the go-plugin handshake?)", timeout)
 	}
-	return notifierState{client: c, schema: convertSchema(c.Info(), s)}
+	return errors.New("canceled: ringside is shutting down")
 }
 
 // specKey identifies the process settings of a notifier: a process is reused
@@ -259,12 +336,19 @@ func WriteDiagnostics(w io.Writer, cfg *config.Config, diags hcl.Diagnostics) {
 	cfg.WriteDiagnostics(w, diags)
 }
 
-// Close stops every plugin process of the runtime.
+// Close stops every plugin process of the runtime, all at once: each may
+// take go-plugin's grace period to exit, and a shutdown has a deadline.
 func (rt *Runtime) Close() {
+	var wg sync.WaitGroup
 	for name, c := range rt.clients {
-		c.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Close()
+		}()
 		delete(rt.clients, name)
 	}
+	wg.Wait()
 }
 
 // Health reports the first notifier whose plugin is not ready.

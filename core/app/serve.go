@@ -16,7 +16,6 @@ import (
 	"reflect"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -71,7 +70,7 @@ func JournalPath(directoryPath string) string {
 func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	defer pluginhost.Cleanup()
+	defer cleanupPlugins(500 * time.Millisecond)
 	// SIGHUP is caught before anything is announced: a SIGHUP sent as soon
 	// as "ringside serving" is logged must reload, not end the process (its
 	// default action). One that arrives during the start is a reload of
@@ -115,7 +114,15 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		_ = tr.Shutdown(sctx)
 	}()
 
-	file, err := directory.OpenSQLite(cfg.Directory.Path)
+	file, err := directory.OpenSQLiteWith(cfg.Directory.Path, directory.SQLiteOptions{
+		// One serve per file, with or without a journal (explain still
+		// reads it); the file is checked every second and rebuilt if it
+		// was removed.
+		Exclusive:   true,
+		CheckEvery:  time.Second,
+		WriteFailed: func(error) { metrics.DirectoryWriteErrors.Inc() },
+		Logger:      log,
+	})
 	if err != nil {
 		return err
 	}
@@ -169,7 +176,6 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	var inFlight atomic.Int64
 	notify := &swapHandler{}
 	notify.set(notifyHandler(cfg, disp, metrics, log, &inFlight))
-	public := http.NewServeMux()
 	var notifyCB http.Handler = closingGuard(&closing, notify)
 	if tr.Enabled() { // the middleware costs a few % of CPU even with a no-op provider
 		notifyCB = otelhttp.NewHandler(notifyCB, "notify_cb",
@@ -178,12 +184,27 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 			otelhttp.WithFilter(func(r *http.Request) bool { return !closing.Load() }),
 		)
 	}
-	public.Handle(cfg.Server.NotifyPath, notifyCB)
-	public.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusNotFound)
-		_, _ = io.WriteString(w, `{"error":"not_found"}`)
-	})
+	// Not a ServeMux: it would redirect //notify_cb to notify_cb before
+	// the source and token checks; any other path is a JSON 404.
+	public := callback.OnlyPath(cfg.Server.NotifyPath, notifyCB)
+	// durable is nil while what ringside accepts survives a restart: the
+	// directory's writes and, when on, the journal's. Both are atomic loads.
+	durable := func() error {
+		if err := file.Healthy(); err != nil {
+			return err
+		}
+		if jr != nil {
+			return jr.Healthy()
+		}
+		return nil
+	}
+	metrics.GaugeFunc("ringside_durable", "1 while device writes (and, with the journal, accepted callbacks) reach their files, else 0; /readyz says why.",
+		func() float64 {
+			if durable() != nil {
+				return 0
+			}
+			return 1
+		})
 	adminHandler := admin.New(admin.Options{
 		Store:      store,
 		Token:      cfg.Server.AdminToken,
@@ -191,6 +212,9 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		Ready: func(ctx context.Context) error {
 			if closing.Load() {
 				return errors.New("shutting down")
+			}
+			if err := durable(); err != nil {
+				return err
 			}
 			return rt.Load().Health(ctx)
 		},
@@ -202,6 +226,10 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("server.listen: %w", err)
 	}
+	// Bounded, so idle connections cannot take every file descriptor: at
+	// the bound a new connection closes the one idle the longest.
+	pubLimit := callback.LimitListener(pubLn, callback.MaxConns())
+	pubLn = pubLimit
 	adminLn, err := net.Listen("tcp", cfg.Server.AdminListen)
 	if err != nil {
 		pubLn.Close()
@@ -212,7 +240,8 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		IdleTimeout:       30 * time.Second,
+		ConnState:         pubLimit.ConnState,
 		MaxHeaderBytes:    maxHeader,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
@@ -246,12 +275,31 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		"notifiers", len(first.Notifiers), "routes", len(cfg.Routes), "config", path)
 
 	// Reloads: SIGHUP (caught from the start, above), or a change of the
-	// file seen by polling.
-	var reloadMu sync.Mutex
-	current := cfg
+	// file seen by polling once it has settled. One goroutine applies them
+	// in turn; a request made while another waits joins it (the file is
+	// read when the reload runs). A shutdown cancels the reload in progress
+	// (its plugin starts are abandoned, its new processes killed) and drops
+	// the one waiting.
+	reloads := make(chan string, 1)
+	requestReload := func(why string) {
+		select {
+		case reloads <- why:
+		default: // one is waiting already: it reads the file when it runs
+		}
+	}
 	reload := func(why string) {
-		reloadMu.Lock()
-		defer reloadMu.Unlock()
+		refuse := func(diags string, attrs ...any) {
+			metrics.Reloads.WithLabelValues("error").Inc()
+			log.Error("config reload refused; the previous config keeps serving", append([]any{"reason", why, "diagnostics", diags}, attrs...)...)
+		}
+		// No mistake in loading, checking or rendering a config may end
+		// the process: a panic is a refused reload.
+		defer func() {
+			if p := recover(); p != nil {
+				refuse("", "panic", fmt.Sprint(p))
+				log.Debug("config reload panic", "stack", string(debug.Stack()))
+			}
+		}()
 		next, diags := LoadConfig(path, opt)
 		var nrt *Runtime
 		if !diags.HasErrors() {
@@ -260,14 +308,17 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 			diags = append(diags, more...)
 		}
 		if diags.HasErrors() {
+			if ctx.Err() != nil {
+				log.Info("config reload abandoned: shutting down", "reason", why)
+				return
+			}
 			var buf bytes.Buffer
 			WriteDiagnostics(&buf, next, diags)
-			metrics.Reloads.WithLabelValues("error").Inc()
-			log.Error("config reload refused; the previous config keeps serving", "reason", why, "diagnostics", buf.String())
+			refuse(buf.String())
 			return
 		}
 		logWarnings(log, next, diags)
-		if changed := restartOnly(current, next); len(changed) > 0 {
+		if changed := restartOnly(rt.Load().Config, next); len(changed) > 0 {
 			log.Warn("config reloaded, but these settings apply only after a restart", "settings", strings.Join(changed, ", "))
 		}
 		rt.Store(nrt)
@@ -275,24 +326,39 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		dedup.SetWindow(next.Delivery.DedupWindow)
 		disp.SetMaxInFlight(next.Server.MaxInFlight)
 		notify.set(notifyHandler(next, disp, metrics, log, &inFlight))
-		current = next
 		metrics.Reloads.WithLabelValues("ok").Inc()
 		log.Info("config reloaded", "reason", why, "notifiers", len(nrt.Notifiers), "routes", len(next.Routes))
 	}
-	go watchFile(ctx, path, func() { reload("file changed") })
+	reloader := make(chan struct{}) // closed when the reloads' goroutine ends
+	go func() {
+		defer close(reloader)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case why := <-reloads:
+				if ctx.Err() != nil {
+					return
+				}
+				reload(why)
+			}
+		}
+	}()
+	go watchFile(ctx, path, time.Second, func() { requestReload("file changed") })
 
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
 			done = true
 		case <-hup:
-			reload("SIGHUP")
+			requestReload("SIGHUP")
 		case err := <-errc:
 			return fmt.Errorf("listener: %w", err)
 		}
 	}
 
-	grace := current.Server.ShutdownGrace
+	// shutdown_grace applies only after a restart (restartOnly says so).
+	grace := cfg.Server.ShutdownGrace
 	log.Info("shutting down", "grace", grace)
 	closing.Store(true)
 	gctx, cancel := context.WithTimeout(context.Background(), grace)
@@ -301,9 +367,41 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	if err := disp.Wait(gctx); err != nil {
 		log.Warn("shutdown grace over; unfinished deliveries stay in the journal", "in_delivery", disp.InFlight())
 	}
+	// A reload canceled by the shutdown ends at once (it only closes what
+	// it started); it must end before the runtime is closed.
+	select {
+	case <-reloader:
+	case <-time.After(max(time.Until(deadlineOf(gctx)), 0) + reloadEndWait):
+		log.Warn("a config reload did not end; exiting anyway")
+	}
 	_ = adminSrv.Shutdown(gctx)
 	log.Info("stopped")
 	return nil
+}
+
+// reloadEndWait is how long past shutdown_grace a shutdown waits for a
+// canceled reload to end.
+const reloadEndWait = 500 * time.Millisecond
+
+func deadlineOf(ctx context.Context) time.Time {
+	dl, _ := ctx.Deadline()
+	return dl
+}
+
+// cleanupPlugins kills every plugin process left, waiting at most wait: a
+// process whose start a shutdown abandoned cannot be killed before its
+// start times out (go-plugin holds it), and dies with ringside instead
+// (the kernel kills it when its parent exits, see pluginhost).
+func cleanupPlugins(wait time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		pluginhost.Cleanup()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(wait):
+	}
 }
 
 func planner(rt *Runtime, store directory.Store) dispatch.Planner {
@@ -362,18 +460,27 @@ func restartOnly(a, b *config.Config) []string {
 	return out
 }
 
-// watchFile calls changed when path's size or modification time changes,
-// checking every second until ctx ends.
-func watchFile(ctx context.Context, path string, changed func()) {
-	stat := func() (int64, time.Time) {
+// watchFile calls changed when path's size or modification time has
+// changed and then held still for a whole poll: a file being written (an
+// editor saving in place, a copy in progress) is not reloaded half-way.
+// It polls every interval until ctx ends. A missing file is not a change
+// to reload (an editor may remove it before writing it anew).
+func watchFile(ctx context.Context, path string, every time.Duration, changed func()) {
+	type state struct {
+		size int64
+		mod  time.Time
+	}
+	stat := func() state {
 		fi, err := os.Stat(path)
 		if err != nil {
-			return -1, time.Time{}
+			return state{size: -1}
 		}
-		return fi.Size(), fi.ModTime()
+		return state{fi.Size(), fi.ModTime()}
 	}
-	size, mod := stat()
-	t := time.NewTicker(time.Second)
+	same := func(a, b state) bool { return a.size == b.size && a.mod.Equal(b.mod) }
+	seen := stat() // the state last reloaded (or started with)
+	var settling *state
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -381,13 +488,17 @@ func watchFile(ctx context.Context, path string, changed func()) {
 			return
 		case <-t.C:
 		}
-		s, m := stat()
-		if s == size && m.Equal(mod) {
-			continue
-		}
-		size, mod = s, m
-		if s >= 0 {
-			changed()
+		s := stat()
+		switch {
+		case same(s, seen):
+			settling = nil
+		case settling == nil || !same(s, *settling):
+			settling = &s // changed: wait for it to hold still
+		default:
+			seen, settling = s, nil
+			if s.size >= 0 {
+				changed()
+			}
 		}
 	}
 }

@@ -520,6 +520,11 @@ func (d *decoder) plugin(raw *rawPlugin, seen map[string]*Plugin, builtins map[s
 		default:
 			if !filepath.IsAbs(cmd[0]) && strings.ContainsRune(filepath.ToSlash(cmd[0]), '/') {
 				cmd[0] = filepath.Join(d.dir, cmd[0])
+				if !strings.ContainsRune(cmd[0], filepath.Separator) {
+					// "./x" from a config in "." is still a path, not a name
+					// to look up in PATH.
+					cmd[0] = "." + string(filepath.Separator) + cmd[0]
+				}
 			}
 			p.Command = cmd
 		}

@@ -410,3 +410,29 @@ route "all" {
 		t.Errorf("got %q; want an error that does not repeat the value", buf.String())
 	}
 }
+
+// A plugin command "./x" in a config loaded as "config.hcl" (from the
+// current folder) stays a path: exec must not look "x" up in PATH.
+func TestRelativeCommandFromCurrentFolder(t *testing.T) {
+	t.Chdir(t.TempDir())
+	src := `plugin "x" {
+  command = ["./x-plugin"]
+}
+notifier "n" {
+  plugin = "x"
+}
+route "all" {
+  notify = ["n"]
+}
+`
+	if err := os.WriteFile("config.hcl", []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, diags := Load("config.hcl", Options{Builtins: testBuiltins, Getenv: noEnv})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if got, want := cfg.Plugins["x"].Command[0], "."+string(filepath.Separator)+"x-plugin"; got != want {
+		t.Errorf("command[0]: got %q; want %q", got, want)
+	}
+}
