@@ -15,12 +15,46 @@
 // the record), delivered (key, notifier, token) and finish (key). An entry
 // lives from its append to its finish; delivered marks belong to the
 // entry's current life. Open replays the file into an index of the live
-// keys; a torn or corrupt tail (a short record, an absurd length, a bad
-// CRC) ends the replay and is cut off, so a crash in the middle of a write
-// never makes Open fail: the file ends with the last whole record. The
-// index holds keys and the byte counts of their records only, so memory
-// does not grow with the data; Pending reads entries back from the file
-// (it is meant for the start of a run).
+// keys. The index holds keys and the byte counts of their records only, so
+// memory does not grow with the data; Pending reads entries back from the
+// file (it is meant for the start of a run).
+//
+// # Torn tails and damage
+//
+// A record that is not whole and well formed (a short frame, an absurd
+// length, a bad CRC, fields that do not fit) is either a torn tail or
+// damage. Records carry no sync marker (the format is the one version 1
+// always had), so Open looks for whole records after the bad bytes: first
+// where the bad record's length says the next one starts (and the length
+// after that, and so on), then at every following offset, taking there
+// only a whole record followed by another, by the end of the file, or by a
+// torn last record, so that bytes that happen to checksum are not taken
+// for a record. A whole record is one whose length, kind, fields and
+// CRC-32C all agree.
+//
+// If no whole record follows, the bad bytes are a torn tail, what a crash
+// in the middle of a write leaves: they are cut off, so that the file ends
+// with the last whole record; that is logged at INFO and is not damage. A
+// last record with a bad CRC but its full length is a torn tail too: an
+// OS crash can leave exactly that (the length, and part of the body, on
+// disk), nothing after it tells it from damage, and losing the last
+// writes to an OS crash is the documented cost of not fsyncing each
+// batch.
+//
+// If whole records follow, the bad bytes are damage: Open skips them,
+// replays the records after them, and does not fail. Before changing
+// anything, it copies the file as it found it to
+// path.damaged-<UTC time, 20060102T150405Z> (mode 0600: records hold
+// callbacks' data), logs each damaged stretch at ERROR (the file, its
+// offset and size in bytes, and the number of records in it when the
+// lengths tell, else "uncounted") and adds the records lost to
+// Options.Metrics.JournalDamaged (an uncounted stretch counts as one).
+// Then it rewrites the file with the live records only (as a compaction
+// does), so the next Open finds nothing to report. A lost append is a
+// callback not resumed; a lost finish or delivered mark makes a callback,
+// or a device, ring again. If the copy cannot be made, nothing is
+// rewritten: the damage stays in the file, where every scan skips it, and
+// the next Open reports it again.
 //
 // # Group commit and durability
 //
@@ -43,20 +77,58 @@
 // returned; nothing is fsynced per batch, so an OS crash may lose the last
 // batches. Close fsyncs.
 //
+// # When writes fail
+//
+// A write that fails (a full disk, a read-only file system) is cut off
+// the file and counted in Options.Metrics.JournalWriteErrors; it is logged
+// at ERROR, an error repeated within a second once (the next line counts
+// the repeats). The appends' waiters get the error from Commit.Wait, and
+// Healthy returns it ("journal ringside.journal: write: no space left on
+// device") until a write succeeds. The batch's operations are not
+// dropped: they are kept, in their order, and written before the next
+// batch, by the next writer or by the journal's goroutine, which tries
+// again once a second. Memory stays bounded: the appends kept hold at most
+// 16 MiB of records; an append that would pass that is dropped (logged at
+// ERROR), and so are its marks: its callback is delivered but not
+// crash-safe. A finish drops its entry's append and marks from what is
+// kept. Until written, what is kept is lost to a crash, and to Close if
+// the disk is still full then (Close returns the error and logs how many
+// operations were lost). When nothing is kept but writes have failed,
+// the journal's goroutine probes the disk once a second (a page of zeros
+// written past the end and cut off again), so Healthy turns nil by itself
+// once the disk frees, even with no callbacks.
+//
+// # The file removed or replaced
+//
+// Once a second, and at Close, the journal's goroutine checks that path
+// still names the open file (device and inode). If the file was removed
+// (or its folder), or replaced, the journal's writes reach a file no
+// restart will find: that is logged at ERROR, Healthy says so ("journal
+// ringside.journal: file removed while serving"), and a compaction writes
+// the live entries, those appended since the removal included, to a new
+// file at path (the folder made again if need be); once it is in place
+// Healthy turns nil. A file put in its place is renamed aside first
+// (path.replaced-<UTC time>), unless another process holds it locked as
+// its journal: then it is left alone and Healthy stays non-nil until that
+// process closes it. Until the new file is in place, a crash loses what
+// was written since the removal.
+//
 // # Compaction
 //
 // When the file passes 8 MiB and less than half of it is live, a
 // background goroutine copies the records of the entries live at that
 // point (as they are, checksums included; the index knows where they are,
 // so it reads nothing else) into path+".tmp" and fsyncs it, while appends
-// go on to the old file. The writer then copies the records written meanwhile to the new
-// file, renames it over path and carries on there (the directory is
-// fsynced in the background): appends wait only for that copy of a few
-// milliseconds' worth of records and a rename. A compaction that fails is
-// tried again once the file has grown by another 8 MiB.
+// go on to the old file. The writer then copies the records written
+// meanwhile to the new file, renames it over path and carries on there
+// (the directory is fsynced in the background): appends wait only for
+// that copy of a few milliseconds' worth of records and a rename. A
+// compaction that fails is logged at ERROR and tried again once the file
+// has grown by another 8 MiB.
 //
 // The file is locked (flock) while open, so two processes never write the
-// same journal.
+// same journal. The journal's goroutines carry the profiler label
+// ringside.journal=<path>.
 package journal
 
 import (
