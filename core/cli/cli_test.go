@@ -172,3 +172,100 @@ var testdataDir = func() string {
 	wd, _ := os.Getwd()
 	return filepath.Join(wd, "testdata")
 }()
+
+// A config that routes nobody is an error for validate (and serve), at
+// the end of the file, unless it says ring_nobody = true (then a warning).
+func TestValidateNoRoute(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	const notifier = `notifier "hook" {
+  plugin = "webhook"
+  url    = "http://127.0.0.1:9/hook"
+}
+`
+	for _, tc := range []struct {
+		name, text string
+		code       int
+		want       string
+	}{
+		{"empty file", "", ExitError, "empty.hcl:1:1: error: The configuration has no route"},
+		{"cut after a block", notifier, ExitError, "cut.hcl:4:1: error: The configuration has no route"},
+		{"on purpose", "ring_nobody = true\n" + notifier, ExitOK, "nobody.hcl:1:15: warning: This configuration rings nobody"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := map[string]string{"empty file": "empty.hcl", "cut after a block": "cut.hcl", "on purpose": "nobody.hcl"}[tc.name]
+			if err := os.WriteFile(name, []byte(tc.text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, cmd := range []string{"validate", "serve"} {
+				if cmd == "serve" && tc.code == ExitOK {
+					continue
+				}
+				var out, errb bytes.Buffer
+				code := Main([]string{cmd, "-config", name}, &out, &errb, testBuiltins)
+				if code != tc.code || !strings.Contains(out.String()+errb.String(), tc.want) {
+					t.Errorf("%s: exit %d; want %d and %q\n%s%s", cmd, code, tc.code, tc.want, out.String(), errb.String())
+				}
+			}
+		})
+	}
+}
+
+// validate prints the lines of its diagnostics with the secrets on them
+// hidden: a URL's credentials and query, header values, a signing secret.
+func TestValidateHidesSecrets(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	const text = `notifier "hook" {
+  plugin  = "webhook"
+  url     = "ftp://ringside:urlPASSWORD1@127.0.0.1:9/hook?apikey=queryKEY2"
+  secret  = "whsec_bm90LWJhc2U2NAsecretSIGN3!"
+  headers = { "Bad Name" = "Bearer headerVALUE4" }
+}
+
+route "all" {
+  notify = ["hook"]
+}
+`
+	if err := os.WriteFile("secrets.hcl", []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := Main([]string{"validate", "-config", "secrets.hcl"}, &out, &errb, testBuiltins)
+	got := out.String() + errb.String()
+	if code != ExitError || strings.Count(got, "error:") < 3 {
+		t.Fatalf("exit %d; want 1 and errors at url, secret and headers:\n%s", code, got)
+	}
+	for _, planted := range []string{"urlPASSWORD1", "queryKEY2", "secretSIGN3", "headerVALUE4"} {
+		if strings.Contains(got, planted) {
+			t.Errorf("validate printed %s:\n%s", planted, got)
+		}
+	}
+	if !strings.Contains(got, `url     = "ftp://<redacted>@127.0.0.1:9/hook?apikey=<redacted>"`) {
+		t.Errorf("want the url line with its secrets hidden:\n%s", got)
+	}
+}
+
+// explain shows a notifier whose payload does not render for the call
+// with its error, and the rest of the plan, instead of failing.
+func TestExplainRenderError(t *testing.T) {
+	dir := setup(t)
+	t.Chdir(dir)
+	text := strings.Replace(explainConfig, `caller = upper(call.from_user_id)`, `caller = call.extra["caller"]`, 1)
+	if err := os.WriteFile("render.hcl", []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args   []string
+		golden string
+	}{
+		{[]string{"explain", "-config", "render.hcl", lineExample}, "explain_render_error.golden"},
+		{[]string{"explain", "-config", "render.hcl", "-json", lineExample}, "explain_render_error_json.golden"},
+	} {
+		var out, errb bytes.Buffer
+		if code := Main(tc.args, &out, &errb, testBuiltins); code != ExitOK {
+			t.Fatalf("exit %d; want 0\n%s%s", code, out.String(), errb.String())
+		}
+		golden(t, tc.golden, out.String()+errb.String())
+	}
+}
