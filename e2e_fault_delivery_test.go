@@ -234,5 +234,3 @@ route "all" {
 	}
 	in2.stop()
 }
-
-
