@@ -8,7 +8,8 @@ import (
 )
 
 // Dedup remembers accepted callbacks for a window, so a repeated
-// (sid, to_service_id, to_user_id) is answered as a duplicate. It keeps two
+// (sid, to_service_id, to_user_id) is answered as a duplicate; sids are
+// compared regardless of case. It keeps two
 // generations of keys, so memory is bounded by two windows of traffic and no
 // goroutine sweeps it. It is shared across config reloads.
 type Dedup struct {
@@ -22,16 +23,31 @@ type Dedup struct {
 // nothing (the strings point into the request's whole query).
 type dedupKey [16]byte
 
+// keyOf hashes the length-prefixed sid, service and user. The sid is
+// folded to lower case: its hex digits may come in either case (SPEC §1),
+// and a UUID in upper then in lower case is one call. The bytes are laid
+// out on the stack for ids of the default bound, so no allocation.
 func keyOf(sid, service, user string) dedupKey {
-	h := sha256.New()
-	for _, s := range [...]string{sid, service, user} {
-		var n [4]byte
-		binary.BigEndian.PutUint32(n[:], uint32(len(s)))
-		h.Write(n[:])
-		h.Write([]byte(s))
+	var buf [3*4 + 36 + 2*256]byte
+	b := buf[:0]
+	if n := 3*4 + len(sid) + len(service) + len(user); n > len(buf) {
+		b = make([]byte, 0, n)
 	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(sid)))
+	for i := 0; i < len(sid); i++ {
+		c := sid[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(service)))
+	b = append(b, service...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(user)))
+	b = append(b, user...)
+	sum := sha256.Sum256(b)
 	var k dedupKey
-	copy(k[:], h.Sum(nil))
+	copy(k[:], sum[:])
 	return k
 }
 
