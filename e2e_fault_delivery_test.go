@@ -52,7 +52,7 @@ func ftGet(notifyURL, query string) (int, string) {
 // is delivered exactly once. Before, the plugin stream batched calls into
 // messages over gRPC's 4 MiB limit, the stream ended, and every call on it
 // was retried, including those the app server had received already.
-func TestFaultLargestCallbacksAtRate(t *testing.T) {
+func TestE2EFaultDeliveryLargestCallbacksAtRate(t *testing.T) {
 	app := newFakeApp(t, func(r *appReq) appAnswer {
 		time.Sleep(5 * time.Millisecond)
 		return appAnswer{Code: 200}
@@ -123,7 +123,7 @@ route "all" {
 // callback answered 200 meanwhile is delivered, once, on the new process.
 // Before, a callback's goroutine blocked in the stream's Send once the
 // plugin stopped reading, memory grew, and the process was never replaced.
-func TestFaultStoppedPlugin(t *testing.T) {
+func TestE2EFaultDeliveryStoppedPlugin(t *testing.T) {
 	app := newFakeApp(t, nil)
 	dir := t.TempDir()
 	path := dlWriteConfig(t, dir, dlServer("5s", "info", "")+fmt.Sprintf(`
@@ -185,7 +185,7 @@ route "all" {
 // resumed it from the journal, so a receiver deduplicating on it (as
 // Standard Webhooks says to) drops the second. Before, the resumed delivery
 // got a new id.
-func TestFaultWebhookIDSurvivesCrash(t *testing.T) {
+func TestE2EFaultDeliveryWebhookIDSurvivesCrash(t *testing.T) {
 	hold := make(chan struct{})
 	var holdOnce sync.Once
 	defer holdOnce.Do(func() { close(hold) })
