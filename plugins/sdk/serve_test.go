@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc/codes"
@@ -432,5 +433,20 @@ func BenchmarkDeliverInProcess(b *testing.B) {
 		if _, err := c.Deliver(b.Context(), req); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// An outcome's reason is valid UTF-8 of at most maxReason bytes, whatever
+// the provider's error said: protobuf refuses to encode anything else, and
+// the stream (every call on it) would end.
+func TestReasonText(t *testing.T) {
+	for _, in := range []string{"ok", "bad \xff\xfe bytes", strings.Repeat("é", 2000), strings.Repeat("x", 5000) + "\xff"} {
+		got := reasonText(in)
+		if !utf8.ValidString(got) || len(got) > maxReason {
+			t.Errorf("reasonText(%.20q…) = %.20q… (%d bytes, valid %t)", in, got, len(got), utf8.ValidString(got))
+		}
+	}
+	if o := outcome("", Permanent(errors.New("boom \xff"))); !utf8.ValidString(o.Reason) {
+		t.Errorf("outcome reason %q is not valid UTF-8", o.Reason)
 	}
 }

@@ -2,6 +2,7 @@ package combine
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -79,5 +80,30 @@ func TestSenderError(t *testing.T) {
 	}
 	if len(sent) != 2 || sent[1] != 2 {
 		t.Fatalf("sent %v", sent)
+	}
+}
+
+// A batch stays within MaxBytes (by Size), but always holds at least one
+// item, however large.
+func TestSenderMaxBytes(t *testing.T) {
+	var batches [][]int
+	s := &Sender[int]{Max: 100, MaxBytes: 10, Size: func(v int) int { return v }, Send: func(b []int) error {
+		batches = append(batches, append([]int(nil), b...))
+		return nil
+	}}
+	// Queue while "sending", so that everything goes out in one Add.
+	s.sending = true
+	for _, v := range []int{3, 3, 3, 3, 20, 1, 9, 1} {
+		if err := s.Add(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.sending = false
+	if err := s.Add(2); err != nil {
+		t.Fatal(err)
+	}
+	want := [][]int{{3, 3, 3}, {3}, {20}, {1, 9}, {1, 2}}
+	if fmt.Sprint(batches) != fmt.Sprint(want) {
+		t.Errorf("batches %v; want %v", batches, want)
 	}
 }
