@@ -64,9 +64,12 @@ type Checks struct {
 // DefaultChecks: a health check every second with a one-second timeout,
 // killed after three missed in a row (a stopped process is replaced within
 // about four seconds, well inside a 60 s ring window); killed when it has
-// answered no call for 15 s (longer than any provider's per-attempt
-// timeout should be, shorter than fallback_after's default plus a retry).
-var DefaultChecks = Checks{Every: time.Second, Timeout: time.Second, Misses: 3, Stall: 15 * time.Second}
+// answered no call for 30 s while one sent 30 s ago waits. A single call
+// can legitimately take seconds (a webhook's timeout, the FCM SDK's own
+// retries of a 503), but a process that answers nothing at all for half a
+// ring window is not serving; its calls still have the other half to be
+// retried.
+var DefaultChecks = Checks{Every: time.Second, Timeout: time.Second, Misses: 3, Stall: 30 * time.Second}
 
 // Supervise watches c, a started and configured plugin process of spec.
 // onRestart (may be nil) is called after each successful restart. Close
