@@ -212,30 +212,48 @@ func (j *Journal) checkFile() {
 	case !errors.Is(err, fs.ErrNotExist):
 		what = fmt.Sprintf("file unreachable while serving (%v)", err)
 	}
-	first := j.fileErr == nil
+	if j.fileErr == nil {
+		// Logged before Healthy says it, so that whoever sees one finds
+		// the other.
+		j.log.Error("journal "+what+"; writing its live entries to a new file", "file", j.path)
+	}
 	j.fileErr = fmt.Errorf("journal %s: %s", j.name, what)
 	j.publish()
 	if j.compacting {
 		return // its rename will put a file in place
 	}
-	if err == nil {
-		if inUse(j.path) {
-			j.fileErr = fmt.Errorf("journal %s: file replaced while serving by one another process has open", j.name)
-			j.publish()
-			if ok, _ := j.logFile.allow(j.now(), j.fileErr.Error()); ok {
-				j.log.Error("journal file replaced by another process's journal; left alone: callbacks are not crash-safe", "file", j.path)
-			}
-			return
+	if err := j.makeRoom(); err != nil {
+		j.fileErr = fmt.Errorf("journal %s: file replaced while serving by %w", j.name, err)
+		j.publish()
+		if ok, _ := j.logFile.allow(j.now(), j.fileErr.Error()); ok {
+			j.log.Error("journal file replaced by another process's journal; left alone: callbacks are not crash-safe", "file", j.path)
 		}
-		aside := j.path + ".replaced-" + j.now().UTC().Format(stampLayout)
-		if os.Rename(j.path, aside) == nil {
-			j.log.Error("journal file replaced while serving; the other file is kept aside", "file", j.path, "aside", aside)
-		}
-	}
-	if first {
-		j.log.Error("journal "+what+"; writing its live entries to a new file", "file", j.path)
+		return
 	}
 	j.compact()
+}
+
+// errOtherJournal is what makeRoom returns when the file at path is
+// another process's journal.
+var errOtherJournal = errors.New("a journal another process has open")
+
+// makeRoom readies path for the new file a compaction writes when path
+// lost the journal's file: a file found there is renamed aside, unless
+// another process holds it locked as its journal (errOtherJournal). The
+// caller holds the writer's role.
+func (j *Journal) makeRoom() error {
+	st, err := os.Stat(j.path)
+	if err != nil || j.fi != nil && os.SameFile(st, j.fi) {
+		return nil // nothing there (or the rename will say), or ours
+	}
+	if inUse(j.path) {
+		return errOtherJournal
+	}
+	aside := j.path + ".replaced-" + j.now().UTC().Format(stampLayout)
+	if os.Rename(j.path, aside) == nil {
+		j.log.Error("journal file replaced while serving; the other file is kept aside", "file", j.path, "aside", aside)
+	}
+	return nil
 }
 
 // compactFailed logs a compaction that failed; while path does not name

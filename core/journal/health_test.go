@@ -337,17 +337,26 @@ func TestFileReplacedUnderneath(t *testing.T) {
 	j := mustOpenWith(t, path, o)
 	appendOK(t, j, "a")
 
-	// A second journal at the path, as another ringside would open.
+	// A second journal at the path, as another ringside would open, while
+	// the compaction that is to write the file again runs: it must not
+	// rename its file over the other.
+	release := holdInstall(j)
+	defer release()
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "Healthy to report the removal", func() bool { return j.Healthy() != nil })
 	other := mustOpen(t, path)
 	appendOK(t, other, "theirs")
+	release()
 	waitFor(t, "Healthy to report the other journal", func() bool {
 		err := j.Healthy()
 		return err != nil && strings.Contains(err.Error(), "another process")
 	})
 	appendOK(t, j, "b")
+	if got := keysOnDisk(t, path); fmt.Sprint(got) != "[theirs]" {
+		t.Fatalf("the other journal holds %v; want [theirs]: it was replaced", got)
+	}
 	if err := other.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -1030,6 +1030,10 @@ func (j *Journal) install(c compaction) error {
 	tmpPath := j.path + ".tmp"
 	if err == nil {
 		_, err = io.Copy(io.NewOffsetWriter(c.tmp, c.size), io.NewSectionReader(j.f, c.upto, j.end-c.upto))
+		if err == nil && j.fileErr != nil {
+			// Path lost the file: another may have come meanwhile.
+			err = j.makeRoom()
+		}
 		if err == nil {
 			err = os.Rename(tmpPath, j.path)
 		}
