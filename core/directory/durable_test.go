@@ -495,3 +495,58 @@ func TestCloseEndsWatcher(t *testing.T) {
 		t.Error("put after close: got nil error")
 	}
 }
+
+// A rebuild that fails leaves the store not durable, refuses writes, and
+// is retried with a backoff (one ERROR, not one per attempt) until it
+// succeeds.
+func TestRebuildFailsThenSucceeds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ringside.db")
+	var logs logBuffer
+	s, err := OpenSQLiteWith(path, SQLiteOptions{CheckEvery: 10 * time.Millisecond, Logger: newLogger(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Put(ctx, "s", "u", "apns", "before", t0); err != nil {
+		t.Fatal(err)
+	}
+	// A folder where the copy goes: the copy cannot be made.
+	if err := os.MkdirAll(filepath.Join(path+".rebuild", "x"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	removeFiles(t, path, "", "-wal", "-shm")
+	for range 3 {
+		err := s.Put(ctx, "s", "u", "apns", "refused", t0)
+		if !errors.Is(err, ErrNotDurable) || !strings.Contains(err.Error(), "could not be rebuilt") {
+			t.Fatalf("put: got %v; want ErrNotDurable, not rebuilt", err)
+		}
+	}
+	if err := s.Healthy(); !errors.Is(err, ErrNotDurable) {
+		t.Errorf("healthy: got %v; want ErrNotDurable", err)
+	}
+	if err := os.RemoveAll(path + ".rebuild"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Healthy() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("not rebuilt 5s after the obstacle went: %v", s.Healthy())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := reopenDevices(t, path); len(got) != 1 || got[0].Token != "before" {
+		t.Errorf("after a restart: got %v; want the device written before, not the refused one", got)
+	}
+	want := []string{
+		"ERROR directory file removed while serving; rebuilding it from the open database",
+		"ERROR directory file could not be rebuilt; retrying, and refusing writes meanwhile",
+		"INFO directory file rebuilt from the open database; no device was lost",
+	}
+	if got := logs.lines(); !slices.Equal(got, want) {
+		t.Errorf("logs: got %q; want %q", got, want)
+	}
+}

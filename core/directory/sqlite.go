@@ -88,6 +88,10 @@ type SQLite struct {
 	fileErr  error // set while state != fileOK
 	writeErr error // the last write's failure; nil once one succeeds
 	closed   bool
+	// After a failed rebuild (a full copy of the database), the next is
+	// not tried before retryAt: 1 s, doubling to 30 s.
+	retryAt    time.Time
+	retryAfter time.Duration
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed by Close: ends the watcher
@@ -201,10 +205,14 @@ func openSQLite(path string, opt SQLiteOptions) (_ *SQLite, err error) {
 		return nil, err
 	}
 	s.c.Store(c)
-	s.files, _ = s.stat()
-	if s.files.db != nil {
-		s.mode = s.files.db.Mode().Perm()
+	if s.files, err = s.stat(); err == nil && s.files.db == nil {
+		err = fs.ErrNotExist
 	}
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.mode = s.files.db.Mode().Perm()
 	if opt.CheckEvery > 0 {
 		s.stop, s.done = make(chan struct{}), make(chan struct{})
 		go s.watch(opt.CheckEvery)
@@ -527,17 +535,24 @@ func (s *SQLite) checkLocked() error {
 		s.setFileState(fileReplaced, fmt.Errorf("directory %s %w: the file was replaced by another while serving; "+
 			"writes are refused until it is moved back or ringside restarts (and reads the new one)", s.abs, ErrNotDurable))
 	case now.db == nil || !same(s.files.wal, now.wal) || !same(s.files.shm, now.shm):
-		if s.state == fileOK {
+		if s.state == fileNotRebuilt && time.Now().Before(s.retryAt) {
+			break // still not rebuilt; fileErr says why
+		}
+		if s.state != fileNotRebuilt {
 			s.log.Error("directory file removed while serving; rebuilding it from the open database",
 				"path", s.abs, "missing", missing(s.abs, now))
 		}
 		if err := s.rebuildLocked(now.db == nil); err != nil {
+			s.retryAfter = min(max(2*s.retryAfter, time.Second), 30*time.Second)
+			s.retryAt = time.Now().Add(s.retryAfter)
 			s.setFileState(fileNotRebuilt, fmt.Errorf("directory %s %w: the file was removed while serving and could not be rebuilt: %w",
 				s.abs, ErrNotDurable, err))
 			break
 		}
+		s.retryAfter = 0
 		s.log.Info("directory file rebuilt from the open database; no device was lost", "path", s.abs)
-		s.setFileState(fileOK, nil)
+		s.state, s.fileErr = fileOK, nil
+		s.publish()
 	default:
 		s.setFileState(fileOK, nil)
 	}
@@ -629,6 +644,15 @@ func (s *SQLite) rebuildLocked(dbGone bool) (err error) {
 		s.log.Warn("directory folder not synced after the rebuild", "path", s.abs, "error", err)
 	}
 	c, err := openConns(s.abs)
+	var now files
+	if err == nil {
+		if now, err = s.stat(); err == nil && now.db == nil {
+			err = fs.ErrNotExist
+		}
+		if err != nil {
+			c.close()
+		}
+	}
 	if err != nil {
 		// Leave the path as it was found, so the next check tries again.
 		if placed, serr := os.Stat(s.abs); serr == nil {
@@ -641,7 +665,7 @@ func (s *SQLite) rebuildLocked(dbGone bool) (err error) {
 		return fmt.Errorf("open the copy: %w", err)
 	}
 	s.c.Store(c)
-	s.files, _ = s.stat()
+	s.files = now
 	// The old file is gone from the path, so closing its connections
 	// neither checkpoints into it nor deletes the new -wal and -shm.
 	if err := old.close(); err != nil {
@@ -670,14 +694,14 @@ func (s *SQLite) setFileState(st fileState, err error) {
 	if st != s.state {
 		switch st {
 		case fileOK:
-			if s.state != fileNotRebuilt { // a rebuild logs its own success
-				s.log.Info("directory file is the one opened again; writes are accepted", "path", s.abs)
-			}
+			s.log.Info("directory file is the one opened again; writes are accepted", "path", s.abs)
 		case fileReplaced:
 			s.log.Error("directory file replaced while serving; writes are refused until it is moved back or ringside restarts",
 				"path", s.abs)
+		case fileNotRebuilt:
+			s.log.Error("directory file could not be rebuilt; retrying, and refusing writes meanwhile", "path", s.abs, "error", err)
 		default:
-			s.log.Error("directory not durable", "path", s.abs, "error", err)
+			s.log.Error("directory file cannot be checked; refusing writes", "path", s.abs, "error", err)
 		}
 	}
 	s.state, s.fileErr = st, err
