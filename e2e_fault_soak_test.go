@@ -1,0 +1,838 @@
+package main
+
+// The fault soak: one ringside, a webhook notifier to a fake app server
+// and an APNs notifier to a fake APNs (TLS, HTTP/2, provider token
+// checked), its directory and journal on a small tmpfs, under a minute of
+// mixed load — the LINE example, callbacks with every field at its largest,
+// and a callee with 2,000 devices — while, on a schedule, the webhook
+// plugin is SIGKILLed, the APNs plugin SIGSTOPped, the config reloaded to
+// broken files and back, the disk filled and freed, and ringside itself
+// SIGKILLed and started again on the same folder. Everything is counted at
+// the fake peers: no delivery of a callback answered 200 while the journal
+// was durable may be lost, and a device (or the app) may get a push twice
+// only if that push was in flight at a kill.
+
+import (
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ---------------------------------------------------------------------------
+// A counting fake APNs.
+
+// fsAPNs is a fake APNs over TLS and HTTP/2 that checks each push's
+// provider token, topic and payload, answers 200, and counts the pushes
+// per (device token, sid) with the time of the first answer.
+type fsAPNs struct {
+	URL, CAFile string
+	pub         *ecdsa.PublicKey
+	jwtOK       sync.Map // bearer → error (nil when valid): each token is verified once
+
+	mu      sync.Mutex
+	pushes  map[string]*fsCount // token + "|" + sid
+	total   int
+	bad     []string // what was wrong with a push (JWT, topic, body), first few
+	badN    int
+	params  map[string]bool // the cc_params a push may carry
+	pending atomic.Int64    // received, not answered yet
+}
+
+// fsCount is how many times a peer answered 2xx for one delivery, and
+// when it first did.
+type fsCount struct {
+	n     int
+	first time.Time
+}
+
+func newFSAPNs(t *testing.T, pub *ecdsa.PublicKey, params ...string) *fsAPNs {
+	t.Helper()
+	f := &fsAPNs{pub: pub, pushes: map[string]*fsCount{}, params: map[string]bool{}}
+	for _, p := range params {
+		f.params[p] = true
+	}
+	f.URL, f.CAFile = newTLSServer(t, http.HandlerFunc(f.serve))
+	return f
+}
+
+func (f *fsAPNs) serve(w http.ResponseWriter, r *http.Request) {
+	f.pending.Add(1)
+	defer f.pending.Add(-1)
+	body, _ := io.ReadAll(r.Body)
+	token, _ := strings.CutPrefix(r.URL.Path, "/3/device/")
+	bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "bearer ")
+	jwtErr, ok := f.jwtOK.Load(bearer)
+	if !ok {
+		jwtErr = apnsVerifyJWT(bearer, f.pub)
+		f.jwtOK.Store(bearer, jwtErr)
+	}
+	var p struct {
+		SID     string `json:"sid"`
+		CCParam string `json:"cc_param"`
+	}
+	var problem string
+	switch err, _ := jwtErr.(error); {
+	case err != nil:
+		problem = "provider token: " + err.Error()
+	case r.ProtoMajor != 2:
+		problem = fmt.Sprintf("HTTP/%d", r.ProtoMajor)
+	case r.Header.Get("apns-topic") != apnsTopic || r.Header.Get("apns-push-type") != "voip":
+		problem = fmt.Sprintf("apns-topic %q apns-push-type %q", r.Header.Get("apns-topic"), r.Header.Get("apns-push-type"))
+	case json.Unmarshal(body, &p) != nil || p.SID == "":
+		problem = fmt.Sprintf("body is not a payload with a sid (%d bytes)", len(body))
+	case !f.params[p.CCParam]:
+		problem = fmt.Sprintf("sid %s: cc_param of %d bytes is not one the test sent", p.SID, len(p.CCParam))
+	}
+	if problem != "" {
+		f.mu.Lock()
+		f.badN++
+		if len(f.bad) < 10 {
+			f.bad = append(f.bad, problem)
+		}
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"reason":"BadMessageId"}`)
+		return
+	}
+	f.mu.Lock()
+	f.total++
+	c := f.pushes[token+"|"+p.SID]
+	if c == nil {
+		c = &fsCount{first: time.Now()}
+		f.pushes[token+"|"+p.SID] = c
+	}
+	c.n++
+	f.mu.Unlock()
+	w.Header().Set("apns-id", "11111111-2222-4333-8444-555555555555")
+	w.WriteHeader(http.StatusOK)
+}
+
+// counts returns a copy of the per-(token, sid) counts.
+func (f *fsAPNs) counts() map[string]fsCount {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]fsCount, len(f.pushes))
+	for k, c := range f.pushes {
+		out[k] = *c
+	}
+	return out
+}
+
+// ---------------------------------------------------------------------------
+// Helpers.
+
+// fsToken is a 64-hex APNs device token for a user's k-th device.
+func fsToken(user string, k int) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", user, k)))
+	return hex.EncodeToString(h[:])
+}
+
+// fsID is an id of exactly n bytes (the largest max_id_bytes allows).
+func fsID(prefix string, n int) string {
+	return (prefix + strings.Repeat("0123456789abcdef", n/16+1))[:n]
+}
+
+// fsMaxParam is a param at its largest: 4096 bytes of base64, with '+'
+// and '/' in it (percent-encoded on the wire).
+var fsMaxParam = func() string {
+	b := make([]byte, 3072)
+	for i := range b {
+		b[i] = byte(i*7 + i/256) // every byte value; base64 '+' and '/' among them
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}()
+
+// fsMaxQuery is a callback with every field at its largest: 256-byte
+// caller ids, param (4096 bytes of base64), app_svr_data and stid (4096
+// bytes each) and an unknown key of 4 KB (kept as call.extra, journaled).
+func fsMaxQuery(sid, toUser string) string {
+	v := url.Values{}
+	v.Set("sid", sid)
+	v.Set("from_service_id", fsID("from-service-", 256))
+	v.Set("from_user_id", fsID("from-user-", 256))
+	v.Set("to_service_id", "linecorp.com")
+	v.Set("to_user_id", toUser)
+	v.Set("type", "V")
+	v.Set("param", fsMaxParam)
+	v.Set("app_svr_data", strings.Repeat("a", 4096))
+	v.Set("stid", strings.Repeat("s", 4096))
+	v.Set("x_soak_extra", strings.Repeat("x", 4<<10))
+	return v.Encode()
+}
+
+// fsNonUTF8 is a config file whose bytes are not UTF-8: 140 ASCII
+// characters, then 21 bytes 0x80.
+var fsNonUTF8 = []byte(strings.Repeat("A", 140) + strings.Repeat("\x80", 21))
+
+// fsLogs returns ringside's JSON log lines that contain needle and match
+// ok (only those lines are decoded: the soak logs thousands).
+func fsLogs(in *instance, needle string, ok func(map[string]any) bool) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(in.logs.String(), "\n") {
+		if !strings.Contains(line, needle) {
+			continue
+		}
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && ok(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// fsWaitLogs waits until n log lines with needle match ok.
+func fsWaitLogs(t *testing.T, in *instance, n int, timeout time.Duration, needle string, ok func(map[string]any) bool) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := fsLogs(in, needle, ok)
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d log lines %q within %v; want %d\nlast lines:\n%s", len(got), needle, timeout, n, dlTail(in.logs.String(), 40))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// fsReplace writes text to path through a rename, so that the file
+// watcher sees the whole of it at once.
+func fsReplace(t *testing.T, path string, text []byte) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fsPut registers devices (user → tokens) through the devices API, a few
+// at a time.
+func fsPut(t *testing.T, in *instance, devices map[string][]string) int {
+	t.Helper()
+	type dev struct{ user, token string }
+	jobs := make(chan dev)
+	var failed atomic.Value
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for d := range jobs {
+				req, _ := http.NewRequest("PUT", in.adminURL+"/v1/devices/linecorp.com/"+d.user+"/apns/"+d.token, nil)
+				resp, err := dlClient.Do(req)
+				if err != nil {
+					failed.Store(err.Error())
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 204 {
+					failed.Store(fmt.Sprintf("PUT device of %.20s…: %d %s", d.user, resp.StatusCode, b))
+					continue
+				}
+				n.Add(1)
+			}
+		})
+	}
+	for user, toks := range devices {
+		for _, tok := range toks {
+			jobs <- dev{user, tok}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if v := failed.Load(); v != nil {
+		t.Fatal(v)
+	}
+	return int(n.Load())
+}
+
+// fsCall is one callback of the soak, as the sender saw it.
+type fsCall struct {
+	sid, callee string
+	kind        string // "line", "max", "crowd"
+	sent, done  time.Time
+	code        int
+	accepted    bool
+	err         error
+}
+
+// fsKill is one kill of a process the deliveries run through: pushes to
+// the peers listed that were in flight at that moment may arrive twice.
+type fsKill struct {
+	what          string
+	at            time.Time
+	webhook, apns bool
+}
+
+// ---------------------------------------------------------------------------
+
+// TestE2EFaultSoak: at least 60 s (RINGSIDE_FAULT_SOAK_DURATION) of mixed
+// load at RINGSIDE_FAULT_SOAK_RATE callbacks/s (default 150) with plugin
+// SIGKILL and SIGSTOP, reloads to broken files and back, the journal's
+// disk filling up and freeing, and a SIGKILL and restart of ringside. At
+// the fake peers: 0 deliveries lost among the callbacks answered 200
+// (those answered while the disk was full are counted apart, and must not
+// be lost either: no crash falls in that window), and a delivery seen
+// twice only if it was in flight at a kill, at most once per such kill.
+func TestE2EFaultSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault soak: skipped under -short (it runs RINGSIDE_FAULT_SOAK_DURATION, default 60s)")
+	}
+	duration := 60 * time.Second
+	if v := os.Getenv("RINGSIDE_FAULT_SOAK_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 20*time.Second {
+			t.Fatalf("RINGSIDE_FAULT_SOAK_DURATION=%q: want a duration of at least 20s (the faults need it)", v)
+		}
+		duration = d
+	}
+	rate := 150
+	if v := os.Getenv("RINGSIDE_FAULT_SOAK_RATE"); v != "" {
+		r, err := strconv.Atoi(v)
+		if err != nil || r <= 0 {
+			t.Fatalf("RINGSIDE_FAULT_SOAK_RATE=%q: want a positive integer", v)
+		}
+		rate = r
+	}
+	const (
+		users      = 100             // callees with 1 or 2 devices
+		crowdSize  = 2000            // the callee with many devices
+		crowdEvery = 4 * time.Second // a callback to it this often
+		margin     = time.Second     // a push answered this long before a kill counts as in flight at it
+	)
+
+	disk := fjTmpfs(t, "64m") // the directory and journal; skips when it cannot mount
+	dir := t.TempDir()        // the config, off the disk that fills
+	keyFile, pub := apnsKey(t, dir)
+	apns := newFSAPNs(t, pub, lineParam, fsMaxParam)
+	app := newFakeApp(t, nil)
+
+	// Callees and their devices.
+	devices := map[string][]string{}
+	var callees []string
+	for i := range users {
+		u := fmt.Sprintf("soak-%03d", i)
+		callees = append(callees, u)
+		for k := range 1 + i%2 {
+			devices[u] = append(devices[u], fsToken(u, k))
+		}
+	}
+	maxCallee := fsID("max-callee-", 256)
+	devices[maxCallee] = []string{fsToken(maxCallee, 0), fsToken(maxCallee, 1)}
+	const crowd = "crowd"
+	for k := range crowdSize {
+		devices[crowd] = append(devices[crowd], fsToken(crowd, k))
+	}
+
+	good := dlServer("5s", "info", "") + fmt.Sprintf(`
+delivery {
+  journal = true
+}
+directory "embedded" {
+  path = %q
+}
+notifier "app" {
+  plugin = "webhook"
+  url    = %q
+  secret = %q
+}
+notifier "ios" {
+  plugin   = "apns"
+  team_id  = %q
+  key_id   = %q
+  key_file = %q
+  topic    = %q
+  endpoint = %q
+  payload = {
+    # APNs takes 5120 bytes: cc_param at its largest fits, app_svr_data too would not.
+    app_svr_data = substr(call.app_svr_data, 0, 16)
+  }
+}
+route "all" {
+  notify = ["app", "ios"]
+}
+`, filepath.Join(disk, "data", "ringside.db"), app.URL+"/hook", hookSecret, apnsTeamID, apnsKeyID, keyFile, apnsTopic, apns.URL)
+	path := dlWriteConfig(t, dir, good)
+	env := "SSL_CERT_FILE=" + apns.CAFile
+
+	setup := time.Now()
+	in := startConfig(t, path, env)
+	var cur atomic.Pointer[instance]
+	cur.Store(in)
+	nDevices := fsPut(t, in, devices)
+	appPid := dlWaitPluginPid(t, in, "app", 0, 10*time.Second)
+	iosPid := dlWaitPluginPid(t, in, "ios", 0, 10*time.Second)
+	t.Logf("setup: %d devices registered (%d callees with 1–2, one with a 256-byte id, %q with %d) in %v",
+		nDevices, users, "crowd", crowdSize, time.Since(setup).Round(time.Millisecond))
+
+	// ---- The load: an open-loop sender, handed to a pool of workers.
+	var (
+		mu      sync.Mutex
+		calls   []*fsCall
+		skipped int
+	)
+	jobs := make(chan *fsCall, rate)
+	var workers sync.WaitGroup
+	for range 64 {
+		workers.Go(func() {
+			for c := range jobs {
+				q := dlQuery(c.sid, c.callee)
+				if c.kind == "max" {
+					q = fsMaxQuery(c.sid, c.callee)
+				}
+				c.sent = time.Now()
+				resp, err := dlClient.Get(cur.Load().notifyURL + "?" + q)
+				if err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					c.code = resp.StatusCode
+					c.accepted = c.code == 200 && strings.Contains(string(b), `"status":"accepted"`)
+				}
+				c.err = err
+				c.done = time.Now()
+				mu.Lock()
+				calls = append(calls, c)
+				mu.Unlock()
+			}
+		})
+	}
+	start := time.Now()
+	since := func(at time.Time) string { return fmt.Sprintf("%6.2fs", at.Sub(start).Seconds()) }
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		lastCrowd := time.Time{}
+		for i := 0; ; i++ {
+			now := <-tick.C
+			if now.Sub(start) >= duration {
+				break
+			}
+			c := &fsCall{sid: dlSID(0xfa50a000, i), kind: "line", callee: callees[i%users]}
+			switch {
+			case now.Sub(lastCrowd) >= crowdEvery:
+				c.kind, c.callee, lastCrowd = "crowd", crowd, now
+			case i%10 == 7:
+				c.kind, c.callee = "max", maxCallee
+			}
+			select {
+			case jobs <- c:
+			default:
+				mu.Lock()
+				skipped++
+				mu.Unlock()
+			}
+		}
+		close(jobs)
+		workers.Wait()
+	}()
+
+	// ---- The faults, on a schedule.
+	var kills []fsKill
+	at := func(frac float64) {
+		if d := time.Until(start.Add(time.Duration(frac * float64(duration)))); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	logf := func(format string, args ...any) {
+		t.Logf("%s  %s", since(time.Now()), fmt.Sprintf(format, args...))
+	}
+	var (
+		fillAt, durableAt time.Time // the window in which callbacks are not durable
+		iosHealthKills    float64
+		writeErrors       float64
+		reloadErrors      float64
+		stoppedPid        int
+	)
+
+	// 1. SIGKILL the webhook plugin.
+	at(0.10)
+	if err := syscall.Kill(appPid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill the webhook plugin %d: %v", appPid, err)
+	}
+	kills = append(kills, fsKill{what: "SIGKILL webhook plugin", at: time.Now(), webhook: true})
+	logf("fault: SIGKILL the webhook plugin (pid %d)", appPid)
+	appPid = dlWaitPluginPid(t, in, "app", appPid, 10*time.Second)
+	logf("       webhook plugin restarted (pid %d)", appPid)
+
+	// 2. SIGSTOP the APNs plugin: the supervisor kills it after its missed
+	// health checks and starts another.
+	at(0.20)
+	if err := syscall.Kill(iosPid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("stop the apns plugin %d: %v", iosPid, err)
+	}
+	stoppedPid = iosPid
+	t.Cleanup(func() { dlReap([]int{stoppedPid}) })
+	kills = append(kills, fsKill{what: "SIGSTOP apns plugin", at: time.Now(), apns: true})
+	logf("fault: SIGSTOP the apns plugin (pid %d)", iosPid)
+	iosPid = dlWaitPluginPid(t, in, "ios", iosPid, 20*time.Second)
+	if alive := dlWaitGone([]int{stoppedPid}, 5*time.Second); len(alive) > 0 {
+		t.Errorf("the stopped apns plugin %d still exists after it was replaced", stoppedPid)
+	}
+	iosHealthKills = dlMetric(t, in, `ringside_plugin_kills_total{notifier="ios",reason="health"}`)
+	logf("       apns plugin killed by the supervisor (kills{reason=health} %v) and replaced (pid %d)", iosHealthKills, iosPid)
+
+	// 3. Reloads to broken files — cut half-way, then bytes that are not
+	// UTF-8 — each refused while the old config keeps ringing; then back
+	// to the good file.
+	at(0.33)
+	refusedBefore := len(fsLogs(in, "config reload refused", func(l map[string]any) bool { return true }))
+	for i, broken := range [][]byte{[]byte(good[:len(good)/2]), fsNonUTF8} {
+		fsReplace(t, path, broken)
+		if err := in.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		l := fsWaitLogs(t, in, refusedBefore+1, 15*time.Second, "config reload refused", func(l map[string]any) bool {
+			return l["msg"] == "config reload refused; the previous config keeps serving"
+		})
+		refusedBefore = len(l)
+		d := fmt.Sprint(l[len(l)-1]["diagnostics"])
+		logf("fault: reload to a broken file (%d bytes): refused (%s): %.80s", len(broken), l[len(l)-1]["reason"], strings.ReplaceAll(d, "\n", " "))
+		if i == 0 {
+			time.Sleep(1500 * time.Millisecond) // the watcher sees the file too
+		}
+	}
+	reloadedBefore := len(fsLogs(in, "config reloaded", func(l map[string]any) bool { return l["msg"] == "config reloaded" }))
+	fsReplace(t, path, []byte(good))
+	if err := in.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	fsWaitLogs(t, in, reloadedBefore+1, 15*time.Second, "config reloaded", func(l map[string]any) bool { return l["msg"] == "config reloaded" })
+	reloadErrors = dlMetric(t, in, `ringside_config_reloads_total{result="error"}`)
+	logf("       back to the good file: reloaded (reloads{result=error} %v)", reloadErrors)
+	if p := dlPluginPid(in, "app"); p != appPid {
+		t.Errorf("the webhook plugin changed (%d → %d) across reloads that ended on the same config", appPid, p)
+	}
+
+	// 4. The disk fills up under the directory and journal, then frees.
+	at(0.50)
+	filler := filepath.Join(disk, "filler")
+	fillAt = time.Now()
+	size := fjFill(t, filler)
+	logf("fault: disk full (filler of %d KiB)", size>>10)
+	fjWaitReadyz(t, in, 10*time.Second, "503 naming the full disk", func(code int, body string) bool {
+		return code == 503 && strings.Contains(body, "no space left on device")
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if writeErrors = dlMetric(t, in, "ringside_journal_write_errors_total"); writeErrors > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ringside_journal_write_errors_total stayed 0 with the disk full")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	logf("       /readyz 503 (no space left on device), journal write errors %v", writeErrors)
+	time.Sleep(3 * time.Second)
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	logf("       disk freed")
+	fjWaitReadyz(t, in, 15*time.Second, "200 once the disk freed", func(code int, _ string) bool { return code == 200 })
+	durableAt = time.Now()
+	writeErrors = dlMetric(t, in, "ringside_journal_write_errors_total")
+	logf("       /readyz 200 again (%.2fs not durable; journal write errors %v)", durableAt.Sub(fillAt).Seconds(), writeErrors)
+
+	// 5. SIGKILL ringside, and start it again on the same config: the
+	// journal resumes what was accepted.
+	at(0.70)
+	orphans := dlKill9(t, in)
+	kills = append(kills, fsKill{what: "SIGKILL ringside", at: time.Now(), webhook: true, apns: true})
+	logf("fault: SIGKILL ringside (pid %d; plugins %v)", in.cmd.Process.Pid, orphans)
+	if alive := dlWaitGone(orphans, 5*time.Second); len(alive) > 0 {
+		t.Errorf("plugin processes %v outlived ringside's SIGKILL", alive)
+	}
+	time.Sleep(time.Second) // down: callbacks meanwhile get connection errors
+	in2 := startConfig(t, path, env)
+	cur.Store(in2)
+	resumed := len(fsLogs(in2, "resuming journaled callback", func(l map[string]any) bool { return l["msg"] == "resuming journaled callback" }))
+	logf("       ringside restarted (pid %d), %d journaled callbacks resumed", in2.cmd.Process.Pid, resumed)
+	appPid = dlWaitPluginPid(t, in2, "app", 0, 10*time.Second)
+
+	// 6. SIGKILL the webhook plugin of the new ringside.
+	at(0.85)
+	if err := syscall.Kill(appPid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill the webhook plugin %d: %v", appPid, err)
+	}
+	kills = append(kills, fsKill{what: "SIGKILL webhook plugin", at: time.Now(), webhook: true})
+	logf("fault: SIGKILL the webhook plugin (pid %d)", appPid)
+	appPid = dlWaitPluginPid(t, in2, "app", appPid, 10*time.Second)
+	logf("       webhook plugin restarted (pid %d)", appPid)
+
+	<-loadDone
+	loadEnd := time.Now()
+	logf("load ended")
+
+	// ---- Drain: nothing in delivery, nothing in the journal.
+	drained := false
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if dlMetric(t, in2, "ringside_callbacks_in_delivery") == 0 && dlMetric(t, in2, "ringside_journal_entries") == 0 {
+			drained = true
+			break
+		}
+	}
+	logf("drained: %v (in delivery %v, journal entries %v)", drained,
+		dlMetric(t, in2, "ringside_callbacks_in_delivery"), dlMetric(t, in2, "ringside_journal_entries"))
+	if !drained {
+		t.Errorf("not drained 60s after the load ended")
+	}
+	time.Sleep(300 * time.Millisecond) // answers in flight at the fakes
+
+	// ---- Count at the fake peers.
+	mu.Lock()
+	all := append([]*fsCall(nil), calls...)
+	mu.Unlock()
+	sort.Slice(all, func(i, j int) bool { return all[i].sent.Before(all[j].sent) })
+	bySID := map[string]*fsCall{}
+	var (
+		accepted, durable, notDurable, refused503, transport, other int
+		kinds                                                       = map[string]int{}
+		codes                                                       = map[string]int{}
+		lat                                                         []time.Duration
+	)
+	for _, c := range all {
+		bySID[c.sid] = c
+		kinds[c.kind]++
+		switch {
+		case c.err != nil:
+			transport++
+			continue
+		case c.accepted:
+			accepted++
+			lat = append(lat, c.done.Sub(c.sent))
+			if c.done.Before(fillAt) || c.sent.After(durableAt) {
+				durable++
+			} else {
+				notDurable++
+			}
+		case c.code == 503:
+			refused503++
+		default:
+			other++
+		}
+		codes[strconv.Itoa(c.code)]++
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	isDurable := func(c *fsCall) bool { return c.done.Before(fillAt) || c.sent.After(durableAt) }
+
+	// The deliveries each peer saw: webhook by sid (2xx answers), APNs by
+	// (token, sid).
+	hooks := map[string]fsCount{}
+	ids := map[string]map[string]bool{}
+	for _, r := range app.requests("") {
+		if ids[r.SID] == nil {
+			ids[r.SID] = map[string]bool{}
+		}
+		ids[r.SID][r.ID] = true
+		if r.Code >= 200 && r.Code < 300 {
+			c := hooks[r.SID]
+			if c.n == 0 {
+				c.first = r.At
+			}
+			c.n++
+			hooks[r.SID] = c
+		}
+	}
+	pushes := apns.counts()
+
+	// inFlight reports at how many kills (of those reaching the peer) the
+	// delivery first answered at first (zero: never) was in flight: its
+	// callback sent before the kill, and not answered by the peer before
+	// the kill less the margin.
+	inFlight := func(c *fsCall, first time.Time, webhook bool) int {
+		n := 0
+		for _, k := range kills {
+			if (webhook && !k.webhook) || (!webhook && !k.apns) || !c.sent.Before(k.at) {
+				continue
+			}
+			if first.IsZero() || !first.Before(k.at.Add(-margin)) {
+				n++
+			}
+		}
+		return n
+	}
+	var (
+		expHook, expPush, gotHook, gotPush    int
+		lostDurable, lostNotDurable           []string
+		dupHook, dupPush, allowed, unexpected int
+		unexpectedEx                          []string
+		maxLead                               time.Duration // among duplicates: longest time from first answer to the kill
+		ghosts, unanswered                    int
+		ghostEx                               []string
+		inFlightAt                            = make([]int, len(kills))
+	)
+	check := func(c *fsCall, what string, cnt fsCount, webhook bool) {
+		if cnt.n == 0 {
+			if isDurable(c) {
+				lostDurable = append(lostDurable, what)
+			} else {
+				lostNotDurable = append(lostNotDurable, what)
+			}
+			return
+		}
+		if webhook {
+			gotHook++
+		} else {
+			gotPush++
+		}
+		for i, k := range kills {
+			if ((webhook && k.webhook) || (!webhook && k.apns)) && c.sent.Before(k.at) && !cnt.first.Before(k.at.Add(-margin)) {
+				inFlightAt[i]++
+			}
+		}
+		if cnt.n == 1 {
+			return
+		}
+		d := cnt.n - 1
+		if webhook {
+			dupHook += d
+		} else {
+			dupPush += d
+		}
+		ok := inFlight(c, cnt.first, webhook)
+		allowed += min(d, ok)
+		if d > ok {
+			unexpected += d - ok
+			if len(unexpectedEx) < 20 {
+				unexpectedEx = append(unexpectedEx, fmt.Sprintf("%s ×%d (first answered at %s, callback sent %s, answered %s)", what, cnt.n, since(cnt.first), since(c.sent), since(c.done)))
+			}
+		}
+		for _, k := range kills {
+			if lead := k.at.Sub(cnt.first); ((webhook && k.webhook) || (!webhook && k.apns)) && lead > maxLead && lead <= margin && c.sent.Before(k.at) {
+				maxLead = lead
+			}
+		}
+	}
+	for _, c := range all {
+		if !c.accepted {
+			continue
+		}
+		expHook++
+		check(c, "webhook "+c.sid, hooks[c.sid], true)
+		for _, tok := range devices[c.callee] {
+			expPush++
+			check(c, fmt.Sprintf("apns %s → %s… (%s)", c.sid, tok[:8], c.kind), pushes[tok+"|"+c.sid], false)
+		}
+		if len(ids[c.sid]) > 1 {
+			t.Errorf("%s: %d different webhook-ids across its requests; want one", c.sid, len(ids[c.sid]))
+		}
+	}
+	// Deliveries of callbacks not answered 200: only those whose answer
+	// was lost (a transport error: ringside may have journaled them before
+	// it died) may have rung.
+	seen := map[string]bool{}
+	for sid := range hooks {
+		seen[sid] = true
+	}
+	for k := range pushes {
+		_, sid, _ := strings.Cut(k, "|")
+		seen[sid] = true
+	}
+	for sid := range seen {
+		c := bySID[sid]
+		switch {
+		case c != nil && c.accepted:
+		case c != nil && c.err != nil:
+			unanswered++
+		default:
+			ghosts++
+			if len(ghostEx) < 10 {
+				ghostEx = append(ghostEx, sid)
+			}
+		}
+	}
+
+	// ---- The table.
+	var b strings.Builder
+	fmt.Fprintf(&b, "fault soak: %v at %d/s (load ran %v, whole test %v), %d devices\n", duration, rate,
+		loadEnd.Sub(start).Round(time.Millisecond), time.Since(setup).Round(time.Second), nDevices)
+	row := func(k string, v any) { fmt.Fprintf(&b, "  %-44s %v\n", k, v) }
+	row("callbacks sent", fmt.Sprintf("%d (line %d, max-size %d, crowd of %d devices %d; ticks skipped %d)", len(all), kinds["line"], kinds["max"], crowdSize, kinds["crowd"], skipped))
+	row("answered 200 accepted", accepted)
+	row("  while durable", durable)
+	row("  while the disk was full (not durable)", notDurable)
+	row("refused 503", refused503)
+	row("other answers", fmt.Sprintf("%d %v", other, codes))
+	row("transport errors (ringside down)", transport)
+	row("answer latency p50 / p99 / max", fmt.Sprintf("%v / %v / %v", pct(lat, 0.5), pct(lat, 0.99), pct(lat, 1)))
+	row("webhook deliveries expected / delivered", fmt.Sprintf("%d / %d (requests at the app %d)", expHook, gotHook, len(app.requests(""))))
+	row("apns pushes expected / delivered", fmt.Sprintf("%d / %d (pushes answered 200 %d, refused as malformed %d)", expPush, gotPush, apns.total, apns.badN))
+	row("lost while durable", len(lostDurable))
+	row("lost while not durable", len(lostNotDurable))
+	row("duplicates webhook / apns", fmt.Sprintf("%d / %d (in flight at a kill %d, not %d; longest answer→kill %v)", dupHook, dupPush, allowed, unexpected, maxLead.Round(time.Millisecond)))
+	row("delivered, answer lost to the kill", unanswered)
+	row("delivered, never accepted", ghosts)
+	for i, k := range kills {
+		row(fmt.Sprintf("kill %d at %s: %s", i+1, since(k.at), k.what), fmt.Sprintf("%d deliveries in flight", inFlightAt[i]))
+	}
+	row("apns plugin health kills", iosHealthKills)
+	row("reloads refused", reloadErrors)
+	row("disk full", fmt.Sprintf("%s–%s, journal write errors %v", since(fillAt), since(durableAt), writeErrors))
+	row("resumed after the ringside kill", resumed)
+	for _, s := range []string{
+		`ringside_deliveries_total{notifier="app",outcome="delivered"}`,
+		`ringside_deliveries_total{notifier="ios",outcome="delivered"}`,
+		`ringside_deliveries_total{notifier="ios",outcome="permanent"}`,
+		`ringside_deliveries_total{notifier="ios",outcome="expired"}`,
+		`ringside_deliveries_total{notifier="app",outcome="expired"}`,
+		`ringside_delivery_retries_total{notifier="ios"}`,
+		`ringside_delivery_retries_total{notifier="app"}`,
+	} {
+		row("after restart "+strings.TrimPrefix(s, "ringside_"), dlMetric(t, in2, s))
+	}
+	t.Log(b.String())
+
+	// ---- The verdict.
+	if len(lostDurable) > 0 {
+		t.Errorf("%d deliveries of callbacks answered 200 while durable were lost: %v", len(lostDurable), lostDurable[:min(20, len(lostDurable))])
+	}
+	if len(lostNotDurable) > 0 {
+		t.Errorf("%d deliveries of callbacks answered 200 while the disk was full were lost (no crash fell in that window; they ring without the disk): %v",
+			len(lostNotDurable), lostNotDurable[:min(20, len(lostNotDurable))])
+	}
+	if unexpected > 0 {
+		t.Errorf("%d duplicate deliveries not explained by a kill (in flight = callback sent before the kill and first answered less than %v before it): %v", unexpected, margin, unexpectedEx)
+	}
+	if ghosts > 0 {
+		t.Errorf("%d sids delivered that were refused or never sent: %v", ghosts, ghostEx)
+	}
+	if apns.badN > 0 {
+		t.Errorf("%d pushes malformed at the fake APNs: %v", apns.badN, apns.bad)
+	}
+	if other > 0 {
+		t.Errorf("%d callbacks answered neither 200 accepted nor 503: %v", other, codes)
+	}
+	if accepted < len(all)*8/10 || durable == 0 || notDurable == 0 || transport == 0 {
+		t.Errorf("the load did not exercise the faults: %d of %d accepted, %d while durable, %d while not, %d transport errors", accepted, len(all), durable, notDurable, transport)
+	}
+	if kinds["crowd"] < 5 || kinds["max"] == 0 {
+		t.Errorf("too few crowd (%d) or max-size (%d) callbacks", kinds["crowd"], kinds["max"])
+	}
+	if iosHealthKills < 1 || reloadErrors < 2 {
+		t.Errorf("faults not seen by ringside: apns health kills %v, refused reloads %v", iosHealthKills, reloadErrors)
+	}
+	if resumed == 0 {
+		t.Logf("note: nothing was in the journal at the ringside kill")
+	}
+}
