@@ -251,6 +251,16 @@ func TestReplacedFileRefusesWrites(t *testing.T) {
 	if devs, _ := c.Lookup(ctx, "s", "u"); len(devs) != 1 || devs[0].Token != "before" {
 		t.Errorf("lookup: got %v; want the device of the file opened, and not the refused one", devs)
 	}
+	// Pruning is a write like any other.
+	if _, err := c.Prune(ctx, "s", "u", "apns", "before", time.Time{}); !errors.Is(err, ErrNotDurable) {
+		t.Errorf("prune: got %v; want ErrNotDurable", err)
+	}
+	if got := failures.Load(); got != 2 {
+		t.Errorf("write failures counted after the prune: got %d; want 2", got)
+	}
+	if devs, _ := c.Lookup(ctx, "s", "u"); len(devs) != 1 {
+		t.Errorf("lookup after the refused prune: got %v; want the device kept", devs)
+	}
 
 	if err := os.Rename(filepath.Join(dir, "kept.db"), path); err != nil {
 		t.Fatal(err)
