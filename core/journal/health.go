@@ -55,7 +55,7 @@ func (j *Journal) failed(err error) {
 	j.publish()
 	if ok, quiet := j.logWrite.allow(j.now(), j.writeErr.Error()); ok {
 		j.log.Error("journal write failed; callbacks accepted meanwhile are not crash-safe until a write succeeds",
-			"file", j.path, "error", err, "backlog_bytes", j.backlogBytes, "repeats_not_logged", quiet)
+			"file", j.path, "error", err, "repeats_not_logged", quiet)
 	}
 }
 
