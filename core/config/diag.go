@@ -156,6 +156,9 @@ func writeSnippet(buf *bytes.Buffer, src []byte, rng *hcl.Range, masks []span, v
 			lm = append(lm, span{max(m.start, lineStart) - lineStart, min(m.end, lineEnd) - lineStart})
 		}
 	}
+	for _, m := range mapMasks(src, lineStart, lineEnd) {
+		lm = append(lm, span{m.start - lineStart, m.end - lineStart})
+	}
 	lm = append(lm, lineMasks(line)...)
 	lm = append(lm, urlMasks(line)...)
 	lm = append(lm, valueMasks(line, values)...)

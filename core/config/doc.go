@@ -8,6 +8,18 @@
 // plugin reports. WriteDiagnostics renders diagnostics as
 // FILE:LINE:COL: severity: summary, followed by the source line and a caret.
 //
+// A file must ring someone: Load reports an error when no route names an
+// enabled notifier (an empty file, one cut short after a complete block),
+// unless the file says ring_nobody = true at the top level, which is in
+// turn an error in a file that does ring someone. Load refuses a file that
+// changes while it is read.
+//
+// WriteDiagnostics never prints a secret (see redact.go): in the source
+// lines and the messages it shows, the values of attributes named like
+// secrets or marked sensitive by a plugin's schema, of headers and env
+// maps, and the userinfo and query values of URLs show as <redacted>; any
+// bytes render, invalid UTF-8 and control characters as U+FFFD.
+//
 // # Evaluation contexts
 //
 // Ordinary attributes are evaluated once, at load time, with no variables and

@@ -303,3 +303,113 @@ func urlSecrets(s string) []string {
 	}
 	return out
 }
+
+// mapMasks are the values of headers and env maps on the line
+// src[lineStart:lineEnd]: in a map opened on that line, or on an earlier
+// one and still open. It reads the file line by line from its start with
+// a scanner that knows strings, comments and braces but not HCL's grammar,
+// and ends every string at the end of its line (a quoted string cannot
+// span lines), so it holds when the file does not parse: the syntax tree
+// of a broken file may end a string where the text does not.
+func mapMasks(src []byte, lineStart, lineEnd int) []span {
+	var (
+		out     []span
+		stack   []bool // open braces: does each open a secret map?
+		word    []byte // the last name or quoted key
+		key     []byte // the name before the last "="
+		afterEq bool   // a value is expected (after "=" or ":")
+		inCall  int    // depth inside env(…) or file(…), whose strings stay
+	)
+	secretMap := func() bool { return len(stack) > 0 && stack[len(stack)-1] }
+	for i := 0; i < lineEnd && i < len(src); i++ {
+		c := src[i]
+		switch {
+		case c == '\n':
+			afterEq, word = false, nil
+		case c == '#' || c == '/' && i+1 < len(src) && src[i+1] == '/':
+			for i+1 < len(src) && src[i+1] != '\n' {
+				i++
+			}
+		case c == '"':
+			start := i
+			i = stringEnd(src, i)
+			if i >= start+1 && i-start >= 1 {
+				word = src[start+1 : min(i, len(src))]
+			}
+			if afterEq && secretMap() && inCall == 0 && start >= lineStart {
+				out = append(out, span{start, min(i+1, lineEnd)})
+			}
+		case c == '{':
+			stack = append(stack, afterEq && secretMapName(string(key)))
+			afterEq = false
+		case c == '}':
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+			afterEq = false
+		case c == '(':
+			if inCall > 0 || string(word) == "env" || string(word) == "file" {
+				inCall++
+			}
+		case c == ')':
+			if inCall > 0 {
+				inCall--
+			}
+		case c == ',':
+			afterEq = false
+		case c == '=' || c == ':':
+			next := byte(0)
+			if i+1 < len(src) {
+				next = src[i+1]
+			}
+			prev := byte(0)
+			if i > 0 {
+				prev = src[i-1]
+			}
+			if c == '=' && (next == '=' || next == '>' || prev == '=' || prev == '!' || prev == '<' || prev == '>') {
+				continue
+			}
+			key, afterEq = word, true
+		case c == '_' || c == '-' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9':
+			start := i
+			for i+1 < len(src) && (src[i+1] == '_' || src[i+1] == '-' || 'a' <= src[i+1] && src[i+1] <= 'z' || 'A' <= src[i+1] && src[i+1] <= 'Z' || '0' <= src[i+1] && src[i+1] <= '9') {
+				i++
+			}
+			word = src[start : i+1]
+		}
+	}
+	return out
+}
+
+// stringEnd is the index of the quote that ends the string opened at
+// src[open], skipping escapes and ${…} interpolations, or of the end of
+// its line (or of src) when it is not closed there.
+func stringEnd(src []byte, open int) int {
+	for i := open + 1; i < len(src); i++ {
+		switch src[i] {
+		case '\\':
+			i++
+		case '\n':
+			return i - 1
+		case '"':
+			return i
+		case '$', '%':
+			if i+1 < len(src) && src[i+1] == '{' {
+				depth := 0
+				for i++; i < len(src) && src[i] != '\n'; i++ {
+					if src[i] == '{' {
+						depth++
+					} else if src[i] == '}' {
+						if depth--; depth == 0 {
+							break
+						}
+					}
+				}
+				if i >= len(src) || src[i] == '\n' {
+					return i - 1
+				}
+			}
+		}
+	}
+	return len(src) - 1
+}

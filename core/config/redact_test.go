@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -169,5 +170,42 @@ route "all" {
 	}
 	if !strings.Contains(out.String(), "  3 |   url    = <redacted>") || !strings.Contains(out.String(), "<redacted> answers 404") {
 		t.Errorf("want the hidden url line and message:\n%s", out.String())
+	}
+}
+
+// The values of headers and env maps are found line by line, so they stay
+// hidden when the file does not parse (a string left open on an earlier
+// line makes the parser end strings where the text does not).
+func TestMapMasks(t *testing.T) {
+	src := `notifier "a" {
+  secret  = "whsec_open
+  headers = { Authorization = "Bearer abc123", "X-Id" = 7 }
+  headers = {
+    "X-Api-Key" = "k-123456"   # the key stays
+    X-Env       = env("API_KEY")
+    X-Tmpl      = "v-${call.sid == "x" ? "a" : "b"}"
+  }
+  url = "https://h/?q=1" # not a map
+}
+plugin "p" {
+  env = { TOKEN = "t-98765" }
+}
+`
+	var got []string
+	for line, start := 1, 0; start < len(src); line++ {
+		end := start + strings.IndexByte(src[start:], '\n')
+		for _, m := range mapMasks([]byte(src), start, end) {
+			got = append(got, fmt.Sprintf("%d:%s", line, src[m.start:m.end]))
+		}
+		start = end + 1
+	}
+	want := []string{
+		`3:"Bearer abc123"`,
+		`5:"k-123456"`,
+		`7:"v-${call.sid == "x" ? "a" : "b"}"`,
+		`12:"t-98765"`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
