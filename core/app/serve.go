@@ -96,6 +96,10 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	first, more := Start(ctx, cfg, opt)
 	diags = append(diags, more...)
 	if diags.HasErrors() {
+		if ctx.Err() != nil { // SIGTERM while the plugins started: not a config error
+			log.Info("stopped before serving")
+			return nil
+		}
 		WriteDiagnostics(stderr, cfg, diags)
 		return errConfig
 	}
