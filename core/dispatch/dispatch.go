@@ -45,6 +45,29 @@ type Dispatcher struct {
 
 	jobs atomic.Int64 // callbacks with deliveries not ended, or admitted
 	wg   sync.WaitGroup
+	// appendErrs limits the log of failed journal appends.
+	appendErrs everySecond
+}
+
+// everySecond lets one event a second through and counts the others.
+type everySecond struct {
+	mu      sync.Mutex
+	last    time.Time
+	dropped int
+}
+
+// allow reports whether an event at now is let through, and how many were
+// not since the last one that was.
+func (e *everySecond) allow(now time.Time) (int, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.last.IsZero() && now.Sub(e.last) < time.Second {
+		e.dropped++
+		return 0, false
+	}
+	n := e.dropped
+	e.last, e.dropped = now, 0
+	return n, true
 }
 
 // Journal records accepted work so that it survives a crash;
@@ -228,7 +251,11 @@ func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool
 		if err != nil {
 			// The phone is ringing already: answer 200, but say the work
 			// is not durable.
-			d.log.ErrorContext(ctx, "journal append failed; delivery continues without crash safety", "sid", c.SID, "error", err)
+			// On a full disk every callback fails the same way: one line a
+			// second, saying how many were not logged.
+			if n, ok := d.appendErrs.allow(d.now()); ok {
+				d.log.ErrorContext(ctx, "journal append failed; delivery continues without crash safety", "sid", c.SID, "error", err, "failed_not_logged", n)
+			}
 		}
 	}
 	return ans, nil
