@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -75,6 +76,7 @@ func (r *renderer) source(name string) *source {
 			masks = append(masks, span{max(rng.Start.Byte, 0), min(rng.End.Byte, len(s.src))})
 		}
 	}
+	masks = append(masks, mapMasks(s.src, 0, len(s.src))...)
 	s.masks = mergeSpans(masks)
 	s.secrets = literals(s.src, s.masks)
 	if r.sources == nil {
@@ -87,28 +89,31 @@ func (r *renderer) source(name string) *source {
 func (r *renderer) write(w io.Writer, diags hcl.Diagnostics) {
 	// Every value hidden in any source is hidden in every message.
 	secrets := r.secrets
+	seen := map[string]bool{}
 	for _, dg := range diags {
-		if dg.Subject != nil {
+		if dg.Subject != nil && !seen[dg.Subject.Filename] {
+			seen[dg.Subject.Filename] = true
 			secrets = append(secrets, r.source(dg.Subject.Filename).secrets...)
 		}
 	}
+	values := newValueIndex(secrets)
 	var buf bytes.Buffer
 	for _, dg := range diags {
 		sev := "error"
 		if dg.Severity == hcl.DiagWarning {
 			sev = "warning"
 		}
-		summary := printable(scrub(dg.Summary, secrets))
+		summary := printable(values.scrub(dg.Summary))
 		if dg.Subject == nil {
 			fmt.Fprintf(&buf, "%s: %s\n", sev, summary)
 		} else {
 			s := dg.Subject
 			fmt.Fprintf(&buf, "%s:%d:%d: %s: %s\n", printable(s.Filename), s.Start.Line, s.Start.Column, sev, summary)
 			src := r.source(s.Filename)
-			writeSnippet(&buf, src.src, s, src.masks, secrets)
+			writeSnippet(&buf, src.src, s, src.masks, values)
 		}
 		if dg.Detail != "" {
-			detail := scrub(dg.Detail, secrets)
+			detail := values.scrub(dg.Detail)
 			for _, line := range strings.Split(strings.TrimRight(detail, "\n"), "\n") {
 				if line == "" {
 					buf.WriteString("\n")
@@ -126,11 +131,12 @@ func (r *renderer) write(w io.Writer, diags hcl.Diagnostics) {
 const maxSnippet = 160
 
 // writeSnippet prints the subject's first line and a caret line under it.
-// masks are the byte ranges of src to hide; values are hidden wherever
+// masks are the byte ranges of src to hide, sorted and disjoint (as
+// mergeSpans leaves them); values are hidden wherever
 // they appear in the line, and so are the secrets the name rules and URL
 // rules find in it. src may be any bytes, and rng any range: a range
 // outside src prints nothing, one past its line's end is cut there.
-func writeSnippet(buf *bytes.Buffer, src []byte, rng *hcl.Range, masks []span, values []string) {
+func writeSnippet(buf *bytes.Buffer, src []byte, rng *hcl.Range, masks []span, values *valueIndex) {
 	start := rng.Start.Byte
 	if src == nil || start < 0 || start > len(src) {
 		return
@@ -151,17 +157,16 @@ func writeSnippet(buf *bytes.Buffer, src []byte, rng *hcl.Range, masks []span, v
 	line := src[lineStart:lineEnd]
 
 	var lm []span
-	for _, m := range masks {
-		if m.end > lineStart && m.start < lineEnd {
-			lm = append(lm, span{max(m.start, lineStart) - lineStart, min(m.end, lineEnd) - lineStart})
+	// masks are sorted and disjoint: start at the first that ends past lineStart.
+	for _, m := range masks[sort.Search(len(masks), func(i int) bool { return masks[i].end > lineStart }):] {
+		if m.start >= lineEnd {
+			break
 		}
-	}
-	for _, m := range mapMasks(src, lineStart, lineEnd) {
-		lm = append(lm, span{m.start - lineStart, m.end - lineStart})
+		lm = append(lm, span{max(m.start, lineStart) - lineStart, min(m.end, lineEnd) - lineStart})
 	}
 	lm = append(lm, lineMasks(line)...)
 	lm = append(lm, urlMasks(line)...)
-	lm = append(lm, valueMasks(line, values)...)
+	lm = append(lm, values.masks(line)...)
 	cells, first, last := displayLine(line, mergeSpans(lm))
 
 	// The caret covers the cells of the subject's bytes on this line.

@@ -106,35 +106,60 @@ func redactURLs(s string) string {
 // ordinary words of a message stay.
 const minScrub = 6
 
-// valueMasks are the places in text of each value: anywhere for values of
-// at least minScrub bytes, between double quotes for shorter ones.
-func valueMasks(text []byte, values []string) []span {
-	var out []span
+// valueIndex finds the values to hide in a text in one pass: each value's
+// needle (the value, or a short value quoted) indexed by its first three
+// bytes, so that many values cost no more than a few.
+type valueIndex struct {
+	byPrefix map[string][]needle
+}
+
+type needle struct {
+	text  string
+	inner int // bytes of each end that stay (the quotes of a short value)
+}
+
+func newValueIndex(values []string) *valueIndex {
+	x := &valueIndex{byPrefix: map[string][]needle{}}
+	seen := map[string]bool{}
 	for _, v := range values {
-		if v == "" {
+		if v == "" || seen[v] {
 			continue
 		}
-		needle, inner := []byte(v), 0
+		seen[v] = true
+		n := needle{text: v}
 		if len(v) < minScrub {
-			needle, inner = []byte(strconv.Quote(v)), 1
+			n = needle{text: strconv.Quote(v), inner: 1}
 		}
-		for off := 0; ; {
-			i := bytes.Index(text[off:], needle)
-			if i < 0 {
-				break
+		x.byPrefix[n.text[:3]] = append(x.byPrefix[n.text[:3]], n)
+	}
+	return x
+}
+
+// masks are the places of the values in text: anywhere for values of at
+// least minScrub bytes, between double quotes for shorter ones.
+func (x *valueIndex) masks(text []byte) []span {
+	if x == nil || len(x.byPrefix) == 0 {
+		return nil
+	}
+	var out []span
+	for i := 0; i+3 <= len(text); i++ {
+		for _, n := range x.byPrefix[string(text[i:i+3])] {
+			if bytes.HasPrefix(text[i:], []byte(n.text)) {
+				out = append(out, span{i + n.inner, i + len(n.text) - n.inner})
 			}
-			out = append(out, span{off + i + inner, off + i + len(needle) - inner})
-			off += i + len(needle)
 		}
 	}
 	return out
 }
 
 // scrub hides the values and the URL secrets in a message.
-func scrub(s string, values []string) string {
+func (x *valueIndex) scrub(s string) string {
 	b := []byte(s)
-	return string(applyMasks(b, append(valueMasks(b, values), urlMasks(b)...)))
+	return string(applyMasks(b, append(x.masks(b), urlMasks(b)...)))
 }
+
+// scrub hides the values and the URL secrets in a message.
+func scrub(s string, values []string) string { return newValueIndex(values).scrub(s) }
 
 // span is a byte range [start, end) of a text.
 type span struct{ start, end int }
@@ -304,9 +329,9 @@ func urlSecrets(s string) []string {
 	return out
 }
 
-// mapMasks are the values of headers and env maps on the line
-// src[lineStart:lineEnd]: in a map opened on that line, or on an earlier
-// one and still open. It reads the file line by line from its start with
+// mapMasks are the values of headers and env maps that start in
+// src[lineStart:lineEnd] (the whole file: 0, len(src)). It reads the file
+// line by line from its start with
 // a scanner that knows strings, comments and braces but not HCL's grammar,
 // and ends every string at the end of its line (a quoted string cannot
 // span lines), so it holds when the file does not parse: the syntax tree

@@ -102,7 +102,7 @@ func TestWriteSnippetAnyRange(t *testing.T) {
 			for end := -1; end <= len(src)+1; end++ {
 				var buf bytes.Buffer
 				rng := &hcl.Range{Filename: "f", Start: hcl.Pos{Line: 1, Column: 1, Byte: start}, End: hcl.Pos{Line: 1, Column: 1, Byte: end}}
-				writeSnippet(&buf, src, rng, []span{{1, 3}, {-5, 1}, {len(src) - 1, len(src) + 9}}, []string{"cd"})
+				writeSnippet(&buf, src, rng, mergeSpans([]span{{1, 3}, {-5, 1}, {len(src) - 1, len(src) + 9}}), newValueIndex([]string{"cd", "abcdefgh"}))
 			}
 		}
 	}
