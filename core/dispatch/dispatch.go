@@ -746,15 +746,17 @@ func wireDevices(key, notifier string, devs []directory.Device) []*pluginpb.Devi
 // is the same on every attempt, after a plugin restart and after a
 // ringside restart that resumes the call.
 func idempotencyID(key, notifier, kind, token string) string {
-	h := sha256.New()
+	var buf [256]byte // on the stack unless the strings are longer
+	b := buf[:0]
 	for _, s := range [...]string{key, notifier, kind, token} {
-		var n [4]byte
-		binary.BigEndian.PutUint32(n[:], uint32(len(s)))
-		h.Write(n[:])
-		h.Write([]byte(s))
+		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+		b = append(b, s...)
 	}
-	var sum [sha256.Size]byte
-	return "msg_" + hex.EncodeToString(h.Sum(sum[:0])[:16])
+	sum := sha256.Sum256(b)
+	var id [4 + 32]byte
+	copy(id[:], "msg_")
+	hex.Encode(id[4:], sum[:16])
+	return string(id[:])
 }
 
 // newID returns a delivery id in the Standard Webhooks style, "msg_" + 32 hex.

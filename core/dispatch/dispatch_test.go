@@ -511,7 +511,7 @@ func TestDeliveryOutcomes(t *testing.T) {
 
 func TestRetryStopsAtDeadline(t *testing.T) {
 	f := newFixture(t)
-	f.notifiers["hook"].TTL = 50 * time.Millisecond
+	f.notifiers["hook"].TTL = 10 * time.Second
 	m := telemetry.NewMetrics()
 	start := time.Now() // the delivery context's deadline is on the real clock too
 	clock := start
@@ -529,7 +529,7 @@ func TestRetryStopsAtDeadline(t *testing.T) {
 	})
 	f.plugins["hook"].answer = func(attempt int, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
 		mu.Lock()
-		clock = clock.Add(15 * time.Millisecond) // each attempt takes 15 ms of the clock
+		clock = clock.Add(4 * time.Second) // each attempt takes 4 s of the injected clock
 		mu.Unlock()
 		if attempt == 1 {
 			return nil, errors.New("transport: connection refused")
@@ -538,8 +538,10 @@ func TestRetryStopsAtDeadline(t *testing.T) {
 	}
 	c := testCall()
 	c.Received = start
-	// Deadline is start+50ms on the injected clock: attempts at 15, 30, 45 ms;
-	// the next would start after the deadline, so the delivery expires.
+	// Deadline is start+10s: attempts end at 4, 8 and 12 s on the injected
+	// clock; after the third the next would start after the deadline, so
+	// the delivery expires. The real clock (the ctx's deadline, the 10 ms
+	// backoff sleeps) is far from the deadline however loaded the box is.
 	if ans, _ := d.Accept(context.Background(), c, true); ans.Status != callback.StatusAccepted {
 		t.Fatalf("got %+v", ans)
 	}
