@@ -708,13 +708,19 @@ route "main" {
 		`ringside_deliveries_total{notifier="app",outcome="delivered"}`:   2,
 		`ringside_deliveries_total{notifier="app",outcome="permanent"}`:   1,
 		`ringside_delivery_retries_total{notifier="sms"}`:                 1,
-		`ringside_delivery_retries_total{notifier="short"}`:               float64(len(app.requests(r4)) + len(q) - 2),
 		`ringside_deliveries_total{notifier="short",outcome="delivered"}`: 0,
 		`ringside_callbacks_in_delivery`:                                  0,
 	} {
 		if got := dlMetric(t, in, series); got != want {
 			t.Errorf("%s = %v; want %v", series, got, want)
 		}
+	}
+	// A retry of r4 or r5 started just before the 3 s deadline can end at
+	// the deadline inside the plugin before its request leaves: it counts
+	// as a retry the fake never sees (at most one per callback).
+	seen := float64(len(app.requests(r4)) + len(q) - 2)
+	if got := dlMetric(t, in, `ringside_delivery_retries_total{notifier="short"}`); got < seen || got > seen+2 {
+		t.Errorf(`ringside_delivery_retries_total{notifier="short"} = %v; want %v to %v (the requests the fake saw after the first of each)`, got, seen, seen+2)
 	}
 }
 
