@@ -7,8 +7,10 @@ package main
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -233,4 +235,125 @@ route "all" {
 		}
 	}
 	in2.stop()
+}
+
+// A callee with 200 devices, one of whose pushes the fake APNs holds: the
+// 199 others are accepted at once. Ringside is SIGKILLed 1.5 s later and
+// restarted: none of the 199 rings again, because each device the plugin
+// reported delivered was marked in the journal then (within 50 ms), not
+// when the whole call ended. Before, no mark was written until every
+// device had answered, and all 199 rang twice.
+func TestE2EFaultDeliveryCrowdMarks(t *testing.T) {
+	dir := t.TempDir()
+	keyFile, pub := apnsKey(t, dir)
+	const n = 200
+	slow := fsToken("crowd", 0)
+	hold := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(hold) }) }
+	defer release()
+	var mu sync.Mutex
+	count := map[string]int{}
+	first := map[string]time.Time{}
+	url, ca := newTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return
+		}
+		var p struct{ SID string }
+		_ = json.Unmarshal(body, &p)
+		tok := strings.TrimPrefix(r.URL.Path, "/3/device/")
+		if tok == slow {
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		mu.Lock()
+		count[tok]++
+		if count[tok] == 1 {
+			first[tok] = time.Now()
+		}
+		mu.Unlock()
+		w.WriteHeader(200)
+	}))
+	_ = pub
+	path := dlWriteConfig(t, dir, dlServer("2s", "debug", "")+fmt.Sprintf(`
+directory "embedded" {
+  path = "ringside.db"
+}
+notifier "ios" {
+  plugin   = "apns"
+  team_id  = %q
+  key_id   = %q
+  key_file = %q
+  topic    = %q
+  endpoint = %q
+}
+route "all" {
+  notify = ["ios"]
+}
+`, apnsTeamID, apnsKeyID, keyFile, apnsTopic, url))
+	env := "SSL_CERT_FILE=" + ca
+	in := startConfig(t, path, env)
+	devs := map[string][]string{}
+	for k := range n {
+		devs["crowd"] = append(devs["crowd"], fsToken("crowd", k))
+	}
+	fsPut(t, in, devs)
+	sid := dlSID(0x2e9e0001, 1)
+	dlAccept(t, in, sid, "crowd")
+	sent := time.Now()
+	for {
+		mu.Lock()
+		got := len(count)
+		mu.Unlock()
+		if got == n-1 {
+			break
+		}
+		if time.Since(sent) > 10*time.Second {
+			t.Fatalf("only %d answered", got)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	allButOne := time.Now()
+	t.Logf("%d of %d devices accepted by APNs %v after the callback; one held", n-1, n, allButOne.Sub(sent).Round(time.Millisecond))
+	time.Sleep(1500 * time.Millisecond)
+	t.Logf("journal entries %v, in delivery %v, deliveries_total{ios,delivered} %v before the kill",
+		dlMetric(t, in, "ringside_journal_entries"), dlMetric(t, in, "ringside_callbacks_in_delivery"),
+		dlMetric(t, in, `ringside_deliveries_total{notifier="ios",outcome="delivered"}`))
+	killAt := time.Now()
+	orphans := dlKill9(t, in)
+	dlReap(dlWaitGone(orphans, 3*time.Second))
+	release()
+	in2 := startConfig(t, path, env)
+	dlWaitMetric(t, in2, "ringside_journal_entries", 0, 20*time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	twice, latest := 0, time.Duration(0)
+	for tok, c := range count {
+		if c > 1 {
+			twice++
+			if l := killAt.Sub(first[tok]); l > latest {
+				latest = l
+			}
+		}
+	}
+	var lead time.Duration = 1 << 62
+	for tok, c := range count {
+		if c > 1 {
+			if l := killAt.Sub(first[tok]); l < lead {
+				lead = l
+			}
+		}
+	}
+	t.Logf("after the restart: %d of the %d devices accepted %v before the kill rang twice; the held device %d time(s)",
+		twice, n-1, killAt.Sub(allButOne).Round(time.Millisecond), count[slow])
+	if twice != 0 {
+		t.Errorf("%d devices a provider accepted ≥ %v before the crash rang again (first accepted %v–%v before it); want 0: their marks reach the journal within 50 ms", twice, killAt.Sub(allButOne).Round(time.Millisecond), lead.Round(time.Millisecond), latest.Round(time.Millisecond))
+	}
+	if count[slow] < 1 {
+		t.Errorf("the held device was never delivered")
+	}
 }

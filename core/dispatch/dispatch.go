@@ -26,6 +26,7 @@ import (
 	"github.com/ringside/ringside/core/directory"
 	"github.com/ringside/ringside/core/journal"
 	"github.com/ringside/ringside/core/telemetry"
+	"github.com/ringside/ringside/plugins/sdk/deliverstream"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
@@ -564,6 +565,17 @@ func (d *Dispatcher) newAttempts(ctx context.Context, j *job, dl *Delivery) *att
 		x.pending = []directory.Device{{}}
 	} else {
 		x.wire = wireDevices(j.key, n.Name, dl.Devices)
+	}
+	if len(dl.Devices) > 1 && d.journal != nil {
+		// A device the provider accepted is marked in the journal as soon
+		// as the plugin reports it, not when the whole call (to a callee's
+		// many devices) ends: a crash then rings again only the devices
+		// whose answer had not arrived.
+		x.ctx = deliverstream.WithProgress(x.ctx, func(dev *pluginpb.Device, o *pluginpb.Outcome) {
+			if o.GetKind() == pluginpb.Outcome_KIND_DELIVERED {
+				d.journal.Delivered(j.key, n.Name, dev.GetToken())
+			}
+		})
 	}
 	return x
 }

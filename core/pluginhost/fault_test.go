@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ringside/ringside/plugins/sdk/deliverstream"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
@@ -216,5 +217,32 @@ func TestHungPluginIsKilled(t *testing.T) {
 	}
 	if got, _ := kills.Load().(string); got != "hung" {
 		t.Errorf("kill reason: %q; want hung", got)
+	}
+}
+
+// The ctx's progress hook gets each device's outcome as the plugin reports
+// it, before the call is answered: here while another device of the call
+// is still held.
+func TestProgressHookBeforeAnswer(t *testing.T) {
+	c := start(t, testSpec(t, "test"))
+	configure(t, c, `{"greeting":"hi"}`)
+	got := make(chan string, 4)
+	ctx, cancel := context.WithCancel(t.Context())
+	ctx = deliverstream.WithProgress(ctx, func(dev *pluginpb.Device, o *pluginpb.Outcome) { got <- dev.Token + "=" + o.Kind.String() })
+	ch := deliverAsync(t, c, ctx, &pluginpb.DeliverRequest{DeliveryId: "h", Devices: []*pluginpb.Device{
+		{Kind: "testdev", Token: "block"}, {Kind: "testdev", Token: "ok"},
+	}})
+	select {
+	case p := <-got:
+		if p != "ok=KIND_DELIVERED" {
+			t.Errorf("progress %q; want ok=KIND_DELIVERED", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no progress while a device of the call was held")
+	}
+	cancel()
+	r := waitAsync(t, ch)
+	if r.err != nil || r.resp.Outcomes[1].Kind != pluginpb.Outcome_KIND_DELIVERED || r.resp.Outcomes[0].Kind != pluginpb.Outcome_KIND_RETRY {
+		t.Errorf("answer after the cancel: %v %v; want ok delivered, block retry", r.resp, r.err)
 	}
 }

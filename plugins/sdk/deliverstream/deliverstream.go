@@ -173,6 +173,26 @@ type call struct {
 	since int64   // when it was sent (Unix nanoseconds)
 	// outcomes reported as progress, by device index.
 	progress map[int32]*pluginpb.Outcome
+	// onProgress is the ctx's progress hook (see WithProgress), or nil.
+	onProgress func(*pluginpb.Device, *pluginpb.Outcome)
+}
+
+type progressKey struct{}
+
+// WithProgress returns a ctx whose Deliver calls hand each device outcome
+// the plugin reports before the call's answer (see Options.Progress) to
+// f, on the stream's receiver: f must not block. The call's answer still
+// holds every outcome. It lets the caller record a delivered device (in
+// the journal) as soon as the provider accepted it, not when the whole
+// call ends.
+func WithProgress(ctx context.Context, f func(dev *pluginpb.Device, o *pluginpb.Outcome)) context.Context {
+	return context.WithValue(ctx, progressKey{}, f)
+}
+
+// Progress returns the hook WithProgress set on ctx, or nil.
+func Progress(ctx context.Context) func(dev *pluginpb.Device, o *pluginpb.Outcome) {
+	f, _ := ctx.Value(progressKey{}).(func(*pluginpb.Device, *pluginpb.Outcome))
+	return f
 }
 
 // Deliver makes one Deliver call on the stream and waits for its answer.
@@ -207,6 +227,9 @@ func (c *Client) DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest,
 	ctx, msg, end := c.newCall(ctx, req)
 	msg.Progress = c.progress && len(req.GetDevices()) > 1
 	cl := &call{msg: msg, size: proto.Size(msg)}
+	if msg.Progress {
+		cl.onProgress = Progress(ctx)
+	}
 	cl.done = func(r *pluginpb.DeliverResult, err error) {
 		resp, err := cl.answer(r, err)
 		end(err)
@@ -546,6 +569,7 @@ func (c *Client) open() (*stream, error) {
 // fails the calls sent on it.
 func (c *Client) receive(st *stream) {
 	var async []answered
+	var reported []progressed
 	for {
 		rb, err := st.gs.Recv()
 		if err != nil {
@@ -570,9 +594,13 @@ func (c *Client) receive(st *stream) {
 				if cl.progress == nil {
 					cl.progress = map[int32]*pluginpb.Outcome{}
 				}
+				devs := cl.msg.GetRequest().GetDevices()
 				for _, p := range r.GetProgress() {
-					if i := p.GetIndex(); i >= 0 && int(i) < len(cl.msg.GetRequest().GetDevices()) && p.GetOutcome() != nil {
+					if i := p.GetIndex(); i >= 0 && int(i) < len(devs) && p.GetOutcome() != nil && cl.progress[i] == nil {
 						cl.progress[i] = p.GetOutcome()
+						if cl.onProgress != nil {
+							reported = append(reported, progressed{cl.onProgress, devs[i], p.GetOutcome()})
+						}
 					}
 				}
 				continue
@@ -581,6 +609,11 @@ func (c *Client) receive(st *stream) {
 			async = append(async, answered{cl, r})
 		}
 		c.mu.Unlock()
+		for i, p := range reported {
+			p.f(p.dev, p.o)
+			reported[i] = progressed{}
+		}
+		reported = reported[:0]
 		// The answers are handled right here: no goroutine to wake for a
 		// DeliverAsync call, one (the caller's) for Deliver.
 		for i, a := range async {
@@ -590,6 +623,14 @@ func (c *Client) receive(st *stream) {
 		}
 		async = async[:0]
 	}
+}
+
+// progressed is a device outcome reported before its call's answer, and
+// the hook it goes to.
+type progressed struct {
+	f   func(*pluginpb.Device, *pluginpb.Outcome)
+	dev *pluginpb.Device
+	o   *pluginpb.Outcome
 }
 
 // answered is a call and its result.
