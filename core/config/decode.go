@@ -68,6 +68,7 @@ func (d *decoder) value(attr *hcl.Attribute, want cty.Type, wantText string, sen
 }
 
 func (d *decoder) typeError(attr *hcl.Attribute, got cty.Value, wantText string, sensitive bool) {
+	sensitive = sensitive || secretName(attr.Name) || secretMapName(attr.Name)
 	detail := fmt.Sprintf("Got %s.", describe(got, sensitive))
 	d.errorf(attr.Expr.Range(), fmt.Sprintf("%s must be %s", attr.Name, wantText), "%s", detail)
 }
@@ -78,7 +79,7 @@ func describe(v cty.Value, sensitive bool) string {
 	if ty == cty.String && v.IsKnown() && !v.IsNull() && !sensitive {
 		s := v.AsString()
 		if len(s) <= 40 {
-			return fmt.Sprintf("the string %q", s)
+			return fmt.Sprintf("the string %q", redactURLs(s))
 		}
 	}
 	switch {

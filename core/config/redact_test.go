@@ -209,3 +209,25 @@ plugin "p" {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A type error on an attribute named like a secret, or on a headers map,
+// does not quote the value, even before rendering.
+func TestTypeErrorDoesNotQuoteSecrets(t *testing.T) {
+	path := writeConfig(t, `notifier "x" {
+  plugin  = "webhook"
+  url     = "https://x"
+  headers = "Bearer hdr1"
+}
+route "all" {
+  notify = ["x"]
+}
+`)
+	cfg, diags := Load(path, Options{Builtins: testBuiltins, Getenv: noEnv})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	diags = cfg.ApplySchema(cfg.Notifiers[0], testSchemas["webhook"])
+	if !diags.HasErrors() || strings.Contains(diags[0].Detail, "hdr1") {
+		t.Errorf("got %v; want a type error that does not quote the value", diags)
+	}
+}
