@@ -16,6 +16,8 @@
 // the request span (sdk.Transport) records no path.
 package apns
 
+//lint:file-ignore SA1019 x/net's HTTP/2 transport (the one apns2 builds) waits for one dial where net/http's dials once per waiting push: see newTransport
+
 import (
 	"context"
 	"crypto/tls"

@@ -14,21 +14,22 @@ import (
 )
 
 type allTypes struct {
-	URL       string            `ringside:"url,required" help:"Where to POST."`
-	Body      string            `ringside:"body,template" help:"Rendered per call."`
-	KeyFile   string            `ringside:"key_file,path,required"`
-	Secret    string            `ringside:"secret,sensitive"`
-	Prod      bool              `ringside:"production"`
-	Priority  int               `ringside:"priority"`
-	Big       int64             `ringside:"big"`
-	Ratio     float64           `ringside:"ratio"`
-	Timeout   time.Duration     `ringside:"timeout"`
-	Hosts     []string          `ringside:"hosts"`
-	Headers   map[string]string `ringside:"headers,sensitive"`
-	Untagged  string
-	Skipped   string `ringside:"-"`
-	TmplReq   string `ringside:"subject,template,required"`
-	unexposed string //nolint:unused // untagged unexported fields are ignored
+	URL      string            `ringside:"url,required" help:"Where to POST."`
+	Body     string            `ringside:"body,template" help:"Rendered per call."`
+	KeyFile  string            `ringside:"key_file,path,required"`
+	Secret   string            `ringside:"secret,sensitive"`
+	Prod     bool              `ringside:"production"`
+	Priority int               `ringside:"priority"`
+	Big      int64             `ringside:"big"`
+	Ratio    float64           `ringside:"ratio"`
+	Timeout  time.Duration     `ringside:"timeout"`
+	Hosts    []string          `ringside:"hosts"`
+	Headers  map[string]string `ringside:"headers,sensitive"`
+	Untagged string
+	Skipped  string `ringside:"-"`
+	TmplReq  string `ringside:"subject,template,required"`
+	//lint:ignore U1000 an unexported field is what the schema must ignore
+	unexposed string
 }
 
 func TestSchemaOf(t *testing.T) {
