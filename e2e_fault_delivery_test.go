@@ -25,17 +25,23 @@ import (
 // unknown key of 16 KB, kept for rules as call.extra.
 func ftMaxQuery(sid, toUser string) string {
 	param := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("p", 3072)))
+	return maxQuery(sid, "linecorp.com", "9286", toUser, param, "x_later", 16<<10)
+}
+
+// maxQuery is a video callback with the given ids and param, app_svr_data
+// and stid of 4096 bytes each, and an unknown key of extraBytes.
+func maxQuery(sid, fromService, fromUser, toUser, param, extraKey string, extraBytes int) string {
 	v := url.Values{}
 	v.Set("sid", sid)
-	v.Set("from_service_id", "linecorp.com")
-	v.Set("from_user_id", "9286")
+	v.Set("from_service_id", fromService)
+	v.Set("from_user_id", fromUser)
 	v.Set("to_service_id", "linecorp.com")
 	v.Set("to_user_id", toUser)
 	v.Set("type", "V")
 	v.Set("param", param)
 	v.Set("app_svr_data", strings.Repeat("a", 4096))
 	v.Set("stid", strings.Repeat("s", 4096))
-	v.Set("x_later", strings.Repeat("x", 16<<10))
+	v.Set(extraKey, strings.Repeat("x", extraBytes))
 	return v.Encode()
 }
 

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -180,18 +179,7 @@ var fsMaxParam = func() string {
 // caller ids, param (4096 bytes of base64), app_svr_data and stid (4096
 // bytes each) and an unknown key of 4 KB (kept as call.extra, journaled).
 func fsMaxQuery(sid, toUser string) string {
-	v := url.Values{}
-	v.Set("sid", sid)
-	v.Set("from_service_id", fsID("from-service-", 256))
-	v.Set("from_user_id", fsID("from-user-", 256))
-	v.Set("to_service_id", "linecorp.com")
-	v.Set("to_user_id", toUser)
-	v.Set("type", "V")
-	v.Set("param", fsMaxParam)
-	v.Set("app_svr_data", strings.Repeat("a", 4096))
-	v.Set("stid", strings.Repeat("s", 4096))
-	v.Set("x_soak_extra", strings.Repeat("x", 4<<10))
-	return v.Encode()
+	return maxQuery(sid, fsID("from-service-", 256), fsID("from-user-", 256), toUser, fsMaxParam, "x_soak_extra", 4<<10)
 }
 
 // fsNonUTF8 is a config file whose bytes are not UTF-8: 140 ASCII

@@ -408,7 +408,7 @@ func deviceSize(d *pluginpb.Device) int {
 }
 
 func withDevices(req *pluginpb.DeliverRequest, devs []*pluginpb.Device) *pluginpb.DeliverRequest {
-	r := &pluginpb.DeliverRequest{
+	return &pluginpb.DeliverRequest{
 		DeliveryId:       req.GetDeliveryId(),
 		Attempt:          req.GetAttempt(),
 		Route:            req.GetRoute(),
@@ -418,7 +418,6 @@ func withDevices(req *pluginpb.DeliverRequest, devs []*pluginpb.Device) *pluginp
 		Devices:          devs,
 		DeadlineUnixNano: req.GetDeadlineUnixNano(),
 	}
-	return r
 }
 
 // refused is the response to a call the host cannot send: every target

@@ -375,13 +375,6 @@ func (c *Client) Close() {
 	c.failAll(nil, ErrClosed)
 }
 
-// Waiting is the number of calls queued or waiting for their answer.
-func (c *Client) Waiting() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.waiting)
-}
-
 // Stalled reports whether the plugin has answered nothing for longer than
 // d while a call sent to it more than d ago waits for its answer: the
 // process is alive but not serving its calls.
