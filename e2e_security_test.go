@@ -31,7 +31,7 @@ import (
 // env; and go-plugin's AutoMTLS client certificate, so the channel is mTLS.
 func TestE2EExternalPluginEnvironment(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "envplugin")
-	build := exec.Command("go", "build", "-o", bin, "./core/pluginhost/testdata/envplugin")
+	build := exec.Command("go", "build", "-o", bin, "./core/internal/pluginhost/testdata/envplugin")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build envplugin: %v\n%s", err, out)
 	}

@@ -16,12 +16,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ringside/ringside/core/app"
-	"github.com/ringside/ringside/core/callback"
-	"github.com/ringside/ringside/core/config"
-	"github.com/ringside/ringside/core/directory"
-	"github.com/ringside/ringside/core/dispatch"
-	"github.com/ringside/ringside/core/pluginhost"
+	"github.com/ringside/ringside/core/internal/app"
+	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/config"
+	"github.com/ringside/ringside/core/internal/directory"
+	"github.com/ringside/ringside/core/internal/dispatch"
+	"github.com/ringside/ringside/core/internal/pluginhost"
 )
 
 // Exit codes.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringside/ringside/core/directory"
+	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/plugins/webhook"
 )
 

@@ -45,7 +45,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ringside/ringside/core/directory"
+	"github.com/ringside/ringside/core/internal/directory"
 )
 
 const (

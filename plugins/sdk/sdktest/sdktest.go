@@ -37,7 +37,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ringside/ringside/plugins/sdk"
-	"github.com/ringside/ringside/plugins/sdk/deliverstream"
+	"github.com/ringside/ringside/core/internal/pluginhost/deliverstream"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 

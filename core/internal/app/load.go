@@ -1,0 +1,476 @@
+// Package app wires ringside's parts together: it loads a config and starts
+// its plugin processes (Load), and serves notify_cb and the admin API until
+// a signal ends it (Serve).
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/config"
+	"github.com/ringside/ringside/core/internal/dispatch"
+	"github.com/ringside/ringside/core/internal/pluginhost"
+	"github.com/ringside/ringside/core/internal/route"
+	"github.com/ringside/ringside/core/internal/telemetry"
+	"github.com/ringside/ringside/plugins/sdk/pluginpb"
+)
+
+// Options are what the CLI hands to Load and Serve.
+type Options struct {
+	// Builtins are the names of the plugins this binary serves itself with
+	// `ringside plugin NAME`.
+	Builtins []string
+	// Executable is the ringside binary (for built-in plugins); "" → os.Executable().
+	Executable string
+	// Getenv reads the environment (env() in configs, OTEL_* settings).
+	Getenv func(string) string
+	Logger *slog.Logger
+	// Metrics counts plugin restarts; nil → not counted.
+	Metrics *telemetry.Metrics
+	// PluginStartTimeout bounds each plugin process's start (the go-plugin
+	// handshake and the Info and Schema calls) and its Configure call, at
+	// start and on reload; 0 → DefaultPluginStartTimeout. A plugin that
+	// does not answer in time fails the start (or the reload) with a
+	// diagnostic at its notifier.
+	PluginStartTimeout time.Duration
+}
+
+// DefaultPluginStartTimeout is Options.PluginStartTimeout's default: a
+// built-in plugin starts in a fraction of a second.
+const DefaultPluginStartTimeout = 10 * time.Second
+
+func (o Options) startTimeout() time.Duration {
+	if o.PluginStartTimeout <= 0 {
+		return DefaultPluginStartTimeout
+	}
+	return o.PluginStartTimeout
+}
+
+// Runtime is a loaded config whose enabled notifiers have configured plugin
+// processes.
+type Runtime struct {
+	Config    *config.Config
+	Routes    *route.Table
+	Notifiers map[string]*dispatch.Notifier
+	Tracing   telemetry.Tracing
+	clients   map[string]*pluginhost.Supervised
+	specs     map[string]string // notifier → specKey
+	configs   map[string]string // notifier → ConfigJSON
+}
+
+// LoadConfig loads the config file at path (no plugin started).
+func LoadConfig(path string, opt Options) (*config.Config, hcl.Diagnostics) {
+	return config.Load(path, config.Options{Builtins: opt.Builtins, Getenv: opt.getenv()})
+}
+
+func (o Options) getenv() func(string) string {
+	if o.Getenv == nil {
+		return os.Getenv
+	}
+	return o.Getenv
+}
+
+// Start starts one plugin process per enabled notifier of cfg, checks each
+// notifier's attributes against its plugin's schema and configures the
+// plugin. Disabled notifiers are checked against their plugin's schema too,
+// but keep no process. On any error diagnostic every process started is
+// stopped and the runtime is nil.
+func Start(ctx context.Context, cfg *config.Config, opt Options) (*Runtime, hcl.Diagnostics) {
+	return start(ctx, cfg, opt, nil)
+}
+
+// Reload is Start for a new config while rt keeps serving: a notifier whose
+// plugin, process settings and attributes are unchanged keeps its running
+// process. On success the processes of rt that the new runtime does not use
+// are retired (stopped once their deliveries in flight end) and rt must not
+// be used again; on error rt is untouched and keeps serving.
+func (rt *Runtime) Reload(ctx context.Context, cfg *config.Config, opt Options) (*Runtime, hcl.Diagnostics) {
+	next, diags := start(ctx, cfg, opt, rt)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	for name, sup := range rt.clients {
+		if next.clients[name] != sup {
+			sup.Retire()
+		}
+	}
+	rt.clients = nil
+	return next, diags
+}
+
+// notifierState is what start learns of one notifier.
+type notifierState struct {
+	client *pluginhost.Client     // a new process, or nil
+	reuse  *pluginhost.Supervised // the previous runtime's process, or nil
+	schema config.Schema
+	err    error
+}
+
+func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) (*Runtime, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	getenv := opt.getenv()
+	exe := opt.Executable
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "cannot find the ringside executable", Detail: err.Error()})
+		}
+	}
+	rt := &Runtime{
+		Config:    cfg,
+		Notifiers: map[string]*dispatch.Notifier{},
+		Tracing:   tracingSettings(cfg, getenv),
+		clients:   map[string]*pluginhost.Supervised{},
+		specs:     map[string]string{},
+		configs:   map[string]string{},
+	}
+
+	// Start every notifier's plugin at once: each start is an exec and a
+	// handshake. A process of the previous runtime with the same settings
+	// answers the schema instead.
+	results := make([]notifierState, len(cfg.Notifiers))
+	var wg sync.WaitGroup
+	for i, n := range cfg.Notifiers {
+		spec := rt.spec(n, exe, opt.Logger)
+		rt.specs[n.Name] = specKey(spec)
+		if prev != nil && n.Enabled && prev.clients[n.Name] != nil && prev.specs[n.Name] == rt.specs[n.Name] {
+			sup := prev.clients[n.Name]
+			sctx, cancel := context.WithTimeout(ctx, opt.startTimeout())
+			s, err := sup.Client().Schema(sctx)
+			cancel()
+			if err == nil {
+				results[i] = notifierState{reuse: sup, schema: convertSchema(sup.Client().Info(), s)}
+				continue
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = startPlugin(ctx, spec, opt.startTimeout())
+		}()
+	}
+	wg.Wait()
+
+	for i, n := range cfg.Notifiers {
+		r := results[i]
+		if r.err != nil {
+			diags = append(diags, notStarted(n, r.err))
+			continue
+		}
+		schemaDiags := cfg.ApplySchema(n, r.schema)
+		if d := payloadTooLarge(n, r.schema.MaxPayloadBytes); d != nil {
+			schemaDiags = append(schemaDiags, d)
+		}
+		diags = append(diags, schemaDiags...)
+		if !n.Enabled || schemaDiags.HasErrors() {
+			if r.client != nil {
+				r.client.Kill()
+			}
+			continue
+		}
+		js, err := n.ConfigJSON()
+		if err != nil {
+			if r.client != nil {
+				r.client.Kill()
+			}
+			diags = append(diags, n.AttrDiagnostic("", err.Error()))
+			continue
+		}
+		rt.configs[n.Name] = string(js)
+		if r.reuse != nil && prev.configs[n.Name] == string(js) {
+			rt.clients[n.Name] = r.reuse
+		} else {
+			if r.reuse != nil { // same process settings, new attributes: a fresh process
+				if r = startPlugin(ctx, rt.spec(n, exe, opt.Logger), opt.startTimeout()); r.err != nil {
+					diags = append(diags, notStarted(n, r.err))
+					continue
+				}
+			}
+			rt.clients[n.Name] = pluginhost.SuperviseWith(r.client, js, supervisorHooks(opt.Metrics, n.Name), pluginhost.Checks{})
+			cctx, cancel := context.WithTimeout(ctx, opt.startTimeout())
+			attrErrs, err := r.client.Configure(cctx, n.Name, js)
+			cancel()
+			if err != nil {
+				diags = append(diags, n.AttrDiagnostic("", "plugin configure: "+err.Error()))
+				continue
+			}
+			for _, ae := range attrErrs {
+				d := n.AttrDiagnostic(ae.Attribute, ae.Message)
+				if ae.Warning {
+					d.Severity = hcl.DiagWarning
+				}
+				diags = append(diags, d)
+			}
+		}
+		rt.Notifiers[n.Name] = &dispatch.Notifier{
+			Name:      n.Name,
+			Plugin:    n.Plugin,
+			Kind:      n.Devices,
+			TTL:       n.TTL,
+			Payload:   n.Payload,
+			Templates: n.Templates,
+			Deliverer: rt.clients[n.Name],
+		}
+	}
+	if diags.HasErrors() {
+		// Close only what this start created; reused processes stay with prev.
+		for name, sup := range rt.clients {
+			if prev == nil || prev.clients[name] != sup {
+				sup.Close()
+			}
+		}
+		rt.clients = nil
+		return nil, diags
+	}
+
+	routes := make([]*route.Route, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		routes = append(routes, &route.Route{Name: r.Name, When: r.When, Notify: r.Notify, Fallback: r.Fallback, Continue: r.Continue})
+	}
+	rt.Routes = route.New(routes, func(name string) bool { return rt.Notifiers[name] != nil })
+	return rt, diags
+}
+
+// notStarted is the diagnostic of a notifier whose plugin did not start.
+func notStarted(n *config.Notifier, err error) *hcl.Diagnostic {
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  fmt.Sprintf("plugin %q of notifier %q did not start", n.Plugin, n.Name),
+		Detail:   err.Error(),
+		Subject:  n.DeclRange.Ptr(),
+	}
+}
+
+// startPlugin starts spec's process and asks for its schema, within
+// timeout. When ctx ends first (a shutdown cancels the reload) it returns
+// at once: the start goes on in the background and kills the process when
+// it ends (go-plugin cannot stop a handshake half-way; a process that never
+// completes it is killed by the kernel when ringside exits). A panic in the
+// start is an error, not the end of the process.
+func startPlugin(ctx context.Context, spec pluginhost.Spec, timeout time.Duration) notifierState {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	var (
+		mu        sync.Mutex
+		abandoned bool
+		done      = make(chan notifierState, 1)
+	)
+	go func() {
+		defer cancel()
+		var st notifierState
+		defer func() {
+			if p := recover(); p != nil {
+				st = notifierState{err: fmt.Errorf("plugin start panicked: %v", p)}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if abandoned {
+				if st.client != nil {
+					st.client.Kill()
+				}
+				return
+			}
+			done <- st
+		}()
+		c, err := pluginhost.Start(ctx, spec)
+		if err != nil {
+			st = notifierState{err: err}
+			return
+		}
+		s, err := c.Schema(ctx)
+		if err != nil {
+			c.Kill()
+			st = notifierState{err: fmt.Errorf("schema: %w", err)}
+			return
+		}
+		st = notifierState{client: c, schema: convertSchema(c.Info(), s)}
+	}()
+	select {
+	case st := <-done:
+		return st
+	case <-ctx.Done():
+		mu.Lock()
+		defer mu.Unlock()
+		select {
+		case st := <-done: // it ended meanwhile: the caller owns its process
+			return st
+		default:
+			abandoned = true // the start kills its process when it ends
+		}
+		return notifierState{err: fmt.Errorf("start plugin %q (notifier %q): %w", spec.Plugin, spec.Notifier, startCause(ctx, timeout))}
+	}
+}
+
+// startCause says why a start's ctx ended.
+func startCause(ctx context.Context, timeout time.Duration) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within %v (did it complete the go-plugin handshake?)", timeout)
+	}
+	return errors.New("canceled: ringside is shutting down")
+}
+
+// specKey identifies the process settings of a notifier: a process is reused
+// on reload only when they are the same.
+func specKey(s pluginhost.Spec) string {
+	b, _ := json.Marshal([]any{s.Plugin, s.Command, s.SHA256, s.Env, s.Telemetry})
+	return string(b)
+}
+
+// WriteDiagnostics prints diags with their source lines, secrets hidden;
+// cfg may be nil (a config that did not load), in which case the source is
+// read from disk and only the name and URL rules hide secrets.
+func WriteDiagnostics(w io.Writer, cfg *config.Config, diags hcl.Diagnostics) {
+	if cfg == nil {
+		config.WriteDiagnostics(w, nil, diags)
+		return
+	}
+	cfg.WriteDiagnostics(w, diags)
+}
+
+// Close stops every plugin process of the runtime, all at once: each may
+// take go-plugin's grace period to exit, and a shutdown has a deadline.
+func (rt *Runtime) Close() {
+	var wg sync.WaitGroup
+	for name, c := range rt.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Close()
+		}()
+		delete(rt.clients, name)
+	}
+	wg.Wait()
+}
+
+// Health reports the first notifier whose plugin is not ready.
+func (rt *Runtime) Health(ctx context.Context) error {
+	for name, c := range rt.clients {
+		if err := c.Health(ctx); err != nil {
+			return fmt.Errorf("notifier %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// supervisorHooks count a notifier's plugin restarts and kills.
+func supervisorHooks(m *telemetry.Metrics, notifier string) pluginhost.Hooks {
+	if m == nil {
+		return pluginhost.Hooks{}
+	}
+	return pluginhost.Hooks{
+		OnRestart: m.PluginRestarts.WithLabelValues(notifier).Inc,
+		OnKill:    func(reason string) { m.PluginKills.WithLabelValues(notifier, reason).Inc() },
+	}
+}
+
+func (rt *Runtime) spec(n *config.Notifier, exe string, log *slog.Logger) pluginhost.Spec {
+	s := pluginhost.Spec{
+		Notifier:  n.Name,
+		Plugin:    n.Plugin,
+		Telemetry: telemetry.PluginEnv(rt.Tracing, n.Name),
+		Logger:    log,
+	}
+	s.Telemetry["RINGSIDE_PLUGIN_LOG_LEVEL"] = rt.Config.Log.Level
+	if p, ok := rt.Config.Plugins[n.Plugin]; ok {
+		s.Command = p.Command
+		s.SHA256 = p.SHA256
+		s.Env = p.Env
+		return s
+	}
+	s.Command = []string{exe, "plugin", n.Plugin}
+	return s
+}
+
+func tracingSettings(cfg *config.Config, getenv func(string) string) telemetry.Tracing {
+	t := telemetry.Tracing{
+		Exporter:    cfg.Telemetry.Traces,
+		Endpoint:    cfg.Telemetry.Endpoint,
+		ServiceName: cfg.Telemetry.ServiceName,
+	}
+	return telemetry.FromEnv(t, cfg.Telemetry.Explicit, getenv)
+}
+
+func convertSchema(info *pluginpb.InfoResponse, s *pluginpb.SchemaResponse) config.Schema {
+	out := config.Schema{DeviceKind: info.GetDeviceKind(), MaxPayloadBytes: int(info.GetMaxPayloadBytes())}
+	for _, a := range s.GetAttributes() {
+		out.Attributes = append(out.Attributes, config.Attribute{
+			Name:      a.Name,
+			Type:      attrType(a.Type),
+			Required:  a.Required,
+			Template:  a.Template,
+			Path:      a.Path,
+			Sensitive: a.Sensitive,
+		})
+	}
+	return out
+}
+
+func attrType(t pluginpb.Type) config.AttrType {
+	switch t {
+	case pluginpb.Type_TYPE_NUMBER:
+		return config.AttrNumber
+	case pluginpb.Type_TYPE_BOOL:
+		return config.AttrBool
+	case pluginpb.Type_TYPE_DURATION:
+		return config.AttrDuration
+	case pluginpb.Type_TYPE_STRING_LIST:
+		return config.AttrStringList
+	case pluginpb.Type_TYPE_STRING_MAP:
+		return config.AttrStringMap
+	default:
+		return config.AttrString
+	}
+}
+
+// smallestCall is the smallest valid callback: every id one byte, a
+// four-byte param, no app_svr_data.
+var smallestCall = callback.Call{
+	SID: "00000000-0000-0000-0000-000000000000", FromServiceID: "a", FromUserID: "a",
+	ToServiceID: "a", ToUserID: "a", Type: "A", Param: "AAAA",
+}
+
+// payloadTooLarge reports a notifier whose payload is over its plugin's
+// limit even for the smallest callback: every delivery would fail. The size
+// is a lower bound of what any provider counts (keys and values, without
+// JSON's quotes and punctuation). A payload that fails for that callback
+// depends on the call, and is left to the plugin at send time.
+func payloadTooLarge(n *config.Notifier, limit int) *hcl.Diagnostic {
+	if limit <= 0 || n.Payload == nil {
+		return nil
+	}
+	c := smallestCall
+	b, err := dispatch.Payload(&c, n.Payload, config.CallContext(&c))
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	size := 0
+	for k, v := range m {
+		size += len(k)
+		if s, ok := v.(string); ok {
+			size += len(s)
+		} else {
+			js, _ := json.Marshal(v)
+			size += len(js)
+		}
+	}
+	if size <= limit {
+		return nil
+	}
+	d := n.AttrDiagnostic("payload", "")
+	d.Summary = fmt.Sprintf("payload is too large for plugin %s", n.Plugin)
+	d.Detail = fmt.Sprintf("Even for the smallest callback the rendered payload holds at least %d bytes of keys and values, over the %d bytes plugin %s accepts: every delivery would fail. Shorten the payload.", size, limit, n.Plugin)
+	return d
+}

@@ -1,0 +1,621 @@
+package config
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/tryfunc"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/function/stdlib"
+
+	"github.com/ringside/ringside/core/internal/callback"
+)
+
+// callFields are the string attributes of call, in CallType order.
+var callFields = []string{
+	"sid", "from_service_id", "from_user_id", "to_service_id", "to_user_id",
+	"type", "param", "stid", "app_svr_data",
+}
+
+var callType = func() cty.Type {
+	attrs := make(map[string]cty.Type, len(callFields)+1)
+	for _, f := range callFields {
+		attrs[f] = cty.String
+	}
+	attrs["extra"] = cty.Map(cty.String)
+	return cty.Object(attrs)
+}()
+
+// CallType is the type of the call variable: an object of the string
+// attributes sid, from_service_id, from_user_id, to_service_id, to_user_id,
+// type, param, stid and app_svr_data, and extra, a map of strings.
+func CallType() cty.Type { return callType }
+
+// callFuncs is the call function set, built once and shared (read only) by
+// every per-call context.
+var callFuncs = map[string]function.Function{
+	"abs":   stdlib.AbsoluteFunc,
+	"ceil":  stdlib.CeilFunc,
+	"floor": stdlib.FloorFunc,
+	"max":   stdlib.MaxFunc,
+	"min":   stdlib.MinFunc,
+
+	"concat":       stdlib.ConcatFunc,
+	"contains":     stdlib.ContainsFunc,
+	"distinct":     stdlib.DistinctFunc,
+	"element":      stdlib.ElementFunc,
+	"flatten":      stdlib.FlattenFunc,
+	"keys":         stdlib.KeysFunc,
+	"length":       lengthFunc,
+	"lookup":       stdlib.LookupFunc,
+	"merge":        stdlib.MergeFunc,
+	"reverse":      stdlib.ReverseListFunc,
+	"slice":        stdlib.SliceFunc,
+	"sort":         stdlib.SortFunc,
+	"values":       stdlib.ValuesFunc,
+	"zipmap":       stdlib.ZipmapFunc,
+	"coalesce":     coalesceFunc,
+	"coalescelist": stdlib.CoalesceListFunc,
+	"compact":      stdlib.CompactFunc,
+
+	"chomp":      stdlib.ChompFunc,
+	"format":     stdlib.FormatFunc,
+	"formatlist": stdlib.FormatListFunc,
+	"indent":     stdlib.IndentFunc,
+	"join":       stdlib.JoinFunc,
+	"lower":      stdlib.LowerFunc,
+	"upper":      stdlib.UpperFunc,
+	"replace":    stdlib.ReplaceFunc,
+	"regex":      stdlib.RegexFunc,
+	"regexall":   stdlib.RegexAllFunc,
+	"split":      stdlib.SplitFunc,
+	"strrev":     stdlib.ReverseFunc,
+	"substr":     stdlib.SubstrFunc,
+	"title":      stdlib.TitleFunc,
+	"trim":       stdlib.TrimFunc,
+	"trimprefix": stdlib.TrimPrefixFunc,
+	"trimsuffix": stdlib.TrimSuffixFunc,
+	"trimspace":  stdlib.TrimSpaceFunc,
+
+	"jsonencode":   stdlib.JSONEncodeFunc,
+	"jsondecode":   stdlib.JSONDecodeFunc,
+	"base64encode": base64EncodeFunc,
+	"base64decode": base64DecodeFunc,
+
+	"tostring": stdlib.MakeToFunc(cty.String),
+	"tonumber": stdlib.MakeToFunc(cty.Number),
+	"tobool":   stdlib.MakeToFunc(cty.Bool),
+
+	"try": tryfunc.TryFunc,
+	"can": tryfunc.CanFunc,
+}
+
+// loadOnlyFuncs are the functions that exist only at load time.
+var loadOnlyFuncs = map[string]bool{"env": true, "file": true}
+
+// CallFunctions returns the names of the call function set, sorted.
+func CallFunctions() []string {
+	names := make([]string, 0, len(callFuncs))
+	for name := range callFuncs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// CallContext is the evaluation context of when, payload and template
+// expressions for one call: the variable call and the call function set. The
+// function map is shared by every context and must not be modified.
+func CallContext(c *callback.Call) *hcl.EvalContext {
+	return &hcl.EvalContext{
+		Variables: map[string]cty.Value{"call": CallValue(c)},
+		Functions: callFuncs,
+	}
+}
+
+// Values shared by every CallValue (cty values are immutable).
+var (
+	emptyExtra = cty.MapValEmpty(cty.String)
+	typeVals   = map[string]cty.Value{"A": cty.StringVal("A"), "V": cty.StringVal("V")}
+	attrsPool  = sync.Pool{New: func() any { return make(map[string]cty.Value, len(callFields)+1) }}
+)
+
+// CallValue is c as a value of CallType.
+func CallValue(c *callback.Call) cty.Value {
+	extra := emptyExtra
+	if len(c.Extra) > 0 {
+		m := make(map[string]cty.Value, len(c.Extra))
+		for k, v := range c.Extra {
+			m[k] = cty.StringVal(v)
+		}
+		extra = cty.MapVal(m)
+	}
+	typ, ok := typeVals[c.Type]
+	if !ok {
+		typ = cty.StringVal(c.Type)
+	}
+	// ObjectVal copies the map, so the map itself is reused.
+	attrs := attrsPool.Get().(map[string]cty.Value)
+	attrs["sid"] = cty.StringVal(c.SID)
+	attrs["from_service_id"] = cty.StringVal(c.FromServiceID)
+	attrs["from_user_id"] = cty.StringVal(c.FromUserID)
+	attrs["to_service_id"] = cty.StringVal(c.ToServiceID)
+	attrs["to_user_id"] = cty.StringVal(c.ToUserID)
+	attrs["type"] = typ
+	attrs["param"] = cty.StringVal(c.Param)
+	attrs["stid"] = cty.StringVal(c.Stid)
+	attrs["app_svr_data"] = cty.StringVal(c.AppSvrData)
+	attrs["extra"] = extra
+	v := cty.ObjectVal(attrs)
+	clear(attrs)
+	attrsPool.Put(attrs)
+	return v
+}
+
+// checkCtx is the context a call expression is checked in at load time.
+var checkCtx = &hcl.EvalContext{
+	Variables: map[string]cty.Value{"call": cty.UnknownVal(callType)},
+	Functions: callFuncs,
+}
+
+// loadContext is the load-time context: the call function set plus env and
+// file, and no variables.
+func loadContext(dir string, getenv func(string) string) *hcl.EvalContext {
+	funcs := make(map[string]function.Function, len(callFuncs)+2)
+	for k, v := range callFuncs {
+		funcs[k] = v
+	}
+	funcs["env"] = function.New(&function.Spec{
+		Description: "Returns the value of an environment variable, or an empty string when it is unset.",
+		Params:      []function.Parameter{{Name: "name", Type: cty.String}},
+		Type:        function.StaticReturnType(cty.String),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			return cty.StringVal(getenv(args[0].AsString())), nil
+		},
+	})
+	funcs["file"] = function.New(&function.Spec{
+		Description: "Returns the contents of a file; relative paths resolve from the configuration file's folder.",
+		Params:      []function.Parameter{{Name: "path", Type: cty.String}},
+		Type:        function.StaticReturnType(cty.String),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			p := resolvePath(dir, args[0].AsString())
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return cty.NilVal, fmt.Errorf("cannot read %s: %w", p, unwrapPathError(err))
+			}
+			if !utf8.Valid(b) {
+				return cty.NilVal, fmt.Errorf("%s is not valid UTF-8 text", p)
+			}
+			return cty.StringVal(string(b)), nil
+		},
+	})
+	return &hcl.EvalContext{Functions: funcs}
+}
+
+// unwrapPathError drops the "open PATH:" prefix the caller already prints.
+func unwrapPathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// resolvePath resolves a relative p from dir; "" stays "".
+func resolvePath(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+var lengthFunc = function.New(&function.Spec{
+	Description: "Returns the number of elements of a collection, or of characters of a string.",
+	Params: []function.Parameter{{
+		Name:             "value",
+		Type:             cty.DynamicPseudoType,
+		AllowDynamicType: true,
+		AllowUnknown:     true,
+		AllowMarked:      true,
+	}},
+	Type: func(args []cty.Value) (cty.Type, error) {
+		ty := args[0].Type()
+		if ty == cty.String || ty == cty.DynamicPseudoType || ty.IsTupleType() || ty.IsListType() || ty.IsMapType() || ty.IsSetType() || ty.IsObjectType() {
+			return cty.Number, nil
+		}
+		return cty.NilType, function.NewArgErrorf(0, "argument must be a string, a collection or a structural type")
+	},
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		v := args[0]
+		if v.Type() == cty.String {
+			return stdlib.Strlen(v)
+		}
+		if !v.IsKnown() {
+			return cty.UnknownVal(cty.Number), nil
+		}
+		if v.Type().IsObjectType() {
+			return cty.NumberIntVal(int64(len(v.Type().AttributeTypes()))), nil
+		}
+		return v.Length(), nil
+	},
+})
+
+// coalesceFunc is Terraform's coalesce: the first argument that is neither
+// null nor an empty string (cty's skips only nulls, but absent call fields
+// are "").
+var coalesceFunc = function.New(&function.Spec{
+	Description: "Returns the first argument that is not null or an empty string.",
+	VarParam: &function.Parameter{
+		Name:             "vals",
+		Type:             cty.DynamicPseudoType,
+		AllowUnknown:     true,
+		AllowDynamicType: true,
+		AllowNull:        true,
+	},
+	Type: func(args []cty.Value) (cty.Type, error) {
+		types := make([]cty.Type, len(args))
+		for i, a := range args {
+			types[i] = a.Type()
+		}
+		ty, _ := convert.UnifyUnsafe(types)
+		if ty == cty.NilType {
+			return cty.NilType, fmt.Errorf("all arguments must have the same type")
+		}
+		return ty, nil
+	},
+	Impl: func(args []cty.Value, retType cty.Type) (cty.Value, error) {
+		for _, a := range args {
+			a, _ = convert.Convert(a, retType)
+			if !a.IsKnown() {
+				return cty.UnknownVal(retType), nil
+			}
+			if a.IsNull() || (retType == cty.String && a.AsString() == "") {
+				continue
+			}
+			return a, nil
+		}
+		return cty.NilVal, fmt.Errorf("no argument is non-null and non-empty")
+	},
+})
+
+var base64EncodeFunc = function.New(&function.Spec{
+	Description: "Returns the standard (padded) base64 encoding of a string's UTF-8 bytes.",
+	Params:      []function.Parameter{{Name: "str", Type: cty.String}},
+	Type:        function.StaticReturnType(cty.String),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		return cty.StringVal(base64.StdEncoding.EncodeToString([]byte(args[0].AsString()))), nil
+	},
+})
+
+var base64DecodeFunc = function.New(&function.Spec{
+	Description: "Decodes standard (padded) base64; the result must be UTF-8 text.",
+	Params:      []function.Parameter{{Name: "str", Type: cty.String}},
+	Type:        function.StaticReturnType(cty.String),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		b, err := base64.StdEncoding.DecodeString(args[0].AsString())
+		if err != nil {
+			return cty.NilVal, function.NewArgErrorf(0, "not valid standard base64: %v", err)
+		}
+		if !utf8.Valid(b) {
+			return cty.NilVal, function.NewArgErrorf(0, "the decoded bytes are not valid UTF-8")
+		}
+		return cty.StringVal(string(b)), nil
+	},
+})
+
+// checkCallExpr checks a call expression at load time (what may appear in it)
+// and evaluates it against an unknown call. It returns the value (possibly
+// unknown) when there are no errors.
+func checkCallExpr(expr hcl.Expression, what string) (cty.Value, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	for _, tr := range expr.Variables() {
+		diags = append(diags, checkTraversal(tr, what)...)
+	}
+	if syn, ok := expr.(hclsyntax.Expression); ok {
+		diags = append(diags, hclsyntax.VisitAll(syn, func(n hclsyntax.Node) hcl.Diagnostics {
+			call, ok := n.(*hclsyntax.FunctionCallExpr)
+			if !ok {
+				return nil
+			}
+			return checkFunction(call, what)
+		})...)
+	}
+	if diags.HasErrors() {
+		return cty.NilVal, diags
+	}
+	v, vd := expr.Value(checkCtx)
+	diags = append(diags, polish(vd)...)
+	return v, diags
+}
+
+func checkTraversal(tr hcl.Traversal, what string) hcl.Diagnostics {
+	root := tr.RootName()
+	if root != "call" {
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("Unknown variable %q", root),
+			Detail:   fmt.Sprintf("%s can refer only to call (its fields: %s, extra).", what, strings.Join(callFields, ", ")),
+			Subject:  tr.SourceRange().Ptr(),
+		}}
+	}
+	if len(tr) < 2 {
+		return nil
+	}
+	var name string
+	var rng hcl.Range
+	switch step := tr[1].(type) {
+	case hcl.TraverseAttr:
+		name, rng = step.Name, step.SrcRange
+		if rng.End.Byte-rng.Start.Byte > len(name) { // skip the dot
+			rng.Start.Byte++
+			rng.Start.Column++
+		}
+	case hcl.TraverseIndex:
+		if !step.Key.IsKnown() || step.Key.IsNull() || step.Key.Type() != cty.String {
+			return hcl.Diagnostics{{
+				Severity: hcl.DiagError,
+				Summary:  "Invalid call field",
+				Detail:   "call is an object: use call.FIELD or call[\"FIELD\"].",
+				Subject:  step.SrcRange.Ptr(),
+			}}
+		}
+		name, rng = step.Key.AsString(), step.SrcRange
+	default:
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid call field",
+			Detail:   "call is an object: use call.FIELD.",
+			Subject:  tr.SourceRange().Ptr(),
+		}}
+	}
+	if callType.HasAttribute(name) {
+		return nil
+	}
+	detail := fmt.Sprintf("call has no field %q. Its fields are %s and extra (a map of the callback's other keys).", name, strings.Join(callFields, ", "))
+	if s := suggest(name, append(callFields[:len(callFields):len(callFields)], "extra")); s != "" {
+		detail = fmt.Sprintf("call has no field %q; did you mean %q? Its fields are %s and extra (a map of the callback's other keys).", name, s, strings.Join(callFields, ", "))
+	}
+	return hcl.Diagnostics{{
+		Severity: hcl.DiagError,
+		Summary:  fmt.Sprintf("Unknown call field %q", name),
+		Detail:   detail,
+		Subject:  rng.Ptr(),
+	}}
+}
+
+func checkFunction(call *hclsyntax.FunctionCallExpr, what string) hcl.Diagnostics {
+	if _, ok := callFuncs[call.Name]; ok {
+		return nil
+	}
+	rng := hcl.RangeBetween(call.NameRange, call.CloseParenRange)
+	if loadOnlyFuncs[call.Name] {
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("Function %s() is not available in %s", call.Name, what),
+			Detail:   fmt.Sprintf("%s() exists only at load time, in ordinary attributes; %s is evaluated for each call, where only call and the call functions are available.", call.Name, what),
+			Subject:  rng.Ptr(),
+		}}
+	}
+	detail := fmt.Sprintf("There is no function named %q in %s.", call.Name, what)
+	if s := suggest(call.Name, CallFunctions()); s != "" {
+		detail = fmt.Sprintf("There is no function named %q in %s; did you mean %q?", call.Name, what, s)
+	}
+	return hcl.Diagnostics{{
+		Severity: hcl.DiagError,
+		Summary:  fmt.Sprintf("Unknown function %s()", call.Name),
+		Detail:   detail,
+		Subject:  call.NameRange.Ptr(),
+	}}
+}
+
+// checkWhen checks a route's when: it must yield a bool.
+func checkWhen(attr *hcl.Attribute) hcl.Diagnostics {
+	what := "when"
+	v, diags := checkCallExpr(attr.Expr, what)
+	if diags.HasErrors() {
+		return diags
+	}
+	ty := v.Type()
+	switch {
+	case ty == cty.Bool || ty == cty.DynamicPseudoType:
+		if v.IsKnown() && v.IsNull() {
+			return append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "when is null",
+				Detail:   "when must be a bool expression; omit it to match every call.",
+				Subject:  attr.Expr.Range().Ptr(),
+			})
+		}
+		return diags
+	case v.IsWhollyKnown():
+		if _, err := convert.Convert(v, cty.Bool); err == nil && !v.IsNull() {
+			return diags
+		}
+	}
+	return append(diags, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "when is not a bool",
+		Detail:   fmt.Sprintf("when must be a bool expression (such as call.type == \"V\"), but this is %s.", article(ty)),
+		Subject:  attr.Expr.Range().Ptr(),
+	})
+}
+
+// checkTemplate checks a template attribute: it must yield a string.
+func checkTemplate(attr *hcl.Attribute) hcl.Diagnostics {
+	what := fmt.Sprintf("the template attribute %q", attr.Name)
+	v, diags := checkCallExpr(attr.Expr, what)
+	if diags.HasErrors() {
+		return diags
+	}
+	if v.IsKnown() && v.IsNull() {
+		return append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("%s is null", attr.Name),
+			Detail:   fmt.Sprintf("%s is a template and must yield a string.", attr.Name),
+			Subject:  attr.Expr.Range().Ptr(),
+		})
+	}
+	if _, err := convert.Convert(v, cty.String); err != nil {
+		return append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("%s must yield a string", attr.Name),
+			Detail:   fmt.Sprintf("%s is a template, rendered per call into a string, but this is %s.", attr.Name, article(v.Type())),
+			Subject:  attr.Expr.Range().Ptr(),
+		})
+	}
+	return diags
+}
+
+// reservedPayloadKeys are set by ringside itself and may not be overridden.
+var reservedPayloadKeys = map[string]string{
+	"cc_param": "the callback's param, byte for byte",
+	"sid":      "the callback's session ID",
+}
+
+// checkPayload checks a notifier's payload and returns its keys in order.
+func checkPayload(attr *hcl.Attribute) ([]string, hcl.Diagnostics) {
+	pairs, diags := hcl.ExprMap(attr.Expr)
+	if diags.HasErrors() {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "payload is not an object",
+			Detail:   "payload must be an object constructor, { key = expression, ... }, so its keys are known at load time.",
+			Subject:  attr.Expr.Range().Ptr(),
+		}}
+	}
+	var keys []string
+	seen := map[string]hcl.Range{}
+	for _, p := range pairs {
+		kv, kd := p.Key.Value(nil)
+		if kd.HasErrors() || !kv.IsKnown() || kv.IsNull() {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "payload key is not known at load time",
+				Detail:   "Each payload key must be a name or a string literal; only values may refer to call.",
+				Subject:  p.Key.Range().Ptr(),
+			})
+			continue
+		}
+		ks, err := convert.Convert(kv, cty.String)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Invalid payload key",
+				Detail:   fmt.Sprintf("A payload key must be a string, but this is %s.", kv.Type().FriendlyName()),
+				Subject:  p.Key.Range().Ptr(),
+			})
+			continue
+		}
+		k := ks.AsString()
+		switch {
+		case reservedPayloadKeys[k] != "":
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("payload may not set %q", k),
+				Detail:   fmt.Sprintf("ringside sets %s itself in every payload (%s); a payload may add keys or override the app_* ones.", k, reservedPayloadKeys[k]),
+				Subject:  p.Key.Range().Ptr(),
+			})
+			continue
+		case k == "":
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Empty payload key",
+				Detail:   "A payload key must not be empty.",
+				Subject:  p.Key.Range().Ptr(),
+			})
+			continue
+		}
+		if prev, dup := seen[k]; dup {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("Duplicate payload key %q", k),
+				Detail:   fmt.Sprintf("%q is already set at %s.", k, prev),
+				Subject:  p.Key.Range().Ptr(),
+			})
+			continue
+		}
+		seen[k] = p.Key.Range()
+		keys = append(keys, k)
+	}
+	_, vd := checkCallExpr(attr.Expr, "payload")
+	diags = append(diags, vd...)
+	return keys, diags
+}
+
+// suggest returns the candidate nearest to name, if it is near enough to be
+// a likely typo: one edit (a transposition counts as one) for names of up to
+// four characters, two for longer ones.
+func suggest(name string, candidates []string) string {
+	limit := 1
+	if len([]rune(name)) > 4 {
+		limit = 2
+	}
+	best, bestD := "", limit+1
+	for _, c := range candidates {
+		if d := editDistance(name, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the optimal string alignment distance between a and b.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
+}
+
+// polish rewrites HCL's generic function-call failure so it names the
+// function and points at the whole call.
+func polish(diags hcl.Diagnostics) hcl.Diagnostics {
+	for _, dg := range diags {
+		extra, ok := hcl.DiagnosticExtra[hclsyntax.FunctionCallDiagExtra](dg)
+		if !ok || dg.Summary != "Error in function call" || extra.FunctionCallError() == nil {
+			continue
+		}
+		dg.Summary = fmt.Sprintf("Call to %s() failed", extra.CalledFunctionName())
+		dg.Detail = extra.FunctionCallError().Error() + "."
+		if dg.Context != nil {
+			dg.Subject = dg.Context
+		}
+	}
+	return diags
+}
+
+// article prefixes a type's friendly name with "a" or "an".
+func article(ty cty.Type) string {
+	n := ty.FriendlyName()
+	if strings.ContainsRune("aeiou", rune(n[0])) {
+		return "an " + n
+	}
+	return "a " + n
+}

@@ -1,0 +1,779 @@
+package dispatch
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+	grpccodes "google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/directory"
+	"github.com/ringside/ringside/core/internal/journal"
+	"github.com/ringside/ringside/core/internal/telemetry"
+	"github.com/ringside/ringside/core/internal/pluginhost/deliverstream"
+	"github.com/ringside/ringside/plugins/sdk/pluginpb"
+)
+
+// Dispatcher accepts valid callbacks (it is the callback.Acceptor) and runs
+// their deliveries in the background.
+type Dispatcher struct {
+	planner atomic.Pointer[Planner]
+	dedup   *Dedup
+	journal Journal
+	metrics *telemetry.Metrics
+	log     *slog.Logger
+	tracer  trace.Tracer
+	now     func() time.Time
+	jitter  func() float64
+	backoff Backoff
+	maxJobs atomic.Int64
+
+	jobs atomic.Int64 // callbacks with deliveries not ended, or admitted
+	wg   sync.WaitGroup
+	// appendErrs limits the log of failed journal appends.
+	appendErrs everySecond
+}
+
+// everySecond lets one event a second through and counts the others.
+type everySecond struct {
+	mu      sync.Mutex
+	last    time.Time
+	dropped int
+}
+
+// allow reports whether an event at now is let through, and how many were
+// not since the last one that was.
+func (e *everySecond) allow(now time.Time) (int, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.last.IsZero() && now.Sub(e.last) < time.Second {
+		e.dropped++
+		return 0, false
+	}
+	n := e.dropped
+	e.last, e.dropped = now, 0
+	return n, true
+}
+
+// Journal records accepted work so that it survives a crash;
+// *journal.Journal is one.
+type Journal interface {
+	Append(key string, deadline time.Time, data []byte) *journal.Commit
+	Delivered(key, notifier, token string)
+	Finish(key string)
+}
+
+// Options configures a Dispatcher.
+type Options struct {
+	Planner Planner
+	// Dedup is shared across reloads; nil → a new one with a 120 s window.
+	Dedup *Dedup
+	// Journal, when set, records accepted callbacks before Accept returns.
+	Journal Journal
+	// MaxInFlight bounds the callbacks whose deliveries have not ended;
+	// past it Accept returns ErrOverloaded. 0 → 10000.
+	MaxInFlight int
+	Metrics     *telemetry.Metrics
+	Logger      *slog.Logger
+	Tracer      trace.Tracer
+	// Now and Jitter (uniform in [0,1)) are injected for tests.
+	Now     func() time.Time
+	Jitter  func() float64
+	Backoff Backoff
+}
+
+// ErrOverloaded is returned by Accept when MaxInFlight callbacks are being
+// delivered already.
+var ErrOverloaded = fmt.Errorf("too many callbacks in delivery: %w", callback.ErrOverloaded)
+
+// Backoff is the retry schedule: full jitter over Base·2^(attempt-1),
+// capped at Max, and never sooner than a provider's Retry-After.
+type Backoff struct {
+	Base, Max time.Duration
+}
+
+// New returns a Dispatcher.
+func New(opt Options) *Dispatcher {
+	d := &Dispatcher{
+		dedup:   opt.Dedup,
+		journal: opt.Journal,
+		metrics: opt.Metrics,
+		log:     opt.Logger,
+		tracer:  opt.Tracer,
+		now:     opt.Now,
+		jitter:  opt.Jitter,
+		backoff: opt.Backoff,
+	}
+	if d.dedup == nil {
+		d.dedup = NewDedup(120 * time.Second)
+	}
+	if d.metrics == nil {
+		d.metrics = telemetry.NewMetrics()
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.tracer == nil {
+		d.tracer = noop.NewTracerProvider().Tracer("ringside")
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.jitter == nil {
+		d.jitter = mrand.Float64
+	}
+	if d.backoff.Base <= 0 {
+		d.backoff.Base = 200 * time.Millisecond
+	}
+	if d.backoff.Max <= 0 {
+		d.backoff.Max = 5 * time.Second
+	}
+	d.SetMaxInFlight(opt.MaxInFlight)
+	d.SetPlanner(opt.Planner)
+	return d
+}
+
+// SetPlanner swaps the routes and notifiers (a reload). Deliveries already
+// running keep theirs, but each retry uses the live notifier of the same
+// name.
+func (d *Dispatcher) SetPlanner(p Planner) {
+	if p.Tracer == nil {
+		p.Tracer = d.tracer
+	}
+	d.planner.Store(&p)
+}
+
+// SetMaxInFlight changes the bound on callbacks in delivery (a reload);
+// 0 → 10000.
+func (d *Dispatcher) SetMaxInFlight(n int) {
+	if n <= 0 {
+		n = 10000
+	}
+	d.maxJobs.Store(int64(n))
+}
+
+// InFlight is the number of callbacks whose deliveries have not ended.
+func (d *Dispatcher) InFlight() int64 { return d.jobs.Load() }
+
+// Accept plans c and, when deliver is true and the plan reaches someone,
+// records it in the journal, starts its deliveries detached from ctx's
+// cancellation (its values, such as the trace span, are kept) and returns
+// once the journal has it; the deliveries do not wait for the disk.
+func (d *Dispatcher) Accept(ctx context.Context, c *callback.Call, deliver bool) (callback.Answer, error) {
+	if deliver {
+		// Admit first, atomically, so a burst cannot overshoot the bound;
+		// a callback that starts no job gives its slot back.
+		if d.jobs.Add(1) > d.maxJobs.Load() {
+			d.jobs.Add(-1)
+			return callback.Answer{}, ErrOverloaded
+		}
+		started := false
+		defer func() {
+			if !started {
+				d.jobs.Add(-1)
+			}
+		}()
+		return d.accept(ctx, c, &started)
+	}
+	return d.accept(ctx, c, nil)
+}
+
+// accept is Accept after admission; *started is set when a job took the
+// admitted slot (nil: HEAD, nothing is delivered).
+func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool) (callback.Answer, error) {
+	deliver := started != nil
+	plan, err := d.planner.Load().Plan(ctx, c, nil)
+	if err != nil {
+		return callback.Answer{}, err
+	}
+	for _, we := range plan.WhenErrors {
+		d.metrics.WhenErrors.WithLabelValues(we.Route).Inc()
+		d.log.WarnContext(ctx, "route when failed; counted as no match", "sid", c.SID, "route", we.Route, "error", we.Err)
+	}
+	for _, re := range plan.RenderErrors {
+		d.metrics.RenderErrors.WithLabelValues(re.Notifier.Name).Inc()
+		d.log.WarnContext(ctx, "payload did not render; notifier skipped for this call", "sid", c.SID, "notifier", re.Notifier.Name, "error", re.Err)
+	}
+	ans := callback.Answer{Status: plan.Status, Routes: plan.Routes, Reachable: plan.Reachable}
+	if len(plan.Routes) > 0 {
+		ans.Route = plan.Routes[0]
+	}
+	if !deliver {
+		if plan.Status == callback.StatusAccepted && d.dedup.Seen(c.SID, c.ToServiceID, c.ToUserID, d.now()) {
+			ans.Status = callback.StatusDuplicate
+		}
+		return ans, nil
+	}
+	for _, r := range plan.Routes {
+		d.metrics.RouteMatches.WithLabelValues(r).Inc()
+	}
+	if plan.Status != callback.StatusAccepted {
+		d.log.InfoContext(ctx, "callback", "sid", c.SID, "status", plan.Status, "routes", plan.Routes)
+		return ans, nil
+	}
+	if !d.dedup.Claim(c.SID, c.ToServiceID, c.ToUserID, d.now()) {
+		ans.Status = callback.StatusDuplicate
+		d.metrics.DedupHits.Inc()
+		d.log.InfoContext(ctx, "callback", "sid", c.SID, "status", callback.StatusDuplicate, "routes", plan.Routes)
+		return ans, nil
+	}
+	j := d.newJob(newID(), plan)
+	var commit *journal.Commit
+	if d.journal != nil {
+		data, err := encodeRecord(plan)
+		if err != nil {
+			d.dedup.Forget(c.SID, c.ToServiceID, c.ToUserID)
+			return callback.Answer{}, err
+		}
+		commit = d.journal.Append(j.key, plan.deadline(), data)
+	}
+	*started = true
+	j.start(context.WithoutCancel(ctx))
+	if commit != nil {
+		_, span := d.tracer.Start(ctx, "journal.append")
+		err := commit.Wait(ctx)
+		span.End()
+		if err != nil {
+			// The phone is ringing already: answer 200, but say the work
+			// is not durable.
+			// On a full disk every callback fails the same way: one line a
+			// second, saying how many were not logged.
+			if n, ok := d.appendErrs.allow(d.now()); ok {
+				d.log.ErrorContext(ctx, "journal append failed; delivery continues without crash safety", "sid", c.SID, "error", err, "failed_not_logged", n)
+			}
+		}
+	}
+	return ans, nil
+}
+
+// Wait blocks until every delivery started so far has ended, or ctx is done.
+func (d *Dispatcher) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// job is one accepted callback while its deliveries run.
+type job struct {
+	d    *Dispatcher
+	key  string // journal key
+	plan *Plan
+	ctx  context.Context // the callback's, detached: its log lines join the trace
+
+	mu        sync.Mutex
+	pending   int
+	routes    map[string]*routeState
+	notifiers []string
+	counts    map[string]int
+	timer     *time.Timer
+	done      bool
+}
+
+// routeState tracks one matched route, for fallback after delivery.
+type routeState struct {
+	notifyLeft int // active notify deliveries not ended
+	delivered  bool
+	fallback   []*Delivery // fallback deliveries not started
+	fellBack   bool
+}
+
+func (d *Dispatcher) newJob(key string, plan *Plan) *job {
+	j := &job{d: d, key: key, plan: plan, routes: map[string]*routeState{}, counts: map[string]int{}}
+	for _, dl := range plan.Deliveries {
+		rs := j.routes[dl.Route]
+		if rs == nil {
+			rs = &routeState{}
+			j.routes[dl.Route] = rs
+		}
+		switch {
+		case dl.Active && dl.Role == RoleNotify:
+			rs.notifyLeft++
+		case dl.Active && dl.Role == RoleFallback:
+			rs.fellBack = true
+		case !dl.Active && dl.Role == RoleFallback && (dl.Notifier.Kind == "" || len(dl.Devices) > 0):
+			rs.fallback = append(rs.fallback, dl)
+		}
+	}
+	return j
+}
+
+// start launches the active deliveries and the fallback timer. The job's
+// slot in d.jobs is taken already (Accept admits, Resume adds).
+func (j *job) start(ctx context.Context) {
+	j.ctx = ctx
+	d := j.d
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for route, rs := range j.routes {
+		if rs.fellBack {
+			d.metrics.Fallbacks.WithLabelValues(route, "lookup").Inc()
+		}
+	}
+	for _, dl := range j.plan.Deliveries {
+		if dl.Active {
+			j.launch(ctx, dl)
+		}
+	}
+	// A route whose notify deliveries all ended before the job started (a
+	// resumed callback whose pushes ended before the crash) falls back now,
+	// as ended would have.
+	for route, rs := range j.routes {
+		if rs.notifyLeft == 0 && !rs.delivered {
+			j.fallBack(ctx, route, rs, "failed")
+		}
+	}
+	if after := j.fallbackAfter(); after > 0 && j.hasFallback() {
+		wait := j.plan.Call.Received.Add(after).Sub(d.now())
+		j.timer = time.AfterFunc(max(wait, 0), func() { j.fallbackDue(ctx) })
+	}
+	if j.pending == 0 {
+		j.finishLocked()
+	}
+}
+
+func (j *job) fallbackAfter() time.Duration { return j.d.planner.Load().FallbackAfter }
+
+func (j *job) hasFallback() bool {
+	for _, rs := range j.routes {
+		if len(rs.fallback) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// launch starts one delivery; j.mu is held.
+func (j *job) launch(ctx context.Context, dl *Delivery) {
+	dl.Active = true
+	j.pending++
+	j.notifiers = append(j.notifiers, dl.Notifier.Name)
+	j.d.wg.Add(1)
+	// No goroutine per delivery: the first attempt is sent from here and,
+	// from a plugin process, answered on its stream's receiver.
+	j.d.runAsync(ctx, j, dl, asyncOf(j.d.deliverer(dl.Notifier)), func(final map[string]int) {
+		j.ended(ctx, dl, final)
+		j.d.wg.Done()
+	})
+}
+
+// delivered is called by run for each device a provider accepted.
+func (j *job) delivered(dl *Delivery, token string) {
+	if j.d.journal != nil {
+		j.d.journal.Delivered(j.key, dl.Notifier.Name, token)
+	}
+	j.mu.Lock()
+	j.routes[dl.Route].delivered = true
+	j.mu.Unlock()
+}
+
+func (j *job) ended(ctx context.Context, dl *Delivery, final map[string]int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.pending--
+	for k, n := range final {
+		j.counts[k] += n
+	}
+	if rs := j.routes[dl.Route]; dl.Role == RoleNotify {
+		rs.notifyLeft--
+		if rs.notifyLeft == 0 && !rs.delivered {
+			j.fallBack(ctx, dl.Route, rs, "failed")
+		}
+	}
+	if j.pending == 0 {
+		j.finishLocked()
+	}
+}
+
+// fallbackDue runs, at fallback_after, the fallback of every route that
+// has delivered nothing yet.
+func (j *job) fallbackDue(ctx context.Context) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.done {
+		return
+	}
+	for route, rs := range j.routes {
+		if !rs.delivered {
+			j.fallBack(ctx, route, rs, "timeout")
+		}
+	}
+}
+
+// fallBack starts the route's fallback deliveries once; j.mu is held.
+func (j *job) fallBack(ctx context.Context, route string, rs *routeState, reason string) {
+	if rs.fellBack || len(rs.fallback) == 0 {
+		return
+	}
+	rs.fellBack = true
+	j.d.metrics.Fallbacks.WithLabelValues(route, reason).Inc()
+	j.d.log.InfoContext(ctx, "running fallback", "sid", j.plan.Call.SID, "route", route, "reason", reason)
+	for _, dl := range rs.fallback {
+		if dl.Deadline.After(j.d.now()) {
+			j.launch(ctx, dl)
+		}
+	}
+}
+
+// finishLocked ends the job; j.mu is held.
+func (j *job) finishLocked() {
+	if j.done {
+		return
+	}
+	j.done = true
+	if j.timer != nil {
+		j.timer.Stop()
+	}
+	d := j.d
+	d.jobs.Add(-1)
+	if d.journal != nil {
+		d.journal.Finish(j.key)
+	}
+	if !d.log.Enabled(j.ctx, slog.LevelInfo) {
+		return
+	}
+	plan := j.plan
+	attrs := []any{
+		"sid", plan.Call.SID,
+		"status", plan.Status,
+		"route", plan.Routes[0],
+		"notifiers", strings.Join(j.notifiers, ","),
+		"latency_ms", float64(d.now().Sub(plan.Call.Received).Microseconds()) / 1000,
+	}
+	for _, k := range []string{"delivered", "permanent", "gone", "expired"} {
+		if n := j.counts[k]; n > 0 {
+			attrs = append(attrs, k, n)
+		}
+	}
+	d.log.InfoContext(j.ctx, "callback", attrs...)
+}
+
+// runAsync delivers dl until every device has a final outcome or the
+// deadline passes, and gives ended the count of final outcomes by name. No
+// goroutine waits on the first attempt: its answer is handled on the
+// goroutine that has it (the plugin stream's receiver) when every device
+// was delivered, the common case; anything else (a retry, a gone token to
+// prune, a permanent failure that may start a fallback, a failed call)
+// continues on a goroutine of its own.
+func (d *Dispatcher) runAsync(ctx context.Context, j *job, dl *Delivery, ad AsyncDeliverer, ended func(map[string]int)) {
+	x := d.newAttempts(ctx, j, dl)
+	x.prepare(1)
+	ad.DeliverAsync(x.ctx, x.req, func(resp *pluginpb.DeliverResponse, err error) {
+		if err == nil && allDelivered(resp) {
+			// Nothing here sends or blocks: no retry, no prune, no
+			// fallback (the route has delivered).
+			x.outcomes(1, resp, nil)
+			ended(x.end())
+			return
+		}
+		go func() {
+			retry, after := x.outcomes(1, resp, err)
+			if x.next(1, retry, after) {
+				x.loop(2)
+			}
+			ended(x.end())
+		}()
+	})
+}
+
+// asyncOf is dv, called from a goroutine of its own when it has no
+// DeliverAsync.
+func asyncOf(dv Deliverer) AsyncDeliverer {
+	if ad, ok := dv.(AsyncDeliverer); ok {
+		return ad
+	}
+	return syncDeliverer{dv}
+}
+
+type syncDeliverer struct{ Deliverer }
+
+func (s syncDeliverer) DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest, done func(*pluginpb.DeliverResponse, error)) {
+	go func() { done(s.Deliver(ctx, req)) }()
+}
+
+func allDelivered(resp *pluginpb.DeliverResponse) bool {
+	for _, o := range resp.GetOutcomes() {
+		if o.GetKind() != pluginpb.Outcome_KIND_DELIVERED {
+			return false
+		}
+	}
+	return true
+}
+
+// attempts is one delivery's state across its attempts.
+type attempts struct {
+	d       *Dispatcher
+	j       *job
+	dl      *Delivery
+	ctx     context.Context
+	cancel  context.CancelFunc
+	span    trace.Span
+	req     *pluginpb.DeliverRequest
+	pending []directory.Device
+	wire    []*pluginpb.Device // pending as sent, with their idempotency ids
+	final   map[string]int
+}
+
+func (d *Dispatcher) newAttempts(ctx context.Context, j *job, dl *Delivery) *attempts {
+	n := dl.Notifier
+	x := &attempts{d: d, j: j, dl: dl, final: map[string]int{}}
+	x.ctx, x.cancel = context.WithDeadline(ctx, dl.Deadline)
+	// An untraced callback (tracing off, or not sampled) builds no span
+	// options: on the hot path they are allocations for nothing.
+	x.span = trace.SpanFromContext(context.Background()) // a no-op span
+	if trace.SpanContextFromContext(x.ctx).IsSampled() {
+		x.ctx, x.span = d.tracer.Start(x.ctx, "deliver "+n.Name, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(
+				attribute.String("ringside.notifier", n.Name),
+				attribute.String("ringside.plugin", n.Plugin),
+				attribute.String("ringside.route", dl.Route),
+				attribute.String("ringside.role", dl.Role),
+				attribute.Int("ringside.devices", len(dl.Devices)),
+			))
+	}
+	x.req = &pluginpb.DeliverRequest{
+		DeliveryId:       idempotencyID(j.key, n.Name, "", ""),
+		Route:            dl.Route,
+		Call:             wireCall(j.plan.Call),
+		PayloadJson:      dl.Payload,
+		Templates:        dl.Templates,
+		DeadlineUnixNano: dl.Deadline.UnixNano(),
+	}
+	// A notifier without a device kind has one target: the call itself.
+	x.pending = dl.Devices
+	if n.Kind == "" {
+		x.pending = []directory.Device{{}}
+	} else {
+		x.wire = wireDevices(j.key, n.Name, dl.Devices)
+	}
+	if len(dl.Devices) > 1 && d.journal != nil {
+		// A device the provider accepted is marked in the journal as soon
+		// as the plugin reports it, not when the whole call (to a callee's
+		// many devices) ends: a crash then rings again only the devices
+		// whose answer had not arrived.
+		x.ctx = deliverstream.WithProgress(x.ctx, func(dev *pluginpb.Device, o *pluginpb.Outcome) {
+			if o.GetKind() == pluginpb.Outcome_KIND_DELIVERED {
+				d.journal.Delivered(j.key, n.Name, dev.GetToken())
+			}
+		})
+	}
+	return x
+}
+
+// loop makes attempts from the given one until nothing is left to retry.
+func (x *attempts) loop(attempt int) {
+	for ; ; attempt++ {
+		x.prepare(attempt)
+		resp, err := x.d.deliverer(x.dl.Notifier).Deliver(x.ctx, x.req)
+		retry, after := x.outcomes(attempt, resp, err)
+		if !x.next(attempt, retry, after) {
+			return
+		}
+	}
+}
+
+func (x *attempts) prepare(attempt int) {
+	x.req.Attempt = int32(attempt)
+	x.req.Devices = x.wire
+	if attempt > 1 {
+		x.d.metrics.Retries.WithLabelValues(x.dl.Notifier.Name).Inc()
+	}
+}
+
+func (x *attempts) count(outcome string, k int) {
+	x.final[outcome] += k
+	x.d.metrics.Deliveries.WithLabelValues(x.dl.Notifier.Name, outcome).Add(float64(k))
+}
+
+// outcomes counts the final outcomes of an attempt and returns the devices
+// to retry, and the longest Retry-After among them.
+func (x *attempts) outcomes(attempt int, resp *pluginpb.DeliverResponse, err error) (retry []directory.Device, after time.Duration) {
+	d, c, n, ctx := x.d, x.j.plan.Call, x.dl.Notifier, x.ctx
+	if err != nil {
+		if status.Code(err) == grpccodes.ResourceExhausted {
+			d.metrics.DeliveriesShed.WithLabelValues(n.Name).Inc()
+		}
+		d.log.WarnContext(ctx, "deliver failed", "sid", c.SID, "notifier", n.Name, "attempt", attempt, "error", err)
+		return x.pending, 0
+	}
+	var retryWire []*pluginpb.Device
+	defer func() {
+		if x.wire != nil {
+			x.wire = retryWire
+		}
+	}()
+	for i, o := range resp.Outcomes {
+		dev := x.pending[i] // the plugin host checked there is one outcome per target
+		switch o.Kind {
+		case pluginpb.Outcome_KIND_DELIVERED:
+			x.count("delivered", 1)
+			d.metrics.DeliveryLatency.WithLabelValues(n.Name).Observe(d.now().Sub(c.Received).Seconds())
+			x.j.delivered(x.dl, dev.Token)
+		case pluginpb.Outcome_KIND_GONE:
+			x.count("gone", 1)
+			d.prune(ctx, c, n, dev, o)
+		case pluginpb.Outcome_KIND_PERMANENT:
+			x.count("permanent", 1)
+			d.log.WarnContext(ctx, "delivery failed permanently", "sid", c.SID, "notifier", n.Name,
+				"device", directory.ShortToken(dev.Token), "reason", o.Reason)
+		default:
+			retry = append(retry, dev)
+			if x.wire != nil {
+				retryWire = append(retryWire, x.wire[i])
+			}
+			if a := time.Duration(o.RetryAfterMs) * time.Millisecond; a > after {
+				after = a
+			}
+			d.log.DebugContext(ctx, "delivery to retry", "sid", c.SID, "notifier", n.Name, "attempt", attempt, "reason", o.Reason)
+		}
+	}
+	return retry, after
+}
+
+// next waits before the attempt after this one and reports whether to make
+// it: false when nothing is left to retry or the deadline comes first.
+func (x *attempts) next(attempt int, retry []directory.Device, after time.Duration) bool {
+	if len(retry) == 0 {
+		return false
+	}
+	wait := x.d.wait(attempt, after)
+	if x.d.now().Add(wait).After(x.dl.Deadline) || !sleep(x.ctx, wait) {
+		x.count("expired", len(retry))
+		x.span.SetStatus(codes.Error, "deadline passed before delivery")
+		return false
+	}
+	x.pending = retry
+	return true
+}
+
+// end releases the delivery's ctx and span and returns the final counts.
+func (x *attempts) end() map[string]int {
+	x.cancel()
+	x.span.End()
+	return x.final
+}
+
+// deliverer is the live plugin of the notifier's name (after a reload),
+// or the notifier's own when the name is gone.
+func (d *Dispatcher) deliverer(n *Notifier) Deliverer {
+	if live := d.planner.Load().Notifiers[n.Name]; live != nil {
+		return live.Deliverer
+	}
+	return n.Deliverer
+}
+
+// wait is the pause before attempt+1.
+func (d *Dispatcher) wait(attempt int, after time.Duration) time.Duration {
+	ceil := float64(d.backoff.Base) * math.Pow(2, float64(attempt-1))
+	if ceil > float64(d.backoff.Max) {
+		ceil = float64(d.backoff.Max)
+	}
+	w := time.Duration(d.jitter() * ceil)
+	if w < after {
+		w = after
+	}
+	return w
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (d *Dispatcher) prune(ctx context.Context, c *callback.Call, n *Notifier, dev directory.Device, o *pluginpb.Outcome) {
+	var at time.Time
+	if o.GoneAtUnixNano > 0 {
+		at = time.Unix(0, o.GoneAtUnixNano)
+	}
+	removed, err := d.planner.Load().Store.Prune(context.WithoutCancel(ctx), c.ToServiceID, c.ToUserID, dev.Kind, dev.Token, at)
+	switch {
+	case err != nil:
+		d.log.WarnContext(ctx, "prune device failed", "sid", c.SID, "notifier", n.Name, "device", directory.ShortToken(dev.Token), "error", err)
+	case removed:
+		d.metrics.TokensPruned.WithLabelValues(dev.Kind).Inc()
+		d.log.InfoContext(ctx, "device token gone; removed", "notifier", n.Name, "kind", dev.Kind, "device", directory.ShortToken(dev.Token))
+	default:
+		d.log.InfoContext(ctx, "device token gone but registered again since; kept", "notifier", n.Name, "kind", dev.Kind, "device", directory.ShortToken(dev.Token))
+	}
+}
+
+func wireCall(c *callback.Call) *pluginpb.Call {
+	return &pluginpb.Call{
+		Sid:           c.SID,
+		FromServiceId: c.FromServiceID,
+		FromUserId:    c.FromUserID,
+		ToServiceId:   c.ToServiceID,
+		ToUserId:      c.ToUserID,
+		Type:          c.Type,
+		Param:         c.Param,
+		AppSvrData:    c.AppSvrData,
+		Extra:         c.Extra,
+	}
+}
+
+// wireDevices is devs as sent to notifier's plugin for the journaled call
+// key, each with its idempotency id.
+func wireDevices(key, notifier string, devs []directory.Device) []*pluginpb.Device {
+	if len(devs) == 0 {
+		return nil
+	}
+	out := make([]*pluginpb.Device, len(devs))
+	for i, dv := range devs {
+		out[i] = &pluginpb.Device{Kind: dv.Kind, Token: dv.Token, UpdatedAtUnixNano: dv.UpdatedAt.UnixNano(),
+			IdempotencyId: idempotencyID(key, notifier, dv.Kind, dv.Token)}
+	}
+	return out
+}
+
+// idempotencyID identifies the delivery of the journaled call key through
+// notifier to the device (kind, token), or to the call itself when kind
+// is empty: "msg_" and 32 hex digits of a SHA-256 over the three, in the
+// Standard Webhooks style. The key is what the journal keeps, so the id
+// is the same on every attempt, after a plugin restart and after a
+// ringside restart that resumes the call.
+func idempotencyID(key, notifier, kind, token string) string {
+	var buf [256]byte // on the stack unless the strings are longer
+	b := buf[:0]
+	for _, s := range [...]string{key, notifier, kind, token} {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+		b = append(b, s...)
+	}
+	sum := sha256.Sum256(b)
+	var id [4 + 32]byte
+	copy(id[:], "msg_")
+	hex.Encode(id[4:], sum[:16])
+	return string(id[:])
+}
+
+// newID returns a delivery id in the Standard Webhooks style, "msg_" + 32 hex.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "msg_" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,186 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/config"
+	"github.com/ringside/ringside/core/internal/directory"
+	"github.com/ringside/ringside/core/internal/journal"
+	"github.com/ringside/ringside/core/internal/route"
+	"github.com/ringside/ringside/core/internal/telemetry"
+	"github.com/ringside/ringside/plugins/sdk/pluginpb"
+)
+
+// benchParam is LINE Planet's documented example param.
+const benchParam = "eyJjYWxsRmxvd1R5cGUiOiJNIiwiY29tbVBhcmFtIjoie1wibXBrZXlcIjpcIkFoTFJVMzBYdVhGZW5UM1o4WmFwVSsyWVBUUHpyWUEyWk9iRHFSenkraHIzXCIsXCJjdG1cIjozMDAwLFwiaWN0XCI6NjAwMH0iLCJjYWxsVHlwZSI6IkEifQ=="
+
+func benchExpr(tb testing.TB, src string) hcl.Expression {
+	tb.Helper()
+	e, diags := hclsyntax.ParseExpression([]byte(src), "bench.hcl", hcl.InitialPos)
+	if diags.HasErrors() {
+		tb.Fatal(diags)
+	}
+	return e
+}
+
+func benchCall() *callback.Call {
+	return &callback.Call{
+		SID: "151ad995-749c-4a28-893f-636700469db1", FromServiceID: "linecorp.com", FromUserID: "9286",
+		ToServiceID: "planetkit", ToUserID: "2809", Type: "A", Param: benchParam, AppSvrData: "stid",
+		Received: time.Now(),
+	}
+}
+
+// BenchmarkRender is the payload stage: the default keys alone (the
+// shipped apns notifier), and with a two-key payload expression.
+func BenchmarkRender(b *testing.B) {
+	c := benchCall()
+	ectx := config.CallContext(c)
+	for _, bc := range []struct {
+		name  string
+		extra hcl.Expression
+	}{
+		{"defaults", nil},
+		{"payload-expr", benchExpr(b, `{ caller = call.from_user_id, video = call.type == "V" }`)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Payload(c, bc.extra, ectx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// instant is a Deliverer that answers every device delivered at once.
+type instant struct{}
+
+func (instant) Deliver(_ context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
+	out := &pluginpb.DeliverResponse{Outcomes: make([]*pluginpb.Outcome, max(1, len(req.Devices)))}
+	for i := range out.Outcomes {
+		out.Outcomes[i] = &pluginpb.Outcome{Kind: pluginpb.Outcome_KIND_DELIVERED, ProviderId: "id"}
+	}
+	return out, nil
+}
+
+// benchPlanner is the shape of the load test's config: one route, always
+// true, to one apns notifier; the callee has one apns device.
+func benchPlanner(tb testing.TB, when string) Planner {
+	store := directory.NewMemory()
+	if err := store.Put(context.Background(), "planetkit", "2809", "apns", fmt.Sprintf("%064x", 7), time.Now()); err != nil {
+		tb.Fatal(err)
+	}
+	n := &Notifier{Name: "ios", Plugin: "apns", Kind: "apns", TTL: 60 * time.Second, Deliverer: instant{}}
+	r := &route.Route{Name: "all", Notify: []string{"ios"}}
+	if when != "" {
+		r.When = benchExpr(tb, when)
+	}
+	return Planner{
+		Routes:    route.New([]*route.Route{r}, nil),
+		Notifiers: map[string]*Notifier{"ios": n},
+		Store:     store,
+	}
+}
+
+// BenchmarkPlan is route match, directory lookup (in memory) and payload
+// render together, for one callback.
+func BenchmarkPlan(b *testing.B) {
+	p := benchPlanner(b, `call.to_service_id == "planetkit" && call.type == "A"`)
+	c := benchCall()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		plan, err := p.Plan(ctx, c, config.CallContext(c))
+		if err != nil || plan.Status != callback.StatusAccepted {
+			b.Fatal(plan, err)
+		}
+	}
+}
+
+// BenchmarkEncodeRecord is the journal record of an accepted plan.
+func BenchmarkEncodeRecord(b *testing.B) {
+	p := benchPlanner(b, "")
+	c := benchCall()
+	plan, err := p.Plan(context.Background(), c, config.CallContext(c))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := encodeRecord(plan); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkInProcessPath is the whole callback path inside ringside's
+// process, one callback at a time: the notify_cb handler parses and checks
+// the query, the dispatcher plans (route, in-memory directory, payload),
+// claims dedup, starts the delivery, which a Deliverer answering at once
+// completes, and the job ends. Each op waits for its delivery to end, so
+// ns/op is the serial cost of one callback (the HTTP server, the plugin
+// RPC and the APNs push are not in it). "journal" adds the journal
+// (group commit of one, so every op pays a write).
+func BenchmarkInProcessPath(b *testing.B) {
+	for _, withJournal := range []bool{false, true} {
+		name := "no-journal"
+		if withJournal {
+			name = "journal"
+		}
+		b.Run(name, func(b *testing.B) {
+			opt := Options{Planner: benchPlanner(b, ""), Metrics: telemetry.NewMetrics()}
+			if withJournal {
+				j, err := journal.Open(filepath.Join(b.TempDir(), "j.db"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { j.Close() })
+				opt.Journal = j
+			}
+			d := New(opt)
+			h := &callback.Handler{Acceptor: d, Metrics: opt.Metrics}
+			r := httptest.NewRequest(http.MethodGet, "/notify_cb", nil)
+			w := &nopWriter{h: http.Header{}}
+			base := "&from_service_id=linecorp.com&from_user_id=9286&to_service_id=planetkit&to_user_id=2809&type=A&stid=stid&param=" + url.QueryEscape(benchParam)
+			ctx := context.Background()
+			var seq uint64
+			b.ReportAllocs()
+			for b.Loop() {
+				seq++
+				r.URL.RawQuery = fmt.Sprintf("sid=151ad995-749c-4a28-893f-%012x", seq) + base
+				clear(w.h)
+				w.code = 0
+				h.ServeHTTP(w, r)
+				if w.code != http.StatusOK {
+					b.Fatalf("status %d", w.code)
+				}
+				if err := d.Wait(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// nopWriter is a ResponseWriter that keeps the status and the header map.
+type nopWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *nopWriter) Header() http.Header         { return w.h }
+func (w *nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *nopWriter) WriteHeader(code int)        { w.code = code }

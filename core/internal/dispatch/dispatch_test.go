@@ -1,0 +1,598 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/config"
+	"github.com/ringside/ringside/core/internal/directory"
+	"github.com/ringside/ringside/core/internal/route"
+	"github.com/ringside/ringside/core/internal/telemetry"
+	"github.com/ringside/ringside/plugins/sdk/pluginpb"
+)
+
+func expr(t *testing.T, src string) hcl.Expression {
+	t.Helper()
+	e, diags := hclsyntax.ParseExpression([]byte(src), "test.hcl", hcl.InitialPos)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	return e
+}
+
+var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+
+func testCall() *callback.Call {
+	return &callback.Call{
+		SID: "151ad995-749c-4a28-893f-636700469db1", FromServiceID: "linecorp.com", FromUserID: "9286",
+		ToServiceID: "planetkit", ToUserID: "2809", Type: "V", Param: "eyJ+/a==", AppSvrData: "data",
+		Received: t0,
+	}
+}
+
+// fakePlugin answers Deliver with outcomes chosen per attempt and records requests.
+type fakePlugin struct {
+	mu      sync.Mutex
+	reqs    []*pluginpb.DeliverRequest
+	answer  func(attempt int, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error)
+	calls   int
+	devices [][]string
+}
+
+func (f *fakePlugin) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
+	f.mu.Lock()
+	f.calls++
+	n := f.calls
+	var toks []string
+	for _, d := range req.Devices {
+		toks = append(toks, d.Token)
+	}
+	f.devices = append(f.devices, toks)
+	f.reqs = append(f.reqs, req)
+	f.mu.Unlock()
+	if f.answer == nil {
+		return delivered(req), nil
+	}
+	return f.answer(n, req)
+}
+
+// asyncFakes makes newFixture's plugins AsyncDeliverers (TestAsync).
+var asyncFakes bool
+
+// asyncPlugin answers DeliverAsync from another goroutine, as the plugin
+// stream's receiver does.
+type asyncPlugin struct{ *fakePlugin }
+
+func (a asyncPlugin) DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest, done func(*pluginpb.DeliverResponse, error)) {
+	go func() { done(a.Deliver(ctx, req)) }()
+}
+
+// The dispatcher's tests again with plugins it calls without a goroutine
+// waiting (DeliverAsync): delivered, gone, permanent, retried and expired
+// outcomes, fallbacks, overload and the journal behave the same.
+func TestAsync(t *testing.T) {
+	asyncFakes = true
+	t.Cleanup(func() { asyncFakes = false })
+	for name, test := range map[string]func(*testing.T){
+		"AcceptDeliversAndDedups": TestAcceptDeliversAndDedups,
+		"DeliveryOutcomes":        TestDeliveryOutcomes,
+		"RetryStopsAtDeadline":    TestRetryStopsAtDeadline,
+		"FallbackAfterDelivery":   TestFallbackAfterDelivery,
+		"Overload":                TestOverload,
+		"JournalRecordAndResume":  TestJournalRecordAndResume,
+	} {
+		t.Run(name, test)
+	}
+}
+
+func delivered(req *pluginpb.DeliverRequest) *pluginpb.DeliverResponse {
+	n := max(1, len(req.Devices))
+	out := &pluginpb.DeliverResponse{}
+	for range n {
+		out.Outcomes = append(out.Outcomes, &pluginpb.Outcome{Kind: pluginpb.Outcome_KIND_DELIVERED, ProviderId: "id"})
+	}
+	return out
+}
+
+type fixture struct {
+	store     *directory.Memory
+	notifiers map[string]*Notifier
+	plugins   map[string]*fakePlugin
+}
+
+func newFixture(t *testing.T) *fixture {
+	f := &fixture{store: directory.NewMemory(), notifiers: map[string]*Notifier{}, plugins: map[string]*fakePlugin{}}
+	for _, n := range []struct{ name, kind string }{{"ios", "apns"}, {"android", "fcm"}, {"hook", ""}, {"sms", "phone"}, {"ios2", "apns"}} {
+		p := &fakePlugin{}
+		f.plugins[n.name] = p
+		var dv Deliverer = p
+		if asyncFakes {
+			dv = asyncPlugin{p}
+		}
+		f.notifiers[n.name] = &Notifier{Name: n.name, Plugin: n.name, Kind: n.kind, TTL: 60 * time.Second, Deliverer: dv}
+	}
+	return f
+}
+
+func (f *fixture) put(t *testing.T, kind, token string, at time.Time) {
+	t.Helper()
+	if err := f.store.Put(context.Background(), "planetkit", "2809", kind, token, at); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) planner(routes ...*route.Route) Planner {
+	return Planner{
+		Routes:    route.New(routes, func(n string) bool { return f.notifiers[n] != nil }),
+		Notifiers: f.notifiers,
+		Store:     f.store,
+	}
+}
+
+type planned struct {
+	name, role string
+	active     bool
+	devices    []string
+}
+
+func summarize(p *Plan) []planned {
+	var out []planned
+	for _, d := range p.Deliveries {
+		var toks []string
+		for _, dev := range d.Devices {
+			toks = append(toks, dev.Token)
+		}
+		out = append(out, planned{d.Notifier.Name, d.Role, d.Active, toks})
+	}
+	return out
+}
+
+func TestPlan(t *testing.T) {
+	tests := []struct {
+		name       string
+		routes     func(t *testing.T) []*route.Route
+		devices    [][2]string
+		status     string
+		routeNames []string
+		want       []planned
+	}{
+		{
+			name: "unrouted",
+			routes: func(t *testing.T) []*route.Route {
+				return []*route.Route{{Name: "x", When: expr(t, `call.type == "A"`), Notify: []string{"ios"}}}
+			},
+			status: callback.StatusUnrouted,
+		},
+		{
+			name: "first match wins",
+			routes: func(t *testing.T) []*route.Route {
+				return []*route.Route{
+					{Name: "video", When: expr(t, `call.type == "V"`), Notify: []string{"ios"}},
+					{Name: "all", Notify: []string{"hook"}},
+				}
+			},
+			devices:    [][2]string{{"apns", "a1"}},
+			status:     callback.StatusAccepted,
+			routeNames: []string{"video"},
+			want:       []planned{{"ios", "notify", true, []string{"a1"}}},
+		},
+		{
+			name: "continue evaluates the routes below",
+			routes: func(t *testing.T) []*route.Route {
+				return []*route.Route{
+					{Name: "video", When: expr(t, `call.type == "V"`), Notify: []string{"ios"}, Continue: true},
+					{Name: "never", When: expr(t, `call.type == "A"`), Notify: []string{"android"}},
+					{Name: "all", Notify: []string{"hook"}},
+					{Name: "after", Notify: []string{"sms"}},
+				}
+			},
+			devices:    [][2]string{{"apns", "a1"}},
+			status:     callback.StatusAccepted,
+			routeNames: []string{"video", "all"},
+			want:       []planned{{"ios", "notify", true, []string{"a1"}}, {"hook", "notify", true, nil}},
+		},
+		{
+			name: "no device of any kind",
+			routes: func(t *testing.T) []*route.Route {
+				return []*route.Route{{Name: "r", Notify: []string{"ios", "android"}}}
+			},
+			devices:    [][2]string{{"phone", "+8190"}},
+			status:     callback.StatusNoDevices,
+			routeNames: []string{"r"},
+			want:       []planned{{"ios", "notify", false, nil}, {"android", "notify", false, nil}},
+		},
+		{
+			name: "fallback at lookup when notify reaches no one",
+			routes: func(t *testing.T) []*route.Route {
+				return []*route.Route{{Name: "r", Notify: []string{"ios"}, Fallback: []string{"sms"}}}
+			},
+			devices:    [][2]string{{"phone", "+8190"}},
+			status:     callback.StatusAccepted,
+			routeNames: []string{"r"},
+			want:       []planned{{"ios", "notify", false, nil}, {"sms", "fallback", true, []string{"+8190"}}},
+		},
+		{
+			name: "fallback unused when notify reaches a device",
+			routes: func(t *testing.T) []*route.Route {
+				return []*route.Route{{Name: "r", Notify: []string{"ios"}, Fallback: []string{"sms"}}}
+			},
+			devices:    [][2]string{{"apns", "a1"}, {"phone", "+8190"}},
+			status:     callback.StatusAccepted,
+			routeNames: []string{"r"},
+			want:       []planned{{"ios", "notify", true, []string{"a1"}}, {"sms", "fallback", false, []string{"+8190"}}},
+		},
+		{
+			name: "a webhook always reaches",
+			routes: func(t *testing.T) []*route.Route {
+				return []*route.Route{{Name: "r", Notify: []string{"hook"}, Fallback: []string{"sms"}}}
+			},
+			devices:    [][2]string{{"phone", "+8190"}},
+			status:     callback.StatusAccepted,
+			routeNames: []string{"r"},
+			want:       []planned{{"hook", "notify", true, nil}, {"sms", "fallback", false, []string{"+8190"}}},
+		},
+		{
+			name: "a fallback not needed still serves a later route",
+			routes: func(t *testing.T) []*route.Route {
+				return []*route.Route{
+					{Name: "r", Notify: []string{"ios"}, Fallback: []string{"hook"}, Continue: true},
+					{Name: "all", Notify: []string{"hook", "ios"}},
+				}
+			},
+			devices:    [][2]string{{"apns", "a1"}},
+			status:     callback.StatusAccepted,
+			routeNames: []string{"r", "all"},
+			want:       []planned{{"ios", "notify", true, []string{"a1"}}, {"hook", "fallback", false, nil}, {"hook", "notify", true, nil}},
+		},
+		{
+			name:       "a device rings once across notifiers of its kind",
+			routes:     func(t *testing.T) []*route.Route { return []*route.Route{{Name: "r", Notify: []string{"ios", "ios2"}}} },
+			devices:    [][2]string{{"apns", "a1"}, {"apns", "a2"}},
+			status:     callback.StatusAccepted,
+			routeNames: []string{"r"},
+			want:       []planned{{"ios", "notify", true, []string{"a1", "a2"}}, {"ios2", "notify", false, nil}},
+		},
+		{
+			name:       "a disabled notifier is skipped",
+			routes:     func(t *testing.T) []*route.Route { return []*route.Route{{Name: "r", Notify: []string{"gone", "ios"}}} },
+			devices:    [][2]string{{"apns", "a1"}},
+			status:     callback.StatusAccepted,
+			routeNames: []string{"r"},
+			want:       []planned{{"ios", "notify", true, []string{"a1"}}},
+		},
+		{
+			name: "a when that fails at run time does not match",
+			routes: func(t *testing.T) []*route.Route {
+				return []*route.Route{
+					{Name: "bad", When: expr(t, `call.extra["missing"] == "x"`), Notify: []string{"ios"}},
+					{Name: "all", Notify: []string{"hook"}},
+				}
+			},
+			status:     callback.StatusAccepted,
+			routeNames: []string{"all"},
+			want:       []planned{{"hook", "notify", true, nil}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			for _, d := range tc.devices {
+				f.put(t, d[0], d[1], t0)
+			}
+			p := f.planner(tc.routes(t)...)
+			c := testCall()
+			plan, err := p.Plan(context.Background(), c, config.CallContext(c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plan.Status != tc.status {
+				t.Errorf("status: got %s; want %s", plan.Status, tc.status)
+			}
+			if plan.Reachable != (tc.status == callback.StatusAccepted) {
+				t.Errorf("reachable: got %v", plan.Reachable)
+			}
+			if len(plan.Routes) != len(tc.routeNames) {
+				t.Errorf("routes: got %v; want %v", plan.Routes, tc.routeNames)
+			}
+			for i := range min(len(plan.Routes), len(tc.routeNames)) {
+				if plan.Routes[i] != tc.routeNames[i] {
+					t.Errorf("routes: got %v; want %v", plan.Routes, tc.routeNames)
+				}
+			}
+			got := summarize(plan)
+			if len(got) != len(tc.want) {
+				t.Fatalf("deliveries: got %+v; want %+v", got, tc.want)
+			}
+			for i := range got {
+				g, w := got[i], tc.want[i]
+				if g.name != w.name || g.role != w.role || g.active != w.active || len(g.devices) != len(w.devices) {
+					t.Errorf("delivery %d: got %+v; want %+v", i, g, w)
+					continue
+				}
+				for j := range g.devices {
+					if g.devices[j] != w.devices[j] {
+						t.Errorf("delivery %d: got %+v; want %+v", i, g, w)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestPayload(t *testing.T) {
+	c := testCall()
+	ectx := config.CallContext(c)
+	tests := []struct {
+		name  string
+		extra string
+		want  map[string]any
+	}{
+		{"defaults", "", map[string]any{
+			"cc_param": "eyJ+/a==", "sid": c.SID, "app_caller_sid": "linecorp.com", "app_caller_uid": "9286",
+			"app_callee_sid": "planetkit", "app_callee_uid": "2809", "app_call_type": "V", "app_svr_data": "data",
+		}},
+		{"extra keys keep their JSON types and override app_*", `{ video = call.type == "V", n = 3, caller = upper(call.from_service_id), app_call_type = "video", tags = ["a"] }`, map[string]any{
+			"cc_param": "eyJ+/a==", "sid": c.SID, "app_caller_sid": "linecorp.com", "app_caller_uid": "9286",
+			"app_callee_sid": "planetkit", "app_callee_uid": "2809", "app_call_type": "video", "app_svr_data": "data",
+			"video": true, "n": 3.0, "caller": "LINECORP.COM", "tags": []any{"a"},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var e hcl.Expression
+			if tc.extra != "" {
+				e = expr(t, tc.extra)
+			}
+			b, err := Payload(c, e, ectx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatalf("%s: %v", b, err)
+			}
+			gb, _ := json.Marshal(got)
+			wb, _ := json.Marshal(tc.want)
+			if string(gb) != string(wb) {
+				t.Errorf("got %s; want %s", gb, wb)
+			}
+		})
+	}
+	t.Run("app_svr_data omitted when absent", func(t *testing.T) {
+		c := testCall()
+		c.AppSvrData = ""
+		b, _ := Payload(c, nil, config.CallContext(c))
+		var got map[string]any
+		_ = json.Unmarshal(b, &got)
+		if _, ok := got["app_svr_data"]; ok {
+			t.Errorf("got %s", b)
+		}
+	})
+}
+
+func newDispatcher(f *fixture, m *telemetry.Metrics, jitter float64, routes ...*route.Route) *Dispatcher {
+	return New(Options{
+		Planner: f.planner(routes...),
+		Metrics: m,
+		Now:     func() time.Time { return t0 },
+		Jitter:  func() float64 { return jitter },
+		Backoff: Backoff{Base: time.Millisecond, Max: 4 * time.Millisecond},
+	})
+}
+
+func TestAcceptDeliversAndDedups(t *testing.T) {
+	f := newFixture(t)
+	f.put(t, "apns", "a1", t0)
+	m := telemetry.NewMetrics()
+	d := newDispatcher(f, m, 0.5, &route.Route{Name: "r", Notify: []string{"ios", "hook"}})
+	ctx := context.Background()
+
+	// HEAD: decided, not delivered, not recorded.
+	ans, err := d.Accept(ctx, testCall(), false)
+	if err != nil || ans.Status != callback.StatusAccepted || ans.Route != "r" || !ans.Reachable {
+		t.Fatalf("HEAD: got %+v, %v", ans, err)
+	}
+	_ = d.Wait(ctx)
+	if f.plugins["ios"].calls != 0 {
+		t.Fatalf("HEAD delivered")
+	}
+	ans, _ = d.Accept(ctx, testCall(), true)
+	if ans.Status != callback.StatusAccepted {
+		t.Fatalf("GET: got %+v", ans)
+	}
+	ans, _ = d.Accept(ctx, testCall(), true)
+	if ans.Status != callback.StatusDuplicate {
+		t.Fatalf("repeat: got %+v; want duplicate", ans)
+	}
+	other := testCall()
+	other.ToUserID = "other"
+	if ans, _ := d.Accept(ctx, other, true); ans.Status != callback.StatusAccepted {
+		t.Fatalf("other callee: got %+v; want accepted (not a duplicate)", ans)
+	}
+	_ = d.Wait(ctx)
+	if got := f.plugins["ios"].calls; got != 1 {
+		t.Errorf("ios deliveries: got %d; want 1", got)
+	}
+	if got := f.plugins["hook"].calls; got != 2 {
+		t.Errorf("hook deliveries: got %d; want 2", got)
+	}
+	req := f.plugins["hook"].reqs[0]
+	if req.Call.Param != "eyJ+/a==" || req.Route != "r" || req.Attempt != 1 || len(req.Devices) != 0 ||
+		req.DeadlineUnixNano != t0.Add(60*time.Second).UnixNano() || req.DeliveryId == "" {
+		t.Errorf("webhook request: got %+v", req)
+	}
+	if got := testutil.ToFloat64(m.Deliveries.WithLabelValues("ios", "delivered")); got != 1 {
+		t.Errorf("delivered metric: got %v", got)
+	}
+}
+
+func TestDeliveryOutcomes(t *testing.T) {
+	f := newFixture(t)
+	f.put(t, "apns", "ok", t0)
+	f.put(t, "apns", "gone-old", t0)
+	f.put(t, "apns", "gone-new", t0.Add(time.Minute))
+	f.put(t, "apns", "bad", t0)
+	f.put(t, "apns", "flaky", t0)
+	m := telemetry.NewMetrics()
+	d := New(Options{
+		Planner: f.planner(&route.Route{Name: "r", Notify: []string{"ios"}}),
+		Metrics: m,
+		Jitter:  func() float64 { return 0.5 },
+		Backoff: Backoff{Base: time.Millisecond, Max: 4 * time.Millisecond},
+	})
+	f.plugins["ios"].answer = func(attempt int, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
+		out := &pluginpb.DeliverResponse{}
+		for _, dev := range req.Devices {
+			o := &pluginpb.Outcome{}
+			switch dev.Token {
+			case "ok":
+				o.Kind = pluginpb.Outcome_KIND_DELIVERED
+			case "gone-old", "gone-new":
+				o.Kind, o.GoneAtUnixNano = pluginpb.Outcome_KIND_GONE, t0.Add(30*time.Second).UnixNano()
+			case "bad":
+				o.Kind, o.Reason = pluginpb.Outcome_KIND_PERMANENT, "BadDeviceToken"
+			case "flaky":
+				o.Kind = pluginpb.Outcome_KIND_RETRY
+				if attempt >= 3 {
+					o.Kind = pluginpb.Outcome_KIND_DELIVERED
+				}
+			}
+			out.Outcomes = append(out.Outcomes, o)
+		}
+		return out, nil
+	}
+	c := testCall()
+	c.Received = time.Now() // deadlines are real: the delivery context carries them
+	if ans, _ := d.Accept(context.Background(), c, true); ans.Status != callback.StatusAccepted {
+		t.Fatalf("got %+v", ans)
+	}
+	_ = d.Wait(context.Background())
+	p := f.plugins["ios"]
+	if len(p.devices) != 3 || len(p.devices[1]) != 1 || p.devices[1][0] != "flaky" || p.devices[2][0] != "flaky" {
+		t.Errorf("attempts: got %v; want all five, then only flaky twice", p.devices)
+	}
+	for _, c := range []struct {
+		outcome string
+		want    float64
+	}{{"delivered", 2}, {"gone", 2}, {"permanent", 1}, {"expired", 0}} {
+		if got := testutil.ToFloat64(m.Deliveries.WithLabelValues("ios", c.outcome)); got != c.want {
+			t.Errorf("%s: got %v; want %v", c.outcome, got, c.want)
+		}
+	}
+	devs, _ := f.store.Lookup(context.Background(), "planetkit", "2809")
+	var left []string
+	for _, dv := range devs {
+		left = append(left, dv.Token)
+	}
+	// gone-old was registered before APNs saw it gone: pruned. gone-new was
+	// registered again since: kept. bad is permanent: never pruned.
+	want := []string{"bad", "flaky", "gone-new", "ok"}
+	if len(left) != len(want) {
+		t.Fatalf("devices left: got %v; want %v", left, want)
+	}
+	for i := range want {
+		if left[i] != want[i] {
+			t.Errorf("devices left: got %v; want %v", left, want)
+		}
+	}
+	if got := testutil.ToFloat64(m.TokensPruned.WithLabelValues("apns")); got != 1 {
+		t.Errorf("pruned: got %v; want 1", got)
+	}
+}
+
+func TestRetryStopsAtDeadline(t *testing.T) {
+	f := newFixture(t)
+	f.notifiers["hook"].TTL = 10 * time.Second
+	m := telemetry.NewMetrics()
+	start := time.Now() // the delivery context's deadline is on the real clock too
+	clock := start
+	var mu sync.Mutex
+	d := New(Options{
+		Planner: f.planner(&route.Route{Name: "r", Notify: []string{"hook"}}),
+		Metrics: m,
+		Now: func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			return clock
+		},
+		Jitter:  func() float64 { return 1 },
+		Backoff: Backoff{Base: 10 * time.Millisecond, Max: 10 * time.Millisecond},
+	})
+	f.plugins["hook"].answer = func(attempt int, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
+		mu.Lock()
+		clock = clock.Add(4 * time.Second) // each attempt takes 4 s of the injected clock
+		mu.Unlock()
+		if attempt == 1 {
+			return nil, errors.New("transport: connection refused")
+		}
+		return &pluginpb.DeliverResponse{Outcomes: []*pluginpb.Outcome{{Kind: pluginpb.Outcome_KIND_RETRY, RetryAfterMs: 1}}}, nil
+	}
+	c := testCall()
+	c.Received = start
+	// Deadline is start+10s: attempts end at 4, 8 and 12 s on the injected
+	// clock; after the third the next would start after the deadline, so
+	// the delivery expires. The real clock (the ctx's deadline, the 10 ms
+	// backoff sleeps) is far from the deadline however loaded the box is.
+	if ans, _ := d.Accept(context.Background(), c, true); ans.Status != callback.StatusAccepted {
+		t.Fatalf("got %+v", ans)
+	}
+	_ = d.Wait(context.Background())
+	if got := f.plugins["hook"].calls; got != 3 {
+		t.Errorf("attempts: got %d; want 3", got)
+	}
+	if got := testutil.ToFloat64(m.Deliveries.WithLabelValues("hook", "expired")); got != 1 {
+		t.Errorf("expired: got %v; want 1", got)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	d := New(Options{Jitter: func() float64 { return 0.5 }, Backoff: Backoff{Base: 100 * time.Millisecond, Max: time.Second}})
+	tests := []struct {
+		attempt int
+		after   time.Duration
+		want    time.Duration
+	}{
+		{1, 0, 50 * time.Millisecond},
+		{2, 0, 100 * time.Millisecond},
+		{4, 0, 400 * time.Millisecond},
+		{10, 0, 500 * time.Millisecond}, // capped at Max before jitter
+		{1, 2 * time.Second, 2 * time.Second},
+	}
+	for _, tc := range tests {
+		if got := d.wait(tc.attempt, tc.after); got != tc.want {
+			t.Errorf("wait(%d, %v): got %v; want %v", tc.attempt, tc.after, got, tc.want)
+		}
+	}
+}
+
+func TestDedupWindow(t *testing.T) {
+	d := NewDedup(10 * time.Second)
+	if !d.Claim("s", "svc", "u", t0) {
+		t.Fatal("first claim refused")
+	}
+	for _, tc := range []struct {
+		name string
+		at   time.Duration
+		user string
+		want bool
+	}{
+		{"inside the window", 9 * time.Second, "u", false},
+		{"another callee", 9 * time.Second, "v", true},
+		{"after the window", 10 * time.Second, "u", true},
+		{"again inside the new window", 15 * time.Second, "u", false},
+		{"two windows later", 40 * time.Second, "u", true},
+	} {
+		if got := d.Claim("s", "svc", tc.user, t0.Add(tc.at)); got != tc.want {
+			t.Errorf("%s: got %v; want %v", tc.name, got, tc.want)
+		}
+	}
+}

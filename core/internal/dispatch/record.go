@@ -1,0 +1,203 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/directory"
+	"github.com/ringside/ringside/core/internal/journal"
+)
+
+// record is how an accepted callback is kept in the journal.
+type record struct {
+	Call       *callback.Call   `json:"call"`
+	Status     string           `json:"status"`
+	Routes     []string         `json:"routes"`
+	Deliveries []recordDelivery `json:"deliveries"`
+}
+
+type recordDelivery struct {
+	Notifier  string             `json:"notifier"`
+	Route     string             `json:"route"`
+	Role      string             `json:"role"`
+	Active    bool               `json:"active"`
+	Devices   []directory.Device `json:"devices,omitempty"`
+	Payload   json.RawMessage    `json:"payload"`
+	Templates map[string]string  `json:"templates,omitempty"`
+	Deadline  time.Time          `json:"deadline"`
+}
+
+// encodeRecord writes the record by appending, the payload copied as it is
+// (encoding/json would validate and compact it again); decoding uses
+// encoding/json with the same field names.
+func encodeRecord(p *Plan) ([]byte, error) {
+	c := p.Call
+	size := 512 + len(c.Param) + len(c.AppSvrData)
+	for _, d := range p.Deliveries {
+		size += 256 + len(d.Payload) + 96*len(d.Devices)
+	}
+	b := make([]byte, 0, size)
+	str := callback.AppendJSONString
+	b = append(b, `{"call":{"SID":`...)
+	b = str(b, c.SID)
+	for _, f := range [...]struct{ k, v string }{
+		{"FromServiceID", c.FromServiceID}, {"FromUserID", c.FromUserID},
+		{"ToServiceID", c.ToServiceID}, {"ToUserID", c.ToUserID}, {"Type", c.Type},
+		{"Param", c.Param}, {"Stid", c.Stid}, {"AppSvrData", c.AppSvrData},
+	} {
+		b = append(b, ',')
+		b = str(b, f.k)
+		b = append(b, ':')
+		b = str(b, f.v)
+	}
+	b = append(b, `,"Extra":`...)
+	b = appendStringMap(b, c.Extra)
+	b = append(b, `,"Received":"`...)
+	b = c.Received.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `"},"status":`...)
+	b = str(b, p.Status)
+	b = append(b, `,"routes":[`...)
+	for i, r := range p.Routes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = str(b, r)
+	}
+	b = append(b, `],"deliveries":[`...)
+	for i, d := range p.Deliveries {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"notifier":`...)
+		b = str(b, d.Notifier.Name)
+		b = append(b, `,"route":`...)
+		b = str(b, d.Route)
+		b = append(b, `,"role":`...)
+		b = str(b, d.Role)
+		b = append(b, `,"active":`...)
+		b = strconv.AppendBool(b, d.Active)
+		if len(d.Devices) > 0 {
+			b = append(b, `,"devices":[`...)
+		}
+		for k, dev := range d.Devices {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"Kind":`...)
+			b = str(b, dev.Kind)
+			b = append(b, `,"Token":`...)
+			b = str(b, dev.Token)
+			b = append(b, `,"UpdatedAt":"`...)
+			b = dev.UpdatedAt.AppendFormat(b, time.RFC3339Nano)
+			b = append(b, `"}`...)
+		}
+		if len(d.Devices) > 0 {
+			b = append(b, ']')
+		}
+		b = append(b, `,"payload":`...)
+		if len(d.Payload) == 0 {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, d.Payload...)
+		}
+		if len(d.Templates) > 0 {
+			b = append(b, `,"templates":`...)
+			b = appendStringMap(b, d.Templates)
+		}
+		b = append(b, `,"deadline":"`...)
+		b = d.Deadline.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `"}`...)
+	}
+	b = append(b, "]}"...)
+	return b, nil
+}
+
+func appendStringMap(b []byte, m map[string]string) []byte {
+	if m == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '{')
+	first := true
+	for k, v := range m {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = callback.AppendJSONString(b, k)
+		b = append(b, ':')
+		b = callback.AppendJSONString(b, v)
+	}
+	return append(b, '}')
+}
+
+// Resume restarts the deliveries of journal entries left by a previous run:
+// devices already delivered are skipped, a route that delivered anything
+// does not fall back, deliveries past their deadline are dropped, and the
+// callback is claimed in the dedup window again. It returns how many
+// callbacks it resumed.
+func (d *Dispatcher) Resume(ctx context.Context, entries []journal.Entry) int {
+	p := d.planner.Load()
+	now := d.now()
+	resumed := 0
+	for _, e := range entries {
+		var r record
+		if err := json.Unmarshal(e.Data, &r); err != nil || r.Call == nil || len(r.Routes) == 0 {
+			d.log.Error("journal entry unreadable; dropped", "key", e.Key, "error", err)
+			d.finishEntry(e.Key)
+			continue
+		}
+		plan := &Plan{Call: r.Call, Status: r.Status, Routes: r.Routes, Reachable: true}
+		deliveredRoutes := map[string]bool{}
+		for _, rd := range r.Deliveries {
+			n := p.Notifiers[rd.Notifier]
+			if n == nil {
+				d.log.Warn("journal: notifier no longer configured; its deliveries are dropped", "sid", r.Call.SID, "notifier", rd.Notifier)
+				continue
+			}
+			dl := &Delivery{Notifier: n, Route: rd.Route, Role: rd.Role, Active: rd.Active,
+				Payload: rd.Payload, Templates: rd.Templates, Deadline: rd.Deadline}
+			if n.Kind == "" {
+				if e.Delivered[[2]string{rd.Notifier, ""}] {
+					deliveredRoutes[rd.Route] = true
+					dl.Active = false
+				}
+			} else {
+				for _, dev := range rd.Devices {
+					if e.Delivered[[2]string{rd.Notifier, dev.Token}] {
+						deliveredRoutes[rd.Route] = true
+						continue
+					}
+					dl.Devices = append(dl.Devices, dev)
+				}
+				if len(dl.Devices) == 0 {
+					dl.Active = false
+				}
+			}
+			if !dl.Deadline.After(now) {
+				dl.Active = false
+			}
+			plan.Deliveries = append(plan.Deliveries, dl)
+		}
+		d.dedup.Claim(r.Call.SID, r.Call.ToServiceID, r.Call.ToUserID, r.Call.Received)
+		j := d.newJob(e.Key, plan)
+		for route := range deliveredRoutes {
+			if rs := j.routes[route]; rs != nil {
+				rs.delivered = true
+			}
+		}
+		d.log.Info("resuming journaled callback", "sid", r.Call.SID, "routes", r.Routes)
+		d.jobs.Add(1) // resumed work is not bounded: it was accepted already
+		j.start(ctx)
+		resumed++
+	}
+	return resumed
+}
+
+func (d *Dispatcher) finishEntry(key string) {
+	if d.journal != nil {
+		d.journal.Finish(key)
+	}
+}

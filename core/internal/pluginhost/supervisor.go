@@ -1,0 +1,329 @@
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ringside/ringside/core/internal/pluginhost/deliverstream"
+	"github.com/ringside/ringside/plugins/sdk/pluginpb"
+)
+
+// Supervised keeps one notifier's plugin process running: when the process
+// exits it starts a new one with backoff and configures it like the first.
+// Deliveries in flight on the dead process fail with an error (a transient
+// failure, which the host retries) and later ones go to the new process.
+type Supervised struct {
+	spec       Spec
+	configJSON []byte
+	hooks      Hooks
+	backoff    func(failures int) time.Duration
+	checks     Checks
+
+	cur atomic.Pointer[Client]
+
+	mu       sync.Mutex
+	inflight int  // deliveries running
+	retired  bool // close when inflight reaches 0
+
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// ErrRestarting is returned by Deliver while the plugin process is being
+// replaced.
+var ErrRestarting = errors.New("plugin process exited; restarting")
+
+// Hooks are told what the supervisor does; any may be nil.
+type Hooks struct {
+	// OnRestart is called after each successful restart.
+	OnRestart func()
+	// OnKill is called when the supervisor kills a process that is alive
+	// but not serving, with the reason: "health" (it missed its health
+	// checks) or "hung" (it answered none of its calls).
+	OnKill func(reason string)
+}
+
+// Checks say when a live process is taken for hung and killed.
+type Checks struct {
+	// Every is the interval of health checks; Timeout bounds each.
+	Every, Timeout time.Duration
+	// Misses health checks failed in a row (no answer, not a "not ready"
+	// answer) get the process killed.
+	Misses int
+	// Stall: a process that has answered nothing for this long while a
+	// call sent to it this long ago waits is killed.
+	Stall time.Duration
+}
+
+// DefaultChecks: a health check every second with a one-second timeout,
+// killed after three missed in a row (a stopped process is replaced within
+// about four seconds, well inside a 60 s ring window); killed when it has
+// answered no call for 30 s while one sent 30 s ago waits. A single call
+// can legitimately take seconds (a webhook's timeout, the FCM SDK's own
+// retries of a 503), but a process that answers nothing at all for half a
+// ring window is not serving; its calls still have the other half to be
+// retried.
+var DefaultChecks = Checks{Every: time.Second, Timeout: time.Second, Misses: 3, Stall: 30 * time.Second}
+
+// Supervise watches c, a started and configured plugin process of spec.
+// onRestart (may be nil) is called after each successful restart. Close
+// ends the supervision and the process.
+func Supervise(c *Client, configJSON []byte, onRestart func()) *Supervised {
+	return SuperviseWith(c, configJSON, Hooks{OnRestart: onRestart}, DefaultChecks)
+}
+
+// SuperviseWith is Supervise with hooks and checks of the caller's; zero
+// fields of checks take DefaultChecks'.
+func SuperviseWith(c *Client, configJSON []byte, hooks Hooks, checks Checks) *Supervised {
+	if checks.Every <= 0 {
+		checks.Every = DefaultChecks.Every
+	}
+	if checks.Timeout <= 0 {
+		checks.Timeout = DefaultChecks.Timeout
+	}
+	if checks.Misses <= 0 {
+		checks.Misses = DefaultChecks.Misses
+	}
+	if checks.Stall <= 0 {
+		checks.Stall = DefaultChecks.Stall
+	}
+	s := &Supervised{
+		spec:       c.spec,
+		configJSON: configJSON,
+		hooks:      hooks,
+		checks:     checks,
+		backoff:    restartBackoff,
+		kick:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	s.cur.Store(c)
+	go s.watch()
+	return s
+}
+
+// restartBackoff is 100 ms doubling to 5 s.
+func restartBackoff(failures int) time.Duration {
+	d := 100 * time.Millisecond << min(failures, 6)
+	return min(d, 5*time.Second)
+}
+
+// Client returns the current process.
+func (s *Supervised) Client() *Client { return s.cur.Load() }
+
+// Deliver delivers through the current process.
+func (s *Supervised) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
+	return deliverstream.Await(func(done func(*pluginpb.DeliverResponse, error)) { s.DeliverAsync(ctx, req, done) })
+}
+
+// DeliverAsync is Deliver through the current process without a goroutine
+// waiting for the answer (see Client.DeliverAsync).
+func (s *Supervised) DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest, done func(*pluginpb.DeliverResponse, error)) {
+	s.mu.Lock()
+	s.inflight++
+	s.mu.Unlock()
+	c := s.cur.Load()
+	if c.Exited() {
+		s.wake()
+		s.release()
+		go done(nil, fmt.Errorf("notifier %q: %w", s.spec.Notifier, ErrRestarting))
+		return
+	}
+	c.DeliverAsync(ctx, req, func(resp *pluginpb.DeliverResponse, err error) {
+		if err != nil && c.Exited() {
+			s.wake()
+		}
+		s.release()
+		done(resp, err)
+	})
+}
+
+// Health reports whether the current process is alive and ready.
+func (s *Supervised) Health(ctx context.Context) error {
+	c := s.cur.Load()
+	if c.Exited() {
+		s.wake()
+		return fmt.Errorf("notifier %q: %w", s.spec.Notifier, ErrRestarting)
+	}
+	return c.Health(ctx)
+}
+
+// Close stops supervising and kills the process. Deliveries still running
+// fail.
+func (s *Supervised) Close() {
+	s.once.Do(func() {
+		close(s.stop)
+		<-s.done
+		s.cur.Load().Kill()
+	})
+}
+
+// Retire closes s once the deliveries in flight on it have ended (after a
+// reload replaced it), without blocking.
+func (s *Supervised) Retire() {
+	s.mu.Lock()
+	s.retired = true
+	idle := s.inflight == 0
+	s.mu.Unlock()
+	if idle {
+		go s.Close()
+	}
+}
+
+func (s *Supervised) release() {
+	s.mu.Lock()
+	s.inflight--
+	closeNow := s.retired && s.inflight == 0
+	s.mu.Unlock()
+	if closeNow {
+		go s.Close()
+	}
+}
+
+func (s *Supervised) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// watch restarts the process when it exits, and kills it (to be
+// restarted) when it misses its health checks or answers none of its
+// calls. It ends when Close is called.
+func (s *Supervised) watch() {
+	defer close(s.done)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	lastCheck := time.Now()
+	misses := 0
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		case <-s.kick:
+		}
+		c := s.cur.Load()
+		if c.Exited() {
+			misses = 0
+			s.restart()
+			continue
+		}
+		if c.stream != nil && c.stream.Stalled(time.Now(), s.checks.Stall) {
+			s.kill(c, "hung", fmt.Sprintf("no answer to its calls for %s", s.checks.Stall))
+			continue
+		}
+		if time.Since(lastCheck) < s.checks.Every {
+			continue
+		}
+		lastCheck = time.Now()
+		if err := s.ping(c); err != nil {
+			misses++
+			if misses >= s.checks.Misses {
+				misses = 0
+				s.kill(c, "health", fmt.Sprintf("%d health checks in a row unanswered: %v", s.checks.Misses, err))
+			}
+			continue
+		}
+		misses = 0
+	}
+}
+
+// ping makes a health check of c and returns its error when it got no
+// answer (a "not ready" answer is an answer: the process serves).
+func (s *Supervised) ping(c *Client) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.checks.Timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	_, err := c.rpc.Health(ctx, &pluginpb.HealthRequest{})
+	return err
+}
+
+// kill ends c, a process that is alive but not serving, at once (SIGKILL:
+// a stopped process cannot answer a polite request), so that the calls
+// waiting on it fail and are retried on the new process watch starts.
+func (s *Supervised) kill(c *Client, reason, why string) {
+	if log := s.spec.Logger; log != nil {
+		log.Error("plugin process not serving; killed to be restarted", "notifier", s.spec.Notifier, "plugin", s.spec.Plugin, "reason", reason, "detail", why)
+	}
+	if s.hooks.OnKill != nil {
+		s.hooks.OnKill(reason)
+	}
+	c.killNow()
+	s.wake()
+}
+
+// restart replaces the exited process, retrying with backoff until it
+// succeeds or Close is called.
+func (s *Supervised) restart() {
+	log := s.spec.Logger
+	for failures := 0; ; failures++ {
+		c, err := s.startConfigured()
+		if err == nil {
+			old := s.cur.Swap(c)
+			old.Kill()
+			if s.hooks.OnRestart != nil {
+				s.hooks.OnRestart()
+			}
+			if log != nil {
+				log.Warn("plugin process restarted", "notifier", s.spec.Notifier, "plugin", s.spec.Plugin, "attempts", failures+1)
+			}
+			return
+		}
+		wait := s.backoff(failures)
+		if log != nil {
+			log.Error("plugin restart failed", "notifier", s.spec.Notifier, "plugin", s.spec.Plugin, "error", err, "retry_in", wait)
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// startTimeout bounds a restart's start and configure.
+const startTimeout = 30 * time.Second
+
+func (s *Supervised) startConfigured() (*Client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	// Close does not wait for a start that hangs.
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	c, err := Start(ctx, s.spec)
+	if err != nil {
+		return nil, err
+	}
+	attrErrs, err := c.Configure(ctx, s.spec.Notifier, s.configJSON)
+	if err == nil {
+		for _, ae := range attrErrs {
+			if !ae.Warning {
+				err = fmt.Errorf("configure: %s: %s", ae.Attribute, ae.Message)
+				break
+			}
+		}
+	}
+	if err != nil {
+		c.Kill()
+		return nil, err
+	}
+	return c, nil
+}
