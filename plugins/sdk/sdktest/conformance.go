@@ -95,6 +95,8 @@ var (
 //   - concurrency: parallel Delivers all succeed and the process survives
 //     (run the tests with -race: the plugin process is the race-enabled
 //     test binary);
+//   - stream batch: calls sent together in one message of DeliverStream
+//     are each answered, by their id;
 //   - secrets: the plugin's logs hold no device token, no sensitive value
 //     and no whole cc_param.
 func Conformance(t *testing.T, s Suite) {
@@ -450,6 +452,36 @@ func Conformance(t *testing.T, s Suite) {
 		wg.Wait()
 		if n := bad.Load(); n > 0 {
 			t.Errorf("%d of the concurrent deliveries failed", n)
+		}
+		checkAlive(t, c)
+	})
+
+	t.Run("stream batch", func(t *testing.T) {
+		if c.stream == nil {
+			t.Skip("the plugin does not serve DeliverStream")
+		}
+		// Several calls in one message of the stream, each answered by its id.
+		reqs := make([]*pluginpb.DeliverRequest, 8)
+		for i := range reqs {
+			r := request(tokens[:1+i%3]...)
+			r.ID = fmt.Sprintf("sdktest-batch-%d", i)
+			reqs[i] = r.Proto()
+		}
+		resps, errs := c.stream.DeliverBatch(rpcCtx(t), reqs)
+		for i := range reqs {
+			if errs[i] != nil {
+				t.Errorf("call %d of the batch: %v", i, errs[i])
+				continue
+			}
+			outs := Outcomes(resps[i].GetOutcomes())
+			if want := max(len(reqs[i].GetDevices()), 1); len(outs) != want {
+				t.Errorf("call %d of the batch: %d outcomes; want %d", i, len(outs), want)
+			}
+			for j, o := range outs {
+				if o.Kind != Delivered {
+					t.Errorf("call %d of the batch, device %d: got %v; want delivered", i, j, o)
+				}
+			}
 		}
 		checkAlive(t, c)
 	})

@@ -37,7 +37,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ringside/ringside/plugins/sdk"
-	"github.com/ringside/ringside/core/internal/pluginhost/deliverstream"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
@@ -83,12 +82,12 @@ type Client struct {
 	RPC pluginpb.PluginClient
 	// Info is what the plugin said of itself.
 	Info *pluginpb.InfoResponse
-	// Stream makes Deliver calls on DeliverStream, as ringside does, when
-	// the plugin serves it (Info.DeliverStream); nil otherwise.
-	Stream *deliverstream.Client
 
-	pc   *plugin.Client
-	logs *syncBuffer
+	// stream makes Deliver calls on DeliverStream, as ringside does, when
+	// the plugin serves it (Info.DeliverStream); nil otherwise.
+	stream *streamClient
+	pc     *plugin.Client
+	logs   *syncBuffer
 }
 
 // Start launches the plugin as a separate process (the test binary, whose
@@ -177,7 +176,7 @@ func start(o options) (*Client, error) {
 	}
 	c := &Client{RPC: rpc, Info: info, pc: pc, logs: logs}
 	if info.GetDeliverStream() {
-		c.Stream = deliverstream.New(rpc, deliverstream.Options{Progress: info.GetDeliverProgress()})
+		c.stream = newStreamClient(rpc, info.GetDeliverProgress())
 	}
 	return c, nil
 }
@@ -211,8 +210,8 @@ func (grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.C
 
 // Kill stops the plugin process (Start arranges it at the end of the test).
 func (c *Client) Kill() {
-	if c.Stream != nil {
-		c.Stream.Close()
+	if c.stream != nil {
+		c.stream.Close()
 	}
 	c.pc.Kill()
 }
@@ -425,8 +424,8 @@ func Outcomes(pb []*pluginpb.Outcome) []Outcome {
 // DeliverProto makes one Deliver call the way ringside does: on
 // DeliverStream when the plugin serves it, else as a unary call.
 func (c *Client) DeliverProto(ctx context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
-	if c.Stream != nil {
-		return c.Stream.Deliver(ctx, req)
+	if c.stream != nil {
+		return c.stream.Deliver(ctx, req)
 	}
 	return c.RPC.Deliver(ctx, req)
 }
