@@ -18,7 +18,7 @@ import (
 
 	"github.com/ringside/ringside/core/internal/app"
 	"github.com/ringside/ringside/core/internal/callback"
-	"github.com/ringside/ringside/core/internal/config"
+	"github.com/ringside/ringside/core/internal/callexpr"
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/dispatch"
 	"github.com/ringside/ringside/core/internal/pluginhost"
@@ -217,7 +217,7 @@ func (c *cmd) explain(args []string) int {
 	}
 	defer store.Close()
 	planner := dispatch.Planner{Routes: rt.Routes, Notifiers: rt.Notifiers, Store: store}
-	plan, err := planner.Plan(ctx, call, config.CallContext(call))
+	plan, err := planner.Plan(ctx, call, callexpr.Context(call))
 	if err != nil {
 		fmt.Fprintf(c.stderr, "ringside explain: %v\n", err)
 		return ExitError
@@ -288,7 +288,7 @@ func explanation(p *dispatch.Plan) explained {
 		}
 		if n.Payload == nil {
 			// Not rendered: the callback reaches no one.
-			payload, err := dispatch.Payload(p.Call, d.Notifier.Payload, config.CallContext(p.Call))
+			payload, err := dispatch.Payload(p.Call, d.Notifier.Payload, callexpr.Context(p.Call))
 			if err != nil {
 				payload, _ = json.Marshal(map[string]string{"error": err.Error()})
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/callexpr"
 	"github.com/ringside/ringside/core/internal/config"
 	"github.com/ringside/ringside/core/internal/dispatch"
 	"github.com/ringside/ringside/core/internal/pluginhost"
@@ -448,7 +449,7 @@ func payloadTooLarge(n *config.Notifier, limit int) *hcl.Diagnostic {
 		return nil
 	}
 	c := smallestCall
-	b, err := dispatch.Payload(&c, n.Payload, config.CallContext(&c))
+	b, err := dispatch.Payload(&c, n.Payload, callexpr.Context(&c))
 	if err != nil {
 		return nil
 	}

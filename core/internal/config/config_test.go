@@ -15,6 +15,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/callexpr"
 )
 
 func writeConfig(t *testing.T, src string) string {
@@ -207,7 +208,7 @@ func TestFullConfig(t *testing.T) {
 	if want := []string{"account_sid", "auth_token", "body", "from", "recipients"}; !reflect.DeepEqual(text.AttrNames(), want) {
 		t.Errorf("text AttrNames: got %q; want %q", text.AttrNames(), want)
 	}
-	body, diags := text.Templates["body"].Value(CallContext(&callback.Call{FromUserID: "9286"}))
+	body, diags := text.Templates["body"].Value(callexpr.Context(&callback.Call{FromUserID: "9286"}))
 	if diags.HasErrors() || body.AsString() != "Call from 9286" {
 		t.Errorf("body: got %#v, %v", body, diags)
 	}
@@ -373,16 +374,6 @@ func TestWriteDiagnosticsTabsAndFiles(t *testing.T) {
 	WriteDiagnostics(&buf, files, diags)
 	if !strings.Contains(buf.String(), "\tlisten = 6") {
 		t.Errorf("did not use files:\n%s", buf.String())
-	}
-}
-
-func TestCallFunctionsMatchDoc(t *testing.T) {
-	want := strings.Fields(`abs base64decode base64encode can ceil chomp coalesce coalescelist compact concat contains
-		distinct element flatten floor format formatlist indent join jsondecode jsonencode keys length lookup lower
-		max merge min regex regexall replace reverse slice sort split strrev substr title tobool tonumber tostring
-		trim trimprefix trimspace trimsuffix try upper values zipmap`)
-	if got := CallFunctions(); !reflect.DeepEqual(got, want) {
-		t.Errorf("got %q\nwant %q", got, want)
 	}
 }
 

@@ -30,28 +30,11 @@
 //	            configuration file's folder); an unreadable file is an error
 //
 // The route attribute when, the notifier attribute payload and a plugin's
-// template attributes are kept as expressions and evaluated per call (see
-// CallContext) with one variable, call, and the call function set only: no
-// env, no file, no I/O. At load time they are checked against an unknown call:
-// every variable must be call or one of its fields, every function must be in
-// the call function set, when must yield a bool, payload must be an object
-// constructor whose keys are known, and a template must yield a string.
-//
-// # The call function set
-//
-// Numbers: abs, ceil, floor, max, min.
-// Collections: concat, contains, distinct, element, flatten, keys, length
-// (also the number of characters of a string), lookup, merge, reverse, slice,
-// sort, values, zipmap, coalesce (the first argument that is neither null nor
-// "", as in Terraform), coalescelist, compact.
-// Strings: chomp, format, formatlist, indent, join, lower, upper, replace
-// (plain substring), regex, regexall, split, strrev, substr, title, trim,
-// trimprefix, trimsuffix, trimspace.
-// Encoding: jsonencode, jsondecode, base64encode, base64decode.
-// Conversion: tostring, tonumber, tobool.
-// Errors: try, can.
-//
-// The functions are go-cty's stdlib and hcl's ext/tryfunc, except
-// base64encode, base64decode, coalesce and the string form of length, which
-// follow Terraform's functions of the same names.
+// template attributes are kept as expressions and evaluated per call by the
+// per-call runtime (package callexpr: one variable, call, and the call
+// function set only; no env, no file, no I/O). At load time they are
+// checked against an unknown call: every variable must be call or one of
+// its fields, every function must be in the call function set, when must
+// yield a bool, payload must be an object constructor whose keys are known,
+// and a template must yield a string.
 package config

@@ -70,7 +70,7 @@ func (e *WhenError) Error() string { return fmt.Sprintf("route %q: when: %v", e.
 
 func (e *WhenError) Unwrap() error { return e.Err }
 
-// Match returns the routes that match the call in ectx (see config.CallContext),
+// Match returns the routes that match the call in ectx (see callexpr.Context),
 // in order, and the `when` failures met on the way. A route whose `when`
 // fails does not match.
 func (t *Table) Match(ectx *hcl.EvalContext) (matched []*Route, errs []*WhenError) {

@@ -4,18 +4,12 @@ import (
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/ringside/ringside/core/internal/callexpr/callexprtest"
 )
 
-func when(t *testing.T, src string) hcl.Expression {
-	t.Helper()
-	e, diags := hclsyntax.ParseExpression([]byte(src), "t.hcl", hcl.InitialPos)
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	return e
-}
+var when = callexprtest.Parse
 
 func callCtx(typ string) *hcl.EvalContext {
 	return &hcl.EvalContext{Variables: map[string]cty.Value{

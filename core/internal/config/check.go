@@ -1,180 +1,35 @@
 package config
 
 import (
-	"encoding/base64"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/ext/tryfunc"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
-	"github.com/zclconf/go-cty/cty/function/stdlib"
 
-	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/callexpr"
 )
 
-// callFields are the string attributes of call, in CallType order.
-var callFields = []string{
-	"sid", "from_service_id", "from_user_id", "to_service_id", "to_user_id",
-	"type", "param", "stid", "app_svr_data",
-}
-
-var callType = func() cty.Type {
-	attrs := make(map[string]cty.Type, len(callFields)+1)
-	for _, f := range callFields {
-		attrs[f] = cty.String
-	}
-	attrs["extra"] = cty.Map(cty.String)
-	return cty.Object(attrs)
-}()
-
-// CallType is the type of the call variable: an object of the string
-// attributes sid, from_service_id, from_user_id, to_service_id, to_user_id,
-// type, param, stid and app_svr_data, and extra, a map of strings.
-func CallType() cty.Type { return callType }
-
-// callFuncs is the call function set, built once and shared (read only) by
-// every per-call context.
-var callFuncs = map[string]function.Function{
-	"abs":   stdlib.AbsoluteFunc,
-	"ceil":  stdlib.CeilFunc,
-	"floor": stdlib.FloorFunc,
-	"max":   stdlib.MaxFunc,
-	"min":   stdlib.MinFunc,
-
-	"concat":       stdlib.ConcatFunc,
-	"contains":     stdlib.ContainsFunc,
-	"distinct":     stdlib.DistinctFunc,
-	"element":      stdlib.ElementFunc,
-	"flatten":      stdlib.FlattenFunc,
-	"keys":         stdlib.KeysFunc,
-	"length":       lengthFunc,
-	"lookup":       stdlib.LookupFunc,
-	"merge":        stdlib.MergeFunc,
-	"reverse":      stdlib.ReverseListFunc,
-	"slice":        stdlib.SliceFunc,
-	"sort":         stdlib.SortFunc,
-	"values":       stdlib.ValuesFunc,
-	"zipmap":       stdlib.ZipmapFunc,
-	"coalesce":     coalesceFunc,
-	"coalescelist": stdlib.CoalesceListFunc,
-	"compact":      stdlib.CompactFunc,
-
-	"chomp":      stdlib.ChompFunc,
-	"format":     stdlib.FormatFunc,
-	"formatlist": stdlib.FormatListFunc,
-	"indent":     stdlib.IndentFunc,
-	"join":       stdlib.JoinFunc,
-	"lower":      stdlib.LowerFunc,
-	"upper":      stdlib.UpperFunc,
-	"replace":    stdlib.ReplaceFunc,
-	"regex":      stdlib.RegexFunc,
-	"regexall":   stdlib.RegexAllFunc,
-	"split":      stdlib.SplitFunc,
-	"strrev":     stdlib.ReverseFunc,
-	"substr":     stdlib.SubstrFunc,
-	"title":      stdlib.TitleFunc,
-	"trim":       stdlib.TrimFunc,
-	"trimprefix": stdlib.TrimPrefixFunc,
-	"trimsuffix": stdlib.TrimSuffixFunc,
-	"trimspace":  stdlib.TrimSpaceFunc,
-
-	"jsonencode":   stdlib.JSONEncodeFunc,
-	"jsondecode":   stdlib.JSONDecodeFunc,
-	"base64encode": base64EncodeFunc,
-	"base64decode": base64DecodeFunc,
-
-	"tostring": stdlib.MakeToFunc(cty.String),
-	"tonumber": stdlib.MakeToFunc(cty.Number),
-	"tobool":   stdlib.MakeToFunc(cty.Bool),
-
-	"try": tryfunc.TryFunc,
-	"can": tryfunc.CanFunc,
+// checkCtx is the context a call expression is checked in at load time.
+var checkCtx = &hcl.EvalContext{
+	Variables: map[string]cty.Value{"call": cty.UnknownVal(callexpr.Type())},
+	Functions: callexpr.Functions(),
 }
 
 // loadOnlyFuncs are the functions that exist only at load time.
 var loadOnlyFuncs = map[string]bool{"env": true, "file": true}
 
-// CallFunctions returns the names of the call function set, sorted.
-func CallFunctions() []string {
-	names := make([]string, 0, len(callFuncs))
-	for name := range callFuncs {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// CallContext is the evaluation context of when, payload and template
-// expressions for one call: the variable call and the call function set. The
-// function map is shared by every context and must not be modified.
-func CallContext(c *callback.Call) *hcl.EvalContext {
-	return &hcl.EvalContext{
-		Variables: map[string]cty.Value{"call": CallValue(c)},
-		Functions: callFuncs,
-	}
-}
-
-// Values shared by every CallValue (cty values are immutable).
-var (
-	emptyExtra = cty.MapValEmpty(cty.String)
-	typeVals   = map[string]cty.Value{"A": cty.StringVal("A"), "V": cty.StringVal("V")}
-	attrsPool  = sync.Pool{New: func() any { return make(map[string]cty.Value, len(callFields)+1) }}
-)
-
-// CallValue is c as a value of CallType.
-func CallValue(c *callback.Call) cty.Value {
-	extra := emptyExtra
-	if len(c.Extra) > 0 {
-		m := make(map[string]cty.Value, len(c.Extra))
-		for k, v := range c.Extra {
-			m[k] = cty.StringVal(v)
-		}
-		extra = cty.MapVal(m)
-	}
-	typ, ok := typeVals[c.Type]
-	if !ok {
-		typ = cty.StringVal(c.Type)
-	}
-	// ObjectVal copies the map, so the map itself is reused.
-	attrs := attrsPool.Get().(map[string]cty.Value)
-	attrs["sid"] = cty.StringVal(c.SID)
-	attrs["from_service_id"] = cty.StringVal(c.FromServiceID)
-	attrs["from_user_id"] = cty.StringVal(c.FromUserID)
-	attrs["to_service_id"] = cty.StringVal(c.ToServiceID)
-	attrs["to_user_id"] = cty.StringVal(c.ToUserID)
-	attrs["type"] = typ
-	attrs["param"] = cty.StringVal(c.Param)
-	attrs["stid"] = cty.StringVal(c.Stid)
-	attrs["app_svr_data"] = cty.StringVal(c.AppSvrData)
-	attrs["extra"] = extra
-	v := cty.ObjectVal(attrs)
-	clear(attrs)
-	attrsPool.Put(attrs)
-	return v
-}
-
-// checkCtx is the context a call expression is checked in at load time.
-var checkCtx = &hcl.EvalContext{
-	Variables: map[string]cty.Value{"call": cty.UnknownVal(callType)},
-	Functions: callFuncs,
-}
-
 // loadContext is the load-time context: the call function set plus env and
 // file, and no variables.
 func loadContext(dir string, getenv func(string) string) *hcl.EvalContext {
-	funcs := make(map[string]function.Function, len(callFuncs)+2)
-	for k, v := range callFuncs {
-		funcs[k] = v
-	}
+	funcs := maps.Clone(callexpr.Functions())
 	funcs["env"] = function.New(&function.Spec{
 		Description: "Returns the value of an environment variable, or an empty string when it is unset.",
 		Params:      []function.Parameter{{Name: "name", Type: cty.String}},
@@ -218,109 +73,15 @@ func resolvePath(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
-var lengthFunc = function.New(&function.Spec{
-	Description: "Returns the number of elements of a collection, or of characters of a string.",
-	Params: []function.Parameter{{
-		Name:             "value",
-		Type:             cty.DynamicPseudoType,
-		AllowDynamicType: true,
-		AllowUnknown:     true,
-		AllowMarked:      true,
-	}},
-	Type: func(args []cty.Value) (cty.Type, error) {
-		ty := args[0].Type()
-		if ty == cty.String || ty == cty.DynamicPseudoType || ty.IsTupleType() || ty.IsListType() || ty.IsMapType() || ty.IsSetType() || ty.IsObjectType() {
-			return cty.Number, nil
-		}
-		return cty.NilType, function.NewArgErrorf(0, "argument must be a string, a collection or a structural type")
-	},
-	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-		v := args[0]
-		if v.Type() == cty.String {
-			return stdlib.Strlen(v)
-		}
-		if !v.IsKnown() {
-			return cty.UnknownVal(cty.Number), nil
-		}
-		if v.Type().IsObjectType() {
-			return cty.NumberIntVal(int64(len(v.Type().AttributeTypes()))), nil
-		}
-		return v.Length(), nil
-	},
-})
-
-// coalesceFunc is Terraform's coalesce: the first argument that is neither
-// null nor an empty string (cty's skips only nulls, but absent call fields
-// are "").
-var coalesceFunc = function.New(&function.Spec{
-	Description: "Returns the first argument that is not null or an empty string.",
-	VarParam: &function.Parameter{
-		Name:             "vals",
-		Type:             cty.DynamicPseudoType,
-		AllowUnknown:     true,
-		AllowDynamicType: true,
-		AllowNull:        true,
-	},
-	Type: func(args []cty.Value) (cty.Type, error) {
-		types := make([]cty.Type, len(args))
-		for i, a := range args {
-			types[i] = a.Type()
-		}
-		ty, _ := convert.UnifyUnsafe(types)
-		if ty == cty.NilType {
-			return cty.NilType, fmt.Errorf("all arguments must have the same type")
-		}
-		return ty, nil
-	},
-	Impl: func(args []cty.Value, retType cty.Type) (cty.Value, error) {
-		for _, a := range args {
-			a, _ = convert.Convert(a, retType)
-			if !a.IsKnown() {
-				return cty.UnknownVal(retType), nil
-			}
-			if a.IsNull() || (retType == cty.String && a.AsString() == "") {
-				continue
-			}
-			return a, nil
-		}
-		return cty.NilVal, fmt.Errorf("no argument is non-null and non-empty")
-	},
-})
-
-var base64EncodeFunc = function.New(&function.Spec{
-	Description: "Returns the standard (padded) base64 encoding of a string's UTF-8 bytes.",
-	Params:      []function.Parameter{{Name: "str", Type: cty.String}},
-	Type:        function.StaticReturnType(cty.String),
-	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-		return cty.StringVal(base64.StdEncoding.EncodeToString([]byte(args[0].AsString()))), nil
-	},
-})
-
-var base64DecodeFunc = function.New(&function.Spec{
-	Description: "Decodes standard (padded) base64; the result must be UTF-8 text.",
-	Params:      []function.Parameter{{Name: "str", Type: cty.String}},
-	Type:        function.StaticReturnType(cty.String),
-	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-		b, err := base64.StdEncoding.DecodeString(args[0].AsString())
-		if err != nil {
-			return cty.NilVal, function.NewArgErrorf(0, "not valid standard base64: %v", err)
-		}
-		if !utf8.Valid(b) {
-			return cty.NilVal, function.NewArgErrorf(0, "the decoded bytes are not valid UTF-8")
-		}
-		return cty.StringVal(string(b)), nil
-	},
-})
-
 // checkCallExpr checks a call expression at load time (what may appear in it)
 // and evaluates it against an unknown call. It returns the value (possibly
 // unknown) when there are no errors.
-func checkCallExpr(expr hcl.Expression, what string) (cty.Value, hcl.Diagnostics) {
+func checkCallExpr(x hcl.Expression, what string) (cty.Value, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
-	for _, tr := range expr.Variables() {
+	for _, tr := range x.Variables() {
 		diags = append(diags, checkTraversal(tr, what)...)
 	}
-	if syn, ok := expr.(hclsyntax.Expression); ok {
+	if syn, ok := x.(hclsyntax.Expression); ok {
 		diags = append(diags, hclsyntax.VisitAll(syn, func(n hclsyntax.Node) hcl.Diagnostics {
 			call, ok := n.(*hclsyntax.FunctionCallExpr)
 			if !ok {
@@ -332,7 +93,7 @@ func checkCallExpr(expr hcl.Expression, what string) (cty.Value, hcl.Diagnostics
 	if diags.HasErrors() {
 		return cty.NilVal, diags
 	}
-	v, vd := expr.Value(checkCtx)
+	v, vd := x.Value(checkCtx)
 	diags = append(diags, polish(vd)...)
 	return v, diags
 }
@@ -343,7 +104,7 @@ func checkTraversal(tr hcl.Traversal, what string) hcl.Diagnostics {
 		return hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  fmt.Sprintf("Unknown variable %q", root),
-			Detail:   fmt.Sprintf("%s can refer only to call (its fields: %s, extra).", what, strings.Join(callFields, ", ")),
+			Detail:   fmt.Sprintf("%s can refer only to call (its fields: %s, extra).", what, strings.Join(callexpr.Fields(), ", ")),
 			Subject:  tr.SourceRange().Ptr(),
 		}}
 	}
@@ -377,12 +138,13 @@ func checkTraversal(tr hcl.Traversal, what string) hcl.Diagnostics {
 			Subject:  tr.SourceRange().Ptr(),
 		}}
 	}
-	if callType.HasAttribute(name) {
+	if callexpr.Type().HasAttribute(name) {
 		return nil
 	}
-	detail := fmt.Sprintf("call has no field %q. Its fields are %s and extra (a map of the callback's other keys).", name, strings.Join(callFields, ", "))
-	if s := suggest(name, append(callFields[:len(callFields):len(callFields)], "extra")); s != "" {
-		detail = fmt.Sprintf("call has no field %q; did you mean %q? Its fields are %s and extra (a map of the callback's other keys).", name, s, strings.Join(callFields, ", "))
+	fields := callexpr.Fields()
+	detail := fmt.Sprintf("call has no field %q. Its fields are %s and extra (a map of the callback's other keys).", name, strings.Join(fields, ", "))
+	if s := suggest(name, append(fields, "extra")); s != "" {
+		detail = fmt.Sprintf("call has no field %q; did you mean %q? Its fields are %s and extra (a map of the callback's other keys).", name, s, strings.Join(fields, ", "))
 	}
 	return hcl.Diagnostics{{
 		Severity: hcl.DiagError,
@@ -393,7 +155,7 @@ func checkTraversal(tr hcl.Traversal, what string) hcl.Diagnostics {
 }
 
 func checkFunction(call *hclsyntax.FunctionCallExpr, what string) hcl.Diagnostics {
-	if _, ok := callFuncs[call.Name]; ok {
+	if _, ok := callexpr.Functions()[call.Name]; ok {
 		return nil
 	}
 	rng := hcl.RangeBetween(call.NameRange, call.CloseParenRange)
@@ -406,7 +168,7 @@ func checkFunction(call *hclsyntax.FunctionCallExpr, what string) hcl.Diagnostic
 		}}
 	}
 	detail := fmt.Sprintf("There is no function named %q in %s.", call.Name, what)
-	if s := suggest(call.Name, CallFunctions()); s != "" {
+	if s := suggest(call.Name, callexpr.FunctionNames()); s != "" {
 		detail = fmt.Sprintf("There is no function named %q in %s; did you mean %q?", call.Name, what, s)
 	}
 	return hcl.Diagnostics{{
