@@ -18,6 +18,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/ringside/ringside/core/internal/flock"
 )
 
 // busyTimeout is how long a connection waits for a lock held by another
@@ -188,10 +190,10 @@ func openSQLite(path string, opt SQLiteOptions) (_ *SQLite, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := lockFile(f); err != nil {
+		if err := flock.Lock(f); err != nil {
 			f.Close()
-			if errors.Is(err, ErrLocked) {
-				return nil, fmt.Errorf("%w (an exclusive lock on %s): stop it, or give this one another directory path", err, abs)
+			if errors.Is(err, flock.ErrLocked) {
+				return nil, fmt.Errorf("%w (an exclusive lock on %s): stop it, or give this one another directory path", ErrLocked, abs)
 			}
 			return nil, err
 		}
@@ -613,7 +615,7 @@ func (s *SQLite) rebuildLocked(dbGone bool) (err error) {
 		}
 	}()
 	if s.opt.Exclusive {
-		if err := lockFile(f); err != nil {
+		if err := flock.Lock(f); err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/ringside/ringside/core/internal/flock"
 )
 
 // Healthy returns nil while what the journal accepts is durable, and an
@@ -283,7 +285,7 @@ func inUse(path string) bool {
 		return false
 	}
 	defer f.Close()
-	return lockFile(f) != nil
+	return flock.Lock(f) != nil
 }
 
 // stampLayout is the UTC time in the names of the files kept aside.

@@ -150,6 +150,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ringside/ringside/core/internal/flock"
 	"github.com/ringside/ringside/core/internal/telemetry"
 )
 
@@ -346,8 +347,11 @@ func open(path string, o Options) (*Journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := lockFile(f); err != nil {
+	if err := flock.Lock(f); err != nil {
 		f.Close()
+		if errors.Is(err, flock.ErrLocked) {
+			err = errors.New("in use by another process")
+		}
 		return nil, err
 	}
 	// What a compaction interrupted by a crash left.
@@ -980,7 +984,7 @@ func (j *Journal) rewrite(src *os.File, upto int64, spans []span) compaction {
 		return c
 	}
 	c.err = func() error {
-		if err := lockFile(tmp); err != nil {
+		if err := flock.Lock(tmp); err != nil {
 			return err
 		}
 		slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.off, b.off) })

@@ -1,6 +1,6 @@
 //go:build darwin || dragonfly || freebsd || linux || netbsd || openbsd
 
-package journal
+package flock
 
 import (
 	"errors"
@@ -9,9 +9,10 @@ import (
 	"syscall"
 )
 
-// lockFile takes an exclusive lock on f for as long as it is open, or
-// fails at once if another process holds one.
-func lockFile(f *os.File) error {
+// Lock takes an exclusive lock on f for as long as f is open, or fails at
+// once with ErrLocked if another open file (in this process or another)
+// holds one.
+func Lock(f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
@@ -23,7 +24,7 @@ func lockFile(f *os.File) error {
 		return err
 	}
 	if errors.Is(lerr, syscall.EWOULDBLOCK) {
-		return errors.New("in use by another process")
+		return ErrLocked
 	}
 	if lerr != nil {
 		return fmt.Errorf("lock: %w", lerr)
