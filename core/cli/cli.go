@@ -20,7 +20,7 @@ import (
 	"github.com/ringside/ringside/core/internal/callback"
 	"github.com/ringside/ringside/core/internal/callexpr"
 	"github.com/ringside/ringside/core/internal/directory"
-	"github.com/ringside/ringside/core/internal/dispatch"
+	"github.com/ringside/ringside/core/internal/plan"
 	"github.com/ringside/ringside/core/internal/pluginhost"
 )
 
@@ -216,13 +216,13 @@ func (c *cmd) explain(args []string) int {
 		return ExitError
 	}
 	defer store.Close()
-	planner := dispatch.Planner{Routes: rt.Routes, Notifiers: rt.Notifiers, Store: store}
-	plan, err := planner.Plan(ctx, call, callexpr.Context(call))
+	planner := plan.Planner{Routes: rt.Routes, Notifiers: rt.Notifiers, Store: store}
+	pl, err := planner.Plan(ctx, call, callexpr.Context(call))
 	if err != nil {
 		fmt.Fprintf(c.stderr, "ringside explain: %v\n", err)
 		return ExitError
 	}
-	out := explanation(plan)
+	out := explanation(pl)
 	if *asJSON {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
@@ -272,7 +272,7 @@ type explainedDevice struct {
 	Token string `json:"token"`
 }
 
-func explanation(p *dispatch.Plan) explained {
+func explanation(p *plan.Plan) explained {
 	e := explained{SID: p.Call.SID, Status: p.Status, Routes: p.Routes, Notifiers: []explainedNotifier{}}
 	if len(p.Routes) > 0 {
 		e.Route = &p.Routes[0]
@@ -288,7 +288,7 @@ func explanation(p *dispatch.Plan) explained {
 		}
 		if n.Payload == nil {
 			// Not rendered: the callback reaches no one.
-			payload, err := dispatch.Payload(p.Call, d.Notifier.Payload, callexpr.Context(p.Call))
+			payload, err := plan.Payload(p.Call, d.Notifier.Payload, callexpr.Context(p.Call))
 			if err != nil {
 				payload, _ = json.Marshal(map[string]string{"error": err.Error()})
 			}
@@ -332,7 +332,7 @@ func writeExplanation(w io.Writer, e explained) {
 		switch {
 		case n.RenderError != "":
 			state = "skipped: its payload did not render for this call"
-		case !n.Active && n.Role == dispatch.RoleFallback:
+		case !n.Active && n.Role == plan.RoleFallback:
 			state = "not needed: notify reaches a device"
 		case !n.Active:
 			state = "reaches no device"

@@ -19,7 +19,7 @@ import (
 	"github.com/ringside/ringside/core/internal/callback"
 	"github.com/ringside/ringside/core/internal/callexpr"
 	"github.com/ringside/ringside/core/internal/config"
-	"github.com/ringside/ringside/core/internal/dispatch"
+	"github.com/ringside/ringside/core/internal/plan"
 	"github.com/ringside/ringside/core/internal/pluginhost"
 	"github.com/ringside/ringside/core/internal/route"
 	"github.com/ringside/ringside/core/internal/telemetry"
@@ -62,7 +62,7 @@ func (o Options) startTimeout() time.Duration {
 type Runtime struct {
 	Config    *config.Config
 	Routes    *route.Table
-	Notifiers map[string]*dispatch.Notifier
+	Notifiers map[string]*plan.Notifier
 	Tracing   telemetry.Tracing
 	clients   map[string]*pluginhost.Supervised
 	specs     map[string]string // notifier → specKey
@@ -129,7 +129,7 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 	}
 	rt := &Runtime{
 		Config:    cfg,
-		Notifiers: map[string]*dispatch.Notifier{},
+		Notifiers: map[string]*plan.Notifier{},
 		Tracing:   tracingSettings(cfg, getenv),
 		clients:   map[string]*pluginhost.Supervised{},
 		specs:     map[string]string{},
@@ -213,7 +213,7 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 				diags = append(diags, d)
 			}
 		}
-		rt.Notifiers[n.Name] = &dispatch.Notifier{
+		rt.Notifiers[n.Name] = &plan.Notifier{
 			Name:      n.Name,
 			Plugin:    n.Plugin,
 			Kind:      n.Devices,
@@ -449,7 +449,7 @@ func payloadTooLarge(n *config.Notifier, limit int) *hcl.Diagnostic {
 		return nil
 	}
 	c := smallestCall
-	b, err := dispatch.Payload(&c, n.Payload, callexpr.Context(&c))
+	b, err := plan.Payload(&c, n.Payload, callexpr.Context(&c))
 	if err != nil {
 		return nil
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/dispatch"
 	"github.com/ringside/ringside/core/internal/journal"
+	"github.com/ringside/ringside/core/internal/plan"
 	"github.com/ringside/ringside/core/internal/pluginhost"
 	"github.com/ringside/ringside/core/internal/telemetry"
 )
@@ -408,8 +409,8 @@ func cleanupPlugins(wait time.Duration) {
 	}
 }
 
-func planner(rt *Runtime, store directory.Store) dispatch.Planner {
-	return dispatch.Planner{
+func planner(rt *Runtime, store directory.Store) plan.Planner {
+	return plan.Planner{
 		Routes:        rt.Routes,
 		Notifiers:     rt.Notifiers,
 		Store:         store,

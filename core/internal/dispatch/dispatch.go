@@ -1,3 +1,11 @@
+// Package dispatch makes the deliveries of accepted callbacks: it admits a
+// callback (bounded work in flight, dedup by sid and callee), has it
+// planned (package plan), records it in the journal before answering, and
+// runs each planned delivery on a goroutine of its own, detached from the
+// HTTP request: attempts through the notifier's plugin, retries with
+// backoff until the delivery's deadline, fallback notifiers when a route
+// reached no one, pruning of gone device tokens, and the journal marks
+// that let a restart resume only what was not delivered.
 package dispatch
 
 import (
@@ -15,25 +23,21 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
-	grpccodes "google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/delivery"
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/journal"
+	"github.com/ringside/ringside/core/internal/plan"
 	"github.com/ringside/ringside/core/internal/telemetry"
-	"github.com/ringside/ringside/core/internal/pluginhost/deliverstream"
-	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
 // Dispatcher accepts valid callbacks (it is the callback.Acceptor) and runs
 // their deliveries in the background.
 type Dispatcher struct {
-	planner atomic.Pointer[Planner]
+	planner atomic.Pointer[plan.Planner]
 	dedup   *Dedup
 	journal Journal
 	metrics *telemetry.Metrics
@@ -81,7 +85,7 @@ type Journal interface {
 
 // Options configures a Dispatcher.
 type Options struct {
-	Planner Planner
+	Planner plan.Planner
 	// Dedup is shared across reloads; nil → a new one with a 120 s window.
 	Dedup *Dedup
 	// Journal, when set, records accepted callbacks before Accept returns.
@@ -152,7 +156,7 @@ func New(opt Options) *Dispatcher {
 // SetPlanner swaps the routes and notifiers (a reload). Deliveries already
 // running keep theirs, but each retry uses the live notifier of the same
 // name.
-func (d *Dispatcher) SetPlanner(p Planner) {
+func (d *Dispatcher) SetPlanner(p plan.Planner) {
 	if p.Tracer == nil {
 		p.Tracer = d.tracer
 	}
@@ -198,50 +202,50 @@ func (d *Dispatcher) Accept(ctx context.Context, c *callback.Call, deliver bool)
 // admitted slot (nil: HEAD, nothing is delivered).
 func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool) (callback.Answer, error) {
 	deliver := started != nil
-	plan, err := d.planner.Load().Plan(ctx, c, nil)
+	pl, err := d.planner.Load().Plan(ctx, c, nil)
 	if err != nil {
 		return callback.Answer{}, err
 	}
-	for _, we := range plan.WhenErrors {
+	for _, we := range pl.WhenErrors {
 		d.metrics.WhenErrors.WithLabelValues(we.Route).Inc()
 		d.log.WarnContext(ctx, "route when failed; counted as no match", "sid", c.SID, "route", we.Route, "error", we.Err)
 	}
-	for _, re := range plan.RenderErrors {
+	for _, re := range pl.RenderErrors {
 		d.metrics.RenderErrors.WithLabelValues(re.Notifier.Name).Inc()
 		d.log.WarnContext(ctx, "payload did not render; notifier skipped for this call", "sid", c.SID, "notifier", re.Notifier.Name, "error", re.Err)
 	}
-	ans := callback.Answer{Status: plan.Status, Routes: plan.Routes, Reachable: plan.Reachable}
-	if len(plan.Routes) > 0 {
-		ans.Route = plan.Routes[0]
+	ans := callback.Answer{Status: pl.Status, Routes: pl.Routes, Reachable: pl.Reachable}
+	if len(pl.Routes) > 0 {
+		ans.Route = pl.Routes[0]
 	}
 	if !deliver {
-		if plan.Status == callback.StatusAccepted && d.dedup.Seen(c.SID, c.ToServiceID, c.ToUserID, d.now()) {
+		if pl.Status == callback.StatusAccepted && d.dedup.Seen(c.SID, c.ToServiceID, c.ToUserID, d.now()) {
 			ans.Status = callback.StatusDuplicate
 		}
 		return ans, nil
 	}
-	for _, r := range plan.Routes {
+	for _, r := range pl.Routes {
 		d.metrics.RouteMatches.WithLabelValues(r).Inc()
 	}
-	if plan.Status != callback.StatusAccepted {
-		d.log.InfoContext(ctx, "callback", "sid", c.SID, "status", plan.Status, "routes", plan.Routes)
+	if pl.Status != callback.StatusAccepted {
+		d.log.InfoContext(ctx, "callback", "sid", c.SID, "status", pl.Status, "routes", pl.Routes)
 		return ans, nil
 	}
 	if !d.dedup.Claim(c.SID, c.ToServiceID, c.ToUserID, d.now()) {
 		ans.Status = callback.StatusDuplicate
 		d.metrics.DedupHits.Inc()
-		d.log.InfoContext(ctx, "callback", "sid", c.SID, "status", callback.StatusDuplicate, "routes", plan.Routes)
+		d.log.InfoContext(ctx, "callback", "sid", c.SID, "status", callback.StatusDuplicate, "routes", pl.Routes)
 		return ans, nil
 	}
-	j := d.newJob(newID(), plan)
+	j := d.newJob(newID(), pl)
 	var commit *journal.Commit
 	if d.journal != nil {
-		data, err := encodeRecord(plan)
+		data, err := encodeRecord(pl)
 		if err != nil {
 			d.dedup.Forget(c.SID, c.ToServiceID, c.ToUserID)
 			return callback.Answer{}, err
 		}
-		commit = d.journal.Append(j.key, plan.deadline(), data)
+		commit = d.journal.Append(j.key, pl.Deadline(), data)
 	}
 	*started = true
 	j.start(context.WithoutCancel(ctx))
@@ -278,7 +282,7 @@ func (d *Dispatcher) Wait(ctx context.Context) error {
 type job struct {
 	d    *Dispatcher
 	key  string // journal key
-	plan *Plan
+	plan *plan.Plan
 	ctx  context.Context // the callback's, detached: its log lines join the trace
 
 	mu        sync.Mutex
@@ -294,24 +298,24 @@ type job struct {
 type routeState struct {
 	notifyLeft int // active notify deliveries not ended
 	delivered  bool
-	fallback   []*Delivery // fallback deliveries not started
+	fallback   []*plan.Delivery // fallback deliveries not started
 	fellBack   bool
 }
 
-func (d *Dispatcher) newJob(key string, plan *Plan) *job {
-	j := &job{d: d, key: key, plan: plan, routes: map[string]*routeState{}, counts: map[string]int{}}
-	for _, dl := range plan.Deliveries {
+func (d *Dispatcher) newJob(key string, p *plan.Plan) *job {
+	j := &job{d: d, key: key, plan: p, routes: map[string]*routeState{}, counts: map[string]int{}}
+	for _, dl := range p.Deliveries {
 		rs := j.routes[dl.Route]
 		if rs == nil {
 			rs = &routeState{}
 			j.routes[dl.Route] = rs
 		}
 		switch {
-		case dl.Active && dl.Role == RoleNotify:
+		case dl.Active && dl.Role == plan.RoleNotify:
 			rs.notifyLeft++
-		case dl.Active && dl.Role == RoleFallback:
+		case dl.Active && dl.Role == plan.RoleFallback:
 			rs.fellBack = true
-		case !dl.Active && dl.Role == RoleFallback && (dl.Notifier.Kind == "" || len(dl.Devices) > 0):
+		case !dl.Active && dl.Role == plan.RoleFallback && (dl.Notifier.Kind == "" || len(dl.Devices) > 0):
 			rs.fallback = append(rs.fallback, dl)
 		}
 	}
@@ -363,22 +367,21 @@ func (j *job) hasFallback() bool {
 	return false
 }
 
-// launch starts one delivery; j.mu is held.
-func (j *job) launch(ctx context.Context, dl *Delivery) {
+// launch starts one delivery on a goroutine of its own, which ends when
+// the delivery has; j.mu is held.
+func (j *job) launch(ctx context.Context, dl *plan.Delivery) {
 	dl.Active = true
 	j.pending++
 	j.notifiers = append(j.notifiers, dl.Notifier.Name)
 	j.d.wg.Add(1)
-	// No goroutine per delivery: the first attempt is sent from here and,
-	// from a plugin process, answered on its stream's receiver.
-	j.d.runAsync(ctx, j, dl, asyncOf(j.d.deliverer(dl.Notifier)), func(final map[string]int) {
-		j.ended(ctx, dl, final)
-		j.d.wg.Done()
-	})
+	go func() {
+		defer j.d.wg.Done()
+		j.ended(ctx, dl, j.d.deliver(ctx, j, dl))
+	}()
 }
 
 // delivered is called by run for each device a provider accepted.
-func (j *job) delivered(dl *Delivery, token string) {
+func (j *job) delivered(dl *plan.Delivery, token string) {
 	if j.d.journal != nil {
 		j.d.journal.Delivered(j.key, dl.Notifier.Name, token)
 	}
@@ -387,14 +390,14 @@ func (j *job) delivered(dl *Delivery, token string) {
 	j.mu.Unlock()
 }
 
-func (j *job) ended(ctx context.Context, dl *Delivery, final map[string]int) {
+func (j *job) ended(ctx context.Context, dl *plan.Delivery, final map[string]int) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.pending--
 	for k, n := range final {
 		j.counts[k] += n
 	}
-	if rs := j.routes[dl.Route]; dl.Role == RoleNotify {
+	if rs := j.routes[dl.Route]; dl.Role == plan.RoleNotify {
 		rs.notifyLeft--
 		if rs.notifyLeft == 0 && !rs.delivered {
 			j.fallBack(ctx, dl.Route, rs, "failed")
@@ -452,13 +455,13 @@ func (j *job) finishLocked() {
 	if !d.log.Enabled(j.ctx, slog.LevelInfo) {
 		return
 	}
-	plan := j.plan
+	p := j.plan
 	attrs := []any{
-		"sid", plan.Call.SID,
-		"status", plan.Status,
-		"route", plan.Routes[0],
+		"sid", p.Call.SID,
+		"status", p.Status,
+		"route", p.Routes[0],
 		"notifiers", strings.Join(j.notifiers, ","),
-		"latency_ms", float64(d.now().Sub(plan.Call.Received).Microseconds()) / 1000,
+		"latency_ms", float64(d.now().Sub(p.Call.Received).Microseconds()) / 1000,
 	}
 	for _, k := range []string{"delivered", "permanent", "gone", "expired"} {
 		if n := j.counts[k]; n > 0 {
@@ -468,214 +471,9 @@ func (j *job) finishLocked() {
 	d.log.InfoContext(j.ctx, "callback", attrs...)
 }
 
-// runAsync delivers dl until every device has a final outcome or the
-// deadline passes, and gives ended the count of final outcomes by name. No
-// goroutine waits on the first attempt: its answer is handled on the
-// goroutine that has it (the plugin stream's receiver) when every device
-// was delivered, the common case; anything else (a retry, a gone token to
-// prune, a permanent failure that may start a fallback, a failed call)
-// continues on a goroutine of its own.
-func (d *Dispatcher) runAsync(ctx context.Context, j *job, dl *Delivery, ad AsyncDeliverer, ended func(map[string]int)) {
-	x := d.newAttempts(ctx, j, dl)
-	x.prepare(1)
-	ad.DeliverAsync(x.ctx, x.req, func(resp *pluginpb.DeliverResponse, err error) {
-		if err == nil && allDelivered(resp) {
-			// Nothing here sends or blocks: no retry, no prune, no
-			// fallback (the route has delivered).
-			x.outcomes(1, resp, nil)
-			ended(x.end())
-			return
-		}
-		go func() {
-			retry, after := x.outcomes(1, resp, err)
-			if x.next(1, retry, after) {
-				x.loop(2)
-			}
-			ended(x.end())
-		}()
-	})
-}
-
-// asyncOf is dv, called from a goroutine of its own when it has no
-// DeliverAsync.
-func asyncOf(dv Deliverer) AsyncDeliverer {
-	if ad, ok := dv.(AsyncDeliverer); ok {
-		return ad
-	}
-	return syncDeliverer{dv}
-}
-
-type syncDeliverer struct{ Deliverer }
-
-func (s syncDeliverer) DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest, done func(*pluginpb.DeliverResponse, error)) {
-	go func() { done(s.Deliver(ctx, req)) }()
-}
-
-func allDelivered(resp *pluginpb.DeliverResponse) bool {
-	for _, o := range resp.GetOutcomes() {
-		if o.GetKind() != pluginpb.Outcome_KIND_DELIVERED {
-			return false
-		}
-	}
-	return true
-}
-
-// attempts is one delivery's state across its attempts.
-type attempts struct {
-	d       *Dispatcher
-	j       *job
-	dl      *Delivery
-	ctx     context.Context
-	cancel  context.CancelFunc
-	span    trace.Span
-	req     *pluginpb.DeliverRequest
-	pending []directory.Device
-	wire    []*pluginpb.Device // pending as sent, with their idempotency ids
-	final   map[string]int
-}
-
-func (d *Dispatcher) newAttempts(ctx context.Context, j *job, dl *Delivery) *attempts {
-	n := dl.Notifier
-	x := &attempts{d: d, j: j, dl: dl, final: map[string]int{}}
-	x.ctx, x.cancel = context.WithDeadline(ctx, dl.Deadline)
-	// An untraced callback (tracing off, or not sampled) builds no span
-	// options: on the hot path they are allocations for nothing.
-	x.span = trace.SpanFromContext(context.Background()) // a no-op span
-	if trace.SpanContextFromContext(x.ctx).IsSampled() {
-		x.ctx, x.span = d.tracer.Start(x.ctx, "deliver "+n.Name, trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(
-				attribute.String("ringside.notifier", n.Name),
-				attribute.String("ringside.plugin", n.Plugin),
-				attribute.String("ringside.route", dl.Route),
-				attribute.String("ringside.role", dl.Role),
-				attribute.Int("ringside.devices", len(dl.Devices)),
-			))
-	}
-	x.req = &pluginpb.DeliverRequest{
-		DeliveryId:       idempotencyID(j.key, n.Name, "", ""),
-		Route:            dl.Route,
-		Call:             wireCall(j.plan.Call),
-		PayloadJson:      dl.Payload,
-		Templates:        dl.Templates,
-		DeadlineUnixNano: dl.Deadline.UnixNano(),
-	}
-	// A notifier without a device kind has one target: the call itself.
-	x.pending = dl.Devices
-	if n.Kind == "" {
-		x.pending = []directory.Device{{}}
-	} else {
-		x.wire = wireDevices(j.key, n.Name, dl.Devices)
-	}
-	if len(dl.Devices) > 1 && d.journal != nil {
-		// A device the provider accepted is marked in the journal as soon
-		// as the plugin reports it, not when the whole call (to a callee's
-		// many devices) ends: a crash then rings again only the devices
-		// whose answer had not arrived.
-		x.ctx = deliverstream.WithProgress(x.ctx, func(dev *pluginpb.Device, o *pluginpb.Outcome) {
-			if o.GetKind() == pluginpb.Outcome_KIND_DELIVERED {
-				d.journal.Delivered(j.key, n.Name, dev.GetToken())
-			}
-		})
-	}
-	return x
-}
-
-// loop makes attempts from the given one until nothing is left to retry.
-func (x *attempts) loop(attempt int) {
-	for ; ; attempt++ {
-		x.prepare(attempt)
-		resp, err := x.d.deliverer(x.dl.Notifier).Deliver(x.ctx, x.req)
-		retry, after := x.outcomes(attempt, resp, err)
-		if !x.next(attempt, retry, after) {
-			return
-		}
-	}
-}
-
-func (x *attempts) prepare(attempt int) {
-	x.req.Attempt = int32(attempt)
-	x.req.Devices = x.wire
-	if attempt > 1 {
-		x.d.metrics.Retries.WithLabelValues(x.dl.Notifier.Name).Inc()
-	}
-}
-
-func (x *attempts) count(outcome string, k int) {
-	x.final[outcome] += k
-	x.d.metrics.Deliveries.WithLabelValues(x.dl.Notifier.Name, outcome).Add(float64(k))
-}
-
-// outcomes counts the final outcomes of an attempt and returns the devices
-// to retry, and the longest Retry-After among them.
-func (x *attempts) outcomes(attempt int, resp *pluginpb.DeliverResponse, err error) (retry []directory.Device, after time.Duration) {
-	d, c, n, ctx := x.d, x.j.plan.Call, x.dl.Notifier, x.ctx
-	if err != nil {
-		if status.Code(err) == grpccodes.ResourceExhausted {
-			d.metrics.DeliveriesShed.WithLabelValues(n.Name).Inc()
-		}
-		d.log.WarnContext(ctx, "deliver failed", "sid", c.SID, "notifier", n.Name, "attempt", attempt, "error", err)
-		return x.pending, 0
-	}
-	var retryWire []*pluginpb.Device
-	defer func() {
-		if x.wire != nil {
-			x.wire = retryWire
-		}
-	}()
-	for i, o := range resp.Outcomes {
-		dev := x.pending[i] // the plugin host checked there is one outcome per target
-		switch o.Kind {
-		case pluginpb.Outcome_KIND_DELIVERED:
-			x.count("delivered", 1)
-			d.metrics.DeliveryLatency.WithLabelValues(n.Name).Observe(d.now().Sub(c.Received).Seconds())
-			x.j.delivered(x.dl, dev.Token)
-		case pluginpb.Outcome_KIND_GONE:
-			x.count("gone", 1)
-			d.prune(ctx, c, n, dev, o)
-		case pluginpb.Outcome_KIND_PERMANENT:
-			x.count("permanent", 1)
-			d.log.WarnContext(ctx, "delivery failed permanently", "sid", c.SID, "notifier", n.Name,
-				"device", directory.ShortToken(dev.Token), "reason", o.Reason)
-		default:
-			retry = append(retry, dev)
-			if x.wire != nil {
-				retryWire = append(retryWire, x.wire[i])
-			}
-			if a := time.Duration(o.RetryAfterMs) * time.Millisecond; a > after {
-				after = a
-			}
-			d.log.DebugContext(ctx, "delivery to retry", "sid", c.SID, "notifier", n.Name, "attempt", attempt, "reason", o.Reason)
-		}
-	}
-	return retry, after
-}
-
-// next waits before the attempt after this one and reports whether to make
-// it: false when nothing is left to retry or the deadline comes first.
-func (x *attempts) next(attempt int, retry []directory.Device, after time.Duration) bool {
-	if len(retry) == 0 {
-		return false
-	}
-	wait := x.d.wait(attempt, after)
-	if x.d.now().Add(wait).After(x.dl.Deadline) || !sleep(x.ctx, wait) {
-		x.count("expired", len(retry))
-		x.span.SetStatus(codes.Error, "deadline passed before delivery")
-		return false
-	}
-	x.pending = retry
-	return true
-}
-
-// end releases the delivery's ctx and span and returns the final counts.
-func (x *attempts) end() map[string]int {
-	x.cancel()
-	x.span.End()
-	return x.final
-}
-
 // deliverer is the live plugin of the notifier's name (after a reload),
 // or the notifier's own when the name is gone.
-func (d *Dispatcher) deliverer(n *Notifier) Deliverer {
+func (d *Dispatcher) deliverer(n *plan.Notifier) delivery.Deliverer {
 	if live := d.planner.Load().Notifiers[n.Name]; live != nil {
 		return live.Deliverer
 	}
@@ -706,11 +504,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func (d *Dispatcher) prune(ctx context.Context, c *callback.Call, n *Notifier, dev directory.Device, o *pluginpb.Outcome) {
-	var at time.Time
-	if o.GoneAtUnixNano > 0 {
-		at = time.Unix(0, o.GoneAtUnixNano)
-	}
+// prune removes a device the provider says is gone, unless it was
+// registered again since.
+func (d *Dispatcher) prune(ctx context.Context, c *callback.Call, n *plan.Notifier, dev directory.Device, at time.Time) {
 	removed, err := d.planner.Load().Store.Prune(context.WithoutCancel(ctx), c.ToServiceID, c.ToUserID, dev.Kind, dev.Token, at)
 	switch {
 	case err != nil:
@@ -721,34 +517,6 @@ func (d *Dispatcher) prune(ctx context.Context, c *callback.Call, n *Notifier, d
 	default:
 		d.log.InfoContext(ctx, "device token gone but registered again since; kept", "notifier", n.Name, "kind", dev.Kind, "device", directory.ShortToken(dev.Token))
 	}
-}
-
-func wireCall(c *callback.Call) *pluginpb.Call {
-	return &pluginpb.Call{
-		Sid:           c.SID,
-		FromServiceId: c.FromServiceID,
-		FromUserId:    c.FromUserID,
-		ToServiceId:   c.ToServiceID,
-		ToUserId:      c.ToUserID,
-		Type:          c.Type,
-		Param:         c.Param,
-		AppSvrData:    c.AppSvrData,
-		Extra:         c.Extra,
-	}
-}
-
-// wireDevices is devs as sent to notifier's plugin for the journaled call
-// key, each with its idempotency id.
-func wireDevices(key, notifier string, devs []directory.Device) []*pluginpb.Device {
-	if len(devs) == 0 {
-		return nil
-	}
-	out := make([]*pluginpb.Device, len(devs))
-	for i, dv := range devs {
-		out[i] = &pluginpb.Device{Kind: dv.Kind, Token: dv.Token, UpdatedAtUnixNano: dv.UpdatedAt.UnixNano(),
-			IdempotencyId: idempotencyID(key, notifier, dv.Kind, dv.Token)}
-	}
-	return out
 }
 
 // idempotencyID identifies the delivery of the journaled call key through

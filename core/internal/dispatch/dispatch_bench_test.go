@@ -14,12 +14,13 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/ringside/ringside/core/internal/callback"
-	"github.com/ringside/ringside/core/internal/config"
+	"github.com/ringside/ringside/core/internal/callexpr"
+	"github.com/ringside/ringside/core/internal/delivery"
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/journal"
+	"github.com/ringside/ringside/core/internal/plan"
 	"github.com/ringside/ringside/core/internal/route"
 	"github.com/ringside/ringside/core/internal/telemetry"
-	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
 // benchParam is LINE Planet's documented example param.
@@ -46,7 +47,7 @@ func benchCall() *callback.Call {
 // shipped apns notifier), and with a two-key payload expression.
 func BenchmarkRender(b *testing.B) {
 	c := benchCall()
-	ectx := config.CallContext(c)
+	ectx := callexpr.Context(c)
 	for _, bc := range []struct {
 		name  string
 		extra hcl.Expression
@@ -57,7 +58,7 @@ func BenchmarkRender(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := Payload(c, bc.extra, ectx); err != nil {
+				if _, err := plan.Payload(c, bc.extra, ectx); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -68,29 +69,25 @@ func BenchmarkRender(b *testing.B) {
 // instant is a Deliverer that answers every device delivered at once.
 type instant struct{}
 
-func (instant) Deliver(_ context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
-	out := &pluginpb.DeliverResponse{Outcomes: make([]*pluginpb.Outcome, max(1, len(req.Devices)))}
-	for i := range out.Outcomes {
-		out.Outcomes[i] = &pluginpb.Outcome{Kind: pluginpb.Outcome_KIND_DELIVERED, ProviderId: "id"}
-	}
-	return out, nil
+func (instant) Deliver(_ context.Context, a *delivery.Attempt) ([]delivery.Outcome, error) {
+	return delivered(a), nil
 }
 
 // benchPlanner is the shape of the load test's config: one route, always
 // true, to one apns notifier; the callee has one apns device.
-func benchPlanner(tb testing.TB, when string) Planner {
+func benchPlanner(tb testing.TB, when string) plan.Planner {
 	store := directory.NewMemory()
 	if err := store.Put(context.Background(), "planetkit", "2809", "apns", fmt.Sprintf("%064x", 7), time.Now()); err != nil {
 		tb.Fatal(err)
 	}
-	n := &Notifier{Name: "ios", Plugin: "apns", Kind: "apns", TTL: 60 * time.Second, Deliverer: instant{}}
+	n := &plan.Notifier{Name: "ios", Plugin: "apns", Kind: "apns", TTL: 60 * time.Second, Deliverer: instant{}}
 	r := &route.Route{Name: "all", Notify: []string{"ios"}}
 	if when != "" {
 		r.When = benchExpr(tb, when)
 	}
-	return Planner{
+	return plan.Planner{
 		Routes:    route.New([]*route.Route{r}, nil),
-		Notifiers: map[string]*Notifier{"ios": n},
+		Notifiers: map[string]*plan.Notifier{"ios": n},
 		Store:     store,
 	}
 }
@@ -103,9 +100,9 @@ func BenchmarkPlan(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		plan, err := p.Plan(ctx, c, config.CallContext(c))
-		if err != nil || plan.Status != callback.StatusAccepted {
-			b.Fatal(plan, err)
+		pl, err := p.Plan(ctx, c, callexpr.Context(c))
+		if err != nil || pl.Status != callback.StatusAccepted {
+			b.Fatal(pl, err)
 		}
 	}
 }
@@ -114,13 +111,13 @@ func BenchmarkPlan(b *testing.B) {
 func BenchmarkEncodeRecord(b *testing.B) {
 	p := benchPlanner(b, "")
 	c := benchCall()
-	plan, err := p.Plan(context.Background(), c, config.CallContext(c))
+	pl, err := p.Plan(context.Background(), c, callexpr.Context(c))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := encodeRecord(plan); err != nil {
+		if _, err := encodeRecord(pl); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -13,11 +14,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ringside/ringside/core/internal/callback"
-	"github.com/ringside/ringside/core/internal/config"
+	"github.com/ringside/ringside/core/internal/callexpr"
+	"github.com/ringside/ringside/core/internal/delivery"
 	"github.com/ringside/ringside/core/internal/directory"
+	"github.com/ringside/ringside/core/internal/plan"
 	"github.com/ringside/ringside/core/internal/route"
 	"github.com/ringside/ringside/core/internal/telemetry"
-	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
 func expr(t *testing.T, src string) hcl.Expression {
@@ -39,86 +41,55 @@ func testCall() *callback.Call {
 	}
 }
 
-// fakePlugin answers Deliver with outcomes chosen per attempt and records requests.
+// fakePlugin answers attempts with outcomes chosen per attempt and records
+// them.
 type fakePlugin struct {
 	mu      sync.Mutex
-	reqs    []*pluginpb.DeliverRequest
-	answer  func(attempt int, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error)
+	reqs    []*delivery.Attempt // copies, as they were sent
+	answer  func(attempt int, a *delivery.Attempt) ([]delivery.Outcome, error)
 	calls   int
 	devices [][]string
 }
 
-func (f *fakePlugin) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
+func (f *fakePlugin) Deliver(ctx context.Context, a *delivery.Attempt) ([]delivery.Outcome, error) {
 	f.mu.Lock()
 	f.calls++
 	n := f.calls
 	var toks []string
-	for _, d := range req.Devices {
-		toks = append(toks, d.Token)
+	for _, t := range a.Targets {
+		toks = append(toks, t.Token)
 	}
 	f.devices = append(f.devices, toks)
-	f.reqs = append(f.reqs, req)
+	cp := *a
+	cp.Targets = slices.Clone(a.Targets)
+	f.reqs = append(f.reqs, &cp)
 	f.mu.Unlock()
 	if f.answer == nil {
-		return delivered(req), nil
+		return delivered(a), nil
 	}
-	return f.answer(n, req)
+	return f.answer(n, a)
 }
 
-// asyncFakes makes newFixture's plugins AsyncDeliverers (TestAsync).
-var asyncFakes bool
-
-// asyncPlugin answers DeliverAsync from another goroutine, as the plugin
-// stream's receiver does.
-type asyncPlugin struct{ *fakePlugin }
-
-func (a asyncPlugin) DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest, done func(*pluginpb.DeliverResponse, error)) {
-	go func() { done(a.Deliver(ctx, req)) }()
-}
-
-// The dispatcher's tests again with plugins it calls without a goroutine
-// waiting (DeliverAsync): delivered, gone, permanent, retried and expired
-// outcomes, fallbacks, overload and the journal behave the same.
-func TestAsync(t *testing.T) {
-	asyncFakes = true
-	t.Cleanup(func() { asyncFakes = false })
-	for name, test := range map[string]func(*testing.T){
-		"AcceptDeliversAndDedups": TestAcceptDeliversAndDedups,
-		"DeliveryOutcomes":        TestDeliveryOutcomes,
-		"RetryStopsAtDeadline":    TestRetryStopsAtDeadline,
-		"FallbackAfterDelivery":   TestFallbackAfterDelivery,
-		"Overload":                TestOverload,
-		"JournalRecordAndResume":  TestJournalRecordAndResume,
-	} {
-		t.Run(name, test)
-	}
-}
-
-func delivered(req *pluginpb.DeliverRequest) *pluginpb.DeliverResponse {
-	n := max(1, len(req.Devices))
-	out := &pluginpb.DeliverResponse{}
-	for range n {
-		out.Outcomes = append(out.Outcomes, &pluginpb.Outcome{Kind: pluginpb.Outcome_KIND_DELIVERED, ProviderId: "id"})
+func delivered(a *delivery.Attempt) []delivery.Outcome {
+	out := make([]delivery.Outcome, max(1, len(a.Targets)))
+	for i := range out {
+		out[i] = delivery.Outcome{Result: delivery.Delivered, ProviderID: "id"}
 	}
 	return out
 }
 
 type fixture struct {
 	store     *directory.Memory
-	notifiers map[string]*Notifier
+	notifiers map[string]*plan.Notifier
 	plugins   map[string]*fakePlugin
 }
 
 func newFixture(t *testing.T) *fixture {
-	f := &fixture{store: directory.NewMemory(), notifiers: map[string]*Notifier{}, plugins: map[string]*fakePlugin{}}
+	f := &fixture{store: directory.NewMemory(), notifiers: map[string]*plan.Notifier{}, plugins: map[string]*fakePlugin{}}
 	for _, n := range []struct{ name, kind string }{{"ios", "apns"}, {"android", "fcm"}, {"hook", ""}, {"sms", "phone"}, {"ios2", "apns"}} {
 		p := &fakePlugin{}
 		f.plugins[n.name] = p
-		var dv Deliverer = p
-		if asyncFakes {
-			dv = asyncPlugin{p}
-		}
-		f.notifiers[n.name] = &Notifier{Name: n.name, Plugin: n.name, Kind: n.kind, TTL: 60 * time.Second, Deliverer: dv}
+		f.notifiers[n.name] = &plan.Notifier{Name: n.name, Plugin: n.name, Kind: n.kind, TTL: 60 * time.Second, Deliverer: p}
 	}
 	return f
 }
@@ -130,8 +101,8 @@ func (f *fixture) put(t *testing.T, kind, token string, at time.Time) {
 	}
 }
 
-func (f *fixture) planner(routes ...*route.Route) Planner {
-	return Planner{
+func (f *fixture) planner(routes ...*route.Route) plan.Planner {
+	return plan.Planner{
 		Routes:    route.New(routes, func(n string) bool { return f.notifiers[n] != nil }),
 		Notifiers: f.notifiers,
 		Store:     f.store,
@@ -144,7 +115,7 @@ type planned struct {
 	devices    []string
 }
 
-func summarize(p *Plan) []planned {
+func summarize(p *plan.Plan) []planned {
 	var out []planned
 	for _, d := range p.Deliveries {
 		var toks []string
@@ -290,25 +261,25 @@ func TestPlan(t *testing.T) {
 			}
 			p := f.planner(tc.routes(t)...)
 			c := testCall()
-			plan, err := p.Plan(context.Background(), c, config.CallContext(c))
+			pl, err := p.Plan(context.Background(), c, callexpr.Context(c))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if plan.Status != tc.status {
-				t.Errorf("status: got %s; want %s", plan.Status, tc.status)
+			if pl.Status != tc.status {
+				t.Errorf("status: got %s; want %s", pl.Status, tc.status)
 			}
-			if plan.Reachable != (tc.status == callback.StatusAccepted) {
-				t.Errorf("reachable: got %v", plan.Reachable)
+			if pl.Reachable != (tc.status == callback.StatusAccepted) {
+				t.Errorf("reachable: got %v", pl.Reachable)
 			}
-			if len(plan.Routes) != len(tc.routeNames) {
-				t.Errorf("routes: got %v; want %v", plan.Routes, tc.routeNames)
+			if len(pl.Routes) != len(tc.routeNames) {
+				t.Errorf("routes: got %v; want %v", pl.Routes, tc.routeNames)
 			}
-			for i := range min(len(plan.Routes), len(tc.routeNames)) {
-				if plan.Routes[i] != tc.routeNames[i] {
-					t.Errorf("routes: got %v; want %v", plan.Routes, tc.routeNames)
+			for i := range min(len(pl.Routes), len(tc.routeNames)) {
+				if pl.Routes[i] != tc.routeNames[i] {
+					t.Errorf("routes: got %v; want %v", pl.Routes, tc.routeNames)
 				}
 			}
-			got := summarize(plan)
+			got := summarize(pl)
 			if len(got) != len(tc.want) {
 				t.Fatalf("deliveries: got %+v; want %+v", got, tc.want)
 			}
@@ -330,7 +301,7 @@ func TestPlan(t *testing.T) {
 
 func TestPayload(t *testing.T) {
 	c := testCall()
-	ectx := config.CallContext(c)
+	ectx := callexpr.Context(c)
 	tests := []struct {
 		name  string
 		extra string
@@ -352,7 +323,7 @@ func TestPayload(t *testing.T) {
 			if tc.extra != "" {
 				e = expr(t, tc.extra)
 			}
-			b, err := Payload(c, e, ectx)
+			b, err := plan.Payload(c, e, ectx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -370,7 +341,7 @@ func TestPayload(t *testing.T) {
 	t.Run("app_svr_data omitted when absent", func(t *testing.T) {
 		c := testCall()
 		c.AppSvrData = ""
-		b, _ := Payload(c, nil, config.CallContext(c))
+		b, _ := plan.Payload(c, nil, callexpr.Context(c))
 		var got map[string]any
 		_ = json.Unmarshal(b, &got)
 		if _, ok := got["app_svr_data"]; ok {
@@ -426,8 +397,8 @@ func TestAcceptDeliversAndDedups(t *testing.T) {
 		t.Errorf("hook deliveries: got %d; want 2", got)
 	}
 	req := f.plugins["hook"].reqs[0]
-	if req.Call.Param != "eyJ+/a==" || req.Route != "r" || req.Attempt != 1 || len(req.Devices) != 0 ||
-		req.DeadlineUnixNano != t0.Add(60*time.Second).UnixNano() || req.DeliveryId == "" {
+	if req.Call.Param != "eyJ+/a==" || req.Route != "r" || req.Number != 1 || len(req.Targets) != 0 ||
+		!req.Deadline.Equal(t0.Add(60*time.Second)) || req.ID == "" {
 		t.Errorf("webhook request: got %+v", req)
 	}
 	if got := testutil.ToFloat64(m.Deliveries.WithLabelValues("ios", "delivered")); got != 1 {
@@ -449,24 +420,24 @@ func TestDeliveryOutcomes(t *testing.T) {
 		Jitter:  func() float64 { return 0.5 },
 		Backoff: Backoff{Base: time.Millisecond, Max: 4 * time.Millisecond},
 	})
-	f.plugins["ios"].answer = func(attempt int, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
-		out := &pluginpb.DeliverResponse{}
-		for _, dev := range req.Devices {
-			o := &pluginpb.Outcome{}
+	f.plugins["ios"].answer = func(attempt int, req *delivery.Attempt) ([]delivery.Outcome, error) {
+		var out []delivery.Outcome
+		for _, dev := range req.Targets {
+			var o delivery.Outcome
 			switch dev.Token {
 			case "ok":
-				o.Kind = pluginpb.Outcome_KIND_DELIVERED
+				o.Result = delivery.Delivered
 			case "gone-old", "gone-new":
-				o.Kind, o.GoneAtUnixNano = pluginpb.Outcome_KIND_GONE, t0.Add(30*time.Second).UnixNano()
+				o.Result, o.GoneAt = delivery.Gone, t0.Add(30*time.Second)
 			case "bad":
-				o.Kind, o.Reason = pluginpb.Outcome_KIND_PERMANENT, "BadDeviceToken"
+				o.Result, o.Reason = delivery.Permanent, "BadDeviceToken"
 			case "flaky":
-				o.Kind = pluginpb.Outcome_KIND_RETRY
+				o.Result = delivery.Retry
 				if attempt >= 3 {
-					o.Kind = pluginpb.Outcome_KIND_DELIVERED
+					o.Result = delivery.Delivered
 				}
 			}
-			out.Outcomes = append(out.Outcomes, o)
+			out = append(out, o)
 		}
 		return out, nil
 	}
@@ -527,14 +498,14 @@ func TestRetryStopsAtDeadline(t *testing.T) {
 		Jitter:  func() float64 { return 1 },
 		Backoff: Backoff{Base: 10 * time.Millisecond, Max: 10 * time.Millisecond},
 	})
-	f.plugins["hook"].answer = func(attempt int, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
+	f.plugins["hook"].answer = func(attempt int, req *delivery.Attempt) ([]delivery.Outcome, error) {
 		mu.Lock()
 		clock = clock.Add(4 * time.Second) // each attempt takes 4 s of the injected clock
 		mu.Unlock()
 		if attempt == 1 {
 			return nil, errors.New("transport: connection refused")
 		}
-		return &pluginpb.DeliverResponse{Outcomes: []*pluginpb.Outcome{{Kind: pluginpb.Outcome_KIND_RETRY, RetryAfterMs: 1}}}, nil
+		return []delivery.Outcome{{Result: delivery.Retry, RetryAfter: time.Millisecond}}, nil
 	}
 	c := testCall()
 	c.Received = start

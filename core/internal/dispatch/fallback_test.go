@@ -10,17 +10,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/delivery"
 	"github.com/ringside/ringside/core/internal/journal"
 	"github.com/ringside/ringside/core/internal/route"
 	"github.com/ringside/ringside/core/internal/telemetry"
-	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
-func answerAll(kind pluginpb.Outcome_Kind) func(int, *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
-	return func(_ int, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
-		out := &pluginpb.DeliverResponse{}
-		for range max(1, len(req.Devices)) {
-			out.Outcomes = append(out.Outcomes, &pluginpb.Outcome{Kind: kind, Reason: "scripted"})
+func answerAll(kind delivery.Result) func(int, *delivery.Attempt) ([]delivery.Outcome, error) {
+	return func(_ int, req *delivery.Attempt) ([]delivery.Outcome, error) {
+		var out []delivery.Outcome
+		for range max(1, len(req.Targets)) {
+			out = append(out, delivery.Outcome{Result: kind, Reason: "scripted"})
 		}
 		return out, nil
 	}
@@ -29,15 +29,15 @@ func answerAll(kind pluginpb.Outcome_Kind) func(int, *pluginpb.DeliverRequest) (
 func TestFallbackAfterDelivery(t *testing.T) {
 	tests := []struct {
 		name          string
-		ios           func(int, *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error)
+		ios           func(int, *delivery.Attempt) ([]delivery.Outcome, error)
 		fallbackAfter time.Duration
 		wantSMS       int
 		reason        string
 	}{
 		{"notify delivered: no fallback", nil, time.Hour, 0, ""},
-		{"every notify delivery failed permanently", answerAll(pluginpb.Outcome_KIND_PERMANENT), time.Hour, 1, "failed"},
-		{"the token is gone", answerAll(pluginpb.Outcome_KIND_GONE), time.Hour, 1, "failed"},
-		{"nothing delivered by fallback_after", answerAll(pluginpb.Outcome_KIND_RETRY), 30 * time.Millisecond, 1, "timeout"},
+		{"every notify delivery failed permanently", answerAll(delivery.Permanent), time.Hour, 1, "failed"},
+		{"the token is gone", answerAll(delivery.Gone), time.Hour, 1, "failed"},
+		{"nothing delivered by fallback_after", answerAll(delivery.Retry), 30 * time.Millisecond, 1, "timeout"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,9 +74,9 @@ func TestFallbackAfterDelivery(t *testing.T) {
 func TestOverload(t *testing.T) {
 	f := newFixture(t)
 	release := make(chan struct{})
-	f.plugins["hook"].answer = func(int, *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
+	f.plugins["hook"].answer = func(int, *delivery.Attempt) ([]delivery.Outcome, error) {
 		<-release
-		return &pluginpb.DeliverResponse{Outcomes: []*pluginpb.Outcome{{Kind: pluginpb.Outcome_KIND_DELIVERED}}}, nil
+		return []delivery.Outcome{{Result: delivery.Delivered}}, nil
 	}
 	d := New(Options{Planner: f.planner(&route.Route{Name: "r", Notify: []string{"hook"}}), MaxInFlight: 2})
 	for i, want := range []error{nil, nil, ErrOverloaded} {
@@ -137,14 +137,14 @@ func TestJournalRecordAndResume(t *testing.T) {
 	f.put(t, "apns", "a1", t0)
 	f.put(t, "apns", "a2", t0)
 	jr := &fakeJournal{}
-	f.plugins["ios"].answer = func(_ int, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
-		out := &pluginpb.DeliverResponse{}
-		for _, dv := range req.Devices {
-			k := pluginpb.Outcome_KIND_DELIVERED
+	f.plugins["ios"].answer = func(_ int, req *delivery.Attempt) ([]delivery.Outcome, error) {
+		var out []delivery.Outcome
+		for _, dv := range req.Targets {
+			k := delivery.Delivered
 			if dv.Token == "a2" {
-				k = pluginpb.Outcome_KIND_PERMANENT
+				k = delivery.Permanent
 			}
-			out.Outcomes = append(out.Outcomes, &pluginpb.Outcome{Kind: k})
+			out = append(out, delivery.Outcome{Result: k})
 		}
 		return out, nil
 	}

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringside/ringside/core/internal/delivery"
 	"github.com/ringside/ringside/core/internal/journal"
 	"github.com/ringside/ringside/core/internal/route"
-	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
 // Every attempt of a delivery carries the same ids (the delivery's, and
@@ -19,14 +19,14 @@ func TestIdempotencyIDsAreStable(t *testing.T) {
 	f.put(t, "apns", "a1", t0)
 	f.put(t, "apns", "a2", t0)
 	jr := &fakeJournal{}
-	f.plugins["ios"].answer = func(attempt int, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
-		out := &pluginpb.DeliverResponse{}
-		for range req.Devices {
-			k := pluginpb.Outcome_KIND_RETRY
+	f.plugins["ios"].answer = func(attempt int, req *delivery.Attempt) ([]delivery.Outcome, error) {
+		var out []delivery.Outcome
+		for range req.Targets {
+			k := delivery.Retry
 			if attempt > 1 {
-				k = pluginpb.Outcome_KIND_DELIVERED
+				k = delivery.Delivered
 			}
-			out.Outcomes = append(out.Outcomes, &pluginpb.Outcome{Kind: k})
+			out = append(out, delivery.Outcome{Result: k})
 		}
 		return out, nil
 	}
@@ -42,10 +42,10 @@ func TestIdempotencyIDsAreStable(t *testing.T) {
 	if len(ios) != 2 {
 		t.Fatalf("ios attempts: %d; want 2", len(ios))
 	}
-	ids := func(req *pluginpb.DeliverRequest) map[string]string {
-		m := map[string]string{"": req.DeliveryId}
-		for _, dv := range req.Devices {
-			m[dv.Token] = dv.IdempotencyId
+	ids := func(req *delivery.Attempt) map[string]string {
+		m := map[string]string{"": req.ID}
+		for _, dv := range req.Targets {
+			m[dv.Token] = dv.IdempotencyID
 		}
 		return m
 	}
@@ -58,7 +58,7 @@ func TestIdempotencyIDsAreStable(t *testing.T) {
 	if first["a1"] == first["a2"] || first["a1"] == first[""] {
 		t.Errorf("ids not distinct per device: %v", first)
 	}
-	hook := f.plugins["hook"].reqs[0].DeliveryId
+	hook := f.plugins["hook"].reqs[0].ID
 	if hook == first[""] {
 		t.Errorf("two notifiers share the delivery id %q", hook)
 	}
@@ -75,7 +75,7 @@ func TestIdempotencyIDsAreStable(t *testing.T) {
 	if got := ids(g.plugins["ios"].reqs[0]); got["a1"] != first["a1"] || got["a2"] != first["a2"] || got[""] != first[""] {
 		t.Errorf("after resume: ids %v; want %v", got, first)
 	}
-	if got := g.plugins["hook"].reqs[0].DeliveryId; got != hook {
+	if got := g.plugins["hook"].reqs[0].ID; got != hook {
 		t.Errorf("after resume: webhook delivery id %q; want %q", got, hook)
 	}
 
@@ -87,7 +87,7 @@ func TestIdempotencyIDsAreStable(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = d.Wait(context.Background())
-	if got := f.plugins["hook"].reqs[1].DeliveryId; got == hook {
+	if got := f.plugins["hook"].reqs[1].ID; got == hook {
 		t.Errorf("another call got the same delivery id %q", got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/ringside/ringside/core/internal/callback"
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/journal"
+	"github.com/ringside/ringside/core/internal/plan"
 )
 
 // record is how an accepted callback is kept in the journal.
@@ -33,7 +34,7 @@ type recordDelivery struct {
 // encodeRecord writes the record by appending, the payload copied as it is
 // (encoding/json would validate and compact it again); decoding uses
 // encoding/json with the same field names.
-func encodeRecord(p *Plan) ([]byte, error) {
+func encodeRecord(p *plan.Plan) ([]byte, error) {
 	c := p.Call
 	size := 512 + len(c.Param) + len(c.AppSvrData)
 	for _, d := range p.Deliveries {
@@ -149,7 +150,7 @@ func (d *Dispatcher) Resume(ctx context.Context, entries []journal.Entry) int {
 			d.finishEntry(e.Key)
 			continue
 		}
-		plan := &Plan{Call: r.Call, Status: r.Status, Routes: r.Routes, Reachable: true}
+		pl := &plan.Plan{Call: r.Call, Status: r.Status, Routes: r.Routes, Reachable: true}
 		deliveredRoutes := map[string]bool{}
 		for _, rd := range r.Deliveries {
 			n := p.Notifiers[rd.Notifier]
@@ -157,7 +158,7 @@ func (d *Dispatcher) Resume(ctx context.Context, entries []journal.Entry) int {
 				d.log.Warn("journal: notifier no longer configured; its deliveries are dropped", "sid", r.Call.SID, "notifier", rd.Notifier)
 				continue
 			}
-			dl := &Delivery{Notifier: n, Route: rd.Route, Role: rd.Role, Active: rd.Active,
+			dl := &plan.Delivery{Notifier: n, Route: rd.Route, Role: rd.Role, Active: rd.Active,
 				Payload: rd.Payload, Templates: rd.Templates, Deadline: rd.Deadline}
 			if n.Kind == "" {
 				if e.Delivered[[2]string{rd.Notifier, ""}] {
@@ -179,10 +180,10 @@ func (d *Dispatcher) Resume(ctx context.Context, entries []journal.Entry) int {
 			if !dl.Deadline.After(now) {
 				dl.Active = false
 			}
-			plan.Deliveries = append(plan.Deliveries, dl)
+			pl.Deliveries = append(pl.Deliveries, dl)
 		}
 		d.dedup.Claim(r.Call.SID, r.Call.ToServiceID, r.Call.ToUserID, r.Call.Received)
-		j := d.newJob(e.Key, plan)
+		j := d.newJob(e.Key, pl)
 		for route := range deliveredRoutes {
 			if rs := j.routes[route]; rs != nil {
 				rs.delivered = true

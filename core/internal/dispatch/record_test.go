@@ -21,17 +21,17 @@ func TestEncodeRecordMatchesEncodingJSON(t *testing.T) {
 	c.Extra = map[string]string{"k\u2028": "v<&>\x01", "x": ""}
 	c.Stid = "st\"id"
 	f.notifiers["sms"].Templates = nil
-	plan, err := p.Plan(context.Background(), c, nil)
+	pl, err := p.Plan(context.Background(), c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan.Deliveries[0].Templates = map[string]string{"body": "hi \"there\"\n"}
-	got, err := encodeRecord(plan)
+	pl.Deliveries[0].Templates = map[string]string{"body": "hi \"there\"\n"}
+	got, err := encodeRecord(pl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := record{Call: plan.Call, Status: plan.Status, Routes: plan.Routes}
-	for _, d := range plan.Deliveries {
+	r := record{Call: pl.Call, Status: pl.Status, Routes: pl.Routes}
+	for _, d := range pl.Deliveries {
 		r.Deliveries = append(r.Deliveries, recordDelivery{
 			Notifier: d.Notifier.Name, Route: d.Route, Role: d.Role, Active: d.Active,
 			Devices: d.Devices, Payload: d.Payload, Templates: d.Templates, Deadline: d.Deadline,

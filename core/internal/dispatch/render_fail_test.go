@@ -138,22 +138,22 @@ func TestRenderErrorInPlan(t *testing.T) {
 	f.notifiers["ios"].Payload = expr(t, `{ n = tonumber(call.param) }`)
 	p := f.planner(&route.Route{Name: "r", Notify: []string{"ios", "hook"}})
 	c := testCall()
-	plan, err := p.Plan(context.Background(), c, nil)
+	pl, err := p.Plan(context.Background(), c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plan.RenderErrors) != 1 || plan.RenderErrors[0].Notifier.Name != "ios" || plan.RenderErrors[0].Err == nil {
-		t.Fatalf("render errors: %+v", plan.RenderErrors)
+	if len(pl.RenderErrors) != 1 || pl.RenderErrors[0].Notifier.Name != "ios" || pl.RenderErrors[0].Err == nil {
+		t.Fatalf("render errors: %+v", pl.RenderErrors)
 	}
-	if len(plan.Deliveries) != 1 || plan.Deliveries[0].Notifier.Name != "hook" {
-		t.Errorf("deliveries: %+v", summarize(plan))
+	if len(pl.Deliveries) != 1 || pl.Deliveries[0].Notifier.Name != "hook" {
+		t.Errorf("deliveries: %+v", summarize(pl))
 	}
-	e := plan.RenderErrors[0].Err
+	e := pl.RenderErrors[0].Err
 	msg := e.Error()
 	if !strings.HasPrefix(msg, `notifier "ios": payload at test.hcl:1:`) || strings.Contains(msg, c.Param) {
 		t.Errorf("Error(): %q", msg)
 	}
-	if len(plan.RenderErrors[0].Devices) != 1 {
-		t.Errorf("the failed notifier's devices (for explain): %v", plan.RenderErrors[0].Devices)
+	if len(pl.RenderErrors[0].Devices) != 1 {
+		t.Errorf("the failed notifier's devices (for explain): %v", pl.RenderErrors[0].Devices)
 	}
 }

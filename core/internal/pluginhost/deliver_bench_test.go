@@ -44,7 +44,7 @@ func benchDeliver(b *testing.B, c *Client) {
 		ctx := b.Context()
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := c.Deliver(ctx, req); err != nil {
+			if _, err := deliverWire(ctx, c, req); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -55,7 +55,7 @@ func benchDeliver(b *testing.B, c *Client) {
 		b.SetParallelism(4)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if _, err := c.Deliver(ctx, req); err != nil {
+				if _, err := deliverWire(ctx, c, req); err != nil {
 					b.Error(err)
 					return
 				}

@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -13,7 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/ringside/ringside/core/internal/pluginhost/deliverstream"
+	"github.com/ringside/ringside/core/internal/delivery"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
@@ -31,7 +32,7 @@ func TestLargeCallIsSplit(t *testing.T) {
 		tok := fmt.Sprintf("big:%s%06d", strings.Repeat("x", 512-10), i)
 		req.Devices = append(req.Devices, &pluginpb.Device{Kind: "testdev", Token: tok})
 	}
-	resp, err := c.Deliver(t.Context(), req)
+	resp, err := deliverWire(t.Context(), c, req)
 	if err != nil {
 		t.Fatalf("deliver to %d devices: %v", n, err)
 	}
@@ -66,7 +67,7 @@ func TestLargeBatchesStayUnderTheLimit(t *testing.T) {
 				PayloadJson: payload,
 				Devices:     []*pluginpb.Device{{Kind: "testdev", Token: "once:a"}, {Kind: "testdev", Token: "once:b"}},
 			}
-			resp, err := c.Deliver(t.Context(), req)
+			resp, err := deliverWire(t.Context(), c, req)
 			if err != nil {
 				errs <- fmt.Errorf("call %d: %v", i, err)
 				return
@@ -115,7 +116,7 @@ func TestInvalidUTF8FailsOnlyItsCall(t *testing.T) {
 func TestProgressKeepsDeliveredDevices(t *testing.T) {
 	c := start(t, testSpec(t, "test"))
 	configure(t, c, `{"greeting":"hi"}`)
-	resp, err := c.Deliver(t.Context(), &pluginpb.DeliverRequest{DeliveryId: "p", Devices: []*pluginpb.Device{
+	resp, err := deliverWire(t.Context(), c, &pluginpb.DeliverRequest{DeliveryId: "p", Devices: []*pluginpb.Device{
 		{Kind: "testdev", Token: "ok"}, {Kind: "testdev", Token: "exitlater"}, {Kind: "testdev", Token: "big:000042"},
 	}})
 	if err != nil {
@@ -130,7 +131,7 @@ func TestProgressKeepsDeliveredDevices(t *testing.T) {
 }
 
 // A plugin process that is stopped (SIGSTOP: alive, answering nothing)
-// blocks nobody: every DeliverAsync returns at once, calls past the bound
+// blocks nobody: every call is queued at once, calls past the bound
 // on waiting work fail at once with ResourceExhausted, the supervisor
 // kills the process after its missed health checks and starts a new one,
 // and the calls that waited fail (to be retried) instead of hanging.
@@ -157,14 +158,17 @@ func TestStoppedPluginIsKilledAndRestarted(t *testing.T) {
 	go func() {
 		defer close(returned)
 		for i := range calls {
-			s.DeliverAsync(t.Context(), &pluginpb.DeliverRequest{DeliveryId: fmt.Sprint(i), Templates: map[string]string{"body": body},
-				Devices: []*pluginpb.Device{{Kind: "testdev", Token: "ok"}}}, func(_ *pluginpb.DeliverResponse, err error) { results <- err })
+			go func() {
+				_, err := deliverWire(t.Context(), s, &pluginpb.DeliverRequest{DeliveryId: fmt.Sprint(i), Templates: map[string]string{"body": body},
+					Devices: []*pluginpb.Device{{Kind: "testdev", Token: "ok"}}})
+				results <- err
+			}()
 		}
 	}()
 	select {
 	case <-returned:
 	case <-time.After(20 * time.Second):
-		t.Fatal("DeliverAsync blocked on a stopped plugin")
+		t.Fatal("starting the calls blocked on a stopped plugin")
 	}
 	select {
 	case <-restarted:
@@ -179,7 +183,7 @@ func TestStoppedPluginIsKilledAndRestarted(t *testing.T) {
 		select {
 		case err := <-results:
 			switch {
-			case status.Code(err) == codes.ResourceExhausted:
+			case errors.Is(err, delivery.ErrOverloaded) && status.Code(err) == codes.ResourceExhausted:
 				shed++
 			case err != nil:
 				failed++
@@ -192,7 +196,7 @@ func TestStoppedPluginIsKilledAndRestarted(t *testing.T) {
 		t.Error("no call was refused past the bound on waiting calls")
 	}
 	t.Logf("%d calls refused at once, %d failed when the process was killed", shed, failed)
-	resp, err := s.Deliver(t.Context(), &pluginpb.DeliverRequest{DeliveryId: "after", Devices: []*pluginpb.Device{{Kind: "testdev", Token: "ok"}}})
+	resp, err := deliverWire(t.Context(), s, &pluginpb.DeliverRequest{DeliveryId: "after", Devices: []*pluginpb.Device{{Kind: "testdev", Token: "ok"}}})
 	if err != nil || !strings.HasPrefix(resp.Outcomes[0].ProviderId, "again:") {
 		t.Errorf("after the restart: %v %v", resp, err)
 	}
@@ -211,7 +215,7 @@ func TestHungPluginIsKilled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	start := time.Now()
-	_, err := s.Deliver(ctx, &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Kind: "testdev", Token: "block"}}})
+	_, err := deliverWire(ctx, s, &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Kind: "testdev", Token: "block"}}})
 	if err == nil || ctx.Err() != nil {
 		t.Fatalf("a call the plugin never answers: %v after %s; want it failed by the kill", err, time.Since(start))
 	}
@@ -228,14 +232,17 @@ func TestProgressHookBeforeAnswer(t *testing.T) {
 	configure(t, c, `{"greeting":"hi"}`)
 	got := make(chan string, 4)
 	ctx, cancel := context.WithCancel(t.Context())
-	ctx = deliverstream.WithProgress(ctx, func(dev *pluginpb.Device, o *pluginpb.Outcome) { got <- dev.Token + "=" + o.Kind.String() })
-	ch := deliverAsync(t, c, ctx, &pluginpb.DeliverRequest{DeliveryId: "h", Devices: []*pluginpb.Device{
-		{Kind: "testdev", Token: "block"}, {Kind: "testdev", Token: "ok"},
-	}})
+	ch := make(chan asyncResult, 1)
+	go func() {
+		resp, err := deliverReporting(ctx, c, &pluginpb.DeliverRequest{DeliveryId: "h", Devices: []*pluginpb.Device{
+			{Kind: "testdev", Token: "block"}, {Kind: "testdev", Token: "ok"},
+		}}, func(token string) { got <- token })
+		ch <- asyncResult{resp, err}
+	}()
 	select {
 	case p := <-got:
-		if p != "ok=KIND_DELIVERED" {
-			t.Errorf("progress %q; want ok=KIND_DELIVERED", p)
+		if p != "ok" {
+			t.Errorf("progress %q; want ok", p)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no progress while a device of the call was held")

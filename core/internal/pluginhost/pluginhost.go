@@ -20,7 +20,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-plugin"
@@ -29,11 +28,9 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/ringside/ringside/plugins/sdk"
 	"github.com/ringside/ringside/core/internal/pluginhost/deliverstream"
+	"github.com/ringside/ringside/plugins/sdk"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
@@ -305,170 +302,6 @@ func (c *Client) Configure(ctx context.Context, notifier string, configJSON []by
 		return nil, c.rpcError("configure", err)
 	}
 	return resp.GetErrors(), nil
-}
-
-// Deliver makes one delivery attempt, on DeliverStream when the plugin
-// serves it. The response holds exactly one outcome per device, or one when
-// req has no devices; anything else is an error.
-func (c *Client) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
-	return deliverstream.Await(func(done func(*pluginpb.DeliverResponse, error)) { c.DeliverAsync(ctx, req, done) })
-}
-
-// DeliverAsync is Deliver without a goroutine waiting for the answer: done
-// gets what Deliver would return, once, never on the caller's goroutine; it
-// must not block (see deliverstream.Client.DeliverAsync). A plugin without
-// DeliverStream is called from a goroutine of its own.
-//
-// A call too large for one message (a callee with thousands of devices) is
-// split into calls to fewer devices, each within the plugin's message
-// limit; their outcomes are joined in the order of req's devices, and a
-// part that fails as a whole answers retry for its devices only, so one
-// part's failure never fails the others.
-func (c *Client) DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest, done func(*pluginpb.DeliverResponse, error)) {
-	// A call that cannot be encoded, or is too large even for one device,
-	// would fail the same way on every attempt: its targets fail
-	// permanently, with the reason.
-	err := deliverstream.CheckUTF8(req)
-	var parts []part
-	if err == nil {
-		parts, err = split(req, c.maxCall-deliverstream.CallOverhead)
-	}
-	if err != nil {
-		go done(c.checked(req, refused(req, err.Error()), nil))
-		return
-	}
-	if parts == nil {
-		c.deliverOne(ctx, req, func(resp *pluginpb.DeliverResponse, err error) { done(c.checked(req, resp, err)) })
-		return
-	}
-	j := &join{req: req, left: len(parts), outs: make([]*pluginpb.Outcome, len(req.GetDevices())), done: func(resp *pluginpb.DeliverResponse) {
-		done(c.checked(req, resp, nil))
-	}}
-	for _, p := range parts {
-		c.deliverOne(ctx, p.req, func(resp *pluginpb.DeliverResponse, err error) {
-			resp, err = c.checked(p.req, resp, err)
-			j.part(p.from, len(p.req.GetDevices()), resp, err)
-		})
-	}
-}
-
-// deliverOne makes one call, on the stream or as a unary RPC.
-func (c *Client) deliverOne(ctx context.Context, req *pluginpb.DeliverRequest, done func(*pluginpb.DeliverResponse, error)) {
-	if c.stream != nil {
-		c.stream.DeliverAsync(ctx, req, done)
-		return
-	}
-	go func() { done(c.rpc.Deliver(ctx, req)) }()
-}
-
-// part is one call of a split Deliver: its request and the index of its
-// first device in the whole request.
-type part struct {
-	req  *pluginpb.DeliverRequest
-	from int
-}
-
-// split divides req's devices into parts whose encoded size stays within
-// budget bytes; nil when req fits whole. An error means a part of one
-// device (or the request without devices) is already over budget.
-func split(req *pluginpb.DeliverRequest, budget int) ([]part, error) {
-	size := proto.Size(req)
-	if size <= budget {
-		return nil, nil
-	}
-	devs := req.GetDevices()
-	base := size
-	for _, d := range devs {
-		base -= deviceSize(d)
-	}
-	if base >= budget || len(devs) == 0 {
-		return nil, fmt.Errorf("the call is %d bytes, more than the %d bytes a message to the plugin may hold", size, budget)
-	}
-	var parts []part
-	from, n := 0, base
-	for i, d := range devs {
-		ds := deviceSize(d)
-		if base+ds > budget {
-			return nil, fmt.Errorf("one device makes a call of %d bytes, more than the %d bytes a message to the plugin may hold", base+ds, budget)
-		}
-		if n+ds > budget {
-			parts = append(parts, part{req: withDevices(req, devs[from:i]), from: from})
-			from, n = i, base
-		}
-		n += ds
-	}
-	return append(parts, part{req: withDevices(req, devs[from:]), from: from}), nil
-}
-
-// deviceSize is what a device adds to the encoded request (its field tag
-// and length prefix included).
-func deviceSize(d *pluginpb.Device) int {
-	n := proto.Size(d)
-	return 1 + protowire.SizeVarint(uint64(n)) + n
-}
-
-func withDevices(req *pluginpb.DeliverRequest, devs []*pluginpb.Device) *pluginpb.DeliverRequest {
-	return &pluginpb.DeliverRequest{
-		DeliveryId:       req.GetDeliveryId(),
-		Attempt:          req.GetAttempt(),
-		Route:            req.GetRoute(),
-		Call:             req.GetCall(),
-		PayloadJson:      req.GetPayloadJson(),
-		Templates:        req.GetTemplates(),
-		Devices:          devs,
-		DeadlineUnixNano: req.GetDeadlineUnixNano(),
-	}
-}
-
-// refused is the response to a call the host cannot send: every target
-// failed permanently, with reason.
-func refused(req *pluginpb.DeliverRequest, reason string) *pluginpb.DeliverResponse {
-	resp := &pluginpb.DeliverResponse{Outcomes: make([]*pluginpb.Outcome, max(1, len(req.GetDevices())))}
-	for i := range resp.Outcomes {
-		resp.Outcomes[i] = &pluginpb.Outcome{Kind: pluginpb.Outcome_KIND_PERMANENT, Reason: reason}
-	}
-	return resp
-}
-
-// join gathers the answers of a split call's parts.
-type join struct {
-	req  *pluginpb.DeliverRequest
-	done func(*pluginpb.DeliverResponse)
-
-	mu   sync.Mutex
-	left int
-	outs []*pluginpb.Outcome
-}
-
-// part records the answer of the part whose n devices start at from; a
-// part that failed as a whole answers retry for its devices.
-func (j *join) part(from, n int, resp *pluginpb.DeliverResponse, err error) {
-	j.mu.Lock()
-	for i := range n {
-		if err != nil {
-			j.outs[from+i] = &pluginpb.Outcome{Kind: pluginpb.Outcome_KIND_RETRY, Reason: err.Error()}
-		} else {
-			j.outs[from+i] = resp.GetOutcomes()[i]
-		}
-	}
-	j.left--
-	last := j.left == 0
-	j.mu.Unlock()
-	if last {
-		j.done(&pluginpb.DeliverResponse{Outcomes: j.outs})
-	}
-}
-
-// checked wraps a failed call, and fails a response without one outcome
-// per target.
-func (c *Client) checked(req *pluginpb.DeliverRequest, resp *pluginpb.DeliverResponse, err error) (*pluginpb.DeliverResponse, error) {
-	if err != nil {
-		return nil, c.rpcError("deliver", err)
-	}
-	if want := max(1, len(req.GetDevices())); len(resp.GetOutcomes()) != want {
-		return nil, fmt.Errorf("plugin %q (notifier %q): deliver: %d outcomes for %d devices", c.spec.Plugin, c.spec.Notifier, len(resp.GetOutcomes()), len(req.GetDevices()))
-	}
-	return resp, nil
 }
 
 // Health returns nil when the plugin says it is ready.

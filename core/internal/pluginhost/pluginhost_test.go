@@ -101,7 +101,7 @@ func deliver(t testing.TB, c *Client, ctx context.Context, tokens ...string) *pl
 	for _, tok := range tokens {
 		req.Devices = append(req.Devices, &pluginpb.Device{Kind: "testdev", Token: tok})
 	}
-	resp, err := c.Deliver(ctx, req)
+	resp, err := deliverWire(ctx, c, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestRoundTrip(t *testing.T) {
 	if err := c.Health(ctx); err == nil || !strings.Contains(err.Error(), "not configured") {
 		t.Errorf("health before configure: got %v", err)
 	}
-	_, err = c.Deliver(ctx, &pluginpb.DeliverRequest{})
+	_, err = deliverWire(ctx, c, &pluginpb.DeliverRequest{})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("deliver before configure: got %v; want FailedPrecondition", err)
 	}
@@ -171,7 +171,7 @@ func TestRoundTrip(t *testing.T) {
 	if !c.Exited() {
 		t.Error("not Exited after Kill")
 	}
-	if _, err := c.Deliver(ctx, &pluginpb.DeliverRequest{}); err == nil {
+	if _, err := deliverWire(ctx, c, &pluginpb.DeliverRequest{}); err == nil {
 		t.Error("Deliver after Kill succeeded")
 	}
 }
@@ -288,7 +288,7 @@ func TestStartErrors(t *testing.T) {
 
 func TestOutcomeCountChecked(t *testing.T) {
 	c := start(t, testSpec(t, "short"))
-	_, err := c.Deliver(t.Context(), &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "a"}, {Token: "b"}}})
+	_, err := deliverWire(t.Context(), c, &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "a"}, {Token: "b"}}})
 	if err == nil || !strings.Contains(err.Error(), "0 outcomes for 2 devices") {
 		t.Fatalf("got %v", err)
 	}
@@ -351,7 +351,7 @@ func TestDeadlineReachesPlugin(t *testing.T) {
 	ctx, cancel = context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	begin := time.Now()
-	resp, err := c.Deliver(ctx, &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "block"}}})
+	resp, err := deliverWire(ctx, c, &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "block"}}})
 	if el := time.Since(begin); el > time.Second {
 		t.Fatalf("Deliver took %v; want about 200ms", el)
 	}
@@ -494,7 +494,7 @@ func TestPluginExportsSpans(t *testing.T) {
 func TestExitedPlugin(t *testing.T) {
 	c := start(t, testSpec(t, "test"))
 	configure(t, c, `{"greeting":"hi"}`)
-	if _, err := c.Deliver(t.Context(), &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "exit"}}}); err == nil {
+	if _, err := deliverWire(t.Context(), c, &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "exit"}}}); err == nil {
 		t.Fatal("Deliver succeeded on a plugin that exited")
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -512,7 +512,7 @@ func BenchmarkDeliver(b *testing.B) {
 	req := &pluginpb.DeliverRequest{DeliveryId: "d", Attempt: 1, Devices: []*pluginpb.Device{{Kind: "testdev", Token: "ok"}}}
 	ctx := b.Context()
 	for b.Loop() {
-		if _, err := c.Deliver(ctx, req); err != nil {
+		if _, err := deliverWire(ctx, c, req); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -25,7 +25,7 @@ func TestStreamConcurrentCalls(t *testing.T) {
 	for i := range 300 {
 		wg.Go(func() {
 			id := fmt.Sprintf("d%03d", i)
-			resp, err := c.Deliver(t.Context(), &pluginpb.DeliverRequest{DeliveryId: id, Templates: map[string]string{"body": id},
+			resp, err := deliverWire(t.Context(), c, &pluginpb.DeliverRequest{DeliveryId: id, Templates: map[string]string{"body": id},
 				Devices: []*pluginpb.Device{{Kind: "testdev", Token: "ok"}}})
 			if err != nil {
 				errs <- err
@@ -51,7 +51,7 @@ func TestStreamCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.Deliver(ctx, &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "block"}}})
+		_, err := deliverWire(ctx, c, &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "block"}}})
 		done <- err
 	}()
 	time.Sleep(100 * time.Millisecond)
@@ -78,12 +78,12 @@ func TestStreamPluginDies(t *testing.T) {
 	errs := make(chan error, 10)
 	for range 10 {
 		go func() {
-			_, err := c.Deliver(t.Context(), &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "block"}}})
+			_, err := deliverWire(t.Context(), c, &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "block"}}})
 			errs <- err
 		}()
 	}
 	time.Sleep(200 * time.Millisecond)
-	if _, err := c.Deliver(t.Context(), &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "exit"}}}); err == nil {
+	if _, err := deliverWire(t.Context(), c, &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "exit"}}}); err == nil {
 		t.Fatal("the call that killed the plugin succeeded")
 	}
 	for range 10 {
@@ -96,7 +96,7 @@ func TestStreamPluginDies(t *testing.T) {
 			t.Fatal("a call in flight on a dead plugin hangs")
 		}
 	}
-	if _, err := c.Deliver(t.Context(), &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "ok"}}}); err == nil {
+	if _, err := deliverWire(t.Context(), c, &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "ok"}}}); err == nil {
 		t.Error("a call after the plugin died succeeded")
 	}
 }
@@ -107,36 +107,26 @@ func TestLegacyPluginGetsUnaryCalls(t *testing.T) {
 	if c.stream != nil {
 		t.Fatal("the host uses DeliverStream with a plugin that does not serve it")
 	}
-	resp, err := c.Deliver(t.Context(), &pluginpb.DeliverRequest{DeliveryId: "x", Devices: []*pluginpb.Device{{Token: "a"}, {Token: "b"}}})
+	resp, err := deliverWire(t.Context(), c, &pluginpb.DeliverRequest{DeliveryId: "x", Devices: []*pluginpb.Device{{Token: "a"}, {Token: "b"}}})
 	if err != nil || len(resp.Outcomes) != 2 || resp.Outcomes[0].ProviderId != "legacy:x" {
 		t.Fatalf("got %v, %v", resp, err)
 	}
 }
 
-// asyncResult is what a DeliverAsync call's done got, and how often.
+// asyncResult is what a Deliver call made on a goroutine returned.
 type asyncResult struct {
-	resp  *pluginpb.DeliverResponse
-	err   error
-	calls int
+	resp *pluginpb.DeliverResponse
+	err  error
 }
 
-// deliverAsync starts a DeliverAsync call and returns a channel that gets
-// its result; a second call of done fails the test.
+// deliverAsync starts a Deliver call on a goroutine and returns a channel
+// that gets its result.
 func deliverAsync(t *testing.T, c *Client, ctx context.Context, req *pluginpb.DeliverRequest) <-chan asyncResult {
 	out := make(chan asyncResult, 1)
-	var mu sync.Mutex
-	n := 0
-	c.DeliverAsync(ctx, req, func(resp *pluginpb.DeliverResponse, err error) {
-		mu.Lock()
-		n++
-		calls := n
-		mu.Unlock()
-		if calls > 1 {
-			t.Errorf("done called %d times", calls)
-			return
-		}
-		out <- asyncResult{resp, err, calls}
-	})
+	go func() {
+		resp, err := deliverWire(ctx, c, req)
+		out <- asyncResult{resp, err}
+	}()
 	return out
 }
 
@@ -151,10 +141,10 @@ func waitAsync(t *testing.T, ch <-chan asyncResult) asyncResult {
 	}
 }
 
-// DeliverAsync calls get their own answers, once each; a canceled one
-// ends with Canceled; calls in flight when the plugin dies end with an
-// error; a plugin without DeliverStream is called too.
-func TestDeliverAsync(t *testing.T) {
+// Concurrent calls get their own answers; a canceled one ends with
+// Canceled; calls in flight when the plugin dies end with an error; a
+// plugin without DeliverStream is called too.
+func TestConcurrentDeliver(t *testing.T) {
 	c := start(t, testSpec(t, "test"))
 	configure(t, c, `{"greeting":"hi"}`)
 	var chans []<-chan asyncResult
@@ -189,7 +179,6 @@ func TestDeliverAsync(t *testing.T) {
 			t.Error("a call on a dead plugin succeeded")
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // a second done call would show now
 
 	legacy := start(t, testSpec(t, "legacy"))
 	if r := waitAsync(t, deliverAsync(t, legacy, t.Context(), &pluginpb.DeliverRequest{DeliveryId: "x"})); r.err != nil || r.resp.Outcomes[0].ProviderId != "legacy:x" {

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ringside/ringside/core/internal/pluginhost/deliverstream"
+	"github.com/ringside/ringside/core/internal/delivery"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
@@ -117,31 +117,24 @@ func restartBackoff(failures int) time.Duration {
 // Client returns the current process.
 func (s *Supervised) Client() *Client { return s.cur.Load() }
 
-// Deliver delivers through the current process.
-func (s *Supervised) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
-	return deliverstream.Await(func(done func(*pluginpb.DeliverResponse, error)) { s.DeliverAsync(ctx, req, done) })
-}
-
-// DeliverAsync is Deliver through the current process without a goroutine
-// waiting for the answer (see Client.DeliverAsync).
-func (s *Supervised) DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest, done func(*pluginpb.DeliverResponse, error)) {
+// Deliver makes the attempt through the current process. While the
+// process is being replaced it fails at once with ErrRestarting, which the
+// caller retries like any failed attempt.
+func (s *Supervised) Deliver(ctx context.Context, a *delivery.Attempt) ([]delivery.Outcome, error) {
 	s.mu.Lock()
 	s.inflight++
 	s.mu.Unlock()
+	defer s.release()
 	c := s.cur.Load()
 	if c.Exited() {
 		s.wake()
-		s.release()
-		go done(nil, fmt.Errorf("notifier %q: %w", s.spec.Notifier, ErrRestarting))
-		return
+		return nil, fmt.Errorf("notifier %q: %w", s.spec.Notifier, ErrRestarting)
 	}
-	c.DeliverAsync(ctx, req, func(resp *pluginpb.DeliverResponse, err error) {
-		if err != nil && c.Exited() {
-			s.wake()
-		}
-		s.release()
-		done(resp, err)
-	})
+	outs, err := c.Deliver(ctx, a)
+	if err != nil && c.Exited() {
+		s.wake()
+	}
+	return outs, err
 }
 
 // Health reports whether the current process is alive and ready.

@@ -22,14 +22,14 @@ func TestSuperviseRestarts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	exitReq := &pluginpb.DeliverRequest{DeliveryId: "d", Devices: []*pluginpb.Device{{Kind: "testdev", Token: "exit"}}}
-	if _, err := s.Deliver(ctx, exitReq); err == nil {
+	if _, err := deliverWire(ctx, s, exitReq); err == nil {
 		t.Fatal("a delivery whose process exited returned no error")
 	}
 	okReq := &pluginpb.DeliverRequest{DeliveryId: "d2", Devices: []*pluginpb.Device{{Kind: "testdev", Token: "ok"}}}
 	var resp *pluginpb.DeliverResponse
 	for {
 		var err error
-		resp, err = s.Deliver(ctx, okReq)
+		resp, err = deliverWire(ctx, s, okReq)
 		if err == nil {
 			break
 		}
@@ -64,7 +64,7 @@ func TestSuperviseRetire(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.Deliver(ctx, &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Kind: "testdev", Token: "block"}}})
+		_, err := deliverWire(ctx, s, &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Kind: "testdev", Token: "block"}}})
 		done <- err
 	}()
 	time.Sleep(50 * time.Millisecond)

@@ -8,11 +8,14 @@
 //
 // # What the caller never waits for
 //
-// DeliverAsync only queues the call and wakes the stream's sender
-// goroutine: it never sends, opens a stream or waits on the plugin, so a
-// plugin that stops reading (a hung or stopped process, whose gRPC flow
-// control window fills up) cannot block the caller. The calls queued while
-// the sender is busy share its next message.
+// Deliver only queues the call, wakes the stream's sender goroutine and
+// waits for its answer, which ends at the latest with its ctx: it never
+// sends, opens a stream or waits on the plugin's flow control, so a plugin
+// that stops reading (a hung or stopped process, whose gRPC flow control
+// window fills up) cannot block the caller past its deadline. The calls
+// queued while the sender is busy share its next message. The stream's
+// receiver never waits on a caller either: it hands results and progress
+// to a channel each call sized for all it can get.
 //
 // # Bounds
 //
@@ -161,91 +164,74 @@ func New(rpc pluginpb.PluginClient, opt Options) *Client {
 	return c
 }
 
-// call is a call waiting for its answer: done is called once, by whoever
-// takes the call out of waiting (its result, its ctx ending, the stream
-// breaking, Close).
+// call is a call waiting for its answer. Whoever takes it out of waiting
+// (its result, its ctx ending, the stream breaking, Close) sends its final
+// event, once; the receiver sends each device's progress, at most once a
+// device. events holds them all, so no send ever blocks: the receiver never
+// waits on a caller, and never runs a caller's code.
 type call struct {
-	msg   *pluginpb.DeliverCall
-	size  int
-	done  func(*pluginpb.DeliverResult, error)
-	stop  func() bool
-	sent  *stream // the stream it was sent on; nil while queued
-	since int64   // when it was sent (Unix nanoseconds)
-	// outcomes reported as progress, by device index.
+	msg    *pluginpb.DeliverCall
+	size   int
+	events chan event
+	stop   func() bool
+	sent   *stream // the stream it was sent on; nil while queued
+	since  int64   // when it was sent (Unix nanoseconds)
+	// outcomes reported as progress, by device index (under Client.mu).
 	progress map[int32]*pluginpb.Outcome
-	// onProgress is the ctx's progress hook (see WithProgress), or nil.
-	onProgress func(*pluginpb.Device, *pluginpb.Outcome)
 }
 
-type progressKey struct{}
-
-// WithProgress returns a ctx whose Deliver calls hand each device outcome
-// the plugin reports before the call's answer (see Options.Progress) to
-// f, on the stream's receiver: f must not block. The call's answer still
-// holds every outcome. It lets the caller record a delivered device (in
-// the journal) as soon as the provider accepted it, not when the whole
-// call ends.
-func WithProgress(ctx context.Context, f func(dev *pluginpb.Device, o *pluginpb.Outcome)) context.Context {
-	return context.WithValue(ctx, progressKey{}, f)
+// event is a device's outcome reported before its call's answer, or
+// (final) the answer: a result or the whole call's error.
+type event struct {
+	index int32
+	o     *pluginpb.Outcome
+	final bool
+	r     *pluginpb.DeliverResult
+	err   error
 }
 
-// Progress returns the hook WithProgress set on ctx, or nil.
-func Progress(ctx context.Context) func(dev *pluginpb.Device, o *pluginpb.Outcome) {
-	f, _ := ctx.Value(progressKey{}).(func(*pluginpb.Device, *pluginpb.Outcome))
-	return f
+// finish sends the call's answer; the caller took cl out of waiting.
+func (cl *call) finish(r *pluginpb.DeliverResult, err error) {
+	cl.events <- event{final: true, r: r, err: err}
 }
 
 // Deliver makes one Deliver call on the stream and waits for its answer.
-func (c *Client) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {
-	return Await(func(done func(*pluginpb.DeliverResponse, error)) { c.DeliverAsync(ctx, req, done) })
-}
-
-// Await starts an asynchronous Deliver with start and waits for what its
-// done gets.
-func Await(start func(done func(*pluginpb.DeliverResponse, error))) (*pluginpb.DeliverResponse, error) {
-	type answer struct {
-		resp *pluginpb.DeliverResponse
-		err  error
-	}
-	ch := make(chan answer, 1)
-	start(func(resp *pluginpb.DeliverResponse, err error) { ch <- answer{resp, err} })
-	a := <-ch
-	return a.resp, a.err
-}
-
-// DeliverAsync makes the call of Deliver without waiting for anything:
-// it queues the call for the sender goroutine and returns. done gets what
-// Deliver would return, once, on the goroutine that has the answer (the
-// stream's receiver, the ctx's watcher, or one of its own) — never on the
-// caller's, so the caller may hold locks done takes. done must not block:
-// the stream's other results wait for it.
-func (c *Client) DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest, done func(*pluginpb.DeliverResponse, error)) {
+// It only queues the call for the sender goroutine and waits: it never
+// sends, opens a stream or waits on the plugin's flow control, so a plugin
+// that stops reading costs the caller its ctx's deadline, nothing more.
+// progress, when set, is given each device outcome the plugin reports
+// before the answer (Options.Progress), on the caller's goroutine; the
+// answer still holds every outcome.
+func (c *Client) Deliver(ctx context.Context, req *pluginpb.DeliverRequest, progress func(i int, o *pluginpb.Outcome)) (*pluginpb.DeliverResponse, error) {
 	if err := CheckUTF8(req); err != nil {
-		go done(nil, status.Error(codes.InvalidArgument, err.Error()))
-		return
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	ctx, msg, end := c.newCall(ctx, req)
 	msg.Progress = c.progress && len(req.GetDevices()) > 1
-	cl := &call{msg: msg, size: proto.Size(msg)}
-	if msg.Progress {
-		cl.onProgress = Progress(ctx)
-	}
-	cl.done = func(r *pluginpb.DeliverResult, err error) {
-		resp, err := cl.answer(r, err)
-		end(err)
-		done(resp, err)
-	}
+	cl := &call{msg: msg, size: proto.Size(msg), events: make(chan event, 1+len(req.GetDevices()))}
 	if err := c.add(ctx, cl); err != nil {
-		go cl.done(nil, err)
-		return
+		end(err)
+		return nil, err
 	}
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
+	for {
+		ev := <-cl.events
+		if !ev.final {
+			if progress != nil {
+				progress(int(ev.index), ev.o)
+			}
+			continue
+		}
+		resp, err := cl.answer(ev.r, ev.err)
+		end(err)
+		return resp, err
+	}
 }
 
-// answer is what a call's done gets: the response of its result, or the
+// answer is what Deliver returns: the response of its result, or the
 // whole call's error; a call that failed as a whole after devices reported
 // progress answers with those outcomes, and retry for the others.
 func (cl *call) answer(r *pluginpb.DeliverResult, err error) (*pluginpb.DeliverResponse, error) {
@@ -297,7 +283,7 @@ func (c *Client) add(ctx context.Context, cl *call) error {
 	// Under mu: whoever takes the call out of waiting sees stop set.
 	cl.stop = context.AfterFunc(ctx, func() {
 		if c.remove(id, true) {
-			cl.done(nil, status.FromContextError(ctx.Err()).Err())
+			cl.finish(nil, status.FromContextError(ctx.Err()).Err())
 		}
 	})
 	c.waiting[id] = cl
@@ -394,27 +380,19 @@ func (c *Client) Stalled(now time.Time, d time.Duration) bool {
 }
 
 // failAll fails the calls sent on st (every waiting call when st is nil)
-// with err, on a goroutine of their own.
+// with err.
 func (c *Client) failAll(st *stream, err error) {
 	c.mu.Lock()
-	var failed []*call
+	defer c.mu.Unlock()
 	for _, cl := range c.waiting {
 		if st == nil || cl.sent == st {
 			c.forget(cl)
-			failed = append(failed, cl)
+			cl.stop()
+			cl.finish(nil, err)
 		}
 	}
 	if st == nil {
 		c.queue = nil
-	}
-	c.mu.Unlock()
-	if len(failed) > 0 {
-		go func() {
-			for _, cl := range failed {
-				cl.stop()
-				cl.done(nil, err)
-			}
-		}()
 	}
 }
 
@@ -561,8 +539,6 @@ func (c *Client) open() (*stream, error) {
 // receive hands each result to its call until the stream breaks, then
 // fails the calls sent on it.
 func (c *Client) receive(st *stream) {
-	var async []answered
-	var reported []progressed
 	for {
 		rb, err := st.gs.Recv()
 		if err != nil {
@@ -584,52 +560,30 @@ func (c *Client) receive(st *stream) {
 				continue
 			}
 			if len(r.GetProgress()) > 0 && r.GetResponse() == nil && r.GetCode() == 0 {
-				if cl.progress == nil {
-					cl.progress = map[int32]*pluginpb.Outcome{}
-				}
-				devs := cl.msg.GetRequest().GetDevices()
-				for _, p := range r.GetProgress() {
-					if i := p.GetIndex(); i >= 0 && int(i) < len(devs) && p.GetOutcome() != nil && cl.progress[i] == nil {
-						cl.progress[i] = p.GetOutcome()
-						if cl.onProgress != nil {
-							reported = append(reported, progressed{cl.onProgress, devs[i], p.GetOutcome()})
-						}
-					}
-				}
+				c.progressed(cl, r.GetProgress())
 				continue
 			}
 			c.forget(cl)
-			async = append(async, answered{cl, r})
+			cl.stop()
+			cl.finish(r, nil)
 		}
 		c.mu.Unlock()
-		for i, p := range reported {
-			p.f(p.dev, p.o)
-			reported[i] = progressed{}
-		}
-		reported = reported[:0]
-		// The answers are handled right here: no goroutine to wake for a
-		// DeliverAsync call, one (the caller's) for Deliver.
-		for i, a := range async {
-			a.cl.stop()
-			a.cl.done(a.r, nil)
-			async[i] = answered{}
-		}
-		async = async[:0]
 	}
 }
 
-// progressed is a device outcome reported before its call's answer, and
-// the hook it goes to.
-type progressed struct {
-	f   func(*pluginpb.Device, *pluginpb.Outcome)
-	dev *pluginpb.Device
-	o   *pluginpb.Outcome
-}
-
-// answered is a call and its result.
-type answered struct {
-	cl *call
-	r  *pluginpb.DeliverResult
+// progressed records device outcomes reported before cl's answer and
+// passes each on once; c.mu is held.
+func (c *Client) progressed(cl *call, ps []*pluginpb.DeviceOutcome) {
+	if cl.progress == nil {
+		cl.progress = map[int32]*pluginpb.Outcome{}
+	}
+	n := int32(len(cl.msg.GetRequest().GetDevices()))
+	for _, p := range ps {
+		if i := p.GetIndex(); i >= 0 && i < n && p.GetOutcome() != nil && cl.progress[i] == nil {
+			cl.progress[i] = p.GetOutcome()
+			cl.events <- event{index: i, o: p.GetOutcome()}
+		}
+	}
 }
 
 // streamError is the error calls fail with when the stream broke: a gRPC

@@ -1,9 +1,10 @@
-// Package dispatch turns an accepted callback into deliveries: it matches
-// routes, looks up the callee's devices, renders each notifier's payload,
-// chooses fallback notifiers when the route's notify notifiers reach no one,
-// and runs each delivery detached from the HTTP request, with retries owned
-// by the host, until the delivery's deadline.
-package dispatch
+// Package plan decides what an accepted callback will cause, without
+// causing it: it matches the routes, looks up the callee's devices, renders
+// each notifier's payload and templates, and chooses which notifiers
+// deliver now and which are kept as fallback. Planning is pure and
+// synchronous: it sends nothing, waits on no plugin and writes nothing;
+// the dispatcher makes the deliveries a plan lists.
+package plan
 
 import (
 	"context"
@@ -20,27 +21,11 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/ringside/ringside/core/internal/callback"
-	"github.com/ringside/ringside/core/internal/config"
+	"github.com/ringside/ringside/core/internal/callexpr"
+	"github.com/ringside/ringside/core/internal/delivery"
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/route"
-	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
-
-// Deliverer makes one delivery attempt through a plugin process;
-// *pluginhost.Client is one.
-type Deliverer interface {
-	Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error)
-}
-
-// AsyncDeliverer is a Deliverer that can also make a call with no
-// goroutine waiting for it: done gets what Deliver would return, once,
-// never on the caller's goroutine, and must not block.
-// pluginhost.Supervised is one; the dispatcher then needs no goroutine per
-// delivery.
-type AsyncDeliverer interface {
-	Deliverer
-	DeliverAsync(ctx context.Context, req *pluginpb.DeliverRequest, done func(*pluginpb.DeliverResponse, error))
-}
 
 // Notifier is one configured, enabled delivery channel.
 type Notifier struct {
@@ -55,7 +40,7 @@ type Notifier struct {
 	// Templates are the plugin's template attributes, rendered per call.
 	Templates map[string]hcl.Expression
 	// Deliverer is the notifier's plugin process.
-	Deliverer Deliverer
+	Deliverer delivery.Deliverer
 }
 
 // Roles of a notifier in a plan.
@@ -87,7 +72,9 @@ type Plan struct {
 	RenderErrors []*Delivery
 }
 
-// Delivery is one notifier's share of a callback.
+// Delivery is one notifier's share of a callback: its payload to the
+// callee's devices of its kind. The dispatcher makes it in attempts
+// (delivery.Attempt) until every device has a final outcome or Deadline.
 type Delivery struct {
 	Notifier *Notifier
 	Route    string
@@ -165,8 +152,8 @@ type Planner struct {
 	FallbackAfter time.Duration
 }
 
-// deadline is the latest deadline of the plan's deliveries.
-func (p *Plan) deadline() time.Time {
+// Deadline is the latest deadline of the plan's deliveries.
+func (p *Plan) Deadline() time.Time {
 	var dl time.Time
 	for _, d := range p.Deliveries {
 		if d.Deadline.After(dl) {
@@ -177,12 +164,12 @@ func (p *Plan) deadline() time.Time {
 }
 
 // Plan matches c against the routes, looks up the callee's devices and
-// renders the payloads. ectx is config.CallContext(c), or nil: it is then
+// renders the payloads. ectx is callexpr.Context(c), or nil: it is then
 // built only if a `when`, a payload or a template needs it.
 func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalContext) (*Plan, error) {
 	callCtx := func() *hcl.EvalContext {
 		if ectx == nil {
-			ectx = config.CallContext(c)
+			ectx = callexpr.Context(c)
 		}
 		return ectx
 	}
