@@ -1,3 +1,6 @@
+// Health: failed writes and their backlog, the file removed or replaced
+// while serving, damage found at open, and what Healthy reports.
+
 package journal
 
 import (
@@ -10,6 +13,15 @@ import (
 	"time"
 
 	"github.com/ringside/ringside/core/internal/flock"
+)
+
+const (
+	// checkEvery is how often the journal's goroutine checks that path
+	// still names its file and, while writes fail, tries again.
+	checkEvery = time.Second
+	// maxBacklog bounds the appends kept in memory, by the size of their
+	// records, while writes fail.
+	maxBacklog = 16 << 20
 )
 
 // Healthy returns nil while what the journal accepts is durable, and an
@@ -135,18 +147,6 @@ func (j *Journal) retain(batch []op) {
 	}
 }
 
-// recordSize is the size of the record of o.
-func recordSize(o *op) int64 {
-	n := frameLen + 1 + 4 + len(o.key)
-	switch o.kind {
-	case kindAppend:
-		n += 8 + len(o.data)
-	case kindDelivered:
-		n += 4 + len(o.notifier) + 4 + len(o.token)
-	}
-	return int64(n)
-}
-
 // probeLen is the size of the write that tells whether the disk takes
 // writes again, when there is nothing to write: a page, so that the room
 // left in a partly filled block does not pass for a freed disk.
@@ -168,13 +168,7 @@ func (j *Journal) check() {
 	if j.writeErr == nil {
 		return
 	}
-	var err error
-	zeros := make([]byte, probeLen)
-	if j.writeAt != nil {
-		_, err = j.writeAt(j.f, zeros, j.end)
-	} else {
-		_, err = j.f.WriteAt(zeros, j.end)
-	}
+	_, err := j.writeAt(j.f, make([]byte, probeLen), j.end)
 	if terr := j.f.Truncate(j.end); terr != nil {
 		j.dirty = true
 		err = cmpErr(err, terr)
@@ -323,12 +317,8 @@ func (j *Journal) repair(dmg []damage, size int64) bool {
 	if err != nil {
 		return false
 	}
-	var spans []span
-	for _, l := range j.live {
-		spans = append(spans, l...)
-	}
 	j.compacting = true
-	if err := j.install(j.rewrite(j.f, j.end, spans)); err != nil {
+	if err := j.install(j.rewrite(j.f, j.end, j.liveSpans())); err != nil {
 		j.log.Error("journal damaged: could not rewrite it; the damage stays in the file and is skipped", "file", j.path, "error", err)
 		return false
 	}

@@ -1,11 +1,78 @@
+// The file format: the header, the framing and encoding of records, and
+// the replay of a file (at open, and by Pending) that skips damage and cuts
+// a torn tail.
+
 package journal
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"io"
+	"path/filepath"
 	"slices"
+	"time"
 )
+
+const (
+	magic     = "ringside journal"
+	version   = 1
+	headerLen = len(magic) + 4
+	// frameLen is the length and CRC in front of every record.
+	frameLen = 8
+	// maxRecord bounds a record's length: a longer one is a corrupt tail.
+	maxRecord = 64 << 20
+)
+
+// Record kinds, the first byte of a record.
+const (
+	kindAppend    byte = 1
+	kindDelivered byte = 2
+	kindFinish    byte = 3
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// header returns the bytes a journal file starts with: magic and version.
+func header() []byte { return binary.LittleEndian.AppendUint32([]byte(magic), version) }
+
+// appendRecord appends the record of o to b.
+func appendRecord(b []byte, o *op) []byte {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0, o.kind)
+	b = appendString(b, o.key)
+	switch o.kind {
+	case kindAppend:
+		b = binary.LittleEndian.AppendUint64(b, uint64(o.deadline))
+		b = append(b, o.data...)
+	case kindDelivered:
+		b = appendString(b, o.notifier)
+		b = appendString(b, o.token)
+	}
+	body := b[start+frameLen:]
+	binary.LittleEndian.PutUint32(b[start:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(body, castagnoli))
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+// recordSize is the size of the record of o.
+func recordSize(o *op) int64 {
+	n := frameLen + 1 + 4 + len(o.key)
+	switch o.kind {
+	case kindAppend:
+		n += 8 + len(o.data)
+	case kindDelivered:
+		n += 4 + len(o.notifier) + 4 + len(o.token)
+	}
+	return int64(n)
+}
 
 // minBody is the smallest record body: a kind and a key's length.
 const minBody = 1 + 4
@@ -271,4 +338,127 @@ func cutString(b []byte) (s, rest []byte, ok bool) {
 		return nil, b, false
 	}
 	return b[4 : 4+n], b[4+n:], true
+}
+
+// load checks the header, or writes it to a new file, and replays the
+// records into the index, cutting off a torn tail.
+func (j *Journal) load() error {
+	st, err := j.f.Stat()
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	hdr := make([]byte, min(size, int64(headerLen)))
+	if _, err := j.f.ReadAt(hdr, 0); err != nil {
+		return fmt.Errorf("read header: %w", err)
+	}
+	want := header()
+	if size < int64(headerLen) {
+		// New, or its creation was cut short.
+		if !bytes.HasPrefix(want, hdr) {
+			return fmt.Errorf("not a ringside journal (it starts with %q)", hdr)
+		}
+		if err := j.f.Truncate(0); err != nil {
+			return err
+		}
+		if _, err := j.f.WriteAt(want, 0); err != nil {
+			return err
+		}
+		if err := j.f.Sync(); err != nil {
+			return err
+		}
+		j.end = int64(headerLen)
+		return syncDir(filepath.Dir(j.path))
+	}
+	if string(hdr[:len(magic)]) != magic {
+		return fmt.Errorf("not a ringside journal (it starts with %q)", hdr[:len(magic)])
+	}
+	if v := binary.LittleEndian.Uint32(hdr[len(magic):]); v != version {
+		return fmt.Errorf("journal format version %d; this ringside reads version %d", v, version)
+	}
+	s := newScanner(j.f, size)
+	for {
+		ok, err := s.scan()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		j.index(string(s.rec.key), s.rec.kind, span{s.off, s.end - s.off})
+	}
+	for _, l := range j.live {
+		j.liveBytes += bytesOf(l)
+	}
+	j.end = s.end
+	j.size.Store(int64(len(j.live)))
+	if len(s.damage) > 0 && j.repair(s.damage, size) {
+		return nil // the file holds the live records, and nothing else
+	}
+	if s.end < size {
+		j.log.Info("journal: cut off a torn tail", "file", j.path, "offset", s.end, "bytes", size-s.end)
+		if err := j.f.Truncate(s.end); err != nil {
+			return fmt.Errorf("cut off the torn tail: %w", err)
+		}
+	}
+	return nil
+}
+
+// pending reads the live entries back from the file and finishes those
+// whose deadline is not after now.
+func (j *Journal) pending(now int64) ([]Entry, error) {
+	type pend struct {
+		Entry
+		deadline int64
+	}
+	byKey := map[string]*pend{}
+	s := newScanner(j.f, j.end)
+	for {
+		ok, err := s.scan()
+		if err != nil {
+			return nil, fmt.Errorf("journal: read: %w", err)
+		}
+		if !ok {
+			break
+		}
+		r := &s.rec
+		switch r.kind {
+		case kindAppend:
+			e := byKey[string(r.key)]
+			if e == nil {
+				e = &pend{Entry: Entry{Key: string(r.key), Delivered: map[[2]string]bool{}}}
+				byKey[e.Key] = e
+			}
+			e.deadline, e.Data = r.deadline, bytes.Clone(r.data)
+			e.Deadline = time.Unix(0, r.deadline)
+		case kindDelivered:
+			if e := byKey[string(r.key)]; e != nil {
+				e.Delivered[[2]string{string(r.notifier), string(r.token)}] = true
+			}
+		case kindFinish:
+			delete(byKey, string(r.key))
+		}
+	}
+	var live []*pend
+	var expired []op
+	for _, e := range byKey {
+		if e.deadline <= now {
+			expired = append(expired, op{kind: kindFinish, key: e.Key})
+			continue
+		}
+		live = append(live, e)
+	}
+	if len(expired) > 0 {
+		if err := j.write(expired); err != nil {
+			return nil, fmt.Errorf("journal: purge: %w", err)
+		}
+	}
+	slices.SortFunc(live, func(a, b *pend) int {
+		return cmp.Or(cmp.Compare(a.deadline, b.deadline), cmp.Compare(a.Key, b.Key))
+	})
+	out := make([]Entry, len(live))
+	for i, e := range live {
+		out[i] = e.Entry
+	}
+	return out, nil
 }
