@@ -5,8 +5,9 @@ package directory
 import (
 	"context"
 	"errors"
-	"github.com/ringside/ringside/plugins/sdk"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Device is one device of a user.
@@ -38,7 +39,20 @@ type Store interface {
 	Close() error
 }
 
-// ShortToken shortens a device token for logs, errors and explain; it is
-// sdk.ShortToken, so ringside and its plugins shorten tokens alike
-// ("012345…", phone numbers as "+81…78").
-func ShortToken(t string) string { return sdk.ShortToken(t) }
+// ShortToken shortens a device token for logs, errors and explain, as the
+// plugin SDK does, so ringside and its plugins shorten tokens alike (a
+// test in core/e2e holds the two together): a phone number (E.164, "+"
+// and at least 8 digits) keeps its first 3 and last 2 characters
+// ("+81…78"); any other token keeps at most its first 6 bytes and at most
+// a third of it, cut at a character boundary, so a short token never
+// shows whole.
+func ShortToken(t string) string {
+	if len(t) >= 9 && t[0] == '+' && strings.Trim(t[1:], "0123456789") == "" {
+		return t[:3] + "…" + t[len(t)-2:]
+	}
+	n := min(6, len(t)/3)
+	for n > 0 && !utf8.RuneStart(t[n]) {
+		n--
+	}
+	return t[:n] + "…"
+}

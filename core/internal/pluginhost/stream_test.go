@@ -185,3 +185,43 @@ func TestConcurrentDeliver(t *testing.T) {
 		t.Errorf("legacy plugin: %v, %v", r.resp, r.err)
 	}
 }
+
+// The stream's receiver never waits on a caller: a caller that is slow to
+// take the progress of its call (here it does not take it at all until
+// released) holds up no other call's answer on the same stream.
+func TestSlowCallerStallsNoOtherCall(t *testing.T) {
+	c := start(t, testSpec(t, "test"))
+	configure(t, c, `{"greeting":"hi"}`)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	release := make(chan struct{})
+	progressed := make(chan struct{})
+	slow := make(chan asyncResult, 1)
+	go func() {
+		resp, err := deliverReporting(ctx, c, &pluginpb.DeliverRequest{DeliveryId: "slow", Devices: []*pluginpb.Device{
+			{Kind: "testdev", Token: "ok"}, {Kind: "testdev", Token: "block"},
+		}}, func(string) {
+			close(progressed)
+			<-release
+		})
+		slow <- asyncResult{resp, err}
+	}()
+	select {
+	case <-progressed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no progress for the slow call")
+	}
+	for i := range 20 {
+		id := fmt.Sprintf("q%02d", i)
+		resp, err := deliverWire(t.Context(), c, &pluginpb.DeliverRequest{DeliveryId: id, Templates: map[string]string{"body": id},
+			Devices: []*pluginpb.Device{{Kind: "testdev", Token: "ok"}}})
+		if err != nil || resp.Outcomes[0].ProviderId != "hi:"+id+":"+id {
+			t.Fatalf("call %s behind a slow caller: %v, %v", id, resp, err)
+		}
+	}
+	close(release)
+	cancel()
+	if r := waitAsync(t, slow); r.err != nil || r.resp.Outcomes[0].Kind != pluginpb.Outcome_KIND_DELIVERED || r.resp.Outcomes[1].Kind != pluginpb.Outcome_KIND_RETRY {
+		t.Errorf("the slow call: %v, %v; want ok delivered, block retry", r.resp, r.err)
+	}
+}

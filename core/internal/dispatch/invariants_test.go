@@ -1,0 +1,71 @@
+package dispatch
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ringside/ringside/core/internal/delivery"
+	"github.com/ringside/ringside/core/internal/route"
+)
+
+// Accept never waits on a plugin: with every plugin holding its attempt,
+// Accept still answers (the deliveries run on goroutines of their own),
+// and the device a plugin reports delivered is marked in the journal while
+// the attempt is still held, on the delivery's goroutine.
+func TestAcceptNeverWaitsOnAPlugin(t *testing.T) {
+	f := newFixture(t)
+	f.put(t, "apns", "a1", t0)
+	f.put(t, "apns", "a2", t0)
+	release := make(chan struct{})
+	reported := make(chan struct{})
+	f.plugins["ios"].answer = func(_ int, a *delivery.Attempt) ([]delivery.Outcome, error) {
+		a.Delivered(0)
+		close(reported)
+		<-release
+		return []delivery.Outcome{{Result: delivery.Delivered}, {Result: delivery.Delivered}}, nil
+	}
+	f.plugins["hook"].answer = func(int, *delivery.Attempt) ([]delivery.Outcome, error) {
+		<-release
+		return []delivery.Outcome{{Result: delivery.Delivered}}, nil
+	}
+	jr := &fakeJournal{}
+	d := New(Options{Planner: f.planner(&route.Route{Name: "r", Notify: []string{"ios", "hook"}}), Journal: jr})
+	answered := make(chan error, 1)
+	go func() {
+		c := testCall()
+		c.Received = time.Now()
+		_, err := d.Accept(context.Background(), c, true)
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Accept waited on a plugin holding its attempt")
+	}
+	select {
+	case <-reported:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the attempt never reached the plugin")
+	}
+	jr.mu.Lock()
+	marks := len(jr.delivered)
+	tok := ""
+	if marks > 0 {
+		tok = jr.delivered[0][2]
+	}
+	jr.mu.Unlock()
+	if marks != 1 || tok != "a1" {
+		t.Errorf("journal marks while the attempt is held: %d (%q); want 1 (a1)", marks, tok)
+	}
+	close(release)
+	if err := d.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d.InFlight() != 0 {
+		t.Errorf("in flight after every delivery ended: %d", d.InFlight())
+	}
+}
