@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ringside/ringside/core/internal/callback"
 	"github.com/ringside/ringside/core/internal/directory"
 )
 
@@ -23,7 +24,8 @@ type Options struct {
 	// Token, when not empty, is required on /v1/* as
 	// "Authorization: Bearer <token>".
 	Token string
-	// MaxIDBytes bounds service and user ids; 0 means 256.
+	// MaxIDBytes bounds service and user ids; 0 means
+	// callback.DefaultMaxIDBytes, the callback contract's default.
 	MaxIDBytes int
 	// Ready reports readiness for /readyz; nil means always ready.
 	Ready func(ctx context.Context) error
@@ -63,7 +65,7 @@ func New(opt Options) http.Handler {
 		h.tokenHash = &sum
 	}
 	if h.maxID <= 0 {
-		h.maxID = 256
+		h.maxID = callback.DefaultMaxIDBytes
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)

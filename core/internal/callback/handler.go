@@ -16,9 +16,18 @@ import (
 	"github.com/ringside/ringside/core/internal/telemetry"
 )
 
-// DefaultMaxInFlight is the default bound on callbacks being answered at
-// once; past it the handler answers 503.
-const DefaultMaxInFlight = 10000
+// Defaults of the server's callback settings: the configuration's defaults
+// (package config) and those of the packages that take the settings.
+const (
+	// DefaultMaxInFlight is the default bound on callbacks being answered
+	// at once, and on callbacks whose deliveries have not ended; past it
+	// notify_cb answers 503.
+	DefaultMaxInFlight = 10000
+	// DefaultDedupWindow is how long after a callback is accepted another
+	// with the same sid and callee is answered duplicate and not delivered
+	// again.
+	DefaultDedupWindow = 120 * time.Second
+)
 
 // Acceptor decides what happens to a valid callback. deliver is false for
 // HEAD: decide, never deliver.
@@ -60,7 +69,7 @@ type Answer struct {
 	Reachable bool
 }
 
-// Handler answers notify_cb callbacks (SPEC §1): it checks the method, the
+// Handler answers notify_cb callbacks: it checks the method, the
 // in-flight bound, the notify token and every field, then asks Acceptor
 // and answers with its decision. The zero value of each optional field
 // selects its default. A Handler must not be copied after first use.

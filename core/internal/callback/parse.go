@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 )
 
-// Limits of the callback contract (SPEC §1).
+// Limits of the callback contract.
 const (
 	// DefaultMaxIDBytes is the default limit, in bytes after decoding, of
 	// from_service_id, from_user_id, to_service_id and to_user_id.

@@ -16,6 +16,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/ringside/ringside/core/internal/callback"
 )
 
 var osGetenv = os.Getenv
@@ -146,11 +148,11 @@ type Route struct {
 const (
 	DefaultListen        = "0.0.0.0:20200"
 	DefaultNotifyPath    = "/notify_cb"
-	DefaultMaxIDBytes    = 256
-	DefaultMaxInFlight   = 10000
+	DefaultMaxIDBytes    = callback.DefaultMaxIDBytes
+	DefaultMaxInFlight   = callback.DefaultMaxInFlight
 	DefaultShutdownGrace = 10 * time.Second
 	DefaultAdminListen   = "127.0.0.1:20201"
-	DefaultDedupWindow   = 120 * time.Second
+	DefaultDedupWindow   = callback.DefaultDedupWindow
 	DefaultFallbackAfter = 15 * time.Second
 	DefaultEndpoint      = "http://localhost:4318"
 	DefaultServiceName   = "ringside"
