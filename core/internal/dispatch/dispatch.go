@@ -91,7 +91,7 @@ type Options struct {
 	// Journal, when set, records accepted callbacks before Accept returns.
 	Journal Journal
 	// MaxInFlight bounds the callbacks whose deliveries have not ended;
-	// past it Accept returns ErrOverloaded. 0 → 10000.
+	// past it Accept returns ErrOverloaded. 0 → callback.DefaultMaxInFlight.
 	MaxInFlight int
 	Metrics     *telemetry.Metrics
 	Logger      *slog.Logger
@@ -164,10 +164,10 @@ func (d *Dispatcher) SetPlanner(p plan.Planner) {
 }
 
 // SetMaxInFlight changes the bound on callbacks in delivery (a reload);
-// 0 → 10000.
+// 0 → callback.DefaultMaxInFlight.
 func (d *Dispatcher) SetMaxInFlight(n int) {
 	if n <= 0 {
-		n = 10000
+		n = callback.DefaultMaxInFlight
 	}
 	d.maxJobs.Store(int64(n))
 }

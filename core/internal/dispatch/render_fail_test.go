@@ -130,30 +130,3 @@ func TestRenderFailureSkipsOnlyThatNotifier(t *testing.T) {
 	}
 }
 
-// The plan keeps a failed notifier's error for explain: its Error names the
-// place and the problem but no value; Detail may say more.
-func TestRenderErrorInPlan(t *testing.T) {
-	f := newFixture(t)
-	f.put(t, "apns", "a1", t0)
-	f.notifiers["ios"].Payload = expr(t, `{ n = tonumber(call.param) }`)
-	p := f.planner(&route.Route{Name: "r", Notify: []string{"ios", "hook"}})
-	c := testCall()
-	pl, err := p.Plan(context.Background(), c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pl.RenderErrors) != 1 || pl.RenderErrors[0].Notifier.Name != "ios" || pl.RenderErrors[0].Err == nil {
-		t.Fatalf("render errors: %+v", pl.RenderErrors)
-	}
-	if len(pl.Deliveries) != 1 || pl.Deliveries[0].Notifier.Name != "hook" {
-		t.Errorf("deliveries: %+v", summarize(pl))
-	}
-	e := pl.RenderErrors[0].Err
-	msg := e.Error()
-	if !strings.HasPrefix(msg, `notifier "ios": payload at test.hcl:1:`) || strings.Contains(msg, c.Param) {
-		t.Errorf("Error(): %q", msg)
-	}
-	if len(pl.RenderErrors[0].Devices) != 1 {
-		t.Errorf("the failed notifier's devices (for explain): %v", pl.RenderErrors[0].Devices)
-	}
-}
