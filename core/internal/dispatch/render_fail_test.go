@@ -129,4 +129,3 @@ func TestRenderFailureSkipsOnlyThatNotifier(t *testing.T) {
 		})
 	}
 }
-
