@@ -8,11 +8,9 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
-)
 
-// LogLevelEnv is the environment variable through which the host sets the
-// plugin's log level: trace, debug, info (the default), warn or error.
-const LogLevelEnv = "RINGSIDE_PLUGIN_LOG_LEVEL"
+	"github.com/ringside/ringside/plugins/sdk/pluginpb"
+)
 
 // levelTrace is hclog's trace level in slog terms.
 const levelTrace = slog.LevelDebug - 4
@@ -32,9 +30,9 @@ var logger = sync.OnceValue(func() *slog.Logger {
 // device token or cc_param.
 func Logger() *slog.Logger { return logger() }
 
-// logLevel reads LogLevelEnv.
+// logLevel reads the level the host sets in the environment.
 func logLevel() slog.Level {
-	switch strings.ToLower(strings.TrimSpace(os.Getenv(LogLevelEnv))) {
+	switch strings.ToLower(strings.TrimSpace(os.Getenv(pluginpb.LogLevelEnv))) {
 	case "trace":
 		return levelTrace
 	case "debug":

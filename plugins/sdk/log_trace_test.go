@@ -18,6 +18,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
 func TestLogShape(t *testing.T) {
@@ -59,9 +61,9 @@ func TestLogLevelEnv(t *testing.T) {
 	for env, want := range map[string]slog.Level{
 		"": slog.LevelInfo, "trace": levelTrace, "DEBUG": slog.LevelDebug, "warn": slog.LevelWarn, "error": slog.LevelError, "bogus": slog.LevelInfo,
 	} {
-		t.Setenv(LogLevelEnv, env)
+		t.Setenv(pluginpb.LogLevelEnv, env)
 		if got := logLevel(); got != want {
-			t.Errorf("%s=%q: got %v; want %v", LogLevelEnv, env, got, want)
+			t.Errorf("%s=%q: got %v; want %v", pluginpb.LogLevelEnv, env, got, want)
 		}
 	}
 }

@@ -33,24 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/hashicorp/go-plugin"
 )
-
-// ProtocolVersion is the major version of the plugin protocol
-// (protobuf package ringside.plugin.v1). A host refuses a plugin built for
-// another major version.
-const ProtocolVersion = 1
-
-// PluginName is the name under which the notifier plugin is dispensed.
-const PluginName = "notifier"
-
-// Handshake is the go-plugin handshake shared by the host and every plugin.
-var Handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  ProtocolVersion,
-	MagicCookieKey:   "RINGSIDE_PLUGIN",
-	MagicCookieValue: "7c1f4b9e-ring-side-plugin-v1",
-}
 
 // Info describes a plugin.
 type Info struct {

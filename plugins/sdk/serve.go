@@ -22,9 +22,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
+	"github.com/ringside/ringside/plugins/sdk/internal/protocol"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
@@ -33,7 +33,7 @@ import (
 // after asking it to.
 const shutdownTimeout = 1500 * time.Millisecond
 
-// Serve serves p over go-plugin gRPC with Handshake and blocks until the host
+// Serve serves p over go-plugin gRPC and blocks until the host
 // stops the plugin; it then flushes the plugin's spans and returns. It panics
 // if C's field tags or types cannot be turned into a schema: that is a
 // programming error.
@@ -55,15 +55,15 @@ func Serve[C any](info Info, p Plugin[C]) {
 	handler := otelgrpc.NewServerHandler(
 		otelgrpc.WithTracerProvider(tp),
 		otelgrpc.WithPropagators(propagation.TraceContext{}),
-		otelgrpc.WithFilter(TraceFilter),
+		otelgrpc.WithFilter(pluginpb.TraceFilter),
 	)
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: Handshake,
-		Plugins:         plugin.PluginSet{PluginName: &grpcPlugin{server: srv}},
+		HandshakeConfig: protocol.Handshake,
+		Plugins:         plugin.PluginSet{pluginpb.PluginName: &grpcPlugin{server: srv}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			// Stream workers reuse warm goroutines for Deliver calls instead
 			// of a new (and growing) goroutine stack per call.
-			return grpc.NewServer(append(opts, grpc.StatsHandler(handler), grpc.MaxRecvMsgSize(MaxMessageBytes),
+			return grpc.NewServer(append(opts, grpc.StatsHandler(handler), grpc.MaxRecvMsgSize(protocol.MaxMessageBytes),
 				grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))...)
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{
@@ -78,16 +78,6 @@ func Serve[C any](info Info, p Plugin[C]) {
 	if err := shutdown(ctx); err != nil {
 		Logger().Warn("flush traces", "error", err)
 	}
-}
-
-// TraceFilter reports whether a gRPC call belongs to the plugin protocol
-// (ringside.plugin.v1.Plugin) and so is traced; go-plugin's own services
-// (stdio, broker, controller, health) are not, nor is DeliverStream itself:
-// each call on it gets its own Deliver span on both sides. The host uses it
-// too.
-func TraceFilter(info *stats.RPCTagInfo) bool {
-	return strings.HasPrefix(info.FullMethodName, "/"+pluginpb.Plugin_ServiceDesc.ServiceName+"/") &&
-		info.FullMethodName != pluginpb.Plugin_DeliverStream_FullMethodName
 }
 
 // grpcPlugin is the go-plugin glue of the plugin protocol: it registers the
@@ -150,7 +140,7 @@ func newServer[C any](info Info, p Plugin[C]) (*server[C], error) {
 func (s *server[C]) Info(context.Context, *pluginpb.InfoRequest) (*pluginpb.InfoResponse, error) {
 	return &pluginpb.InfoResponse{Name: s.info.Name, Version: s.info.Version, DeviceKind: s.info.DeviceKind,
 		MaxPayloadBytes: int32(s.info.MaxPayloadBytes), DeliverStream: true,
-		MaxMessageBytes: MaxMessageBytes, DeliverProgress: true}, nil
+		MaxMessageBytes: protocol.MaxMessageBytes, DeliverProgress: true}, nil
 }
 
 func (s *server[C]) Schema(context.Context, *pluginpb.SchemaRequest) (*pluginpb.SchemaResponse, error) {

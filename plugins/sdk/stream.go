@@ -5,8 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
@@ -14,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ringside/ringside/plugins/sdk/internal/combine"
+	"github.com/ringside/ringside/plugins/sdk/internal/protocol"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
@@ -24,10 +23,6 @@ const (
 	maxResultBatch = 256
 	maxResultBytes = 1 << 20
 )
-
-// MaxMessageBytes is the largest message a plugin's gRPC server receives;
-// Info announces it, and the host keeps its messages far below it.
-const MaxMessageBytes = 16 << 20
 
 // DeliverStream serves the Deliver calls the host sends on one stream. Each
 // call runs on its own goroutine (taken from a pool of warm ones), with a
@@ -105,8 +100,8 @@ func (s *server[C]) streamCall(ctx context.Context, call *pluginpb.DeliverCall, 
 	var span trace.Span
 	if tc := call.GetTraceContext(); len(tc) > 0 {
 		ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier(tc))
-		ctx, span = s.tracer().Start(ctx, DeliverSpanName, trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(DeliverSpanAttributes...))
+		ctx, span = s.tracer().Start(ctx, pluginpb.DeliverSpanName, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(protocol.DeliverSpanAttributes...))
 	}
 	resp, err := s.deliver(ctx, call.GetRequest(), progress)
 	r := &pluginpb.DeliverResult{Id: call.GetId(), Response: resp}
@@ -115,35 +110,13 @@ func (s *server[C]) streamCall(ctx context.Context, call *pluginpb.DeliverCall, 
 		r.Response, r.Code, r.Message = nil, int32(st.Code()), reasonText(st.Message())
 	}
 	if span != nil {
-		EndDeliverSpan(span, codes.Code(r.Code), r.Message)
+		protocol.EndDeliverSpan(span, codes.Code(r.Code), r.Message)
 	}
 	return r
 }
 
 // resultSize is the encoded size of r in a DeliverResultBatch.
 func resultSize(r *pluginpb.DeliverResult) int { return proto.Size(r) + 8 }
-
-// DeliverSpanName is the name of the spans of a Deliver call on both sides
-// of the plugin boundary, whether it went as a unary call or on
-// DeliverStream: "ringside.plugin.v1.Plugin/Deliver".
-var DeliverSpanName = pluginpb.Plugin_Deliver_FullMethodName[1:]
-
-// DeliverSpanAttributes are the RPC attributes of a Deliver span made for a
-// call on DeliverStream, as otelgrpc sets them on a unary call's.
-var DeliverSpanAttributes = []attribute.KeyValue{
-	attribute.String("rpc.system", "grpc"),
-	attribute.String("rpc.service", pluginpb.Plugin_ServiceDesc.ServiceName),
-	attribute.String("rpc.method", "Deliver"),
-}
-
-// EndDeliverSpan records a Deliver call's gRPC status on span and ends it.
-func EndDeliverSpan(span trace.Span, code codes.Code, msg string) {
-	span.SetAttributes(attribute.Int64("rpc.grpc.status_code", int64(code)))
-	if code != codes.OK {
-		span.SetStatus(otelcodes.Error, msg)
-	}
-	span.End()
-}
 
 // workerPool runs functions on goroutines that wait for more work once
 // done, so a call does not start on a fresh stack that grows (and is

@@ -38,10 +38,10 @@ func servePlugin(name string) {
 		serveRaw(2, &rawServer{})
 	case "short":
 		// A plugin that answers Deliver with no outcome.
-		serveRaw(sdk.ProtocolVersion, &rawServer{})
+		serveRaw(pluginpb.ProtocolVersion, &rawServer{})
 	case "legacy":
 		// A plugin built before DeliverStream: unary Deliver only.
-		serveRaw(sdk.ProtocolVersion, &legacyServer{})
+		serveRaw(pluginpb.ProtocolVersion, &legacyServer{})
 	default:
 		fmt.Fprintf(os.Stderr, "unknown test plugin %q\n", name)
 		os.Exit(2)
@@ -126,11 +126,11 @@ func (p *testPlugin) Deliver(ctx context.Context, d *sdk.Delivery, dev sdk.Devic
 
 // serveRaw serves a bare protocol server with go-plugin, without the SDK.
 func serveRaw(version uint, srv pluginpb.PluginServer) {
-	hs := sdk.Handshake
+	hs := handshake
 	hs.ProtocolVersion = version
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: hs,
-		Plugins:         plugin.PluginSet{sdk.PluginName: &rawPlugin{srv: srv}},
+		Plugins:         plugin.PluginSet{pluginpb.PluginName: &rawPlugin{srv: srv}},
 		GRPCServer:      plugin.DefaultGRPCServer,
 	})
 }

@@ -30,7 +30,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ringside/ringside/core/internal/pluginhost/deliverstream"
-	"github.com/ringside/ringside/plugins/sdk"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
@@ -135,8 +134,8 @@ func Start(ctx context.Context, spec Spec) (*Client, error) {
 	cmd := exec.Command(spec.Command[0], spec.Command[1:]...)
 	dieWithParent(cmd)
 	tel := spec.Telemetry
-	if _, ok := tel[sdk.LogLevelEnv]; !ok {
-		tel = maps(tel, map[string]string{sdk.LogLevelEnv: levelName(log)})
+	if _, ok := tel[pluginpb.LogLevelEnv]; !ok {
+		tel = maps(tel, map[string]string{pluginpb.LogLevelEnv: levelName(log)})
 	}
 	cmd.Env = Env(os.Environ(), tel, spec.Env)
 
@@ -159,8 +158,8 @@ func Start(ctx context.Context, spec Spec) (*Client, error) {
 	}
 	hl := newHCLogger(log)
 	pc := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		Plugins:          plugin.PluginSet{sdk.PluginName: grpcPlugin{}},
+		HandshakeConfig:  handshake,
+		Plugins:          plugin.PluginSet{pluginpb.PluginName: grpcPlugin{}},
 		Cmd:              cmd,
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -179,7 +178,7 @@ func Start(ctx context.Context, spec Spec) (*Client, error) {
 			grpc.WithStatsHandler(otelgrpc.NewClientHandler(
 				otelgrpc.WithTracerProvider(tp),
 				otelgrpc.WithPropagators(propagation.TraceContext{}),
-				otelgrpc.WithFilter(sdk.TraceFilter),
+				otelgrpc.WithFilter(pluginpb.TraceFilter),
 			)),
 		},
 	})
@@ -196,7 +195,7 @@ func (c *Client) start(ctx context.Context) error {
 	if err != nil {
 		return c.startError(err)
 	}
-	raw, err := proto.Dispense(sdk.PluginName)
+	raw, err := proto.Dispense(pluginpb.PluginName)
 	if err != nil {
 		return err
 	}
@@ -255,7 +254,7 @@ func (c *Client) startError(err error) error {
 		return fmt.Errorf("checksum mismatch for %s: expected sha256 %s, actual %s: %w", file, c.spec.SHA256, actual, err)
 	}
 	if m := pluginVersion.FindStringSubmatch(err.Error()); m != nil {
-		return fmt.Errorf("plugin speaks protocol version %s, this host speaks version %d: %w", m[1], sdk.ProtocolVersion, err)
+		return fmt.Errorf("plugin speaks protocol version %s, this host speaks version %d: %w", m[1], pluginpb.ProtocolVersion, err)
 	}
 	return err
 }

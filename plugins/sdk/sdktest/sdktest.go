@@ -37,6 +37,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/internal/protocol"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
@@ -56,7 +57,7 @@ func Main(m *testing.M, serve func()) {
 // the SDK's handshake cookie is in its environment. A TestMain that serves
 // several test plugins can use it instead of Main.
 func IsPlugin() bool {
-	return os.Getenv(sdk.Handshake.MagicCookieKey) == sdk.Handshake.MagicCookieValue
+	return os.Getenv(pluginpb.MagicCookieKey) == pluginpb.MagicCookieValue
 }
 
 // Option changes how Start launches the plugin.
@@ -95,7 +96,7 @@ type Client struct {
 // handshake, asks for Info, and kills the process when the test ends.
 func Start(t testing.TB, opts ...Option) *Client {
 	t.Helper()
-	o := options{protocol: sdk.ProtocolVersion}
+	o := options{protocol: pluginpb.ProtocolVersion}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -127,17 +128,17 @@ func start(o options) (*Client, error) {
 	// later wins (go-plugin is told not to add the host's on top).
 	env := append(os.Environ(),
 		"OTEL_TRACES_EXPORTER=none",
-		sdk.LogLevelEnv+"=debug",
+		pluginpb.LogLevelEnv+"=debug",
 		// Under -race a process sleeps 1s at exit, which each Kill waits for.
 		"GORACE=atexit_sleep_ms=0",
 	)
 	cmd.Env = dedupEnv(append(env, o.env...))
 	logs := &syncBuffer{}
-	hs := sdk.Handshake
+	hs := protocol.Handshake
 	hs.ProtocolVersion = o.protocol
 	pc := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  hs,
-		Plugins:          plugin.PluginSet{sdk.PluginName: grpcPlugin{}},
+		Plugins:          plugin.PluginSet{pluginpb.PluginName: grpcPlugin{}},
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -163,7 +164,7 @@ func start(o options) (*Client, error) {
 	if err != nil {
 		return fail(err)
 	}
-	raw, err := proto.Dispense(sdk.PluginName)
+	raw, err := proto.Dispense(pluginpb.PluginName)
 	if err != nil {
 		return fail(err)
 	}

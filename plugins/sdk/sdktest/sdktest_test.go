@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
 // TestMain serves the test plugin named by SDKTEST_VARIANT ("good" when
@@ -147,7 +148,7 @@ func TestConformanceCatches(t *testing.T) {
 // A plugin built on this SDK, launched by a host that speaks another major
 // version of the protocol, is refused with an error naming both versions.
 func TestHostOfAnotherVersion(t *testing.T) {
-	for _, v := range []uint{sdk.ProtocolVersion + 1, 0} {
+	for _, v := range []uint{pluginpb.ProtocolVersion + 1, 0} {
 		if v == 0 {
 			continue
 		}
@@ -155,9 +156,9 @@ func TestHostOfAnotherVersion(t *testing.T) {
 			c, err := start(options{protocol: v})
 			if err == nil {
 				c.Kill()
-				t.Fatalf("a host of protocol version %d started a version %d plugin", v, sdk.ProtocolVersion)
+				t.Fatalf("a host of protocol version %d started a version %d plugin", v, pluginpb.ProtocolVersion)
 			}
-			for _, s := range []string{fmt.Sprintf("the plugin speaks version %d", sdk.ProtocolVersion), fmt.Sprintf("this host speaks version %d", v)} {
+			for _, s := range []string{fmt.Sprintf("the plugin speaks version %d", pluginpb.ProtocolVersion), fmt.Sprintf("this host speaks version %d", v)} {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("error lacks %q: %v", s, err)
 				}
@@ -168,7 +169,7 @@ func TestHostOfAnotherVersion(t *testing.T) {
 
 func TestStartWithoutMain(t *testing.T) {
 	// A binary that is not a plugin fails the start with a useful error.
-	_, err := start(options{protocol: sdk.ProtocolVersion, argv: []string{"/bin/true"}})
+	_, err := start(options{protocol: pluginpb.ProtocolVersion, argv: []string{"/bin/true"}})
 	if err == nil {
 		t.Fatal("started /bin/true as a plugin")
 	}

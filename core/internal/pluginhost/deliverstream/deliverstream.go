@@ -55,7 +55,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/ringside/ringside/plugins/sdk"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
@@ -329,11 +328,11 @@ func (c *Client) newCall(ctx context.Context, req *pluginpb.DeliverRequest) (con
 	if trace.SpanContextFromContext(ctx).IsValid() {
 		if c.tracer != nil {
 			var span trace.Span
-			ctx, span = c.tracer.Start(ctx, sdk.DeliverSpanName, trace.WithSpanKind(trace.SpanKindClient),
-				trace.WithAttributes(sdk.DeliverSpanAttributes...))
+			ctx, span = c.tracer.Start(ctx, pluginpb.DeliverSpanName, trace.WithSpanKind(trace.SpanKindClient),
+				trace.WithAttributes(deliverSpanAttributes...))
 			end = func(err error) {
 				st := status.Convert(err)
-				sdk.EndDeliverSpan(span, st.Code(), st.Message())
+				endDeliverSpan(span, st.Code(), st.Message())
 			}
 		}
 		msg.TraceContext = map[string]string{}

@@ -1,0 +1,30 @@
+package pluginpb
+
+import (
+	"testing"
+
+	"google.golang.org/grpc/stats"
+)
+
+func TestDeliverSpanName(t *testing.T) {
+	if want := Plugin_Deliver_FullMethodName[1:]; DeliverSpanName != want {
+		t.Errorf("DeliverSpanName = %q; want %q", DeliverSpanName, want)
+	}
+}
+
+func TestTraceFilter(t *testing.T) {
+	for _, tc := range []struct {
+		method string
+		want   bool
+	}{
+		{Plugin_Deliver_FullMethodName, true},
+		{Plugin_Configure_FullMethodName, true},
+		{Plugin_DeliverStream_FullMethodName, false},
+		{"/plugin.GRPCStdio/StreamStdio", false},
+		{"/grpc.health.v1.Health/Check", false},
+	} {
+		if got := TraceFilter(&stats.RPCTagInfo{FullMethodName: tc.method}); got != tc.want {
+			t.Errorf("TraceFilter(%s) = %v; want %v", tc.method, got, tc.want)
+		}
+	}
+}
