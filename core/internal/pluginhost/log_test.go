@@ -6,10 +6,12 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/ringside/ringside/core/internal/logtest"
 )
 
 func TestHCLogger(t *testing.T) {
-	var buf syncBuffer
+	var buf logtest.Buffer
 	l := newHCLogger(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})).With("notifier", "n1"))
 	if got := l.GetLevel(); got != hclog.Debug {
 		t.Errorf("GetLevel = %v; want debug", got)
@@ -26,7 +28,7 @@ func TestHCLogger(t *testing.T) {
 	fmt.Fprint(sw, "one ")
 	fmt.Fprint(sw, "line\nnext\n")
 
-	lines := buf.lines()
+	lines := buf.Records()
 	want := []struct{ level, msg string }{{"WARN", "slow"}, {"ERROR", "broke"}, {"DEBUG", "one line"}, {"DEBUG", "next"}}
 	if len(lines) != len(want) {
 		t.Fatalf("got %d lines; want %d: %v", len(lines), len(want), lines)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,34 +25,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ringside/ringside/core/internal/logtest"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns the JSON log records written so far.
-func (b *syncBuffer) lines() []map[string]any {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for l := range strings.SplitSeq(b.buf.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 func exe(t testing.TB) string {
 	t.Helper()
@@ -295,7 +269,7 @@ func TestOutcomeCountChecked(t *testing.T) {
 }
 
 func TestLogsForwarded(t *testing.T) {
-	var buf syncBuffer
+	var buf logtest.Buffer
 	spec := testSpec(t, "test")
 	spec.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	c := start(t, spec)
@@ -305,7 +279,7 @@ func TestLogsForwarded(t *testing.T) {
 	var hello, raw map[string]any
 	deadline := time.Now().Add(5 * time.Second)
 	for (hello == nil || raw == nil) && time.Now().Before(deadline) {
-		for _, m := range buf.lines() {
+		for _, m := range buf.Records() {
 			switch m["msg"] {
 			case "hello from plugin":
 				hello = m
@@ -318,7 +292,7 @@ func TestLogsForwarded(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if hello == nil || raw == nil {
-		t.Fatalf("plugin lines not forwarded; host log:\n%s", buf.buf.String())
+		t.Fatalf("plugin lines not forwarded; host log:\n%s", buf.String())
 	}
 	if hello["level"] != "INFO" || hello["notifier"] != "n1" || hello["logger"] != "plugin.n1" || hello["n"] != 42.0 {
 		t.Errorf("got %v", hello)
