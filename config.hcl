@@ -1,7 +1,7 @@
 # ringside's default configuration: `go run .` serves with it.
 # No secrets and no external service: every call is delivered as a webhook
 # to the app server next door (`go run ./examples/app-server`).
-# The full reference is in README.md.
+# The full reference is in docs/configuration.md.
 
 server {
   listen       = "127.0.0.1:20200" # public: notify_cb (use 0.0.0.0:20200 to accept LINE Planet from outside)
@@ -30,7 +30,7 @@ route "all" {
 }
 
 # Push notifiers: each is enabled only when its credentials are in the
-# environment, so `go run .` needs none of them. See README.md (Plugins).
+# environment, so `go run .` needs none of them. See docs/plugins.md.
 notifier "ios" {
   plugin     = "apns"
   enabled    = env("APNS_KEY_ID") != ""
