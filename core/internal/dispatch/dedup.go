@@ -24,7 +24,7 @@ type Dedup struct {
 type dedupKey [16]byte
 
 // keyOf hashes the length-prefixed sid, service and user. The sid is
-// folded to lower case: its hex digits may come in either case (SPEC §1),
+// folded to lower case: LINE sends its hex digits in either case,
 // and a UUID in upper then in lower case is one call. The bytes are laid
 // out on the stack for ids of the default bound, so no allocation.
 func keyOf(sid, service, user string) dedupKey {
