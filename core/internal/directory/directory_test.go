@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,9 +27,18 @@ func stores() []struct {
 	}
 }
 
+// openTemp opens a store in a new folder (and subfolders), closed when the
+// test ends.
 func openTemp(t testing.TB) *SQLite {
 	t.Helper()
-	s, err := OpenSQLite(filepath.Join(t.TempDir(), "sub", "dir", "ringside.db"))
+	return openWith(t, filepath.Join(t.TempDir(), "sub", "dir", "ringside.db"), SQLiteOptions{})
+}
+
+// openWith opens the store at path with opt; it is closed when the test
+// ends, if the test did not close it.
+func openWith(t testing.TB, path string, opt SQLiteOptions) *SQLite {
+	t.Helper()
+	s, err := OpenSQLiteWith(path, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,130 +61,91 @@ type op struct {
 	wantPruned  bool
 }
 
+// The operations of most cases, on user u of service s.
+func putOp(kind, token string, at time.Time) op {
+	return op{do: "put", svc: "s", user: "u", kind: kind, token: token, at: at}
+}
+
+func deleteOp(kind, token string) op {
+	return op{do: "delete", svc: "s", user: "u", kind: kind, token: token}
+}
+
+func pruneOp(kind, token string, goneAt time.Time, pruned bool) op {
+	return op{do: "prune", svc: "s", user: "u", kind: kind, token: token, at: goneAt, wantPruned: pruned}
+}
+
 func TestStore(t *testing.T) {
 	cases := []struct {
 		name string
 		ops  []op
-		svc  string
-		user string
-		want []Device
+		// svc and user are whose devices are looked up: s and u if empty.
+		svc, user string
+		want      []Device
 	}{
-		{
-			name: "unknown user",
-			svc:  "s", user: "nobody",
-			want: nil,
-		},
+		{name: "unknown user", user: "nobody"},
 		{
 			name: "ordered by kind then token",
 			ops: []op{
-				{do: "put", svc: "s", user: "u", kind: "fcm", token: "b", at: t0},
-				{do: "put", svc: "s", user: "u", kind: "apns", token: "z", at: t0},
-				{do: "put", svc: "s", user: "u", kind: "fcm", token: "a", at: t0.Add(time.Second)},
+				putOp("fcm", "b", t0), putOp("apns", "z", t0), putOp("fcm", "a", t0.Add(time.Second)),
 				{do: "put", svc: "s", user: "other", kind: "apns", token: "x", at: t0},
 				{do: "put", svc: "s2", user: "u", kind: "apns", token: "y", at: t0},
 			},
-			svc: "s", user: "u",
-			want: []Device{
-				{"apns", "z", t0},
-				{"fcm", "a", t0.Add(time.Second)},
-				{"fcm", "b", t0},
-			},
+			want: []Device{{"apns", "z", t0}, {"fcm", "a", t0.Add(time.Second)}, {"fcm", "b", t0}},
 		},
 		{
 			name: "put is idempotent and refreshes updated_at",
-			ops: []op{
-				{do: "put", svc: "s", user: "u", kind: "apns", token: "t", at: t0},
-				{do: "put", svc: "s", user: "u", kind: "apns", token: "t", at: t0.Add(time.Hour)},
-			},
-			svc: "s", user: "u",
+			ops:  []op{putOp("apns", "t", t0), putOp("apns", "t", t0.Add(time.Hour))},
 			want: []Device{{"apns", "t", t0.Add(time.Hour)}},
 		},
 		{
 			name: "local time is kept as UTC",
-			ops: []op{
-				{do: "put", svc: "s", user: "u", kind: "apns", token: "t", at: t0.In(time.FixedZone("x", 9*3600))},
-			},
-			svc: "s", user: "u",
+			ops:  []op{putOp("apns", "t", t0.In(time.FixedZone("x", 9*3600)))},
 			want: []Device{{"apns", "t", t0}},
 		},
 		{
 			name: "delete one",
-			ops: []op{
-				{do: "put", svc: "s", user: "u", kind: "apns", token: "t1", at: t0},
-				{do: "put", svc: "s", user: "u", kind: "apns", token: "t2", at: t0},
-				{do: "delete", svc: "s", user: "u", kind: "apns", token: "t1"},
-			},
-			svc: "s", user: "u",
+			ops:  []op{putOp("apns", "t1", t0), putOp("apns", "t2", t0), deleteOp("apns", "t1")},
 			want: []Device{{"apns", "t2", t0}},
 		},
 		{
 			name: "delete absent",
 			ops: []op{
-				{do: "put", svc: "s", user: "u", kind: "apns", token: "t", at: t0},
+				putOp("apns", "t", t0),
 				{do: "delete", svc: "s", user: "u", kind: "fcm", token: "t", wantErr: ErrNotFound},
 				{do: "delete", svc: "s", user: "x", kind: "apns", token: "t", wantErr: ErrNotFound},
 			},
-			svc: "s", user: "u",
 			want: []Device{{"apns", "t", t0}},
 		},
 		{
 			name: "delete user",
 			ops: []op{
-				{do: "put", svc: "s", user: "u", kind: "apns", token: "t1", at: t0},
-				{do: "put", svc: "s", user: "u", kind: "fcm", token: "t2", at: t0},
+				putOp("apns", "t1", t0), putOp("fcm", "t2", t0),
 				{do: "put", svc: "s", user: "v", kind: "fcm", token: "t3", at: t0},
 				{do: "deleteuser", svc: "s", user: "u"},
 				{do: "deleteuser", svc: "s", user: "nobody"},
 			},
-			svc: "s", user: "u",
-			want: nil,
 		},
 		{
 			name: "prune gone after update",
-			ops: []op{
-				{do: "put", svc: "s", user: "u", kind: "apns", token: "t", at: t0},
-				{do: "prune", svc: "s", user: "u", kind: "apns", token: "t", at: t0.Add(time.Nanosecond), wantPruned: true},
-			},
-			svc: "s", user: "u",
-			want: nil,
+			ops:  []op{putOp("apns", "t", t0), pruneOp("apns", "t", t0.Add(time.Nanosecond), true)},
 		},
 		{
 			name: "prune keeps a device registered again since",
-			ops: []op{
-				{do: "put", svc: "s", user: "u", kind: "apns", token: "t", at: t0},
-				{do: "prune", svc: "s", user: "u", kind: "apns", token: "t", at: t0},
-				{do: "prune", svc: "s", user: "u", kind: "apns", token: "t", at: t0.Add(-time.Hour)},
-			},
-			svc: "s", user: "u",
+			ops:  []op{putOp("apns", "t", t0), pruneOp("apns", "t", t0, false), pruneOp("apns", "t", t0.Add(-time.Hour), false)},
 			want: []Device{{"apns", "t", t0}},
 		},
 		{
 			name: "prune without timestamp",
-			ops: []op{
-				{do: "put", svc: "s", user: "u", kind: "apns", token: "t", at: t0},
-				{do: "put", svc: "s", user: "u", kind: "fcm", token: "t", at: t0},
-				{do: "prune", svc: "s", user: "u", kind: "apns", token: "t", wantPruned: true},
-			},
-			svc: "s", user: "u",
+			ops:  []op{putOp("apns", "t", t0), putOp("fcm", "t", t0), pruneOp("apns", "t", time.Time{}, true)},
 			want: []Device{{"fcm", "t", t0}},
 		},
 		{
 			name: "prune absent",
-			ops: []op{
-				{do: "prune", svc: "s", user: "u", kind: "apns", token: "t"},
-				{do: "prune", svc: "s", user: "u", kind: "apns", token: "t", at: t0},
-			},
-			svc: "s", user: "u",
-			want: nil,
+			ops:  []op{pruneOp("apns", "t", time.Time{}, false), pruneOp("apns", "t", t0, false)},
 		},
 		{
 			name: "prune far future",
-			ops: []op{
-				{do: "put", svc: "s", user: "u", kind: "apns", token: "t", at: t0},
-				{do: "prune", svc: "s", user: "u", kind: "apns", token: "t", at: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), wantPruned: true},
-			},
-			svc: "s", user: "u",
-			want: nil,
+			ops:  []op{putOp("apns", "t", t0), pruneOp("apns", "t", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), true)},
 		},
 		{
 			name: "odd bytes are kept exactly",
@@ -213,7 +184,7 @@ func TestStore(t *testing.T) {
 							t.Errorf("op %d (%s): got pruned %v; want %v", i, o.do, pruned, o.wantPruned)
 						}
 					}
-					got, err := s.Lookup(ctx, tc.svc, tc.user)
+					got, err := s.Lookup(ctx, cmp.Or(tc.svc, "s"), cmp.Or(tc.user, "u"))
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -1,13 +1,9 @@
 package directory
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,35 +13,39 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ringside/ringside/core/internal/logtest"
 )
 
-// logBuffer collects JSON log lines safely (the watcher logs too).
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns "LEVEL msg" for each line logged.
-func (b *logBuffer) lines() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, l := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
-		var m struct{ Level, Msg string }
-		if json.Unmarshal([]byte(l), &m) == nil {
-			out = append(out, m.Level+" "+m.Msg)
-		}
+// put stores the device (apns, token) of user u of service s, updated at
+// t0; an error fails the test.
+func put(t *testing.T, s Store, token string) {
+	t.Helper()
+	if err := s.Put(context.Background(), "s", "u", "apns", token, t0); err != nil {
+		t.Fatal(err)
 	}
-	return out
 }
 
-func newLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }
+// waitFor polls until cond holds, and fails the test if it does not
+// within 5 s; what says what was awaited.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not %s within 5s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// wantLogs checks the lines logged so far ("LEVEL message").
+func wantLogs(t *testing.T, logs *logtest.Buffer, want ...string) {
+	t.Helper()
+	if got := logs.Lines(); !slices.Equal(got, want) {
+		t.Errorf("logs: got %q; want %q", got, want)
+	}
+}
 
 func removeFiles(t *testing.T, path string, suffixes ...string) {
 	t.Helper()
@@ -58,10 +58,7 @@ func removeFiles(t *testing.T, path string, suffixes ...string) {
 
 func reopenDevices(t *testing.T, path string) []Device {
 	t.Helper()
-	s, err := OpenSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openWith(t, path, SQLiteOptions{})
 	defer s.Close()
 	devs, err := s.Lookup(context.Background(), "s", "u")
 	if err != nil {
@@ -85,24 +82,15 @@ func TestRemovedFileIsRebuilt(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "ringside.db")
-			s, err := OpenSQLite(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			ctx := context.Background()
-			if err := s.Put(ctx, "s", "u", "apns", "before", t0); err != nil {
-				t.Fatal(err)
-			}
+			s := openWith(t, path, SQLiteOptions{})
+			put(t, s, "before")
 			removeFiles(t, path, tc.removed...)
-			if err := s.Put(ctx, "s", "u", "apns", "after", t0); err != nil {
-				t.Fatalf("put after the removal: %v", err)
-			}
+			put(t, s, "after")
 			if err := s.Healthy(); err != nil {
 				t.Errorf("healthy: got %v; want nil", err)
 			}
 			// The store reads the new file too.
-			if got, _ := s.Lookup(ctx, "s", "u"); len(got) != 2 {
+			if got, _ := s.Lookup(context.Background(), "s", "u"); len(got) != 2 {
 				t.Errorf("lookup: got %v; want two devices", got)
 			}
 			if err := s.Close(); err != nil {
@@ -120,23 +108,13 @@ func TestRemovedFileIsRebuilt(t *testing.T) {
 // the next write loses nothing either; it logs ERROR then INFO.
 func TestWatcherRebuildsRemovedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ringside.db")
-	var logs logBuffer
-	s, err := OpenSQLiteWith(path, SQLiteOptions{CheckEvery: 5 * time.Millisecond, Logger: newLogger(&logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Put(context.Background(), "s", "u", "apns", "before", t0); err != nil {
-		t.Fatal(err)
-	}
+	var logs logtest.Buffer
+	s := openWith(t, path, SQLiteOptions{CheckEvery: 5 * time.Millisecond, Logger: logs.Logger()})
+	put(t, s, "before")
 	removeFiles(t, path, "", "-wal", "-shm")
-	deadline := time.Now().Add(5 * time.Second)
-	for !slices.Contains(logs.lines(), "INFO directory file rebuilt from the open database; no device was lost") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no rebuild within 5s; logs %q", logs.lines())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, "rebuilt", func() bool {
+		return slices.Contains(logs.Lines(), "INFO directory file rebuilt from the open database; no device was lost")
+	})
 	// Copy the file as a crash would leave it: the open store's -wal is
 	// not read by the copy.
 	crashed := filepath.Join(t.TempDir(), "crashed.db")
@@ -150,27 +128,17 @@ func TestWatcherRebuildsRemovedFile(t *testing.T) {
 	if got := reopenDevices(t, crashed); len(got) != 1 || got[0].Token != "before" {
 		t.Errorf("the rebuilt file holds %v; want the device written before the removal", got)
 	}
-	want := []string{
+	wantLogs(t, &logs,
 		"ERROR directory file removed while serving; rebuilding it from the open database",
-		"INFO directory file rebuilt from the open database; no device was lost",
-	}
-	if got := logs.lines(); !slices.Equal(got, want) {
-		t.Errorf("logs: got %q; want %q", got, want)
-	}
+		"INFO directory file rebuilt from the open database; no device was lost")
 }
 
 // Readers keep answering while the file is rebuilt under them.
 func TestLookupsDuringRebuild(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ringside.db")
-	s, err := OpenSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openWith(t, path, SQLiteOptions{})
 	ctx := context.Background()
-	if err := s.Put(ctx, "s", "u", "apns", "a", t0); err != nil {
-		t.Fatal(err)
-	}
+	put(t, s, "a")
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var failed atomic.Value
@@ -192,9 +160,7 @@ func TestLookupsDuringRebuild(t *testing.T) {
 	}
 	for i := range 10 {
 		removeFiles(t, path, "", "-wal", "-shm")
-		if err := s.Put(ctx, "s", "u", "apns", fmt.Sprint("b", i), t0); err != nil {
-			t.Fatal(err)
-		}
+		put(t, s, fmt.Sprint("b", i))
 	}
 	close(stop)
 	wg.Wait()
@@ -209,28 +175,18 @@ func TestLookupsDuringRebuild(t *testing.T) {
 func TestReplacedFileRefusesWrites(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ringside.db")
-	var logs logBuffer
+	var logs logtest.Buffer
 	var failures atomic.Int64
-	s, err := OpenSQLiteWith(path, SQLiteOptions{
-		Logger:      newLogger(&logs),
+	s := openWith(t, path, SQLiteOptions{
+		Logger:      logs.Logger(),
 		WriteFailed: func(error) { failures.Add(1) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	c := NewCache(s, 0)
 	ctx := context.Background()
-	if err := c.Put(ctx, "s", "u", "apns", "before", t0); err != nil {
-		t.Fatal(err)
-	}
+	put(t, c, "before")
 	// Another directory file moved over this one (a restored backup).
 	other := filepath.Join(dir, "other.db")
-	o, err := OpenSQLite(other)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.Close()
+	openWith(t, other, SQLiteOptions{}).Close()
 	if err := os.Link(path, filepath.Join(dir, "kept.db")); err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +194,7 @@ func TestReplacedFileRefusesWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	err = c.Put(ctx, "s", "u", "apns", "refused", t0)
+	err := c.Put(ctx, "s", "u", "apns", "refused", t0)
 	if !errors.Is(err, ErrNotDurable) || !strings.Contains(err.Error(), "replaced") {
 		t.Errorf("put: got %v; want ErrNotDurable naming the replacement", err)
 	}
@@ -271,13 +227,9 @@ func TestReplacedFileRefusesWrites(t *testing.T) {
 	if err := s.Healthy(); err != nil {
 		t.Errorf("healthy once the file is back: got %v; want nil", err)
 	}
-	want := []string{
+	wantLogs(t, &logs,
 		"ERROR directory file replaced while serving; writes are refused until it is moved back or ringside restarts",
-		"INFO directory file is the one opened again; writes are accepted",
-	}
-	if got := logs.lines(); !slices.Equal(got, want) {
-		t.Errorf("logs: got %q; want %q", got, want)
-	}
+		"INFO directory file is the one opened again; writes are accepted")
 }
 
 // A write SQLite cannot make (here: the file may not grow) fails with
@@ -286,15 +238,11 @@ func TestReplacedFileRefusesWrites(t *testing.T) {
 func TestFailedWriteIsNotDurable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ringside.db")
 	var failures atomic.Int64
-	var logs logBuffer
-	s, err := OpenSQLiteWith(path, SQLiteOptions{
-		Logger:      newLogger(&logs),
+	var logs logtest.Buffer
+	s := openWith(t, path, SQLiteOptions{
+		Logger:      logs.Logger(),
 		WriteFailed: func(error) { failures.Add(1) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	c := NewCache(s, 0)
 	ctx := context.Background()
 	wdb := s.c.Load().wdb
@@ -338,13 +286,9 @@ func TestFailedWriteIsNotDurable(t *testing.T) {
 	if err := s.Healthy(); err != nil {
 		t.Errorf("healthy: got %v; want nil", err)
 	}
-	want := []string{
+	wantLogs(t, &logs,
 		"ERROR directory write failed; not durable until a write succeeds",
-		"INFO directory writes succeed again",
-	}
-	if got := logs.lines(); !slices.Equal(got, want) {
-		t.Errorf("logs: got %q; want %q", got, want)
-	}
+		"INFO directory writes succeed again")
 }
 
 // mountTmpfs mounts a tmpfs of size at a new folder until the test ends,
@@ -386,11 +330,7 @@ func TestDiskFull(t *testing.T) {
 	dir := mountTmpfs(t, "2m")
 	path := filepath.Join(dir, "ringside.db")
 	var failures atomic.Int64
-	s, err := OpenSQLiteWith(path, SQLiteOptions{CheckEvery: 10 * time.Millisecond, WriteFailed: func(error) { failures.Add(1) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openWith(t, path, SQLiteOptions{CheckEvery: 10 * time.Millisecond, WriteFailed: func(error) { failures.Add(1) }})
 	ctx := context.Background()
 	filler := fill(t, dir)
 	var ok []string
@@ -416,16 +356,8 @@ func TestDiskFull(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Healthy() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("still not durable 5s after room was freed: %v", s.Healthy())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := s.Put(ctx, "s", "u", "apns", "later", t0); err != nil {
-		t.Fatalf("put with room again: %v", err)
-	}
+	waitFor(t, "durable after room was freed", func() bool { return s.Healthy() == nil })
+	put(t, s, "later")
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -441,11 +373,7 @@ func TestDiskFull(t *testing.T) {
 // file was rebuilt; plain opens (explain) still work.
 func TestExclusive(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ringside.db")
-	a, err := OpenSQLiteWith(path, SQLiteOptions{Exclusive: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := openWith(t, path, SQLiteOptions{Exclusive: true})
 	check := func(when string) {
 		t.Helper()
 		b, err := OpenSQLiteWith(path, SQLiteOptions{Exclusive: true})
@@ -456,10 +384,7 @@ func TestExclusive(t *testing.T) {
 		if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "another ringside") {
 			t.Errorf("%s: got %q; want ErrLocked naming %s", when, err, path)
 		}
-		r, err := OpenSQLite(path)
-		if err != nil {
-			t.Fatalf("%s: plain open: %v", when, err)
-		}
+		r := openWith(t, path, SQLiteOptions{})
 		if _, err := r.Lookup(context.Background(), "s", "u"); err != nil {
 			t.Errorf("%s: plain lookup: %v", when, err)
 		}
@@ -467,18 +392,12 @@ func TestExclusive(t *testing.T) {
 	}
 	check("at start")
 	removeFiles(t, path, "", "-wal", "-shm")
-	if err := a.Put(context.Background(), "s", "u", "apns", "t", t0); err != nil {
-		t.Fatal(err)
-	}
+	put(t, a, "t")
 	check("after a rebuild")
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := OpenSQLiteWith(path, SQLiteOptions{Exclusive: true})
-	if err != nil {
-		t.Fatalf("exclusive open after close: %v", err)
-	}
-	b.Close()
+	openWith(t, path, SQLiteOptions{Exclusive: true}).Close()
 }
 
 // Close ends the watcher and may be called twice, concurrently.
@@ -511,16 +430,10 @@ func TestCloseEndsWatcher(t *testing.T) {
 // succeeds.
 func TestRebuildFailsThenSucceeds(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ringside.db")
-	var logs logBuffer
-	s, err := OpenSQLiteWith(path, SQLiteOptions{CheckEvery: 10 * time.Millisecond, Logger: newLogger(&logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	var logs logtest.Buffer
+	s := openWith(t, path, SQLiteOptions{CheckEvery: 10 * time.Millisecond, Logger: logs.Logger()})
 	ctx := context.Background()
-	if err := s.Put(ctx, "s", "u", "apns", "before", t0); err != nil {
-		t.Fatal(err)
-	}
+	put(t, s, "before")
 	// A folder where the copy goes: the copy cannot be made.
 	if err := os.MkdirAll(filepath.Join(path+".rebuild", "x"), 0o750); err != nil {
 		t.Fatal(err)
@@ -538,25 +451,15 @@ func TestRebuildFailsThenSucceeds(t *testing.T) {
 	if err := os.RemoveAll(path + ".rebuild"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Healthy() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("not rebuilt 5s after the obstacle went: %v", s.Healthy())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "rebuilt after the obstacle went", func() bool { return s.Healthy() == nil })
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if got := reopenDevices(t, path); len(got) != 1 || got[0].Token != "before" {
 		t.Errorf("after a restart: got %v; want the device written before, not the refused one", got)
 	}
-	want := []string{
+	wantLogs(t, &logs,
 		"ERROR directory file removed while serving; rebuilding it from the open database",
 		"ERROR directory file could not be rebuilt; retrying, and refusing writes meanwhile",
-		"INFO directory file rebuilt from the open database; no device was lost",
-	}
-	if got := logs.lines(); !slices.Equal(got, want) {
-		t.Errorf("logs: got %q; want %q", got, want)
-	}
+		"INFO directory file rebuilt from the open database; no device was lost")
 }

@@ -48,21 +48,10 @@ func helper(path string) error {
 
 func TestTwoHandlesShareFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ringside.db")
-	a, err := OpenSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := OpenSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := openWith(t, path, SQLiteOptions{}), openWith(t, path, SQLiteOptions{})
 	ctx := context.Background()
 
-	if err := a.Put(ctx, "s", "u", "apns", "ta", t0); err != nil {
-		t.Fatal(err)
-	}
+	put(t, a, "ta")
 	if err := b.Put(ctx, "s", "u", "fcm", "tb", t0); err != nil {
 		t.Fatal(err)
 	}
@@ -89,15 +78,9 @@ func TestTwoHandlesShareFile(t *testing.T) {
 // holds it open, as ringside explain does beside ringside serve.
 func TestOtherProcess(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ringside.db")
-	s, err := OpenSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openWith(t, path, SQLiteOptions{})
 	ctx := context.Background()
-	if err := s.Put(ctx, "s", "u", "apns", "from-parent", t0); err != nil {
-		t.Fatal(err)
-	}
+	put(t, s, "from-parent")
 	// Keep a read connection busy too, so the child meets a live pool.
 	if _, err := s.Lookup(ctx, "s", "u"); err != nil {
 		t.Fatal(err)
@@ -186,13 +169,8 @@ func TestOpenSQLiteSettings(t *testing.T) {
 
 func TestOpenSQLitePathWithOddCharacters(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a?b#c%20d", "ring side.db")
-	s, err := OpenSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Put(context.Background(), "s", "u", "k", "t", t0); err != nil {
-		t.Fatal(err)
-	}
+	s := openWith(t, path, SQLiteOptions{})
+	put(t, s, "t")
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

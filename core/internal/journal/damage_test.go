@@ -4,67 +4,26 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
-	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/ringside/ringside/core/internal/logtest"
 	"github.com/ringside/ringside/core/internal/telemetry"
 )
 
-// logSink collects JSON log lines.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-// lines returns the log lines whose message contains msg.
-func (s *logSink) lines(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.buf.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("log line %q: %v", l, err)
-		}
-		if strings.Contains(fmt.Sprint(m["msg"]), msg) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-func (s *logSink) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
 // observed is Options with a captured log and fresh metrics.
-func observed() (Options, *logSink, *telemetry.Metrics) {
-	sink := &logSink{}
+func observed() (Options, *logtest.Buffer, *telemetry.Metrics) {
+	logs := &logtest.Buffer{}
 	m := telemetry.NewMetrics()
-	return Options{Logger: slog.New(slog.NewJSONHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug})), Metrics: m}, sink, m
+	return Options{Logger: logs.Logger(), Metrics: m}, logs, m
 }
 
 // frames returns where each record of a journal file starts, and its end.
@@ -201,10 +160,7 @@ func TestDamageInTheMiddle(t *testing.T) {
 			}
 			o, logs, m := observed()
 			j := mustOpenWith(t, path, o)
-			got, err := j.Pending(ctx, t0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := pendingAt(t, j, t0)
 			check(t, got, tc.want)
 
 			aside := quarantined(t, path)
@@ -220,7 +176,7 @@ func TestDamageInTheMiddle(t *testing.T) {
 			if v := testutil.ToFloat64(m.JournalDamaged); v != tc.records {
 				t.Errorf("ringside_journal_damaged_records_total: got %v; want %v", v, tc.records)
 			}
-			lines := logs.lines(t, "journal damaged")
+			lines := logs.Find("journal damaged")
 			if len(lines) != len(tc.offsets) {
 				t.Fatalf("%d damage log lines; want %d\n%s", len(lines), len(tc.offsets), logs)
 			}
@@ -252,17 +208,14 @@ func TestDamageInTheMiddle(t *testing.T) {
 			records(t, path)
 			o2, logs2, m2 := observed()
 			j = mustOpenWith(t, path, o2)
-			got, err = j.Pending(ctx, t0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got = pendingAt(t, j, t0)
 			w := maps.Clone(tc.want)
 			w["next"] = want{deadline: t0.Add(time.Hour), data: "n"}
 			check(t, got, w)
 			if n := len(quarantined(t, path)); n != 1 {
 				t.Errorf("%d files kept aside after a second open; want 1", n)
 			}
-			if v := testutil.ToFloat64(m2.JournalDamaged); v != 0 || len(logs2.lines(t, "damaged")) != 0 {
+			if v := testutil.ToFloat64(m2.JournalDamaged); v != 0 || len(logs2.Find("damaged")) != 0 {
 				t.Errorf("second open: metric %v, log %s; want nothing to report", v, logs2)
 			}
 		})
@@ -312,10 +265,10 @@ func TestDamagedLastRecordIsATornTail(t *testing.T) {
 			if v := testutil.ToFloat64(m.JournalDamaged); v != 0 {
 				t.Errorf("damaged records: %v; want 0", v)
 			}
-			if n := len(logs.lines(t, "journal damaged")); n != 0 {
+			if n := len(logs.Find("journal damaged")); n != 0 {
 				t.Errorf("%d damage log lines; want none\n%s", n, logs)
 			}
-			if l := logs.lines(t, "torn tail"); len(l) != 1 || l[0]["offset"] != float64(tc.end) {
+			if l := logs.Find("torn tail"); len(l) != 1 || l[0]["offset"] != float64(tc.end) {
 				t.Errorf("torn tail log: %v; want one line at offset %d", l, tc.end)
 			}
 		})
@@ -384,10 +337,7 @@ func FuzzOpen(f *testing.F) {
 			t.Fatalf("open: %v", err)
 		}
 		t.Cleanup(func() { j.Close() })
-		got, err := j.Pending(ctx, t0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := pendingAt(t, j, t0)
 		seen := map[string]bool{}
 		for _, e := range got {
 			w, ok := written[e.Key]
@@ -404,14 +354,8 @@ func FuzzOpen(f *testing.F) {
 		if err := j.Append("next", t0.Add(time.Hour), []byte("n")).Wait(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := j.Close(); err != nil {
-			t.Fatal(err)
-		}
-		j = mustOpen(t, path)
-		again, err := j.Pending(ctx, t0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		j = reopened(t, j)
+		again := pendingAt(t, j, t0)
 		keys := func(es []Entry) []string {
 			var out []string
 			for _, e := range es {

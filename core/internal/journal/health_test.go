@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/ringside/ringside/core/internal/logtest"
 )
 
 // diskFull makes a journal's writes fail with ENOSPC while on, after
@@ -120,7 +121,7 @@ func TestHealthyOnWriteErrors(t *testing.T) {
 	if before < 2 {
 		t.Errorf("write errors: %v; want ≥ 2", before)
 	}
-	lines := logs.lines(t, "journal write failed")
+	lines := logs.Find("journal write failed")
 	if len(lines) != 1 || lines[0]["level"] != "ERROR" || lines[0]["error"] != "no space left on device" || lines[0]["file"] != j.path {
 		t.Fatalf("write failure log lines: %v; want one ERROR naming the file and the error (the same error again within a second is not logged)", lines)
 	}
@@ -131,7 +132,7 @@ func TestHealthyOnWriteErrors(t *testing.T) {
 		t.Fatal("third append on a full disk: no error")
 	}
 	j.Finish("c") // ends before the disk frees: never written
-	lines = logs.lines(t, "journal write failed")
+	lines = logs.Find("journal write failed")
 	if len(lines) != 2 || lines[1]["repeats_not_logged"].(float64) < 1 {
 		t.Fatalf("write failure log lines a second later: %v; want a second one counting the repeats", lines)
 	}
@@ -141,7 +142,7 @@ func TestHealthyOnWriteErrors(t *testing.T) {
 
 	disk.on.Store(false)
 	waitFor(t, "Healthy to turn nil by itself", func() bool { return j.Healthy() == nil })
-	if l := logs.lines(t, "journal writes succeed again"); len(l) != 1 {
+	if l := logs.Find("journal writes succeed again"); len(l) != 1 {
 		t.Errorf("recovery log lines: %v; want one", l)
 	}
 	if strings.Contains(logs.String(), "secret-") {
@@ -153,14 +154,8 @@ func TestHealthyOnWriteErrors(t *testing.T) {
 	if got, want := keysOnDisk(t, path), []string{"a", "b", "before"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("entries on disk: %v; want %v", got, want)
 	}
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
-	}
-	j = mustOpen(t, path)
-	got, err := j.Pending(ctx, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j = reopened(t, j)
+	got := pendingAt(t, j, t0)
 	check(t, got, map[string]want{
 		"before": {t0.Add(time.Hour), "data-before", nil},
 		"a":      {t0.Add(time.Hour), "secret-a", nil},
@@ -238,7 +233,7 @@ func TestBacklogBounded(t *testing.T) {
 	if size > 1000 {
 		t.Errorf("backlog of %d bytes; the most is 1000", size)
 	}
-	if l := logs.lines(t, "backlog full"); len(l) != 1 || l[0]["level"] != "ERROR" {
+	if l := logs.Find("backlog full"); len(l) != 1 || l[0]["level"] != "ERROR" {
 		t.Errorf("backlog full log lines: %v; want one ERROR", l)
 	}
 	disk.on.Store(false)
@@ -269,17 +264,25 @@ func holdInstall(j *Journal) (release func()) {
 	return func() { once.Do(func() { close(ch) }) }
 }
 
+// watched opens the journal at path, with a captured log, whose goroutine
+// checks the file every checkEvery, and appends the entry "a".
+func watched(t *testing.T, path string, checkEvery time.Duration) (*Journal, *logtest.Buffer) {
+	t.Helper()
+	o, logs, _ := observed()
+	o.checkEvery = checkEvery
+	j := mustOpenWith(t, path, o)
+	appendOK(t, j, "a")
+	return j, logs
+}
+
 // A journal file removed while serving is noticed: Healthy says so, the
 // log says so, and the live entries, with those appended meanwhile, are
 // written to a new file at the path, which a crash then leaves behind.
 // Before, the journal went on writing to the removed file: everything
 // accepted after the removal was lost to a crash, in silence.
 func TestFileRemovedUnderneath(t *testing.T) {
-	o, logs, _ := observed()
-	o.checkEvery = 5 * time.Millisecond
 	path := filepath.Join(t.TempDir(), "j.journal")
-	j := mustOpenWith(t, path, o)
-	appendOK(t, j, "a")
+	j, logs := watched(t, path, 5*time.Millisecond)
 	appendOK(t, j, "gone")
 	j.Finish("gone")
 	release := holdInstall(j)
@@ -291,7 +294,7 @@ func TestFileRemovedUnderneath(t *testing.T) {
 	if err := j.Healthy(); err.Error() != "journal j.journal: file removed while serving" {
 		t.Errorf("Healthy: got %q", err)
 	}
-	if l := logs.lines(t, "file removed while serving"); len(l) != 1 || l[0]["level"] != "ERROR" || l[0]["file"] != j.path {
+	if l := logs.Find("file removed while serving"); len(l) != 1 || l[0]["level"] != "ERROR" || l[0]["file"] != j.path {
 		t.Errorf("removal log lines: %v; want one ERROR naming the file", l)
 	}
 	appendOK(t, j, "b") // to the removed file, and carried over
@@ -301,19 +304,16 @@ func TestFileRemovedUnderneath(t *testing.T) {
 	if got, want := keysOnDisk(t, path), []string{"a", "b", "c"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("entries on disk: %v; want %v", got, want)
 	}
-	if l := logs.lines(t, "written again"); len(l) != 1 {
+	if l := logs.Find("written again"); len(l) != 1 {
 		t.Errorf("recovery log lines: %v; want one", l)
 	}
 }
 
 // The folder removed with the file: both are made again.
 func TestFolderRemovedUnderneath(t *testing.T) {
-	o, _, _ := observed()
-	o.checkEvery = 5 * time.Millisecond
 	dir := filepath.Join(t.TempDir(), "data")
 	path := filepath.Join(dir, "j.journal")
-	j := mustOpenWith(t, path, o)
-	appendOK(t, j, "a")
+	j, _ := watched(t, path, 5*time.Millisecond)
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -331,11 +331,8 @@ func TestFolderRemovedUnderneath(t *testing.T) {
 // again; one that another process holds open as its journal is left alone,
 // and Healthy says so until it is closed.
 func TestFileReplacedUnderneath(t *testing.T) {
-	o, logs, _ := observed()
-	o.checkEvery = 5 * time.Millisecond
 	path := filepath.Join(t.TempDir(), "j.journal")
-	j := mustOpenWith(t, path, o)
-	appendOK(t, j, "a")
+	j, logs := watched(t, path, 5*time.Millisecond)
 
 	// A second journal at the path, as another ringside would open, while
 	// the compaction that is to write the file again runs: it must not
@@ -371,7 +368,7 @@ func TestFileReplacedUnderneath(t *testing.T) {
 	if got := keysOnDisk(t, aside[0]); fmt.Sprint(got) != "[theirs]" {
 		t.Errorf("the file kept aside holds %v; want [theirs]", got)
 	}
-	if l := logs.lines(t, "kept aside"); len(l) != 1 || l[0]["aside"] != aside[0] {
+	if l := logs.Find("kept aside"); len(l) != 1 || l[0]["aside"] != aside[0] {
 		t.Errorf("log lines: %v; want one naming %s", l, aside[0])
 	}
 }
@@ -379,11 +376,8 @@ func TestFileReplacedUnderneath(t *testing.T) {
 // Close writes a new file if the journal's was removed and no check has
 // noticed yet.
 func TestCloseAfterRemoval(t *testing.T) {
-	o, _, _ := observed()
-	o.checkEvery = time.Hour
 	path := filepath.Join(t.TempDir(), "j.journal")
-	j := mustOpenWith(t, path, o)
-	appendOK(t, j, "a")
+	j, _ := watched(t, path, time.Hour)
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}

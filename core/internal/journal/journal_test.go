@@ -41,6 +41,27 @@ func mustOpenWith(t testing.TB, path string, o Options) *Journal {
 	return j
 }
 
+// reopened closes j, failing the test if that fails, and opens its file
+// again.
+func reopened(t *testing.T, j *Journal) *Journal {
+	t.Helper()
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return mustOpen(t, j.path)
+}
+
+// pendingAt returns what Pending returns at now, failing the test on an
+// error.
+func pendingAt(t *testing.T, j *Journal, now time.Time) []Entry {
+	t.Helper()
+	got, err := j.Pending(context.Background(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // want is what Pending should return for one key.
 type want struct {
 	deadline  time.Time
@@ -199,19 +220,11 @@ func TestAppendDeliveredFinishSurviveReopen(t *testing.T) {
 	j.Delivered("a", "ios", "tok1")
 	j.Delivered("a", "hook", "")
 	j.Finish("b")
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	j = mustOpen(t, path)
-	defer j.Close()
+	j = reopened(t, j)
 	if got := j.Size(); got != 3 {
 		t.Errorf("size after reopen: got %d; want 3 (a, c, old)", got)
 	}
-	got, err := j.Pending(ctx, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := pendingAt(t, j, t0)
 	if len(got) != 2 || got[0].Key != "a" || got[1].Key != "c" {
 		t.Fatalf("pending: got %+v; want a, c (b finished, old expired)", got)
 	}
@@ -238,21 +251,14 @@ func TestPendingOrdersAndPurges(t *testing.T) {
 		}
 	}
 	j.Delivered("gone", "ios", "t")
-	got, err := j.Pending(ctx, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := pendingAt(t, j, t0)
 	if keys := []string{got[0].Key, got[1].Key, got[2].Key}; len(got) != 3 || !slices.Equal(keys, []string{"a", "b", "c"}) {
 		t.Fatalf("pending: got %v; want a, b, c", keys)
 	}
 	if j.Size() != 3 {
 		t.Errorf("size: got %d; want 3", j.Size())
 	}
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
-	}
-	j = mustOpen(t, path)
-	defer j.Close()
+	j = reopened(t, j)
 	if j.Size() != 3 {
 		t.Errorf("size after reopen: got %d; want 3 (the expired ones finished on disk)", j.Size())
 	}
@@ -412,9 +418,7 @@ func crashSteps(t *testing.T) (file []byte, ends []int64, states []map[string]wa
 	model := map[string]want{}
 	snapshot := func() {
 		// Pending writes what is queued first: each step is a batch.
-		if _, err := j.Pending(ctx, t0); err != nil {
-			t.Fatal(err)
-		}
+		pendingAt(t, j, t0)
 		st, err := os.Stat(path)
 		if err != nil {
 			t.Fatal(err)
@@ -490,11 +494,7 @@ func reopen(t *testing.T, path string, b []byte, size int64, w map[string]want) 
 	if j.Size() != int64(len(w)) {
 		t.Errorf("size: got %d; want %d", j.Size(), len(w))
 	}
-	got, err := j.Pending(ctx, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	check(t, got, w)
+	check(t, pendingAt(t, j, t0), w)
 	if st, err := os.Stat(path); err != nil || st.Size() != size {
 		t.Errorf("file after open: %v, %v; want %d bytes", st.Size(), err, size)
 	}
@@ -502,11 +502,7 @@ func reopen(t *testing.T, path string, b []byte, size int64, w map[string]want) 
 	if err := j.Append("next", t0.Add(time.Hour), []byte("n")).Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
-	}
-	j = mustOpen(t, path)
-	defer j.Close()
+	j = reopened(t, j)
 	if j.Size() != int64(len(w))+1 {
 		t.Errorf("size after an append and reopening: got %d; want %d", j.Size(), len(w)+1)
 	}
@@ -629,9 +625,7 @@ func TestCompactionKeepsWhatIsWrittenMeanwhile(t *testing.T) {
 		model[key] = w
 	}
 	flush := func() {
-		if _, err := j.Pending(ctx, t0); err != nil {
-			t.Fatal(err)
-		}
+		pendingAt(t, j, t0)
 	}
 	add("keep1")
 	add("keep2")
@@ -682,11 +676,7 @@ func TestCompactionKeepsWhatIsWrittenMeanwhile(t *testing.T) {
 	}
 	j = mustOpen(t, path)
 	defer j.Close()
-	got, err := j.Pending(ctx, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	check(t, got, model)
+	check(t, pendingAt(t, j, t0), model)
 }
 
 // callbacks runs workers that each append n keys (named after prefix) with
@@ -744,7 +734,6 @@ func compactNow(t *testing.T, j *Journal) {
 // trigger; on a slow run, the first one spanned the whole load and the
 // test waited for a write that never came.)
 func TestCompactionUnderLoad(t *testing.T) {
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "j.journal")
 	j := mustOpenWith(t, path, Options{compactAt: 16 << 10})
 	model := callbacks(t, j, "a", 4, 400) // compactions may run meanwhile
@@ -757,22 +746,13 @@ func TestCompactionUnderLoad(t *testing.T) {
 			model[key] = w
 		}
 	}
-	if _, err := j.Pending(ctx, t0); err != nil { // writes the last marks
-		t.Fatal(err)
-	}
+	pendingAt(t, j, t0) // writes the last marks
 	compactNow(t, j)
 	if j.Size() != int64(len(model)) {
 		t.Errorf("size: got %d; want %d", j.Size(), len(model))
 	}
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
-	}
-	j = mustOpen(t, path)
-	got, err := j.Pending(ctx, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	check(t, got, model)
+	j = reopened(t, j)
+	check(t, pendingAt(t, j, t0), model)
 }
 
 // Every method at once, for the race detector.
@@ -799,16 +779,8 @@ func TestConcurrentUse(t *testing.T) {
 	model := callbacks(t, j, "", 8, 100)
 	close(stop)
 	readers.Wait()
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
-	}
-	j = mustOpen(t, path)
-	defer j.Close()
-	got, err := j.Pending(ctx, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	check(t, got, model)
+	j = reopened(t, j)
+	check(t, pendingAt(t, j, t0), model)
 }
 
 // goroutinesOf counts the goroutines labelled as the journal at path's
@@ -889,25 +861,15 @@ func BenchmarkAppend(b *testing.B) {
 
 // BenchmarkAppendParallel is appends from many goroutines, which share
 // writes.
-func BenchmarkAppendParallel(b *testing.B) {
-	j := mustOpen(b, filepath.Join(b.TempDir(), "j.journal"))
-	defer j.Close()
-	data := make([]byte, 600)
-	var n atomic.Int64
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			k := fmt.Sprint(n.Add(1))
-			if err := j.Append(k, t0.Add(time.Hour), data).Wait(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
+func BenchmarkAppendParallel(b *testing.B) { benchParallel(b, false) }
 
 // BenchmarkCallback is a callback's whole life in the journal, from many
 // goroutines: an append waited for, a delivered mark, a finish.
-func BenchmarkCallback(b *testing.B) {
+func BenchmarkCallback(b *testing.B) { benchParallel(b, true) }
+
+// benchParallel appends from many goroutines and waits for each append;
+// with marks, a delivered mark and a finish follow each.
+func benchParallel(b *testing.B, marks bool) {
 	j := mustOpen(b, filepath.Join(b.TempDir(), "j.journal"))
 	defer j.Close()
 	data := make([]byte, 600)
@@ -919,8 +881,10 @@ func BenchmarkCallback(b *testing.B) {
 			if err := j.Append(k, t0.Add(time.Hour), data).Wait(context.Background()); err != nil {
 				b.Fatal(err)
 			}
-			j.Delivered(k, "ios", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
-			j.Finish(k)
+			if marks {
+				j.Delivered(k, "ios", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+				j.Finish(k)
+			}
 		}
 	})
 }
