@@ -257,50 +257,15 @@ func checkPayload(attr *hcl.Attribute) ([]string, hcl.Diagnostics) {
 	var keys []string
 	seen := map[string]hcl.Range{}
 	for _, p := range pairs {
-		kv, kd := p.Key.Value(nil)
-		if kd.HasErrors() || !kv.IsKnown() || kv.IsNull() {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "payload key is not known at load time",
-				Detail:   "Each payload key must be a name or a string literal; only values may refer to call.",
-				Subject:  p.Key.Range().Ptr(),
-			})
-			continue
+		k, summary, detail := payloadKey(p.Key)
+		if prev, dup := seen[k]; summary == "" && dup {
+			summary, detail = fmt.Sprintf("Duplicate payload key %q", k), fmt.Sprintf("%q is already set at %s.", k, prev)
 		}
-		ks, err := convert.Convert(kv, cty.String)
-		if err != nil {
+		if summary != "" {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
-				Summary:  "Invalid payload key",
-				Detail:   fmt.Sprintf("A payload key must be a string, but this is %s.", kv.Type().FriendlyName()),
-				Subject:  p.Key.Range().Ptr(),
-			})
-			continue
-		}
-		k := ks.AsString()
-		switch {
-		case reservedPayloadKeys[k] != "":
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("payload may not set %q", k),
-				Detail:   fmt.Sprintf("ringside sets %s itself in every payload (%s); a payload may add keys or override the app_* ones.", k, reservedPayloadKeys[k]),
-				Subject:  p.Key.Range().Ptr(),
-			})
-			continue
-		case k == "":
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Empty payload key",
-				Detail:   "A payload key must not be empty.",
-				Subject:  p.Key.Range().Ptr(),
-			})
-			continue
-		}
-		if prev, dup := seen[k]; dup {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("Duplicate payload key %q", k),
-				Detail:   fmt.Sprintf("%q is already set at %s.", k, prev),
+				Summary:  summary,
+				Detail:   detail,
 				Subject:  p.Key.Range().Ptr(),
 			})
 			continue
@@ -311,6 +276,28 @@ func checkPayload(attr *hcl.Attribute) ([]string, hcl.Diagnostics) {
 	_, vd := checkCallExpr(attr.Expr, "payload")
 	diags = append(diags, vd...)
 	return keys, diags
+}
+
+// payloadKey returns the key a payload entry sets, or why it cannot be
+// set: a summary and a detail.
+func payloadKey(key hcl.Expression) (k, summary, detail string) {
+	kv, kd := key.Value(nil)
+	if kd.HasErrors() || !kv.IsKnown() || kv.IsNull() {
+		return "", "payload key is not known at load time", "Each payload key must be a name or a string literal; only values may refer to call."
+	}
+	ks, err := convert.Convert(kv, cty.String)
+	if err != nil {
+		return "", "Invalid payload key", fmt.Sprintf("A payload key must be a string, but this is %s.", kv.Type().FriendlyName())
+	}
+	k = ks.AsString()
+	switch {
+	case reservedPayloadKeys[k] != "":
+		return "", fmt.Sprintf("payload may not set %q", k),
+			fmt.Sprintf("ringside sets %s itself in every payload (%s); a payload may add keys or override the app_* ones.", k, reservedPayloadKeys[k])
+	case k == "":
+		return "", "Empty payload key", "A payload key must not be empty."
+	}
+	return k, "", ""
 }
 
 // suggest returns the candidate nearest to name, if it is near enough to be

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
@@ -71,5 +73,38 @@ func TestCheckCallExprAccepts(t *testing.T) {
 		if !diags.HasErrors() {
 			t.Errorf("%s: no error", src)
 		}
+	}
+}
+
+// TestPayloadKeyErrors: each bad key is reported, at the key, and the good
+// keys are kept in order.
+func TestPayloadKeyErrors(t *testing.T) {
+	x := callexprtest.Parse(t, `{
+  a          = 1
+  (call.sid) = 2
+  ([1])      = 3
+  sid        = 4
+  ""         = 5
+  a          = 6
+  b          = 7
+}`)
+	keys, diags := checkPayload(&hcl.Attribute{Name: "payload", Expr: x})
+	if fmt.Sprint(keys) != "[a b]" {
+		t.Errorf("keys: got %q; want a, b", keys)
+	}
+	want := []string{
+		"3: payload key is not known at load time",
+		"4: Invalid payload key",
+		`5: payload may not set "sid"`,
+		"6: Empty payload key",
+		`7: Duplicate payload key "a"`,
+		"4: Incorrect key type", // from evaluating the object against an unknown call
+	}
+	var got []string
+	for _, d := range diags {
+		got = append(got, fmt.Sprintf("%d: %s", d.Subject.Start.Line, d.Summary))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
 	}
 }

@@ -41,6 +41,19 @@ func mustLoad(t *testing.T, path string, getenv func(string) string) *Config {
 
 func noEnv(string) string { return "" }
 
+// loadWebhook loads a file of one webhook notifier, x, whose plugin
+// attributes are attrs (from line 3 on), and one route to it, and fails the
+// test on an error.
+func loadWebhook(t *testing.T, attrs string) *Config {
+	t.Helper()
+	path := writeConfig(t, "notifier \"x\" {\n  plugin = \"webhook\""+attrs+"}\nroute \"all\" {\n  notify = [\"x\"]\n}\n")
+	cfg, diags := Load(path, Options{Builtins: testBuiltins, Getenv: noEnv})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	return cfg
+}
+
 func TestDefaults(t *testing.T) {
 	path := writeConfig(t, "ring_nobody = true\n")
 	cfg := mustLoad(t, path, noEnv)
@@ -313,21 +326,12 @@ func TestNothingHalfApplies(t *testing.T) {
 }
 
 func TestApplySchemaKeepsNothingOnError(t *testing.T) {
-	path := writeConfig(t, `notifier "hook" {
-  plugin  = "webhook"
+	cfg := loadWebhook(t, `
   url     = "https://x"
   timeout = "soon"
-}
-route "all" {
-  notify = ["hook"]
-}
 `)
-	cfg, diags := Load(path, Options{Builtins: testBuiltins})
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
 	n := cfg.Notifiers[0]
-	diags = cfg.ApplySchema(n, testSchemas["webhook"])
+	diags := cfg.ApplySchema(n, testSchemas["webhook"])
 	if !diags.HasErrors() || n.Attrs != nil || n.Templates != nil {
 		t.Errorf("got diags %v, attrs %v; want an error and no attrs", diags, n.Attrs)
 	}
@@ -378,21 +382,12 @@ func TestWriteDiagnosticsTabsAndFiles(t *testing.T) {
 }
 
 func TestSensitiveValueNotEchoed(t *testing.T) {
-	path := writeConfig(t, `notifier "x" {
-  plugin = "webhook"
+	cfg := loadWebhook(t, `
   url    = "https://x"
   pin    = "hunter2"
-}
-route "all" {
-  notify = ["x"]
-}
 `)
-	cfg, diags := Load(path, Options{Builtins: testBuiltins})
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
 	s := Schema{Attributes: []Attribute{{Name: "url", Type: AttrString}, {Name: "pin", Type: AttrNumber, Sensitive: true}}}
-	diags = cfg.ApplySchema(cfg.Notifiers[0], s)
+	diags := cfg.ApplySchema(cfg.Notifiers[0], s)
 	var buf bytes.Buffer
 	for _, d := range diags {
 		buf.WriteString(d.Summary + " " + d.Detail)

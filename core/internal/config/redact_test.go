@@ -134,27 +134,18 @@ func TestSnippetCaretAfterMask(t *testing.T) {
 // name, in source lines and in messages, once ApplySchema has seen it; and
 // a plugin's message that quotes a secret is scrubbed.
 func TestSchemaSensitiveHidden(t *testing.T) {
-	path := writeConfig(t, `notifier "x" {
-  plugin = "webhook"
+	cfg := loadWebhook(t, `
   url    = "https://hooks.example/services/T0/B0/plantedpath"
   dsn    = ["postgres://db/planted"]
   pin    = "0042"
-}
-route "all" {
-  notify = ["x"]
-}
 `)
-	cfg, diags := Load(path, Options{Builtins: testBuiltins, Getenv: noEnv})
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
 	n := cfg.Notifiers[0]
 	s := Schema{Attributes: []Attribute{
 		{Name: "url", Type: AttrString, Sensitive: true},
 		{Name: "dsn", Type: AttrString, Sensitive: true},
 		{Name: "pin", Type: AttrString, Sensitive: true},
 	}}
-	diags = cfg.ApplySchema(n, s)
+	diags := cfg.ApplySchema(n, s)
 	if !diags.HasErrors() {
 		t.Fatal("want dsn's type error")
 	}
@@ -213,20 +204,11 @@ plugin "p" {
 // A type error on an attribute named like a secret, or on a headers map,
 // does not quote the value, even before rendering.
 func TestTypeErrorDoesNotQuoteSecrets(t *testing.T) {
-	path := writeConfig(t, `notifier "x" {
-  plugin  = "webhook"
+	cfg := loadWebhook(t, `
   url     = "https://x"
   headers = "Bearer hdr1"
-}
-route "all" {
-  notify = ["x"]
-}
 `)
-	cfg, diags := Load(path, Options{Builtins: testBuiltins, Getenv: noEnv})
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	diags = cfg.ApplySchema(cfg.Notifiers[0], testSchemas["webhook"])
+	diags := cfg.ApplySchema(cfg.Notifiers[0], testSchemas["webhook"])
 	if !diags.HasErrors() || strings.Contains(diags[0].Detail, "hdr1") {
 		t.Errorf("got %v; want a type error that does not quote the value", diags)
 	}
