@@ -186,15 +186,11 @@ func openSQLite(path string, opt SQLiteOptions) (_ *SQLite, err error) {
 		// Locked before SQLite touches the file. The descriptor stays open
 		// until after SQLite's own are closed: closing any descriptor of a
 		// file drops the process's POSIX locks on it, SQLite's included.
-		f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, err
+		f, err := flock.OpenLocked(abs)
+		if errors.Is(err, flock.ErrLocked) {
+			return nil, fmt.Errorf("%w (an exclusive lock on %s): stop it, or give this one another directory path", ErrLocked, abs)
 		}
-		if err := flock.Lock(f); err != nil {
-			f.Close()
-			if errors.Is(err, flock.ErrLocked) {
-				return nil, fmt.Errorf("%w (an exclusive lock on %s): stop it, or give this one another directory path", ErrLocked, abs)
-			}
+		if err != nil {
 			return nil, err
 		}
 		s.lock = f

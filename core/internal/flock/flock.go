@@ -8,8 +8,30 @@
 // processes from opening the same file there.
 package flock
 
-import "errors"
+import (
+	"errors"
+	"os"
+	"path/filepath"
+)
 
 // ErrLocked is the error of a Lock on a file another open file holds
 // locked.
 var ErrLocked = errors.New("locked by another open file")
+
+// OpenLocked opens the file at path for reading and writing, creating it
+// (mode 0600: it holds callbacks' data) and its folder (mode 0750) if need
+// be, and locks it (see Lock). On failure nothing stays open.
+func OpenLocked(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := Lock(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}

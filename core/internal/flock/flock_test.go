@@ -33,3 +33,28 @@ func TestLock(t *testing.T) {
 		t.Fatalf("lock after the first closed: %v", err)
 	}
 }
+
+// TestOpenLocked: the folder and the file are made (the file private), and
+// a second OpenLocked fails with ErrLocked until the first file is closed.
+func TestOpenLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a", "b", "f")
+	f, err := OpenLocked(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := f.Stat(); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("file mode: %v, %v; want 0600", st.Mode(), err)
+	}
+	if g, err := OpenLocked(path); !errors.Is(err, ErrLocked) {
+		if g != nil {
+			g.Close()
+		}
+		t.Fatalf("second open: got %v; want ErrLocked", err)
+	}
+	f.Close()
+	g, err := OpenLocked(path)
+	if err != nil {
+		t.Fatalf("open after the first closed: %v", err)
+	}
+	g.Close()
+}

@@ -280,18 +280,11 @@ func open(path string, o Options) (*Journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
-		return nil, err
+	f, err := flock.OpenLocked(abs)
+	if errors.Is(err, flock.ErrLocked) {
+		return nil, errors.New("in use by another process")
 	}
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, err
-	}
-	if err := flock.Lock(f); err != nil {
-		f.Close()
-		if errors.Is(err, flock.ErrLocked) {
-			err = errors.New("in use by another process")
-		}
 		return nil, err
 	}
 	// What a compaction interrupted by a crash left.
