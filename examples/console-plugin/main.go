@@ -40,9 +40,11 @@ type Console struct {
 }
 
 // Configure keeps the prefix and whether to colour it.
-func (c *Console) Configure(_ context.Context, cfg Config) error {
+func (c *Console) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
 	if strings.ContainsAny(cfg.Prefix, "\r\n") {
-		return sdk.AttributeErrorf("prefix", "must be a single line")
+		var diags sdk.Diagnostics
+		diags.AddAttributeError("prefix", "must be a single line")
+		return diags
 	}
 	c.prefix = cfg.Prefix
 	if c.prefix == "" {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -108,10 +107,9 @@ func TestColor(t *testing.T) {
 }
 
 func TestConfigurePrefix(t *testing.T) {
-	err := (&Console{}).Configure(context.Background(), Config{Prefix: "a\nb"})
-	var ae *sdk.AttrError
-	if !errors.As(err, &ae) || ae.Attribute != "prefix" {
-		t.Errorf("got %v; want an error at prefix", err)
+	diags := (&Console{}).Configure(context.Background(), Config{Prefix: "a\nb"})
+	if len(diags) != 1 || diags[0].Attribute != "prefix" || !diags.HasError() {
+		t.Errorf("got %v; want an error at prefix", diags)
 	}
 }
 

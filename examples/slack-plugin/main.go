@@ -77,29 +77,30 @@ func New() *Slack {
 
 var emoji = regexp.MustCompile(`^:[a-z0-9_+'-]+:$`)
 
-// Configure checks the attributes. Errors never quote the webhook URL.
-func (s *Slack) Configure(_ context.Context, cfg Config) error {
-	var errs, warns []error
+// Configure checks the attributes. Its diagnostics never quote the webhook
+// URL. A warning alone leaves the plugin configured.
+func (s *Slack) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
+	var diags sdk.Diagnostics
 	u, err := url.Parse(cfg.WebhookURL)
 	switch {
 	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "":
-		errs = append(errs, sdk.AttributeErrorf("webhook_url", "must be an absolute https URL such as https://hooks.slack.com/services/T…/B…/…"))
+		diags.AddAttributeError("webhook_url", "must be an absolute https URL such as https://hooks.slack.com/services/T…/B…/…")
 	case u.Scheme == "http" && !loopback(u.Hostname()):
-		errs = append(errs, sdk.AttributeErrorf("webhook_url", "must be https (plain http is allowed to loopback only, for tests)"))
+		diags.AddAttributeError("webhook_url", "must be https (plain http is allowed to loopback only, for tests)")
 	case u.Hostname() != "hooks.slack.com" && !loopback(u.Hostname()):
-		warns = append(warns, sdk.AttributeWarningf("webhook_url", "host %s is not hooks.slack.com; fine for a proxy or Slack-compatible service", u.Hostname()))
+		diags.AddAttributeWarning("webhook_url", "host %s is not hooks.slack.com; fine for a proxy or Slack-compatible service", u.Hostname())
 	}
 	if cfg.IconEmoji != "" && !emoji.MatchString(cfg.IconEmoji) {
-		errs = append(errs, sdk.AttributeErrorf("icon_emoji", "must look like :name:, got %q", cfg.IconEmoji))
+		diags.AddAttributeError("icon_emoji", "must look like :name:, got %q", cfg.IconEmoji)
 	}
 	if strings.ContainsAny(cfg.Username, "\r\n") || len(cfg.Username) > 80 {
-		errs = append(errs, sdk.AttributeErrorf("username", "must be one line of at most 80 bytes"))
+		diags.AddAttributeError("username", "must be one line of at most 80 bytes")
 	}
 	if cfg.Timeout < 0 {
-		errs = append(errs, sdk.AttributeErrorf("timeout", "must be greater than 0, got %s", cfg.Timeout))
+		diags.AddAttributeError("timeout", "must be greater than 0, got %s", cfg.Timeout)
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	if diags.HasError() {
+		return diags
 	}
 	s.url = cfg.WebhookURL
 	s.host = u.Scheme + "://" + u.Host
@@ -109,7 +110,7 @@ func (s *Slack) Configure(_ context.Context, cfg Config) error {
 	if s.timeout == 0 {
 		s.timeout = DefaultTimeout
 	}
-	return errors.Join(warns...)
+	return diags
 }
 
 func loopback(host string) bool {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -136,16 +135,15 @@ func TestConfigure(t *testing.T) {
 		{Config{WebhookURL: "https://hooks.slack.com/x", IconEmoji: "phone"}, "icon_emoji", false},
 		{Config{WebhookURL: "https://hooks.slack.com/x", Timeout: -time.Second}, "timeout", false},
 	} {
-		err := New().Configure(context.Background(), tc.cfg)
-		var ae *sdk.AttrError
+		diags := New().Configure(context.Background(), tc.cfg)
 		switch {
-		case tc.attr == "" && err != nil:
-			t.Errorf("%+v: %v", tc.cfg, err)
-		case tc.attr != "" && (!errors.As(err, &ae) || ae.Attribute != tc.attr || ae.Warning != tc.warn):
-			t.Errorf("%+v: got %v; want at %s (warning %v)", tc.cfg, err, tc.attr, tc.warn)
+		case tc.attr == "" && diags != nil:
+			t.Errorf("%+v: %v", tc.cfg, diags)
+		case tc.attr != "" && (len(diags) != 1 || diags[0].Attribute != tc.attr || (diags[0].Severity == sdk.SeverityWarning) != tc.warn):
+			t.Errorf("%+v: got %v; want at %s (warning %v)", tc.cfg, diags, tc.attr, tc.warn)
 		}
-		if err != nil && strings.Contains(err.Error(), tc.cfg.WebhookURL) {
-			t.Errorf("error quotes the webhook URL: %v", err)
+		if strings.Contains(diags.String(), tc.cfg.WebhookURL) {
+			t.Errorf("a diagnostic quotes the webhook URL: %v", diags)
 		}
 	}
 }

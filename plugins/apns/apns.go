@@ -131,18 +131,19 @@ func New() *Plugin {
 
 // Configure checks the notifier's attributes, loads the credentials and
 // builds the shared HTTP/2 client. Warnings (a VoIP topic without ".voip", a
-// certificate that expires soon) are returned with a configured plugin.
-func (p *Plugin) Configure(_ context.Context, cfg Config) error {
-	var errs, warns []error
+// certificate that expires soon) come with a configured plugin, after the
+// errors.
+func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
+	var errs, warns sdk.Diagnostics
 
-	auth, aerrs := authMethod(cfg)
-	errs = append(errs, aerrs...)
+	auth, authDiags := authMethod(cfg)
+	errs.Append(authDiags...)
 	if auth == "token" {
 		if cfg.TeamID != "" && !appleID(cfg.TeamID) {
-			errs = append(errs, sdk.AttributeErrorf("team_id", "must be the 10-character Team ID of the Apple developer account (upper-case letters and digits), got %d characters", len(cfg.TeamID)))
+			errs.AddAttributeError("team_id", "must be the 10-character Team ID of the Apple developer account (upper-case letters and digits), got %d characters", len(cfg.TeamID))
 		}
 		if cfg.KeyID != "" && !appleID(cfg.KeyID) {
-			errs = append(errs, sdk.AttributeErrorf("key_id", "must be the 10-character Key ID of the .p8 key (upper-case letters and digits), got %d characters", len(cfg.KeyID)))
+			errs.AddAttributeError("key_id", "must be the 10-character Key ID of the .p8 key (upper-case letters and digits), got %d characters", len(cfg.KeyID))
 		}
 	}
 
@@ -152,16 +153,16 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) error {
 	}
 	suffix, knownType := topicSuffixes[pushType]
 	if !knownType {
-		errs = append(errs, sdk.AttributeErrorf("push_type", "%q is not an APNs push type (want voip, alert, background, location, complication, fileprovider, mdm, liveactivity, pushtotalk, controls or widgets)", pushType))
+		errs.AddAttributeError("push_type", "%q is not an APNs push type (want voip, alert, background, location, complication, fileprovider, mdm, liveactivity, pushtotalk, controls or widgets)", pushType)
 	}
 
 	switch {
 	case cfg.Topic == "":
-		errs = append(errs, sdk.AttributeErrorf("topic", "must be set to the app's bundle id (for VoIP pushes <bundle id>.voip)"))
+		errs.AddAttributeError("topic", "must be set to the app's bundle id (for VoIP pushes <bundle id>.voip)")
 	case !validTopic(cfg.Topic):
-		errs = append(errs, sdk.AttributeErrorf("topic", "must be a bundle id: letters, digits, '.', '-' and '_' only"))
+		errs.AddAttributeError("topic", "must be a bundle id: letters, digits, '.', '-' and '_' only")
 	case knownType && suffix != "" && !strings.HasSuffix(cfg.Topic, suffix):
-		warns = append(warns, sdk.AttributeWarningf("topic", "%s pushes need the topic <bundle id>%s; %q will likely be refused by APNs (DeviceTokenNotForTopic or TopicDisallowed)", pushType, suffix, cfg.Topic))
+		warns.AddAttributeWarning("topic", "%s pushes need the topic <bundle id>%s; %q will likely be refused by APNs (DeviceTokenNotForTopic or TopicDisallowed)", pushType, suffix, cfg.Topic)
 	}
 
 	priority := cfg.Priority
@@ -170,10 +171,10 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) error {
 		priority = DefaultPriority
 	case 5, 10:
 	default:
-		errs = append(errs, sdk.AttributeErrorf("priority", "must be 10 (send at once) or 5 (send when it saves power), got %d", priority))
+		errs.AddAttributeError("priority", "must be 10 (send at once) or 5 (send when it saves power), got %d", priority)
 	}
 	if pushType == "voip" && priority == 5 {
-		warns = append(warns, sdk.AttributeWarningf("priority", "VoIP pushes should use priority 10: at 5 APNs may delay them past the callee's 60 s of ringing"))
+		warns.AddAttributeWarning("priority", "VoIP pushes should use priority 10: at 5 APNs may delay them past the callee's 60 s of ringing")
 	}
 
 	host, env := apns2.HostDevelopment, "sandbox"
@@ -183,7 +184,7 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) error {
 	if cfg.Endpoint != "" {
 		u, err := parseEndpoint(cfg.Endpoint)
 		if err != nil {
-			errs = append(errs, sdk.AttributeError("endpoint", err))
+			errs.AddAttributeError("endpoint", "%v", err)
 		} else {
 			host, env = strings.TrimSuffix(u.String(), "/"), "endpoint "+u.Host
 		}
@@ -193,28 +194,29 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) error {
 	// sound, so one mistake is reported once.
 	var tok *token.Token
 	var cert tls.Certificate
-	if len(aerrs) == 0 {
+	if len(authDiags) == 0 {
 		switch auth {
 		case "token":
 			t, err := loadToken(cfg)
 			if err != nil {
-				errs = append(errs, sdk.AttributeError("key_file", err))
+				errs.AddAttributeError("key_file", "%v", err)
 			}
 			tok = t
 		case "certificate":
-			c, warn, err := loadCertificate(cfg, p.now())
-			if err != nil {
-				errs = append(errs, err)
-			}
-			if warn != nil {
-				warns = append(warns, warn)
+			c, cdiags := loadCertificate(cfg, p.now())
+			for _, d := range cdiags {
+				if d.Severity == sdk.SeverityWarning {
+					warns.Append(d)
+				} else {
+					errs.Append(d)
+				}
 			}
 			cert = c
 		}
 	}
 
-	if len(errs) > 0 {
-		return errors.Join(append(errs, warns...)...)
+	if errs.HasError() {
+		return append(errs, warns...)
 	}
 
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: p.rootCAs}
@@ -238,10 +240,7 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) error {
 	}
 	p.env = env
 	p.host = host
-	if len(warns) > 0 {
-		return errors.Join(warns...)
-	}
-	return nil
+	return warns
 }
 
 // newTransport returns the HTTP/2 transport every push shares, the kind

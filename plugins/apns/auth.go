@@ -32,7 +32,8 @@ const certExpiryWarning = 30 * 24 * time.Hour
 
 // authMethod checks that cfg names exactly one way to authenticate to APNs
 // and returns "token" or "certificate", or the attribute errors.
-func authMethod(cfg Config) (string, []error) {
+func authMethod(cfg Config) (string, sdk.Diagnostics) {
+	var diags sdk.Diagnostics
 	tokenSet := cfg.TeamID != "" || cfg.KeyID != "" || cfg.KeyFile != ""
 	certSet := cfg.CertificateFile != "" || cfg.CertificatePassword != ""
 	switch {
@@ -41,26 +42,28 @@ func authMethod(cfg Config) (string, []error) {
 		if cfg.CertificateFile == "" {
 			attr = "certificate_password"
 		}
-		return "", []error{sdk.AttributeErrorf(attr, "token auth (team_id, key_id, key_file) and certificate auth (certificate_file) are both configured; choose one (Apple recommends token auth with a .p8 key)")}
+		diags.AddAttributeError(attr, "token auth (team_id, key_id, key_file) and certificate auth (certificate_file) are both configured; choose one (Apple recommends token auth with a .p8 key)")
+		return "", diags
 	case tokenSet:
-		var errs []error
 		for _, a := range [...]struct{ name, value, want string }{
 			{"team_id", cfg.TeamID, "the 10-character Team ID of the Apple developer account"},
 			{"key_id", cfg.KeyID, "the 10-character Key ID of the .p8 key"},
 			{"key_file", cfg.KeyFile, "the path of the .p8 key (AuthKey_<key_id>.p8)"},
 		} {
 			if a.value == "" {
-				errs = append(errs, sdk.AttributeErrorf(a.name, "token auth needs team_id, key_id and key_file; set %s to %s", a.name, a.want))
+				diags.AddAttributeError(a.name, "token auth needs team_id, key_id and key_file; set %s to %s", a.name, a.want)
 			}
 		}
-		return "token", errs
+		return "token", diags
 	case certSet:
 		if cfg.CertificateFile == "" {
-			return "", []error{sdk.AttributeErrorf("certificate_password", "is set without certificate_file")}
+			diags.AddAttributeError("certificate_password", "is set without certificate_file")
+			return "", diags
 		}
 		return "certificate", nil
 	default:
-		return "", []error{sdk.AttributeErrorf("", "no APNs credentials: set team_id, key_id and key_file (token auth, a .p8 key) or certificate_file (certificate auth, .p12 or .pem)")}
+		diags.AddError("no APNs credentials: set team_id, key_id and key_file (token auth, a .p8 key) or certificate_file (certificate auth, .p12 or .pem)")
+		return "", diags
 	}
 }
 
@@ -131,13 +134,16 @@ func loadToken(cfg Config) (*token.Token, error) {
 }
 
 // loadCertificate reads an APNs client certificate and its private key from
-// a .p12 (PKCS#12) or .pem file. It returns the attribute at fault with the
-// error (certificate_password for a wrong password), and a warning when the
-// certificate expires soon. Its errors never quote the file or the password.
-func loadCertificate(cfg Config, now time.Time) (tls.Certificate, *sdk.AttrError, error) {
+// a .p12 (PKCS#12) or .pem file. Its error points at the attribute at fault
+// (certificate_password for a wrong password); a certificate that expires
+// soon comes with a warning. Its diagnostics never quote the file or the
+// password.
+func loadCertificate(cfg Config, now time.Time) (tls.Certificate, sdk.Diagnostics) {
 	path := cfg.CertificateFile
-	fail := func(attr, format string, args ...any) (tls.Certificate, *sdk.AttrError, error) {
-		return tls.Certificate{}, nil, sdk.AttributeErrorf(attr, format, args...)
+	var diags sdk.Diagnostics
+	fail := func(attr, format string, args ...any) (tls.Certificate, sdk.Diagnostics) {
+		diags.AddAttributeError(attr, format, args...)
+		return tls.Certificate{}, diags
 	}
 	b, err := readCredential(path)
 	if err != nil {
@@ -182,12 +188,11 @@ func loadCertificate(cfg Config, now time.Time) (tls.Certificate, *sdk.AttrError
 	case now.Before(leaf.NotBefore):
 		return fail("certificate_file", "the certificate %q in %s is not valid before %s", leaf.Subject.CommonName, filepath.Base(path), leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
-	var warn *sdk.AttrError
 	if left := leaf.NotAfter.Sub(now); left < certExpiryWarning {
-		warn = sdk.AttributeWarningf("certificate_file", "the certificate %q expires on %s (in %d days); renew it in the Apple developer account",
-			leaf.Subject.CommonName, leaf.NotAfter.UTC().Format(time.DateOnly), int(left.Hours()/24)).(*sdk.AttrError)
+		diags.AddAttributeWarning("certificate_file", "the certificate %q expires on %s (in %d days); renew it in the Apple developer account",
+			leaf.Subject.CommonName, leaf.NotAfter.UTC().Format(time.DateOnly), int(left.Hours()/24))
 	}
-	return cert, warn, nil
+	return cert, diags
 }
 
 // isPEM reports whether b starts (after blank space) with a PEM block.

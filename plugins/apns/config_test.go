@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"math/big"
 	"os"
 	"os/exec"
@@ -23,23 +22,22 @@ import (
 	"github.com/ringside/ringside/plugins/sdk"
 )
 
-// attrErrors flattens Configure's error into its attribute errors.
-func attrErrors(err error) []*sdk.AttrError {
-	if err == nil {
-		return nil
+// attrError is one of Configure's diagnostics.
+type attrError struct {
+	Attribute string
+	Warning   bool
+	summary   string
+}
+
+func (e attrError) Error() string { return e.Attribute + ": " + e.summary }
+
+// attrErrors lists Configure's diagnostics.
+func attrErrors(diags sdk.Diagnostics) []attrError {
+	var out []attrError
+	for _, d := range diags {
+		out = append(out, attrError{Attribute: d.Attribute, Warning: d.Severity == sdk.SeverityWarning, summary: d.Summary})
 	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []*sdk.AttrError
-		for _, e := range j.Unwrap() {
-			out = append(out, attrErrors(e)...)
-		}
-		return out
-	}
-	var ae *sdk.AttrError
-	if errors.As(err, &ae) {
-		return []*sdk.AttrError{ae}
-	}
-	return []*sdk.AttrError{{Attribute: "?", Err: err}}
+	return out
 }
 
 func writeFile(t *testing.T, name string, b []byte) string {
@@ -236,7 +234,7 @@ func TestCertificateAuth(t *testing.T) {
 			t.Errorf("client certificate %q; want %q", got, cn)
 		}
 		err := New().Configure(context.Background(), Config{CertificateFile: file, CertificatePassword: "wrong", Topic: testTopic})
-		if ae := attrErrors(err); len(ae) != 1 || ae[0].Attribute != "certificate_password" || strings.Contains(err.Error(), "wrong") {
+		if ae := attrErrors(err); len(ae) != 1 || ae[0].Attribute != "certificate_password" || strings.Contains(err.String(), "wrong") {
 			t.Errorf("wrong password: %v", err)
 		}
 	})
@@ -266,14 +264,14 @@ func TestCertificateAuth(t *testing.T) {
 		// OpenSSL 3's default (AES, PBKDF2) is beyond x/crypto/pkcs12: the
 		// error says how to convert it.
 		err = New().Configure(context.Background(), Config{CertificateFile: modern, CertificatePassword: "s3cret", Topic: testTopic})
-		if ae := attrErrors(err); len(ae) != 1 || ae[0].Attribute != "certificate_file" || !strings.Contains(err.Error(), "openssl pkcs12") {
+		if ae := attrErrors(err); len(ae) != 1 || ae[0].Attribute != "certificate_file" || !strings.Contains(err.String(), "openssl pkcs12") {
 			t.Errorf("AES .p12: %v", err)
 		}
 	})
 	t.Run("expired", func(t *testing.T) {
 		file, _ := writeCertPEM(t, time.Now().Add(-24*time.Hour), "")
 		err := New().Configure(context.Background(), Config{CertificateFile: file, Topic: testTopic})
-		if ae := attrErrors(err); len(ae) != 1 || ae[0].Attribute != "certificate_file" || ae[0].Warning || !strings.Contains(err.Error(), "expired") {
+		if ae := attrErrors(err); len(ae) != 1 || ae[0].Attribute != "certificate_file" || ae[0].Warning || !strings.Contains(err.String(), "expired") {
 			t.Errorf("expired: %v", err)
 		}
 	})
@@ -292,7 +290,7 @@ func TestCertificateAuth(t *testing.T) {
 		bb, _ := os.ReadFile(b)
 		mixed := writeFile(t, "mixed.pem", append(ab[:strings.Index(string(ab), "-----BEGIN PRIVATE")], bb[strings.Index(string(bb), "-----BEGIN PRIVATE"):]...))
 		err := New().Configure(context.Background(), Config{CertificateFile: mixed, Topic: testTopic})
-		if ae := attrErrors(err); len(ae) != 1 || ae[0].Attribute != "certificate_file" || !strings.Contains(err.Error(), "does not belong") {
+		if ae := attrErrors(err); len(ae) != 1 || ae[0].Attribute != "certificate_file" || !strings.Contains(err.String(), "does not belong") {
 			t.Errorf("mismatched key: %v", err)
 		}
 	})

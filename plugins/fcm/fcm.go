@@ -106,39 +106,38 @@ type serviceAccount struct {
 
 // Configure checks the notifier's attributes and builds the FCM client. No
 // network request is made: a first token is fetched by the first delivery.
-func (p *Plugin) Configure(_ context.Context, cfg Config) error {
-	var errs []error
+func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
+	var diags sdk.Diagnostics
 
 	keyJSON, sa, err := readCredentials(cfg.CredentialsFile)
 	if err != nil {
-		errs = append(errs, sdk.AttributeError("credentials_file", err))
+		diags.AddAttributeError("credentials_file", "%v", err)
 	}
 
 	project := cfg.ProjectID
 	switch {
 	case project != "":
 		if err := checkProjectID(project); err != nil {
-			errs = append(errs, sdk.AttributeError("project_id", err))
+			diags.AddAttributeError("project_id", "%v", err)
 		}
 	case sa != nil && sa.ProjectID != "":
 		project = sa.ProjectID
 		if err := checkProjectID(project); err != nil {
-			errs = append(errs, sdk.AttributeErrorf("credentials_file", "project_id: %v", err))
+			diags.AddAttributeError("credentials_file", "project_id: %v", err)
 		}
 	case sa != nil:
-		errs = append(errs, sdk.AttributeErrorf("project_id", "must be set: the credentials file has no project_id"))
+		diags.AddAttributeError("project_id", "must be set: the credentials file has no project_id")
 	}
 
-	var warnings []error
 	priority := cfg.Priority
 	switch priority {
 	case "", "high":
 		priority = "high"
 	case "normal":
-		warnings = append(warnings, sdk.AttributeWarningf("priority",
-			`"normal" data messages may be delayed while the phone dozes, so the call may not ring in time; ringside sends "high" by default`))
+		diags.AddAttributeWarning("priority",
+			`"normal" data messages may be delayed while the phone dozes, so the call may not ring in time; ringside sends "high" by default`)
 	default:
-		errs = append(errs, sdk.AttributeErrorf("priority", `must be "high" or "normal", got %q`, priority))
+		diags.AddAttributeError("priority", `must be "high" or "normal", got %q`, priority)
 	}
 
 	endpoint := cfg.Endpoint
@@ -147,23 +146,24 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) error {
 	}
 	endpoint, err = checkEndpoint(endpoint)
 	if err != nil {
-		errs = append(errs, sdk.AttributeError("endpoint", err))
+		diags.AddAttributeError("endpoint", "%v", err)
 	}
 
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	if diags.HasError() {
+		return diags
 	}
 
 	client, err := newClient(keyJSON, project, endpoint)
 	if err != nil {
 		// Never quote the underlying error: it might show key material.
-		return sdk.AttributeErrorf("credentials_file", "cannot build an FCM client from these credentials")
+		diags.AddAttributeError("credentials_file", "cannot build an FCM client from these credentials")
+		return diags
 	}
 	p.client = client
 	p.project = project
 	p.priority = priority
 	p.endpoint = endpoint
-	return errors.Join(warnings...)
+	return diags
 }
 
 // readCredentials reads and checks a service-account JSON key. Its errors

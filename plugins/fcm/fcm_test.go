@@ -3,7 +3,6 @@ package fcm
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"os"
 	"reflect"
@@ -147,8 +146,7 @@ func TestPriorityNormal(t *testing.T) {
 	e := newEnv(t)
 	p := New()
 	err := p.Configure(context.Background(), Config{CredentialsFile: e.creds, Endpoint: e.fcm.URL, Priority: "normal"})
-	var ae *sdk.AttrError
-	if !errors.As(err, &ae) || !ae.Warning || ae.Attribute != "priority" {
+	if len(err) != 1 || err.HasError() || err[0].Attribute != "priority" {
 		t.Fatalf("Configure: %v, want a warning on priority", err)
 	}
 	if _, err := p.Deliver(context.Background(), delivery(defaultPayload), sdk.Device{Kind: "fcm", Token: testToken}); err != nil {
@@ -439,16 +437,15 @@ func TestConfigureErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := New().Configure(context.Background(), tc.cfg)
-			var ae *sdk.AttrError
-			if !errors.As(err, &ae) || ae.Warning {
-				t.Fatalf("Configure: %v, want an attribute error", err)
+			diags := New().Configure(context.Background(), tc.cfg)
+			if len(diags) == 0 || diags[0].Severity != sdk.SeverityError {
+				t.Fatalf("Configure: %v, want an attribute error", diags)
 			}
-			if ae.Attribute != tc.attr || !strings.Contains(err.Error(), tc.msg) {
-				t.Errorf("error %q on %q, want %q on %q", err, ae.Attribute, tc.msg, tc.attr)
+			if ae := diags[0]; ae.Attribute != tc.attr || !strings.Contains(ae.Summary, tc.msg) {
+				t.Errorf("error %q on %q, want %q on %q", ae.Summary, ae.Attribute, tc.msg, tc.attr)
 			}
-			if strings.Contains(err.Error(), keyBody[:20]) || strings.Contains(err.Error(), "secret") {
-				t.Errorf("the error shows key material: %v", err)
+			if msg := diags.String(); strings.Contains(msg, keyBody[:20]) || strings.Contains(msg, "secret") {
+				t.Errorf("the error shows key material: %v", diags)
 			}
 		})
 	}

@@ -29,22 +29,25 @@ type Pager struct {
 	send func(ctx context.Context, to, text string) (status int, id string, err error)
 }
 
-func (p *Pager) Configure(_ context.Context, cfg PagerConfig) error {
-	var errs []error
+func (p *Pager) Configure(_ context.Context, cfg PagerConfig) sdk.Diagnostics {
+	var diags sdk.Diagnostics
 	if !strings.HasPrefix(cfg.URL, "https://") {
-		errs = append(errs, sdk.AttributeErrorf("url", "must be an https URL")) // printed at the url line
+		diags.AddAttributeError("url", "must be an https URL") // printed at the url line
 	}
-	if cfg.Timeout < 0 {
-		errs = append(errs, sdk.AttributeErrorf("timeout", "must be positive"))
+	switch {
+	case cfg.Timeout < 0:
+		diags.AddAttributeError("timeout", "must be positive")
+	case cfg.Timeout > 0 && cfg.Timeout < time.Second:
+		diags.AddAttributeWarning("timeout", "%s is short for a gateway across the ocean", cfg.Timeout)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
+	if diags.HasError() {
+		return diags
 	}
 	p.url, p.timeout = cfg.URL, cfg.Timeout
 	if p.timeout == 0 {
 		p.timeout = 5 * time.Second
 	}
-	return nil
+	return diags // nothing, or warnings: configured
 }
 
 func (p *Pager) Deliver(ctx context.Context, d *sdk.Delivery, dev sdk.Device) (string, error) {
@@ -81,8 +84,8 @@ func Example() {
 			return 410, "", nil
 		}
 	}}
-	if err := p.Configure(context.Background(), PagerConfig{URL: "https://pager.example.com"}); err != nil {
-		fmt.Println(err)
+	if diags := p.Configure(context.Background(), PagerConfig{URL: "https://pager.example.com"}); diags.HasError() {
+		fmt.Println(diags)
 		return
 	}
 	d := &sdk.Delivery{
@@ -111,30 +114,30 @@ func Example() {
 	// pager-3: gone (pager unregistered) after 0s
 }
 
-// Configure errors point at attributes: ringside prints each at its line of
-// the notifier block.
-func ExampleAttributeErrorf() {
-	err := (&Pager{}).Configure(context.Background(), PagerConfig{URL: "http://pager", Timeout: -time.Second})
-	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-		var ae *sdk.AttrError
-		if errors.As(e, &ae) {
-			fmt.Printf("%s: %v\n", ae.Attribute, ae.Err)
-		}
+// Configure's diagnostics point at attributes: ringside prints each at its
+// line of the notifier block, and refuses the notifier if one is an error.
+func ExampleDiagnostics() {
+	diags := (&Pager{}).Configure(context.Background(), PagerConfig{URL: "http://pager", Timeout: -time.Second})
+	for _, d := range diags {
+		fmt.Printf("%s at %s: %s\n", d.Severity, d.Attribute, d.Summary)
 	}
+	fmt.Println("refused:", diags.HasError())
 	// Output:
-	// url: must be an https URL
-	// timeout: must be positive
+	// error at url: must be an https URL
+	// error at timeout: must be positive
+	// refused: true
 }
 
-// A warning configures the plugin all the same; `ringside validate` prints
-// it at the attribute's line.
-func ExampleAttributeWarningf() {
-	err := sdk.AttributeWarningf("timeout", "%s is short for a provider across the ocean", 200*time.Millisecond)
-	var ae *sdk.AttrError
-	if errors.As(err, &ae) {
-		fmt.Println(ae.Attribute, ae.Warning, ae.Err)
-	}
-	// Output: timeout true 200ms is short for a provider across the ocean
+// A warning configures the plugin all the same; ringside prints it at the
+// attribute's line (at start, on reload and in `ringside validate`).
+func ExampleDiagnostics_AddAttributeWarning() {
+	p := &Pager{}
+	diags := p.Configure(context.Background(), PagerConfig{URL: "https://pager", Timeout: 200 * time.Millisecond})
+	fmt.Println(diags)
+	fmt.Println("refused:", diags.HasError(), "url:", p.url)
+	// Output:
+	// warning: timeout: 200ms is short for a gateway across the ocean
+	// refused: false url: https://pager
 }
 
 // Classify tells ringside's host what to do with a Deliver error.

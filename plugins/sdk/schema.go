@@ -3,7 +3,6 @@ package sdk
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -116,10 +115,10 @@ func attrType(t reflect.Type) (pluginpb.Type, error) {
 }
 
 // decodeConfig decodes the JSON object data into a new value of type t (as
-// returned by schemaOf's input) and returns it with one AttrError per
-// attribute at fault: unknown, template (never configured), of the wrong JSON
-// type, or required and absent.
-func decodeConfig(t reflect.Type, fields []field, data []byte) (reflect.Value, []error) {
+// returned by schemaOf's input) and returns it with one error per attribute
+// at fault: unknown, template (never configured), of the wrong JSON type, or
+// required and absent.
+func decodeConfig(t reflect.Type, fields []field, data []byte) (reflect.Value, Diagnostics) {
 	ptr := reflect.New(t)
 	st := ptr.Elem()
 	if t.Kind() == reflect.Pointer {
@@ -129,14 +128,16 @@ func decodeConfig(t reflect.Type, fields []field, data []byte) (reflect.Value, [
 	raw := map[string]json.RawMessage{}
 	if len(bytes.TrimSpace(data)) > 0 {
 		if err := json.Unmarshal(data, &raw); err != nil {
-			return ptr.Elem(), []error{AttributeError("", fmt.Errorf("configuration is not a JSON object: %w", err))}
+			var diags Diagnostics
+			diags.AddError("configuration is not a JSON object: %v", err)
+			return ptr.Elem(), diags
 		}
 	}
 	byName := make(map[string]field, len(fields))
 	for _, f := range fields {
 		byName[f.attr.Name] = f
 	}
-	var errs []error
+	var diags Diagnostics
 	keys := make([]string, 0, len(raw))
 	for k := range raw {
 		keys = append(keys, k)
@@ -146,22 +147,22 @@ func decodeConfig(t reflect.Type, fields []field, data []byte) (reflect.Value, [
 		f, ok := byName[k]
 		switch {
 		case !ok:
-			errs = append(errs, AttributeErrorf(k, "unknown attribute"))
+			diags.AddAttributeError(k, "unknown attribute")
 			continue
 		case f.attr.Template:
-			errs = append(errs, AttributeErrorf(k, "template attribute: rendered for each call, not configured"))
+			diags.AddAttributeError(k, "template attribute: rendered for each call, not configured")
 			continue
 		}
 		if err := decodeValue(st.FieldByIndex(f.index), raw[k]); err != nil {
-			errs = append(errs, AttributeError(k, err))
+			diags.AddAttributeError(k, "%v", err)
 		}
 	}
 	for _, f := range fields {
 		if v, ok := raw[f.attr.Name]; f.attr.Required && !f.attr.Template && (!ok || string(v) == "null") {
-			errs = append(errs, AttributeErrorf(f.attr.Name, "required attribute is missing"))
+			diags.AddAttributeError(f.attr.Name, "required attribute is missing")
 		}
 	}
-	return ptr.Elem(), errs
+	return ptr.Elem(), diags
 }
 
 // decodeValue decodes one JSON value into v, whose type attrType accepted.
@@ -269,37 +270,18 @@ func jsonKind(data json.RawMessage) string {
 	}
 }
 
-// onlyWarnings reports whether every attribute error is a warning.
-func onlyWarnings(errs []*pluginpb.AttributeError) bool {
-	for _, e := range errs {
-		if !e.Warning {
-			return false
-		}
-	}
-	return true
-}
-
-// attributeErrors flattens err (possibly an errors.Join tree) into protocol
-// attribute errors: an AttrError keeps its attribute, anything else points at
-// the block as a whole ("").
-func attributeErrors(err error) []*pluginpb.AttributeError {
-	if err == nil {
+// attributeErrors is diags on the wire.
+func attributeErrors(diags Diagnostics) []*pluginpb.AttributeError {
+	if len(diags) == 0 {
 		return nil
 	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []*pluginpb.AttributeError
-		for _, e := range j.Unwrap() {
-			out = append(out, attributeErrors(e)...)
+	out := make([]*pluginpb.AttributeError, len(diags))
+	for i, d := range diags {
+		msg := d.Summary
+		if msg == "" {
+			msg = "invalid"
 		}
-		return out
+		out[i] = &pluginpb.AttributeError{Attribute: d.Attribute, Message: msg, Warning: d.Severity == SeverityWarning}
 	}
-	var ae *AttrError
-	if errors.As(err, &ae) {
-		msg := "invalid"
-		if ae.Err != nil {
-			msg = ae.Err.Error()
-		}
-		return []*pluginpb.AttributeError{{Attribute: ae.Attribute, Message: msg, Warning: ae.Warning}}
-	}
-	return []*pluginpb.AttributeError{{Message: err.Error()}}
+	return out
 }

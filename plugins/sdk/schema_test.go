@@ -2,7 +2,6 @@ package sdk
 
 import (
 	"context"
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -125,7 +124,7 @@ type badConfig struct {
 
 type badPlugin struct{}
 
-func (badPlugin) Configure(context.Context, badConfig) error { return nil }
+func (badPlugin) Configure(context.Context, badConfig) Diagnostics { return nil }
 func (badPlugin) Deliver(context.Context, *Delivery, Device) (string, error) {
 	return "", nil
 }
@@ -203,7 +202,7 @@ func TestDecodeConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, errs := decodeConfig(typ, fields, []byte(tc.json))
 			got := map[string]string{}
-			for _, ae := range attributeErrors(errors.Join(errs...)) {
+			for _, ae := range attributeErrors(errs) {
 				got[ae.Attribute] = ae.Message
 			}
 			if len(got) != len(tc.want) {
@@ -223,23 +222,24 @@ func TestDecodeErrorsNeverQuoteValues(t *testing.T) {
 	fields, _ := schemaOf(typ)
 	_, errs := decodeConfig(typ, fields, []byte(`{"url":"u","key_file":"k","secret":["hunter2"],"production":"hunter3"}`))
 	for _, e := range errs {
-		if strings.Contains(e.Error(), "hunter") {
+		if strings.Contains(e.Summary, "hunter") {
 			t.Errorf("error %q quotes the value", e)
 		}
 	}
 }
 
 func TestAttributeErrors(t *testing.T) {
-	err := errors.Join(
-		AttributeErrorf("url", "must be https"),
-		errors.New("no credentials"),
-		errors.Join(AttributeError("ttl", errors.New("too long"))),
-	)
-	got := attributeErrors(err)
+	var diags Diagnostics
+	diags.AddAttributeError("url", "must be %s", "https")
+	diags.AddError("no credentials")
+	diags.AddAttributeWarning("ttl", "long")
+	diags.Append(Diagnostic{Attribute: "x"})
+	got := attributeErrors(diags)
 	want := []*pluginpb.AttributeError{
 		{Attribute: "url", Message: "must be https"},
 		{Message: "no credentials"},
-		{Attribute: "ttl", Message: "too long"},
+		{Attribute: "ttl", Message: "long", Warning: true},
+		{Attribute: "x", Message: "invalid"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %v; want %v", got, want)

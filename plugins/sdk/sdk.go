@@ -60,8 +60,10 @@ type Info struct {
 // Configure and read with Delivery.Template.
 type Plugin[C any] interface {
 	// Configure receives the notifier block's decoded attributes once, before
-	// any delivery. Return AttributeError to point at the attribute at fault.
-	Configure(ctx context.Context, cfg C) error
+	// any delivery, and returns what is wrong with them, each finding
+	// pointing at its attribute (see Diagnostics). With no error among
+	// them (warnings only, or nothing) the plugin is configured.
+	Configure(ctx context.Context, cfg C) Diagnostics
 	// Deliver makes one attempt to deliver d to dev and returns the
 	// provider's message id on success. It may be called concurrently.
 	Deliver(ctx context.Context, d *Delivery, dev Device) (providerID string, err error)
@@ -213,34 +215,4 @@ func Classify(err error) (de DeliveryError, ok bool) {
 		return DeliveryError{Class: e.Class, After: e.After, At: e.At, Err: err}, true
 	}
 	return DeliveryError{Class: ClassRetry, Err: err}, true
-}
-
-// AttrError points a Configure error at one attribute of the notifier block.
-type AttrError struct {
-	Attribute string
-	Err       error
-	// Warning marks advice rather than an error: a Configure that returns
-	// only warnings has succeeded, and `ringside validate` prints them.
-	Warning bool
-}
-
-func (e *AttrError) Error() string { return e.Attribute + ": " + e.Err.Error() }
-
-func (e *AttrError) Unwrap() error { return e.Err }
-
-// AttributeError returns an error about the attribute name, which the host
-// prints at that attribute's line. Join several with errors.Join.
-func AttributeError(name string, err error) error { return &AttrError{Attribute: name, Err: err} }
-
-// AttributeWarningf returns a warning about the attribute name. Configure
-// applies its configuration and returns the warnings (errors.Join of
-// several): the plugin is configured, and the host prints them at the
-// attribute's line.
-func AttributeWarningf(name, format string, args ...any) error {
-	return &AttrError{Attribute: name, Err: fmt.Errorf(format, args...), Warning: true}
-}
-
-// AttributeErrorf is AttributeError with a formatted message.
-func AttributeErrorf(name, format string, args ...any) error {
-	return &AttrError{Attribute: name, Err: fmt.Errorf(format, args...)}
 }

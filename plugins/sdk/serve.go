@@ -148,9 +148,9 @@ func (s *server[C]) Schema(context.Context, *pluginpb.SchemaRequest) (*pluginpb.
 }
 
 func (s *server[C]) Configure(ctx context.Context, req *pluginpb.ConfigureRequest) (resp *pluginpb.ConfigureResponse, err error) {
-	v, errs := decodeConfig(s.typ, s.fields, req.GetConfigJson())
-	if len(errs) > 0 {
-		return &pluginpb.ConfigureResponse{Errors: attributeErrors(errors.Join(errs...))}, nil
+	v, diags := decodeConfig(s.typ, s.fields, req.GetConfigJson())
+	if len(diags) > 0 {
+		return &pluginpb.ConfigureResponse{Errors: attributeErrors(diags)}, nil
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -158,15 +158,11 @@ func (s *server[C]) Configure(ctx context.Context, req *pluginpb.ConfigureReques
 			resp, err = &pluginpb.ConfigureResponse{Errors: []*pluginpb.AttributeError{{Message: fmt.Sprintf("plugin panic: %v", r)}}}, nil
 		}
 	}()
-	if err := s.p.Configure(ctx, v.Interface().(C)); err != nil {
-		errs := attributeErrors(err)
-		if onlyWarnings(errs) {
-			s.configured.Store(true)
-		}
-		return &pluginpb.ConfigureResponse{Errors: errs}, nil
+	diags = s.p.Configure(ctx, v.Interface().(C))
+	if !diags.HasError() {
+		s.configured.Store(true)
 	}
-	s.configured.Store(true)
-	return &pluginpb.ConfigureResponse{}, nil
+	return &pluginpb.ConfigureResponse{Errors: attributeErrors(diags)}, nil
 }
 
 func (s *server[C]) Deliver(ctx context.Context, req *pluginpb.DeliverRequest) (*pluginpb.DeliverResponse, error) {

@@ -38,27 +38,27 @@ type fake struct {
 	unblock chan struct{}
 }
 
-func (f *fake) Configure(_ context.Context, c fakeConfig) error {
-	var errs []error
+func (f *fake) Configure(_ context.Context, c fakeConfig) Diagnostics {
+	var diags Diagnostics
 	if !strings.HasPrefix(c.URL, "https://") {
-		errs = append(errs, AttributeErrorf("url", "must be https"))
+		diags.AddAttributeError("url", "must be https")
 	}
 	if c.Timeout > time.Minute {
-		errs = append(errs, AttributeErrorf("timeout", "at most 1m"))
+		diags.AddAttributeError("timeout", "at most 1m")
 	}
 	if c.URL == "https://broken" {
-		errs = append(errs, errors.New("the service is broken"))
+		diags.AddError("the service is broken")
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
+	if c.Timeout > 0 && c.Timeout < time.Second {
+		diags.AddAttributeWarning("timeout", "under 1s is short")
+	}
+	if diags.HasError() {
+		return diags
 	}
 	f.mu.Lock()
 	f.cfg = c
 	f.mu.Unlock()
-	if c.Timeout > 0 && c.Timeout < time.Second {
-		return AttributeWarningf("timeout", "under 1s is short")
-	}
-	return nil
+	return diags
 }
 
 func (f *fake) Deliver(ctx context.Context, d *Delivery, dev Device) (string, error) {

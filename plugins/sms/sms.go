@@ -130,19 +130,19 @@ func newClient() *http.Client {
 
 // Configure checks and keeps the notifier's attributes. Its messages never
 // quote the auth token.
-func (p *Plugin) Configure(_ context.Context, cfg Config) error {
-	var errs []error
+func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
+	var diags sdk.Diagnostics
 	if !accountSID.MatchString(cfg.AccountSID) {
-		errs = append(errs, sdk.AttributeErrorf("account_sid", "must be a Twilio account SID: AC followed by 32 hex digits"))
+		diags.AddAttributeError("account_sid", "must be a Twilio account SID: AC followed by 32 hex digits")
 	}
 	switch {
 	case cfg.AuthToken == "":
-		errs = append(errs, sdk.AttributeErrorf("auth_token", "must not be empty"))
+		diags.AddAttributeError("auth_token", "must not be empty")
 	case strings.TrimSpace(cfg.AuthToken) != cfg.AuthToken || strings.ContainsAny(cfg.AuthToken, "\r\n\t"):
-		errs = append(errs, sdk.AttributeErrorf("auth_token", "has leading or trailing white space or a control character (check how it is read, e.g. a trailing newline from file())"))
+		diags.AddAttributeError("auth_token", "has leading or trailing white space or a control character (check how it is read, e.g. a trailing newline from file())")
 	}
 	if err := checkFrom(cfg.From); err != nil {
-		errs = append(errs, sdk.AttributeError("from", err))
+		diags.AddAttributeError("from", "%v", err)
 	}
 	endpoint := cfg.Endpoint
 	if endpoint == "" {
@@ -150,10 +150,10 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) error {
 	}
 	u, err := parseEndpoint(endpoint)
 	if err != nil {
-		errs = append(errs, sdk.AttributeError("endpoint", err))
+		diags.AddAttributeError("endpoint", "%v", err)
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	if diags.HasError() {
+		return diags
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/2010-04-01/Accounts/" + cfg.AccountSID + "/Messages.json"
 	u.RawPath = ""
@@ -163,9 +163,9 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) error {
 	p.authToken = cfg.AuthToken
 	p.from = cfg.From
 	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		return sdk.AttributeWarningf("endpoint", "plain http to %s sends the auth token unencrypted; use https", u.Host)
+		diags.AddAttributeWarning("endpoint", "plain http to %s sends the auth token unencrypted; use https", u.Host)
 	}
-	return nil
+	return diags
 }
 
 // checkFrom accepts an E.164 number, a short code or an alphanumeric sender

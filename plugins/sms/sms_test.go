@@ -336,18 +336,17 @@ func TestConfigure(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := ok
 			tc.mod(&cfg)
-			err := New().Configure(context.Background(), cfg)
+			diags := New().Configure(context.Background(), cfg)
 			var got []string
 			warned := true
-			for _, e := range flatten(err) {
-				var ae *sdk.AttrError
-				if !errors.As(e, &ae) {
-					t.Fatalf("error not at an attribute: %v", e)
+			for _, d := range diags {
+				if d.Attribute == "" {
+					t.Fatalf("diagnostic not at an attribute: %v", d)
 				}
-				got = append(got, ae.Attribute)
-				warned = warned && ae.Warning
-				if strings.Contains(e.Error(), testToken) {
-					t.Errorf("error quotes the auth token: %v", e)
+				got = append(got, d.Attribute)
+				warned = warned && d.Severity == sdk.SeverityWarning
+				if strings.Contains(d.Summary, testToken) {
+					t.Errorf("diagnostic quotes the auth token: %v", d)
 				}
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tc.attrs) || (len(got) > 0 && warned != tc.warned) {
@@ -355,20 +354,6 @@ func TestConfigure(t *testing.T) {
 			}
 		})
 	}
-}
-
-func flatten(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }
 
 func TestMask(t *testing.T) {

@@ -111,19 +111,19 @@ func newClient() *http.Client {
 }
 
 // Configure checks and keeps the notifier's attributes.
-func (p *Plugin) Configure(_ context.Context, cfg Config) error {
-	var errs []error
+func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
+	var diags sdk.Diagnostics
 
 	u, err := parseURL(cfg.URL)
 	if err != nil {
-		errs = append(errs, sdk.AttributeError("url", err))
+		diags.AddAttributeError("url", "%v", err)
 	}
 
 	var signer *standardwebhooks.Webhook
 	if cfg.Secret != "" {
 		key, err := decodeSecret(cfg.Secret)
 		if err != nil {
-			errs = append(errs, sdk.AttributeError("secret", err))
+			diags.AddAttributeError("secret", "%v", err)
 		} else {
 			signer, _ = standardwebhooks.NewWebhookRaw(key)
 		}
@@ -131,7 +131,7 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) error {
 
 	headers, err := checkHeaders(cfg.Headers)
 	if err != nil {
-		errs = append(errs, sdk.AttributeError("headers", err))
+		diags.AddAttributeError("headers", "%v", err)
 	}
 
 	timeout := cfg.Timeout
@@ -139,11 +139,11 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) error {
 	case timeout == 0:
 		timeout = DefaultTimeout
 	case timeout < 0:
-		errs = append(errs, sdk.AttributeErrorf("timeout", "must be greater than 0, got %s", timeout))
+		diags.AddAttributeError("timeout", "must be greater than 0, got %s", timeout)
 	}
 
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	if diags.HasError() {
+		return diags
 	}
 	p.url = cfg.URL
 	p.safeURL = redact(u)

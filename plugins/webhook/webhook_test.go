@@ -536,18 +536,17 @@ func TestConfigure(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := New().Configure(context.Background(), tc.cfg)
+			diags := New().Configure(context.Background(), tc.cfg)
 			if tc.attr == "" {
-				if err != nil {
-					t.Fatalf("got %v; want nil", err)
+				if diags != nil {
+					t.Fatalf("got %v; want nothing", diags)
 				}
 				return
 			}
-			var ae *sdk.AttrError
-			if !errors.As(err, &ae) || ae.Attribute != tc.attr {
-				t.Fatalf("got %v; want an error at %q", err, tc.attr)
+			if len(diags) != 1 || diags[0].Attribute != tc.attr || !diags.HasError() {
+				t.Fatalf("got %v; want an error at %q", diags, tc.attr)
 			}
-			msg := err.Error()
+			msg := diags.String()
 			if tc.cfg.Secret != "" && strings.Contains(msg, strings.TrimPrefix(tc.cfg.Secret, "whsec_")) && tc.cfg.Secret != "whsec_" {
 				t.Errorf("error %q contains the secret", msg)
 			}
@@ -559,17 +558,14 @@ func TestConfigure(t *testing.T) {
 }
 
 func TestConfigureReportsEveryAttribute(t *testing.T) {
-	err := New().Configure(context.Background(), Config{URL: "nope", Secret: "nope", Timeout: -1})
+	diags := New().Configure(context.Background(), Config{URL: "nope", Secret: "nope", Timeout: -1})
 	got := map[string]bool{}
-	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-		var ae *sdk.AttrError
-		if errors.As(e, &ae) {
-			got[ae.Attribute] = true
-		}
+	for _, d := range diags {
+		got[d.Attribute] = d.Severity == sdk.SeverityError
 	}
 	for _, attr := range []string{"url", "secret", "timeout"} {
 		if !got[attr] {
-			t.Errorf("no error at %q in %v", attr, err)
+			t.Errorf("no error at %q in %v", attr, diags)
 		}
 	}
 }

@@ -23,7 +23,6 @@ import (
 	"github.com/ringside/ringside/core/internal/pluginhost"
 	"github.com/ringside/ringside/core/internal/route"
 	"github.com/ringside/ringside/core/internal/telemetry"
-	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
 // Options are what the CLI hands to Load and Serve.
@@ -150,7 +149,7 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 			s, err := sup.Client().Schema(sctx)
 			cancel()
 			if err == nil {
-				results[i] = notifierState{reuse: sup, schema: convertSchema(sup.Client().Info(), s)}
+				results[i] = notifierState{reuse: sup, schema: s}
 				continue
 			}
 		}
@@ -293,7 +292,7 @@ func startPlugin(ctx context.Context, spec pluginhost.Spec, timeout time.Duratio
 			st = notifierState{err: fmt.Errorf("schema: %w", err)}
 			return
 		}
-		st = notifierState{client: c, schema: convertSchema(c.Info(), s)}
+		st = notifierState{client: c, schema: s}
 	}()
 	select {
 	case st := <-done:
@@ -398,38 +397,6 @@ func tracingSettings(cfg *config.Config, getenv func(string) string) telemetry.T
 		ServiceName: cfg.Telemetry.ServiceName,
 	}
 	return telemetry.FromEnv(t, cfg.Telemetry.Explicit, getenv)
-}
-
-func convertSchema(info *pluginpb.InfoResponse, s *pluginpb.SchemaResponse) config.Schema {
-	out := config.Schema{DeviceKind: info.GetDeviceKind(), MaxPayloadBytes: int(info.GetMaxPayloadBytes())}
-	for _, a := range s.GetAttributes() {
-		out.Attributes = append(out.Attributes, config.Attribute{
-			Name:      a.Name,
-			Type:      attrType(a.Type),
-			Required:  a.Required,
-			Template:  a.Template,
-			Path:      a.Path,
-			Sensitive: a.Sensitive,
-		})
-	}
-	return out
-}
-
-func attrType(t pluginpb.Type) config.AttrType {
-	switch t {
-	case pluginpb.Type_TYPE_NUMBER:
-		return config.AttrNumber
-	case pluginpb.Type_TYPE_BOOL:
-		return config.AttrBool
-	case pluginpb.Type_TYPE_DURATION:
-		return config.AttrDuration
-	case pluginpb.Type_TYPE_STRING_LIST:
-		return config.AttrStringList
-	case pluginpb.Type_TYPE_STRING_MAP:
-		return config.AttrStringMap
-	default:
-		return config.AttrString
-	}
 }
 
 // smallestCall is the smallest valid callback: every id one byte, a

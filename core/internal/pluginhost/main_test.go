@@ -61,9 +61,12 @@ type testPlugin struct {
 	seen     sync.Map
 }
 
-func (p *testPlugin) Configure(_ context.Context, c testConfig) error {
+func (p *testPlugin) Configure(_ context.Context, c testConfig) sdk.Diagnostics {
+	var diags sdk.Diagnostics
 	if c.Greeting == "bad" {
-		return errors.Join(sdk.AttributeErrorf("greeting", "must not be bad"), errors.New("and the block is wrong too"))
+		diags.AddAttributeError("greeting", "must not be bad")
+		diags.AddError("and the block is wrong too")
+		return diags
 	}
 	p.greeting = c.Greeting
 	return nil

@@ -283,26 +283,6 @@ func fileSHA256(path string) (string, error) {
 // Info returns what the plugin said of itself at start.
 func (c *Client) Info() *pluginpb.InfoResponse { return c.info }
 
-// Schema asks the plugin for the notifier attributes it accepts.
-func (c *Client) Schema(ctx context.Context) (*pluginpb.SchemaResponse, error) {
-	resp, err := c.rpc.Schema(ctx, &pluginpb.SchemaRequest{})
-	if err != nil {
-		return nil, c.rpcError("schema", err)
-	}
-	return resp, nil
-}
-
-// Configure sends the notifier block's decoded attributes (a JSON object)
-// and returns the plugin's complaints about them; the error is for a failed
-// call.
-func (c *Client) Configure(ctx context.Context, notifier string, configJSON []byte) ([]*pluginpb.AttributeError, error) {
-	resp, err := c.rpc.Configure(ctx, &pluginpb.ConfigureRequest{Notifier: notifier, ConfigJson: configJSON})
-	if err != nil {
-		return nil, c.rpcError("configure", err)
-	}
-	return resp.GetErrors(), nil
-}
-
 // Health returns nil when the plugin says it is ready.
 func (c *Client) Health(ctx context.Context) error {
 	resp, err := c.rpc.Health(ctx, &pluginpb.HealthRequest{})

@@ -96,7 +96,10 @@ func TestRoundTrip(t *testing.T) {
 	for _, a := range sc.Attributes {
 		got = append(got, a.Name+":"+a.Type.String())
 	}
-	if want := []string{"greeting:TYPE_STRING", "wait:TYPE_DURATION", "body:TYPE_STRING"}; !reflect.DeepEqual(got, want) {
+	if sc.DeviceKind != "testdev" {
+		t.Errorf("schema of device kind %q; want testdev", sc.DeviceKind)
+	}
+	if want := []string{"greeting:string", "wait:duration", "body:string"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("got schema %v; want %v", got, want)
 	}
 	if err := c.Health(ctx); err == nil || !strings.Contains(err.Error(), "not configured") {

@@ -228,25 +228,23 @@ func Conformance(t *testing.T, s Suite) {
 	})
 
 	t.Run("configure", func(t *testing.T) {
-		pointsAt := func(t *testing.T, what string, errs []*pluginpb.AttributeError, want string) {
+		pointsAt := func(t *testing.T, what string, diags sdk.Diagnostics, want string) {
 			t.Helper()
-			var hard, found bool
-			for _, e := range errs {
-				if !e.GetWarning() {
-					hard = true
+			var found bool
+			hard := diags.HasError()
+			for _, e := range diags {
+				if attr(schema, e.Attribute) == nil && e.Attribute != want {
+					t.Errorf("%s: %s %q points at %q, not an attribute of the schema", what, e.Severity, e.Summary, e.Attribute)
 				}
-				if attr(schema, e.GetAttribute()) == nil && e.GetAttribute() != want {
-					t.Errorf("%s: error %q points at %q, not an attribute of the schema", what, e.GetMessage(), e.GetAttribute())
-				}
-				if e.GetAttribute() == want && !e.GetWarning() {
+				if e.Attribute == want && e.Severity == sdk.SeverityError {
 					found = true
 				}
-				noSecret(t, what+": error", e.GetMessage(), secrets)
+				noSecret(t, what+": "+e.Severity.String(), e.Summary, secrets)
 			}
 			if !hard {
 				t.Errorf("%s: accepted; want an error at %q", what, want)
 			} else if !found {
-				t.Errorf("%s: errors %v; want one at %q", what, errs, want)
+				t.Errorf("%s: diagnostics %v; want an error at %q", what, diags, want)
 			}
 		}
 		fresh := func(t *testing.T) *Client {
@@ -257,18 +255,19 @@ func Conformance(t *testing.T, s Suite) {
 		p := fresh(t)
 		for _, js := range []string{"", "null", "[]", "42", `"x"`, "{", `{"":1}`, `{"\u0000":null}`} {
 			for _, e := range p.Configure(t, js) {
-				noSecret(t, "odd config error", e.GetMessage(), secrets)
+				noSecret(t, "odd config "+e.Severity.String(), e.Summary, secrets)
 			}
 			checkAlive(t, p)
 		}
-		for _, e := range p.Configure(t, valid) {
-			if !e.GetWarning() {
-				t.Fatalf("the valid configuration: %s: %s", e.GetAttribute(), e.GetMessage())
+		diags := p.Configure(t, valid)
+		if diags.HasError() {
+			t.Fatalf("the valid configuration:\n%s", diags)
+		}
+		for _, e := range diags {
+			if attr(schema, e.Attribute) == nil {
+				t.Errorf("warning %q points at %q, not an attribute", e.Summary, e.Attribute)
 			}
-			if attr(schema, e.GetAttribute()) == nil {
-				t.Errorf("warning %q points at %q, not an attribute", e.GetMessage(), e.GetAttribute())
-			}
-			noSecret(t, "warning", e.GetMessage(), secrets)
+			noSecret(t, "warning", e.Summary, secrets)
 		}
 		if ready, msg := p.Health(t); !ready {
 			t.Errorf("configured but not ready: %s", msg)

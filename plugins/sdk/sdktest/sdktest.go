@@ -12,7 +12,7 @@
 // then start a process per test and talk to it:
 //
 //	c := sdktest.Start(t)
-//	c.MustConfigure(t, map[string]any{"url": srv.URL})
+//	c.MustConfigure(t, map[string]any{"url": srv.URL}) // or c.Configure, for its sdk.Diagnostics
 //	out := c.Deliver(t, sdktest.NewRequest(sdk.Device{Kind: "phone", Token: "+15005550006"}))
 //
 // Conformance runs the checks every plugin should pass (see Suite).
@@ -237,8 +237,9 @@ func (c *Client) Schema(t testing.TB) []*pluginpb.Attribute {
 
 // Configure sends cfg, which is JSON text (string or []byte) or any value
 // that encodes as a JSON object (such as map[string]any), and returns the
-// plugin's attribute errors and warnings.
-func (c *Client) Configure(t testing.TB, cfg any) []*pluginpb.AttributeError {
+// plugin's diagnostics (the SDK's decoding errors, or what the plugin's
+// Configure returned) as the host received them.
+func (c *Client) Configure(t testing.TB, cfg any) sdk.Diagnostics {
 	t.Helper()
 	var js []byte
 	switch v := cfg.(type) {
@@ -256,17 +257,23 @@ func (c *Client) Configure(t testing.TB, cfg any) []*pluginpb.AttributeError {
 	if err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
-	return resp.GetErrors()
+	var diags sdk.Diagnostics
+	for _, e := range resp.GetErrors() {
+		d := sdk.Diagnostic{Attribute: e.GetAttribute(), Summary: e.GetMessage()}
+		if e.GetWarning() {
+			d.Severity = sdk.SeverityWarning
+		}
+		diags = append(diags, d)
+	}
+	return diags
 }
 
 // MustConfigure is Configure that fails the test on any error (warnings are
 // fine).
 func (c *Client) MustConfigure(t testing.TB, cfg any) {
 	t.Helper()
-	for _, e := range c.Configure(t, cfg) {
-		if !e.GetWarning() {
-			t.Fatalf("Configure: %s: %s", e.GetAttribute(), e.GetMessage())
-		}
+	if diags := c.Configure(t, cfg); diags.HasError() {
+		t.Fatalf("Configure:\n%s", diags)
 	}
 }
 

@@ -37,15 +37,19 @@ type relay struct {
 	cfg     relayConfig
 }
 
-func (r *relay) Configure(_ context.Context, c relayConfig) error {
+func (r *relay) Configure(_ context.Context, c relayConfig) sdk.Diagnostics {
+	var diags sdk.Diagnostics
 	if !strings.HasPrefix(c.URL, "http") {
 		if r.variant == "block-error" {
-			return errors.New("url must be http")
+			diags.AddError("url must be http")
+		} else {
+			diags.AddAttributeError("url", "must be an http URL")
 		}
-		return sdk.AttributeErrorf("url", "must be an http URL")
+		return diags
 	}
 	if r.variant == "leaky" && c.Secret == "bad-secret-value" {
-		return sdk.AttributeErrorf("secret", "%q is bad", c.Secret)
+		diags.AddAttributeError("secret", "%q is bad", c.Secret)
+		return diags
 	}
 	r.cfg = c
 	return nil
@@ -182,8 +186,8 @@ func TestClientHelpers(t *testing.T) {
 	if c.Info.GetName() != "relay" || c.Info.GetDeviceKind() != "relaydev" {
 		t.Fatalf("info %v", c.Info)
 	}
-	if errs := c.Configure(t, `{"url":"ftp://x"}`); len(errs) != 1 || errs[0].GetAttribute() != "url" {
-		t.Fatalf("errors %v", errs)
+	if diags := c.Configure(t, `{"url":"ftp://x"}`); len(diags) != 1 || diags[0].Attribute != "url" || !diags.HasError() {
+		t.Fatalf("diagnostics %v", diags)
 	}
 	if ready, _ := c.Health(t); ready {
 		t.Error("ready before a valid configuration")

@@ -24,7 +24,7 @@ type config struct {
 
 type envPlugin struct{}
 
-func (envPlugin) Configure(_ context.Context, c config) error {
+func (envPlugin) Configure(_ context.Context, c config) sdk.Diagnostics {
 	var names []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
