@@ -37,7 +37,9 @@ type step struct {
 	allow        string // Allow header when set
 }
 
-func (s step) run(t *testing.T, h http.Handler) {
+// run serves the step's request with h and checks the answer, which it
+// returns.
+func (s step) run(t *testing.T, h http.Handler) *httptest.ResponseRecorder {
 	t.Helper()
 	r := httptest.NewRequest(s.method, s.path, nil)
 	if s.auth != "" {
@@ -46,6 +48,27 @@ func (s step) run(t *testing.T, h http.Handler) {
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	check(t, s, w.Code, w.Header(), w.Body.Bytes())
+	return w
+}
+
+// send sends the step's request to srv, through net/http's client and
+// server, and checks the answer.
+func (s step) send(t *testing.T, srv *httptest.Server) {
+	t.Helper()
+	req, err := http.NewRequest(s.method, srv.URL+s.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.auth != "" {
+		req.Header.Set("Authorization", s.auth)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	check(t, s, resp.StatusCode, resp.Header, body)
 }
 
 func check(t *testing.T, s step, code int, hdr http.Header, body []byte) {
@@ -99,6 +122,17 @@ func normJSON(t *testing.T, b []byte) string {
 	return string(out)
 }
 
+// openSQLite opens the directory file at path, closed when the test ends.
+func openSQLite(t *testing.T, path string) *directory.SQLite {
+	t.Helper()
+	s, err := directory.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func stores() []struct {
 	name string
 	open func(t *testing.T) directory.Store
@@ -108,14 +142,7 @@ func stores() []struct {
 		open func(t *testing.T) directory.Store
 	}{
 		{"memory", func(t *testing.T) directory.Store { return directory.NewMemory() }},
-		{"sqlite", func(t *testing.T) directory.Store {
-			s, err := directory.OpenSQLite(filepath.Join(t.TempDir(), "ringside.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		}},
+		{"sqlite", func(t *testing.T) directory.Store { return openSQLite(t, filepath.Join(t.TempDir(), "ringside.db")) }},
 	}
 }
 
@@ -283,13 +310,7 @@ func TestAuth(t *testing.T) {
 	h := New(Options{Store: directory.NewMemory(), Token: token, Metrics: metrics})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest(tc.step.method, tc.step.path, nil)
-			if tc.step.auth != "" {
-				r.Header.Set("Authorization", tc.step.auth)
-			}
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, r)
-			check(t, tc.step, w.Code, w.Header(), w.Body.Bytes())
+			w := tc.step.run(t, h)
 			got := w.Header().Get("WWW-Authenticate")
 			if tc.wwwAut != strings.HasPrefix(got, "Bearer") {
 				t.Errorf("got WWW-Authenticate %q; want Bearer challenge %v", got, tc.wwwAut)
@@ -344,7 +365,7 @@ func TestTokenNeverLoggedWhole(t *testing.T) {
 	var logs bytes.Buffer
 	const tok = "0123456789abcdef0123456789abcdef"
 	h := New(Options{
-		Store:  failingStore{directory.NewMemory()},
+		Store:  failingStore{directory.NewMemory(), func(string) error { return errDisk }},
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	good := New(Options{Store: directory.NewMemory(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -358,10 +379,7 @@ func TestTokenNeverLoggedWhole(t *testing.T) {
 		{h, step{method: "PUT", path: "/v1/devices/s/u/apns/" + tok, status: 500, errCode: "internal"}},
 		{h, step{method: "DELETE", path: "/v1/devices/s/u/apns/" + tok, status: 500, errCode: "internal"}},
 	} {
-		r := httptest.NewRequest(s.step.method, s.step.path, nil)
-		w := httptest.NewRecorder()
-		s.h.ServeHTTP(w, r)
-		check(t, s.step, w.Code, w.Header(), w.Body.Bytes())
+		w := s.step.run(t, s.h)
 		if strings.Contains(w.Body.String(), tok[:12]) {
 			t.Errorf("%s: body %q holds the token", s.step.path, w.Body.String())
 		}
@@ -374,28 +392,32 @@ func TestTokenNeverLoggedWhole(t *testing.T) {
 	}
 }
 
-// failingStore fails every write; an error message naming the token
-// would be a leak, so it names none.
-type failingStore struct{ directory.Store }
+// failingStore fails every write with err(what the write was).
+type failingStore struct {
+	directory.Store
+	err func(what string) error
+}
 
+func (s failingStore) Put(context.Context, string, string, string, string, time.Time) error {
+	return s.err("put device")
+}
+
+func (s failingStore) Delete(context.Context, string, string, string, string) error {
+	return s.err("delete device")
+}
+
+func (s failingStore) DeleteUser(context.Context, string, string) error {
+	return s.err("delete user")
+}
+
+// errDisk is a write's failure whose message names no token (one that did
+// would be a leak).
 var errDisk = errors.New("disk I/O error")
-
-func (failingStore) Put(context.Context, string, string, string, string, time.Time) error {
-	return errDisk
-}
-
-func (failingStore) Delete(context.Context, string, string, string, string) error {
-	return errDisk
-}
 
 // TestOverHTTP drives a real server and client against SQLite, so the
 // escaped path goes through net/http's own parsing.
 func TestOverHTTP(t *testing.T) {
-	store, err := directory.OpenSQLite(filepath.Join(t.TempDir(), "d", "ringside.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openSQLite(t, filepath.Join(t.TempDir(), "d", "ringside.db"))
 	c := &clock{t: t0}
 	srv := httptest.NewServer(New(Options{Store: store, Token: "tok", Now: c.now}))
 	defer srv.Close()
@@ -409,20 +431,7 @@ func TestOverHTTP(t *testing.T) {
 		{method: "DELETE", path: "/v1/devices/s/u%2F1/apns/a%2Fb%3Fc%23d", auth: "Bearer tok", status: 404, errCode: "not_found"},
 		{method: "GET", path: "/healthz", status: 200, body: `{"status":"ok"}`},
 	} {
-		req, err := http.NewRequest(s.method, srv.URL+s.path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.auth != "" {
-			req.Header.Set("Authorization", s.auth)
-		}
-		resp, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		check(t, s, resp.StatusCode, resp.Header, body)
+		s.send(t, srv)
 	}
 }
 

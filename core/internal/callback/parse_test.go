@@ -43,19 +43,7 @@ func TestParseLineExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse(LINE example) = %v; want no error", err)
 	}
-	want := Call{
-		SID:           exampleSID,
-		FromServiceID: "linecorp.com",
-		FromUserID:    "9286",
-		ToServiceID:   "linecorp.com",
-		ToUserID:      "2809",
-		Type:          "A",
-		Param:         exampleParam,
-		Stid:          "stid",
-		AppSvrData:    "stid",
-		Received:      testNow,
-	}
-	checkCall(t, c, &want)
+	checkCall(t, c, base(func(c *Call) { c.Param, c.Stid, c.AppSvrData = exampleParam, "stid", "stid" }))
 	if token != "" {
 		t.Errorf("token = %q; want empty", token)
 	}
