@@ -110,7 +110,7 @@ func query(tag uint32, seq uint64, callees int) string {
 
 // runLoad drives spec against the server whose pushes f records, sampling
 // the process tree of pid, and returns the measurements.
-func runLoad(spec loadSpec, f *fakeAPNs, pid int) (*result, error) {
+func runLoad(spec loadSpec, f *peer, pid int) (*result, error) {
 	n := int(spec.Rate * spec.Duration.Seconds())
 	if n <= 0 {
 		return nil, errors.New("rate × duration is less than one callback")

@@ -1,12 +1,13 @@
 // Command loadtest measures ringside against the ideal path for its job.
 //
-// It starts a fake APNs (HTTP/2 over TLS, a self-signed certificate written
-// to a temp file and trusted through SSL_CERT_FILE, ES256 provider tokens
-// checked) in its own process, so that the time a callback was due and the
-// time its push arrived are read from one clock. It writes a .p8 key, a
-// ringside config (an apns notifier pointed at the fake) and a directory
-// with one apns device per callee into a temp folder, launches the ringside
-// binary, and drives an open-loop load of notify_cb callbacks at -rate for
+// It starts a fake APNs (plugins/fakes: HTTP/2 over TLS, a self-signed
+// certificate written to a temp file and trusted through SSL_CERT_FILE,
+// ES256 provider tokens checked) in its own process, so that the time a
+// callback was due and the time its push arrived are read from one clock.
+// It writes a .p8 key and a ringside config (an apns notifier pointed at
+// the fake) into a temp folder, registers one apns device per callee
+// through the devices API of a first ringside, launches the measured
+// ringside binary on that directory, and drives an open-loop load of notify_cb callbacks at -rate for
 // -duration: every callback has a unique sid and callee, is due at a fixed
 // time whether or not earlier ones were answered, and its latencies are
 // measured from that due time. Then it runs the same load against the
@@ -17,19 +18,14 @@
 //	go run ./examples/loadtest -rate 2000 -apns-delay 20ms -mode ringside
 //	go run ./examples/loadtest -find-max
 //
-// See BENCHMARKS.md at the repository root.
+// See docs/benchmarks.md.
 package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"database/sql"
 	"encoding/json"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
@@ -42,10 +38,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/ringside/ringside/core/internal/directory"
 )
 
 const (
@@ -127,8 +123,9 @@ func main() {
 type env struct {
 	dir     string
 	keyFile string
-	fake    *fakeAPNs
+	fake    *peer
 	callees int
+	seeded  bool // ringside's directory holds the callees' devices
 	nextTag uint32
 	o       options
 	out     io.Writer
@@ -150,24 +147,14 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		defer os.RemoveAll(dir)
 	}
 	e := &env{dir: dir, o: o, out: out, nextTag: uint32(time.Now().Unix())}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	der, _ := x509.MarshalPKCS8PrivateKey(key)
-	e.keyFile = filepath.Join(dir, "AuthKey_"+keyID+".p8")
-	if err := os.WriteFile(e.keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		return err
-	}
-	var pub *ecdsa.PublicKey
-	if o.CheckJWT {
-		pub = &key.PublicKey
-	}
-	e.fake, err = newFakeAPNs(dir, o.APNsDelay, o.APNs503, pub, teamID, keyID)
+	e.fake, err = newPeer(dir, o.APNsDelay, o.APNs503, o.CheckJWT)
 	if err != nil {
 		return err
 	}
 	defer e.fake.Close()
+	if e.keyFile, err = e.fake.WriteP8(dir); err != nil {
+		return err
+	}
 
 	e.callees = o.Callees
 	if e.callees <= 0 {
@@ -216,8 +203,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if len(pairs) > 1 {
 		printMedians(out, o, pairs)
 	}
+	c := e.fake.Counts()
 	fmt.Fprintf(out, "fake APNs: %d pushes answered, %d with 503, %d bad JWT, %d bad requests\n",
-		e.fake.pushes.Load(), e.fake.faults.Load(), e.fake.badJWT.Load(), e.fake.unknown.Load())
+		c.Pushes, e.fake.faults.Load(), c.BadTokens, c.Malformed)
 	if o.JSON != "" {
 		b, _ := json.MarshalIndent(map[string]any{"options": o, "results": all}, "", "  ")
 		if err := os.WriteFile(o.JSON, b, 0o644); err != nil {
@@ -385,12 +373,28 @@ func (e *env) startRingside(ctx context.Context) (*server, error) {
 			return nil, fmt.Errorf("go build ringside (run from inside the module, or pass -ringside): %w", err)
 		}
 	}
-	dbPath := filepath.Join(e.dir, "ringside.db")
-	t0 := time.Now()
-	if err := populate(ctx, dbPath, e.callees); err != nil {
-		return nil, err
+	if !e.seeded {
+		// The directory is filled through a ringside of its own, so that
+		// the measured one starts on a directory file, as in production.
+		t0 := time.Now()
+		s, err := e.launchRingside(ctx, bin)
+		if err != nil {
+			return nil, err
+		}
+		err = seed(ctx, s.admin, e.callees)
+		s.stop()
+		if err != nil {
+			return nil, err
+		}
+		e.seeded = true
+		fmt.Fprintf(e.out, "directory: %d callees in %v\n", e.callees, time.Since(t0).Round(time.Millisecond))
 	}
-	fmt.Fprintf(e.out, "directory: %d callees in %v\n", e.callees, time.Since(t0).Round(time.Millisecond))
+	return e.launchRingside(ctx, bin)
+}
+
+// launchRingside starts the ringside binary bin on the temp folder and
+// waits until it is ready.
+func (e *env) launchRingside(ctx context.Context, bin string) (*server, error) {
 	pub, adm := freePort(), freePort()
 	cfg := fmt.Sprintf(`server {
   listen       = %q
@@ -465,53 +469,55 @@ func maxInFlight(n int) string {
 	return fmt.Sprintf("  max_in_flight = %d\n", n)
 }
 
-// populate creates ringside's directory with one apns device per callee:
-// one transaction through the same SQLite driver (the schema is created by
-// directory.OpenSQLite), falling back to Store.Put if that fails.
-func populate(ctx context.Context, path string, n int) error {
-	st, err := directory.OpenSQLite(path)
-	if err != nil {
-		return err
-	}
-	st.Close()
-	abs, _ := filepath.Abs(path)
-	err = func() error {
-		db, err := sql.Open("sqlite", directory.DSN(abs, false))
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		stmt, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO devices (service_id, user_id, kind, token, updated_at) VALUES (?1, ?2, 'apns', ?3, ?4)`)
-		if err != nil {
-			return err
-		}
-		now := time.Now().UnixNano()
-		for i := range n {
-			if _, err := stmt.ExecContext(ctx, serviceID, "u"+strconv.Itoa(i), deviceToken(i), now); err != nil {
-				return err
+// seedWorkers is how many device registrations seed keeps in flight.
+const seedWorkers = 32
+
+// seed registers one apns device per callee through the devices API of
+// the ringside whose admin listener is admin.
+func seed(ctx context.Context, admin string, n int) error {
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: seedWorkers}}
+	defer client.CloseIdleConnections()
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for range seedWorkers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				url := "http://" + admin + "/v1/devices/" + serviceID + "/u" + strconv.Itoa(i) + "/apns/" + deviceToken(i)
+				req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, nil)
+				if err != nil {
+					return
+				}
+				resp, err := client.Do(req)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusNoContent {
+						err = fmt.Errorf("PUT device of u%d: %s", i, resp.Status)
+					}
+				}
+				if err != nil {
+					mu.Lock()
+					first = cmp.Or(first, err)
+					mu.Unlock()
+					next.Store(int64(n)) // stop the others
+					return
+				}
 			}
-		}
-		return tx.Commit()
-	}()
-	if err == nil {
-		return nil
+		})
 	}
-	st, err = directory.OpenSQLite(path)
-	if err != nil {
-		return err
+	wg.Wait()
+	if first != nil {
+		return fmt.Errorf("seeding the directory: %w", first)
 	}
-	defer st.Close()
-	for i := range n {
-		if err := st.Put(ctx, serviceID, "u"+strconv.Itoa(i), "apns", deviceToken(i), time.Now()); err != nil {
-			return err
-		}
-	}
-	return nil
+	return ctx.Err()
 }
 
 func freePort() string {

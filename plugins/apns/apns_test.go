@@ -16,6 +16,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/ringside/ringside/plugins/fakes"
 	"github.com/ringside/ringside/plugins/sdk"
 )
 
@@ -49,7 +50,7 @@ func TestDeliverVoIPPush(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
-	reqs := s.fake.requests()
+	reqs := s.fake.Pushes()
 	if len(reqs) != 1 {
 		t.Fatalf("got %d pushes; want 1", len(reqs))
 	}
@@ -104,7 +105,7 @@ func TestDeliverConfiguredHeaders(t *testing.T) {
 	if _, err := p.Deliver(ctx, d, device()); err != nil {
 		t.Fatal(err)
 	}
-	h := s.fake.requests()[0].Header
+	h := s.fake.Pushes()[0].Header
 	if h.Get("apns-push-type") != "alert" || h.Get("apns-priority") != "5" || h.Get("apns-topic") != "com.example.planet" {
 		t.Errorf("headers %v", h)
 	}
@@ -116,7 +117,7 @@ func TestDeliverConfiguredHeaders(t *testing.T) {
 // outcomeCase is an APNs answer and what Deliver must make of it.
 type outcomeCase struct {
 	name   string
-	answer answer
+	answer fakes.Answer
 	class  sdk.Class // ignored when ok
 	ok     bool
 	// prod configures production = true.
@@ -128,38 +129,38 @@ type outcomeCase struct {
 }
 
 var outcomeCases = []outcomeCase{
-	{name: "200", answer: answer{status: 200}, ok: true, level: "DEBUG"},
-	{name: "410 Unregistered", answer: answer{status: 410, reason: "Unregistered", timestamp: 1767225600123}, class: sdk.ClassGone,
+	{name: "200", answer: fakes.Answer{Status: 200}, ok: true, level: "DEBUG"},
+	{name: "410 Unregistered", answer: fakes.Answer{Status: 410, Reason: "Unregistered", Timestamp: 1767225600123}, class: sdk.ClassGone,
 		want: []string{"410 Unregistered", "8b5f3f…"}, level: "INFO"},
-	{name: "400 BadDeviceToken sandbox", answer: answer{status: 400, reason: "BadDeviceToken"}, class: sdk.ClassPermanent,
+	{name: "400 BadDeviceToken sandbox", answer: fakes.Answer{Status: 400, Reason: "BadDeviceToken"}, class: sdk.ClassPermanent,
 		want: []string{"400 BadDeviceToken", "sandbox", "production = true"}, level: "WARN"},
-	{name: "400 BadDeviceToken production", prod: true, answer: answer{status: 400, reason: "BadDeviceToken"}, class: sdk.ClassPermanent,
+	{name: "400 BadDeviceToken production", prod: true, answer: fakes.Answer{Status: 400, Reason: "BadDeviceToken"}, class: sdk.ClassPermanent,
 		want: []string{"400 BadDeviceToken", "production = false"}, level: "WARN"},
-	{name: "400 DeviceTokenNotForTopic", answer: answer{status: 400, reason: "DeviceTokenNotForTopic"}, class: sdk.ClassPermanent,
+	{name: "400 DeviceTokenNotForTopic", answer: fakes.Answer{Status: 400, Reason: "DeviceTokenNotForTopic"}, class: sdk.ClassPermanent,
 		want: []string{"DeviceTokenNotForTopic", testTopic, ".voip"}, level: "WARN"},
-	{name: "400 TopicDisallowed", answer: answer{status: 400, reason: "TopicDisallowed"}, class: sdk.ClassPermanent,
+	{name: "400 TopicDisallowed", answer: fakes.Answer{Status: 400, Reason: "TopicDisallowed"}, class: sdk.ClassPermanent,
 		want: []string{"TopicDisallowed", testTopic, ".p8 key"}, level: "WARN"},
-	{name: "400 BadPriority", answer: answer{status: 400, reason: "BadPriority"}, class: sdk.ClassPermanent,
+	{name: "400 BadPriority", answer: fakes.Answer{Status: 400, Reason: "BadPriority"}, class: sdk.ClassPermanent,
 		want: []string{"400 BadPriority", "malformed"}, level: "WARN"},
-	{name: "403 ExpiredProviderToken twice", answer: answer{status: 403, reason: "ExpiredProviderToken"}, class: sdk.ClassRetry,
+	{name: "403 ExpiredProviderToken twice", answer: fakes.Answer{Status: 403, Reason: "ExpiredProviderToken"}, class: sdk.ClassRetry,
 		want: []string{"ExpiredProviderToken", "refreshed once"}, level: "WARN"},
-	{name: "403 InvalidProviderToken", answer: answer{status: 403, reason: "InvalidProviderToken"}, class: sdk.ClassPermanent,
+	{name: "403 InvalidProviderToken", answer: fakes.Answer{Status: 403, Reason: "InvalidProviderToken"}, class: sdk.ClassPermanent,
 		want: []string{"403 InvalidProviderToken", "team_id, key_id and key_file"}, level: "ERROR"},
-	{name: "404 BadPath", answer: answer{status: 404, reason: "BadPath"}, class: sdk.ClassPermanent,
+	{name: "404 BadPath", answer: fakes.Answer{Status: 404, Reason: "BadPath"}, class: sdk.ClassPermanent,
 		want: []string{"404 BadPath", "does not look like APNs"}, level: "ERROR"},
-	{name: "413 PayloadTooLarge", answer: answer{status: 413, reason: "PayloadTooLarge"}, class: sdk.ClassPermanent,
+	{name: "413 PayloadTooLarge", answer: fakes.Answer{Status: 413, Reason: "PayloadTooLarge"}, class: sdk.ClassPermanent,
 		want: []string{"413 PayloadTooLarge"}, level: "WARN"},
-	{name: "429 TooManyRequests", answer: answer{status: 429, reason: "TooManyRequests"}, class: sdk.ClassRetry,
+	{name: "429 TooManyRequests", answer: fakes.Answer{Status: 429, Reason: "TooManyRequests"}, class: sdk.ClassRetry,
 		want: []string{"429 TooManyRequests"}, level: "WARN"},
-	{name: "500 InternalServerError", answer: answer{status: 500, reason: "InternalServerError"}, class: sdk.ClassRetry,
+	{name: "500 InternalServerError", answer: fakes.Answer{Status: 500, Reason: "InternalServerError"}, class: sdk.ClassRetry,
 		want: []string{"500 InternalServerError"}, level: "WARN"},
-	{name: "503 ServiceUnavailable", answer: answer{status: 503, reason: "ServiceUnavailable"}, class: sdk.ClassRetry,
+	{name: "503 ServiceUnavailable", answer: fakes.Answer{Status: 503, Reason: "ServiceUnavailable"}, class: sdk.ClassRetry,
 		want: []string{"503 ServiceUnavailable"}, level: "WARN"},
-	{name: "502 non-JSON body", answer: answer{status: 502, raw: "<html>bad gateway</html>"}, class: sdk.ClassRetry,
+	{name: "502 non-JSON body", answer: fakes.Answer{Status: 502, Raw: "<html>bad gateway</html>"}, class: sdk.ClassRetry,
 		want: []string{"no APNs answer", "not JSON"}, level: "WARN"},
-	{name: "418 undocumented 4xx", answer: answer{status: 418, reason: "Teapot"}, class: sdk.ClassPermanent,
+	{name: "418 undocumented 4xx", answer: fakes.Answer{Status: 418, Reason: "Teapot"}, class: sdk.ClassPermanent,
 		want: []string{"418 Teapot"}, level: "WARN"},
-	{name: "202 undocumented", answer: answer{status: 202, reason: "Odd"}, class: sdk.ClassRetry,
+	{name: "202 undocumented", answer: fakes.Answer{Status: 202, Reason: "Odd"}, class: sdk.ClassRetry,
 		want: []string{"202 Odd", "does not document"}, level: "WARN"},
 }
 
@@ -171,15 +172,15 @@ func TestOutcomes(t *testing.T) {
 	for _, tc := range outcomeCases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newTokenSetup(t)
-			s.fake.respond = func(*pushRequest, int) answer { return tc.answer }
+			s.fake.SetAnswer(func(*fakes.Push) fakes.Answer { return tc.answer })
 			p := s.plugin(t, func(c *Config) { c.Production = tc.prod })
 			p.env = map[bool]string{true: "production", false: "sandbox"}[tc.prod] // the endpoint is the fake
 			id, err := p.Deliver(context.Background(), delivery(), device())
-			status := tc.answer.status
-			if tc.answer.raw != "" {
+			status := tc.answer.Status
+			if tc.answer.Raw != "" {
 				status = 0 // apns2 reports a non-JSON body as an error
 			}
-			covered[match(status, tc.answer.reason)] = true
+			covered[match(status, tc.answer.Reason)] = true
 
 			if tc.ok {
 				if err != nil || id == "" {
@@ -202,7 +203,7 @@ func TestOutcomes(t *testing.T) {
 					}
 				}
 				if tc.class == sdk.ClassGone {
-					if want := time.UnixMilli(tc.answer.timestamp).Truncate(time.Second); !de.At.Equal(want) {
+					if want := time.UnixMilli(tc.answer.Timestamp).Truncate(time.Second); !de.At.Equal(want) {
 						t.Errorf("gone at %v; want APNs' timestamp %v", de.At, want)
 					}
 				}
@@ -215,10 +216,10 @@ func TestOutcomes(t *testing.T) {
 				t.Errorf("log lines %v; want the last at %s", lines, tc.level)
 			}
 			wantPushes := 1
-			if tc.answer.reason == apns2.ReasonExpiredProviderToken {
+			if tc.answer.Reason == apns2.ReasonExpiredProviderToken {
 				wantPushes = 2
 			}
-			if n := len(s.fake.requests()); n != wantPushes {
+			if n := len(s.fake.Pushes()); n != wantPushes {
 				t.Errorf("got %d pushes; want %d", n, wantPushes)
 			}
 			if strings.Contains(s.logs.String(), testToken) || strings.Contains(s.logs.String(), lineParam) {
@@ -229,7 +230,7 @@ func TestOutcomes(t *testing.T) {
 	t.Run("transport error", func(t *testing.T) {
 		s := newTokenSetup(t)
 		p := s.plugin(t)
-		s.fake.srv.Close()
+		s.fake.Close()
 		_, err := p.Deliver(context.Background(), delivery(), device())
 		covered[match(0, "")] = true
 		if de, _ := sdk.Classify(err); de.Class != sdk.ClassRetry || !strings.Contains(err.Error(), "no APNs answer") {
@@ -248,7 +249,7 @@ func TestOutcomes(t *testing.T) {
 
 func TestGoneWithoutTimestamp(t *testing.T) {
 	s := newTokenSetup(t)
-	s.fake.respond = func(*pushRequest, int) answer { return answer{status: 410, reason: "ExpiredToken"} }
+	s.fake.SetAnswer(func(*fakes.Push) fakes.Answer { return fakes.Answer{Status: 410, Reason: "ExpiredToken"} })
 	_, err := s.plugin(t).Deliver(context.Background(), delivery(), device())
 	if de, _ := sdk.Classify(err); de.Class != sdk.ClassGone || !de.At.IsZero() {
 		t.Errorf("got %v (class %v, at %v); want gone at an unknown time", err, de.Class, de.At)
@@ -257,18 +258,18 @@ func TestGoneWithoutTimestamp(t *testing.T) {
 
 func TestExpiredProviderTokenRefreshed(t *testing.T) {
 	s := newTokenSetup(t)
-	s.fake.respond = func(_ *pushRequest, n int) answer {
-		if n == 1 {
-			return answer{status: 403, reason: "ExpiredProviderToken"}
+	s.fake.SetAnswer(func(p *fakes.Push) fakes.Answer {
+		if p.N == 1 {
+			return fakes.Answer{Status: 403, Reason: "ExpiredProviderToken"}
 		}
-		return answer{status: 200}
-	}
+		return fakes.Answer{}
+	})
 	p := s.plugin(t)
 	id, err := p.Deliver(context.Background(), delivery(), device())
 	if err != nil || id == "" {
 		t.Fatalf("got (%q, %v); want delivered on the second try", id, err)
 	}
-	reqs := s.fake.requests()
+	reqs := s.fake.Pushes()
 	if len(reqs) != 2 {
 		t.Fatalf("got %d pushes; want 2", len(reqs))
 	}
@@ -288,17 +289,17 @@ func TestExpiredProviderTokenRefreshedOnce(t *testing.T) {
 	s := newTokenSetup(t)
 	var mu sync.Mutex
 	var first string
-	s.fake.respond = func(r *pushRequest, _ int) answer {
+	s.fake.SetAnswer(func(r *fakes.Push) fakes.Answer {
 		mu.Lock()
 		defer mu.Unlock()
 		if first == "" {
 			first = r.Bearer
 		}
 		if r.Bearer == first {
-			return answer{status: 403, reason: "ExpiredProviderToken"}
+			return fakes.Answer{Status: 403, Reason: "ExpiredProviderToken"}
 		}
-		return answer{status: 200}
-	}
+		return fakes.Answer{}
+	})
 	p := s.plugin(t)
 	var wg sync.WaitGroup
 	for range 32 {
@@ -325,12 +326,12 @@ func TestDeliverConcurrentMultiplexed(t *testing.T) {
 	const n = 200
 	release := make(chan struct{})
 	var once sync.Once
-	s.fake.respond = func(_ *pushRequest, _ int) answer {
-		if s.fake.inflight.Load() >= n {
+	s.fake.SetAnswer(func(*fakes.Push) fakes.Answer {
+		if s.fake.InFlight() >= n {
 			once.Do(func() { close(release) })
 		}
-		return answer{status: 200, wait: release}
-	}
+		return fakes.Answer{Hold: release}
+	})
 	go func() { // do not hang if the pushes never all arrive
 		time.Sleep(5 * time.Second)
 		once.Do(func() { close(release) })
@@ -344,11 +345,11 @@ func TestDeliverConcurrentMultiplexed(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := s.fake.maxInflight.Load(); got < n {
+	if got := s.fake.Counts().MaxInFlight; got < n {
 		t.Errorf("at most %d pushes in flight at once; want %d", got, n)
 	}
 	conns := map[string]bool{}
-	for _, r := range s.fake.requests() {
+	for _, r := range s.fake.Pushes() {
 		conns[r.Remote] = true
 		if r.Proto != 2 {
 			t.Fatalf("HTTP/%d; want HTTP/2", r.Proto)
@@ -373,7 +374,7 @@ func TestDeliverColdBurstDialsOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := s.fake.dials.Load(); n != 1 {
+	if n := s.fake.Conns(); n != 1 {
 		t.Errorf("%d connections for a burst of 50 first pushes; want 1", n)
 	}
 }
@@ -411,7 +412,7 @@ func TestDeliverSpan(t *testing.T) {
 			t.Errorf("span attribute %s=%q holds the path", kv.Key, v)
 		}
 	}
-	if tp := s.fake.requests()[0].Header.Get("Traceparent"); !strings.Contains(tp, parent.SpanContext().TraceID().String()) {
+	if tp := s.fake.Pushes()[0].Header.Get("Traceparent"); !strings.Contains(tp, parent.SpanContext().TraceID().String()) {
 		t.Errorf("traceparent %q does not carry the trace", tp)
 	}
 }
@@ -420,7 +421,7 @@ func TestDeliverHonoursDeadline(t *testing.T) {
 	s := newTokenSetup(t)
 	never := make(chan struct{})
 	t.Cleanup(func() { close(never) })
-	s.fake.respond = func(*pushRequest, int) answer { return answer{status: 200, wait: never} }
+	s.fake.SetAnswer(func(*fakes.Push) fakes.Answer { return fakes.Answer{Hold: never} })
 	p := s.plugin(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -476,7 +477,7 @@ func TestDeliverRefusedBeforeSending(t *testing.T) {
 			if !failed || de.Class != tc.class || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v (class %v); want %v containing %q", err, de.Class, tc.class, tc.want)
 			}
-			if n := len(s.fake.requests()); n != 0 {
+			if n := len(s.fake.Pushes()); n != 0 {
 				t.Errorf("%d pushes sent; want none", n)
 			}
 		})
@@ -488,7 +489,7 @@ func TestDeliverRefusedBeforeSending(t *testing.T) {
 		if _, err := s.plugin(t).Deliver(context.Background(), d, device()); err != nil {
 			t.Fatal(err)
 		}
-		if r := s.fake.requests(); len(r) != 1 || len(r[0].Body) != MaxVoIPPayload {
+		if r := s.fake.Pushes(); len(r) != 1 || len(r[0].Body) != MaxVoIPPayload {
 			t.Errorf("want one push of %d bytes", MaxVoIPPayload)
 		}
 	})
@@ -518,8 +519,7 @@ func TestRedact(t *testing.T) {
 }
 
 func BenchmarkDeliver(b *testing.B) {
-	s := newTokenSetup(b)
-	s.fake.discard = true
+	s := newTokenSetup(b, fakes.APNsOptions{Discard: true})
 	p := s.plugin(b)
 	d := delivery()
 	ctx := context.Background()

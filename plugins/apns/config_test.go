@@ -19,6 +19,7 @@ import (
 
 	"github.com/sideshow/apns2"
 
+	"github.com/ringside/ringside/plugins/fakes"
 	"github.com/ringside/ringside/plugins/sdk"
 )
 
@@ -51,7 +52,7 @@ func writeFile(t *testing.T, name string, b []byte) string {
 
 func TestConfigure(t *testing.T) {
 	dir := t.TempDir()
-	keyFile, _ := writeP8(t, dir)
+	keyFile := writeP8(t, nil)
 	keyPEM, _ := os.ReadFile(keyFile)
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	rsaDER, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
@@ -137,7 +138,7 @@ func TestConfigure(t *testing.T) {
 }
 
 func TestConfigureDefaultsAndHosts(t *testing.T) {
-	keyFile, _ := writeP8(t, t.TempDir())
+	keyFile := writeP8(t, nil)
 	tests := []struct {
 		cfg  Config
 		host string
@@ -203,17 +204,18 @@ func writeCertPEM(t *testing.T, notAfter time.Time, password string) (string, *x
 // fake saw it.
 func pushWithCert(t *testing.T, cfg Config) string {
 	t.Helper()
-	f := newFakeAPNs(t, nil)
+	f := fakes.StartAPNs(fakes.APNsOptions{CertAuth: true})
+	t.Cleanup(f.Close)
 	p := New()
-	p.rootCAs = f.pool()
-	cfg.Topic, cfg.Endpoint = testTopic, f.srv.URL
+	p.rootCAs = f.CertPool()
+	cfg.Topic, cfg.Endpoint = testTopic, f.URL
 	if err := p.Configure(context.Background(), cfg); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	if _, err := p.Deliver(context.Background(), delivery(), device()); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
-	r := f.requests()
+	r := f.Pushes()
 	if len(r) != 1 || r[0].Header.Get("Authorization") != "" || r[0].Proto != 2 {
 		t.Fatalf("want one HTTP/2 push without a provider token: %+v", r)
 	}

@@ -1,15 +1,13 @@
 package fcm
 
 import (
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/ringside/ringside/plugins/fakes"
 	"github.com/ringside/ringside/plugins/sdk/sdktest"
 )
 
@@ -21,33 +19,23 @@ func TestMain(m *testing.M) {
 
 func TestConformance(t *testing.T) {
 	dir := t.TempDir()
+	// The peer is both the OAuth token endpoint and FCM.
+	peer := fakes.NewFCM(fakes.FCMOptions{})
 	var n atomic.Int32
 	// Each peer gets its own key file whose token_uri is the peer itself.
-	creds := func(peer string) string {
+	creds := func(peerURL string) string {
 		path := filepath.Join(dir, "sa-"+strconv.Itoa(int(n.Add(1)))+".json")
-		if err := os.WriteFile(path, serviceAccountJSON(t, peer+"/token", testProject), 0o600); err != nil {
+		if err := os.WriteFile(path, peer.ServiceAccount(peerURL+"/token"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		return path
 	}
 	sa := creds("http://127.0.0.1:1")
 	sdktest.Conformance(t, sdktest.Suite{
-		Config: func(peer string) map[string]any {
-			return map[string]any{"credentials_file": creds(peer), "endpoint": peer + "/v1"}
+		Config: func(peerURL string) map[string]any {
+			return map[string]any{"credentials_file": creds(peerURL), "endpoint": peerURL + "/v1"}
 		},
-		// The peer is both the OAuth token endpoint and FCM.
-		Peer: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.Copy(io.Discard, r.Body)
-			w.Header().Set("Content-Type", "application/json")
-			switch {
-			case r.URL.Path == "/token":
-				_, _ = io.WriteString(w, `{"access_token":"`+testAccessToken+`","token_type":"Bearer","expires_in":3600}`)
-			case strings.HasSuffix(r.URL.Path, "/messages:send"):
-				_, _ = io.WriteString(w, `{"name":"projects/`+testProject+`/messages/0:1"}`)
-			default:
-				w.WriteHeader(http.StatusNotFound)
-			}
-		}),
+		Peer: peer,
 		Tokens: []string{
 			"cFcmToken0001:APA91bHaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 			"cFcmToken0002:APA91bHbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
@@ -60,4 +48,7 @@ func TestConformance(t *testing.T) {
 			{Name: "bad project", Config: map[string]any{"credentials_file": sa, "project_id": "a/../b"}, Attribute: "project_id"},
 		},
 	})
+	if errs := peer.TokenErrors(); len(errs) > 0 {
+		t.Errorf("token requests refused by the fake: %v", errs)
+	}
 }

@@ -3,41 +3,47 @@ package fcm
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ringside/ringside/plugins/fakes"
 	"github.com/ringside/ringside/plugins/sdk"
 )
 
-// lineParam is the param of LINE Planet's documented notify_cb example.
-const lineParam = "eyJjYWxsRmxvd1R5cGUiOiJNIiwiY29tbVBhcmFtIjoie1wibXBrZXlcIjpcIkFoTFJVMzBYdVhGZW5UM1o4WmFwVSsyWVBUUHpyWUEyWk9iRHFSenkraHIzXCIsXCJjdG1cIjozMDAwLFwiaWN0XCI6NjAwMH0iLCJjYWxsVHlwZSI6IkEifQ=="
+const lineParam = fakes.LineParam
 
 const testToken = "fGcmT0ken-abcdefghijklmnopqrstuvwxyz:APA91bHexample_0123456789"
 
 var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
+const testProject = fakes.FCMProject
+
+// env is a fake FCM (with its token endpoint), a service-account key file
+// that reaches it and a plugin configured with both.
 type env struct {
-	oauth *fakeOAuth
-	fcm   *fakeFCM
+	fcm   *fakes.FCM
 	p     *Plugin
 	creds string
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	e := &env{oauth: newFakeOAuth(t), fcm: newFakeFCM(t)}
-	e.creds = writeCredentials(t, e.oauth.URL, testProject)
+	e := &env{fcm: fakes.StartFCM(fakes.FCMOptions{})}
+	t.Cleanup(e.fcm.Close)
+	var err error
+	if e.creds, err = e.fcm.WriteServiceAccount(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
 	e.p = New()
-	if err := e.p.Configure(context.Background(), Config{CredentialsFile: e.creds, Endpoint: e.fcm.URL}); err != nil {
+	if err := e.p.Configure(context.Background(), Config{CredentialsFile: e.creds, Endpoint: e.fcm.Endpoint()}); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	if t, ok := t.(*testing.T); ok {
 		t.Cleanup(func() {
-			if f := e.oauth.failures(); len(f) > 0 {
+			if f := e.fcm.TokenErrors(); len(f) > 0 {
 				t.Errorf("token requests refused by the fake: %v", f)
 			}
 		})
@@ -76,7 +82,7 @@ func TestDeliverMessageJSON(t *testing.T) {
 	if id != "projects/"+testProject+"/messages/0:1700000000000000%abcdef" {
 		t.Errorf("provider id %q", id)
 	}
-	reqs := e.fcm.requests()
+	reqs := e.fcm.Sends()
 	if len(reqs) != 1 {
 		t.Fatalf("%d requests, want 1", len(reqs))
 	}
@@ -125,7 +131,7 @@ func TestDeliverMessageJSON(t *testing.T) {
 		wb, _ := json.MarshalIndent(want, "", "  ")
 		t.Errorf("message:\n%s\nwant:\n%s", gb, wb)
 	}
-	if n := e.oauth.requests(); n != 1 {
+	if n := e.fcm.TokenRequests(); n != 1 {
 		t.Errorf("%d token requests, want 1", n)
 	}
 }
@@ -137,7 +143,7 @@ func TestTokenCachedAcrossDeliveries(t *testing.T) {
 			t.Fatalf("Deliver %d: %v", i, err)
 		}
 	}
-	if n := e.oauth.requests(); n != 1 {
+	if n := e.fcm.TokenRequests(); n != 1 {
 		t.Errorf("%d token requests for 5 deliveries, want 1", n)
 	}
 }
@@ -145,7 +151,7 @@ func TestTokenCachedAcrossDeliveries(t *testing.T) {
 func TestPriorityNormal(t *testing.T) {
 	e := newEnv(t)
 	p := New()
-	err := p.Configure(context.Background(), Config{CredentialsFile: e.creds, Endpoint: e.fcm.URL, Priority: "normal"})
+	err := p.Configure(context.Background(), Config{CredentialsFile: e.creds, Endpoint: e.fcm.Endpoint(), Priority: "normal"})
 	if len(err) != 1 || err.HasError() || err[0].Attribute != "priority" {
 		t.Fatalf("Configure: %v, want a warning on priority", err)
 	}
@@ -155,7 +161,7 @@ func TestPriorityNormal(t *testing.T) {
 	var m struct {
 		Message struct{ Android struct{ Priority string } }
 	}
-	_ = json.Unmarshal(e.fcm.requests()[0].Body, &m)
+	_ = json.Unmarshal(e.fcm.Sends()[0].Body, &m)
 	if m.Message.Android.Priority != "normal" {
 		t.Errorf("priority %q", m.Message.Android.Priority)
 	}
@@ -218,7 +224,7 @@ func TestDeadlinePassedSendsNothing(t *testing.T) {
 	d.Deadline = time.Now().Add(-time.Millisecond)
 	_, err := e.p.Deliver(context.Background(), d, sdk.Device{Kind: "fcm", Token: testToken})
 	checkOutcome(t, err, sdk.ClassRetry, 0, "deadline passed")
-	if n := len(e.fcm.requests()); n != 0 {
+	if n := len(e.fcm.Sends()); n != 0 {
 		t.Errorf("%d requests sent after the deadline", n)
 	}
 }
@@ -231,7 +237,7 @@ func TestDataLimit(t *testing.T) {
 	d.PayloadJSON = []byte(`{"cc_param":"` + d.Call.Param + `"}`)
 	_, err := e.p.Deliver(context.Background(), d, sdk.Device{Kind: "fcm", Token: testToken})
 	checkOutcome(t, err, sdk.ClassPermanent, 0, "over FCM's 4096-byte limit")
-	if n := len(e.fcm.requests()); n != 0 {
+	if n := len(e.fcm.Sends()); n != 0 {
 		t.Errorf("%d requests sent for an oversized message", n)
 	}
 
@@ -248,21 +254,16 @@ func TestDataLimit(t *testing.T) {
 }
 
 func TestOutcomes(t *testing.T) {
-	type answer = func(w http.ResponseWriter, r *http.Request)
-	withRetryAfter := func(v string, a answer) answer {
-		return func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Retry-After", v)
-			a(w, r)
-		}
+	withRetryAfter := func(v string, a fakes.FCMAnswer) fakes.FCMAnswer {
+		a.Header = map[string]string{"Retry-After": v}
+		return a
 	}
-	errAnswer := func(status int, rpc, code string) answer {
-		return func(w http.ResponseWriter, _ *http.Request) {
-			fcmError(w, status, rpc, code, "message about "+testToken)
-		}
+	errAnswer := func(status int, rpc, code string) fakes.FCMAnswer {
+		return fakes.FCMAnswer{Status: status, RPCStatus: rpc, ErrorCode: code, Message: "message about " + testToken}
 	}
 	tests := []struct {
 		name   string
-		answer answer
+		answer fakes.FCMAnswer
 		class  sdk.Class
 		after  time.Duration
 		reason string
@@ -281,11 +282,7 @@ func TestOutcomes(t *testing.T) {
 		{"unavailable", withRetryAfter("3", errAnswer(503, "UNAVAILABLE", "UNAVAILABLE")), sdk.ClassRetry, 3 * time.Second, "503 UNAVAILABLE"},
 		{"unavailable, no Retry-After", errAnswer(503, "UNAVAILABLE", ""), sdk.ClassRetry, 0, "503 UNAVAILABLE"},
 		{"unavailable, long Retry-After", withRetryAfter("121", errAnswer(503, "UNAVAILABLE", "UNAVAILABLE")), sdk.ClassRetry, 121 * time.Second, "503 UNAVAILABLE"},
-		{"unavailable, HTML", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Retry-After", "2")
-			w.WriteHeader(503)
-			_, _ = w.Write([]byte("<html>busy</html>"))
-		}, sdk.ClassRetry, 2 * time.Second, "503 Service Unavailable"},
+		{"unavailable, HTML", fakes.FCMAnswer{Status: 503, Header: map[string]string{"Retry-After": "2"}, Raw: "<html>busy</html>"}, sdk.ClassRetry, 2 * time.Second, "503 Service Unavailable"},
 		{"bad gateway", errAnswer(502, "UNAVAILABLE", ""), sdk.ClassRetry, 0, "502"},
 		{"other 4xx", errAnswer(409, "ABORTED", ""), sdk.ClassRetry, 0, "409 ABORTED"},
 		{"precondition", errAnswer(400, "FAILED_PRECONDITION", ""), sdk.ClassPermanent, 0, "400 FAILED_PRECONDITION"},
@@ -293,12 +290,12 @@ func TestOutcomes(t *testing.T) {
 	e := newEnv(t)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e.fcm.setAnswer(tc.answer)
-			before := len(e.fcm.requests())
+			e.fcm.SetAnswer(func(*fakes.FCMSend) fakes.FCMAnswer { return tc.answer })
+			before := len(e.fcm.Sends())
 			start := time.Now()
 			_, err := e.p.Deliver(context.Background(), delivery(defaultPayload), sdk.Device{Kind: "fcm", Token: testToken})
 			checkOutcome(t, err, tc.class, tc.after, tc.reason)
-			if n := len(e.fcm.requests()) - before; n != 1 {
+			if n := len(e.fcm.Sends()) - before; n != 1 {
 				t.Errorf("%d requests for one Deliver, want 1 (the host owns retries)", n)
 			}
 			if el := time.Since(start); el > 2*time.Second {
@@ -316,12 +313,8 @@ func TestDeadlineWhileFCMHangs(t *testing.T) {
 	e := newEnv(t)
 	release := make(chan struct{})
 	defer close(release)
-	e.fcm.setAnswer(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-		fcmError(w, 503, "UNAVAILABLE", "", "late")
+	e.fcm.SetAnswer(func(*fakes.FCMSend) fakes.FCMAnswer {
+		return fakes.FCMAnswer{Status: 503, RPCStatus: "UNAVAILABLE", Message: "late", Hold: release}
 	})
 	d := delivery(defaultPayload)
 	d.Deadline = time.Now().Add(300 * time.Millisecond)
@@ -349,31 +342,25 @@ func TestNetworkErrorIsRetry(t *testing.T) {
 func TestOAuthOutcomes(t *testing.T) {
 	tests := []struct {
 		name   string
-		answer func(w http.ResponseWriter)
+		answer fakes.TokenAnswer
 		class  sdk.Class
 		after  time.Duration
 		reason string
 	}{
-		{"invalid grant", func(w http.ResponseWriter) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(400)
-			_, _ = w.Write([]byte(`{"error":"invalid_grant","error_description":"Invalid JWT Signature."}`))
-		}, sdk.ClassPermanent, 0, "400 invalid_grant: Invalid JWT Signature."},
-		{"unavailable", func(w http.ResponseWriter) {
-			w.Header().Set("Retry-After", "4")
-			w.WriteHeader(503)
-		}, sdk.ClassRetry, 4 * time.Second, "token endpoint answered 503"},
+		{"invalid grant", fakes.TokenAnswer{Status: 400, Error: "invalid_grant", Description: "Invalid JWT Signature."},
+			sdk.ClassPermanent, 0, "400 invalid_grant: Invalid JWT Signature."},
+		{"unavailable", fakes.TokenAnswer{Status: 503, Header: map[string]string{"Retry-After": "4"}}, sdk.ClassRetry, 4 * time.Second, "token endpoint answered 503"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			e.oauth.answer = tc.answer
+			e.fcm.SetTokenAnswer(&tc.answer)
 			_, err := e.p.Deliver(context.Background(), delivery(defaultPayload), sdk.Device{Kind: "fcm", Token: testToken})
 			checkOutcome(t, err, tc.class, tc.after, tc.reason)
-			if n := len(e.fcm.requests()); n != 0 {
+			if n := len(e.fcm.Sends()); n != 0 {
 				t.Errorf("%d FCM requests without an access token", n)
 			}
-			if n := e.oauth.requests(); n != 1 {
+			if n := e.fcm.TokenRequests(); n != 1 {
 				t.Errorf("%d token requests, want 1", n)
 			}
 		})
@@ -404,7 +391,7 @@ func TestConfigureErrors(t *testing.T) {
 		}
 		return path
 	}
-	good := string(serviceAccountJSON(t, e.oauth.URL, testProject))
+	good := string(e.fcm.ServiceAccount(""))
 	sa := func(edit func(m map[string]any)) string {
 		var m map[string]any
 		_ = json.Unmarshal([]byte(good), &m)
@@ -412,7 +399,7 @@ func TestConfigureErrors(t *testing.T) {
 		b, _ := json.Marshal(m)
 		return string(b)
 	}
-	keyBody := strings.Split(keyPEM(t), "\n")[1]
+	keyBody := strings.Split(e.fcm.KeyPEM(), "\n")[1]
 	tests := []struct {
 		name string
 		cfg  Config
@@ -452,13 +439,13 @@ func TestConfigureErrors(t *testing.T) {
 
 	// project_id overrides the credentials'.
 	p := New()
-	if err := p.Configure(context.Background(), Config{CredentialsFile: e.creds, ProjectID: "other-project", Endpoint: e.fcm.URL + "/"}); err != nil {
+	if err := p.Configure(context.Background(), Config{CredentialsFile: e.creds, ProjectID: "other-project", Endpoint: e.fcm.Endpoint() + "/"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.Deliver(context.Background(), delivery(defaultPayload), sdk.Device{Kind: "fcm", Token: testToken}); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.fcm.requests()[0].Path; got != "/v1/projects/other-project/messages:send" {
+	if got := e.fcm.Sends()[0].Path; got != "/v1/projects/other-project/messages:send" {
 		t.Errorf("path %q", got)
 	}
 }

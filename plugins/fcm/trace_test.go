@@ -30,7 +30,7 @@ func TestTraceSpan(t *testing.T) {
 	parent.End()
 
 	traceID := parent.SpanContext().TraceID().String()
-	if tp := e.fcm.requests()[0].Header.Get("Traceparent"); !strings.Contains(tp, traceID) {
+	if tp := e.fcm.Sends()[0].Header.Get("Traceparent"); !strings.Contains(tp, traceID) {
 		t.Errorf("traceparent %q, want trace %s", tp, traceID)
 	}
 	var post sdktrace.ReadOnlySpan
@@ -44,7 +44,7 @@ func TestTraceSpan(t *testing.T) {
 	}
 	for _, a := range post.Attributes() {
 		v := a.Value.String()
-		if strings.Contains(v, testToken) || strings.Contains(v, testAccessToken) || strings.Contains(v, "messages:send") {
+		if strings.Contains(v, testToken) || strings.Contains(v, e.fcm.AccessToken) || strings.Contains(v, "messages:send") {
 			t.Errorf("span attribute %s = %q", a.Key, v)
 		}
 	}

@@ -1,11 +1,9 @@
 package sms
 
 import (
-	"fmt"
-	"io"
-	"net/http"
 	"testing"
 
+	"github.com/ringside/ringside/plugins/fakes"
 	"github.com/ringside/ringside/plugins/sdk/sdktest"
 )
 
@@ -20,11 +18,7 @@ func TestConformance(t *testing.T) {
 		Config: func(peer string) map[string]any {
 			return map[string]any{"account_sid": testSID, "auth_token": testToken, "from": testFrom, "endpoint": peer}
 		},
-		Peer: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.Copy(io.Discard, r.Body)
-			w.WriteHeader(http.StatusCreated)
-			fmt.Fprint(w, `{"sid":"SM0123456789abcdef0123456789abcdef","status":"queued"}`)
-		}),
+		Peer:      fakes.NewTwilio(fakes.TwilioOptions{AccountSID: testSID, AuthToken: testToken}),
 		Tokens:    []string{"+818012345678", "+14155550100", "+447700900123"},
 		Templates: map[string]string{"body": "Incoming call from 9286"},
 		Invalid: []sdktest.Invalid{

@@ -4,81 +4,39 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ringside/ringside/plugins/fakes"
 	"github.com/ringside/ringside/plugins/sdk"
 )
 
 const (
-	testSID   = "AC0123456789abcdef0123456789abcdef"
-	testToken = "s3cr3t-auth-t0ken-0123456789abcd"
+	testSID   = fakes.TwilioAccountSID
+	testToken = fakes.TwilioAuthToken
 	testFrom  = "+15005550006"
 	testTo    = "+818012345678"
 )
 
-// twilioRequest is what the fake Twilio saw.
-type twilioRequest struct {
-	Path       string
-	User, Pass string
-	Form       url.Values
-	Header     http.Header
-}
-
-// fakeTwilio answers like the Messages API: 201 with a message sid, or
-// whatever answer writes.
-type fakeTwilio struct {
-	*httptest.Server
-	mu     sync.Mutex
-	reqs   []twilioRequest
-	answer func(w http.ResponseWriter, r *http.Request)
-}
-
-func newFakeTwilio(t *testing.T, answer func(w http.ResponseWriter, r *http.Request)) *fakeTwilio {
+// newTwilio starts a fake Twilio for testSID that answers as answer says
+// (nil: 201 queued).
+func newTwilio(t *testing.T, answer func(*fakes.SMS) fakes.SMSAnswer) *fakes.Twilio {
 	t.Helper()
-	f := &fakeTwilio{answer: answer}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		form, _ := url.ParseQuery(string(b))
-		user, pass, _ := r.BasicAuth()
-		f.mu.Lock()
-		f.reqs = append(f.reqs, twilioRequest{Path: r.URL.Path, User: user, Pass: pass, Form: form, Header: r.Header.Clone()})
-		n := len(f.reqs)
-		f.mu.Unlock()
-		if f.answer != nil {
-			f.answer(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		fmt.Fprintf(w, `{"sid":"SM%032d","status":"queued","to":%q}`, n, form.Get("To"))
-	}))
+	f := fakes.StartTwilio(fakes.TwilioOptions{AccountSID: testSID, AuthToken: testToken, Answer: answer})
 	t.Cleanup(f.Close)
 	return f
 }
 
-func (f *fakeTwilio) requests() []twilioRequest {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]twilioRequest(nil), f.reqs...)
-}
-
-// twilioErr answers a Twilio error.
-func twilioErr(status, code int, msg string, header ...string) func(w http.ResponseWriter, r *http.Request) {
-	return func(w http.ResponseWriter, r *http.Request) {
-		for i := 0; i+1 < len(header); i += 2 {
-			w.Header().Set(header[i], header[i+1])
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		fmt.Fprintf(w, `{"code":%d,"message":%q,"more_info":"https://www.twilio.com/docs/errors/%d","status":%d}`, code, msg, code, status)
+// twilioErr answers a Twilio error, with header pairs.
+func twilioErr(status, code int, msg string, header ...string) func(*fakes.SMS) fakes.SMSAnswer {
+	a := fakes.SMSAnswer{Status: status, Code: code, Message: msg, Header: map[string]string{}}
+	for i := 0; i+1 < len(header); i += 2 {
+		a.Header[header[i]] = header[i+1]
 	}
+	return func(*fakes.SMS) fakes.SMSAnswer { return a }
 }
 
 func configured(t *testing.T, endpoint string) *Plugin {
@@ -108,7 +66,7 @@ func delivery(body ...string) *sdk.Delivery {
 func phone(tok string) sdk.Device { return sdk.Device{Kind: DeviceKind, Token: tok} }
 
 func TestDeliverForm(t *testing.T) {
-	tw := newFakeTwilio(t, nil)
+	tw := newTwilio(t, nil)
 	p := configured(t, tw.URL+"/")
 	body := "Call from 9286: tap to answer ✆ & more"
 	id, err := p.Deliver(context.Background(), delivery(body), phone(testTo))
@@ -118,7 +76,7 @@ func TestDeliverForm(t *testing.T) {
 	if id != "SM00000000000000000000000000000001" {
 		t.Errorf("provider id %q; want the message sid", id)
 	}
-	reqs := tw.requests()
+	reqs := tw.Messages()
 	if len(reqs) != 1 {
 		t.Fatalf("got %d requests", len(reqs))
 	}
@@ -138,20 +96,20 @@ func TestDeliverForm(t *testing.T) {
 }
 
 func TestDefaultBody(t *testing.T) {
-	tw := newFakeTwilio(t, nil)
+	tw := newTwilio(t, nil)
 	p := configured(t, tw.URL)
 	d := delivery()
 	d.Call.Type = "V"
 	if _, err := p.Deliver(context.Background(), d, phone(testTo)); err != nil {
 		t.Fatal(err)
 	}
-	if got := tw.requests()[0].Form.Get("Body"); got != "Incoming video call from 9286" {
+	if got := tw.Messages()[0].Form.Get("Body"); got != "Incoming video call from 9286" {
 		t.Errorf("default body %q", got)
 	}
 }
 
 func TestDeliverRefusedLocally(t *testing.T) {
-	tw := newFakeTwilio(t, nil)
+	tw := newTwilio(t, nil)
 	p := configured(t, tw.URL)
 	tests := []struct {
 		name, token, body, want string
@@ -173,7 +131,7 @@ func TestDeliverRefusedLocally(t *testing.T) {
 			}
 		})
 	}
-	if n := len(tw.requests()); n != 0 {
+	if n := len(tw.Messages()); n != 0 {
 		t.Errorf("%d requests sent", n)
 	}
 	// Exactly MaxBody characters is fine.
@@ -185,7 +143,7 @@ func TestDeliverRefusedLocally(t *testing.T) {
 func TestDeliverErrors(t *testing.T) {
 	tests := []struct {
 		name   string
-		answer func(w http.ResponseWriter, r *http.Request)
+		answer func(*fakes.SMS) fakes.SMSAnswer
 		class  sdk.Class
 		after  time.Duration
 		want   string
@@ -203,22 +161,14 @@ func TestDeliverErrors(t *testing.T) {
 		{"429 bare", twilioErr(429, 20429, "Too Many Requests"), sdk.ClassRetry, 0, "429", false},
 		{"21611 queue full", twilioErr(400, 21611, "This 'From' number has exceeded the maximum number of queued messages"), sdk.ClassRetry, 0, "code 21611", false},
 		{"500", twilioErr(500, 20500, "Internal Server Error"), sdk.ClassRetry, 0, "500", false},
-		{"503 date", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Retry-After", time.Now().Add(90*time.Second).UTC().Format(http.TimeFormat))
-			w.WriteHeader(503)
-		}, sdk.ClassRetry, 90 * time.Second, "503", false},
-		{"502 html", func(w http.ResponseWriter, r *http.Request) {
-			w.WriteHeader(502)
-			io.WriteString(w, "<html>bad gateway</html>")
-		}, sdk.ClassRetry, 0, "502", false},
+		{"503 date", twilioErr(503, 0, "", "Retry-After", time.Now().Add(90*time.Second).UTC().Format(http.TimeFormat)), sdk.ClassRetry, 90 * time.Second, "503", false},
+		{"502 html", func(*fakes.SMS) fakes.SMSAnswer { return fakes.SMSAnswer{Status: 502, Raw: "<html>bad gateway</html>"} }, sdk.ClassRetry, 0, "502", false},
 		{"400 other", twilioErr(400, 21999, "Something"), sdk.ClassPermanent, 0, "21999", false},
-		{"302", func(w http.ResponseWriter, r *http.Request) {
-			http.Redirect(w, r, "https://example.com/", http.StatusFound)
-		}, sdk.ClassPermanent, 0, "302", false},
+		{"302", twilioErr(302, 0, "", "Location", "https://example.com/"), sdk.ClassPermanent, 0, "302", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tw := newFakeTwilio(t, tc.answer)
+			tw := newTwilio(t, tc.answer)
 			p := configured(t, tw.URL)
 			var logged []string
 			p.log = func(msg string, args ...any) { logged = append(logged, fmt.Sprint(msg, args)) }
@@ -249,7 +199,7 @@ func TestDeliverErrors(t *testing.T) {
 }
 
 func TestCredentialsLoggedOncePerMinute(t *testing.T) {
-	tw := newFakeTwilio(t, twilioErr(401, 20003, "Authenticate"))
+	tw := newTwilio(t, twilioErr(401, 20003, "Authenticate"))
 	p := configured(t, tw.URL)
 	now := time.Now()
 	p.now = func() time.Time { return now }
@@ -268,7 +218,7 @@ func TestCredentialsLoggedOncePerMinute(t *testing.T) {
 }
 
 func TestDeliverTransport(t *testing.T) {
-	tw := newFakeTwilio(t, nil)
+	tw := newTwilio(t, nil)
 	url := tw.URL
 	tw.Close()
 	p := configured(t, url)
@@ -280,12 +230,7 @@ func TestDeliverTransport(t *testing.T) {
 
 func TestDeliverDeadline(t *testing.T) {
 	release := make(chan struct{})
-	tw := newFakeTwilio(t, func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
+	tw := newTwilio(t, func(*fakes.SMS) fakes.SMSAnswer { return fakes.SMSAnswer{Hold: release} })
 	defer close(release)
 	p := configured(t, tw.URL)
 	d := delivery("hi")
@@ -300,11 +245,11 @@ func TestDeliverDeadline(t *testing.T) {
 	}
 
 	d.Deadline = time.Now().Add(-time.Second)
-	before := len(tw.requests())
+	before := len(tw.Messages())
 	if _, err := p.Deliver(context.Background(), d, phone(testTo)); err == nil {
 		t.Fatal("delivered past the deadline")
 	}
-	if len(tw.requests()) != before {
+	if len(tw.Messages()) != before {
 		t.Error("sent past the deadline")
 	}
 }
@@ -365,7 +310,7 @@ func TestMask(t *testing.T) {
 }
 
 func TestConcurrentDevices(t *testing.T) {
-	tw := newFakeTwilio(t, nil)
+	tw := newTwilio(t, nil)
 	p := configured(t, tw.URL)
 	var wg sync.WaitGroup
 	for i := range 20 {
@@ -376,7 +321,7 @@ func TestConcurrentDevices(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := len(tw.requests()); n != 20 {
+	if n := len(tw.Messages()); n != 20 {
 		t.Errorf("%d requests", n)
 	}
 }

@@ -3,9 +3,7 @@ package webhook
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -13,53 +11,33 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/ringside/ringside/plugins/fakes"
 	"github.com/ringside/ringside/plugins/sdk"
 )
 
-// lineParam is the param of LINE Planet's documented notify_cb example.
-const lineParam = "eyJjYWxsRmxvd1R5cGUiOiJNIiwiY29tbVBhcmFtIjoie1wibXBrZXlcIjpcIkFoTFJVMzBYdVhGZW5UM1o4WmFwVSsyWVBUUHpyWUEyWk9iRHFSenkraHIzXCIsXCJjdG1cIjozMDAwLFwiaWN0XCI6NjAwMH0iLCJjYWxsVHlwZSI6IkEifQ=="
+const lineParam = fakes.LineParam
 
 const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
-// request is what a test server saw.
-type request struct {
-	method string
-	path   string
-	header http.Header
-	body   []byte
-}
-
-// recorder is an httptest server that records requests and answers with
-// answer (204 when nil).
-type recorder struct {
-	*httptest.Server
-	mu     sync.Mutex
-	reqs   []request
-	answer func(w http.ResponseWriter, r *http.Request)
-}
-
-func newRecorder(t *testing.T, answer func(w http.ResponseWriter, r *http.Request)) *recorder {
+// newRecorder starts a fake app server that answers as answer says (nil:
+// 204).
+func newRecorder(t *testing.T, answer func(*fakes.WebhookRequest) fakes.WebhookAnswer) *fakes.Webhook {
 	t.Helper()
-	rec := &recorder{answer: answer}
-	rec.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		rec.mu.Lock()
-		rec.reqs = append(rec.reqs, request{method: r.Method, path: r.URL.RequestURI(), header: r.Header.Clone(), body: b})
-		rec.mu.Unlock()
-		if rec.answer == nil {
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		rec.answer(w, r)
-	}))
-	t.Cleanup(rec.Close)
-	return rec
+	f := fakes.StartWebhook(fakes.WebhookOptions{Answer: answer})
+	t.Cleanup(f.Close)
+	return f
 }
 
-func (rec *recorder) requests() []request {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	return append([]request(nil), rec.reqs...)
+// answerWith answers every request with status, body and header pairs
+// (an empty value sends no header).
+func answerWith(status int, body string, header ...string) func(*fakes.WebhookRequest) fakes.WebhookAnswer {
+	a := fakes.WebhookAnswer{Status: status, Body: body, Header: map[string]string{}}
+	for i := 0; i+1 < len(header); i += 2 {
+		if header[i+1] != "" {
+			a.Header[header[i]] = header[i+1]
+		}
+	}
+	return func(*fakes.WebhookRequest) fakes.WebhookAnswer { return a }
 }
 
 func configured(t *testing.T, cfg Config) *Plugin {
@@ -107,7 +85,7 @@ func TestDeliverBody(t *testing.T) {
 			if _, err := p.Deliver(context.Background(), delivery(tc.param), sdk.Device{}); err != nil {
 				t.Fatalf("Deliver: %v", err)
 			}
-			reqs := rec.requests()
+			reqs := rec.Requests("")
 			if len(reqs) != 1 {
 				t.Fatalf("got %d requests; want 1", len(reqs))
 			}
@@ -115,11 +93,11 @@ func TestDeliverBody(t *testing.T) {
 				`"to_service_id":"linecorp.com","to_user_id":"2809","type":"A","cc_param":"` + tc.param + `",` +
 				`"app_svr_data":"stid","route":"default",` +
 				`"payload":{"cc_param":"` + tc.param + `","sid":"151ad995-749c-4a28-893f-636700469db1","app_caller_uid":"9286","video":false,"ring":3,"nested":{"a":[1,"b",null]}}}`
-			if got := string(reqs[0].body); got != want {
+			if got := string(reqs[0].Body); got != want {
 				t.Errorf("body:\ngot  %s\nwant %s", got, want)
 			}
-			if reqs[0].method != http.MethodPost || reqs[0].path != "/hooks/call" {
-				t.Errorf("got %s %s; want POST /hooks/call", reqs[0].method, reqs[0].path)
+			if reqs[0].Method != http.MethodPost || reqs[0].Path != "/hooks/call" {
+				t.Errorf("got %s %s; want POST /hooks/call", reqs[0].Method, reqs[0].Path)
 			}
 		})
 	}
@@ -133,7 +111,7 @@ func TestDeliverEmptyPayload(t *testing.T) {
 	if _, err := p.Deliver(context.Background(), d, sdk.Device{}); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
-	if got := string(rec.requests()[0].body); !strings.HasSuffix(got, `"payload":{}}`) {
+	if got := string(rec.Requests("")[0].Body); !strings.HasSuffix(got, `"payload":{}}`) {
 		t.Errorf("got body %s; want an empty payload object", got)
 	}
 }
@@ -147,7 +125,7 @@ func TestDeliverInvalidPayload(t *testing.T) {
 	if de, _ := sdk.Classify(err); de.Class != sdk.ClassPermanent {
 		t.Fatalf("got %v (%v); want permanent", err, de.Class)
 	}
-	if n := len(rec.requests()); n != 0 {
+	if n := len(rec.Requests("")); n != 0 {
 		t.Errorf("got %d requests; want none", n)
 	}
 }
@@ -162,7 +140,7 @@ func TestDeliverHeaders(t *testing.T) {
 	if _, err := p.Deliver(context.Background(), d, sdk.Device{}); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
-	h := rec.requests()[0].header
+	h := rec.Requests("")[0].Header
 	for name, want := range map[string]string{
 		"Content-Type":  "application/json",
 		"Authorization": "Bearer s3cr3t",
@@ -183,7 +161,8 @@ func TestDeliverHeaders(t *testing.T) {
 }
 
 func TestDeliverSignature(t *testing.T) {
-	rec := newRecorder(t, nil)
+	rec := fakes.StartWebhook(fakes.WebhookOptions{Secret: testSecret})
+	t.Cleanup(rec.Close)
 	p := configured(t, Config{URL: rec.URL, Secret: testSecret})
 	wh, err := standardwebhooks.NewWebhook(testSecret)
 	if err != nil {
@@ -197,28 +176,28 @@ func TestDeliverSignature(t *testing.T) {
 			t.Fatalf("attempt %d: Deliver: %v", attempt, err)
 		}
 	}
-	reqs := rec.requests()
+	reqs := rec.Requests("")
 	if len(reqs) != 2 {
 		t.Fatalf("got %d requests; want 2", len(reqs))
 	}
 	for i, r := range reqs {
-		if err := wh.Verify(r.body, r.header); err != nil {
-			t.Errorf("attempt %d: Verify: %v", i+1, err)
+		if err := wh.Verify(r.Body, r.Header); err != nil || r.SigErr != nil {
+			t.Errorf("attempt %d: Verify: %v; the receiver's: %v", i+1, err, r.SigErr)
 		}
-		if got := r.header.Get(HeaderID); got != d.ID {
+		if got := r.Header.Get(HeaderID); got != d.ID {
 			t.Errorf("attempt %d: webhook-id %q; want %q", i+1, got, d.ID)
 		}
-		if got := r.header.Get(HeaderSignature); !strings.HasPrefix(got, "v1,") {
+		if got := r.Header.Get(HeaderSignature); !strings.HasPrefix(got, "v1,") {
 			t.Errorf("attempt %d: webhook-signature %q; want v1,…", i+1, got)
 		}
 	}
 
 	// A different secret, or a changed body, does not verify.
 	other, _ := standardwebhooks.NewWebhook("whsec_" + "b3RoZXIgc2VjcmV0IGtleQ==")
-	if err := other.Verify(reqs[0].body, reqs[0].header); err == nil {
+	if err := other.Verify(reqs[0].Body, reqs[0].Header); err == nil {
 		t.Error("Verify with another secret: got nil; want an error")
 	}
-	if err := wh.Verify(append(reqs[0].body, ' '), reqs[0].header); err == nil {
+	if err := wh.Verify(append(reqs[0].Body, ' '), reqs[0].Header); err == nil {
 		t.Error("Verify of a changed body: got nil; want an error")
 	}
 }
@@ -252,20 +231,16 @@ func TestDeliverStatus(t *testing.T) {
 		{504, sdk.ClassRetry, false, "webhook answered 504"},
 		{599, sdk.ClassRetry, false, "webhook answered 599"},
 	}
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t.Errorf("redirect followed to %s", r.URL)
-	}))
-	defer target.Close()
+	target := newRecorder(t, nil)
+	t.Cleanup(func() {
+		for _, r := range target.Requests("") {
+			t.Errorf("redirect followed to %s", r.Path)
+		}
+	})
 
 	for _, tc := range tests {
 		t.Run(http.StatusText(tc.code), func(t *testing.T) {
-			rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
-				if tc.code >= 300 && tc.code < 400 {
-					w.Header().Set("Location", target.URL+"/elsewhere")
-				}
-				w.WriteHeader(tc.code)
-				io.WriteString(w, "some body")
-			})
+			rec := newRecorder(t, answerWith(tc.code, "some body", "Location", target.URL+"/elsewhere"))
 			p := configured(t, Config{URL: rec.URL})
 			d := delivery(lineParam)
 			id, err := p.Deliver(context.Background(), d, sdk.Device{})
@@ -302,12 +277,7 @@ func TestDeliverProviderID(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
-				if tc.requestID != "" {
-					w.Header().Set("X-Request-Id", tc.requestID)
-				}
-				w.WriteHeader(http.StatusOK)
-			})
+			rec := newRecorder(t, answerWith(http.StatusOK, "", "X-Request-Id", tc.requestID))
 			p := configured(t, Config{URL: rec.URL})
 			d := delivery(lineParam)
 			want := tc.want
@@ -339,12 +309,7 @@ func TestDeliverRetryAfter(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
-				if tc.header != "" {
-					w.Header().Set("Retry-After", tc.header)
-				}
-				w.WriteHeader(http.StatusServiceUnavailable)
-			})
+			rec := newRecorder(t, answerWith(http.StatusServiceUnavailable, "", "Retry-After", tc.header))
 			p := configured(t, Config{URL: rec.URL})
 			p.now = func() time.Time { return now }
 			d := delivery(lineParam)
@@ -358,18 +323,13 @@ func TestDeliverRetryAfter(t *testing.T) {
 	}
 }
 
-// slowServer answers only when released or when the client goes away.
-func slowServer(t *testing.T) *httptest.Server {
+// slowServer answers only when the test ends or when the client goes
+// away.
+func slowServer(t *testing.T) *fakes.Webhook {
 	t.Helper()
 	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		case <-time.After(10 * time.Second):
-		}
-	}))
-	t.Cleanup(func() { close(release); srv.Close() })
+	srv := newRecorder(t, func(*fakes.WebhookRequest) fakes.WebhookAnswer { return fakes.WebhookAnswer{Hold: release} })
+	t.Cleanup(func() { close(release) })
 	return srv
 }
 
@@ -427,16 +387,14 @@ func TestDeliverDeadlinePassed(t *testing.T) {
 	if de, _ := sdk.Classify(err); de.Class != sdk.ClassRetry {
 		t.Fatalf("got %v; want retry", err)
 	}
-	if n := len(rec.requests()); n != 0 {
+	if n := len(rec.Requests("")); n != 0 {
 		t.Errorf("got %d requests after the deadline; want none", n)
 	}
 }
 
 func TestDeliverRedactsURL(t *testing.T) {
-	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusNotFound)
-	})
-	closed := httptest.NewServer(http.NotFoundHandler())
+	rec := newRecorder(t, answerWith(http.StatusNotFound, ""))
+	closed := fakes.StartWebhook(fakes.WebhookOptions{})
 	closedURL := closed.URL
 	closed.Close()
 
@@ -468,15 +426,15 @@ func TestDeliverRedactsURL(t *testing.T) {
 		})
 	}
 	// The credentials in the URL are still used on the wire.
-	reqs := rec.requests()
+	reqs := rec.Requests("")
 	if len(reqs) != 1 {
 		t.Fatalf("got %d requests; want 1", len(reqs))
 	}
-	if user, pass, ok := (&http.Request{Header: reqs[0].header}).BasicAuth(); !ok || user != "alice" || pass != "hunter2" {
+	if user, pass, ok := (&http.Request{Header: reqs[0].Header}).BasicAuth(); !ok || user != "alice" || pass != "hunter2" {
 		t.Errorf("got basic auth (%q, %q, %v); want alice's", user, pass, ok)
 	}
-	if reqs[0].path != "/hook?token=tok3n" {
-		t.Errorf("got path %q; want the query kept", reqs[0].path)
+	if reqs[0].Path != "/hook?token=tok3n" {
+		t.Errorf("got path %q; want the query kept", reqs[0].Path)
 	}
 }
 
@@ -492,7 +450,7 @@ func TestDeliverConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := len(rec.requests()); n != 64 {
+	if n := len(rec.Requests("")); n != 64 {
 		t.Errorf("got %d requests; want 64", n)
 	}
 }

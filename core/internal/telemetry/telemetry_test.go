@@ -3,10 +3,13 @@ package telemetry
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel"
+
+	"github.com/ringside/ringside/plugins/fakes"
 )
 
 func TestPluginEnv(t *testing.T) {
@@ -83,5 +86,29 @@ func TestStartTracingStdout(t *testing.T) {
 	}
 	if _, err := StartTracing(context.Background(), Tracing{Exporter: "zipkin"}, &out); err == nil {
 		t.Error("unknown exporter accepted")
+	}
+}
+
+// With "otlp", spans reach an OTLP/HTTP collector at endpoint/v1/traces,
+// with the service name and the host's process attribute on their
+// resource.
+func TestStartTracingOTLP(t *testing.T) {
+	collector := fakes.StartOTLP()
+	t.Cleanup(collector.Close)
+	tr, err := StartTracing(t.Context(), Tracing{Exporter: "otlp", Endpoint: collector.URL + "/", ServiceName: "rs-otlp"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := otel.Tracer("test").Start(t.Context(), "otlp-span")
+	span.End()
+	if err := tr.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := collector.Find(func(s fakes.Span) bool { return s.Name == "otlp-span" })
+	if !ok {
+		t.Fatalf("the collector got no otlp-span; got:\n%s", collector.Dump())
+	}
+	if got.Resource["service.name"] != "rs-otlp" || got.Resource["ringside.process"] != "host" {
+		t.Errorf("resource %v; want service.name rs-otlp and ringside.process host", got.Resource)
 	}
 }

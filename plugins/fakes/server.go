@@ -1,0 +1,94 @@
+package fakes
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+)
+
+// server is the loopback server a fake runs on once started.
+type server struct {
+	srv   *httptest.Server
+	conns atomic.Int64
+}
+
+// start serves h on 127.0.0.1: over TLS with HTTP/2 when tlsOn (asking
+// for a client certificate when clientCerts), else plain HTTP/1.1. It
+// returns the base URL.
+func (s *server) start(h http.Handler, tlsOn, clientCerts bool) string {
+	s.srv = httptest.NewUnstartedServer(h)
+	// Clients that go away mid-handshake (killed processes) are expected.
+	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
+	if !tlsOn {
+		s.srv.Start()
+		return s.srv.URL
+	}
+	s.srv.EnableHTTP2 = true
+	if clientCerts {
+		s.srv.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+	}
+	s.srv.StartTLS()
+	return s.srv.URL
+}
+
+// Close stops the server and closes its connections (a fake never started
+// has nothing to close).
+func (s *server) Close() {
+	if s.srv != nil {
+		s.srv.Close()
+	}
+}
+
+// Conns is the number of connections clients opened to the server.
+func (s *server) Conns() int { return int(s.conns.Load()) }
+
+// certPool trusts the server's TLS certificate.
+func (s *server) certPool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(s.srv.Certificate())
+	return p
+}
+
+// writeCA writes the server's TLS certificate as PEM to dir/ca.pem and
+// returns the path.
+func (s *server) writeCA(dir string) (string, error) {
+	path := filepath.Join(dir, "ca.pem")
+	b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
+	return path, os.WriteFile(path, b, 0o600)
+}
+
+// wait holds an answer for delay, then until hold is closed; it reports
+// false when the client went away first (no answer is written then).
+func wait(r *http.Request, delay time.Duration, hold <-chan struct{}) bool {
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return false
+		}
+	}
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+			return false
+		}
+	}
+	return r.Context().Err() == nil
+}
