@@ -106,8 +106,14 @@ type serviceAccount struct {
 
 // Configure checks the notifier's attributes and builds the FCM client. No
 // network request is made: a first token is fetched by the first delivery.
+// A Firebase Admin SDK other than the one this plugin was written for
+// refuses every configuration (see messagingReady).
 func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
 	var diags sdk.Diagnostics
+	if err := messagingReady(); err != nil {
+		diags.AddError("%v", err)
+		return diags
+	}
 
 	keyJSON, sa, err := readCredentials(cfg.CredentialsFile)
 	if err != nil {
