@@ -112,6 +112,16 @@ func check(t *testing.T, s step, code int, hdr http.Header, body []byte) {
 	}
 }
 
+// notFound is a step for each "METHOD path", answered 404 not_found.
+func notFound(requests ...string) []step {
+	var steps []step
+	for _, r := range requests {
+		method, path, _ := strings.Cut(r, " ")
+		steps = append(steps, step{method: method, path: path, status: 404, errCode: "not_found"})
+	}
+	return steps
+}
+
 func normJSON(t *testing.T, b []byte) string {
 	t.Helper()
 	var v any
@@ -247,20 +257,20 @@ func TestDevices(t *testing.T) {
 			{method: "POST", path: "/healthz", status: 405, errCode: "method_not_allowed", allow: "GET, HEAD"},
 			{method: "DELETE", path: "/readyz", status: 405, errCode: "method_not_allowed", allow: "GET, HEAD"},
 		}},
-		{"unknown paths", 0, []step{
-			{method: "GET", path: "/", status: 404, errCode: "not_found"},
-			{method: "GET", path: "/v1", status: 404, errCode: "not_found"},
-			{method: "GET", path: "/v1/devices", status: 404, errCode: "not_found"},
-			{method: "GET", path: "/v1/devices/", status: 404, errCode: "not_found"},
-			{method: "GET", path: "/v1/devices/s", status: 404, errCode: "not_found"},
-			{method: "GET", path: "/v1/devices/s/u/", status: 404, errCode: "not_found"},
-			{method: "PUT", path: "/v1/devices/s/u/apns", status: 404, errCode: "not_found"},
-			{method: "PUT", path: "/v1/devices/s/u/apns/t/", status: 404, errCode: "not_found"},
-			{method: "PUT", path: "/v1/devices/s/u/apns/t/x", status: 404, errCode: "not_found"},
-			{method: "GET", path: "/v2/devices/s/u", status: 404, errCode: "not_found"},
-			{method: "GET", path: "/healthz/", status: 404, errCode: "not_found"},
-			{method: "GET", path: "/metrics", status: 404, errCode: "not_found"},
-		}},
+		{"unknown paths", 0, notFound(
+			"GET /",
+			"GET /v1",
+			"GET /v1/devices",
+			"GET /v1/devices/",
+			"GET /v1/devices/s",
+			"GET /v1/devices/s/u/",
+			"PUT /v1/devices/s/u/apns",
+			"PUT /v1/devices/s/u/apns/t/",
+			"PUT /v1/devices/s/u/apns/t/x",
+			"GET /v2/devices/s/u",
+			"GET /healthz/",
+			"GET /metrics",
+		)},
 		{"health", 0, []step{
 			{method: "GET", path: "/healthz", status: 200, body: `{"status":"ok"}`},
 			{method: "GET", path: "/readyz", status: 200, body: `{"status":"ready"}`},

@@ -62,6 +62,14 @@ func pendingAt(t *testing.T, j *Journal, now time.Time) []Entry {
 	return got
 }
 
+// wantSize checks the number of j's live entries; what says when, or why.
+func wantSize(t *testing.T, j *Journal, want int, what string) {
+	t.Helper()
+	if got := j.Size(); got != int64(want) {
+		t.Errorf("size %s: got %d; want %d", what, got, want)
+	}
+}
+
 // want is what Pending should return for one key.
 type want struct {
 	deadline  time.Time
@@ -221,9 +229,7 @@ func TestAppendDeliveredFinishSurviveReopen(t *testing.T) {
 	j.Delivered("a", "hook", "")
 	j.Finish("b")
 	j = reopened(t, j)
-	if got := j.Size(); got != 3 {
-		t.Errorf("size after reopen: got %d; want 3 (a, c, old)", got)
-	}
+	wantSize(t, j, 3, "after reopen (a, c, old)")
 	got := pendingAt(t, j, t0)
 	if len(got) != 2 || got[0].Key != "a" || got[1].Key != "c" {
 		t.Fatalf("pending: got %+v; want a, c (b finished, old expired)", got)
@@ -232,9 +238,7 @@ func TestAppendDeliveredFinishSurviveReopen(t *testing.T) {
 		"a": {t0.Add(time.Minute), "data-a", [][2]string{{"ios", "tok1"}, {"hook", ""}}},
 		"c": {t0.Add(3 * time.Minute), "data-c", nil},
 	})
-	if got := j.Size(); got != 2 {
-		t.Errorf("size after purge: got %d; want 2", got)
-	}
+	wantSize(t, j, 2, "after purge")
 }
 
 // Pending orders by deadline and finishes, on disk, what has expired.
@@ -255,13 +259,9 @@ func TestPendingOrdersAndPurges(t *testing.T) {
 	if keys := []string{got[0].Key, got[1].Key, got[2].Key}; len(got) != 3 || !slices.Equal(keys, []string{"a", "b", "c"}) {
 		t.Fatalf("pending: got %v; want a, b, c", keys)
 	}
-	if j.Size() != 3 {
-		t.Errorf("size: got %d; want 3", j.Size())
-	}
+	wantSize(t, j, 3, "after Pending")
 	j = reopened(t, j)
-	if j.Size() != 3 {
-		t.Errorf("size after reopen: got %d; want 3 (the expired ones finished on disk)", j.Size())
-	}
+	wantSize(t, j, 3, "after reopen (the expired ones finished on disk)")
 }
 
 // Appends queued together share one write.
@@ -288,9 +288,7 @@ func TestGroupCommit(t *testing.T) {
 	if got := batches.Load(); got != 2 {
 		t.Errorf("%d batches for one append and %d queued together; want 2", got, n)
 	}
-	if j.Size() != n+1 {
-		t.Errorf("size: got %d; want %d", j.Size(), n+1)
-	}
+	wantSize(t, j, n+1, "after the batches")
 }
 
 func TestAppendAfterClose(t *testing.T) {
@@ -336,11 +334,7 @@ func TestWaitAfterClose(t *testing.T) {
 			t.Errorf("append %d queued before Close: %v", i, err)
 		}
 	}
-	j = mustOpen(t, path)
-	defer j.Close()
-	if j.Size() != 51 {
-		t.Errorf("size after reopen: got %d; want 51", j.Size())
-	}
+	wantSize(t, mustOpen(t, path), 51, "after reopen")
 }
 
 // A key appended and finished in one batch writes nothing; the marks of a
@@ -377,11 +371,7 @@ func TestSameBatchWritesNothing(t *testing.T) {
 	if !slices.Equal(got, wantRecs) {
 		t.Errorf("records: got %v; want %v", got, wantRecs)
 	}
-	j = mustOpen(t, path)
-	defer j.Close()
-	if j.Size() != 0 {
-		t.Errorf("size after finishing everything: got %d; want 0", j.Size())
-	}
+	wantSize(t, mustOpen(t, path), 0, "after finishing everything")
 }
 
 // Marks nobody waits for reach the disk without an append to carry them;
@@ -491,9 +481,7 @@ func reopen(t *testing.T, path string, b []byte, size int64, w map[string]want) 
 	if v := testutil.ToFloat64(m.JournalDamaged); v != 0 {
 		t.Errorf("damaged records: %v; want 0 for a torn tail", v)
 	}
-	if j.Size() != int64(len(w)) {
-		t.Errorf("size: got %d; want %d", j.Size(), len(w))
-	}
+	wantSize(t, j, len(w), "at open")
 	check(t, pendingAt(t, j, t0), w)
 	if st, err := os.Stat(path); err != nil || st.Size() != size {
 		t.Errorf("file after open: %v, %v; want %d bytes", st.Size(), err, size)
@@ -503,9 +491,7 @@ func reopen(t *testing.T, path string, b []byte, size int64, w map[string]want) 
 		t.Fatal(err)
 	}
 	j = reopened(t, j)
-	if j.Size() != int64(len(w))+1 {
-		t.Errorf("size after an append and reopening: got %d; want %d", j.Size(), len(w)+1)
-	}
+	wantSize(t, j, len(w)+1, "after an append and reopening")
 }
 
 // A crash may leave any prefix of the file: Open succeeds and yields the
@@ -748,9 +734,7 @@ func TestCompactionUnderLoad(t *testing.T) {
 	}
 	pendingAt(t, j, t0) // writes the last marks
 	compactNow(t, j)
-	if j.Size() != int64(len(model)) {
-		t.Errorf("size: got %d; want %d", j.Size(), len(model))
-	}
+	wantSize(t, j, len(model), "after the compactions")
 	j = reopened(t, j)
 	check(t, pendingAt(t, j, t0), model)
 }
