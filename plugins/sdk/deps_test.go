@@ -22,4 +22,15 @@ func TestNoCoreImports(t *testing.T) {
 			t.Errorf("the SDK depends on %s", dep)
 		}
 	}
+	// Nor does its module require ringside's: a plugin's build pulls the
+	// SDK's modules alone.
+	out, err = exec.Command(gobin, "list", "-m", "all").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -m all: %v\n%s", err, out)
+	}
+	for line := range strings.Lines(string(out)) {
+		if mod, _, _ := strings.Cut(strings.TrimSpace(line), " "); mod == "github.com/ringside/ringside" {
+			t.Errorf("the SDK module requires %s", strings.TrimSpace(line))
+		}
+	}
 }

@@ -10,12 +10,14 @@
 //	}
 //
 // The host (ringside) evaluates all HCL, launches the plugin as a separate
-// process over hashicorp/go-plugin gRPC, owns retries, and calls Deliver once
-// per device of the callee (or once per callback when the plugin has no
-// device kind). Deliver reports what happened with its error: nil means
-// delivered; wrap a failure with Permanent, RetryAfter or Gone to classify
-// it. An unclassified error is a transient failure the host may retry until
-// the delivery's deadline.
+// process over hashicorp/go-plugin gRPC, calls Configure once, owns retries,
+// and calls Deliver once per device of the callee (or once per callback when
+// the plugin has no device kind). Configure returns Diagnostics, errors and
+// warnings each pointing at an attribute: an error refuses the notifier, a
+// warning is printed and the plugin is configured. Deliver reports what
+// happened with its error: nil means delivered; wrap a failure with
+// Permanent, RetryAfter or Gone to classify it. An unclassified error is a
+// transient failure the host may retry until the delivery's deadline.
 //
 // Log with Logger: its JSON lines go to the process's standard error, where
 // the host picks them up and logs them under the notifier's name (a plugin's
