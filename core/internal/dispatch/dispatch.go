@@ -86,7 +86,7 @@ type Journal interface {
 // Options configures a Dispatcher.
 type Options struct {
 	Planner plan.Planner
-	// Dedup is shared across reloads; nil → a new one with a 120 s window.
+	// Dedup is shared across reloads; nil → a new one with the default window.
 	Dedup *Dedup
 	// Journal, when set, records accepted callbacks before Accept returns.
 	Journal Journal
@@ -125,7 +125,7 @@ func New(opt Options) *Dispatcher {
 		backoff: opt.Backoff,
 	}
 	if d.dedup == nil {
-		d.dedup = NewDedup(120 * time.Second)
+		d.dedup = NewDedup(callback.DefaultDedupWindow)
 	}
 	if d.metrics == nil {
 		d.metrics = telemetry.NewMetrics()

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/ringside/ringside/core/internal/callback"
 	"github.com/ringside/ringside/core/internal/callexpr"
+	"github.com/ringside/ringside/core/internal/callexpr/callexprtest"
 	"github.com/ringside/ringside/core/internal/delivery"
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/journal"
@@ -26,14 +26,7 @@ import (
 // benchParam is LINE Planet's documented example param.
 const benchParam = "eyJjYWxsRmxvd1R5cGUiOiJNIiwiY29tbVBhcmFtIjoie1wibXBrZXlcIjpcIkFoTFJVMzBYdVhGZW5UM1o4WmFwVSsyWVBUUHpyWUEyWk9iRHFSenkraHIzXCIsXCJjdG1cIjozMDAwLFwiaWN0XCI6NjAwMH0iLCJjYWxsVHlwZSI6IkEifQ=="
 
-func benchExpr(tb testing.TB, src string) hcl.Expression {
-	tb.Helper()
-	e, diags := hclsyntax.ParseExpression([]byte(src), "bench.hcl", hcl.InitialPos)
-	if diags.HasErrors() {
-		tb.Fatal(diags)
-	}
-	return e
-}
+func benchExpr(tb testing.TB, src string) hcl.Expression { return callexprtest.Parse(tb, src) }
 
 func benchCall() *callback.Call {
 	return &callback.Call{

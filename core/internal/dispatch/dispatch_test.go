@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/callexpr/callexprtest"
 	"github.com/ringside/ringside/core/internal/delivery"
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/plan"
@@ -20,14 +20,7 @@ import (
 	"github.com/ringside/ringside/core/internal/telemetry"
 )
 
-func expr(t *testing.T, src string) hcl.Expression {
-	t.Helper()
-	e, diags := hclsyntax.ParseExpression([]byte(src), "test.hcl", hcl.InitialPos)
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	return e
-}
+func expr(t *testing.T, src string) hcl.Expression { return callexprtest.Parse(t, src) }
 
 var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 
