@@ -22,16 +22,6 @@ import (
 // sdkModule is the module path of the plugin SDK.
 const sdkModule = "github.com/ringside/ringside/plugins/sdk"
 
-// sdkRepoRoot returns the folder of the main module (the repository).
-func sdkRepoRoot(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
-	if err != nil {
-		t.Fatalf("go list -m: %v", err)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // sdkGoCmd is a go command run in dir, outside any workspace, that ends with
 // the test.
 func sdkGoCmd(t *testing.T, dir string, args ...string) *exec.Cmd {
@@ -49,7 +39,7 @@ func TestSDKModule(t *testing.T) {
 	if testing.Short() {
 		args = append(args, "-short")
 	}
-	cmd := sdkGoCmd(t, filepath.Join(sdkRepoRoot(t), "plugins", "sdk"), append(args, "./...")...)
+	cmd := sdkGoCmd(t, filepath.Join(root, "plugins", "sdk"), append(args, "./...")...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("go test ./... in plugins/sdk: %v\n%s", err, out)
@@ -101,7 +91,6 @@ func guideFiles(guide []byte) (map[string]string, error) {
 // guide describes for an unpublished SDK), and runs its tests: the
 // conformance suite among them.
 func TestPluginOutsideRepository(t *testing.T) {
-	root := sdkRepoRoot(t)
 	guide, err := os.ReadFile(filepath.Join(root, "docs", "writing-a-plugin.md"))
 	if err != nil {
 		t.Fatal(err)

@@ -49,8 +49,8 @@ type APNs struct {
 	o   APNsOptions
 	key *ecdsa.PrivateKey
 
+	n      atomic.Int64
 	mu     sync.Mutex
-	n      int
 	pushes []*Push
 	answer atomic.Pointer[func(*Push) Answer]
 	tokens sync.Map // provider token → tokenCheck: each is verified once
@@ -266,13 +266,14 @@ func (f *APNs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.ClientCert = r.TLS.PeerCertificates[0].Subject.CommonName
 	}
 	a, refused := f.check(r, p)
-	f.mu.Lock()
-	f.n++
-	p.N = f.n
-	if !f.o.Discard {
+	if f.o.Discard {
+		p.N = int(f.n.Add(1))
+	} else {
+		f.mu.Lock()
+		p.N = int(f.n.Add(1))
 		f.pushes = append(f.pushes, p)
+		f.mu.Unlock()
 	}
-	f.mu.Unlock()
 	if !refused {
 		f.ok.Add(1)
 		if fn := *f.answer.Load(); fn != nil {

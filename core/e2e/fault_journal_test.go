@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Fault tests of the journal against the real binary: a disk that fills
 // up under it, and its file removed while it serves. Each ends with a
@@ -8,7 +8,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,16 +16,17 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringside/ringside/plugins/fakes"
 )
 
-// fjTmpfs mounts a tmpfs of size (e.g. "2m") on a new folder and returns
-// it; it is unmounted when the test ends, after the ringside processes the
-// test started are gone. The test is skipped if the mount fails (it needs
-// root, or CAP_SYS_ADMIN).
-func fjTmpfs(t *testing.T, size string) string {
+// mountTmpfs mounts a tmpfs of size (e.g. "2m") at dir, made if need
+// be, until the test ends (after the ringside processes it started later
+// are gone). The test is skipped if the mount fails: it needs root, or
+// CAP_SYS_ADMIN.
+func mountTmpfs(t *testing.T, dir, size string) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "disk") // removed after the unmount
-	if err := os.Mkdir(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0750", "tmpfs", dir).CombinedOutput(); err != nil {
@@ -38,12 +38,19 @@ func fjTmpfs(t *testing.T, size string) string {
 			_ = exec.Command("umount", "-l", dir).Run()
 		}
 	})
+}
+
+// tmpfsDisk mounts a tmpfs of size on a new folder and returns it.
+func tmpfsDisk(t *testing.T, size string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "disk") // removed after the unmount
+	mountTmpfs(t, dir, size)
 	return dir
 }
 
-// fjFill writes a file at path until the disk is full, and returns its
+// fill writes a file at path until the disk is full, and returns its
 // size.
-func fjFill(t *testing.T, path string) int64 {
+func fill(t *testing.T, path string) int64 {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -75,38 +82,10 @@ func fjFill(t *testing.T, path string) int64 {
 	return n
 }
 
-// fjReadyz returns the status code and body of the admin /readyz.
-func fjReadyz(t *testing.T, in *instance) (int, string) {
-	t.Helper()
-	resp, err := dlClient.Get(in.adminURL + "/readyz")
-	if err != nil {
-		t.Fatalf("GET /readyz: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-// fjWaitReadyz polls /readyz until ok accepts its answer.
-func fjWaitReadyz(t *testing.T, in *instance, timeout time.Duration, what string, ok func(code int, body string) bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		code, body := fjReadyz(t, in)
-		if ok(code, body) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz answered %d %s for %v; want %s", code, body, timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// fjConfig is a config whose directory (and so journal) lives at dbPath,
+// journalConfig is a config whose directory (and so journal) lives at dbPath,
 // with one webhook notifier to app.
-func fjConfig(dbPath, appURL string) string {
-	return dlServer("2s", "debug", "") + fmt.Sprintf(`
+func journalConfig(dbPath, appURL string) string {
+	return serverBlock("2s", "debug", "") + fmt.Sprintf(`
 directory "embedded" {
   path = %q
 }
@@ -120,11 +99,11 @@ route "main" {
 `, dbPath, appURL)
 }
 
-// fjResumed checks that the restarted ringside resumed every sid of want
+// resumed checks that the restarted ringside resumed every sid of want
 // and that each reached the app afterwards.
-func fjResumed(t *testing.T, in *instance, app *fakeApp, want []string) {
+func resumed(t *testing.T, in *instance, app *fakes.Webhook, want []string) {
 	t.Helper()
-	lines := dlWaitLogs(t, in, len(want), 15*time.Second, "resuming journaled callback", func(l map[string]any) bool {
+	lines := in.waitLogs(t, len(want), 15*time.Second, "resuming journaled callback", func(l map[string]any) bool {
 		return l["msg"] == "resuming journaled callback"
 	})
 	got := map[string]bool{}
@@ -136,7 +115,7 @@ func fjResumed(t *testing.T, in *instance, app *fakeApp, want []string) {
 			t.Errorf("%s, accepted before the crash, was not resumed", sid)
 		}
 	}
-	app.waitDelivered(t, want, 15*time.Second)
+	waitDelivered(t, app, want, 15*time.Second)
 }
 
 // A full disk under the journal: callbacks are still answered 200 (the
@@ -148,64 +127,64 @@ func fjResumed(t *testing.T, in *instance, app *fakeApp, want []string) {
 // log line per callback told, and the callbacks of the full disk were
 // never written.
 func TestE2EFaultJournalDiskFull(t *testing.T) {
-	disk := fjTmpfs(t, "2m")
+	disk := tmpfsDisk(t, "2m")
 	var heal atomic.Bool // until the restart, the app answers 503: deliveries stay journaled
-	app := newFakeApp(t, func(*appReq) appAnswer {
+	app := startWebhook(t, fakes.WebhookOptions{Answer: func(*fakes.WebhookRequest) fakes.WebhookAnswer {
 		if heal.Load() {
-			return appAnswer{Code: 200}
+			return fakes.WebhookAnswer{Status: 200}
 		}
-		return appAnswer{Code: 503}
-	})
-	path := writeConfig(t, fjConfig(filepath.Join(disk, "data", "ringside.db"), app.URL))
+		return fakes.WebhookAnswer{Status: 503}
+	}})
+	path := writeConfig(t, journalConfig(filepath.Join(disk, "data", "ringside.db"), app.URL))
 	in := startConfig(t, path)
-	waitReady(t, in, 200, 5*time.Second)
+	in.waitReady(t, 200, 5*time.Second)
 
 	filler := filepath.Join(disk, "filler")
-	fjFill(t, filler)
+	fill(t, filler)
 	var full []string
 	for i := range 12 {
-		sid := dlSID(0xdf000001, i)
+		sid := sidN(0xdf000001, i)
 		full = append(full, sid)
-		dlAccept(t, in, sid, "2809") // the phone rings: 200 accepted
+		in.accept(t, sid, "2809") // the phone rings: 200 accepted
 	}
-	dlWaitLogs(t, in, 1, 5*time.Second, "journal write failed at ERROR", func(l map[string]any) bool {
+	in.waitLogs(t, 1, 5*time.Second, "journal write failed at ERROR", func(l map[string]any) bool {
 		return l["level"] == "ERROR" && strings.HasPrefix(fmt.Sprint(l["msg"]), "journal write failed") &&
 			l["error"] == "no space left on device" && strings.HasSuffix(fmt.Sprint(l["file"]), "ringside.journal")
 	})
-	if v := dlMetric(t, in, "ringside_journal_write_errors_total"); v < 1 {
+	if v := in.metric(t, "ringside_journal_write_errors_total"); v < 1 {
 		t.Errorf("ringside_journal_write_errors_total = %v; want ≥ 1", v)
 	}
 	// /readyz reports the journal through the readiness check, which
 	// includes jr.Healthy() (core/app's readiness wiring).
-	fjWaitReadyz(t, in, 5*time.Second, "503 naming the full disk", func(code int, body string) bool {
+	in.waitReadyz(t, 5*time.Second, "503 naming the full disk", func(code int, body string) bool {
 		return code == 503 && strings.Contains(body, "ringside.journal: write: no space left on device")
 	})
 
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	dlWaitLogs(t, in, 1, 5*time.Second, "journal writes succeed again", func(l map[string]any) bool {
+	in.waitLogs(t, 1, 5*time.Second, "journal writes succeed again", func(l map[string]any) bool {
 		return l["msg"] == "journal writes succeed again"
 	})
-	fjWaitReadyz(t, in, 5*time.Second, "200 once the disk freed", func(code int, _ string) bool { return code == 200 })
+	in.waitReadyz(t, 5*time.Second, "200 once the disk freed", func(code int, _ string) bool { return code == 200 })
 	var after []string
 	for i := range 5 {
-		sid := dlSID(0xdf000002, i)
+		sid := sidN(0xdf000002, i)
 		after = append(after, sid)
-		dlAccept(t, in, sid, "2809")
+		in.accept(t, sid, "2809")
 	}
 	all := append(append([]string{}, full...), after...)
 	// Every callback is journaled now, those of the full disk included.
-	dlWaitMetric(t, in, "ringside_journal_entries", float64(len(all)), 10*time.Second)
-	app.waitSeen(t, all, 10*time.Second)
+	in.waitMetric(t, "ringside_journal_entries", float64(len(all)), 10*time.Second)
+	waitSeen(t, app, all, 10*time.Second)
 
-	orphans := dlKill9(t, in)
-	dlReap(dlWaitGone(orphans, 3*time.Second))
+	orphans := in.kill(t)
+	reap(waitGone(orphans, 3*time.Second))
 	heal.Store(true)
 	in2 := startConfig(t, path)
-	fjResumed(t, in2, app, all)
-	dlWaitMetric(t, in2, "ringside_journal_entries", 0, 10*time.Second)
-	if v := dlMetric(t, in2, "ringside_journal_write_errors_total"); v != 0 {
+	resumed(t, in2, app, all)
+	in2.waitMetric(t, "ringside_journal_entries", 0, 10*time.Second)
+	if v := in2.metric(t, "ringside_journal_write_errors_total"); v != 0 {
 		t.Errorf("restarted: ringside_journal_write_errors_total = %v; want 0", v)
 	}
 }
@@ -217,22 +196,22 @@ func TestE2EFaultJournalDiskFull(t *testing.T) {
 // removed file, and a crash lost everything it held, in silence.
 func TestE2EFaultJournalRemoved(t *testing.T) {
 	var heal atomic.Bool
-	app := newFakeApp(t, func(*appReq) appAnswer {
+	app := startWebhook(t, fakes.WebhookOptions{Answer: func(*fakes.WebhookRequest) fakes.WebhookAnswer {
 		if heal.Load() {
-			return appAnswer{Code: 200}
+			return fakes.WebhookAnswer{Status: 200}
 		}
-		return appAnswer{Code: 503}
-	})
+		return fakes.WebhookAnswer{Status: 503}
+	}})
 	dir := t.TempDir()
-	path := dlWriteConfig(t, dir, fjConfig("data/ringside.db", app.URL))
+	path := writeConfigIn(t, dir, journalConfig("data/ringside.db", app.URL))
 	in := startConfig(t, path)
 
 	var sids []string
 	accept := func(tag uint32, n int) {
 		for i := range n {
-			sid := dlSID(tag, i)
+			sid := sidN(tag, i)
 			sids = append(sids, sid)
-			dlAccept(t, in, sid, "2809")
+			in.accept(t, sid, "2809")
 		}
 	}
 	accept(0x4e000001, 3)
@@ -241,24 +220,24 @@ func TestE2EFaultJournalRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	accept(0x4e000002, 3) // before or after it is noticed
-	dlWaitLogs(t, in, 1, 5*time.Second, "the removal logged at ERROR", func(l map[string]any) bool {
+	in.waitLogs(t, 1, 5*time.Second, "the removal logged at ERROR", func(l map[string]any) bool {
 		return l["level"] == "ERROR" && strings.Contains(fmt.Sprint(l["msg"]), "file removed while serving") &&
 			l["file"] == journalFile
 	})
-	dlWaitLogs(t, in, 1, 5*time.Second, "the journal written again", func(l map[string]any) bool {
+	in.waitLogs(t, 1, 5*time.Second, "the journal written again", func(l map[string]any) bool {
 		return l["msg"] == "journal file written again at its path"
 	})
 	accept(0x4e000003, 3)
-	dlWaitMetric(t, in, "ringside_journal_entries", float64(len(sids)), 10*time.Second)
-	app.waitSeen(t, sids, 10*time.Second)
+	in.waitMetric(t, "ringside_journal_entries", float64(len(sids)), 10*time.Second)
+	waitSeen(t, app, sids, 10*time.Second)
 	if _, err := os.Stat(journalFile); err != nil {
 		t.Fatalf("journal file: %v", err)
 	}
 
-	orphans := dlKill9(t, in)
-	dlReap(dlWaitGone(orphans, 3*time.Second))
+	orphans := in.kill(t)
+	reap(waitGone(orphans, 3*time.Second))
 	heal.Store(true)
 	in2 := startConfig(t, path)
-	fjResumed(t, in2, app, sids)
-	dlWaitMetric(t, in2, "ringside_journal_entries", 0, 10*time.Second)
+	resumed(t, in2, app, sids)
+	in2.waitMetric(t, "ringside_journal_entries", 0, 10*time.Second)
 }

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"crypto/sha256"
@@ -11,34 +11,14 @@ import (
 	"testing"
 	"time"
 
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"github.com/ringside/ringside/plugins/fakes"
 )
-
-const hookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-func webhookConfig(url string) string {
-	return testServer + fmt.Sprintf(`
-notifier "app" {
-  plugin  = "webhook"
-  url     = %q
-  secret  = %q
-  payload = {
-    video  = call.type == "V"
-    caller = upper(call.from_user_id)
-  }
-}
-
-route "all" {
-  notify = ["app"]
-}
-`, url, hookSecret)
-}
 
 // The LINE example reaches the app server as a signed webhook carrying
 // cc_param byte for byte.
 func TestE2EWebhookDelivery(t *testing.T) {
-	hook := newHookServer(t, http.StatusNoContent)
-	in := startRingside(t, webhookConfig(hook.URL+"/ringside/incoming-call"))
+	hook := startWebhook(t, fakes.WebhookOptions{Secret: hookSecret})
+	in := start(t, webhookConfig(hook.URL+"/ringside/incoming-call"))
 
 	code, _, body := do(t, "GET", in.notifyURL+"?"+lineExample, nil)
 	if code != 200 {
@@ -49,13 +29,12 @@ func TestE2EWebhookDelivery(t *testing.T) {
 		t.Errorf("body: got %s; want %s", body, want)
 	}
 
-	req := hook.next(t)
-	wh, err := standardwebhooks.NewWebhook(hookSecret)
-	if err != nil {
-		t.Fatal(err)
+	req := waitRequests(t, hook, 1)[0]
+	if req.SigErr != nil {
+		t.Errorf("signature: %v", req.SigErr)
 	}
-	if err := wh.Verify(req.Body, req.Header); err != nil {
-		t.Errorf("signature: %v", err)
+	if req.Path != "/ringside/incoming-call" {
+		t.Errorf("path %q", req.Path)
 	}
 	var got struct {
 		SID, ToUserID, CCParam, AppSvrData, Route string
@@ -84,11 +63,11 @@ func TestE2EWebhookDelivery(t *testing.T) {
 	if got.CCParam != lineParam {
 		t.Errorf("cc_param: got %q; want %q", got.CCParam, lineParam)
 	}
-	if got.SID != "151ad995-749c-4a28-893f-636700469db1" || got.ToUserID != "2809" || got.AppSvrData != "stid" || got.Route != "all" {
+	if got.SID != lineSID || got.ToUserID != "2809" || got.AppSvrData != "stid" || got.Route != "all" {
 		t.Errorf("call fields: got %+v", got)
 	}
 	wantPayload := map[string]any{
-		"cc_param": lineParam, "sid": "151ad995-749c-4a28-893f-636700469db1",
+		"cc_param": lineParam, "sid": lineSID,
 		"app_caller_sid": "linecorp.com", "app_caller_uid": "9286",
 		"app_callee_sid": "linecorp.com", "app_callee_uid": "2809",
 		"app_call_type": "A", "app_svr_data": "stid",
@@ -114,7 +93,7 @@ func TestE2EWebhookDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatalf("callback log line: %v", err)
 	}
-	if line["sid"] != "151ad995-749c-4a28-893f-636700469db1" || line["route"] != "all" || line["delivered"] != float64(1) {
+	if line["sid"] != lineSID || line["route"] != "all" || line["delivered"] != float64(1) {
 		t.Errorf("callback log line: got %v", line)
 	}
 	if strings.Contains(in.logs.String(), lineParam) {
@@ -124,10 +103,10 @@ func TestE2EWebhookDelivery(t *testing.T) {
 
 // Invalid callbacks, other methods and HEAD are answered without delivery.
 func TestE2ECallbackAnswers(t *testing.T) {
-	hook := newHookServer(t, http.StatusOK)
-	in := startRingside(t, webhookConfig(hook.URL))
+	hook := startWebhook(t, fakes.WebhookOptions{})
+	in := start(t, webhookConfig(hook.URL))
 
-	missing := strings.Replace(lineExample, "sid=151ad995-749c-4a28-893f-636700469db1&", "", 1)
+	missing := strings.Replace(lineExample, "sid="+lineSID+"&", "", 1)
 	code, _, body := do(t, "GET", in.notifyURL+"?"+missing, nil)
 	if code != 400 || !strings.Contains(body, `"error":"invalid_callback"`) || !strings.Contains(body, `"field":"sid"`) {
 		t.Errorf("missing sid: got %d %s", code, body)
@@ -141,12 +120,11 @@ func TestE2ECallbackAnswers(t *testing.T) {
 		t.Errorf("HEAD: got %d %q; want 200 and no body", code, body)
 	}
 	// HEAD delivered nothing: the first webhook to arrive is the GET's.
-	other := strings.Replace(lineExample, "151ad995-749c-4a28-893f-636700469db1", "00000000-0000-4000-8000-000000000001", 1)
-	if code, _, body := do(t, "GET", in.notifyURL+"?"+other, nil); code != 200 {
-		t.Fatalf("GET: got %d %s", code, body)
+	other := "00000000-0000-4000-8000-000000000001"
+	if code, body, err := in.call(other, "2809"); code != 200 {
+		t.Fatalf("GET: got %d %s %v", code, body, err)
 	}
-	req := hook.next(t)
-	if !strings.Contains(string(req.Body), "00000000-0000-4000-8000-000000000001") {
+	if req := waitRequests(t, hook, 1)[0]; req.SID != other {
 		t.Errorf("first webhook is not the GET's: %s", req.Body)
 	}
 	if code, _, _ := do(t, "GET", strings.Replace(in.notifyURL, "/notify_cb", "/other", 1), nil); code != 404 {
@@ -158,7 +136,7 @@ func TestE2ECallbackAnswers(t *testing.T) {
 // sha256 pinned, rings a registered device, and explain sees that device
 // while serve runs.
 func TestE2EConsolePlugin(t *testing.T) {
-	sum := fileSHA256(t, consoleBin)
+	console := consolePlugin(t)
 	config := testServer + fmt.Sprintf(`
 plugin "console" {
   command = [%q]
@@ -181,17 +159,13 @@ route "console" {
   notify   = ["desk"]
   fallback = ["hook"]
 }
-`, consoleBin, sum)
-	in := startRingside(t, config)
+`, console, fileSHA256(t, console))
+	in := start(t, config)
 
 	token := "0123456789abcdef-console-token"
-	code, _, body := do(t, "PUT", in.adminURL+"/v1/devices/linecorp.com/2809/console/"+token, nil)
-	if code != 204 {
-		t.Fatalf("PUT device: got %d %s", code, body)
-	}
-	code, _, body = do(t, "GET", in.adminURL+"/v1/devices/linecorp.com/2809", nil)
-	if code != 200 || !strings.Contains(body, token) {
-		t.Fatalf("GET devices: got %d %s", code, body)
+	in.putDevice(t, "2809", "console", token)
+	if body := in.devices(t, "2809"); !strings.Contains(body, token) {
+		t.Fatalf("GET devices: %s", body)
 	}
 
 	// explain reads the directory while serve holds it.
@@ -199,19 +173,7 @@ route "console" {
 	if ec != 0 {
 		t.Fatalf("explain: exit %d\n%s\n%s", ec, out, errOut)
 	}
-	var ex struct {
-		Status    string
-		Route     string
-		Notifiers []struct {
-			Name, Plugin, Role string
-			Active             bool
-			Devices            []struct{ Kind, Token string }
-			Payload            map[string]any
-		}
-	}
-	if err := json.Unmarshal([]byte(out), &ex); err != nil {
-		t.Fatalf("explain -json: %v\n%s", err, out)
-	}
+	ex := explained(t, out)
 	if ex.Status != "accepted" || ex.Route != "console" || len(ex.Notifiers) != 2 {
 		t.Fatalf("explain: got %+v", ex)
 	}
@@ -227,7 +189,7 @@ route "console" {
 		t.Error("explain printed a whole device token")
 	}
 
-	code, _, body = do(t, "GET", in.notifyURL+"?"+lineExample, nil)
+	code, _, body := do(t, "GET", in.notifyURL+"?"+lineExample, nil)
 	if code != 200 || !strings.Contains(body, `"status":"accepted"`) {
 		t.Fatalf("notify_cb: got %d %s", code, body)
 	}
@@ -240,17 +202,38 @@ route "console" {
 	if _, err := in.waitLog(5*time.Second, func(l map[string]any) bool { return l["msg"] == "callback" && l["delivered"] == float64(1) }); err != nil {
 		t.Fatalf("callback line: %v", err)
 	}
-	_, _, metrics := do(t, "GET", in.adminURL+"/metrics", nil)
-	if !strings.Contains(metrics, `ringside_deliveries_total{notifier="desk",outcome="delivered"} 1`) {
-		t.Errorf("metrics lack the delivery:\n%s", grep(metrics, "ringside_"))
+	if n := in.metric(t, `ringside_deliveries_total{notifier="desk",outcome="delivered"}`); n != 1 {
+		t.Errorf("desk deliveries %v; want 1:\n%s", n, grep(in.metrics(t), "ringside_"))
 	}
 	if strings.Contains(in.logs.String(), token) {
 		t.Error("logs contain a whole device token")
 	}
 }
 
+// explanation is what explain -json prints.
+type explanation struct {
+	Status    string
+	Route     string
+	Notifiers []struct {
+		Name, Plugin, Role string
+		Active             bool
+		Devices            []struct{ Kind, Token string }
+		Payload            map[string]any
+	}
+}
+
+func explained(t *testing.T, out string) explanation {
+	t.Helper()
+	var ex explanation
+	if err := json.Unmarshal([]byte(out), &ex); err != nil {
+		t.Fatalf("explain -json: %v\n%s", err, out)
+	}
+	return ex
+}
+
 // A wrong sha256 refuses to start, naming the file.
 func TestE2EPluginChecksum(t *testing.T) {
+	console := consolePlugin(t)
 	config := testServer + fmt.Sprintf(`
 plugin "console" {
   command = [%q]
@@ -258,25 +241,25 @@ plugin "console" {
 }
 notifier "desk" { plugin = "console" }
 route "all" { notify = ["desk"] }
-`, consoleBin, strings.Repeat("0", 64))
+`, console, strings.Repeat("0", 64))
 	path := writeConfig(t, config)
 	code, out, errOut := run(t, t.TempDir(), "serve", "-config", path)
 	if code != 1 {
 		t.Fatalf("serve with a wrong sha256: exit %d; want 1\n%s%s", code, out, errOut)
 	}
-	if !strings.Contains(errOut, "config.hcl:") || !strings.Contains(errOut, "console-plugin") || !strings.Contains(errOut, fileSHA256(t, consoleBin)) {
+	if !strings.Contains(errOut, "config.hcl:") || !strings.Contains(errOut, "console-plugin") || !strings.Contains(errOut, fileSHA256(t, console)) {
 		t.Errorf("error should point at the notifier and name the file and its real sha256:\n%s", errOut)
 	}
 }
 
 // A callback that reaches no device is a 404 when reject_unreachable is set.
 func TestE2ERejectUnreachable(t *testing.T) {
-	config := strings.Replace(testServer, "server {", "server {\n  reject_unreachable = true", 1) + fmt.Sprintf(`
+	config := serverBlock("2s", "debug", "  reject_unreachable = true") + fmt.Sprintf(`
 plugin "console" { command = [%q] }
 notifier "desk" { plugin = "console" }
 route "all" { notify = ["desk"] }
-`, consoleBin)
-	in := startRingside(t, config)
+`, consolePlugin(t))
+	in := start(t, config)
 	code, _, body := do(t, "GET", in.notifyURL+"?"+lineExample, nil)
 	want := `{"sid":"151ad995-749c-4a28-893f-636700469db1","status":"no_devices","route":"all","routes":["all"]}`
 	if code != 404 || strings.TrimSpace(body) != want {
@@ -286,17 +269,16 @@ route "all" { notify = ["desk"] }
 
 // Operations endpoints answer without a token.
 func TestE2EOperations(t *testing.T) {
-	hook := newHookServer(t, http.StatusOK)
-	in := startRingside(t, webhookConfig(hook.URL))
+	hook := startWebhook(t, fakes.WebhookOptions{Answer: answerStatus(http.StatusOK)})
+	in := start(t, webhookConfig(hook.URL))
 	for _, p := range []string{"/healthz", "/readyz"} {
 		if code, _, body := do(t, "GET", in.adminURL+p, nil); code != 200 {
 			t.Errorf("%s: got %d %s", p, code, body)
 		}
 	}
 	do(t, "GET", in.notifyURL+"?type=X", nil)
-	_, _, metrics := do(t, "GET", in.adminURL+"/metrics", nil)
-	if !strings.Contains(metrics, `ringside_callbacks_total{code="400",status="invalid"} 1`) {
-		t.Errorf("metrics lack the 400:\n%s", grep(metrics, "ringside_"))
+	if n := in.metric(t, `ringside_callbacks_total{code="400",status="invalid"}`); n != 1 {
+		t.Errorf("400s counted %v; want 1:\n%s", n, grep(in.metrics(t), "ringside_"))
 	}
 }
 
@@ -351,14 +333,4 @@ func fileSHA256(t *testing.T, path string) string {
 	}
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
-}
-
-func grep(text, substr string) string {
-	var out []string
-	for _, l := range strings.Split(text, "\n") {
-		if strings.Contains(l, substr) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Fault tests of the directory and the public listener, against the real
 // binary: the directory file removed or replaced while serving, a full
@@ -9,27 +9,25 @@ package main
 
 import (
 	"bufio"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringside/ringside/plugins/fakes"
 )
 
-// fdConfig is a config serving a webhook notifier, its directory at
-// ringside.db beside it (or at dbPath), with extra appended.
-func fdConfig(t *testing.T, dbPath, extra string) string {
+// directoryConfig is a config serving a webhook notifier, its directory
+// at ringside.db beside it (or at dbPath), with extra appended.
+func directoryConfig(t *testing.T, dbPath, extra string) string {
 	t.Helper()
-	hook := newHookServer(t, http.StatusNoContent)
+	hook := startWebhook(t, fakes.WebhookOptions{})
 	if dbPath == "" {
 		dbPath = "ringside.db"
 	}
@@ -47,62 +45,8 @@ route "all" {
 `, dbPath, hook.URL+"/hook") + extra
 }
 
-// fdDevice is the devices API URL of one device of user 2809.
-func fdDevice(in *instance, token string) string {
-	return in.adminURL + "/v1/devices/linecorp.com/2809/fcm/" + url.PathEscape(token)
-}
-
-// fdTokens lists the tokens of user 2809.
-func fdTokens(t *testing.T, in *instance) map[string]bool {
-	t.Helper()
-	code, _, body := do(t, "GET", in.adminURL+"/v1/devices/linecorp.com/2809", nil)
-	if code != http.StatusOK {
-		t.Fatalf("GET devices: %d %s", code, body)
-	}
-	var got struct{ Devices []struct{ Token string } }
-	if err := json.Unmarshal([]byte(body), &got); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]bool{}
-	for _, d := range got.Devices {
-		out[d.Token] = true
-	}
-	return out
-}
-
-// fdMetric returns one series of /metrics (0 when absent).
-func fdMetric(t *testing.T, in *instance, series string) float64 {
-	t.Helper()
-	_, _, body := do(t, "GET", in.adminURL+"/metrics", nil)
-	for _, line := range strings.Split(body, "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				t.Fatalf("metric %s: %q", series, line)
-			}
-			return f
-		}
-	}
-	return 0
-}
-
-// fdReady polls /readyz until it answers code, and returns the body.
-func fdReady(t *testing.T, in *instance, code int, timeout time.Duration) string {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		got, _, body := do(t, "GET", in.adminURL+"/readyz", nil)
-		if got == code {
-			return body
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz answered %d %s for %v; want %d", got, body, timeout, code)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func fdHasLog(in *instance, level, msg string) bool {
+// hasLog reports whether a log line of level says msg within 5s.
+func hasLog(in *instance, level, msg string) bool {
 	_, err := in.waitLog(5*time.Second, func(l map[string]any) bool { return l["level"] == level && l["msg"] == msg })
 	return err == nil
 }
@@ -111,10 +55,10 @@ func fdHasLog(in *instance, level, msg string) bool {
 // database (ERROR, then INFO), a device registered afterwards is a 204 and
 // survives a restart with every device registered before.
 func TestE2EFaultDirectoryRemoved(t *testing.T) {
-	path := writeConfig(t, fdConfig(t, "", ""))
+	path := writeConfig(t, directoryConfig(t, "", ""))
 	in := startConfig(t, path)
 	db := filepath.Join(in.dir, "ringside.db")
-	if code, _, body := do(t, "PUT", fdDevice(in, "before"), nil); code != http.StatusNoContent {
+	if code, _, body := do(t, "PUT", in.deviceURL("2809", "fcm", "before"), nil); code != http.StatusNoContent {
 		t.Fatalf("PUT before: %d %s", code, body)
 	}
 	for _, s := range []string{"", "-wal", "-shm"} {
@@ -122,25 +66,25 @@ func TestE2EFaultDirectoryRemoved(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	code, _, body := do(t, "PUT", fdDevice(in, "after"), nil)
+	code, _, body := do(t, "PUT", in.deviceURL("2809", "fcm", "after"), nil)
 	if code != http.StatusNoContent && code < 500 {
 		t.Fatalf("PUT after the removal: got %d %s; want 204, or a 5xx", code, body)
 	}
-	if !fdHasLog(in, "ERROR", "directory file removed while serving; rebuilding it from the open database") ||
-		!fdHasLog(in, "INFO", "directory file rebuilt from the open database; no device was lost") {
+	if !hasLog(in, "ERROR", "directory file removed while serving; rebuilding it from the open database") ||
+		!hasLog(in, "INFO", "directory file rebuilt from the open database; no device was lost") {
 		t.Errorf("no ERROR then INFO about the rebuild in the logs:\n%s", in.logs.String())
 	}
-	fdReady(t, in, http.StatusOK, 5*time.Second)
+	in.waitReady(t, http.StatusOK, 5*time.Second)
 	if _, err := os.Stat(db); err != nil {
 		t.Errorf("directory file: %v", err)
 	}
-	if v := fdMetric(t, in, "ringside_durable"); v != 1 {
+	if v := in.metric(t, "ringside_durable"); v != 1 {
 		t.Errorf("ringside_durable = %v; want 1", v)
 	}
 	in.stop()
 
 	in2 := startConfig(t, path)
-	got := fdTokens(t, in2)
+	got := in2.tokens(t, "2809")
 	if !got["before"] {
 		t.Error("the device registered before the removal is lost")
 	}
@@ -153,10 +97,10 @@ func TestE2EFaultDirectoryRemoved(t *testing.T) {
 // it): writes are refused with 503 and counted, /readyz is 503 naming the
 // reason, ringside_durable is 0; the refused device is not listed.
 func TestE2EFaultDirectoryReplaced(t *testing.T) {
-	path := writeConfig(t, fdConfig(t, "", ""))
+	path := writeConfig(t, directoryConfig(t, "", ""))
 	in := startConfig(t, path)
 	db := filepath.Join(in.dir, "ringside.db")
-	if code, _, body := do(t, "PUT", fdDevice(in, "before"), nil); code != http.StatusNoContent {
+	if code, _, body := do(t, "PUT", in.deviceURL("2809", "fcm", "before"), nil); code != http.StatusNoContent {
 		t.Fatalf("PUT before: %d %s", code, body)
 	}
 	b, err := os.ReadFile(db)
@@ -169,42 +113,25 @@ func TestE2EFaultDirectoryReplaced(t *testing.T) {
 	if err := os.Rename(db+".restored", db); err != nil {
 		t.Fatal(err)
 	}
-	code, _, body := do(t, "PUT", fdDevice(in, "refused"), nil)
+	code, _, body := do(t, "PUT", in.deviceURL("2809", "fcm", "refused"), nil)
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"not_durable"`) || !strings.Contains(body, "replaced") {
 		t.Errorf("PUT after the replacement: got %d %s; want 503 not_durable naming the replacement", code, body)
 	}
-	if ready := fdReady(t, in, http.StatusServiceUnavailable, 5*time.Second); !strings.Contains(ready, "replaced") {
+	if ready := in.waitReady(t, http.StatusServiceUnavailable, 5*time.Second); !strings.Contains(ready, "replaced") {
 		t.Errorf("/readyz body %s does not say why", ready)
 	}
-	if v := fdMetric(t, in, "ringside_directory_write_errors_total"); v < 1 {
+	if v := in.metric(t, "ringside_directory_write_errors_total"); v < 1 {
 		t.Errorf("ringside_directory_write_errors_total = %v; want ≥ 1", v)
 	}
-	if v := fdMetric(t, in, "ringside_durable"); v != 0 {
+	if v := in.metric(t, "ringside_durable"); v != 0 {
 		t.Errorf("ringside_durable = %v; want 0", v)
 	}
-	if !fdHasLog(in, "ERROR", "directory file replaced while serving; writes are refused until it is moved back or ringside restarts") {
+	if !hasLog(in, "ERROR", "directory file replaced while serving; writes are refused until it is moved back or ringside restarts") {
 		t.Errorf("no ERROR about the replacement in the logs")
 	}
-	if got := fdTokens(t, in); got["refused"] || !got["before"] {
+	if got := in.tokens(t, "2809"); got["refused"] || !got["before"] {
 		t.Errorf("devices: got %v; want before, not refused", got)
 	}
-}
-
-// mountTmpfs mounts a tmpfs of size at dir until the test ends (after the
-// instances started later are stopped), or skips the test saying why.
-func mountTmpfs(t *testing.T, dir, size string) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (the test needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v %s", dir, err, out)
-		}
-	})
 }
 
 // A full disk: device writes answer 503 (never 204 and lost), are
@@ -212,11 +139,11 @@ func mountTmpfs(t *testing.T, dir, size string) {
 // /readyz is 200 again by itself and writes are 204; every device answered
 // 204 is there after a restart.
 func TestE2EFaultDirectoryDiskFull(t *testing.T) {
-	path := writeConfig(t, fdConfig(t, "data/ringside.db", "delivery {\n  journal = false\n}\n"))
+	path := writeConfig(t, directoryConfig(t, "data/ringside.db", "delivery {\n  journal = false\n}\n"))
 	data := filepath.Join(filepath.Dir(path), "data")
 	mountTmpfs(t, data, "2m")
 	in := startConfig(t, path)
-	fdReady(t, in, http.StatusOK, 5*time.Second)
+	in.waitReady(t, http.StatusOK, 5*time.Second)
 
 	filler := filepath.Join(data, "filler")
 	f, err := os.Create(filler)
@@ -234,7 +161,7 @@ func TestE2EFaultDirectoryDiskFull(t *testing.T) {
 	code, body := 0, ""
 	for i := range 2000 {
 		tok := fmt.Sprintf("%0500d", i)
-		code, _, body = do(t, "PUT", fdDevice(in, tok), nil)
+		code, _, body = do(t, "PUT", in.deviceURL("2809", "fcm", tok), nil)
 		if code != http.StatusNoContent {
 			break
 		}
@@ -243,36 +170,36 @@ func TestE2EFaultDirectoryDiskFull(t *testing.T) {
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"not_durable"`) {
 		t.Fatalf("PUT on a full disk: got %d %s; want 503 not_durable", code, body)
 	}
-	if ready := fdReady(t, in, http.StatusServiceUnavailable, 5*time.Second); !strings.Contains(ready, "full") {
+	if ready := in.waitReady(t, http.StatusServiceUnavailable, 5*time.Second); !strings.Contains(ready, "full") {
 		t.Errorf("/readyz body %s does not say the disk is full", ready)
 	}
 	time.Sleep(1500 * time.Millisecond) // a probe or two: still full
 	if code, _, body := do(t, "GET", in.adminURL+"/readyz", nil); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz on a full disk after probes: %d %s; want 503", code, body)
 	}
-	if v := fdMetric(t, in, "ringside_directory_write_errors_total"); v < 1 {
+	if v := in.metric(t, "ringside_directory_write_errors_total"); v < 1 {
 		t.Errorf("ringside_directory_write_errors_total = %v; want ≥ 1", v)
 	}
-	if v := fdMetric(t, in, "ringside_durable"); v != 0 {
+	if v := in.metric(t, "ringside_durable"); v != 0 {
 		t.Errorf("ringside_durable = %v; want 0", v)
 	}
 
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	fdReady(t, in, http.StatusOK, 5*time.Second)
-	if code, _, body := do(t, "PUT", fdDevice(in, "later"), nil); code != http.StatusNoContent {
+	in.waitReady(t, http.StatusOK, 5*time.Second)
+	if code, _, body := do(t, "PUT", in.deviceURL("2809", "fcm", "later"), nil); code != http.StatusNoContent {
 		t.Errorf("PUT with room again: got %d %s; want 204", code, body)
 	} else {
 		stored = append(stored, "later")
 	}
-	if v := fdMetric(t, in, "ringside_durable"); v != 1 {
+	if v := in.metric(t, "ringside_durable"); v != 1 {
 		t.Errorf("ringside_durable = %v; want 1", v)
 	}
 	in.stop()
 
 	in2 := startConfig(t, path)
-	got := fdTokens(t, in2)
+	got := in2.tokens(t, "2809")
 	for _, tok := range stored {
 		if !got[tok] {
 			t.Errorf("device %s… answered 204 is lost after a restart", tok[:8])
@@ -284,29 +211,24 @@ func TestE2EFaultDirectoryDiskFull(t *testing.T) {
 // the file and the other ringside, even with the journal off (whose lock
 // kept a second serve out before); explain still reads the directory.
 func TestE2EFaultDirectoryTwoServes(t *testing.T) {
-	path := writeConfig(t, fdConfig(t, "", "delivery {\n  journal = false\n}\n"))
+	path := writeConfig(t, directoryConfig(t, "", "delivery {\n  journal = false\n}\n"))
 	in := startConfig(t, path)
-	if code, _, body := do(t, "PUT", in.adminURL+"/v1/devices/linecorp.com/2809/fcm/desk", nil); code != http.StatusNoContent {
-		t.Fatalf("PUT: %d %s", code, body)
-	}
+	in.putDevice(t, "2809", "fcm", "desk")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, ringsideBin, "serve", "-config", path)
-	cmd.Dir = in.dir
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
+	code, stdout, stderr := runWith(t, in.dir, nil, 20*time.Second, "serve", "-config", path)
+	out := stdout + stderr
+	if code == -1 {
 		t.Fatalf("the second serve was still running after 20s; output:\n%s", out)
 	}
-	if err == nil {
+	if code == 0 {
 		t.Fatalf("the second serve exited 0; output:\n%s", out)
 	}
 	db := filepath.Join(in.dir, "ringside.db")
-	if !strings.Contains(string(out), db) || !strings.Contains(string(out), "another ringside") {
+	if !strings.Contains(out, db) || !strings.Contains(out, "another ringside") {
 		t.Errorf("the second serve's error does not name %s and the other ringside:\n%s", db, out)
 	}
 
-	code, stdout, stderr := run(t, in.dir, "explain", "-config", path, "-json", lineExample)
+	code, stdout, stderr = run(t, in.dir, "explain", "-config", path, "-json", lineExample)
 	if code != 0 || !strings.Contains(stdout, `"status": "accepted"`) {
 		t.Errorf("explain while serving: exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -354,8 +276,8 @@ func TestE2EFaultPublicPathsNoRedirect(t *testing.T) {
 		{"allow_cidrs", `  allow_cidrs = ["192.0.2.0/24"]`, http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			config := strings.Replace(fdConfig(t, "", ""), "server {", "server {\n"+tc.settings, 1)
-			in := startRingside(t, config)
+			config := strings.Replace(directoryConfig(t, "", ""), "server {", "server {\n"+tc.settings, 1)
+			in := start(t, config)
 			if code, _, body := fdRaw(t, in, "/notify_cb?"+lineExample); code != tc.want {
 				t.Errorf("/notify_cb: got %d %s; want %d", code, body, tc.want)
 			}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Fault tests of the delivery path, against the real binary and its real
 // plugin processes: the largest LINE-legal callbacks at a high rate, a
@@ -7,10 +7,7 @@ package main
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -18,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringside/ringside/plugins/fakes"
 )
 
 // ftMaxQuery is a callback with every LINE field at its largest: param
@@ -45,28 +44,17 @@ func maxQuery(sid, fromService, fromUser, toUser, param, extraKey string, extraB
 	return v.Encode()
 }
 
-// ftGet sends a callback query and returns the code (0 on a transport error).
-func ftGet(notifyURL, query string) (int, string) {
-	resp, err := dlClient.Get(notifyURL + "?" + query)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // The largest legal callbacks, 256 at a time: every callback answered 200
 // is delivered exactly once. Before, the plugin stream batched calls into
 // messages over gRPC's 4 MiB limit, the stream ended, and every call on it
 // was retried, including those the app server had received already.
 func TestE2EFaultDeliveryLargestCallbacksAtRate(t *testing.T) {
-	app := newFakeApp(t, func(r *appReq) appAnswer {
+	app := startWebhook(t, fakes.WebhookOptions{NoBodies: true, Answer: func(r *fakes.WebhookRequest) fakes.WebhookAnswer {
 		time.Sleep(5 * time.Millisecond)
-		return appAnswer{Code: 200}
-	})
+		return fakes.WebhookAnswer{Status: 200}
+	}})
 	dir := t.TempDir()
-	path := dlWriteConfig(t, dir, dlServer("5s", "info", `  max_in_flight = 20000`)+fmt.Sprintf(`
+	path := writeConfigIn(t, dir, serverBlock("5s", "info", `  max_in_flight = 20000`)+fmt.Sprintf(`
 directory "embedded" {
   path = "ringside.db"
 }
@@ -95,8 +83,8 @@ route "all" {
 				if i >= total {
 					return
 				}
-				sid := dlSID(0xfa000001, i)
-				code, body := ftGet(in.notifyURL, ftMaxQuery(sid, "2809"))
+				sid := sidN(0xfa000001, i)
+				code, body, _ := in.get(ftMaxQuery(sid, "2809"))
 				if code == 200 && strings.Contains(body, `"status":"accepted"`) {
 					accepted.Store(sid, true)
 				} else {
@@ -111,11 +99,11 @@ route "all" {
 	if len(sids) < total/2 {
 		t.Fatalf("%d of %d callbacks accepted (%d refused); the load must be accepted to mean anything", len(sids), total, refused.Load())
 	}
-	app.waitDelivered(t, sids, 60*time.Second)
-	dlWaitMetric(t, in, "ringside_callbacks_in_delivery", 0, 30*time.Second)
+	waitDelivered(t, app, sids, 60*time.Second)
+	in.waitMetric(t, "ringside_callbacks_in_delivery", 0, 30*time.Second)
 	dups := 0
 	for _, sid := range sids {
-		if n := len(app.requests(sid)); n != 1 {
+		if n := len(app.Requests(sid)); n != 1 {
 			dups += n - 1
 		}
 	}
@@ -132,9 +120,9 @@ route "all" {
 // Before, a callback's goroutine blocked in the stream's Send once the
 // plugin stopped reading, memory grew, and the process was never replaced.
 func TestE2EFaultDeliveryStoppedPlugin(t *testing.T) {
-	app := newFakeApp(t, nil)
+	app := startWebhook(t, fakes.WebhookOptions{})
 	dir := t.TempDir()
-	path := dlWriteConfig(t, dir, dlServer("5s", "info", "")+fmt.Sprintf(`
+	path := writeConfigIn(t, dir, serverBlock("5s", "info", "")+fmt.Sprintf(`
 directory "embedded" {
   path = "ringside.db"
 }
@@ -147,10 +135,10 @@ route "all" {
 }
 `, app.URL+"/hook"))
 	in := startConfig(t, path)
-	dlAccept(t, in, dlSID(0xf5000000, 0), "2809")
-	app.waitDelivered(t, []string{dlSID(0xf5000000, 0)}, 10*time.Second)
+	in.accept(t, sidN(0xf5000000, 0), "2809")
+	waitDelivered(t, app, []string{sidN(0xf5000000, 0)}, 10*time.Second)
 
-	pid := dlPluginPid(in, "app")
+	pid := in.pluginPid("app")
 	if pid == 0 {
 		t.Fatal("no plugin process for notifier app")
 	}
@@ -163,9 +151,9 @@ route "all" {
 	var sids []string
 	var slowest time.Duration
 	for i := range 600 {
-		sid := dlSID(0xf5000001, i)
+		sid := sidN(0xf5000001, i)
 		start := time.Now()
-		code, body, err := dlCall(in.notifyURL, sid, "2809")
+		code, body, err := in.call(sid, "2809")
 		if d := time.Since(start); d > slowest {
 			slowest = d
 		}
@@ -176,13 +164,13 @@ route "all" {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Logf("600 callbacks answered while the plugin was stopped; slowest answer %v", slowest)
-	newPid := dlWaitPluginPid(t, in, "app", pid, 20*time.Second)
-	app.waitDelivered(t, sids, 45*time.Second)
-	if n := dlMetric(t, in, `ringside_plugin_kills_total{notifier="app",reason="health"}`); n < 1 {
+	newPid := in.waitPluginPid(t, "app", pid, 20*time.Second)
+	waitDelivered(t, app, sids, 45*time.Second)
+	if n := in.metric(t, `ringside_plugin_kills_total{notifier="app",reason="health"}`); n < 1 {
 		t.Errorf("plugin kills (health): %v; want ≥ 1", n)
 	}
 	for _, sid := range sids {
-		if n := app.delivered(sid); n != 1 {
+		if n := app.Delivered(sid); n != 1 {
 			t.Errorf("%s delivered %d times; want 1", sid, n)
 		}
 	}
@@ -197,14 +185,14 @@ func TestE2EFaultDeliveryWebhookIDSurvivesCrash(t *testing.T) {
 	hold := make(chan struct{})
 	var holdOnce sync.Once
 	defer holdOnce.Do(func() { close(hold) })
-	app := newFakeApp(t, func(r *appReq) appAnswer {
+	app := startWebhook(t, fakes.WebhookOptions{Answer: func(r *fakes.WebhookRequest) fakes.WebhookAnswer {
 		if r.N == 1 {
-			return appAnswer{Hold: hold}
+			return fakes.WebhookAnswer{Hold: hold}
 		}
-		return appAnswer{Code: 200}
-	})
+		return fakes.WebhookAnswer{Status: 200}
+	}})
 	dir := t.TempDir()
-	path := dlWriteConfig(t, dir, dlServer("2s", "info", "")+fmt.Sprintf(`
+	path := writeConfigIn(t, dir, serverBlock("2s", "info", "")+fmt.Sprintf(`
 directory "embedded" {
   path = "ringside.db"
 }
@@ -218,20 +206,20 @@ route "all" {
 }
 `, app.URL+"/hook"))
 	in := startConfig(t, path)
-	sid := dlSID(0xf6000001, 0)
-	dlAccept(t, in, sid, "2809")
-	app.waitSeen(t, []string{sid}, 10*time.Second)
-	first := app.requests(sid)[0].ID
+	sid := sidN(0xf6000001, 0)
+	in.accept(t, sid, "2809")
+	waitSeen(t, app, []string{sid}, 10*time.Second)
+	first := app.Requests(sid)[0].ID
 	if first == "" {
 		t.Fatal("no webhook-id on the first request")
 	}
-	orphans := dlKill9(t, in)
-	dlReap(dlWaitGone(orphans, 3*time.Second))
+	orphans := in.kill(t)
+	reap(waitGone(orphans, 3*time.Second))
 	holdOnce.Do(func() { close(hold) })
 
 	in2 := startConfig(t, path)
-	app.waitDelivered(t, []string{sid}, 15*time.Second)
-	reqs := app.requests(sid)
+	waitDelivered(t, app, []string{sid}, 15*time.Second)
+	reqs := app.Requests(sid)
 	if len(reqs) < 2 {
 		t.Fatalf("%d requests; want the resumed one too", len(reqs))
 	}
@@ -250,110 +238,77 @@ route "all" {
 // when the whole call ended. Before, no mark was written until every
 // device had answered, and all 199 rang twice.
 func TestE2EFaultDeliveryCrowdMarks(t *testing.T) {
-	dir := t.TempDir()
-	keyFile, pub := apnsKey(t, dir)
 	const n = 200
-	slow := fsToken("crowd", 0)
+	slow := deviceToken("crowd", 0)
 	hold := make(chan struct{})
 	var once sync.Once
 	release := func() { once.Do(func() { close(hold) }) }
 	defer release()
-	var mu sync.Mutex
-	count := map[string]int{}
-	first := map[string]time.Time{}
-	url, ca := newTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			return
+	apns := startAPNs(t, fakes.APNsOptions{Topic: apnsTopic, Answer: func(p *fakes.Push) fakes.Answer {
+		if p.Token == slow {
+			return fakes.Answer{Hold: hold}
 		}
-		var p struct{ SID string }
-		_ = json.Unmarshal(body, &p)
-		tok := strings.TrimPrefix(r.URL.Path, "/3/device/")
-		if tok == slow {
-			select {
-			case <-hold:
-			case <-r.Context().Done():
-				return
+		return fakes.Answer{}
+	}})
+	// answered counts the pushes answered 200 per device token, and when
+	// the first arrived.
+	answered := func() (map[string]int, map[string]time.Time) {
+		count, first := map[string]int{}, map[string]time.Time{}
+		for _, p := range apns.Pushes() {
+			if p.Status != 200 {
+				continue
+			}
+			if count[p.Token]++; count[p.Token] == 1 {
+				first[p.Token] = p.At
 			}
 		}
-		mu.Lock()
-		count[tok]++
-		if count[tok] == 1 {
-			first[tok] = time.Now()
-		}
-		mu.Unlock()
-		w.WriteHeader(200)
-	}))
-	_ = pub
-	path := dlWriteConfig(t, dir, dlServer("2s", "debug", "")+fmt.Sprintf(`
+		return count, first
+	}
+	dir := t.TempDir()
+	path := writeConfigIn(t, dir, serverBlock("2s", "debug", "")+`
 directory "embedded" {
   path = "ringside.db"
 }
-notifier "ios" {
-  plugin   = "apns"
-  team_id  = %q
-  key_id   = %q
-  key_file = %q
-  topic    = %q
-  endpoint = %q
-}
+`+apnsNotifier(apns.keyFile, apns.URL, apnsTopic, "")+`
 route "all" {
   notify = ["ios"]
 }
-`, apnsTeamID, apnsKeyID, keyFile, apnsTopic, url))
-	env := "SSL_CERT_FILE=" + ca
-	in := startConfig(t, path, env)
+`)
+	in := startConfig(t, path, apns.env())
 	devs := map[string][]string{}
 	for k := range n {
-		devs["crowd"] = append(devs["crowd"], fsToken("crowd", k))
+		devs["crowd"] = append(devs["crowd"], deviceToken("crowd", k))
 	}
-	fsPut(t, in, devs)
-	sid := dlSID(0x2e9e0001, 1)
-	dlAccept(t, in, sid, "crowd")
+	in.putDevices(t, "apns", devs)
+	sid := sidN(0x2e9e0001, 1)
+	in.accept(t, sid, "crowd")
 	sent := time.Now()
-	for {
-		mu.Lock()
-		got := len(count)
-		mu.Unlock()
-		if got == n-1 {
-			break
-		}
-		if time.Since(sent) > 10*time.Second {
-			t.Fatalf("only %d answered", got)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, 10*time.Second, fmt.Sprintf("%d devices answered", n-1), func() bool {
+		count, _ := answered()
+		return len(count) == n-1
+	}, func() string { count, _ := answered(); return fmt.Sprintf("%d answered", len(count)) })
 	allButOne := time.Now()
 	t.Logf("%d of %d devices accepted by APNs %v after the callback; one held", n-1, n, allButOne.Sub(sent).Round(time.Millisecond))
 	time.Sleep(1500 * time.Millisecond)
 	t.Logf("journal entries %v, in delivery %v, deliveries_total{ios,delivered} %v before the kill",
-		dlMetric(t, in, "ringside_journal_entries"), dlMetric(t, in, "ringside_callbacks_in_delivery"),
-		dlMetric(t, in, `ringside_deliveries_total{notifier="ios",outcome="delivered"}`))
+		in.metric(t, "ringside_journal_entries"), in.metric(t, "ringside_callbacks_in_delivery"),
+		in.metric(t, `ringside_deliveries_total{notifier="ios",outcome="delivered"}`))
 	killAt := time.Now()
-	orphans := dlKill9(t, in)
-	dlReap(dlWaitGone(orphans, 3*time.Second))
+	orphans := in.kill(t)
+	reap(waitGone(orphans, 3*time.Second))
 	release()
-	in2 := startConfig(t, path, env)
-	dlWaitMetric(t, in2, "ringside_journal_entries", 0, 20*time.Second)
-	mu.Lock()
-	defer mu.Unlock()
+	in2 := startConfig(t, path, apns.env())
+	in2.waitMetric(t, "ringside_journal_entries", 0, 20*time.Second)
+	count, first := answered()
 	twice, latest := 0, time.Duration(0)
+	var lead time.Duration = 1 << 62
 	for tok, c := range count {
 		// The held device's push may be let go as the kill lands, counted
 		// here, and sent again after the restart: it was in flight.
 		if c > 1 && tok != slow {
 			twice++
-			if l := killAt.Sub(first[tok]); l > latest {
-				latest = l
-			}
-		}
-	}
-	var lead time.Duration = 1 << 62
-	for tok, c := range count {
-		if c > 1 && tok != slow {
-			if l := killAt.Sub(first[tok]); l < lead {
-				lead = l
-			}
+			l := killAt.Sub(first[tok])
+			latest, lead = max(latest, l), min(lead, l)
 		}
 	}
 	t.Logf("after the restart: %d of the %d devices accepted %v before the kill rang twice; the held device %d time(s)",

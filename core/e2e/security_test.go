@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -16,25 +16,22 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringside/ringside/plugins/fakes"
 )
 
-// SPEC §5 security properties, end to end against the real binary.
+// Security properties, end to end against the real binary.
 
 // An external plugin sees a clean environment: nothing of ringside's own
 // environment but the documented pass-through variables, plus its block's
 // env; and go-plugin's AutoMTLS client certificate, so the channel is mTLS.
 func TestE2EExternalPluginEnvironment(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "envplugin")
-	build := exec.Command("go", "build", "-o", bin, "./core/internal/pluginhost/testdata/envplugin")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build envplugin: %v\n%s", err, out)
-	}
+	bin := binary(t, "core/internal/pluginhost/testdata/envplugin")
 	const hostSecret = "host-PLANTED-secret-91c3e0a7"
 	config := testServer + fmt.Sprintf(`
 plugin "envp" {
@@ -52,7 +49,7 @@ notifier "e2" {
 }
 route "all" { notify = ["e", "e2"] }
 `, bin, fileSHA256(t, bin))
-	in := startRingside(t, config,
+	in := start(t, config,
 		"RS_HOST_SECRET="+hostSecret, "AWS_SECRET_ACCESS_KEY="+hostSecret, "RINGSIDE_NOTIFY_TOKEN="+hostSecret)
 
 	lines := map[string]map[string]any{}
@@ -126,37 +123,13 @@ func selfSigned(t *testing.T, dir string) *x509.CertPool {
 	return pool
 }
 
-// startRingsideAt is startRingside for a config already written at path,
-// run from the folder cwd (so relative paths must resolve from the
-// config's folder, not from the working directory).
-func startRingsideAt(t *testing.T, path, cwd string, env ...string) *instance {
-	t.Helper()
-	in := &instance{t: t, dir: filepath.Dir(path), config: path, logs: &logBuffer{}, done: make(chan error, 1)}
-	in.cmd = exec.Command(ringsideBin, "serve", "-config", path)
-	in.cmd.Dir = cwd
-	in.cmd.Env = append(os.Environ(), env...)
-	in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
-	if err := in.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { in.done <- in.cmd.Wait() }()
-	t.Cleanup(func() { in.stop() })
-	line, err := in.waitLog(15*time.Second, func(l map[string]any) bool { return l["msg"] == "ringside serving" })
-	if err != nil {
-		t.Fatalf("ringside did not start: %v\nlogs:\n%s", err, in.logs.String())
-	}
-	in.notifyURL, _ = line["notify_cb"].(string)
-	in.adminURL, _ = line["admin"].(string)
-	return in
-}
-
 // TLS on the public listener: relative cert paths resolve from the config's
 // folder, the serving line says https, a client trusting the certificate
 // gets its 200, and plain HTTP on the same port is not served.
 func TestE2EPublicTLS(t *testing.T) {
 	dir := t.TempDir()
 	pool := selfSigned(t, dir)
-	hook := newHookServer(t, http.StatusOK)
+	hook := startWebhook(t, fakes.WebhookOptions{})
 	config := strings.Replace(webhookConfig(hook.URL+"/hook"), "server {", `server {
   tls {
     cert_file = "cert.pem"
@@ -166,7 +139,7 @@ func TestE2EPublicTLS(t *testing.T) {
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	in := startRingsideAt(t, path, t.TempDir())
+	in := startIn(t, path, t.TempDir())
 	if !strings.HasPrefix(in.notifyURL, "https://127.0.0.1:") {
 		t.Fatalf("serving line: notify_cb %q; want https://127.0.0.1:…", in.notifyURL)
 	}
@@ -181,7 +154,7 @@ func TestE2EPublicTLS(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"status":"accepted"`) || resp.TLS == nil {
 		t.Errorf("HTTPS callback: %d %s (TLS %v); want 200 accepted over TLS", resp.StatusCode, body, resp.TLS != nil)
 	}
-	hook.next(t)
+	waitRequests(t, hook, 1)
 
 	// A client that does not trust the certificate fails the handshake.
 	if _, err := http.Get(in.notifyURL + "?" + lineExample); err == nil || !strings.Contains(err.Error(), "certificate") {
@@ -199,11 +172,7 @@ func TestE2EPublicTLS(t *testing.T) {
 			t.Errorf("plain HTTP on the TLS port: %d %s; want a failure", resp.StatusCode, b)
 		}
 	}
-	select {
-	case r := <-hook.reqs:
-		t.Errorf("the plain HTTP callback was delivered: %s", r.Body)
-	case <-time.After(300 * time.Millisecond):
-	}
+	quiet(t, hook, 1, 300*time.Millisecond) // the plain HTTP callback is not delivered
 	// The admin listener stays plain HTTP on loopback.
 	if code, _, _ := do(t, "GET", in.adminURL+"/healthz", nil); code != 200 || !strings.HasPrefix(in.adminURL, "http://") {
 		t.Errorf("admin over HTTP: %d %s", code, in.adminURL)
@@ -216,7 +185,7 @@ func TestE2EPublicTLS(t *testing.T) {
 func TestE2EAdminAuth(t *testing.T) {
 	const token = "adm-e2e-9f8e7d6c5b4a"
 	config := strings.Replace(webhookConfig("http://127.0.0.1:1/hook"), "server {", "server {\n  admin_token = env(\"RS_ADMIN_TOKEN\")", 1)
-	in := startRingside(t, config, "RS_ADMIN_TOKEN="+token)
+	in := start(t, config, "RS_ADMIN_TOKEN="+token)
 
 	req := func(method, path, authz string) (int, string) {
 		t.Helper()
@@ -299,9 +268,9 @@ route "all" { notify = ["app"] }
 // logged (the harness logs at debug) nor forwarded.
 func TestE2ENotifyToken(t *testing.T) {
 	const token = "ntok-e2e-Q7w8E9r0T1y2U3i4"
-	hook := newHookServer(t, http.StatusOK)
+	hook := startWebhook(t, fakes.WebhookOptions{})
 	config := strings.Replace(webhookConfig(hook.URL+"/hook"), "server {", "server {\n  notify_token = env(\"RS_NOTIFY_TOKEN\")", 1)
-	in := startRingside(t, config, "RS_NOTIFY_TOKEN="+token)
+	in := start(t, config, "RS_NOTIFY_TOKEN="+token)
 
 	badType := strings.Replace(lineExample, "type=A", "type=Q", 1)
 	for _, c := range []struct {
@@ -328,16 +297,12 @@ func TestE2ENotifyToken(t *testing.T) {
 		}
 	}
 	// Only the authorised callbacks were delivered, without the token.
-	for i := 0; i < 2; i++ {
-		if r := hook.next(t); strings.Contains(string(r.Body), token) || strings.Contains(fmt.Sprint(r.Header), token) {
+	for _, r := range waitRequests(t, hook, 2) {
+		if strings.Contains(string(r.Body), token) || strings.Contains(fmt.Sprint(r.Header), token) {
 			t.Errorf("the webhook carries the notify token: %s", r.Body)
 		}
 	}
-	select {
-	case r := <-hook.reqs:
-		t.Errorf("an unauthorised callback was delivered: %s", r.Body)
-	case <-time.After(300 * time.Millisecond):
-	}
+	quiet(t, hook, 2, 300*time.Millisecond) // no unauthorised callback is delivered
 	if _, err := in.waitLog(5*time.Second, func(l map[string]any) bool { return l["msg"] == "callback" && l["delivered"] != nil }); err != nil {
 		t.Error(err)
 	}
@@ -357,8 +322,8 @@ func TestE2ENotifyToken(t *testing.T) {
 // ReadHeaderTimeout (5 s), on the public and on the admin listener; headers
 // over 64 KiB get 431.
 func TestE2ESlowClients(t *testing.T) {
-	hook := newHookServer(t, http.StatusOK)
-	in := startRingside(t, webhookConfig(hook.URL+"/hook"))
+	hook := startWebhook(t, fakes.WebhookOptions{})
+	in := start(t, webhookConfig(hook.URL+"/hook"))
 
 	type result struct {
 		name    string
@@ -413,10 +378,8 @@ func TestE2ESlowClients(t *testing.T) {
 			t.Errorf("%s: disconnected after %v (err %v); want about 5s", r.name, r.elapsed, r.err)
 		}
 	}
-	select {
-	case r := <-hook.reqs:
-		t.Errorf("the slow request was delivered: %s", r.Body)
-	default:
+	if reqs := hook.Requests(""); len(reqs) > 0 {
+		t.Errorf("the slow request was delivered: %s", reqs[0].Body)
 	}
 
 	// Headers: 32 KiB is served, 80 KiB (over 64 KiB + Go's 4 KiB slack) is 431.
@@ -465,9 +428,9 @@ func TestE2ESlowClients(t *testing.T) {
 // of a credential (here a rotated webhook secret missing its closing
 // quote), the diagnostic's source snippet must not print that line whole.
 func TestE2EReloadDiagnosticsHideSecrets(t *testing.T) {
-	hook := newHookServer(t, http.StatusOK)
+	hook := startWebhook(t, fakes.WebhookOptions{})
 	config := webhookConfig(hook.URL + "/hook")
-	in := startRingside(t, config)
+	in := start(t, config)
 	const rotated = "whsec_UGxhbnRlZFJvdGF0ZWRTZWNyZXQwMTIzNDU2Nzg5"
 	broken := strings.Replace(config, fmt.Sprintf("secret  = %q", hookSecret), `secret  = "`+rotated, 1)
 	if broken == config {
@@ -476,7 +439,7 @@ func TestE2EReloadDiagnosticsHideSecrets(t *testing.T) {
 	if err := os.WriteFile(in.config, []byte(broken), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_ = in.cmd.Process.Signal(syscall.SIGHUP)
+	in.signal(t, syscall.SIGHUP)
 	if _, err := in.waitLog(10*time.Second, func(l map[string]any) bool {
 		return strings.HasPrefix(fmt.Sprint(l["msg"]), "config reload refused")
 	}); err != nil {
@@ -495,14 +458,14 @@ func TestE2EReloadDiagnosticsHideSecrets(t *testing.T) {
 // refused with the old config serving: here a CRLF file that lost its final
 // "\n" with an unfinished attribute at its end.
 func TestE2EReloadTrailingCRKeepsServing(t *testing.T) {
-	hook := newHookServer(t, http.StatusOK)
+	hook := startWebhook(t, fakes.WebhookOptions{})
 	config := webhookConfig(hook.URL + "/hook")
-	in := startRingside(t, config)
+	in := start(t, config)
 	broken := strings.ReplaceAll(config, "\n", "\r\n") + "x = # todo\r"
 	if err := os.WriteFile(in.config, []byte(broken), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_ = in.cmd.Process.Signal(syscall.SIGHUP)
+	in.signal(t, syscall.SIGHUP)
 	_, err := in.waitLog(10*time.Second, func(l map[string]any) bool {
 		return strings.HasPrefix(fmt.Sprint(l["msg"]), "config reload refused")
 	})

@@ -1,10 +1,7 @@
-package main
+package e2e
 
 import (
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,17 +10,19 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ringside/ringside/plugins/fakes"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// SPEC §5: cc_param, device tokens, phone numbers and credentials never
-// appear whole in logs, errors, traces or metric labels. The test below
+// cc_param, device tokens, phone numbers and credentials never appear
+// whole in logs, errors, traces or metric labels. The test below
 // plants distinctive values of each kind in a run that uses every built-in
 // plugin and an external one, with failures, and scans every output.
 
@@ -171,15 +170,6 @@ func (s *leakScanner) scan(where, text string, skip ...string) []leak {
 	return out
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // excerpt is up to 300 bytes of line around [j, j+n).
 func excerpt(line string, j, n int) string {
 	from, to := max(0, j-150), min(len(line), j+n+150)
@@ -188,7 +178,7 @@ func excerpt(line string, j, n int) string {
 
 // spanText renders every field of every span, one line per field, each
 // prefixed with where it sits (span name and field path).
-func spanText(spans []span) string {
+func spanText(spans []fakes.Span) string {
 	var b strings.Builder
 	str := func(v *commonpb.AnyValue) string {
 		if v == nil {
@@ -203,13 +193,13 @@ func spanText(spans []span) string {
 	for i, s := range spans {
 		p := fmt.Sprintf("span[%d] %q", i, s.Name)
 		fmt.Fprintf(&b, "%s name: %s\n", p, s.Name)
-		keys := make([]string, 0, len(s.resource))
-		for k := range s.resource {
+		keys := make([]string, 0, len(s.Resource))
+		for k := range s.Resource {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			fmt.Fprintf(&b, "%s resource.%s: %s\n", p, k, s.resource[k])
+			fmt.Fprintf(&b, "%s resource.%s: %s\n", p, k, s.Resource[k])
 		}
 		for _, kv := range s.Attributes {
 			fmt.Fprintf(&b, "%s attribute.%s: %s\n", p, kv.Key, str(kv.Value))
@@ -238,123 +228,68 @@ func spanText(spans []span) string {
 	return b.String()
 }
 
-func (r *otlpReceiver) all() []span {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]span(nil), r.spans...)
+// ---- peers answering per device ----
+
+// firstTime reports whether key is seen for the first time.
+type firstTime struct {
+	mu   sync.Mutex
+	seen map[string]bool
 }
 
-// ---- fakes answering per device ----
-
-// secAPNS is a TLS HTTP/2 fake APNs answering by device token; it keeps
-// every provider token (JWT) it was sent.
-type secAPNS struct {
-	URL, CAFile string
-	mu          sync.Mutex
-	jwts        map[string]bool
-	seen        map[string]int
-}
-
-func newSecAPNS(t *testing.T) *secAPNS {
-	f := &secAPNS{jwts: map[string]bool{}, seen: map[string]int{}}
-	f.URL, f.CAFile = newTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.ReadAll(r.Body)
-		tok := strings.TrimPrefix(r.URL.Path, "/3/device/")
-		f.mu.Lock()
-		if b, ok := strings.CutPrefix(r.Header.Get("Authorization"), "bearer "); ok {
-			f.jwts[b] = true
-		}
-		f.seen[tok]++
-		n := f.seen[tok]
-		f.mu.Unlock()
-		status, body := 200, ""
-		switch {
-		case tok == secAPNSBad:
-			status, body = 400, `{"reason":"BadDeviceToken"}`
-		case tok == secAPNSGone:
-			status, body = 410, fmt.Sprintf(`{"reason":"Unregistered","timestamp":%d}`, time.Now().Add(2*time.Second).UnixMilli())
-		case tok == secAPNSForbid:
-			status, body = 403, `{"reason":"InvalidProviderToken"}`
-		case tok == secAPNSFlaky && n == 1:
-			status, body = 500, `{"reason":"InternalServerError"}`
-		}
-		w.Header().Set("apns-id", "11111111-2222-4333-8444-555555555555")
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}))
-	return f
-}
-
-func (f *secAPNS) count() (tokens int, jwts []string) {
+func (f *firstTime) first(key string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for j := range f.jwts {
-		jwts = append(jwts, j)
+	if f.seen == nil {
+		f.seen = map[string]bool{}
 	}
-	return len(f.seen), jwts
+	first := !f.seen[key]
+	f.seen[key] = true
+	return first
 }
 
-// newSecFCM is a fake FCM v1 endpoint answering by registration token.
-func newSecFCM(t *testing.T) (endpoint string, seen func() int) {
-	var mu sync.Mutex
-	count := map[string]int{}
-	u := newLoopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var m struct {
-			Message struct {
-				Token string `json:"token"`
-			} `json:"message"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&m)
-		tok := m.Message.Token
-		mu.Lock()
-		count[tok]++
-		n := count[tok]
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		fcmErr := func(status int, st, code, msg string) {
-			w.WriteHeader(status)
-			fmt.Fprintf(w, `{"error":{"code":%d,"message":%q,"status":%q,"details":[{"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmError","errorCode":%q}]}}`, status, msg, st, code)
-		}
+// secAPNS is a fake APNs answering by device token.
+func secAPNS(t *testing.T) *apnsPeer {
+	var flaky firstTime
+	return startAPNs(t, fakes.APNsOptions{Topic: apnsTopic, Answer: func(p *fakes.Push) fakes.Answer {
 		switch {
-		case r.Header.Get("Authorization") != "Bearer "+fcmTestAccessToken:
-			w.WriteHeader(http.StatusUnauthorized)
-		case tok == secFCMGone:
-			fcmErr(404, "NOT_FOUND", "UNREGISTERED", "Requested entity was not found.")
-		case tok == secFCMBad:
-			fcmErr(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token: "+tok)
-		case tok == secFCMForbid:
-			fcmErr(403, "PERMISSION_DENIED", "SENDER_ID_MISMATCH", "SenderId mismatch for token "+tok)
-		case tok == secFCMFlaky && n == 1:
-			fcmErr(500, "INTERNAL", "INTERNAL", "Internal error encountered.")
-		default:
-			_, _ = io.WriteString(w, `{"name":"projects/`+fcmTestProject+`/messages/0:secrets"}`)
+		case p.Token == secAPNSBad:
+			return fakes.Answer{Status: 400, Reason: "BadDeviceToken"}
+		case p.Token == secAPNSGone:
+			return fakes.Answer{Status: 410, Reason: "Unregistered", Timestamp: time.Now().Add(2 * time.Second).UnixMilli()}
+		case p.Token == secAPNSForbid:
+			return fakes.Answer{Status: 403, Reason: "InvalidProviderToken"}
+		case p.Token == secAPNSFlaky && flaky.first(p.Token):
+			return fakes.Answer{Status: 500, Reason: "InternalServerError"}
 		}
-	})) + "/v1"
-	return u, func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(count)
-	}
+		return fakes.Answer{}
+	}})
 }
 
-// newSecHook is a webhook receiver answering 500 to the first request.
-func newSecHook(t *testing.T) (string, func() int) {
-	var mu sync.Mutex
-	n := 0
-	u := newLoopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.ReadAll(r.Body)
-		mu.Lock()
-		n++
-		first := n == 1
-		mu.Unlock()
-		if first {
-			http.Error(w, "internal error", http.StatusInternalServerError)
-			return
+// secFCM is a fake FCM v1 endpoint answering by registration token.
+func secFCM(t *testing.T) (*fakes.FCM, string) {
+	var flaky firstTime
+	return startFCM(t, fakes.FCMOptions{Answer: func(s *fakes.FCMSend) fakes.FCMAnswer {
+		switch tok := s.Token; {
+		case tok == secFCMGone:
+			return fcmError(404, "NOT_FOUND", "UNREGISTERED", "Requested entity was not found.")
+		case tok == secFCMBad:
+			return fcmError(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token: "+tok)
+		case tok == secFCMForbid:
+			return fcmError(403, "PERMISSION_DENIED", "SENDER_ID_MISMATCH", "SenderId mismatch for token "+tok)
+		case tok == secFCMFlaky && flaky.first(tok):
+			return fcmError(500, "INTERNAL", "INTERNAL", "Internal error encountered.")
 		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	return u + "/hook", func() int { mu.Lock(); defer mu.Unlock(); return n }
+		return fakes.FCMAnswer{}
+	}})
+}
+
+// distinct counts the distinct values of key over items.
+func distinct[T any](items []T, key func(T) string) int {
+	seen := map[string]bool{}
+	for _, it := range items {
+		seen[key(it)] = true
+	}
+	return len(seen)
 }
 
 // secRecorder keeps every HTTP answer (status line, headers, body) or
@@ -451,7 +386,7 @@ notifier "sms" {
 route "all" {
   notify = ["desk", "app", "ios", "android", "sms"]
 }
-`, otlpURL, consolePath, hookURL, secWebhookSecret(), apnsTeamID, apnsKeyID, keyFile, apnsTopic, apnsURL,
+`, otlpURL, consolePath, hookURL, secWebhookSecret(), fakes.APNsTeamID, fakes.APNsKeyID, keyFile, apnsTopic, apnsURL,
 		creds, fcmURL, secTwilioSID, secTwilioToken, twilioURL)
 }
 
@@ -480,26 +415,23 @@ func TestSecretScannerSelfCheck(t *testing.T) {
 
 func TestE2ESecretsNeverLeak(t *testing.T) {
 	// Peers.
-	recv := &otlpReceiver{}
-	otlpURL := newLoopbackServer(t, recv)
-	hookURL, hookCount := newSecHook(t)
-	apns := newSecAPNS(t)
-	keyFile, _ := apnsKey(t, t.TempDir())
-	p8, err := os.ReadFile(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fcmURL, fcmSeen := newSecFCM(t)
-	creds := fcmCredentials(t, fcmFakeOAuth(t))
-	der, _ := x509.MarshalPKCS8PrivateKey(fcmKey)
-	rsaPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-	tw := newSMSTwilio(t, map[string][]int{secPhoneBad: {400, 400, 400}, secPhoneFlaky: {500}})
+	recv := startOTLP(t)
+	var hookFailed atomic.Bool
+	hook := startWebhook(t, fakes.WebhookOptions{Secret: secWebhookSecret(), Answer: func(*fakes.WebhookRequest) fakes.WebhookAnswer {
+		if hookFailed.CompareAndSwap(false, true) {
+			return fakes.WebhookAnswer{Status: 500, Body: "internal error"}
+		}
+		return fakes.WebhookAnswer{}
+	}})
+	apns := secAPNS(t)
+	fcm, creds := secFCM(t)
+	tw := startTwilio(t, fakes.TwilioOptions{AccountSID: secTwilioSID, AuthToken: secTwilioToken}, map[string][]int{secPhoneBad: {400, 400, 400}, secPhoneFlaky: {500}})
 
-	hookURL = strings.Replace(hookURL, "http://", "http://ringside:"+secHookPassword+"@", 1) + "?apikey=" + secHookQueryKey
-	config := secConfig(consoleBin, hookURL, apns.URL, keyFile, fcmURL, creds, tw.URL, otlpURL)
-	in := startRingside(t, config,
+	hookURL := strings.Replace(hook.URL, "http://", "http://ringside:"+secHookPassword+"@", 1) + "/hook?apikey=" + secHookQueryKey
+	config := secConfig(consolePlugin(t), hookURL, apns.URL, apns.keyFile, fcm.Endpoint(), creds, tw.URL, recv.URL)
+	in := start(t, config,
 		"RS_NOTIFY_TOKEN="+secNotifyToken, "RS_ADMIN_TOKEN="+secAdminToken,
-		"SSL_CERT_FILE="+apns.CAFile, "OTEL_BSP_SCHEDULE_DELAY=100",
+		apns.env(), "OTEL_BSP_SCHEDULE_DELAY=100",
 		"OTEL_EXPORTER_OTLP_HEADERS=x-api-key="+secOTLPHeader)
 	rec := &secRecorder{t: t}
 	auth := map[string]string{"Authorization": "Bearer " + secAdminToken}
@@ -560,16 +492,16 @@ func TestE2ESecretsNeverLeak(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("the callback's deliveries did not end: %v\n%s", err, in.logs.String())
 	}
-	if n, _ := apns.count(); n != 5 {
+	if n := distinct(apns.Pushes(), func(p fakes.Push) string { return p.Token }); n != 5 {
 		t.Errorf("fake APNs saw %d tokens; want 5", n)
 	}
-	if n := fcmSeen(); n != 5 {
+	if n := distinct(fcm.Sends(), func(s fakes.FCMSend) string { return s.Token }); n != 5 {
 		t.Errorf("fake FCM saw %d tokens; want 5", n)
 	}
-	if n := len(tw.requests()); n != 4 {
+	if n := len(tw.Messages()); n != 4 {
 		t.Errorf("fake Twilio saw %d requests; want 4 (good, bad, flaky twice)", n)
 	}
-	if n := hookCount(); n != 2 {
+	if n := len(hook.Requests("")); n != 2 {
 		t.Errorf("webhook receiver saw %d requests; want 2 (500, then 204)", n)
 	}
 
@@ -578,7 +510,7 @@ func TestE2ESecretsNeverLeak(t *testing.T) {
 	if err := os.WriteFile(in.config, []byte(broken), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_ = in.cmd.Process.Signal(syscall.SIGHUP)
+	in.signal(t, syscall.SIGHUP)
 	if _, err := in.waitLog(15*time.Second, func(l map[string]any) bool { return strings.HasPrefix(fmt.Sprint(l["msg"]), "config reload refused") }); err != nil {
 		t.Errorf("no refused reload: %v", err)
 	}
@@ -594,8 +526,8 @@ func TestE2ESecretsNeverLeak(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		n := 0
-		for _, s := range recv.all() {
-			if s.resource["ringside.process"] == "plugin" && s.Kind == tracepb.Span_SPAN_KIND_CLIENT {
+		for _, s := range recv.Spans() {
+			if s.Resource["ringside.process"] == "plugin" && s.Kind == tracepb.Span_SPAN_KIND_CLIENT {
 				n++
 			}
 		}
@@ -611,11 +543,17 @@ func TestE2ESecretsNeverLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := []string{"RS_NOTIFY_TOKEN=" + secNotifyToken, "RS_ADMIN_TOKEN=" + secAdminToken}
-	_, vout, verr := runEnv(t, in.dir, env, "validate", "-config", in.config)
-	_, eout, eerr := runEnv(t, in.dir, env, "explain", "-config", in.config, "-json", secQuery(secSID, secNotifyToken))
-	_, e2out, e2err := runEnv(t, in.dir, env, "explain", "-config", in.config, secQuery(secSID, secNotifyToken))
+	_, vout, verr := runWith(t, in.dir, env, time.Minute, "validate", "-config", in.config)
+	_, eout, eerr := runWith(t, in.dir, env, time.Minute, "explain", "-config", in.config, "-json", secQuery(secSID, secNotifyToken))
+	_, e2out, e2err := runWith(t, in.dir, env, time.Minute, "explain", "-config", in.config, secQuery(secSID, secNotifyToken))
 
-	_, jwts := apns.count()
+	jwts := map[string]bool{}
+	for _, p := range apns.Pushes() {
+		if p.JWTErr != nil {
+			t.Errorf("push to %s…: provider token: %v", p.Token[:6], p.JWTErr)
+		}
+		jwts[p.Bearer] = true
+	}
 	if len(jwts) == 0 {
 		t.Error("the fake APNs saw no provider token")
 	}
@@ -626,13 +564,15 @@ func TestE2ESecretsNeverLeak(t *testing.T) {
 	s.plant("admin_token", secAdminToken)
 	s.plant("webhook secret", secWebhookSecret(), strings.TrimPrefix(secWebhookSecret(), "whsec_"), secWebhookKey)
 	s.plant("twilio auth token", secTwilioToken, base64.StdEncoding.EncodeToString([]byte(secTwilioSID+":"+secTwilioToken)))
-	s.plantPEM("apns .p8 key", string(p8))
-	s.plantPEM("fcm RSA key", rsaPEM)
-	for i, j := range jwts {
+	s.plantPEM("apns .p8 key", string(apns.P8()))
+	s.plantPEM("fcm RSA key", fcm.KeyPEM())
+	i := 0
+	for j := range jwts {
 		sig := j[strings.LastIndexByte(j, '.')+1:]
 		s.plant(fmt.Sprintf("apns provider token %d (signature)", i), sig)
+		i++
 	}
-	s.plant("fcm access token", fcmTestAccessToken)
+	s.plant("fcm access token", fcm.AccessToken)
 	s.plant("webhook URL password", secHookPassword)
 	s.plant("webhook URL query key", secHookQueryKey)
 	s.plant("OTLP exporter header", secOTLPHeader)
@@ -654,7 +594,7 @@ func TestE2ESecretsNeverLeak(t *testing.T) {
 	ctl.plant("sid", secSID)
 	ctl.plant("service name", "ringside-secrets-ctl")
 	ctl.plant("notifier label", `notifier="android"`)
-	spans := spanText(recv.all())
+	spans := spanText(recv.Spans())
 	for _, c := range []struct{ source, text, value string }{
 		{"ringside logs", in.logs.String(), "sid"},
 		{"HTTP answers", rec.buf.String(), "sid"},
@@ -670,7 +610,7 @@ func TestE2ESecretsNeverLeak(t *testing.T) {
 		}
 	}
 	if !strings.Contains(spans, `resource.ringside.process: plugin`) {
-		t.Errorf("no span from a plugin process arrived:\n%s", recv.dump())
+		t.Errorf("no span from a plugin process arrived:\n%s", recv.Dump())
 	}
 
 	var leaks []leak
@@ -685,15 +625,5 @@ func TestE2ESecretsNeverLeak(t *testing.T) {
 	for _, l := range leaks {
 		t.Errorf("LEAK: %s", l)
 	}
-	t.Logf("%d log lines, %d spans, %d bytes of HTTP answers scanned", strings.Count(in.logs.String(), "\n"), len(recv.all()), rec.buf.Len())
-}
-
-// runEnv is run with extra environment.
-func runEnv(t *testing.T, dir string, env []string, args ...string) (int, string, string) {
-	t.Helper()
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	return run(t, dir, args...)
+	t.Logf("%d log lines, %d spans, %d bytes of HTTP answers scanned", strings.Count(in.logs.String(), "\n"), len(recv.Spans()), rec.buf.Len())
 }

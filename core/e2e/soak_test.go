@@ -1,17 +1,17 @@
-package main
+package e2e
 
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringside/ringside/plugins/fakes"
 )
 
 // TestE2ESoak runs ringside for a bounded time at a steady callback rate
@@ -27,38 +27,24 @@ func TestE2ESoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("soak test: skipped under -short (it runs RINGSIDE_SOAK_DURATION, default 20s)")
 	}
-	duration := 20 * time.Second
-	if v := os.Getenv("RINGSIDE_SOAK_DURATION"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			t.Fatalf("RINGSIDE_SOAK_DURATION=%q: want a positive duration", v)
-		}
-		duration = d
-	}
-	rate := 200
-	if v := os.Getenv("RINGSIDE_SOAK_RATE"); v != "" {
-		r, err := strconv.Atoi(v)
-		if err != nil || r <= 0 {
-			t.Fatalf("RINGSIDE_SOAK_RATE=%q: want a positive integer", v)
-		}
-		rate = r
-	}
+	duration := envDuration(t, "RINGSIDE_SOAK_DURATION", 20*time.Second, 0)
+	rate := envInt(t, "RINGSIDE_SOAK_RATE", 200)
 	const ttl = 60 * time.Second
 
 	var faults503, faults429 atomic.Int64
-	app := newFakeApp(t, func(r *appReq) appAnswer {
+	app := startWebhook(t, fakes.WebhookOptions{NoBodies: true, Answer: func(r *fakes.WebhookRequest) fakes.WebhookAnswer {
 		switch x := rand.Float64(); {
 		case x < 0.01:
 			faults503.Add(1)
-			return appAnswer{Code: 503}
+			return fakes.WebhookAnswer{Status: 503}
 		case x < 0.02:
 			faults429.Add(1)
-			return appAnswer{Code: 429, RetryAfter: "1"}
+			return retryAfter(429, "1")
 		}
-		return appAnswer{Code: 200}
-	})
+		return fakes.WebhookAnswer{Status: 200}
+	}})
 	dir := t.TempDir()
-	path := dlWriteConfig(t, dir, dlServer("5s", "info", "")+fmt.Sprintf(`
+	path := writeConfigIn(t, dir, serverBlock("5s", "info", "")+fmt.Sprintf(`
 notifier "app" {
   plugin = "webhook"
   url    = %q
@@ -69,7 +55,7 @@ route "all" {
 }
 `, app.URL, ttl.String()))
 	in := startConfig(t, path)
-	appPid := dlWaitPluginPid(t, in, "app", 0, 5*time.Second)
+	appPid := in.waitPluginPid(t, "app", 0, 5*time.Second)
 
 	// Open-loop sender: one callback every 1/rate s, handed to a pool of
 	// workers; a tick that finds the pool saturated is counted as skipped.
@@ -90,7 +76,7 @@ route "all" {
 			defer wg.Done()
 			for sid := range jobs {
 				t0 := time.Now()
-				code, body, err := dlCall(in.notifyURL, sid, "2809")
+				code, body, err := in.call(sid, "2809")
 				results <- result{sid: sid, at: t0, code: code, body: body, err: err, took: time.Since(t0)}
 			}
 		}()
@@ -110,7 +96,7 @@ route "all" {
 			killedAt = now
 		}
 		select {
-		case jobs <- dlSID(0x50a40000, sent):
+		case jobs <- sidN(0x50a40000, sent):
 			sent++
 		default:
 			skipped++
@@ -145,7 +131,7 @@ route "all" {
 	for {
 		pending := 0
 		for sid, at := range accepted {
-			if app.delivered(sid) == 0 && time.Now().Before(at.Add(ttl)) {
+			if app.Delivered(sid) == 0 && time.Now().Before(at.Add(ttl)) {
 				pending++
 			}
 		}
@@ -159,8 +145,8 @@ route "all" {
 	// Count at the fake.
 	delivered, duplicated, lost, expired, ghosts := 0, 0, 0, 0, 0
 	perSID := map[string]int{}
-	for _, r := range app.requests("") {
-		if r.Code >= 200 && r.Code < 300 {
+	for _, r := range app.Requests("") {
+		if r.Status >= 200 && r.Status < 300 {
 			perSID[r.SID]++
 		}
 	}
@@ -186,7 +172,7 @@ route "all" {
 			expired++
 		}
 	}
-	restarts := dlMetric(t, in, `ringside_plugin_restarts_total{notifier="app"}`)
+	restarts := in.metric(t, `ringside_plugin_restarts_total{notifier="app"}`)
 	t.Logf("soak %v at %d/s (ran %v): sent %d (skipped ticks %d) / accepted %d / delivered %d / lost %d / duplicated %d (expired undelivered %d, unknown sids %d)",
 		duration, rate, elapsed.Round(time.Millisecond), sent, skipped, len(accepted), delivered, lost, duplicated, expired, ghosts)
 	t.Logf("answers %v; latency p50 %v p99 %v max %v; faults injected: 503 ×%d, 429 ×%d; plugin SIGKILLed at %v, restarts counted %v",
@@ -209,15 +195,6 @@ route "all" {
 	if faults503.Load() == 0 || faults429.Load() == 0 {
 		t.Errorf("no faults injected (503 ×%d, 429 ×%d): the run proves less than it claims", faults503.Load(), faults429.Load())
 	}
-	dlWaitMetric(t, in, "ringside_callbacks_in_delivery", 0, 15*time.Second)
-	dlWaitMetric(t, in, "ringside_journal_entries", 0, 15*time.Second)
-}
-
-// pct returns the q-quantile of sorted durations.
-func pct(sorted []time.Duration, q float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(q * float64(len(sorted)-1))
-	return sorted[i].Round(time.Microsecond)
+	in.waitMetric(t, "ringside_callbacks_in_delivery", 0, 15*time.Second)
+	in.waitMetric(t, "ringside_journal_entries", 0, 15*time.Second)
 }

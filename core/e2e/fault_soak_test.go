@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // The fault soak: one ringside, a webhook notifier to a fake app server
 // and an APNs notifier to a fake APNs (TLS, HTTP/2, provider token
@@ -13,14 +13,12 @@ package main
 // only if that push was in flight at a kill.
 
 import (
-	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -31,79 +29,58 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringside/ringside/plugins/fakes"
 )
 
 // ---------------------------------------------------------------------------
 // A counting fake APNs.
 
-// fsAPNs is a fake APNs over TLS and HTTP/2 that checks each push's
-// provider token, topic and payload, answers 200, and counts the pushes
-// per (device token, sid) with the time of the first answer.
-type fsAPNs struct {
-	URL, CAFile string
-	pub         *ecdsa.PublicKey
-	jwtOK       sync.Map // bearer → error (nil when valid): each token is verified once
+// soakAPNs is a fake APNs (TLS, HTTP/2, provider token and topic checked)
+// that refuses a push whose payload is not one the test sent, answers the
+// others 200 after a delay (pushes stay in flight a while), and counts the
+// pushes per (device token, sid) with the time of the first answer.
+type soakAPNs struct {
+	*apnsPeer
+	delay  time.Duration
+	params map[string]bool // the cc_params a push may carry
 
-	mu      sync.Mutex
-	pushes  map[string]*fsCount // token + "|" + sid
-	bySID   map[string]int      // pushes answered 200, by sid
-	delay   time.Duration       // before each answer: pushes stay in flight a while
-	total   int
-	aborted int      // requests whose body did not arrive whole
-	bad     []string // what was wrong with a push (JWT, topic, body), first few
-	badN    int
-	params  map[string]bool // the cc_params a push may carry
-	pending atomic.Int64    // received, not answered yet
+	mu     sync.Mutex
+	pushes map[string]*pushCount // token + "|" + sid
+	bySID  map[string]int        // pushes answered 200, by sid
+	total  int
+	bad    []string // what was wrong with a push, first few
+	badN   int
 }
 
-// fsCount is how many times a peer answered 2xx for one delivery, and
+// pushCount is how many times a peer answered 2xx for one delivery, and
 // when it first did.
-type fsCount struct {
+type pushCount struct {
 	n     int
 	first time.Time
 }
 
-func newFSAPNs(t *testing.T, pub *ecdsa.PublicKey, delay time.Duration, params ...string) *fsAPNs {
+func startSoakAPNs(t *testing.T, delay time.Duration, params ...string) *soakAPNs {
 	t.Helper()
-	f := &fsAPNs{pub: pub, pushes: map[string]*fsCount{}, bySID: map[string]int{}, delay: delay, params: map[string]bool{}}
+	f := &soakAPNs{delay: delay, params: map[string]bool{}, pushes: map[string]*pushCount{}, bySID: map[string]int{}}
 	for _, p := range params {
 		f.params[p] = true
 	}
-	f.URL, f.CAFile = newTLSServer(t, http.HandlerFunc(f.serve))
+	f.apnsPeer = startAPNs(t, fakes.APNsOptions{Topic: apnsTopic, Discard: true, Answer: f.answer})
 	return f
 }
 
-func (f *fsAPNs) serve(w http.ResponseWriter, r *http.Request) {
-	f.pending.Add(1)
-	defer f.pending.Add(-1)
-	body, err := io.ReadAll(r.Body)
-	if err != nil { // the client went away (its process was killed) mid-request
-		f.mu.Lock()
-		f.aborted++
-		f.mu.Unlock()
-		return
-	}
-	token, _ := strings.CutPrefix(r.URL.Path, "/3/device/")
-	bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "bearer ")
-	jwtErr, ok := f.jwtOK.Load(bearer)
-	if !ok {
-		jwtErr = apnsVerifyJWT(bearer, f.pub)
-		f.jwtOK.Store(bearer, jwtErr)
-	}
+func (f *soakAPNs) answer(push *fakes.Push) fakes.Answer {
 	var p struct {
 		SID     string `json:"sid"`
 		CCParam string `json:"cc_param"`
 	}
 	var problem string
-	switch err, _ := jwtErr.(error); {
-	case err != nil:
-		problem = "provider token: " + err.Error()
-	case r.ProtoMajor != 2:
-		problem = fmt.Sprintf("HTTP/%d", r.ProtoMajor)
-	case r.Header.Get("apns-topic") != apnsTopic || r.Header.Get("apns-push-type") != "voip":
-		problem = fmt.Sprintf("apns-topic %q apns-push-type %q", r.Header.Get("apns-topic"), r.Header.Get("apns-push-type"))
-	case json.Unmarshal(body, &p) != nil || p.SID == "":
-		problem = fmt.Sprintf("body is not a payload with a sid (%d bytes)", len(body))
+	switch {
+	case push.Header.Get("apns-push-type") != "voip":
+		problem = fmt.Sprintf("apns-push-type %q", push.Header.Get("apns-push-type"))
+	case json.Unmarshal(push.Body, &p) != nil || p.SID == "":
+		problem = fmt.Sprintf("body is not a payload with a sid (%d bytes)", len(push.Body))
 	case !f.params[p.CCParam]:
 		problem = fmt.Sprintf("sid %s: cc_param of %d bytes is not one the test sent", p.SID, len(p.CCParam))
 	}
@@ -114,37 +91,34 @@ func (f *fsAPNs) serve(w http.ResponseWriter, r *http.Request) {
 			f.bad = append(f.bad, problem)
 		}
 		f.mu.Unlock()
-		w.WriteHeader(http.StatusBadRequest)
-		_, _ = io.WriteString(w, `{"reason":"BadMessageId"}`)
-		return
+		return fakes.Answer{Status: 400, Reason: "BadMessageId"}
 	}
 	time.Sleep(f.delay)
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.total++
 	f.bySID[p.SID]++
-	c := f.pushes[token+"|"+p.SID]
+	c := f.pushes[push.Token+"|"+p.SID]
 	if c == nil {
-		c = &fsCount{first: time.Now()}
-		f.pushes[token+"|"+p.SID] = c
+		c = &pushCount{first: time.Now()}
+		f.pushes[push.Token+"|"+p.SID] = c
 	}
 	c.n++
-	f.mu.Unlock()
-	w.Header().Set("apns-id", "11111111-2222-4333-8444-555555555555")
-	w.WriteHeader(http.StatusOK)
+	return fakes.Answer{}
 }
 
 // sidCount is the number of pushes of sid answered 200.
-func (f *fsAPNs) sidCount(sid string) int {
+func (f *soakAPNs) sidCount(sid string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.bySID[sid]
 }
 
 // counts returns a copy of the per-(token, sid) counts.
-func (f *fsAPNs) counts() map[string]fsCount {
+func (f *soakAPNs) counts() map[string]pushCount {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make(map[string]fsCount, len(f.pushes))
+	out := make(map[string]pushCount, len(f.pushes))
 	for k, c := range f.pushes {
 		out[k] = *c
 	}
@@ -154,20 +128,20 @@ func (f *fsAPNs) counts() map[string]fsCount {
 // ---------------------------------------------------------------------------
 // Helpers.
 
-// fsToken is a 64-hex APNs device token for a user's k-th device.
-func fsToken(user string, k int) string {
+// deviceToken is a 64-hex APNs device token for a user's k-th device.
+func deviceToken(user string, k int) string {
 	h := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", user, k)))
 	return hex.EncodeToString(h[:])
 }
 
-// fsID is an id of exactly n bytes (the largest max_id_bytes allows).
-func fsID(prefix string, n int) string {
+// idOf is an id of exactly n bytes (the largest max_id_bytes allows).
+func idOf(prefix string, n int) string {
 	return (prefix + strings.Repeat("0123456789abcdef", n/16+1))[:n]
 }
 
-// fsMaxParam is a param at its largest: 4096 bytes of base64, with '+'
-// and '/' in it (percent-encoded on the wire).
-var fsMaxParam = func() string {
+// maxParam is a param at its largest: 4096 bytes of base64, with '+' and
+// '/' in it (percent-encoded on the wire).
+var maxParam = func() string {
 	b := make([]byte, 3072)
 	for i := range b {
 		b[i] = byte(i*7 + i/256) // every byte value; base64 '+' and '/' among them
@@ -175,104 +149,13 @@ var fsMaxParam = func() string {
 	return base64.StdEncoding.EncodeToString(b)
 }()
 
-// fsMaxQuery is a callback with every field at its largest: 256-byte
+// soakMaxQuery is a callback with every field at its largest: 256-byte
 // caller ids, param (4096 bytes of base64), app_svr_data and stid (4096
 // bytes each) and an unknown key of 4 KB (kept as call.extra, journaled).
-func fsMaxQuery(sid, toUser string) string {
-	return maxQuery(sid, fsID("from-service-", 256), fsID("from-user-", 256), toUser, fsMaxParam, "x_soak_extra", 4<<10)
+func soakMaxQuery(sid, toUser string) string {
+	return maxQuery(sid, idOf("from-service-", 256), idOf("from-user-", 256), toUser, maxParam, "x_soak_extra", 4<<10)
 }
 
-// fsNonUTF8 is a config file whose bytes are not UTF-8: 140 ASCII
-// characters, then 21 bytes 0x80.
-var fsNonUTF8 = []byte(strings.Repeat("A", 140) + strings.Repeat("\x80", 21))
-
-// fsLogs returns ringside's JSON log lines that contain needle and match
-// ok (only those lines are decoded: the soak logs thousands).
-func fsLogs(in *instance, needle string, ok func(map[string]any) bool) []map[string]any {
-	var out []map[string]any
-	for _, line := range strings.Split(in.logs.String(), "\n") {
-		if !strings.Contains(line, needle) {
-			continue
-		}
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && ok(m) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-// fsWaitLogs waits until n log lines with needle match ok.
-func fsWaitLogs(t *testing.T, in *instance, n int, timeout time.Duration, needle string, ok func(map[string]any) bool) []map[string]any {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		got := fsLogs(in, needle, ok)
-		if len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d log lines %q within %v; want %d\nlast lines:\n%s", len(got), needle, timeout, n, dlTail(in.logs.String(), 40))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// fsReplace writes text to path through a rename, so that the file
-// watcher sees the whole of it at once.
-func fsReplace(t *testing.T, path string, text []byte) {
-	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, text, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// fsPut registers devices (user → tokens) through the devices API, a few
-// at a time.
-func fsPut(t *testing.T, in *instance, devices map[string][]string) int {
-	t.Helper()
-	type dev struct{ user, token string }
-	jobs := make(chan dev)
-	var failed atomic.Value
-	var n atomic.Int64
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for d := range jobs {
-				req, _ := http.NewRequest("PUT", in.adminURL+"/v1/devices/linecorp.com/"+d.user+"/apns/"+d.token, nil)
-				resp, err := dlClient.Do(req)
-				if err != nil {
-					failed.Store(err.Error())
-					continue
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 204 {
-					failed.Store(fmt.Sprintf("PUT device of %.20s…: %d %s", d.user, resp.StatusCode, b))
-					continue
-				}
-				n.Add(1)
-			}
-		})
-	}
-	for user, toks := range devices {
-		for _, tok := range toks {
-			jobs <- dev{user, tok}
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	if v := failed.Load(); v != nil {
-		t.Fatal(v)
-	}
-	return int(n.Load())
-}
-
-// fsCall is one callback of the soak, as the sender saw it.
 type fsCall struct {
 	sid, callee string
 	kind        string // "line", "max", "crowd"
@@ -306,22 +189,8 @@ func TestE2EFaultSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault soak: skipped under -short (it runs RINGSIDE_FAULT_SOAK_DURATION, default 60s)")
 	}
-	duration := 60 * time.Second
-	if v := os.Getenv("RINGSIDE_FAULT_SOAK_DURATION"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 20*time.Second {
-			t.Fatalf("RINGSIDE_FAULT_SOAK_DURATION=%q: want a duration of at least 20s (the faults need it)", v)
-		}
-		duration = d
-	}
-	rate := 150
-	if v := os.Getenv("RINGSIDE_FAULT_SOAK_RATE"); v != "" {
-		r, err := strconv.Atoi(v)
-		if err != nil || r <= 0 {
-			t.Fatalf("RINGSIDE_FAULT_SOAK_RATE=%q: want a positive integer", v)
-		}
-		rate = r
-	}
+	duration := envDuration(t, "RINGSIDE_FAULT_SOAK_DURATION", 60*time.Second, 20*time.Second) // the faults need 20s
+	rate := envInt(t, "RINGSIDE_FAULT_SOAK_RATE", 150)
 	const (
 		users      = 100             // callees with 1 or 2 devices
 		crowdSize  = 2000            // the callee with many devices
@@ -335,23 +204,22 @@ func TestE2EFaultSoak(t *testing.T) {
 		lateLead = 100 * time.Millisecond
 	)
 
-	disk := fjTmpfs(t, "64m") // the directory and journal; skips when it cannot mount
-	dir := t.TempDir()        // the config, off the disk that fills
-	keyFile, pub := apnsKey(t, dir)
+	disk := tmpfsDisk(t, "64m") // the directory and journal; skips when it cannot mount
+	dir := t.TempDir()          // the config, off the disk that fills
 	// Both peers take a few milliseconds to answer, so that deliveries are
 	// in flight when something is killed.
-	apns := newFSAPNs(t, pub, 10*time.Millisecond, lineParam, fsMaxParam)
+	apns := startSoakAPNs(t, 10*time.Millisecond, lineParam, maxParam)
 	var (
 		hookMu      sync.Mutex
 		hookAnswers = map[string][]time.Time{} // sid → when the app answered it 200
 	)
-	app := newFakeApp(t, func(r *appReq) appAnswer {
+	app := startWebhook(t, fakes.WebhookOptions{Secret: hookSecret, NoBodies: true, Answer: func(r *fakes.WebhookRequest) fakes.WebhookAnswer {
 		time.Sleep(30 * time.Millisecond)
 		hookMu.Lock()
 		hookAnswers[r.SID] = append(hookAnswers[r.SID], time.Now())
 		hookMu.Unlock()
-		return appAnswer{Code: 200}
-	})
+		return fakes.WebhookAnswer{Status: 200}
+	}})
 
 	// Callees and their devices.
 	devices := map[string][]string{}
@@ -360,17 +228,17 @@ func TestE2EFaultSoak(t *testing.T) {
 		u := fmt.Sprintf("soak-%03d", i)
 		callees = append(callees, u)
 		for k := range 1 + i%2 {
-			devices[u] = append(devices[u], fsToken(u, k))
+			devices[u] = append(devices[u], deviceToken(u, k))
 		}
 	}
-	maxCallee := fsID("max-callee-", 256)
-	devices[maxCallee] = []string{fsToken(maxCallee, 0), fsToken(maxCallee, 1)}
+	maxCallee := idOf("max-callee-", 256)
+	devices[maxCallee] = []string{deviceToken(maxCallee, 0), deviceToken(maxCallee, 1)}
 	const crowd = "crowd"
 	for k := range crowdSize {
-		devices[crowd] = append(devices[crowd], fsToken(crowd, k))
+		devices[crowd] = append(devices[crowd], deviceToken(crowd, k))
 	}
 
-	good := dlServer("5s", "info", "") + fmt.Sprintf(`
+	good := serverBlock("5s", "info", "") + fmt.Sprintf(`
 delivery {
   journal = true
 }
@@ -382,32 +250,25 @@ notifier "app" {
   url    = %q
   secret = %q
 }
-notifier "ios" {
-  plugin   = "apns"
-  team_id  = %q
-  key_id   = %q
-  key_file = %q
-  topic    = %q
-  endpoint = %q
-  payload = {
+`, filepath.Join(disk, "data", "ringside.db"), app.URL+"/hook", hookSecret) + apnsNotifier(apns.keyFile, apns.URL, apnsTopic, `  payload = {
     # APNs takes 5120 bytes: cc_param at its largest fits, app_svr_data too would not.
     app_svr_data = substr(call.app_svr_data, 0, 16)
   }
-}
+`) + `
 route "all" {
   notify = ["app", "ios"]
 }
-`, filepath.Join(disk, "data", "ringside.db"), app.URL+"/hook", hookSecret, apnsTeamID, apnsKeyID, keyFile, apnsTopic, apns.URL)
-	path := dlWriteConfig(t, dir, good)
-	env := "SSL_CERT_FILE=" + apns.CAFile
+`
+	path := writeConfigIn(t, dir, good)
+	env := apns.env()
 
 	setup := time.Now()
 	in := startConfig(t, path, env)
 	var cur atomic.Pointer[instance]
 	cur.Store(in)
-	nDevices := fsPut(t, in, devices)
-	appPid := dlWaitPluginPid(t, in, "app", 0, 10*time.Second)
-	iosPid := dlWaitPluginPid(t, in, "ios", 0, 10*time.Second)
+	nDevices := in.putDevices(t, "apns", devices)
+	appPid := in.waitPluginPid(t, "app", 0, 10*time.Second)
+	iosPid := in.waitPluginPid(t, "ios", 0, 10*time.Second)
 	t.Logf("setup: %d devices registered (%d callees with 1–2, one with a 256-byte id, %q with %d) in %v",
 		nDevices, users, "crowd", crowdSize, time.Since(setup).Round(time.Millisecond))
 
@@ -422,12 +283,12 @@ route "all" {
 	for range 64 {
 		workers.Go(func() {
 			for c := range jobs {
-				q := dlQuery(c.sid, c.callee)
+				q := query(c.sid, c.callee)
 				if c.kind == "max" {
-					q = fsMaxQuery(c.sid, c.callee)
+					q = soakMaxQuery(c.sid, c.callee)
 				}
 				c.sent = time.Now()
-				resp, err := dlClient.Get(cur.Load().notifyURL + "?" + q)
+				resp, err := client.Get(cur.Load().notifyURL + "?" + q)
 				if err == nil {
 					b, _ := io.ReadAll(resp.Body)
 					resp.Body.Close()
@@ -461,7 +322,7 @@ route "all" {
 			if at := stopAt.Load(); at != 0 && now.UnixNano() >= at {
 				break
 			}
-			c := &fsCall{sid: dlSID(0xfa50a000, i), kind: "line", callee: callees[i%users]}
+			c := &fsCall{sid: sidN(0xfa50a000, i), kind: "line", callee: callees[i%users]}
 			switch {
 			case now.Sub(lastCrowd) >= crowdEvery:
 				c.kind, c.callee, lastCrowd = "crowd", crowd, now
@@ -522,7 +383,7 @@ route "all" {
 	}
 	kills = append(kills, fsKill{what: "SIGKILL webhook plugin", at: time.Now(), webhook: true})
 	logf("fault: SIGKILL the webhook plugin (pid %d)", appPid)
-	appPid = dlWaitPluginPid(t, in, "app", appPid, 10*time.Second)
+	appPid = in.waitPluginPid(t, "app", appPid, 10*time.Second)
 	logf("       webhook plugin restarted (pid %d)", appPid)
 
 	// 2. SIGSTOP the APNs plugin: the supervisor kills it after its missed
@@ -533,14 +394,14 @@ route "all" {
 		t.Fatalf("stop the apns plugin %d: %v", iosPid, err)
 	}
 	stoppedPid = iosPid
-	t.Cleanup(func() { dlReap([]int{stoppedPid}) })
+	t.Cleanup(func() { reap([]int{stoppedPid}) })
 	kills = append(kills, fsKill{what: "SIGSTOP apns plugin", at: time.Now(), apns: true})
 	logf("fault: SIGSTOP the apns plugin (pid %d), %s", iosPid, crowdNote)
-	iosPid = dlWaitPluginPid(t, in, "ios", iosPid, 20*time.Second)
-	if alive := dlWaitGone([]int{stoppedPid}, 5*time.Second); len(alive) > 0 {
+	iosPid = in.waitPluginPid(t, "ios", iosPid, 20*time.Second)
+	if alive := waitGone([]int{stoppedPid}, 5*time.Second); len(alive) > 0 {
 		t.Errorf("the stopped apns plugin %d still exists after it was replaced", stoppedPid)
 	}
-	iosHealthKills = dlMetric(t, in, `ringside_plugin_kills_total{notifier="ios",reason="health"}`)
+	iosHealthKills = in.metric(t, `ringside_plugin_kills_total{notifier="ios",reason="health"}`)
 	logf("       apns plugin killed by the supervisor (kills{reason=health} %v) and replaced (pid %d)", iosHealthKills, iosPid)
 
 	// 3. Reloads to broken files — cut half-way, then bytes that are not
@@ -550,27 +411,25 @@ route "all" {
 	sighupRefused := func(l map[string]any) bool {
 		return l["msg"] == "config reload refused; the previous config keeps serving" && l["reason"] == "SIGHUP"
 	}
-	for i, broken := range [][]byte{[]byte(good[:len(good)/2]), fsNonUTF8} {
-		fsReplace(t, path, broken)
+	for i, broken := range [][]byte{[]byte(good[:len(good)/2]), nonUTF8} {
+		replaceFile(t, path, broken)
 		if err := in.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		l := fsWaitLogs(t, in, i+1, 15*time.Second, "config reload refused", sighupRefused)
+		l := in.waitLogs(t, i+1, 15*time.Second, "config reload refused", sighupRefused)
 		d := fmt.Sprint(l[i]["diagnostics"])
 		logf("fault: reload to a broken file (%d bytes): refused: %.90s", len(broken), strings.ReplaceAll(d, "\n", " "))
 		if i == 0 {
 			time.Sleep(1500 * time.Millisecond) // the watcher sees the file too
 		}
 	}
-	reloadedBefore := len(fsLogs(in, "config reloaded", func(l map[string]any) bool { return l["msg"] == "config reloaded" }))
-	fsReplace(t, path, []byte(good))
-	if err := in.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	fsWaitLogs(t, in, reloadedBefore+1, 15*time.Second, "config reloaded", func(l map[string]any) bool { return l["msg"] == "config reloaded" })
-	reloadErrors = dlMetric(t, in, `ringside_config_reloads_total{result="error"}`)
+	reloadedBefore := len(in.lines(func(l map[string]any) bool { return l["msg"] == "config reloaded" }))
+	replaceFile(t, path, []byte(good))
+	in.signal(t, syscall.SIGHUP)
+	in.waitLogs(t, reloadedBefore+1, 15*time.Second, "config reloaded", func(l map[string]any) bool { return l["msg"] == "config reloaded" })
+	reloadErrors = in.metric(t, `ringside_config_reloads_total{result="error"}`)
 	logf("       back to the good file: reloaded (reloads{result=error} %v)", reloadErrors)
-	if p := dlPluginPid(in, "app"); p != appPid {
+	if p := in.pluginPid("app"); p != appPid {
 		t.Errorf("the webhook plugin changed (%d → %d) across reloads that ended on the same config", appPid, p)
 	}
 
@@ -578,13 +437,13 @@ route "all" {
 	at(0.50)
 	filler := filepath.Join(disk, "filler")
 	fillAt = time.Now()
-	size := fjFill(t, filler)
+	size := fill(t, filler)
 	logf("fault: disk full (filler of %d KiB)", size>>10)
-	fjWaitReadyz(t, in, 10*time.Second, "503 naming the full disk", func(code int, body string) bool {
+	in.waitReadyz(t, 10*time.Second, "503 naming the full disk", func(code int, body string) bool {
 		return code == 503 && strings.Contains(body, "no space left on device")
 	})
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		if writeErrors = dlMetric(t, in, "ringside_journal_write_errors_total"); writeErrors > 0 {
+		if writeErrors = in.metric(t, "ringside_journal_write_errors_total"); writeErrors > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -598,27 +457,27 @@ route "all" {
 		t.Fatal(err)
 	}
 	logf("       disk freed")
-	fjWaitReadyz(t, in, 15*time.Second, "200 once the disk freed", func(code int, _ string) bool { return code == 200 })
+	in.waitReadyz(t, 15*time.Second, "200 once the disk freed", func(code int, _ string) bool { return code == 200 })
 	durableAt = time.Now()
-	writeErrors = dlMetric(t, in, "ringside_journal_write_errors_total")
+	writeErrors = in.metric(t, "ringside_journal_write_errors_total")
 	logf("       /readyz 200 again (%.2fs not durable; journal write errors %v)", durableAt.Sub(fillAt).Seconds(), writeErrors)
 
 	// 5. SIGKILL ringside, and start it again on the same config: the
 	// journal resumes what was accepted.
 	at(0.70)
 	crowdNote = amidCrowd(2)
-	orphans := dlKill9(t, in)
+	orphans := in.kill(t)
 	kills = append(kills, fsKill{what: "SIGKILL ringside", at: time.Now(), webhook: true, apns: true})
-	logf("fault: SIGKILL ringside (pid %d; plugins %v), %s", in.cmd.Process.Pid, orphans, crowdNote)
-	if alive := dlWaitGone(orphans, 5*time.Second); len(alive) > 0 {
+	logf("fault: SIGKILL ringside (pid %d; plugins %v), %s", in.pid(), orphans, crowdNote)
+	if alive := waitGone(orphans, 5*time.Second); len(alive) > 0 {
 		t.Errorf("plugin processes %v outlived ringside's SIGKILL", alive)
 	}
 	time.Sleep(time.Second) // down: callbacks meanwhile get connection errors
 	in2 := startConfig(t, path, env)
 	cur.Store(in2)
-	resumed := len(fsLogs(in2, "resuming journaled callback", func(l map[string]any) bool { return l["msg"] == "resuming journaled callback" }))
-	logf("       ringside restarted (pid %d), %d journaled callbacks resumed", in2.cmd.Process.Pid, resumed)
-	appPid = dlWaitPluginPid(t, in2, "app", 0, 10*time.Second)
+	resumed := len(in2.lines(func(l map[string]any) bool { return l["msg"] == "resuming journaled callback" }))
+	logf("       ringside restarted (pid %d), %d journaled callbacks resumed", in2.pid(), resumed)
+	appPid = in2.waitPluginPid(t, "app", 0, 10*time.Second)
 
 	// 6. SIGKILL the webhook plugin of the new ringside.
 	at(0.85)
@@ -627,7 +486,7 @@ route "all" {
 	}
 	kills = append(kills, fsKill{what: "SIGKILL webhook plugin", at: time.Now(), webhook: true})
 	logf("fault: SIGKILL the webhook plugin (pid %d)", appPid)
-	appPid = dlWaitPluginPid(t, in2, "app", appPid, 10*time.Second)
+	appPid = in2.waitPluginPid(t, "app", appPid, 10*time.Second)
 	logf("       webhook plugin restarted (pid %d)", appPid)
 
 	stopAt.Store(max(start.Add(duration).UnixNano(), time.Now().Add(2*time.Second).UnixNano()))
@@ -638,13 +497,13 @@ route "all" {
 	// ---- Drain: nothing in delivery, nothing in the journal.
 	drained := false
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if dlMetric(t, in2, "ringside_callbacks_in_delivery") == 0 && dlMetric(t, in2, "ringside_journal_entries") == 0 {
+		if in2.metric(t, "ringside_callbacks_in_delivery") == 0 && in2.metric(t, "ringside_journal_entries") == 0 {
 			drained = true
 			break
 		}
 	}
 	logf("drained: %v (in delivery %v, journal entries %v)", drained,
-		dlMetric(t, in2, "ringside_callbacks_in_delivery"), dlMetric(t, in2, "ringside_journal_entries"))
+		in2.metric(t, "ringside_callbacks_in_delivery"), in2.metric(t, "ringside_journal_entries"))
 	if !drained {
 		t.Errorf("not drained 60s after the load ended")
 	}
@@ -689,14 +548,14 @@ route "all" {
 
 	// The deliveries each peer saw: webhook by sid (2xx answers), APNs by
 	// (token, sid).
-	hooks := map[string]fsCount{}
+	hooks := map[string]pushCount{}
 	hookMu.Lock()
 	for sid, ts := range hookAnswers {
-		hooks[sid] = fsCount{n: len(ts), first: ts[0]}
+		hooks[sid] = pushCount{n: len(ts), first: ts[0]}
 	}
 	hookMu.Unlock()
 	ids := map[string]map[string]bool{}
-	for _, r := range app.requests("") {
+	for _, r := range app.Requests("") {
 		if ids[r.SID] == nil {
 			ids[r.SID] = map[string]bool{}
 		}
@@ -704,8 +563,13 @@ route "all" {
 	}
 	pushes := apns.counts()
 	apns.mu.Lock()
-	apnsTotal, apnsAborted, apnsBadN, apnsBad := apns.total, apns.aborted, apns.badN, append([]string(nil), apns.bad...)
+	apnsTotal, apnsBadN, apnsBad := apns.total, apns.badN, append([]string(nil), apns.bad...)
 	apns.mu.Unlock()
+	if c := apns.Counts(); c.BadTokens+c.Malformed > 0 {
+		apnsBadN += c.BadTokens + c.Malformed
+		apnsBad = append(apnsBad, fmt.Sprintf("%d refused for their provider token, %d malformed", c.BadTokens, c.Malformed))
+	}
+	apnsAborted := apns.Counts().Aborted
 
 	// When each callback's deliveries were all done at each peer: the
 	// first 2xx of its webhook; the first 200 of its last device at APNs
@@ -751,7 +615,7 @@ route "all" {
 	}
 	// check counts one expected delivery of c: cnt is what the peer saw,
 	// done when all of c's deliveries to that peer were.
-	check := func(c *fsCall, what string, cnt fsCount, done time.Time, webhook bool) {
+	check := func(c *fsCall, what string, cnt pushCount, done time.Time, webhook bool) {
 		if cnt.n == 0 {
 			if isDurable(c) {
 				lostDurable = append(lostDurable, what)
@@ -877,7 +741,7 @@ route "all" {
 	row("other answers", fmt.Sprintf("%d %v", other, codes))
 	row("transport errors (ringside down)", transport)
 	row("answer latency p50 / p99 / max", fmt.Sprintf("%v / %v / %v", pct(lat, 0.5), pct(lat, 0.99), pct(lat, 1)))
-	row("webhook deliveries expected / delivered", fmt.Sprintf("%d / %d (requests at the app %d)", expHook, gotHook, len(app.requests(""))))
+	row("webhook deliveries expected / delivered", fmt.Sprintf("%d / %d (requests at the app %d)", expHook, gotHook, len(app.Requests(""))))
 	row("apns pushes expected / delivered", fmt.Sprintf("%d / %d (pushes answered 200 %d, cut off by a kill %d, refused as malformed %d)", expPush, gotPush, apnsTotal, apnsAborted, apnsBadN))
 	row("crowd callback → its last device rung p50 / max", fmt.Sprintf("%v / %v", pct(crowdTook, 0.5), pct(crowdTook, 1)))
 	row("lost while durable", len(lostDurable))
@@ -902,7 +766,7 @@ route "all" {
 		`ringside_delivery_retries_total{notifier="ios"}`,
 		`ringside_delivery_retries_total{notifier="app"}`,
 	} {
-		row("after restart "+strings.TrimPrefix(s, "ringside_"), dlMetric(t, in2, s))
+		row("after restart "+strings.TrimPrefix(s, "ringside_"), in2.metric(t, s))
 	}
 	t.Log(b.String())
 

@@ -1,0 +1,273 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ringside/ringside/plugins/fakes"
+)
+
+// The fake peers of plugins/fakes, run on loopback until the test ends,
+// and the configs that reach them.
+
+// hookSecret is the webhook notifiers' signing secret.
+const hookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// startWebhook starts a fake app server.
+func startWebhook(t *testing.T, o fakes.WebhookOptions) *fakes.Webhook {
+	t.Helper()
+	f := fakes.StartWebhook(o)
+	t.Cleanup(f.Close)
+	return f
+}
+
+// answerStatus answers every webhook with status.
+func answerStatus(status int) func(*fakes.WebhookRequest) fakes.WebhookAnswer {
+	return func(*fakes.WebhookRequest) fakes.WebhookAnswer { return fakes.WebhookAnswer{Status: status} }
+}
+
+// retryAfter is an answer of status with a Retry-After of secs.
+func retryAfter(status int, secs string) fakes.WebhookAnswer {
+	return fakes.WebhookAnswer{Status: status, Header: map[string]string{"Retry-After": secs}}
+}
+
+// webhookConfig is one signed webhook notifier to url, with a payload,
+// routed for every call.
+func webhookConfig(url string) string {
+	return testServer + fmt.Sprintf(`
+notifier "app" {
+  plugin  = "webhook"
+  url     = %q
+  secret  = %q
+  payload = {
+    video  = call.type == "V"
+    caller = upper(call.from_user_id)
+  }
+}
+
+route "all" {
+  notify = ["app"]
+}
+`, url, hookSecret)
+}
+
+// waitWebhooks polls hook until cond holds for the requests of every sid.
+func waitWebhooks(t *testing.T, hook *fakes.Webhook, sids []string, timeout time.Duration, what string, cond func([]fakes.WebhookRequest) bool) {
+	t.Helper()
+	var missing []string
+	eventually(t, timeout, what, func() bool {
+		missing = missing[:0]
+		for _, sid := range sids {
+			if !cond(hook.Requests(sid)) {
+				missing = append(missing, sid)
+			}
+		}
+		return len(missing) == 0
+	}, func() string { return fmt.Sprintf("%d of %d sids not: %v", len(missing), len(sids), missing) })
+}
+
+// waitDelivered waits until every sid got a 2xx answer at hook.
+func waitDelivered(t *testing.T, hook *fakes.Webhook, sids []string, timeout time.Duration) {
+	t.Helper()
+	waitWebhooks(t, hook, sids, timeout, "delivered at the fake app", func(reqs []fakes.WebhookRequest) bool {
+		for _, r := range reqs {
+			if r.Status >= 200 && r.Status < 300 {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// waitSeen waits until every sid reached hook at least once.
+func waitSeen(t *testing.T, hook *fakes.Webhook, sids []string, timeout time.Duration) {
+	t.Helper()
+	waitWebhooks(t, hook, sids, timeout, "seen at the fake app", func(reqs []fakes.WebhookRequest) bool { return len(reqs) > 0 })
+}
+
+// waitRequests waits until hook received n requests, and returns them all.
+func waitRequests(t *testing.T, hook *fakes.Webhook, n int) []fakes.WebhookRequest {
+	t.Helper()
+	eventually(t, 10*time.Second, fmt.Sprintf("%d webhooks arrived", n), func() bool { return len(hook.Requests("")) >= n })
+	return hook.Requests("")
+}
+
+// quiet checks that hook receives nothing more than its n requests for a
+// while.
+func quiet(t *testing.T, hook *fakes.Webhook, n int, d time.Duration) {
+	t.Helper()
+	time.Sleep(d)
+	if reqs := hook.Requests(""); len(reqs) > n {
+		t.Errorf("unexpected webhook: %s", reqs[n].Body)
+	}
+}
+
+// ringAt sends a callback for sid to callee, checks it is accepted and
+// waits until it reaches hook.
+func ringAt(t *testing.T, in *instance, hook *fakes.Webhook, sid, callee string) {
+	t.Helper()
+	in.accept(t, sid, callee)
+	waitSeen(t, hook, []string{sid}, 10*time.Second)
+}
+
+// apnsPeer is a fake APNs with its team key and certificate written for
+// ringside.
+type apnsPeer struct {
+	*fakes.APNs
+	keyFile string
+	caFile  string
+}
+
+// env is the environment that makes ringside and its plugins trust the
+// fake.
+func (p *apnsPeer) env() string { return "SSL_CERT_FILE=" + p.caFile }
+
+// startAPNs starts a fake APNs and writes its key and certificate into a
+// new folder.
+func startAPNs(t *testing.T, o fakes.APNsOptions) *apnsPeer {
+	t.Helper()
+	f := fakes.StartAPNs(o)
+	t.Cleanup(f.Close)
+	p := &apnsPeer{APNs: f}
+	dir := t.TempDir()
+	var err error
+	if p.keyFile, err = f.WriteP8(dir); err != nil {
+		t.Fatal(err)
+	}
+	if p.caFile, err = f.WriteCA(dir); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// apnsKey writes an APNs team key into dir and returns its path.
+func apnsKey(t *testing.T, dir string) string {
+	t.Helper()
+	path, err := fakes.NewAPNs(fakes.APNsOptions{}).WriteP8(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const (
+	apnsTopic = "com.example.planet.voip"
+	apnsToken = "8b5f3f7a0c1d2e3f405162738495a6b7c8d9eaf00112233445566778899aabbc"
+)
+
+// apnsNotifier is an apns notifier named ios of the fake's team, with the
+// key in keyFile, pushing to topic at endpoint.
+func apnsNotifier(keyFile, endpoint, topic, extra string) string {
+	return fmt.Sprintf(`
+notifier "ios" {
+  plugin   = "apns"
+  team_id  = %q
+  key_id   = %q
+  key_file = %q
+  topic    = %q
+  endpoint = %q
+%s}
+`, fakes.APNsTeamID, fakes.APNsKeyID, keyFile, topic, endpoint, extra)
+}
+
+// apnsConfig routes every call to one apns notifier.
+func apnsConfig(keyFile, endpoint, topic string) string {
+	return testServer + apnsNotifier(keyFile, endpoint, topic, "") + `
+route "all" {
+  notify = ["ios"]
+}
+`
+}
+
+// apnsWaitPushes waits until the fake APNs received n pushes, and returns
+// them all.
+func apnsWaitPushes(t *testing.T, f *apnsPeer, n int) []fakes.Push {
+	t.Helper()
+	eventually(t, 10*time.Second, fmt.Sprintf("%d pushes reached the fake APNs", n), func() bool { return len(f.Pushes()) >= n })
+	return f.Pushes()
+}
+
+// startFCM starts a fake FCM and writes its service account's key into a
+// new folder; the test fails if the token endpoint refused an assertion.
+func startFCM(t *testing.T, o fakes.FCMOptions) (*fakes.FCM, string) {
+	t.Helper()
+	f := fakes.StartFCM(o)
+	t.Cleanup(f.Close)
+	t.Cleanup(func() {
+		if errs := f.TokenErrors(); len(errs) > 0 {
+			t.Errorf("token requests refused by the fake: %v", errs)
+		}
+	})
+	creds, err := f.WriteServiceAccount(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, creds
+}
+
+// fcmError is an FCM v1 error answer with an FcmError detail.
+func fcmError(status int, rpcStatus, code, msg string) fakes.FCMAnswer {
+	return fakes.FCMAnswer{Status: status, RPCStatus: rpcStatus, ErrorCode: code, Message: msg}
+}
+
+// startTwilio starts a fake Twilio whose answers to the numbers of answers
+// are the statuses listed, in turn (then 201): 429 with Retry-After: 1, the
+// rest Twilio's error 21211 (invalid To), quoting the number.
+func startTwilio(t *testing.T, o fakes.TwilioOptions, answers map[string][]int) *fakes.Twilio {
+	t.Helper()
+	queue := map[string][]int{}
+	for k, v := range answers {
+		queue[k] = append([]int(nil), v...)
+	}
+	var mu sync.Mutex
+	o.Answer = func(m *fakes.SMS) fakes.SMSAnswer {
+		mu.Lock()
+		defer mu.Unlock()
+		to := m.Form.Get("To")
+		q := queue[to]
+		if len(q) == 0 {
+			return fakes.SMSAnswer{}
+		}
+		status := q[0]
+		queue[to] = q[1:]
+		if status == http.StatusTooManyRequests {
+			return fakes.SMSAnswer{Status: status, Code: 20429, Message: "Too Many Requests", Header: map[string]string{"Retry-After": "1"}}
+		}
+		return fakes.SMSAnswer{Status: status, Code: 21211, Message: fmt.Sprintf("The 'To' number %s is not a valid phone number.", to)}
+	}
+	f := fakes.StartTwilio(o)
+	t.Cleanup(f.Close)
+	return f
+}
+
+// startOTLP starts an OTLP/HTTP trace receiver.
+func startOTLP(t *testing.T) *fakes.OTLP {
+	t.Helper()
+	f := fakes.StartOTLP()
+	t.Cleanup(f.Close)
+	return f
+}
+
+// tracing is a telemetry block exporting to the receiver at url.
+func tracing(url, service string) string {
+	return fmt.Sprintf(`
+telemetry {
+  traces       = "otlp"
+  endpoint     = %q
+  service_name = %q
+}
+`, url, service)
+}
+
+// contains reports whether list holds s.
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
