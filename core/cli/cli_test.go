@@ -176,8 +176,6 @@ var testdataDir = func() string {
 // A config that routes nobody is an error for validate (and serve), at
 // the end of the file, unless it says ring_nobody = true (then a warning).
 func TestValidateNoRoute(t *testing.T) {
-	dir := t.TempDir()
-	t.Chdir(dir)
 	const notifier = `notifier "hook" {
   plugin = "webhook"
   url    = "http://127.0.0.1:9/hook"
@@ -194,17 +192,12 @@ func TestValidateNoRoute(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := map[string]string{"empty file": "empty.hcl", "cut after a block": "cut.hcl", "on purpose": "nobody.hcl"}[tc.name]
-			if err := os.WriteFile(name, []byte(tc.text), 0o600); err != nil {
-				t.Fatal(err)
-			}
 			for _, cmd := range []string{"validate", "serve"} {
 				if cmd == "serve" && tc.code == ExitOK {
 					continue
 				}
-				var out, errb bytes.Buffer
-				code := Main([]string{cmd, "-config", name}, &out, &errb, testBuiltins)
-				if code != tc.code || !strings.Contains(out.String()+errb.String(), tc.want) {
-					t.Errorf("%s: exit %d; want %d and %q\n%s%s", cmd, code, tc.code, tc.want, out.String(), errb.String())
+				if code, got := runOn(t, cmd, name, tc.text); code != tc.code || !strings.Contains(got, tc.want) {
+					t.Errorf("%s: exit %d; want %d and %q\n%s", cmd, code, tc.code, tc.want, got)
 				}
 			}
 		})
@@ -214,8 +207,6 @@ func TestValidateNoRoute(t *testing.T) {
 // validate prints the lines of its diagnostics with the secrets on them
 // hidden: a URL's credentials and query, header values, a signing secret.
 func TestValidateHidesSecrets(t *testing.T) {
-	dir := t.TempDir()
-	t.Chdir(dir)
 	const text = `notifier "hook" {
   plugin  = "webhook"
   url     = "ftp://ringside:urlPASSWORD1@127.0.0.1:9/hook?apikey=queryKEY2"
@@ -227,12 +218,7 @@ route "all" {
   notify = ["hook"]
 }
 `
-	if err := os.WriteFile("secrets.hcl", []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out, errb bytes.Buffer
-	code := Main([]string{"validate", "-config", "secrets.hcl"}, &out, &errb, testBuiltins)
-	got := out.String() + errb.String()
+	code, got := runOn(t, "validate", "secrets.hcl", text)
 	if code != ExitError || strings.Count(got, "error:") < 3 {
 		t.Fatalf("exit %d; want 1 and errors at url, secret and headers:\n%s", code, got)
 	}
@@ -244,6 +230,19 @@ route "all" {
 	if !strings.Contains(got, `url     = "ftp://<redacted>@127.0.0.1:9/hook?apikey=<redacted>"`) {
 		t.Errorf("want the url line with its secrets hidden:\n%s", got)
 	}
+}
+
+// runOn writes text to the file name in a new working folder and runs the
+// command cmd on it; it returns the exit code and the output.
+func runOn(t *testing.T, cmd, name, text string) (int, string) {
+	t.Helper()
+	t.Chdir(t.TempDir())
+	if err := os.WriteFile(name, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := Main([]string{cmd, "-config", name}, &out, &errb, testBuiltins)
+	return code, out.String() + errb.String()
 }
 
 // explain shows a notifier whose payload does not render for the call

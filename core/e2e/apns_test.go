@@ -109,7 +109,7 @@ func TestE2EPayloadSurelyTooLarge(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := writeConfig(t, strings.Replace(base, `plugin   = "apns"`, `plugin   = "apns"
+			cfg := writeConfig(t, strings.Replace(base, `plugin = "apns"`, `plugin = "apns"
   payload  = { `+tc.payload+` }`, 1))
 			code, out, errOut := run(t, t.TempDir(), "validate", "-config", cfg)
 			if code != tc.code {

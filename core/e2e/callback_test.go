@@ -137,29 +137,9 @@ func TestE2ECallbackAnswers(t *testing.T) {
 // while serve runs.
 func TestE2EConsolePlugin(t *testing.T) {
 	console := consolePlugin(t)
-	config := testServer + fmt.Sprintf(`
-plugin "console" {
-  command = [%q]
-  sha256  = %q
-  env     = { CONSOLE_COLOR = "0" }
-}
-
-notifier "desk" {
-  plugin = "console"
-  prefix = "ring"
-}
-
-notifier "hook" {
-  plugin = "webhook"
-  url    = "http://127.0.0.1:1/unused"
-}
-
-route "console" {
-  when     = call.to_service_id == "linecorp.com"
-  notify   = ["desk"]
-  fallback = ["hook"]
-}
-`, console, fileSHA256(t, console))
+	config := testServer + pluginBlock("console", console, fmt.Sprintf("sha256  = %q", fileSHA256(t, console)), `env     = { CONSOLE_COLOR = "0" }`) +
+		notifierBlock("desk", "console", `prefix = "ring"`) + webhookNotifier("hook", "http://127.0.0.1:1/unused") +
+		fallbackRoute("console", `call.to_service_id == "linecorp.com"`, "desk", "hook")
 	in := start(t, config)
 
 	token := "0123456789abcdef-console-token"
@@ -234,14 +214,8 @@ func explained(t *testing.T, out string) explanation {
 // A wrong sha256 refuses to start, naming the file.
 func TestE2EPluginChecksum(t *testing.T) {
 	console := consolePlugin(t)
-	config := testServer + fmt.Sprintf(`
-plugin "console" {
-  command = [%q]
-  sha256  = "%s"
-}
-notifier "desk" { plugin = "console" }
-route "all" { notify = ["desk"] }
-`, console, strings.Repeat("0", 64))
+	config := testServer + pluginBlock("console", console, fmt.Sprintf("sha256  = %q", strings.Repeat("0", 64))) +
+		notifierBlock("desk", "console") + routeTo("all", "", "desk")
 	path := writeConfig(t, config)
 	code, out, errOut := run(t, t.TempDir(), "serve", "-config", path)
 	if code != 1 {
@@ -254,11 +228,8 @@ route "all" { notify = ["desk"] }
 
 // A callback that reaches no device is a 404 when reject_unreachable is set.
 func TestE2ERejectUnreachable(t *testing.T) {
-	config := serverBlock("2s", "debug", "  reject_unreachable = true") + fmt.Sprintf(`
-plugin "console" { command = [%q] }
-notifier "desk" { plugin = "console" }
-route "all" { notify = ["desk"] }
-`, consolePlugin(t))
+	config := serverBlock("2s", "debug", "  reject_unreachable = true") + consolePluginBlock(consolePlugin(t)) +
+		notifierBlock("desk", "console") + routeTo("all", "", "desk")
 	in := start(t, config)
 	code, _, body := do(t, "GET", in.notifyURL+"?"+lineExample, nil)
 	want := `{"sid":"151ad995-749c-4a28-893f-636700469db1","status":"no_devices","route":"all","routes":["all"]}`

@@ -31,17 +31,11 @@ import (
 func TestE2EDedup(t *testing.T) {
 	app := startWebhook(t, fakes.WebhookOptions{})
 	dir := t.TempDir()
-	path := writeConfigIn(t, dir, serverBlock("2s", "debug", "")+fmt.Sprintf(`
+	path := writeConfigIn(t, dir, serverBlock("2s", "debug", "")+`
 delivery {
   dedup_window = "3s"
 }
-plugin "console" {
-  command = [%q]
-}
-notifier "app" {
-  plugin = "webhook"
-  url    = %q
-}
+`+consolePluginBlock(consolePlugin(t))+webhookNotifier("app", app.URL)+`
 notifier "desk1" {
   plugin = "console"
   prefix = "one"
@@ -50,10 +44,7 @@ notifier "desk2" {
   plugin = "console"
   prefix = "two"
 }
-route "all" {
-  notify = ["app", "desk1", "desk2"]
-}
-`, consolePlugin(t), app.URL))
+`+routeTo("all", "", "app", "desk1", "desk2"))
 	in := startConfig(t, path)
 	tokens := []string{"aaaaaa-console-token", "bbbbbb-console-token"}
 	for _, tok := range tokens {
@@ -146,29 +137,13 @@ func TestE2ERetry(t *testing.T) {
 	const busy, fine = "+818000000503", "+818000000200"
 	tw := startSMS(t, map[string][]int{busy: {503}})
 	dir := t.TempDir()
-	path := writeConfigIn(t, dir, serverBlock("2s", "debug", "")+fmt.Sprintf(`
-notifier "app" {
-  plugin = "webhook"
-  url    = %q
-}
-notifier "short" {
-  plugin = "webhook"
-  url    = %q
-  ttl    = "3s"
-}
-%s
-route "phones" {
-  when   = call.to_user_id == "phones"
-  notify = ["sms"]
-}
-route "short" {
-  when   = call.to_user_id == "short"
-  notify = ["short"]
-}
-route "main" {
-  notify = ["app"]
-}
-`, app.URL+"/app", app.URL+"/short", smsNotifier(tw.URL, `"call ${call.sid}"`)))
+	path := writeConfigIn(t, dir, serverBlock("2s", "debug", "")+
+		webhookNotifier("app", app.URL+"/app")+
+		webhookNotifier("short", app.URL+"/short", `ttl    = "3s"`)+
+		smsNotifier(tw.URL, `"call ${call.sid}"`)+
+		routeTo("phones", `call.to_user_id == "phones"`, "sms")+
+		routeTo("short", `call.to_user_id == "short"`, "short")+
+		routeTo("main", "", "app"))
 	in := startConfig(t, path)
 	for _, p := range []string{busy, fine} {
 		in.putDevice(t, "phones", "phone", p)
@@ -289,23 +264,11 @@ func TestE2EFallbackAfter(t *testing.T) {
 		return fakes.WebhookAnswer{Status: 200}
 	}})
 	dir := t.TempDir()
-	path := writeConfigIn(t, dir, serverBlock("2s", "debug", "")+fmt.Sprintf(`
+	path := writeConfigIn(t, dir, serverBlock("2s", "debug", "")+`
 delivery {
   fallback_after = "2s"
 }
-notifier "app" {
-  plugin = "webhook"
-  url    = %q
-}
-notifier "backup" {
-  plugin = "webhook"
-  url    = %q
-}
-route "all" {
-  notify   = ["app"]
-  fallback = ["backup"]
-}
-`, app.URL, backup.URL))
+`+webhookNotifier("app", app.URL)+webhookNotifier("backup", backup.URL)+fallbackRoute("all", "", "app", "backup"))
 	in := startConfig(t, path)
 
 	sent := map[string]time.Time{}
@@ -364,25 +327,12 @@ func TestE2EPluginCrash(t *testing.T) {
 	dir := t.TempDir()
 	consoleCopy := filepath.Join(dir, "console-plugin")
 	copyFile(t, consolePlugin(t), consoleCopy)
-	path := writeConfigIn(t, dir, serverBlock("2s", "debug", "")+fmt.Sprintf(`
-plugin "console" {
-  command = ["./console-plugin"]
-}
-notifier "slow" {
-  plugin = "webhook"
-  url    = %q
-}
-notifier "other" {
-  plugin = "webhook"
-  url    = %q
-}
+	path := writeConfigIn(t, dir, serverBlock("2s", "debug", "")+consolePluginBlock("./console-plugin")+
+		webhookNotifier("slow", slow.URL)+webhookNotifier("other", other.URL)+`
 notifier "desk" {
   plugin = "console"
 }
-route "all" {
-  notify = ["slow", "other", "desk"]
-}
-`, slow.URL, other.URL))
+`+routeTo("all", "", "slow", "other", "desk"))
 	in := startConfig(t, path)
 	if code, _, body := do(t, "PUT", in.adminURL+"/v1/devices/linecorp.com/2809/console/console-token-crash", nil); code != 204 {
 		t.Fatalf("PUT device: %d %s", code, body)
@@ -392,12 +342,7 @@ route "all" {
 	deskPid := in.waitPluginPid(t, "desk", 0, 5*time.Second)
 
 	// Ten deliveries held in flight at the slow notifier's peer.
-	var held []string
-	for i := range 10 {
-		sid := sidN(0xc4a50001, i)
-		held = append(held, sid)
-		in.accept(t, sid, "2809")
-	}
+	held := in.acceptN(t, 0xc4a50001, 10, "2809")
 	waitSeen(t, slow, held, 10*time.Second)
 	waitDelivered(t, other, held, 10*time.Second)
 
@@ -405,12 +350,7 @@ route "all" {
 		t.Fatal(err)
 	}
 	// The others keep delivering meanwhile.
-	var during []string
-	for i := range 5 {
-		sid := sidN(0xc4a50002, i)
-		during = append(during, sid)
-		in.accept(t, sid, "2809")
-	}
+	during := in.acceptN(t, 0xc4a50002, 5, "2809")
 	waitDelivered(t, other, during, 10*time.Second)
 
 	waitDelivered(t, slow, append(append([]string{}, held...), during...), 20*time.Second)
@@ -512,27 +452,11 @@ func TestE2EJournalResume(t *testing.T) {
 		return fakes.WebhookAnswer{Status: 503}
 	}})
 	dir := t.TempDir()
-	path := writeConfigIn(t, dir, serverBlock("2s", "debug", "")+fmt.Sprintf(`
-directory "embedded" {
-  path = "data/ringside.db"
-}
-notifier "app" {
-  plugin = "webhook"
-  url    = %q
-}
-notifier "short" {
-  plugin = "webhook"
-  url    = %q
-  ttl    = "3s"
-}
-route "short" {
-  when   = call.to_user_id == "short"
-  notify = ["short"]
-}
-route "main" {
-  notify = ["app"]
-}
-`, app.URL+"/app", app.URL+"/short"))
+	path := writeConfigIn(t, dir, serverBlock("2s", "debug", "")+directoryAt("data/ringside.db")+
+		webhookNotifier("app", app.URL+"/app")+
+		webhookNotifier("short", app.URL+"/short", `ttl    = "3s"`)+
+		routeTo("short", `call.to_user_id == "short"`, "short")+
+		routeTo("main", "", "app"))
 	in := startConfig(t, path)
 
 	var early, pending, short []string
@@ -634,24 +558,10 @@ func TestE2EBackpressure(t *testing.T) {
 	defer releaseOnce.Do(func() { close(release) })
 	app := startWebhook(t, fakes.WebhookOptions{Answer: func(*fakes.WebhookRequest) fakes.WebhookAnswer { return fakes.WebhookAnswer{Hold: release} }})
 	dir := t.TempDir()
-	path := writeConfigIn(t, dir, serverBlock("2s", "info", "  max_in_flight = 4")+fmt.Sprintf(`
-notifier "app" {
-  plugin  = "webhook"
-  url     = %q
-  timeout = "30s"
-}
-route "all" {
-  notify = ["app"]
-}
-`, app.URL))
+	path := writeConfigIn(t, dir, serverBlock("2s", "info", "  max_in_flight = 4")+oneWebhook(app.URL, `timeout = "30s"`))
 	in := startConfig(t, path)
 
-	var first []string
-	for i := range 4 {
-		sid := sidN(0xbac00001, i)
-		first = append(first, sid)
-		in.accept(t, sid, "2809")
-	}
+	first := in.acceptN(t, 0xbac00001, 4, "2809")
 	waitSeen(t, app, first, 10*time.Second)
 	in.waitMetric(t, "ringside_callbacks_in_delivery", float64(len(first)), 5*time.Second)
 
@@ -735,22 +645,12 @@ func TestE2EBackpressureBurst(t *testing.T) {
 	dir := t.TempDir()
 	// The console notifier, with no device, makes each plan look up the
 	// directory, as a real deployment's would.
-	path := writeConfigIn(t, dir, serverBlock("2s", "info", "  max_in_flight = 4")+fmt.Sprintf(`
-plugin "console" {
-  command = [%q]
-}
-notifier "app" {
-  plugin  = "webhook"
-  url     = %q
-  timeout = "30s"
-}
+	path := writeConfigIn(t, dir, serverBlock("2s", "info", "  max_in_flight = 4")+consolePluginBlock(consolePlugin(t))+
+		webhookNotifier("app", app.URL, `timeout = "30s"`)+`
 notifier "desk" {
   plugin = "console"
 }
-route "all" {
-  notify = ["app", "desk"]
-}
-`, consolePlugin(t), app.URL))
+`+routeTo("all", "", "app", "desk"))
 	in := startConfig(t, path)
 
 	for round := range 30 {
@@ -804,20 +704,9 @@ route "all" {
 func TestE2EReload(t *testing.T) {
 	keep, a1, a2 := startWebhook(t, fakes.WebhookOptions{}), startWebhook(t, fakes.WebhookOptions{}), startWebhook(t, fakes.WebhookOptions{})
 	conf := func(appURL, ver, extra string) string {
-		return serverBlock("2s", "info", "") + fmt.Sprintf(`
-notifier "keep" {
-  plugin = "webhook"
-  url    = %q
-}
-notifier "app" {
-  plugin  = "webhook"
-  url     = %q
-  headers = { X-Ver = %q }
-}
-route "all" {
-  notify = ["keep", "app"]
-}
-%s`, keep.URL, appURL, ver, extra)
+		return serverBlock("2s", "info", "") + webhookNotifier("keep", keep.URL) +
+			webhookNotifier("app", appURL, fmt.Sprintf("headers = { X-Ver = %q }", ver)) +
+			routeTo("all", "", "keep", "app") + extra
 	}
 	dir := t.TempDir()
 	path := writeConfigIn(t, dir, conf(a1.URL, "1", ""))
@@ -999,16 +888,7 @@ func TestE2EShutdown(t *testing.T) {
 		return fakes.WebhookAnswer{Status: 200}
 	}})
 	dir := t.TempDir()
-	path := writeConfigIn(t, dir, serverBlock("3s", "debug", "")+fmt.Sprintf(`
-notifier "app" {
-  plugin  = "webhook"
-  url     = %q
-  timeout = "30s"
-}
-route "all" {
-  notify = ["app"]
-}
-`, app.URL))
+	path := writeConfigIn(t, dir, serverBlock("3s", "debug", "")+oneWebhook(app.URL, `timeout = "30s"`))
 	in := startConfig(t, path)
 	in.accept(t, s1, "2809")
 	in.accept(t, s2, "2809")
@@ -1081,15 +961,7 @@ route "all" {
 func TestE2EJournalCrashLeavesNoPlugin(t *testing.T) {
 	app := startWebhook(t, fakes.WebhookOptions{})
 	dir := t.TempDir()
-	path := writeConfigIn(t, dir, serverBlock("2s", "info", "")+fmt.Sprintf(`
-notifier "app" {
-  plugin = "webhook"
-  url    = %q
-}
-route "all" {
-  notify = ["app"]
-}
-`, app.URL))
+	path := writeConfigIn(t, dir, serverBlock("2s", "info", "")+oneWebhook(app.URL))
 	in := startConfig(t, path)
 	in.waitPluginPid(t, "app", 0, 5*time.Second)
 	kids := in.kill(t)
@@ -1105,16 +977,7 @@ func TestE2EReloadMaxInFlight(t *testing.T) {
 	defer close(release)
 	app := startWebhook(t, fakes.WebhookOptions{Answer: func(*fakes.WebhookRequest) fakes.WebhookAnswer { return fakes.WebhookAnswer{Hold: release} }})
 	conf := func(max int) string {
-		return serverBlock("2s", "info", fmt.Sprintf("  max_in_flight = %d", max)) + fmt.Sprintf(`
-notifier "app" {
-  plugin  = "webhook"
-  url     = %q
-  timeout = "30s"
-}
-route "all" {
-  notify = ["app"]
-}
-`, app.URL)
+		return serverBlock("2s", "info", fmt.Sprintf("  max_in_flight = %d", max)) + oneWebhook(app.URL, `timeout = "30s"`)
 	}
 	dir := t.TempDir()
 	path := writeConfigIn(t, dir, conf(2))

@@ -17,24 +17,10 @@ func slackPlugin(t *testing.T) string { return binary(t, "examples/slack-plugin"
 // slackConfig routes linecorp.com's calls to the Slack plugin at bin,
 // pinned by sha256, posting to webhookURL.
 func slackConfig(bin, sha256, webhookURL string) string {
-	return testServer + fmt.Sprintf(`
-plugin "slack" {
-  command = [%q]
-  sha256  = %q
-}
-
-notifier "desk" {
-  plugin      = "slack"
-  webhook_url = %q
-  username    = "ringside"
-  text        = "*${call.from_user_id}* is calling *${call.to_user_id}* (${call.type == "V" ? "video" : "audio"})"
-}
-
-route "desk" {
-  when   = call.to_service_id == "linecorp.com"
-  notify = ["desk"]
-}
-`, bin, sha256, webhookURL)
+	return testServer + pluginBlock("slack", bin, fmt.Sprintf("sha256  = %q", sha256)) +
+		notifierBlock("desk", "slack", fmt.Sprintf("webhook_url = %q", webhookURL), `username    = "ringside"`,
+			`text        = "*${call.from_user_id}* is calling *${call.to_user_id}* (${call.type == "V" ? "video" : "audio"})"`) +
+		routeTo("desk", `call.to_service_id == "linecorp.com"`, "desk")
 }
 
 // The Slack example plugin, built and pinned by sha256, posts a routed call

@@ -173,11 +173,11 @@ notifier "app" {
 
 // Planted secrets of the config test.
 const (
-	fcURLPassword  = "urlpassPLANTED7c2e"
-	fcURLQuery     = "urlqueryPLANTED91ab"
-	fcHeaderValue  = "hdrvaluePLANTED44d0"
-	fcSlackPath    = "slackpathPLANTED0f3a"
-	fcRotatedWHKey = "whsec_cm90YXRlZFBMQU5URURzaWduaW5nS2V5MDE="
+	plantedURLPassword = "urlpassPLANTED7c2e"
+	plantedURLQuery    = "urlqueryPLANTED91ab"
+	plantedHeaderValue = "hdrvaluePLANTED44d0"
+	plantedSlackPath   = "slackpathPLANTED0f3a"
+	plantedRotatedKey  = "whsec_cm90YXRlZFBMQU5URURzaWduaW5nS2V5MDE="
 )
 
 // (d) Secrets on the lines diagnostics print — a URL's userinfo and query,
@@ -187,7 +187,7 @@ const (
 func TestE2EFaultConfigSecretsNeverPrinted(t *testing.T) {
 	slack := slackPlugin(t)
 	hook := startWebhook(t, fakes.WebhookOptions{})
-	hookURL := strings.Replace(hook.URL, "http://", "http://ringside:"+fcURLPassword+"@", 1) + "/hook?apikey=" + fcURLQuery
+	hookURL := strings.Replace(hook.URL, "http://", "http://ringside:"+plantedURLPassword+"@", 1) + "/hook?apikey=" + plantedURLQuery
 	good := testServer + fmt.Sprintf(`
 plugin "slack" {
   command = [%q]
@@ -208,21 +208,21 @@ notifier "app" {
 route "all" {
   notify = ["app"]
 }
-`, slack, fcSlackPath, hookURL, hookSecret, fcHeaderValue)
+`, slack, plantedSlackPath, hookURL, hookSecret, plantedHeaderValue)
 	// The same with mistakes on the secrets' lines: for the parser (a
 	// rotated secret missing its closing quote), and for the schemas and
 	// plugins (a URL and a secret in lists, a header name with a space).
-	unparsable := strings.Replace(good, fmt.Sprintf("secret  = %q", hookSecret), `secret  = "`+fcRotatedWHKey, 1)
+	unparsable := strings.Replace(good, fmt.Sprintf("secret  = %q", hookSecret), `secret  = "`+plantedRotatedKey, 1)
 	rejected := strings.NewReplacer(
 		fmt.Sprintf("url     = %q", hookURL), fmt.Sprintf("url     = [%q]", hookURL),
-		fmt.Sprintf("secret  = %q", hookSecret), fmt.Sprintf("secret  = [%q]", fcRotatedWHKey),
+		fmt.Sprintf("secret  = %q", hookSecret), fmt.Sprintf("secret  = [%q]", plantedRotatedKey),
 		`route "all" {`, fmt.Sprintf(`notifier "app2" {
   plugin  = "webhook"
   url     = %q
   headers = { "Bad Header" = "x", Authorization = "Bearer %s" }
 }
 
-route "all" {`, hook.URL+"/hook2", fcHeaderValue),
+route "all" {`, hook.URL+"/hook2", plantedHeaderValue),
 	).Replace(good)
 	if unparsable == good || strings.Count(rejected, "[") < 2 {
 		t.Fatal("no mistake planted")
@@ -273,12 +273,12 @@ route "all" {`, hook.URL+"/hook2", fcHeaderValue),
 	}
 
 	s := &leakScanner{}
-	s.plant("URL password", fcURLPassword)
-	s.plant("URL query value", fcURLQuery)
-	s.plant("header value", fcHeaderValue)
-	s.plant("sensitive webhook_url", fcSlackPath)
+	s.plant("URL password", plantedURLPassword)
+	s.plant("URL query value", plantedURLQuery)
+	s.plant("header value", plantedHeaderValue)
+	s.plant("sensitive webhook_url", plantedSlackPath)
 	s.plant("webhook secret", hookSecret, strings.TrimPrefix(hookSecret, "whsec_"))
-	s.plant("rotated webhook secret", fcRotatedWHKey, strings.TrimPrefix(fcRotatedWHKey, "whsec_"))
+	s.plant("rotated webhook secret", plantedRotatedKey, strings.TrimPrefix(plantedRotatedKey, "whsec_"))
 	for name, text := range outputs {
 		for _, leak := range s.scan(name, text) {
 			t.Errorf("LEAK: %s", leak)
@@ -302,17 +302,7 @@ func TestE2EFaultConfigSIGTERMDuringHungReload(t *testing.T) {
 	if err := os.Chmod(script, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, in.config, []byte(config+fmt.Sprintf(`
-plugin "hung" {
-  command = [%q]
-}
-notifier "stuck" {
-  plugin = "hung"
-}
-route "stuck" {
-  notify = ["stuck"]
-}
-`, script)))
+	writeFile(t, in.config, []byte(config+pluginBlock("hung", script)+notifierBlock("stuck", "hung")+routeTo("stuck", "", "stuck")))
 	in.signal(t, syscall.SIGHUP)
 	var pid int
 	for deadline := time.Now().Add(10 * time.Second); pid == 0; {
@@ -361,30 +351,10 @@ route "stuck" {
 func TestE2EFaultConfigRenderFailure(t *testing.T) {
 	broken := startWebhook(t, fakes.WebhookOptions{})
 	other := startWebhook(t, fakes.WebhookOptions{})
-	config := testServer + fmt.Sprintf(`
-notifier "broken" {
-  plugin  = "webhook"
-  url     = %q
-  payload = {
+	config := testServer + webhookNotifier("broken", broken.URL+"/hook", `payload = {
     caller = call.extra["caller_name"]
-  }
-}
-
-notifier "other" {
-  plugin = "webhook"
-  url    = %q
-}
-
-route "solo" {
-  when     = call.to_user_id == "solo"
-  notify   = ["broken"]
-  fallback = ["other"]
-}
-
-route "all" {
-  notify = ["broken", "other"]
-}
-`, broken.URL+"/hook", other.URL+"/hook")
+  }`) + webhookNotifier("other", other.URL+"/hook") +
+		fallbackRoute("solo", `call.to_user_id == "solo"`, "broken", "other") + routeTo("all", "", "broken", "other")
 	in := start(t, config)
 	line := 1 + strings.Count(config[:strings.Index(config, "call.extra")], "\n")
 

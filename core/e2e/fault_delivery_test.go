@@ -19,10 +19,10 @@ import (
 	"github.com/ringside/ringside/plugins/fakes"
 )
 
-// ftMaxQuery is a callback with every LINE field at its largest: param
+// largestQuery is a callback with every LINE field at its largest: param
 // (4096 bytes of base64), app_svr_data and stid (4096 bytes each) and an
 // unknown key of 16 KB, kept for rules as call.extra.
-func ftMaxQuery(sid, toUser string) string {
+func largestQuery(sid, toUser string) string {
 	param := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("p", 3072)))
 	return maxQuery(sid, "linecorp.com", "9286", toUser, param, "x_later", 16<<10)
 }
@@ -54,22 +54,10 @@ func TestE2EFaultDeliveryLargestCallbacksAtRate(t *testing.T) {
 		return fakes.WebhookAnswer{Status: 200}
 	}})
 	dir := t.TempDir()
-	path := writeConfigIn(t, dir, serverBlock("5s", "info", `  max_in_flight = 20000`)+fmt.Sprintf(`
-directory "embedded" {
-  path = "ringside.db"
-}
-notifier "app" {
-  plugin  = "webhook"
-  url     = %q
-  payload = {
+	path := writeConfigIn(t, dir, serverBlock("5s", "info", `  max_in_flight = 20000`)+directoryAt("ringside.db")+oneWebhook(app.URL+"/hook", `payload = {
     extra = call.extra["x_later"]
     data  = call.app_svr_data
-  }
-}
-route "all" {
-  notify = ["app"]
-}
-`, app.URL+"/hook"))
+  }`))
 	in := startConfig(t, path)
 
 	const total, workers = 3000, 256
@@ -84,7 +72,7 @@ route "all" {
 					return
 				}
 				sid := sidN(0xfa000001, i)
-				code, body, _ := in.get(ftMaxQuery(sid, "2809"))
+				code, body, _ := in.get(largestQuery(sid, "2809"))
 				if code == 200 && strings.Contains(body, `"status":"accepted"`) {
 					accepted.Store(sid, true)
 				} else {
@@ -122,18 +110,7 @@ route "all" {
 func TestE2EFaultDeliveryStoppedPlugin(t *testing.T) {
 	app := startWebhook(t, fakes.WebhookOptions{})
 	dir := t.TempDir()
-	path := writeConfigIn(t, dir, serverBlock("5s", "info", "")+fmt.Sprintf(`
-directory "embedded" {
-  path = "ringside.db"
-}
-notifier "app" {
-  plugin = "webhook"
-  url    = %q
-}
-route "all" {
-  notify = ["app"]
-}
-`, app.URL+"/hook"))
+	path := writeConfigIn(t, dir, serverBlock("5s", "info", "")+directoryAt("ringside.db")+oneWebhook(app.URL+"/hook"))
 	in := startConfig(t, path)
 	in.accept(t, sidN(0xf5000000, 0), "2809")
 	waitDelivered(t, app, []string{sidN(0xf5000000, 0)}, 10*time.Second)
@@ -192,19 +169,7 @@ func TestE2EFaultDeliveryWebhookIDSurvivesCrash(t *testing.T) {
 		return fakes.WebhookAnswer{Status: 200}
 	}})
 	dir := t.TempDir()
-	path := writeConfigIn(t, dir, serverBlock("2s", "info", "")+fmt.Sprintf(`
-directory "embedded" {
-  path = "ringside.db"
-}
-notifier "app" {
-  plugin = "webhook"
-  url    = %q
-  secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-}
-route "all" {
-  notify = ["app"]
-}
-`, app.URL+"/hook"))
+	path := writeConfigIn(t, dir, serverBlock("2s", "info", "")+directoryAt("ringside.db")+oneWebhook(app.URL+"/hook", fmt.Sprintf("secret = %q", hookSecret)))
 	in := startConfig(t, path)
 	sid := sidN(0xf6000001, 0)
 	in.accept(t, sid, "2809")
@@ -213,11 +178,10 @@ route "all" {
 	if first == "" {
 		t.Fatal("no webhook-id on the first request")
 	}
-	orphans := in.kill(t)
-	reap(waitGone(orphans, 3*time.Second))
+	in.crash(t)
 	holdOnce.Do(func() { close(hold) })
 
-	in2 := startConfig(t, path)
+	in2 := in.restart(t)
 	waitDelivered(t, app, []string{sid}, 15*time.Second)
 	reqs := app.Requests(sid)
 	if len(reqs) < 2 {
@@ -265,15 +229,8 @@ func TestE2EFaultDeliveryCrowdMarks(t *testing.T) {
 		return count, first
 	}
 	dir := t.TempDir()
-	path := writeConfigIn(t, dir, serverBlock("2s", "debug", "")+`
-directory "embedded" {
-  path = "ringside.db"
-}
-`+apnsNotifier(apns.keyFile, apns.URL, apnsTopic, "")+`
-route "all" {
-  notify = ["ios"]
-}
-`)
+	path := writeConfigIn(t, dir, serverBlock("2s", "debug", "")+directoryAt("ringside.db")+
+		apnsNotifier(apns.keyFile, apns.URL, apnsTopic)+routeTo("all", "", "ios"))
 	in := startConfig(t, path, apns.env())
 	devs := map[string][]string{}
 	for k := range n {
@@ -294,10 +251,9 @@ route "all" {
 		in.metric(t, "ringside_journal_entries"), in.metric(t, "ringside_callbacks_in_delivery"),
 		in.metric(t, `ringside_deliveries_total{notifier="ios",outcome="delivered"}`))
 	killAt := time.Now()
-	orphans := in.kill(t)
-	reap(waitGone(orphans, 3*time.Second))
+	in.crash(t)
 	release()
-	in2 := startConfig(t, path, apns.env())
+	in2 := in.restart(t)
 	in2.waitMetric(t, "ringside_journal_entries", 0, 20*time.Second)
 	count, first := answered()
 	twice, latest := 0, time.Duration(0)

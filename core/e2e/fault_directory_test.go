@@ -31,18 +31,7 @@ func directoryConfig(t *testing.T, dbPath, extra string) string {
 	if dbPath == "" {
 		dbPath = "ringside.db"
 	}
-	return testServer + fmt.Sprintf(`
-directory "embedded" {
-  path = %q
-}
-notifier "app" {
-  plugin = "webhook"
-  url    = %q
-}
-route "all" {
-  notify = ["app"]
-}
-`, dbPath, hook.URL+"/hook") + extra
+	return testServer + directoryAt(dbPath) + oneWebhook(hook.URL+"/hook") + extra
 }
 
 // hasLog reports whether a log line of level says msg within 5s.
@@ -238,9 +227,9 @@ func TestE2EFaultDirectoryTwoServes(t *testing.T) {
 	}
 }
 
-// fdRaw sends "GET target HTTP/1.1" as is (no client cleans the path) to
+// rawGet sends "GET target HTTP/1.1" as is (no client cleans the path) to
 // the notify_cb listener and returns the status and Location.
-func fdRaw(t *testing.T, in *instance, target string) (int, string, string) {
+func rawGet(t *testing.T, in *instance, target string) (int, string, string) {
 	t.Helper()
 	u, err := url.Parse(in.notifyURL)
 	if err != nil {
@@ -278,11 +267,11 @@ func TestE2EFaultPublicPathsNoRedirect(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			config := strings.Replace(directoryConfig(t, "", ""), "server {", "server {\n"+tc.settings, 1)
 			in := start(t, config)
-			if code, _, body := fdRaw(t, in, "/notify_cb?"+lineExample); code != tc.want {
+			if code, _, body := rawGet(t, in, "/notify_cb?"+lineExample); code != tc.want {
 				t.Errorf("/notify_cb: got %d %s; want %d", code, body, tc.want)
 			}
 			for _, p := range []string{"//notify_cb", "/./notify_cb", "/notify_cb/../notify_cb", "/x/../notify_cb", "/notify_cb/"} {
-				code, loc, body := fdRaw(t, in, p+"?"+lineExample)
+				code, loc, body := rawGet(t, in, p+"?"+lineExample)
 				if code != http.StatusNotFound || loc != "" || strings.TrimSpace(body) != `{"error":"not_found"}` {
 					t.Errorf("%s: got %d (Location %.40q…) %.40s…; want 404 {\"error\":\"not_found\"}", p, code, loc, body)
 				}

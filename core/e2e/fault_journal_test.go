@@ -85,18 +85,7 @@ func fill(t *testing.T, path string) int64 {
 // journalConfig is a config whose directory (and so journal) lives at dbPath,
 // with one webhook notifier to app.
 func journalConfig(dbPath, appURL string) string {
-	return serverBlock("2s", "debug", "") + fmt.Sprintf(`
-directory "embedded" {
-  path = %q
-}
-notifier "app" {
-  plugin = "webhook"
-  url    = %q
-}
-route "main" {
-  notify = ["app"]
-}
-`, dbPath, appURL)
+	return serverBlock("2s", "debug", "") + directoryAt(dbPath) + webhookNotifier("app", appURL) + routeTo("main", "", "app")
 }
 
 // resumed checks that the restarted ringside resumed every sid of want
@@ -141,12 +130,7 @@ func TestE2EFaultJournalDiskFull(t *testing.T) {
 
 	filler := filepath.Join(disk, "filler")
 	fill(t, filler)
-	var full []string
-	for i := range 12 {
-		sid := sidN(0xdf000001, i)
-		full = append(full, sid)
-		in.accept(t, sid, "2809") // the phone rings: 200 accepted
-	}
+	full := in.acceptN(t, 0xdf000001, 12, "2809") // the phone rings: 200 accepted
 	in.waitLogs(t, 1, 5*time.Second, "journal write failed at ERROR", func(l map[string]any) bool {
 		return l["level"] == "ERROR" && strings.HasPrefix(fmt.Sprint(l["msg"]), "journal write failed") &&
 			l["error"] == "no space left on device" && strings.HasSuffix(fmt.Sprint(l["file"]), "ringside.journal")
@@ -167,21 +151,15 @@ func TestE2EFaultJournalDiskFull(t *testing.T) {
 		return l["msg"] == "journal writes succeed again"
 	})
 	in.waitReadyz(t, 5*time.Second, "200 once the disk freed", func(code int, _ string) bool { return code == 200 })
-	var after []string
-	for i := range 5 {
-		sid := sidN(0xdf000002, i)
-		after = append(after, sid)
-		in.accept(t, sid, "2809")
-	}
+	after := in.acceptN(t, 0xdf000002, 5, "2809")
 	all := append(append([]string{}, full...), after...)
 	// Every callback is journaled now, those of the full disk included.
 	in.waitMetric(t, "ringside_journal_entries", float64(len(all)), 10*time.Second)
 	waitSeen(t, app, all, 10*time.Second)
 
-	orphans := in.kill(t)
-	reap(waitGone(orphans, 3*time.Second))
+	in.crash(t)
 	heal.Store(true)
-	in2 := startConfig(t, path)
+	in2 := in.restart(t)
 	resumed(t, in2, app, all)
 	in2.waitMetric(t, "ringside_journal_entries", 0, 10*time.Second)
 	if v := in2.metric(t, "ringside_journal_write_errors_total"); v != 0 {
@@ -207,13 +185,7 @@ func TestE2EFaultJournalRemoved(t *testing.T) {
 	in := startConfig(t, path)
 
 	var sids []string
-	accept := func(tag uint32, n int) {
-		for i := range n {
-			sid := sidN(tag, i)
-			sids = append(sids, sid)
-			in.accept(t, sid, "2809")
-		}
-	}
+	accept := func(tag uint32, n int) { sids = append(sids, in.acceptN(t, tag, n, "2809")...) }
 	accept(0x4e000001, 3)
 	journalFile := filepath.Join(dir, "data", "ringside.journal")
 	if err := os.Remove(journalFile); err != nil {
@@ -234,10 +206,9 @@ func TestE2EFaultJournalRemoved(t *testing.T) {
 		t.Fatalf("journal file: %v", err)
 	}
 
-	orphans := in.kill(t)
-	reap(waitGone(orphans, 3*time.Second))
+	in.crash(t)
 	heal.Store(true)
-	in2 := startConfig(t, path)
+	in2 := in.restart(t)
 	resumed(t, in2, app, sids)
 	in2.waitMetric(t, "ringside_journal_entries", 0, 10*time.Second)
 }

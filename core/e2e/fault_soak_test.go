@@ -156,7 +156,7 @@ func soakMaxQuery(sid, toUser string) string {
 	return maxQuery(sid, idOf("from-service-", 256), idOf("from-user-", 256), toUser, maxParam, "x_soak_extra", 4<<10)
 }
 
-type fsCall struct {
+type soakCall struct {
 	sid, callee string
 	kind        string // "line", "max", "crowd"
 	sent, done  time.Time
@@ -165,9 +165,9 @@ type fsCall struct {
 	err         error
 }
 
-// fsKill is one kill of a process the deliveries run through: pushes to
+// killEvent is one kill of a process the deliveries run through: pushes to
 // the peers listed that were in flight at that moment may arrive twice.
-type fsKill struct {
+type killEvent struct {
 	what          string
 	at            time.Time
 	webhook, apns bool
@@ -238,27 +238,13 @@ func TestE2EFaultSoak(t *testing.T) {
 		devices[crowd] = append(devices[crowd], deviceToken(crowd, k))
 	}
 
-	good := serverBlock("5s", "info", "") + fmt.Sprintf(`
-delivery {
-  journal = true
-}
-directory "embedded" {
-  path = %q
-}
-notifier "app" {
-  plugin = "webhook"
-  url    = %q
-  secret = %q
-}
-`, filepath.Join(disk, "data", "ringside.db"), app.URL+"/hook", hookSecret) + apnsNotifier(apns.keyFile, apns.URL, apnsTopic, `  payload = {
+	good := serverBlock("5s", "info", "") + "delivery {\n  journal = true\n}\n" +
+		directoryAt(filepath.Join(disk, "data", "ringside.db")) +
+		webhookNotifier("app", app.URL+"/hook", fmt.Sprintf("secret = %q", hookSecret)) +
+		apnsNotifier(apns.keyFile, apns.URL, apnsTopic, `payload = {
     # APNs takes 5120 bytes: cc_param at its largest fits, app_svr_data too would not.
     app_svr_data = substr(call.app_svr_data, 0, 16)
-  }
-`) + `
-route "all" {
-  notify = ["app", "ios"]
-}
-`
+  }`) + routeTo("all", "", "app", "ios")
 	path := writeConfigIn(t, dir, good)
 	env := apns.env()
 
@@ -275,10 +261,10 @@ route "all" {
 	// ---- The load: an open-loop sender, handed to a pool of workers.
 	var (
 		mu      sync.Mutex
-		calls   []*fsCall
+		calls   []*soakCall
 		skipped int
 	)
-	jobs := make(chan *fsCall, rate)
+	jobs := make(chan *soakCall, rate)
 	var workers sync.WaitGroup
 	for range 64 {
 		workers.Go(func() {
@@ -322,7 +308,7 @@ route "all" {
 			if at := stopAt.Load(); at != 0 && now.UnixNano() >= at {
 				break
 			}
-			c := &fsCall{sid: sidN(0xfa50a000, i), kind: "line", callee: callees[i%users]}
+			c := &soakCall{sid: sidN(0xfa50a000, i), kind: "line", callee: callees[i%users]}
 			switch {
 			case now.Sub(lastCrowd) >= crowdEvery:
 				c.kind, c.callee, lastCrowd = "crowd", crowd, now
@@ -343,7 +329,7 @@ route "all" {
 	}()
 
 	// ---- The faults, on a schedule.
-	var kills []fsKill
+	var kills []killEvent
 	at := func(frac float64) {
 		if d := time.Until(start.Add(time.Duration(frac * float64(duration)))); d > 0 {
 			time.Sleep(d)
@@ -376,15 +362,21 @@ route "all" {
 		return fmt.Sprintf("%d of the crowd's %d pushes of %s answered", apns.sidCount(sid), crowdSize, sid)
 	}
 
+	// killWebhookPlugin SIGKILLs the webhook plugin of in and waits for
+	// the next.
+	killWebhookPlugin := func(in *instance) {
+		if err := syscall.Kill(appPid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill the webhook plugin %d: %v", appPid, err)
+		}
+		kills = append(kills, killEvent{what: "SIGKILL webhook plugin", at: time.Now(), webhook: true})
+		logf("fault: SIGKILL the webhook plugin (pid %d)", appPid)
+		appPid = in.waitPluginPid(t, "app", appPid, 10*time.Second)
+		logf("       webhook plugin restarted (pid %d)", appPid)
+	}
+
 	// 1. SIGKILL the webhook plugin.
 	at(0.10)
-	if err := syscall.Kill(appPid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill the webhook plugin %d: %v", appPid, err)
-	}
-	kills = append(kills, fsKill{what: "SIGKILL webhook plugin", at: time.Now(), webhook: true})
-	logf("fault: SIGKILL the webhook plugin (pid %d)", appPid)
-	appPid = in.waitPluginPid(t, "app", appPid, 10*time.Second)
-	logf("       webhook plugin restarted (pid %d)", appPid)
+	killWebhookPlugin(in)
 
 	// 2. SIGSTOP the APNs plugin: the supervisor kills it after its missed
 	// health checks and starts another.
@@ -395,7 +387,7 @@ route "all" {
 	}
 	stoppedPid = iosPid
 	t.Cleanup(func() { reap([]int{stoppedPid}) })
-	kills = append(kills, fsKill{what: "SIGSTOP apns plugin", at: time.Now(), apns: true})
+	kills = append(kills, killEvent{what: "SIGSTOP apns plugin", at: time.Now(), apns: true})
 	logf("fault: SIGSTOP the apns plugin (pid %d), %s", iosPid, crowdNote)
 	iosPid = in.waitPluginPid(t, "ios", iosPid, 20*time.Second)
 	if alive := waitGone([]int{stoppedPid}, 5*time.Second); len(alive) > 0 {
@@ -467,7 +459,7 @@ route "all" {
 	at(0.70)
 	crowdNote = amidCrowd(2)
 	orphans := in.kill(t)
-	kills = append(kills, fsKill{what: "SIGKILL ringside", at: time.Now(), webhook: true, apns: true})
+	kills = append(kills, killEvent{what: "SIGKILL ringside", at: time.Now(), webhook: true, apns: true})
 	logf("fault: SIGKILL ringside (pid %d; plugins %v), %s", in.pid(), orphans, crowdNote)
 	if alive := waitGone(orphans, 5*time.Second); len(alive) > 0 {
 		t.Errorf("plugin processes %v outlived ringside's SIGKILL", alive)
@@ -481,13 +473,7 @@ route "all" {
 
 	// 6. SIGKILL the webhook plugin of the new ringside.
 	at(0.85)
-	if err := syscall.Kill(appPid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill the webhook plugin %d: %v", appPid, err)
-	}
-	kills = append(kills, fsKill{what: "SIGKILL webhook plugin", at: time.Now(), webhook: true})
-	logf("fault: SIGKILL the webhook plugin (pid %d)", appPid)
-	appPid = in2.waitPluginPid(t, "app", appPid, 10*time.Second)
-	logf("       webhook plugin restarted (pid %d)", appPid)
+	killWebhookPlugin(in2)
 
 	stopAt.Store(max(start.Add(duration).UnixNano(), time.Now().Add(2*time.Second).UnixNano()))
 	<-loadDone
@@ -511,10 +497,10 @@ route "all" {
 
 	// ---- Count at the fake peers.
 	mu.Lock()
-	all := append([]*fsCall(nil), calls...)
+	all := append([]*soakCall(nil), calls...)
 	mu.Unlock()
 	sort.Slice(all, func(i, j int) bool { return all[i].sent.Before(all[j].sent) })
-	bySID := map[string]*fsCall{}
+	bySID := map[string]*soakCall{}
 	var (
 		accepted, durable, notDurable, refused503, transport, other int
 		kinds                                                       = map[string]int{}
@@ -544,7 +530,7 @@ route "all" {
 		codes[strconv.Itoa(c.code)]++
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	isDurable := func(c *fsCall) bool { return c.done.Before(fillAt) || c.sent.After(durableAt) }
+	isDurable := func(c *soakCall) bool { return c.done.Before(fillAt) || c.sent.After(durableAt) }
 
 	// The deliveries each peer saw: webhook by sid (2xx answers), APNs by
 	// (token, sid).
@@ -574,8 +560,8 @@ route "all" {
 	// When each callback's deliveries were all done at each peer: the
 	// first 2xx of its webhook; the first 200 of its last device at APNs
 	// (zero: some delivery never came).
-	hookDone := func(c *fsCall) time.Time { return hooks[c.sid].first }
-	pushDone := func(c *fsCall) time.Time {
+	hookDone := func(c *soakCall) time.Time { return hooks[c.sid].first }
+	pushDone := func(c *soakCall) time.Time {
 		var last time.Time
 		for _, tok := range devices[c.callee] {
 			f := pushes[tok+"|"+c.sid].first
@@ -589,11 +575,11 @@ route "all" {
 		return last
 	}
 	// reaches says whether kill k could make the peer see a delivery twice.
-	reaches := func(k fsKill, webhook bool) bool { return (webhook && k.webhook) || (!webhook && k.apns) }
+	reaches := func(k killEvent, webhook bool) bool { return (webhook && k.webhook) || (!webhook && k.apns) }
 	// sidInFlight: the callback was sent before kill k and its deliveries
 	// to the peer were not all done margin before it (what a peer answered
 	// must reach ringside, and its journal, before the kill).
-	sidInFlight := func(c *fsCall, done time.Time, k fsKill) bool {
+	sidInFlight := func(c *soakCall, done time.Time, k killEvent) bool {
 		return c.sent.Before(k.at) && (done.IsZero() || !done.Before(k.at.Add(-margin)))
 	}
 	var (
@@ -615,7 +601,7 @@ route "all" {
 	}
 	// check counts one expected delivery of c: cnt is what the peer saw,
 	// done when all of c's deliveries to that peer were.
-	check := func(c *fsCall, what string, cnt pushCount, done time.Time, webhook bool) {
+	check := func(c *soakCall, what string, cnt pushCount, done time.Time, webhook bool) {
 		if cnt.n == 0 {
 			if isDurable(c) {
 				lostDurable = append(lostDurable, what)

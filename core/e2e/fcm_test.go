@@ -19,21 +19,13 @@ const fcmDeviceToken = "eFcmE2eToken-0123456789:APA91bExampleRegistrationToken_a
 
 // fcmConfig is a config with one fcm notifier routed for every call.
 func fcmConfig(creds, endpoint string) string {
-	return testServer + fmt.Sprintf(`
-notifier "android" {
-  plugin           = "fcm"
-  credentials_file = %q
-  endpoint         = %q
-  payload = {
+	return testServer + "\n" + notifierBlock("android", "fcm",
+		fmt.Sprintf("credentials_file = %q", creds),
+		fmt.Sprintf("endpoint         = %q", endpoint),
+		`payload = {
     caller = call.from_user_id
     video  = call.type == "V"
-  }
-}
-
-route "all" {
-  notify = ["android"]
-}
-`, creds, endpoint)
+  }`) + routeTo("all", "", "android")
 }
 
 // fcmWaitSends waits until the fake FCM received n messages, and returns

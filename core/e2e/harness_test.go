@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -165,6 +164,7 @@ type instance struct {
 	notifyURL string
 	adminURL  string
 	logs      *logBuffer
+	env       []string // besides this process's
 	done      chan error
 }
 
@@ -186,7 +186,7 @@ func startConfig(t *testing.T, path string, env ...string) *instance {
 // startIn serves the config file at path from the folder cwd.
 func startIn(t *testing.T, path, cwd string, env ...string) *instance {
 	t.Helper()
-	in := &instance{t: t, dir: filepath.Dir(path), config: path, logs: &logBuffer{}, done: make(chan error, 1)}
+	in := &instance{t: t, dir: filepath.Dir(path), config: path, logs: &logBuffer{}, env: env, done: make(chan error, 1)}
 	in.cmd = exec.Command(ringsideBin, "serve", "-config", path)
 	in.cmd.Dir = cwd
 	in.cmd.Env = append(os.Environ(), env...)
@@ -270,46 +270,62 @@ func (in *instance) kill(t *testing.T) []int {
 	return kids
 }
 
+// crash SIGKILLs ringside, then the plugin processes it orphaned that are
+// still there 3s later.
+func (in *instance) crash(t *testing.T) {
+	t.Helper()
+	reap(waitGone(in.kill(t), 3*time.Second))
+}
+
+// restart starts another ringside on the same config file and folder,
+// with the same environment.
+func (in *instance) restart(t *testing.T) *instance {
+	t.Helper()
+	return startConfig(t, in.config, in.env...)
+}
+
 // ---------------------------------------------------------------------------
 // Logs.
 
-// logBuffer collects a process's output safely, and decodes each of its
-// lines that is a JSON object once.
+// logBuffer is a process's output, split into lines as it is written;
+// each line that is a JSON object is decoded once, then.
 type logBuffer struct {
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	parsed int // bytes of buf decoded into lines
-	lines  []map[string]any
+	mu    sync.Mutex
+	text  strings.Builder // all of it
+	rest  []byte          // the line not ended yet
+	lines []map[string]any
 }
 
 func (b *logBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.buf.Write(p)
+	b.text.Write(p)
+	b.rest = append(b.rest, p...)
+	for {
+		line, rest, ok := bytes.Cut(b.rest, []byte{'\n'})
+		if !ok {
+			break
+		}
+		var m map[string]any
+		if json.Unmarshal(line, &m) == nil {
+			b.lines = append(b.lines, m)
+		}
+		b.rest = rest
+	}
+	b.rest = append([]byte(nil), b.rest...)
+	return len(p), nil
 }
 
 func (b *logBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.buf.String()
+	return b.text.String()
 }
 
-// JSONLines returns every complete line so far that is a JSON object.
+// JSONLines returns every line so far that is a JSON object.
 func (b *logBuffer) JSONLines() []map[string]any {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	rest := b.buf.Bytes()[b.parsed:]
-	if end := bytes.LastIndexByte(rest, '\n'); end >= 0 {
-		sc := bufio.NewScanner(bytes.NewReader(rest[:end+1]))
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				b.lines = append(b.lines, m)
-			}
-		}
-		b.parsed += end + 1
-	}
 	return b.lines[:len(b.lines):len(b.lines)]
 }
 
@@ -546,6 +562,18 @@ func (in *instance) accept(t *testing.T, sid, toUser string) {
 	if err != nil || code != 200 || !strings.Contains(body, `"status":"accepted"`) {
 		t.Fatalf("callback %s → %s: got %d %s %v; want 200 accepted", sid, toUser, code, body, err)
 	}
+}
+
+// acceptN sends n callbacks to toUser, with the sids sidN(tag, 0…n-1),
+// that must each be answered 200 accepted, and returns the sids.
+func (in *instance) acceptN(t *testing.T, tag uint32, n int, toUser string) []string {
+	t.Helper()
+	sids := make([]string, n)
+	for i := range sids {
+		sids[i] = sidN(tag, i)
+		in.accept(t, sids[i], toUser)
+	}
+	return sids
 }
 
 // deviceURL is the devices API URL of a device of a linecorp.com user.

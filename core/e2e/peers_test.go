@@ -3,6 +3,8 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,21 +39,10 @@ func retryAfter(status int, secs string) fakes.WebhookAnswer {
 // webhookConfig is one signed webhook notifier to url, with a payload,
 // routed for every call.
 func webhookConfig(url string) string {
-	return testServer + fmt.Sprintf(`
-notifier "app" {
-  plugin  = "webhook"
-  url     = %q
-  secret  = %q
-  payload = {
+	return testServer + "\n" + oneWebhook(url, fmt.Sprintf("secret  = %q", hookSecret), `payload = {
     video  = call.type == "V"
     caller = upper(call.from_user_id)
-  }
-}
-
-route "all" {
-  notify = ["app"]
-}
-`, url, hookSecret)
+  }`)
 }
 
 // waitWebhooks polls hook until cond holds for the requests of every sid.
@@ -159,27 +150,20 @@ const (
 )
 
 // apnsNotifier is an apns notifier named ios of the fake's team, with the
-// key in keyFile, pushing to topic at endpoint.
-func apnsNotifier(keyFile, endpoint, topic, extra string) string {
-	return fmt.Sprintf(`
-notifier "ios" {
-  plugin   = "apns"
-  team_id  = %q
-  key_id   = %q
-  key_file = %q
-  topic    = %q
-  endpoint = %q
-%s}
-`, fakes.APNsTeamID, fakes.APNsKeyID, keyFile, topic, endpoint, extra)
+// key in keyFile, pushing to topic at endpoint, with more attribute lines.
+func apnsNotifier(keyFile, endpoint, topic string, attrs ...string) string {
+	return notifierBlock("ios", "apns", append([]string{
+		fmt.Sprintf("team_id  = %q", fakes.APNsTeamID),
+		fmt.Sprintf("key_id   = %q", fakes.APNsKeyID),
+		fmt.Sprintf("key_file = %q", keyFile),
+		fmt.Sprintf("topic    = %q", topic),
+		fmt.Sprintf("endpoint = %q", endpoint),
+	}, attrs...)...)
 }
 
 // apnsConfig routes every call to one apns notifier.
 func apnsConfig(keyFile, endpoint, topic string) string {
-	return testServer + apnsNotifier(keyFile, endpoint, topic, "") + `
-route "all" {
-  notify = ["ios"]
-}
-`
+	return testServer + "\n" + apnsNotifier(keyFile, endpoint, topic) + routeTo("all", "", "ios")
 }
 
 // apnsWaitPushes waits until the fake APNs received n pushes, and returns
@@ -271,3 +255,74 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// Config blocks.
+
+// notifierBlock is a notifier block named name, of plugin, with
+// attribute lines.
+func notifierBlock(name, plugin string, attrs ...string) string {
+	b := fmt.Sprintf("notifier %q {\n  plugin = %q\n", name, plugin)
+	for _, a := range attrs {
+		b += "  " + a + "\n"
+	}
+	return b + "}\n"
+}
+
+// webhookNotifier is a webhook notifier block named name, to url, with
+// more attribute lines.
+func webhookNotifier(name, url string, attrs ...string) string {
+	return notifierBlock(name, "webhook", append([]string{fmt.Sprintf("url    = %q", url)}, attrs...)...)
+}
+
+// routeTo is a route block that sends the calls when accepts ("": every
+// call) to notify.
+func routeTo(name, when string, notify ...string) string { return route(name, when, notify, nil) }
+
+// fallbackRoute is routeTo one notifier, with a fallback for when it
+// fails.
+func fallbackRoute(name, when, notify, fallback string) string {
+	return route(name, when, []string{notify}, []string{fallback})
+}
+
+func route(name, when string, notify, fallback []string) string {
+	list := func(names []string) string {
+		q := make([]string, len(names))
+		for i, n := range names {
+			q[i] = strconv.Quote(n)
+		}
+		return "[" + strings.Join(q, ", ") + "]"
+	}
+	b := fmt.Sprintf("route %q {\n", name)
+	if when != "" {
+		b += "  when     = " + when + "\n"
+	}
+	b += "  notify   = " + list(notify) + "\n"
+	if fallback != nil {
+		b += "  fallback = " + list(fallback) + "\n"
+	}
+	return b + "}\n"
+}
+
+// oneWebhook is one webhook notifier named app, to url with more
+// attribute lines, routed for every call.
+func oneWebhook(url string, attrs ...string) string {
+	return webhookNotifier("app", url, attrs...) + routeTo("all", "", "app")
+}
+
+// directoryAt is the embedded directory (and journal) at path.
+func directoryAt(path string) string {
+	return fmt.Sprintf("directory \"embedded\" {\n  path = %q\n}\n", path)
+}
+
+// pluginBlock declares the external plugin name at command, with more
+// attribute lines.
+func pluginBlock(name, command string, attrs ...string) string {
+	b := fmt.Sprintf("plugin %q {\n  command = [%q]\n", name, command)
+	for _, a := range attrs {
+		b += "  " + a + "\n"
+	}
+	return b + "}\n"
+}
+
+// consolePluginBlock declares the console plugin at command.
+func consolePluginBlock(command string) string { return pluginBlock("console", command) }

@@ -328,66 +328,15 @@ func (r *secRecorder) do(method, u string, hdr map[string]string) (int, string) 
 }
 
 func secConfig(consolePath, hookURL, apnsURL, keyFile, fcmURL, creds, twilioURL, otlpURL string) string {
-	return fmt.Sprintf(`
-server {
-  listen         = "127.0.0.1:0"
-  admin_listen   = "127.0.0.1:0"
-  shutdown_grace = "2s"
-  notify_token   = env("RS_NOTIFY_TOKEN")
-  admin_token    = env("RS_ADMIN_TOKEN")
-}
-log {
-  format = "json"
-  level  = "debug"
-}
-telemetry {
-  traces       = "otlp"
-  endpoint     = %q
-  service_name = "ringside-secrets-ctl"
-}
-
-plugin "console" {
-  command = [%q]
-}
-
-notifier "desk" {
-  plugin = "console"
-}
-
-notifier "app" {
-  plugin = "webhook"
-  url    = %q
-  secret = %q
-}
-
-notifier "ios" {
-  plugin   = "apns"
-  team_id  = %q
-  key_id   = %q
-  key_file = %q
-  topic    = %q
-  endpoint = %q
-}
-
-notifier "android" {
-  plugin           = "fcm"
-  credentials_file = %q
-  endpoint         = %q
-}
-
-notifier "sms" {
-  plugin      = "sms"
-  account_sid = %q
-  auth_token  = %q
-  from        = "+15005550006"
-  endpoint    = %q
-}
-
-route "all" {
-  notify = ["desk", "app", "ios", "android", "sms"]
-}
-`, otlpURL, consolePath, hookURL, secWebhookSecret(), fakes.APNsTeamID, fakes.APNsKeyID, keyFile, apnsTopic, apnsURL,
-		creds, fcmURL, secTwilioSID, secTwilioToken, twilioURL)
+	return serverBlock("2s", "debug", "  notify_token   = env(\"RS_NOTIFY_TOKEN\")\n  admin_token    = env(\"RS_ADMIN_TOKEN\")") +
+		tracing(otlpURL, "ringside-secrets-ctl") +
+		consolePluginBlock(consolePath) + notifierBlock("desk", "console") +
+		webhookNotifier("app", hookURL, fmt.Sprintf("secret = %q", secWebhookSecret())) +
+		apnsNotifier(keyFile, apnsURL, apnsTopic) +
+		notifierBlock("android", "fcm", fmt.Sprintf("credentials_file = %q", creds), fmt.Sprintf("endpoint         = %q", fcmURL)) +
+		notifierBlock("sms", "sms", fmt.Sprintf("account_sid = %q", secTwilioSID), fmt.Sprintf("auth_token  = %q", secTwilioToken),
+			`from        = "+15005550006"`, fmt.Sprintf("endpoint    = %q", twilioURL)) +
+		routeTo("all", "", "desk", "app", "ios", "android", "sms")
 }
 
 // The scanner finds what it should and lets the allowed short forms pass.

@@ -33,22 +33,9 @@ import (
 func TestE2EExternalPluginEnvironment(t *testing.T) {
 	bin := binary(t, "core/internal/pluginhost/testdata/envplugin")
 	const hostSecret = "host-PLANTED-secret-91c3e0a7"
-	config := testServer + fmt.Sprintf(`
-plugin "envp" {
-  command = [%q]
-  sha256  = %q
-  env     = { ENVPLUGIN_BLOCK = "from-block" }
-}
-notifier "e" {
-  plugin = "envp"
-  show   = "ENVPLUGIN_BLOCK"
-}
-notifier "e2" {
-  plugin = "envp"
-  show   = "RS_HOST_SECRET"
-}
-route "all" { notify = ["e", "e2"] }
-`, bin, fileSHA256(t, bin))
+	config := testServer + pluginBlock("envp", bin, fmt.Sprintf("sha256  = %q", fileSHA256(t, bin)), `env     = { ENVPLUGIN_BLOCK = "from-block" }`) +
+		notifierBlock("e", "envp", `show   = "ENVPLUGIN_BLOCK"`) + notifierBlock("e2", "envp", `show   = "RS_HOST_SECRET"`) +
+		routeTo("all", "", "e", "e2")
 	in := start(t, config,
 		"RS_HOST_SECRET="+hostSecret, "AWS_SECRET_ACCESS_KEY="+hostSecret, "RINGSIDE_NOTIFY_TOKEN="+hostSecret)
 

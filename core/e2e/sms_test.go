@@ -19,35 +19,20 @@ const (
 // smsNotifier is an sms notifier named sms to the fake Twilio at endpoint,
 // with body.
 func smsNotifier(endpoint, body string) string {
-	return fmt.Sprintf(`
-notifier "sms" {
-  plugin      = "sms"
-  account_sid = %q
-  auth_token  = %q
-  from        = %q
-  endpoint    = %q
-  body        = %s
-}
-`, fakes.TwilioAccountSID, smsAuthToken, smsFrom, endpoint, body)
+	return notifierBlock("sms", "sms",
+		fmt.Sprintf("account_sid = %q", fakes.TwilioAccountSID),
+		fmt.Sprintf("auth_token  = %q", smsAuthToken),
+		fmt.Sprintf("from        = %q", smsFrom),
+		fmt.Sprintf("endpoint    = %q", endpoint),
+		"body        = "+body)
 }
 
 // smsConfig routes every call to the console plugin, with SMS as the
 // fallback.
 func smsConfig(t *testing.T, twilioURL string) string {
-	return testServer + fmt.Sprintf(`
-plugin "console" {
-  command = [%q]
-}
-
-notifier "desk" {
-  plugin = "console"
-}
-`, consolePlugin(t)) + smsNotifier(twilioURL, `"Incoming ${call.type == "V" ? "video" : "audio"} call from ${call.from_user_id}: ${substr(call.sid, 0, 8)}"`) + `
-route "all" {
-  notify   = ["desk"]
-  fallback = ["sms"]
-}
-`
+	return testServer + consolePluginBlock(consolePlugin(t)) + notifierBlock("desk", "console") +
+		smsNotifier(twilioURL, `"Incoming ${call.type == "V" ? "video" : "audio"} call from ${call.from_user_id}: ${substr(call.sid, 0, 8)}"`) +
+		fallbackRoute("all", "", "desk", "sms")
 }
 
 // startSMS starts a fake Twilio for the account of smsNotifier.

@@ -44,16 +44,7 @@ func TestE2ESoak(t *testing.T) {
 		return fakes.WebhookAnswer{Status: 200}
 	}})
 	dir := t.TempDir()
-	path := writeConfigIn(t, dir, serverBlock("5s", "info", "")+fmt.Sprintf(`
-notifier "app" {
-  plugin = "webhook"
-  url    = %q
-  ttl    = %q
-}
-route "all" {
-  notify = ["app"]
-}
-`, app.URL, ttl.String()))
+	path := writeConfigIn(t, dir, serverBlock("5s", "info", "")+oneWebhook(app.URL, fmt.Sprintf("ttl    = %q", ttl.String())))
 	in := startConfig(t, path)
 	appPid := in.waitPluginPid(t, "app", 0, 5*time.Second)
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ringside/ringside/plugins/fakes"
 	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/sdktest"
 )
 
 // delivery is the LINE example as the host hands it over: the default keys
@@ -28,13 +29,10 @@ func delivery() *sdk.Delivery {
 		`"app_callee_uid":"2809","app_call_type":"A","app_svr_data":"stid",` +
 		`"caller":"9286","meta":{"n":1.5,"tags":["a","b"]},"video":false}`
 	return &sdk.Delivery{
-		ID:      "d-1",
-		Attempt: 1,
-		Route:   "all",
-		Call: sdk.Call{
-			SID: "151ad995-749c-4a28-893f-636700469db1", FromServiceID: "linecorp.com", FromUserID: "9286",
-			ToServiceID: "linecorp.com", ToUserID: "2809", Type: "A", Param: lineParam, AppSvrData: "stid",
-		},
+		ID:          "d-1",
+		Attempt:     1,
+		Route:       "all",
+		Call:        sdktest.LineCall(),
 		PayloadJSON: []byte(payload),
 		Deadline:    time.Now().Add(60 * time.Second).Truncate(time.Second),
 	}

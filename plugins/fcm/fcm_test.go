@@ -11,6 +11,7 @@ import (
 
 	"github.com/ringside/ringside/plugins/fakes"
 	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/sdktest"
 )
 
 const lineParam = fakes.LineParam
@@ -54,13 +55,10 @@ func newEnv(t testing.TB) *env {
 // delivery is LINE's example call with payload JSON, due in 59.5 s.
 func delivery(payload string) *sdk.Delivery {
 	return &sdk.Delivery{
-		ID:      "d-1",
-		Attempt: 1,
-		Route:   "all",
-		Call: sdk.Call{
-			SID: "151ad995-749c-4a28-893f-636700469db1", FromServiceID: "linecorp.com", FromUserID: "9286",
-			ToServiceID: "linecorp.com", ToUserID: "2809", Type: "A", Param: lineParam, AppSvrData: "stid",
-		},
+		ID:          "d-1",
+		Attempt:     1,
+		Route:       "all",
+		Call:        sdktest.LineCall(),
 		PayloadJSON: []byte(payload),
 		Deadline:    time.Now().Add(59500 * time.Millisecond),
 	}
