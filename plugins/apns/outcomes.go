@@ -55,7 +55,8 @@ type rule struct {
 }
 
 // outcomes maps every APNs answer to an outcome; the first matching row
-// wins. SPEC §4 (pruning) and §6 (retries owned by the host).
+// wins. A token is pruned only on a gone answer, and retries are the
+// host's: a row classifies, it never retries itself.
 var outcomes = []rule{
 	{status: 200, act: deliver, level: slog.LevelDebug, name: "push delivered"},
 	{status: 410, act: prune, level: slog.LevelInfo, name: "device token unregistered",

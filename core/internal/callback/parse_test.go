@@ -17,7 +17,7 @@ import (
 var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // lineExample returns the raw query of LINE Planet's documented example
-// (SPEC §1), read verbatim from testdata.
+// of a notify_cb callback, read verbatim from testdata.
 func lineExample(tb testing.TB) string {
 	tb.Helper()
 	b, err := os.ReadFile("testdata/line_example.txt")
