@@ -12,7 +12,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ringside/ringside/plugins/sdk/internal/combine"
-	"github.com/ringside/ringside/plugins/sdk/internal/protocol"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
@@ -101,7 +100,7 @@ func (s *server[C]) streamCall(ctx context.Context, call *pluginpb.DeliverCall, 
 	if tc := call.GetTraceContext(); len(tc) > 0 {
 		ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier(tc))
 		ctx, span = s.tracer().Start(ctx, pluginpb.DeliverSpanName, trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(protocol.DeliverSpanAttributes...))
+			trace.WithAttributes(pluginpb.DeliverSpanAttributes...))
 	}
 	resp, err := s.deliver(ctx, call.GetRequest(), progress)
 	r := &pluginpb.DeliverResult{Id: call.GetId(), Response: resp}
@@ -110,7 +109,7 @@ func (s *server[C]) streamCall(ctx context.Context, call *pluginpb.DeliverCall, 
 		r.Response, r.Code, r.Message = nil, int32(st.Code()), reasonText(st.Message())
 	}
 	if span != nil {
-		protocol.EndDeliverSpan(span, codes.Code(r.Code), r.Message)
+		pluginpb.EndDeliverSpan(span, codes.Code(r.Code), r.Message)
 	}
 	return r
 }

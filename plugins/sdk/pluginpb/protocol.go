@@ -3,6 +3,10 @@ package pluginpb
 import (
 	"strings"
 
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/stats"
 )
 
@@ -40,4 +44,23 @@ const (
 func TraceFilter(info *stats.RPCTagInfo) bool {
 	return strings.HasPrefix(info.FullMethodName, "/"+Plugin_ServiceDesc.ServiceName+"/") &&
 		info.FullMethodName != Plugin_DeliverStream_FullMethodName
+}
+
+// DeliverSpanAttributes are the RPC attributes both sides give the span of
+// a Deliver call on DeliverStream (named DeliverSpanName), as otelgrpc sets
+// them on a unary call's.
+var DeliverSpanAttributes = []attribute.KeyValue{
+	attribute.String("rpc.system", "grpc"),
+	attribute.String("rpc.service", Plugin_ServiceDesc.ServiceName),
+	attribute.String("rpc.method", "Deliver"),
+}
+
+// EndDeliverSpan records a Deliver call's gRPC status on span and ends it,
+// as both sides do for a call on DeliverStream.
+func EndDeliverSpan(span trace.Span, code codes.Code, msg string) {
+	span.SetAttributes(attribute.Int64("rpc.grpc.status_code", int64(code)))
+	if code != codes.OK {
+		span.SetStatus(otelcodes.Error, msg)
+	}
+	span.End()
 }

@@ -329,10 +329,10 @@ func (c *Client) newCall(ctx context.Context, req *pluginpb.DeliverRequest) (con
 		if c.tracer != nil {
 			var span trace.Span
 			ctx, span = c.tracer.Start(ctx, pluginpb.DeliverSpanName, trace.WithSpanKind(trace.SpanKindClient),
-				trace.WithAttributes(deliverSpanAttributes...))
+				trace.WithAttributes(pluginpb.DeliverSpanAttributes...))
 			end = func(err error) {
 				st := status.Convert(err)
-				endDeliverSpan(span, st.Code(), st.Message())
+				pluginpb.EndDeliverSpan(span, st.Code(), st.Message())
 			}
 		}
 		msg.TraceContext = map[string]string{}
