@@ -73,16 +73,13 @@ const (
 
 var resultNames = [...]string{"retry", "delivered", "permanent", "gone"}
 
-// String is the result's name as the metrics and logs say it.
+// String is the result's name, the outcome label of the metrics and logs.
 func (r Result) String() string {
 	if int(r) < len(resultNames) {
 		return resultNames[r]
 	}
 	return "unknown"
 }
-
-// Final reports whether the result ends the target's delivery.
-func (r Result) Final() bool { return r != Retry }
 
 // Outcome is one target's result of an attempt.
 type Outcome struct {

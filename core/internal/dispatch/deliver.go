@@ -112,14 +112,14 @@ func (d *Dispatcher) outcomes(ctx context.Context, j *job, dl *plan.Delivery, a 
 		}
 		switch o.Result {
 		case delivery.Delivered:
-			d.count(final, n, "delivered", 1)
+			d.count(final, n, o.Result.String(), 1)
 			d.metrics.DeliveryLatency.WithLabelValues(n.Name).Observe(d.now().Sub(c.Received).Seconds())
 			j.delivered(dl, dev.Token)
 		case delivery.Gone:
-			d.count(final, n, "gone", 1)
+			d.count(final, n, o.Result.String(), 1)
 			d.prune(ctx, c, n, dev, o.GoneAt)
 		case delivery.Permanent:
-			d.count(final, n, "permanent", 1)
+			d.count(final, n, o.Result.String(), 1)
 			d.log.WarnContext(ctx, "delivery failed permanently", "sid", c.SID, "notifier", n.Name,
 				"device", directory.ShortToken(dev.Token), "reason", o.Reason)
 		default:
