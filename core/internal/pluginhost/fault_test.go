@@ -166,7 +166,7 @@ func TestStoppedPluginIsKilledAndRestarted(t *testing.T) {
 	// The bound on waiting calls refuses the calls past it at once, while
 	// the process is still stopped (supervision starts only then, so a
 	// slow machine cannot kill the process before the calls are queued).
-	shed, failed := 0, 0
+	shed, failed, answered := 0, 0, 0
 	for shed == 0 {
 		select {
 		case err := <-results:
@@ -176,7 +176,9 @@ func TestStoppedPluginIsKilledAndRestarted(t *testing.T) {
 			case err != nil:
 				t.Fatalf("a call failed before the process was killed: %v", err)
 			default:
-				t.Fatal("a call to a stopped plugin succeeded")
+				// Answered before SIGSTOP took hold: signals land
+				// asynchronously.
+				answered++
 			}
 		case <-time.After(20 * time.Second):
 			t.Fatal("no call was refused past the bound on waiting calls")
@@ -197,7 +199,7 @@ func TestStoppedPluginIsKilledAndRestarted(t *testing.T) {
 	if got, _ := kills.Load().(string); got != "health" {
 		t.Errorf("kill reason: %q; want health", got)
 	}
-	for range calls - shed {
+	for range calls - shed - answered {
 		select {
 		case err := <-results:
 			switch {
