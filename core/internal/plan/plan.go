@@ -70,6 +70,20 @@ type Plan struct {
 	// reaching the callee falls back. Their Err says why; they are not in
 	// Deliveries.
 	RenderErrors []*Delivery
+	// Disabled lists the notifiers the matched routes name that are
+	// disabled in the config (enabled = false), with why.
+	Disabled []Disabled
+	// Unserved are the callee's devices that no active notifier of the
+	// plan delivers to (no notifier of their kind, or only disabled ones).
+	Unserved []directory.Device
+}
+
+// Disabled is a notifier a matched route names that is disabled in the
+// config: it delivers nothing, and Reason says why in words an operator
+// can act on (for example which environment variable is empty).
+type Disabled struct {
+	Name, Plugin, Kind, Route, Role string
+	Reason                          string
 }
 
 // Delivery is one notifier's share of a callback: its payload to the

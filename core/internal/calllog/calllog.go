@@ -1,0 +1,458 @@
+// Package calllog keeps the recent story of every valid callback: what it
+// was answered, which routes and notifiers it reached (and why a notifier
+// did not), the devices found, every attempt with its outcome and the
+// provider's reason, fallback, pruning and the final outcome per device
+// and per call. It is what answers "why didn't it ring?".
+//
+// The log is bounded by a count and an age, lives in memory, and never
+// holds cc_param, a whole device token or a secret. Readers get copies;
+// subscribers get every event as it happens through a bounded channel
+// whose overflow is counted, never waited on: recording must not slow the
+// callback path.
+package calllog
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ringside/ringside/core/internal/directory"
+)
+
+// Statuses of a callback besides the callback package's answers.
+const (
+	// StatusOverloaded is a valid callback answered 503: ringside was at
+	// its bound of callbacks in delivery.
+	StatusOverloaded = "overloaded"
+)
+
+// Outcomes of a call, in Record.Outcome.
+const (
+	OutcomeRinging      = "ringing"       // deliveries still running
+	OutcomeDelivered    = "delivered"     // at least one device (or the app) was reached
+	OutcomeNotDelivered = "not_delivered" // deliveries ended, none reached anyone
+	OutcomeNone         = "none"          // nothing was to be delivered (not accepted)
+)
+
+// Event types, in Event.Type.
+const (
+	EventCallback = "callback" // a callback arrived and was answered Status
+	EventAttempt  = "attempt"  // one device's (or the app's) outcome of one attempt
+	EventExpired  = "expired"  // a device's delivery ran out of time
+	EventFallback = "fallback" // a route's fallback notifiers started
+	EventPruned   = "pruned"   // a gone device token: Outcome removed, kept or failed
+	EventResumed  = "resumed"  // the call was resumed from the journal after a restart
+	EventFinished = "finished" // every delivery ended: Outcome is the call's
+)
+
+// Party is a caller or a callee.
+type Party struct {
+	ServiceID string `json:"service_id"`
+	UserID    string `json:"user_id"`
+}
+
+// Device is a device as the log shows it: its kind and shortened token.
+type Device struct {
+	Kind  string `json:"kind"`
+	Token string `json:"token"`
+}
+
+// NewDevice shortens a device for the log.
+func NewDevice(d directory.Device) Device {
+	return Device{Kind: d.Kind, Token: directory.ShortToken(d.Token)}
+}
+
+// Notifier is one notifier a matched route names.
+type Notifier struct {
+	Name   string `json:"name"`
+	Plugin string `json:"plugin,omitempty"`
+	Route  string `json:"route"`
+	Role   string `json:"role"`
+	Kind   string `json:"device_kind,omitempty"`
+	// Active reports whether it delivers for this call.
+	Active bool `json:"active"`
+	// Reason says why it does not: disabled (and why), no device of its
+	// kind, its payload did not render, or a fallback not needed.
+	Reason  string `json:"reason,omitempty"`
+	Devices int    `json:"devices"`
+}
+
+// Event is one step of a call's story.
+type Event struct {
+	// Seq orders every event of the log; a live stream resumes after it.
+	Seq  uint64    `json:"seq"`
+	SID  string    `json:"sid"`
+	Time time.Time `json:"time"`
+	Type string    `json:"type"`
+	// Status is the answer, for a callback event.
+	Status   string  `json:"status,omitempty"`
+	Route    string  `json:"route,omitempty"`
+	Notifier string  `json:"notifier,omitempty"`
+	Device   *Device `json:"device,omitempty"`
+	Attempt  int     `json:"attempt,omitempty"`
+	// Outcome is delivered, retry, permanent, gone or error for an
+	// attempt; removed, kept or failed for pruning; the call's outcome
+	// for finished.
+	Outcome    string `json:"outcome,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+	ProviderID string `json:"provider_id,omitempty"`
+	// RetryAfterMS is the provider's Retry-After, in milliseconds.
+	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
+	// LatencyMS is how long the attempt took.
+	LatencyMS float64 `json:"latency_ms,omitempty"`
+	// Call summarizes the call, on callback and finished events, so a live
+	// view can list it without asking for the record.
+	Call *Summary `json:"call,omitempty"`
+
+	// token is the whole device token, for in-process consumers that must
+	// name it (the app server's feedback); it is never encoded.
+	token string
+}
+
+// DeviceToken is the whole token of the event's device, "" when none. It
+// is for in-process consumers only; the log's JSON never carries it.
+func (e *Event) DeviceToken() string { return e.token }
+
+// Summary is a call's line in a list.
+type Summary struct {
+	SID       string     `json:"sid"`
+	Received  time.Time  `json:"received"`
+	Status    string     `json:"status"`
+	Outcome   string     `json:"outcome"`
+	Finished  *time.Time `json:"finished,omitempty"`
+	Caller    Party      `json:"caller"`
+	Callee    Party      `json:"callee"`
+	Type      string     `json:"type"`
+	Routes    []string   `json:"routes"`
+	Notifiers []string   `json:"notifiers"`
+	Resumed   bool       `json:"resumed,omitempty"`
+	// Callbacks counts the callbacks with this sid and callee (repeats are
+	// answered duplicate).
+	Callbacks int `json:"callbacks"`
+}
+
+// Result is the final outcome of one notifier's delivery to one device
+// (or to the app, with no device).
+type Result struct {
+	Notifier string  `json:"notifier"`
+	Device   *Device `json:"device,omitempty"`
+	// Outcome is delivered, permanent, gone, expired, or pending while
+	// the call is ringing.
+	Outcome string `json:"outcome"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Record is one call's whole story, as GET /v1/calls/{sid} shows it.
+type Record struct {
+	Summary
+	TraceID   string     `json:"trace_id,omitempty"`
+	Notifiers []Notifier `json:"notifiers"`
+	Devices   []Device   `json:"devices"`
+	Results   []Result   `json:"results"`
+	Events    []Event    `json:"events"`
+}
+
+// Call is the live record of one call. Its methods are safe for
+// concurrent use and cheap: a short lock and an append.
+type Call struct {
+	log *Log
+	mu  sync.Mutex
+	rec Record
+	// idx is the record's position in the log's order, for eviction.
+	idx uint64
+}
+
+// Options configures a Log.
+type Options struct {
+	// MaxCalls bounds the records kept; 0 → DefaultMaxCalls.
+	MaxCalls int
+	// MaxAge drops records older than it; 0 → DefaultMaxAge.
+	MaxAge time.Duration
+	// Now is the clock; nil → time.Now.
+	Now func() time.Time
+}
+
+// Retention defaults.
+const (
+	DefaultMaxCalls = 10000
+	DefaultMaxAge   = time.Hour
+)
+
+// Log is the bounded call log.
+type Log struct {
+	now func() time.Time
+	seq atomic.Uint64
+
+	mu       sync.Mutex
+	maxCalls int
+	maxAge   time.Duration
+	bySID    map[string]*Call
+	order    []*Call // oldest first; order[i].idx == head+i
+	head     uint64
+
+	subMu sync.RWMutex
+	subs  map[*Subscription]struct{}
+	nsubs atomic.Int32
+}
+
+// New returns an empty log.
+func New(opt Options) *Log {
+	l := &Log{now: opt.Now, bySID: map[string]*Call{}, subs: map[*Subscription]struct{}{}}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	l.SetRetention(opt.MaxCalls, opt.MaxAge)
+	return l
+}
+
+// SetRetention changes the bounds (a reload); the next record applies them.
+func (l *Log) SetRetention(maxCalls int, maxAge time.Duration) {
+	if maxCalls <= 0 {
+		maxCalls = DefaultMaxCalls
+	}
+	if maxAge <= 0 {
+		maxAge = DefaultMaxAge
+	}
+	l.mu.Lock()
+	l.maxCalls, l.maxAge = maxCalls, maxAge
+	l.mu.Unlock()
+}
+
+// Start is what a new record knows when the callback is answered.
+type Start struct {
+	SID      string
+	Received time.Time
+	Caller   Party
+	Callee   Party
+	Type     string
+	Status   string
+	TraceID  string
+	Routes   []string
+	// Notifiers and Devices describe the plan; empty when there was none.
+	Notifiers []Notifier
+	Devices   []Device
+	Resumed   bool
+}
+
+// Begin records a callback. A callback whose sid and callee have a record
+// already (a repeat, answered duplicate) is added to it as an event and
+// that record is returned; otherwise a new record starts. The record's
+// outcome is ringing when status is accepted, none otherwise (End is then
+// not needed).
+func (l *Log) Begin(s Start) *Call {
+	now := l.now()
+	l.mu.Lock()
+	if c := l.bySID[s.SID]; c != nil && c.rec.Callee == s.Callee && !s.Resumed {
+		l.mu.Unlock()
+		c.mu.Lock()
+		c.rec.Callbacks++
+		e := c.appendLocked(Event{Time: now, Type: EventCallback, Status: s.Status})
+		sum := c.summaryLocked()
+		e.Call = &sum
+		c.mu.Unlock()
+		l.publish(&e)
+		return c
+	}
+	c := &Call{log: l, rec: Record{
+		Summary: Summary{
+			SID: s.SID, Received: s.Received, Status: s.Status, Outcome: OutcomeNone,
+			Caller: s.Caller, Callee: s.Callee, Type: s.Type, Routes: s.Routes,
+			Resumed: s.Resumed, Callbacks: 1,
+		},
+		TraceID: s.TraceID, Notifiers: s.Notifiers, Devices: s.Devices,
+	}}
+	if s.Status == "accepted" {
+		c.rec.Outcome = OutcomeRinging
+	}
+	for _, n := range s.Notifiers {
+		if n.Active {
+			c.rec.Summary.Notifiers = append(c.rec.Summary.Notifiers, n.Name)
+		}
+	}
+	l.evictLocked(now)
+	c.idx = l.head + uint64(len(l.order))
+	l.order = append(l.order, c)
+	l.bySID[s.SID] = c
+	l.mu.Unlock()
+
+	typ := EventCallback
+	if s.Resumed {
+		typ = EventResumed
+	}
+	c.mu.Lock()
+	e := c.appendLocked(Event{Time: now, Type: typ, Status: s.Status})
+	sum := c.summaryLocked()
+	e.Call = &sum
+	c.mu.Unlock()
+	l.publish(&e)
+	return c
+}
+
+// evictLocked drops the records past the count bound or older than the
+// age bound, oldest first; l.mu is held.
+func (l *Log) evictLocked(now time.Time) {
+	cut := 0
+	for cut < len(l.order) && (len(l.order)-cut >= l.maxCalls || now.Sub(l.order[cut].received()) > l.maxAge) {
+		c := l.order[cut]
+		if l.bySID[c.rec.SID] == c {
+			delete(l.bySID, c.rec.SID)
+		}
+		l.order[cut] = nil
+		cut++
+	}
+	if cut == 0 {
+		return
+	}
+	l.head += uint64(cut)
+	// Move the live part down when the dropped prefix is large, so the
+	// backing array does not grow without bound.
+	if cut >= len(l.order)/2 {
+		l.order = append(l.order[:0], l.order[cut:]...)
+	} else {
+		l.order = l.order[cut:]
+	}
+}
+
+// received is immutable after Begin: no lock needed.
+func (c *Call) received() time.Time { return c.rec.Received }
+
+// Len is the number of records kept.
+func (l *Log) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.order)
+}
+
+// appendLocked adds an event to the record and returns it with its
+// sequence number; c.mu is held.
+func (c *Call) appendLocked(e Event) Event {
+	e.Seq = c.log.seq.Add(1)
+	e.SID = c.rec.SID
+	c.rec.Events = append(c.rec.Events, e)
+	return e
+}
+
+func (c *Call) summaryLocked() Summary {
+	s := c.rec.Summary
+	s.Routes = slices.Clip(s.Routes)
+	s.Notifiers = slices.Clip(s.Notifiers)
+	return s
+}
+
+// Add records an event of the call (its Seq, SID and, when zero, Time are
+// set here) and publishes it. token, when not empty, is the device's
+// whole token, kept off the record but given to in-process subscribers.
+func (c *Call) Add(e Event, token string) {
+	if c == nil {
+		return
+	}
+	if e.Time.IsZero() {
+		e.Time = c.log.now()
+	}
+	c.mu.Lock()
+	e = c.appendLocked(e)
+	c.mu.Unlock()
+	if c.log.nsubs.Load() == 0 {
+		return
+	}
+	e.token = token
+	c.log.publish(&e)
+}
+
+// End records that every delivery of the call ended; outcome is
+// OutcomeDelivered or OutcomeNotDelivered.
+func (c *Call) End(outcome string) {
+	if c == nil {
+		return
+	}
+	now := c.log.now()
+	c.mu.Lock()
+	c.rec.Outcome = outcome
+	c.rec.Finished = &now
+	e := c.appendLocked(Event{Time: now, Type: EventFinished, Outcome: outcome})
+	sum := c.summaryLocked()
+	e.Call = &sum
+	c.mu.Unlock()
+	c.log.publish(&e)
+}
+
+// Get returns a copy of the newest record with the sid.
+func (l *Log) Get(sid string) (Record, bool) {
+	l.mu.Lock()
+	c := l.bySID[sid]
+	l.mu.Unlock()
+	if c == nil || l.expired(c) {
+		return Record{}, false
+	}
+	return c.snapshot(), true
+}
+
+func (l *Log) expired(c *Call) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.now().Sub(c.received()) > l.maxAge
+}
+
+// snapshot copies the record and derives its per-device results.
+func (c *Call) snapshot() Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.rec
+	r.Routes = slices.Clone(r.Routes)
+	r.Summary.Notifiers = slices.Clone(r.Summary.Notifiers)
+	r.Notifiers = slices.Clone(r.Notifiers)
+	r.Devices = slices.Clone(r.Devices)
+	r.Events = slices.Clone(r.Events)
+	if r.Finished != nil {
+		f := *r.Finished
+		r.Finished = &f
+	}
+	r.Results = results(&r)
+	if r.Notifiers == nil {
+		r.Notifiers = []Notifier{}
+	}
+	if r.Devices == nil {
+		r.Devices = []Device{}
+	}
+	return r
+}
+
+// results is the last word of each (notifier, device): a final outcome, or
+// pending while the call rings.
+func results(r *Record) []Result {
+	type key struct {
+		notifier string
+		dev      Device
+	}
+	var order []key
+	last := map[key]Result{}
+	for _, e := range r.Events {
+		if e.Type != EventAttempt && e.Type != EventExpired {
+			continue
+		}
+		k := key{notifier: e.Notifier}
+		if e.Device != nil {
+			k.dev = *e.Device
+		}
+		res := Result{Notifier: e.Notifier, Device: e.Device, Reason: e.Reason}
+		switch e.Outcome {
+		case "delivered", "permanent", "gone", "expired":
+			res.Outcome = e.Outcome
+		default:
+			res.Outcome = "pending"
+			if r.Outcome != OutcomeRinging {
+				res.Outcome = "expired"
+			}
+		}
+		if _, seen := last[k]; !seen {
+			order = append(order, k)
+		}
+		last[k] = res
+	}
+	out := make([]Result, 0, len(order))
+	for _, k := range order {
+		out = append(out, last[k])
+	}
+	return out
+}
