@@ -47,6 +47,26 @@ func wantLogs(t *testing.T, logs *logtest.Buffer, want ...string) {
 	}
 }
 
+// watched is a store on a new file at path, whose logs and counted write
+// failures the test reads.
+type watched struct {
+	*SQLite
+	path     string
+	logs     logtest.Buffer
+	failures atomic.Int64
+}
+
+// openWatched opens a new directory file in dir with opt, whose Logger
+// and WriteFailed it sets to fill the logs and failures returned.
+func openWatched(t *testing.T, dir string, opt SQLiteOptions) *watched {
+	t.Helper()
+	w := &watched{path: filepath.Join(dir, "ringside.db")}
+	opt.Logger = w.logs.Logger()
+	opt.WriteFailed = func(error) { w.failures.Add(1) }
+	w.SQLite = openWith(t, w.path, opt)
+	return w
+}
+
 func removeFiles(t *testing.T, path string, suffixes ...string) {
 	t.Helper()
 	for _, s := range suffixes {
@@ -107,18 +127,16 @@ func TestRemovedFileIsRebuilt(t *testing.T) {
 // The watcher notices a removed file without any write, so a crash before
 // the next write loses nothing either; it logs ERROR then INFO.
 func TestWatcherRebuildsRemovedFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ringside.db")
-	var logs logtest.Buffer
-	s := openWith(t, path, SQLiteOptions{CheckEvery: 5 * time.Millisecond, Logger: logs.Logger()})
+	s := openWatched(t, t.TempDir(), SQLiteOptions{CheckEvery: 5 * time.Millisecond})
 	put(t, s, "before")
-	removeFiles(t, path, "", "-wal", "-shm")
+	removeFiles(t, s.path, "", "-wal", "-shm")
 	waitFor(t, "rebuilt", func() bool {
-		return slices.Contains(logs.Lines(), "INFO directory file rebuilt from the open database; no device was lost")
+		return slices.Contains(s.logs.Lines(), "INFO directory file rebuilt from the open database; no device was lost")
 	})
 	// Copy the file as a crash would leave it: the open store's -wal is
 	// not read by the copy.
 	crashed := filepath.Join(t.TempDir(), "crashed.db")
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(s.path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +146,7 @@ func TestWatcherRebuildsRemovedFile(t *testing.T) {
 	if got := reopenDevices(t, crashed); len(got) != 1 || got[0].Token != "before" {
 		t.Errorf("the rebuilt file holds %v; want the device written before the removal", got)
 	}
-	wantLogs(t, &logs,
+	wantLogs(t, &s.logs,
 		"ERROR directory file removed while serving; rebuilding it from the open database",
 		"INFO directory file rebuilt from the open database; no device was lost")
 }
@@ -174,13 +192,8 @@ func TestLookupsDuringRebuild(t *testing.T) {
 // file opened is moved back.
 func TestReplacedFileRefusesWrites(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "ringside.db")
-	var logs logtest.Buffer
-	var failures atomic.Int64
-	s := openWith(t, path, SQLiteOptions{
-		Logger:      logs.Logger(),
-		WriteFailed: func(error) { failures.Add(1) },
-	})
+	s := openWatched(t, dir, SQLiteOptions{})
+	path := s.path
 	c := NewCache(s, 0)
 	ctx := context.Background()
 	put(t, c, "before")
@@ -201,7 +214,7 @@ func TestReplacedFileRefusesWrites(t *testing.T) {
 	if err := s.Healthy(); !errors.Is(err, ErrNotDurable) {
 		t.Errorf("healthy: got %v; want ErrNotDurable", err)
 	}
-	if got := failures.Load(); got != 1 {
+	if got := s.failures.Load(); got != 1 {
 		t.Errorf("write failures counted: got %d; want 1", got)
 	}
 	if devs, _ := c.Lookup(ctx, "s", "u"); len(devs) != 1 || devs[0].Token != "before" {
@@ -211,7 +224,7 @@ func TestReplacedFileRefusesWrites(t *testing.T) {
 	if _, err := c.Prune(ctx, "s", "u", "apns", "before", time.Time{}); !errors.Is(err, ErrNotDurable) {
 		t.Errorf("prune: got %v; want ErrNotDurable", err)
 	}
-	if got := failures.Load(); got != 2 {
+	if got := s.failures.Load(); got != 2 {
 		t.Errorf("write failures counted after the prune: got %d; want 2", got)
 	}
 	if devs, _ := c.Lookup(ctx, "s", "u"); len(devs) != 1 {
@@ -227,7 +240,7 @@ func TestReplacedFileRefusesWrites(t *testing.T) {
 	if err := s.Healthy(); err != nil {
 		t.Errorf("healthy once the file is back: got %v; want nil", err)
 	}
-	wantLogs(t, &logs,
+	wantLogs(t, &s.logs,
 		"ERROR directory file replaced while serving; writes are refused until it is moved back or ringside restarts",
 		"INFO directory file is the one opened again; writes are accepted")
 }
@@ -236,13 +249,7 @@ func TestReplacedFileRefusesWrites(t *testing.T) {
 // ErrNotDurable, is counted, turns the store not durable, and leaves no
 // trace in the cache; the next write that succeeds turns it durable again.
 func TestFailedWriteIsNotDurable(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ringside.db")
-	var failures atomic.Int64
-	var logs logtest.Buffer
-	s := openWith(t, path, SQLiteOptions{
-		Logger:      logs.Logger(),
-		WriteFailed: func(error) { failures.Add(1) },
-	})
+	s := openWatched(t, t.TempDir(), SQLiteOptions{})
 	c := NewCache(s, 0)
 	ctx := context.Background()
 	wdb := s.c.Load().wdb
@@ -263,8 +270,8 @@ func TestFailedWriteIsNotDurable(t *testing.T) {
 	if err := s.Healthy(); !errors.Is(err, ErrNotDurable) {
 		t.Errorf("healthy: got %v; want ErrNotDurable", err)
 	}
-	if failures.Load() != 1 {
-		t.Errorf("failures counted: got %d; want 1", failures.Load())
+	if got := s.failures.Load(); got != 1 {
+		t.Errorf("failures counted: got %d; want 1", got)
 	}
 	devs, err := c.Lookup(ctx, "s", "u")
 	if err != nil {
@@ -286,7 +293,7 @@ func TestFailedWriteIsNotDurable(t *testing.T) {
 	if err := s.Healthy(); err != nil {
 		t.Errorf("healthy: got %v; want nil", err)
 	}
-	wantLogs(t, &logs,
+	wantLogs(t, &s.logs,
 		"ERROR directory write failed; not durable until a write succeeds",
 		"INFO directory writes succeed again")
 }
@@ -328,9 +335,7 @@ func fill(t *testing.T, dir string) string {
 // freed, the watcher's probe turns it durable again with no write needed.
 func TestDiskFull(t *testing.T) {
 	dir := mountTmpfs(t, "2m")
-	path := filepath.Join(dir, "ringside.db")
-	var failures atomic.Int64
-	s := openWith(t, path, SQLiteOptions{CheckEvery: 10 * time.Millisecond, WriteFailed: func(error) { failures.Add(1) }})
+	s := openWatched(t, dir, SQLiteOptions{CheckEvery: 10 * time.Millisecond})
 	ctx := context.Background()
 	filler := fill(t, dir)
 	var ok []string
@@ -349,7 +354,7 @@ func TestDiskFull(t *testing.T) {
 	if err := s.Healthy(); !errors.Is(err, ErrNotDurable) {
 		t.Errorf("healthy on a full disk: got %v; want ErrNotDurable", err)
 	}
-	if failures.Load() == 0 {
+	if s.failures.Load() == 0 {
 		t.Error("no write failure counted")
 	}
 
@@ -361,7 +366,7 @@ func TestDiskFull(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	got := reopenDevices(t, path)
+	got := reopenDevices(t, s.path)
 	for _, tok := range append(ok, "later") {
 		if !slices.ContainsFunc(got, func(d Device) bool { return d.Token == tok }) {
 			t.Errorf("device %s… written with success is lost", tok[:8])
@@ -429,9 +434,8 @@ func TestCloseEndsWatcher(t *testing.T) {
 // is retried with a backoff (one ERROR, not one per attempt) until it
 // succeeds.
 func TestRebuildFailsThenSucceeds(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ringside.db")
-	var logs logtest.Buffer
-	s := openWith(t, path, SQLiteOptions{CheckEvery: 10 * time.Millisecond, Logger: logs.Logger()})
+	s := openWatched(t, t.TempDir(), SQLiteOptions{CheckEvery: 10 * time.Millisecond})
+	path := s.path
 	ctx := context.Background()
 	put(t, s, "before")
 	// A folder where the copy goes: the copy cannot be made.
@@ -458,7 +462,7 @@ func TestRebuildFailsThenSucceeds(t *testing.T) {
 	if got := reopenDevices(t, path); len(got) != 1 || got[0].Token != "before" {
 		t.Errorf("after a restart: got %v; want the device written before, not the refused one", got)
 	}
-	wantLogs(t, &logs,
+	wantLogs(t, &s.logs,
 		"ERROR directory file removed while serving; rebuilding it from the open database",
 		"ERROR directory file could not be rebuilt; retrying, and refusing writes meanwhile",
 		"INFO directory file rebuilt from the open database; no device was lost")

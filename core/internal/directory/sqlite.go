@@ -638,7 +638,7 @@ func (s *SQLite) rebuildLocked(dbGone bool) (err error) {
 	} else if err := os.Rename(tmp, s.abs); err != nil {
 		return err
 	}
-	if err := syncDir(filepath.Dir(s.abs)); err != nil {
+	if err := flock.SyncDir(filepath.Dir(s.abs)); err != nil {
 		s.log.Warn("directory folder not synced after the rebuild", "path", s.abs, "error", err)
 	}
 	c, err := openConns(s.abs)
@@ -676,15 +676,6 @@ func (s *SQLite) rebuildLocked(dbGone bool) (err error) {
 		s.lock, keep = f, true
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // setFileState records the file's state, logging a change. s.mu is held.

@@ -6,6 +6,9 @@
 //
 // Where flock is not available, Lock does nothing: nothing keeps two
 // processes from opening the same file there.
+//
+// SyncDir serves the same stores: a file they create or rename into place
+// is durable only once its folder's entries are.
 package flock
 
 import (
@@ -34,4 +37,15 @@ func OpenLocked(path string) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// SyncDir makes the entries of the folder dir (a creation, a rename)
+// durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

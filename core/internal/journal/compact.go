@@ -155,7 +155,7 @@ func (j *Journal) install(c compaction) error {
 	go func() {
 		defer j.bg.Done()
 		pprof.SetGoroutineLabels(j.labels)
-		_ = syncDir(filepath.Dir(j.path))
+		_ = flock.SyncDir(filepath.Dir(j.path))
 	}()
 	if j.fileErr != nil {
 		j.checkFile()

@@ -345,7 +345,7 @@ func (j *Journal) quarantine(size int64) (string, error) {
 	_, err = io.Copy(dst, io.NewSectionReader(j.f, 0, size))
 	err = errors.Join(err, dst.Sync(), dst.Close())
 	if err == nil {
-		err = syncDir(filepath.Dir(name))
+		err = flock.SyncDir(filepath.Dir(name))
 	}
 	if err != nil {
 		_ = os.Remove(name)

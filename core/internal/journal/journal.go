@@ -427,13 +427,3 @@ func (j *Journal) liveSpans() []span {
 	}
 	return spans
 }
-
-// syncDir makes a directory's entries (a creation, a rename) durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}

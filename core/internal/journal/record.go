@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/ringside/ringside/core/internal/flock"
 )
 
 const (
@@ -368,7 +370,7 @@ func (j *Journal) load() error {
 			return err
 		}
 		j.end = int64(headerLen)
-		return syncDir(filepath.Dir(j.path))
+		return flock.SyncDir(filepath.Dir(j.path))
 	}
 	if string(hdr[:len(magic)]) != magic {
 		return fmt.Errorf("not a ringside journal (it starts with %q)", hdr[:len(magic)])
