@@ -290,14 +290,22 @@ func answerBody(sid string, a *Answer) []byte {
 	} else {
 		b = AppendJSONString(b, a.Route)
 	}
-	b = append(b, `,"routes":[`...)
-	for i, r := range a.Routes {
+	b = append(b, `,"routes":`...)
+	b = AppendJSONStrings(b, a.Routes)
+	return append(b, '}')
+}
+
+// AppendJSONStrings appends ss as a JSON array of strings (see
+// AppendJSONString); a nil ss is the empty array.
+func AppendJSONStrings(b []byte, ss []string) []byte {
+	b = append(b, '[')
+	for i, s := range ss {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = AppendJSONString(b, r)
+		b = AppendJSONString(b, s)
 	}
-	return append(b, "]}"...)
+	return append(b, ']')
 }
 
 const hexDigits = "0123456789abcdef"

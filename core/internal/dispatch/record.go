@@ -60,14 +60,9 @@ func encodeRecord(p *plan.Plan) ([]byte, error) {
 	b = c.Received.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `"},"status":`...)
 	b = str(b, p.Status)
-	b = append(b, `,"routes":[`...)
-	for i, r := range p.Routes {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = str(b, r)
-	}
-	b = append(b, `],"deliveries":[`...)
+	b = append(b, `,"routes":`...)
+	b = callback.AppendJSONStrings(b, p.Routes)
+	b = append(b, `,"deliveries":[`...)
 	for i, d := range p.Deliveries {
 		if i > 0 {
 			b = append(b, ',')
