@@ -240,25 +240,9 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		pubLn.Close()
 		return fmt.Errorf("server.admin_listen: %w", err)
 	}
-	pubSrv := &http.Server{
-		Handler:           http.MaxBytesHandler(public, maxBody),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       30 * time.Second,
-		ConnState:         pubLimit.ConnState,
-		MaxHeaderBytes:    maxHeader,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	adminSrv := &http.Server{
-		Handler:           http.MaxBytesHandler(adminHandler, maxBody),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    maxHeader,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	pubSrv := newServer(public, 10*time.Second, 30*time.Second, log)
+	pubSrv.ConnState = pubLimit.ConnState
+	adminSrv := newServer(adminHandler, 30*time.Second, 120*time.Second, log)
 
 	errc := make(chan error, 2)
 	scheme := "http"
@@ -536,3 +520,18 @@ var errConfig = errors.New("config has errors")
 // IsConfigError reports whether err means the config had errors that were
 // already printed.
 func IsConfigError(err error) bool { return errors.Is(err, errConfig) }
+
+// newServer is an HTTP server of h with the bounds both listeners share
+// (body and header sizes, the time to read a request) and the write and
+// idle timeouts given; its own errors are logged at DEBUG.
+func newServer(h http.Handler, write, idle time.Duration, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           http.MaxBytesHandler(h, maxBody),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      write,
+		IdleTimeout:       idle,
+		MaxHeaderBytes:    maxHeader,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
