@@ -142,21 +142,37 @@ func wireCall(c *callback.Call) *pluginpb.Call {
 	}
 }
 
-// outcome is o in core's terms; a kind this host does not know is retried.
+// kinds pairs each result with its kind on the wire.
+var kinds = [...]struct {
+	wire   pluginpb.Outcome_Kind
+	result delivery.Result
+}{
+	{pluginpb.Outcome_KIND_DELIVERED, delivery.Delivered},
+	{pluginpb.Outcome_KIND_PERMANENT, delivery.Permanent},
+	{pluginpb.Outcome_KIND_GONE, delivery.Gone},
+	{pluginpb.Outcome_KIND_RETRY, delivery.Retry},
+}
+
+// result is the result of kind k; a kind this host does not know is
+// retried.
+func result(k pluginpb.Outcome_Kind) delivery.Result {
+	for _, p := range kinds {
+		if p.wire == k {
+			return p.result
+		}
+	}
+	return delivery.Retry
+}
+
+// outcome is o in core's terms.
 func outcome(o *pluginpb.Outcome) delivery.Outcome {
-	out := delivery.Outcome{Reason: o.GetReason(), ProviderID: o.GetProviderId()}
-	switch o.GetKind() {
-	case pluginpb.Outcome_KIND_DELIVERED:
-		out.Result = delivery.Delivered
-	case pluginpb.Outcome_KIND_PERMANENT:
-		out.Result = delivery.Permanent
-	case pluginpb.Outcome_KIND_GONE:
-		out.Result = delivery.Gone
+	out := delivery.Outcome{Result: result(o.GetKind()), Reason: o.GetReason(), ProviderID: o.GetProviderId()}
+	switch out.Result {
+	case delivery.Gone:
 		if ns := o.GetGoneAtUnixNano(); ns > 0 {
 			out.GoneAt = time.Unix(0, ns)
 		}
-	default:
-		out.Result = delivery.Retry
+	case delivery.Retry:
 		out.RetryAfter = time.Duration(o.GetRetryAfterMs()) * time.Millisecond
 	}
 	return out

@@ -166,22 +166,31 @@ func TestStoppedPluginIsKilledAndRestarted(t *testing.T) {
 	// The bound on waiting calls refuses the calls past it at once, while
 	// the process is still stopped (supervision starts only then, so a
 	// slow machine cannot kill the process before the calls are queued).
-	shed, failed, answered := 0, 0, 0
-	for shed == 0 {
+	// next returns the next call's error, failing the test with stuck if
+	// none comes.
+	next := func(stuck string) error {
 		select {
 		case err := <-results:
-			switch {
-			case errors.Is(err, delivery.ErrOverloaded) && status.Code(err) == codes.ResourceExhausted:
-				shed++
-			case err != nil:
-				t.Fatalf("a call failed before the process was killed: %v", err)
-			default:
-				// Answered before SIGSTOP took hold: signals land
-				// asynchronously.
-				answered++
-			}
+			return err
 		case <-time.After(20 * time.Second):
-			t.Fatal("no call was refused past the bound on waiting calls")
+			t.Fatal(stuck)
+			return nil
+		}
+	}
+	refused := func(err error) bool {
+		return errors.Is(err, delivery.ErrOverloaded) && status.Code(err) == codes.ResourceExhausted
+	}
+	shed, failed, answered := 0, 0, 0
+	for shed == 0 {
+		switch err := next("no call was refused past the bound on waiting calls"); {
+		case refused(err):
+			shed++
+		case err != nil:
+			t.Fatalf("a call failed before the process was killed: %v", err)
+		default:
+			// Answered before SIGSTOP took hold: signals land
+			// asynchronously.
+			answered++
 		}
 	}
 	var kills atomic.Value
@@ -200,16 +209,11 @@ func TestStoppedPluginIsKilledAndRestarted(t *testing.T) {
 		t.Errorf("kill reason: %q; want health", got)
 	}
 	for range calls - shed - answered {
-		select {
-		case err := <-results:
-			switch {
-			case errors.Is(err, delivery.ErrOverloaded) && status.Code(err) == codes.ResourceExhausted:
-				shed++
-			case err != nil:
-				failed++
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatalf("%d calls never answered", calls-shed-failed)
+		switch err := next(fmt.Sprintf("%d calls never answered", calls-shed-failed)); {
+		case refused(err):
+			shed++
+		case err != nil:
+			failed++
 		}
 	}
 	t.Logf("%d calls refused at once, %d failed when the process was killed", shed, failed)

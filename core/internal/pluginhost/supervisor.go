@@ -231,8 +231,16 @@ func (s *Supervised) watch() {
 // ping makes a health check of c and returns its error when it got no
 // answer (a "not ready" answer is an answer: the process serves).
 func (s *Supervised) ping(c *Client) error {
-	ctx, cancel := context.WithTimeout(context.Background(), s.checks.Timeout)
+	ctx, cancel := s.untilClose(s.checks.Timeout)
 	defer cancel()
+	_, err := c.rpc.Health(ctx, &pluginpb.HealthRequest{})
+	return err
+}
+
+// untilClose returns a context that ends after d, or as soon as Close is
+// called, whichever comes first. Its goroutine ends with the context.
+func (s *Supervised) untilClose(d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	go func() {
 		select {
 		case <-s.stop:
@@ -240,8 +248,7 @@ func (s *Supervised) ping(c *Client) error {
 		case <-ctx.Done():
 		}
 	}()
-	_, err := c.rpc.Health(ctx, &pluginpb.HealthRequest{})
-	return err
+	return ctx, cancel
 }
 
 // kill ends c, a process that is alive but not serving, at once (SIGKILL:
@@ -291,16 +298,9 @@ func (s *Supervised) restart() {
 const startTimeout = 30 * time.Second
 
 func (s *Supervised) startConfigured() (*Client, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
 	// Close does not wait for a start that hangs.
-	go func() {
-		select {
-		case <-s.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx, cancel := s.untilClose(startTimeout)
+	defer cancel()
 	c, err := Start(ctx, s.spec)
 	if err != nil {
 		return nil, err

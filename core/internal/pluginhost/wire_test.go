@@ -50,21 +50,21 @@ func deliverReporting(ctx context.Context, d delivery.Deliverer, req *pluginpb.D
 	}
 	resp := &pluginpb.DeliverResponse{}
 	for _, o := range outs {
-		w := &pluginpb.Outcome{Reason: o.Reason, ProviderId: o.ProviderID, RetryAfterMs: o.RetryAfter.Milliseconds()}
-		switch o.Result {
-		case delivery.Delivered:
-			w.Kind = pluginpb.Outcome_KIND_DELIVERED
-		case delivery.Permanent:
-			w.Kind = pluginpb.Outcome_KIND_PERMANENT
-		case delivery.Gone:
-			w.Kind = pluginpb.Outcome_KIND_GONE
-			if !o.GoneAt.IsZero() {
-				w.GoneAtUnixNano = o.GoneAt.UnixNano()
-			}
-		default:
-			w.Kind = pluginpb.Outcome_KIND_RETRY
+		w := &pluginpb.Outcome{Kind: wireKind(o.Result), Reason: o.Reason, ProviderId: o.ProviderID, RetryAfterMs: o.RetryAfter.Milliseconds()}
+		if o.Result == delivery.Gone && !o.GoneAt.IsZero() {
+			w.GoneAtUnixNano = o.GoneAt.UnixNano()
 		}
 		resp.Outcomes = append(resp.Outcomes, w)
 	}
 	return resp, nil
+}
+
+// wireKind is the kind on the wire of result r, the inverse of result.
+func wireKind(r delivery.Result) pluginpb.Outcome_Kind {
+	for _, p := range kinds {
+		if p.result == r {
+			return p.wire
+		}
+	}
+	return pluginpb.Outcome_KIND_RETRY
 }
