@@ -61,6 +61,18 @@ func (f *fakePlugin) Deliver(ctx context.Context, a *delivery.Attempt) ([]delive
 	return f.answer(n, a)
 }
 
+// eachTarget answers an attempt target by target with what outcome says
+// for the target at that attempt (the first is 1).
+func eachTarget(outcome func(attempt int, tg delivery.Target) delivery.Outcome) func(int, *delivery.Attempt) ([]delivery.Outcome, error) {
+	return func(attempt int, a *delivery.Attempt) ([]delivery.Outcome, error) {
+		var out []delivery.Outcome
+		for _, tg := range a.Targets {
+			out = append(out, outcome(attempt, tg))
+		}
+		return out, nil
+	}
+}
+
 func delivered(a *delivery.Attempt) []delivery.Outcome {
 	out := make([]delivery.Outcome, max(1, len(a.Targets)))
 	for i := range out {
@@ -85,10 +97,14 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) put(t *testing.T, kind, token string, at time.Time) {
+// put stores devices of kind, one a token, updated at at, for the callee
+// of testCall.
+func (f *fixture) put(t *testing.T, kind string, at time.Time, tokens ...string) {
 	t.Helper()
-	if err := f.store.Put(context.Background(), "planetkit", "2809", kind, token, at); err != nil {
-		t.Fatal(err)
+	for _, token := range tokens {
+		if err := f.store.Put(context.Background(), "planetkit", "2809", kind, token, at); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -112,7 +128,7 @@ func newDispatcher(f *fixture, m *telemetry.Metrics, jitter float64, routes ...*
 
 func TestAcceptDeliversAndDedups(t *testing.T) {
 	f := newFixture(t)
-	f.put(t, "apns", "a1", t0)
+	f.put(t, "apns", t0, "a1")
 	m := telemetry.NewMetrics()
 	d := newDispatcher(f, m, 0.5, &route.Route{Name: "r", Notify: []string{"ios", "hook"}})
 	ctx := context.Background()
@@ -158,11 +174,9 @@ func TestAcceptDeliversAndDedups(t *testing.T) {
 
 func TestDeliveryOutcomes(t *testing.T) {
 	f := newFixture(t)
-	f.put(t, "apns", "ok", t0)
-	f.put(t, "apns", "gone-old", t0)
-	f.put(t, "apns", "gone-new", t0.Add(time.Minute))
-	f.put(t, "apns", "bad", t0)
-	f.put(t, "apns", "flaky", t0)
+	f.put(t, "apns", t0, "ok", "gone-old")
+	f.put(t, "apns", t0.Add(time.Minute), "gone-new")
+	f.put(t, "apns", t0, "bad", "flaky")
 	m := telemetry.NewMetrics()
 	d := New(Options{
 		Planner: f.planner(&route.Route{Name: "r", Notify: []string{"ios"}}),
@@ -170,27 +184,23 @@ func TestDeliveryOutcomes(t *testing.T) {
 		Jitter:  func() float64 { return 0.5 },
 		Backoff: Backoff{Base: time.Millisecond, Max: 4 * time.Millisecond},
 	})
-	f.plugins["ios"].answer = func(attempt int, req *delivery.Attempt) ([]delivery.Outcome, error) {
-		var out []delivery.Outcome
-		for _, dev := range req.Targets {
-			var o delivery.Outcome
-			switch dev.Token {
-			case "ok":
+	f.plugins["ios"].answer = eachTarget(func(attempt int, dev delivery.Target) delivery.Outcome {
+		var o delivery.Outcome
+		switch dev.Token {
+		case "ok":
+			o.Result = delivery.Delivered
+		case "gone-old", "gone-new":
+			o.Result, o.GoneAt = delivery.Gone, t0.Add(30*time.Second)
+		case "bad":
+			o.Result, o.Reason = delivery.Permanent, "BadDeviceToken"
+		case "flaky":
+			o.Result = delivery.Retry
+			if attempt >= 3 {
 				o.Result = delivery.Delivered
-			case "gone-old", "gone-new":
-				o.Result, o.GoneAt = delivery.Gone, t0.Add(30*time.Second)
-			case "bad":
-				o.Result, o.Reason = delivery.Permanent, "BadDeviceToken"
-			case "flaky":
-				o.Result = delivery.Retry
-				if attempt >= 3 {
-					o.Result = delivery.Delivered
-				}
 			}
-			out = append(out, o)
 		}
-		return out, nil
-	}
+		return o
+	})
 	c := testCall()
 	c.Received = time.Now() // deadlines are real: the delivery context carries them
 	if ans, _ := d.Accept(context.Background(), c, true); ans.Status != callback.StatusAccepted {

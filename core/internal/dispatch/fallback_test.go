@@ -42,8 +42,8 @@ func TestFallbackAfterDelivery(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			f.put(t, "apns", "a1", t0)
-			f.put(t, "phone", "+819012345678", t0)
+			f.put(t, "apns", t0, "a1")
+			f.put(t, "phone", t0, "+819012345678")
 			f.plugins["ios"].answer = tc.ios
 			f.notifiers["ios"].TTL = 200 * time.Millisecond
 			m := telemetry.NewMetrics()
@@ -134,20 +134,14 @@ func (j *fakeJournal) Finish(key string) {
 
 func TestJournalRecordAndResume(t *testing.T) {
 	f := newFixture(t)
-	f.put(t, "apns", "a1", t0)
-	f.put(t, "apns", "a2", t0)
+	f.put(t, "apns", t0, "a1", "a2")
 	jr := &fakeJournal{}
-	f.plugins["ios"].answer = func(_ int, req *delivery.Attempt) ([]delivery.Outcome, error) {
-		var out []delivery.Outcome
-		for _, dv := range req.Targets {
-			k := delivery.Delivered
-			if dv.Token == "a2" {
-				k = delivery.Permanent
-			}
-			out = append(out, delivery.Outcome{Result: k})
+	f.plugins["ios"].answer = eachTarget(func(_ int, dv delivery.Target) delivery.Outcome {
+		if dv.Token == "a2" {
+			return delivery.Outcome{Result: delivery.Permanent}
 		}
-		return out, nil
-	}
+		return delivery.Outcome{Result: delivery.Delivered}
+	})
 	routes := []*route.Route{{Name: "r", Notify: []string{"ios", "hook"}}}
 	d := New(Options{Planner: f.planner(routes...), Journal: jr})
 	c := testCall()

@@ -16,20 +16,14 @@ import (
 // different notifier, device or call gets different ones.
 func TestIdempotencyIDsAreStable(t *testing.T) {
 	f := newFixture(t)
-	f.put(t, "apns", "a1", t0)
-	f.put(t, "apns", "a2", t0)
+	f.put(t, "apns", t0, "a1", "a2")
 	jr := &fakeJournal{}
-	f.plugins["ios"].answer = func(attempt int, req *delivery.Attempt) ([]delivery.Outcome, error) {
-		var out []delivery.Outcome
-		for range req.Targets {
-			k := delivery.Retry
-			if attempt > 1 {
-				k = delivery.Delivered
-			}
-			out = append(out, delivery.Outcome{Result: k})
+	f.plugins["ios"].answer = eachTarget(func(attempt int, _ delivery.Target) delivery.Outcome {
+		if attempt > 1 {
+			return delivery.Outcome{Result: delivery.Delivered}
 		}
-		return out, nil
-	}
+		return delivery.Outcome{Result: delivery.Retry}
+	})
 	routes := []*route.Route{{Name: "r", Notify: []string{"ios", "hook"}}}
 	d := New(Options{Planner: f.planner(routes...), Journal: jr, Jitter: func() float64 { return 0 }, Backoff: Backoff{Base: time.Millisecond, Max: time.Millisecond}})
 	c := testCall()

@@ -15,8 +15,7 @@ import (
 // the attempt is still held, on the delivery's goroutine.
 func TestAcceptNeverWaitsOnAPlugin(t *testing.T) {
 	f := newFixture(t)
-	f.put(t, "apns", "a1", t0)
-	f.put(t, "apns", "a2", t0)
+	f.put(t, "apns", t0, "a1", "a2")
 	release := make(chan struct{})
 	reported := make(chan struct{})
 	f.plugins["ios"].answer = func(_ int, a *delivery.Attempt) ([]delivery.Outcome, error) {

@@ -13,8 +13,8 @@ import (
 // The hand-written record encoder says what encoding/json would.
 func TestEncodeRecordMatchesEncodingJSON(t *testing.T) {
 	f := newFixture(t)
-	f.put(t, "apns", "a\"1", t0)
-	f.put(t, "phone", "+819012345678", t0.Add(time.Nanosecond))
+	f.put(t, "apns", t0, "a\"1")
+	f.put(t, "phone", t0.Add(time.Nanosecond), "+819012345678")
 	p := f.planner(&route.Route{Name: "r", Notify: []string{"ios", "hook"}, Fallback: []string{"sms"}})
 	c := testCall()
 	c.Received = time.Date(2026, 11, 26, 10, 0, 0, 123456789, time.UTC)

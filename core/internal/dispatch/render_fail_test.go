@@ -85,8 +85,8 @@ func TestRenderFailureSkipsOnlyThatNotifier(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			f.put(t, "apns", "a1", t0)
-			f.put(t, "phone", "+819012345678", t0)
+			f.put(t, "apns", t0, "a1")
+			f.put(t, "phone", t0, "+819012345678")
 			tc.setup(t, f)
 			m := telemetry.NewMetrics()
 			var logs bytes.Buffer
