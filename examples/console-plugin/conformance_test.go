@@ -6,14 +6,9 @@ import (
 	"github.com/ringside/ringside/plugins/sdk/sdktest"
 )
 
-// TestMain serves the console plugin (this package's main) when sdktest
-// launches this test binary as a plugin process.
-func TestMain(m *testing.M) {
-	sdktest.Main(m, main)
-}
-
 func TestConformance(t *testing.T) {
 	sdktest.Conformance(t, sdktest.Suite{
+		Serve: main,
 		// The console plugin makes no requests: peer is not used.
 		Config: func(string) map[string]any { return map[string]any{"prefix": "RING", "color": false} },
 		Invalid: []sdktest.Invalid{

@@ -8,12 +8,6 @@ import (
 	"github.com/ringside/ringside/plugins/sdk/sdktest"
 )
 
-// TestMain serves the apns plugin when sdktest launches this test binary as
-// a plugin process.
-func TestMain(m *testing.M) {
-	sdktest.Main(m, Serve)
-}
-
 func TestConformance(t *testing.T) {
 	peer := fakes.NewAPNs(fakes.APNsOptions{Topic: "com.example.app.voip"})
 	p8 := writeP8(t, peer)
@@ -26,6 +20,7 @@ func TestConformance(t *testing.T) {
 	}
 	with := func(k string, v any) map[string]any { m := base(""); m[k] = v; return m }
 	sdktest.Conformance(t, sdktest.Suite{
+		Serve:  Serve,
 		TLS:    true,
 		Config: base,
 		Peer:   peer,

@@ -11,12 +11,6 @@ import (
 	"github.com/ringside/ringside/plugins/sdk/sdktest"
 )
 
-// TestMain serves the fcm plugin when sdktest launches this test binary as
-// a plugin process.
-func TestMain(m *testing.M) {
-	sdktest.Main(m, Serve)
-}
-
 func TestConformance(t *testing.T) {
 	dir := t.TempDir()
 	// The peer is both the OAuth token endpoint and FCM.
@@ -32,6 +26,7 @@ func TestConformance(t *testing.T) {
 	}
 	sa := creds("http://127.0.0.1:1")
 	sdktest.Conformance(t, sdktest.Suite{
+		Serve: Serve,
 		Config: func(peerURL string) map[string]any {
 			return map[string]any{"credentials_file": creds(peerURL), "endpoint": peerURL + "/v1"}
 		},

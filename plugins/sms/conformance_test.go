@@ -7,14 +7,9 @@ import (
 	"github.com/ringside/ringside/plugins/sdk/sdktest"
 )
 
-// TestMain serves the SMS plugin when sdktest launches this test binary as
-// a plugin process.
-func TestMain(m *testing.M) {
-	sdktest.Main(m, Serve)
-}
-
 func TestConformance(t *testing.T) {
 	sdktest.Conformance(t, sdktest.Suite{
+		Serve: Serve,
 		Config: func(peer string) map[string]any {
 			return map[string]any{"account_sid": testSID, "auth_token": testToken, "from": testFrom, "endpoint": peer}
 		},

@@ -7,14 +7,9 @@ import (
 	"github.com/ringside/ringside/plugins/sdk/sdktest"
 )
 
-// TestMain serves the webhook plugin when sdktest launches this test binary
-// as a plugin process.
-func TestMain(m *testing.M) {
-	sdktest.Main(m, func() { sdk.Serve(Info, New()) })
-}
-
 func TestConformance(t *testing.T) {
 	sdktest.Conformance(t, sdktest.Suite{
+		Serve: func() { sdk.Serve(Info, New()) },
 		Config: func(peer string) map[string]any {
 			return map[string]any{"url": peer + "/hook", "secret": testSecret, "headers": map[string]string{"Authorization": "Bearer app-server-token"}}
 		},

@@ -24,7 +24,13 @@ import (
 
 // Suite describes a plugin to Conformance.
 type Suite struct {
-	// Start launches a fresh plugin process; nil means Start(t).
+	// Serve serves the plugin with sdk.Serve, as Main's serve does. When it
+	// is set and Start is nil, each plugin process is this test binary
+	// running only the test that called Conformance, whose Conformance call
+	// serves instead of testing: the package needs no TestMain.
+	Serve func()
+	// Start launches a fresh plugin process; nil means Start(t), or, with
+	// Serve, the calling test as the plugin.
 	Start func(t testing.TB) *Client
 	// Config returns a valid configuration under which the plugin's
 	// requests go to peer, the base URL of a fake provider the suite runs
@@ -101,6 +107,12 @@ var (
 //     and no whole cc_param.
 func Conformance(t *testing.T, s Suite) {
 	t.Helper()
+	if s.Serve != nil && IsPlugin() {
+		// This process is a plugin Conformance launched: serve, then end
+		// the test by skipping it, so that its cleanups still run.
+		s.Serve()
+		t.SkipNow()
+	}
 	if s.Config == nil {
 		t.Fatal("sdktest.Conformance: Suite.Config is required")
 	}
@@ -117,17 +129,20 @@ func Conformance(t *testing.T, s Suite) {
 	}
 	happy := newServer(peer, s.TLS)
 	t.Cleanup(happy.Close)
-	if s.TLS && s.Start == nil {
-		ca := filepath.Join(t.TempDir(), "ca.pem")
-		pemCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: happy.Certificate().Raw})
-		if err := os.WriteFile(ca, pemCert, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		s.Start = func(t testing.TB) *Client { return Start(t, Env("SSL_CERT_FILE="+ca)) }
-	}
-
 	if s.Start == nil {
-		s.Start = func(t testing.TB) *Client { return Start(t) }
+		var opts []Option
+		if s.Serve != nil {
+			opts = append(opts, func(o *options) { o.test = t.Name() })
+		}
+		if s.TLS {
+			ca := filepath.Join(t.TempDir(), "ca.pem")
+			pemCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: happy.Certificate().Raw})
+			if err := os.WriteFile(ca, pemCert, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			opts = append(opts, Env("SSL_CERT_FILE="+ca))
+		}
+		s.Start = func(t testing.TB) *Client { return Start(t, opts...) }
 	}
 	c := s.Start(t)
 	schema := c.Schema(t)

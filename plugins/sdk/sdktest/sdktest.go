@@ -3,7 +3,15 @@
 // over go-plugin gRPC with the SDK's handshake and AutoMTLS, exactly as
 // ringside runs it, and the test drives it with the protocol's RPCs.
 //
-// Wire it in once, in the plugin package's TestMain:
+// Conformance runs the checks every plugin should pass (see Suite); with
+// Suite.Serve set it serves the plugin from the test itself:
+//
+//	func TestConformance(t *testing.T) {
+//		sdktest.Conformance(t, sdktest.Suite{Serve: main, Config: ...})
+//	}
+//
+// To start processes in other tests, wire the plugin in once, in the
+// package's TestMain:
 //
 //	func TestMain(m *testing.M) {
 //		sdktest.Main(m, func() { sdk.Serve(Info, New()) })
@@ -14,8 +22,6 @@
 //	c := sdktest.Start(t)
 //	c.MustConfigure(t, map[string]any{"url": srv.URL}) // or c.Configure, for its sdk.Diagnostics
 //	out := c.Deliver(t, sdktest.NewRequest(sdk.Device{Kind: "phone", Token: "+15005550006"}))
-//
-// Conformance runs the checks every plugin should pass (see Suite).
 package sdktest
 
 import (
@@ -64,8 +70,11 @@ func IsPlugin() bool {
 type Option func(*options)
 
 type options struct {
-	argv     []string
-	env      []string
+	argv []string
+	env  []string
+	// test, when set, is the name of the test the launched test binary runs
+	// (and that serves the plugin); otherwise it runs none.
+	test     string
 	protocol uint
 }
 
@@ -121,7 +130,11 @@ func start(o options) (*Client, error) {
 		}
 		// Should the package's TestMain not call Main, the child runs no
 		// test and exits, and the start fails instead of recursing.
-		argv = []string{exe, "-test.run=^$"}
+		argv = []string{exe, "-test.run=" + runPattern(o.test)}
+		if o.test != "" {
+			// The child lives as long as the parent keeps it.
+			argv = append(argv, "-test.timeout=0")
+		}
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	// The test's environment, then these defaults, then the options: the
@@ -156,7 +169,7 @@ func start(o options) (*Client, error) {
 			err = fmt.Errorf("protocol version mismatch: the plugin speaks version %s, this host speaks version %d: %w", m[1], o.protocol, err)
 		}
 		if len(o.argv) == 0 && strings.Contains(err.Error(), "exited before we could connect") {
-			err = fmt.Errorf("%w (does the package's TestMain call sdktest.Main?)", err)
+			err = fmt.Errorf("%w (does the package's TestMain call sdktest.Main, or its Suite set Serve?)", err)
 		}
 		return nil, fmt.Errorf("sdktest: start plugin %s: %w\nplugin output:\n%s", argv[0], err, logs.String())
 	}
@@ -180,6 +193,20 @@ func start(o options) (*Client, error) {
 		c.stream = newStreamClient(rpc, info.GetDeliverProgress())
 	}
 	return c, nil
+}
+
+// runPattern is the -test.run pattern that runs exactly the test named
+// name (a subtest's name has its parents' before it, "/"-separated); the
+// empty name runs no test.
+func runPattern(name string) string {
+	if name == "" {
+		return "^$"
+	}
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
+	}
+	return strings.Join(parts, "/")
 }
 
 // dedupEnv keeps the last value of each variable.

@@ -179,6 +179,20 @@ func TestStartWithoutMain(t *testing.T) {
 	}
 }
 
+func TestRunPattern(t *testing.T) {
+	tests := []struct{ name, want string }{
+		{"", "^$"},
+		{"TestConformance", "^TestConformance$"},
+		{"TestX/with_tls#01", `^TestX$/^with_tls#01$`},
+		{"TestX/a.b(c)", `^TestX$/^a\.b\(c\)$`},
+	}
+	for _, tc := range tests {
+		if got := runPattern(tc.name); got != tc.want {
+			t.Errorf("runPattern(%q): got %q; want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestClientHelpers(t *testing.T) {
 	srv := newStall(false)
 	srv.close()
