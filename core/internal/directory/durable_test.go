@@ -67,6 +67,22 @@ func openWatched(t *testing.T, dir string, opt SQLiteOptions) *watched {
 	return w
 }
 
+// wantNotDurable checks that err, a write's, is ErrNotDurable saying why,
+// that Healthy says not durable too, and that failures writes failed so
+// far.
+func (w *watched) wantNotDurable(t *testing.T, err error, why string, failures int64) {
+	t.Helper()
+	if !errors.Is(err, ErrNotDurable) || !strings.Contains(err.Error(), why) {
+		t.Fatalf("write: got %v; want ErrNotDurable saying %q", err, why)
+	}
+	if err := w.Healthy(); !errors.Is(err, ErrNotDurable) {
+		t.Errorf("healthy: got %v; want ErrNotDurable", err)
+	}
+	if got := w.failures.Load(); got != failures {
+		t.Errorf("write failures counted: got %d; want %d", got, failures)
+	}
+}
+
 func removeFiles(t *testing.T, path string, suffixes ...string) {
 	t.Helper()
 	for _, s := range suffixes {
@@ -207,26 +223,13 @@ func TestReplacedFileRefusesWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	err := c.Put(ctx, "s", "u", "apns", "refused", t0)
-	if !errors.Is(err, ErrNotDurable) || !strings.Contains(err.Error(), "replaced") {
-		t.Errorf("put: got %v; want ErrNotDurable naming the replacement", err)
-	}
-	if err := s.Healthy(); !errors.Is(err, ErrNotDurable) {
-		t.Errorf("healthy: got %v; want ErrNotDurable", err)
-	}
-	if got := s.failures.Load(); got != 1 {
-		t.Errorf("write failures counted: got %d; want 1", got)
-	}
+	s.wantNotDurable(t, c.Put(ctx, "s", "u", "apns", "refused", t0), "replaced", 1)
 	if devs, _ := c.Lookup(ctx, "s", "u"); len(devs) != 1 || devs[0].Token != "before" {
 		t.Errorf("lookup: got %v; want the device of the file opened, and not the refused one", devs)
 	}
 	// Pruning is a write like any other.
-	if _, err := c.Prune(ctx, "s", "u", "apns", "before", time.Time{}); !errors.Is(err, ErrNotDurable) {
-		t.Errorf("prune: got %v; want ErrNotDurable", err)
-	}
-	if got := s.failures.Load(); got != 2 {
-		t.Errorf("write failures counted after the prune: got %d; want 2", got)
-	}
+	_, err := c.Prune(ctx, "s", "u", "apns", "before", time.Time{})
+	s.wantNotDurable(t, err, "replaced", 2)
 	if devs, _ := c.Lookup(ctx, "s", "u"); len(devs) != 1 {
 		t.Errorf("lookup after the refused prune: got %v; want the device kept", devs)
 	}
@@ -264,15 +267,7 @@ func TestFailedWriteIsNotDurable(t *testing.T) {
 			break
 		}
 	}
-	if !errors.Is(full, ErrNotDurable) || !strings.Contains(full.Error(), "full") {
-		t.Fatalf("put into a full file: got %v; want ErrNotDurable saying it is full", full)
-	}
-	if err := s.Healthy(); !errors.Is(err, ErrNotDurable) {
-		t.Errorf("healthy: got %v; want ErrNotDurable", err)
-	}
-	if got := s.failures.Load(); got != 1 {
-		t.Errorf("failures counted: got %d; want 1", got)
-	}
+	s.wantNotDurable(t, full, "full", 1)
 	devs, err := c.Lookup(ctx, "s", "u")
 	if err != nil {
 		t.Fatal(err)
