@@ -159,7 +159,7 @@ func TestE2EConsolePlugin(t *testing.T) {
 	}
 	desk := ex.Notifiers[0]
 	if desk.Name != "desk" || desk.Role != "notify" || !desk.Active || len(desk.Devices) != 1 ||
-		desk.Devices[0].Kind != "console" || desk.Devices[0].Token != "012345…" || desk.Payload["cc_param"] != lineParam {
+		desk.Devices[0].Kind != "console" || desk.Devices[0].Token != "012345…ken" || desk.Payload["cc_param"] != lineParam {
 		t.Errorf("explain desk: got %+v", desk)
 	}
 	if hook := ex.Notifiers[1]; hook.Name != "hook" || hook.Role != "fallback" || hook.Active {

@@ -87,8 +87,8 @@ func secQuery(sid, token string) string {
 
 // leakScanner looks for planted values in text. A value is found whole, or
 // as any window of windowLen consecutive characters of it (so a token cut to
-// its first 20 characters is still found, while the allowed 6-character
-// prefix + "…" is not), or in any of its other forms (URL-encoded, without
+// its first 20 characters is still found, while the allowed short form, at
+// most 6 characters, "…" and at most 4, is not), or in any of its other forms (URL-encoded, without
 // the "+", one line of a PEM body, ...).
 type leakScanner struct {
 	values []planted

@@ -14,7 +14,8 @@ func TestShortTokenAgreesWithSDK(t *testing.T) {
 	for _, tok := range []string{
 		"", "a", "abc", "abcdef", "0123456789abcdef0123456789abcdef",
 		"+8190", "+819012345678", "+81901234567x", "+", "++12345678",
-		"éééééééééé", "日本語のトークンです", "ab€cd€ef€gh",
+		"éééééééééé", "日本語のトークンです", "ab€cd€ef€gh", "ab€cd€ef€gh€ij€kl€mn",
+		"a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e7f8e", "+abc-def-ghi",
 	} {
 		if got, want := directory.ShortToken(tok), sdk.ShortToken(tok); got != want {
 			t.Errorf("ShortToken(%q): core %q, SDK %q", tok, got, want)

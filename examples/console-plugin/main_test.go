@@ -59,7 +59,7 @@ func TestDeliver(t *testing.T) {
 		"sid":            "151ad995-749c-4a28-893f-636700469db1",
 		"route":          "default",
 		"callee":         "linecorp.com/2809",
-		"device":         "abcdef…",
+		"device":         "abcd…9",
 		"cc_param_bytes": float64(184),
 		"attempt":        float64(1),
 	}

@@ -32,19 +32,27 @@ func ParseRetryAfter(v string, now time.Time) (after time.Duration, ok bool) {
 }
 
 // ShortToken shortens a device token for logs and error reasons, as
-// ringside itself does: a phone number (E.164, "+" and digits) keeps its
-// first 3 and last 2 characters ("+81…78"); any other token keeps at most
-// its first 6 bytes and at most a third of it, so a short token never
-// shows whole.
+// ringside itself does: a phone number (E.164, "+" and at least 8 digits)
+// keeps its first 3 and last 2 characters ("+81…78"); any other token
+// keeps a prefix and a suffix, together at most a third of it: at most 6
+// bytes first and 4 last ("a1b2c3…7f8e" of a 64-hex APNs token), fewer for
+// a short token, cut at character boundaries, so two tokens stay apart and
+// a short one never shows whole.
 func ShortToken(t string) string {
 	if isPhone(t) && len(t) >= 9 {
 		return t[:3] + "…" + t[len(t)-2:]
 	}
-	n := min(6, len(t)/3)
-	for n > 0 && !utf8.RuneStart(t[n]) {
-		n--
+	shown := len(t) / 3
+	s := min(4, shown/3)
+	p := min(6, shown-s)
+	for p > 0 && !utf8.RuneStart(t[p]) {
+		p--
 	}
-	return t[:n] + "…"
+	i := len(t) - s
+	for i < len(t) && !utf8.RuneStart(t[i]) {
+		i++
+	}
+	return t[:p] + "…" + t[i:]
 }
 
 func isPhone(t string) bool {

@@ -7,14 +7,17 @@ import (
 
 func TestShortToken(t *testing.T) {
 	cases := []struct{ name, tok, want string }{
-		{"long", "0123456789abcdef0123", "012345…"},
-		{"sixteen bytes", "0123456789abcdef", "01234…"},
+		{"apns", "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e7f8e", "a1b2c3…7f8e"},
+		{"long", "0123456789abcdef0123", "0123…23"},
+		{"sixteen bytes", "0123456789abcdef", "0123…f"},
+		{"nine bytes", "abcdefghi", "ab…i"},
 		{"short", "abc", "a…"},
 		{"tiny", "ab", "…"},
 		{"multibyte boundary", "éééééééé", "éé…"},
+		{"multibyte suffix", "ééééééééééééééééé", "ééé…é"},
 		{"phone", "+819012345678", "+81…78"},
 		{"short phone", "+8190", "+…"},
-		{"plus but not a phone", "+abc-def-ghi", "+abc…"},
+		{"plus but not a phone", "+abc-def-ghi", "+ab…i"},
 	}
 	for _, tc := range cases {
 		if got := ShortToken(tc.tok); got != tc.want {

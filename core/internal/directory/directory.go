@@ -43,16 +43,23 @@ type Store interface {
 // plugin SDK does, so ringside and its plugins shorten tokens alike (a
 // test in core/e2e holds the two together): a phone number (E.164, "+"
 // and at least 8 digits) keeps its first 3 and last 2 characters
-// ("+81…78"); any other token keeps at most its first 6 bytes and at most
-// a third of it, cut at a character boundary, so a short token never
-// shows whole.
+// ("+81…78"); any other token keeps a prefix and a suffix, together at
+// most a third of it: at most 6 bytes first and 4 last ("a1b2c3…7f8e" of
+// a 64-hex APNs token), fewer for a short token, cut at character
+// boundaries, so two tokens stay apart and a short one never shows whole.
 func ShortToken(t string) string {
 	if len(t) >= 9 && t[0] == '+' && strings.Trim(t[1:], "0123456789") == "" {
 		return t[:3] + "…" + t[len(t)-2:]
 	}
-	n := min(6, len(t)/3)
-	for n > 0 && !utf8.RuneStart(t[n]) {
-		n--
+	shown := len(t) / 3
+	s := min(4, shown/3)
+	p := min(6, shown-s)
+	for p > 0 && !utf8.RuneStart(t[p]) {
+		p--
 	}
-	return t[:n] + "…"
+	i := len(t) - s
+	for i < len(t) && !utf8.RuneStart(t[i]) {
+		i++
+	}
+	return t[:p] + "…" + t[i:]
 }

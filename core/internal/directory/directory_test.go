@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -333,5 +334,29 @@ func BenchmarkLookup(b *testing.B) {
 				})
 			})
 		})
+	}
+}
+
+func TestShortToken(t *testing.T) {
+	cases := []struct{ name, tok, want string }{
+		{"apns", "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e7f8e", "a1b2c3…7f8e"},
+		{"fcm-like", "fcm-registration-token-0123456789", "fcm-re…789"},
+		{"short", "abc", "a…"},
+		{"empty", "", "…"},
+		{"phone", "+819012345678", "+81…78"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ShortToken(tc.tok); got != tc.want {
+				t.Errorf("ShortToken(%q) = %q; want %q", tc.tok, got, tc.want)
+			}
+		})
+	}
+	// Never more than a third of a token shows, whatever its length.
+	for n := range 200 {
+		tok := strings.Repeat("x", n)
+		if got := strings.Count(ShortToken(tok), "x"); got > n/3 {
+			t.Errorf("a %d-byte token shows %d bytes; want at most %d", n, got, n/3)
+		}
 	}
 }
