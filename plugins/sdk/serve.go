@@ -59,7 +59,7 @@ func Serve[C any](info Info, p Plugin[C]) {
 	)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: protocol.Handshake,
-		Plugins:         plugin.PluginSet{pluginpb.PluginName: &grpcPlugin{server: srv}},
+		Plugins:         plugin.PluginSet{pluginpb.PluginName: &pluginpb.GRPCPlugin{Impl: srv}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			// Stream workers reuse warm goroutines for Deliver calls instead
 			// of a new (and growing) goroutine stack per call.
@@ -78,23 +78,6 @@ func Serve[C any](info Info, p Plugin[C]) {
 	if err := shutdown(ctx); err != nil {
 		Logger().Warn("flush traces", "error", err)
 	}
-}
-
-// grpcPlugin is the go-plugin glue of the plugin protocol: it registers the
-// server in the plugin process, and hands out the generated client (used by
-// the SDK's in-process tests; the host has its own).
-type grpcPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	server pluginpb.PluginServer
-}
-
-func (g *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pluginpb.RegisterPluginServer(s, g.server)
-	return nil
-}
-
-func (g *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
-	return pluginpb.NewPluginClient(cc), nil
 }
 
 // server serves the plugin protocol for one Plugin[C].

@@ -114,7 +114,7 @@ func connect[C any](t testing.TB, p Plugin[C]) pluginpb.PluginClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, _ := plugin.TestPluginGRPCConn(t, false, plugin.PluginSet{pluginpb.PluginName: &grpcPlugin{server: srv}})
+	client, _ := plugin.TestPluginGRPCConn(t, false, plugin.PluginSet{pluginpb.PluginName: &pluginpb.GRPCPlugin{Impl: srv}})
 	// Closing the client shuts the server down through go-plugin's
 	// controller service.
 	t.Cleanup(func() { _ = client.Close() })

@@ -13,7 +13,6 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/grpc"
 
 	"github.com/ringside/ringside/plugins/sdk"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
@@ -133,23 +132,9 @@ func serveRaw(version uint, srv pluginpb.PluginServer) {
 	hs.ProtocolVersion = version
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: hs,
-		Plugins:         plugin.PluginSet{pluginpb.PluginName: &rawPlugin{srv: srv}},
+		Plugins:         plugin.PluginSet{pluginpb.PluginName: &pluginpb.GRPCPlugin{Impl: srv}},
 		GRPCServer:      plugin.DefaultGRPCServer,
 	})
-}
-
-type rawPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	srv pluginpb.PluginServer
-}
-
-func (r *rawPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pluginpb.RegisterPluginServer(s, r.srv)
-	return nil
-}
-
-func (r *rawPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
-	return nil, errors.New("not a host")
 }
 
 type rawServer struct {

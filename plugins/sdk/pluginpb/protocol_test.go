@@ -3,6 +3,7 @@ package pluginpb
 import (
 	"testing"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/stats"
 )
 
@@ -26,5 +27,19 @@ func TestTraceFilter(t *testing.T) {
 		if got := TraceFilter(&stats.RPCTagInfo{FullMethodName: tc.method}); got != tc.want {
 			t.Errorf("TraceFilter(%s) = %v; want %v", tc.method, got, tc.want)
 		}
+	}
+}
+
+func TestGRPCPluginHostServesNothing(t *testing.T) {
+	srv := grpc.NewServer()
+	defer srv.Stop()
+	if err := (&GRPCPlugin{}).GRPCServer(nil, srv); err == nil {
+		t.Error("GRPCServer without Impl: got nil; want an error")
+	}
+	if err := (&GRPCPlugin{Impl: UnimplementedPluginServer{}}).GRPCServer(nil, srv); err != nil {
+		t.Errorf("GRPCServer with Impl: %v", err)
+	}
+	if _, ok := srv.GetServiceInfo()[Plugin_ServiceDesc.ServiceName]; !ok {
+		t.Errorf("GRPCServer with Impl registered no %s", Plugin_ServiceDesc.ServiceName)
 	}
 }

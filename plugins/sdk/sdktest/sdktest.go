@@ -28,7 +28,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -40,7 +39,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 
 	"github.com/ringside/ringside/plugins/sdk"
 	"github.com/ringside/ringside/plugins/sdk/internal/protocol"
@@ -151,7 +149,7 @@ func start(o options) (*Client, error) {
 	hs.ProtocolVersion = o.protocol
 	pc := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  hs,
-		Plugins:          plugin.PluginSet{pluginpb.PluginName: grpcPlugin{}},
+		Plugins:          plugin.PluginSet{pluginpb.PluginName: &pluginpb.GRPCPlugin{}},
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -223,17 +221,6 @@ func dedupEnv(env []string) []string {
 		out = append(out, kv)
 	}
 	return out
-}
-
-// grpcPlugin dispenses the generated protocol client.
-type grpcPlugin struct{ plugin.NetRPCUnsupportedPlugin }
-
-func (grpcPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
-	return errors.New("sdktest is a host, not a plugin")
-}
-
-func (grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
-	return pluginpb.NewPluginClient(cc), nil
 }
 
 // Kill stops the plugin process (Start arranges it at the end of the test).
