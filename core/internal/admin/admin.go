@@ -1,5 +1,6 @@
 // Package admin serves ringside's admin listener: the devices API under
-// /v1/devices/, and /healthz, /readyz and /metrics for operations.
+// /v1/devices/, the call log under /v1/calls, explain, the web page at /,
+// and /healthz, /readyz and /metrics for operations.
 package admin
 
 import (
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/calllog"
 	"github.com/ringside/ringside/core/internal/directory"
 )
 
@@ -35,6 +37,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for updated_at; nil means time.Now.
 	Now func() time.Time
+	// CallLog serves /v1/calls; nil answers 404.
+	CallLog *calllog.Log
+	// Explain answers /v1/explain for a notify_cb query; an invalid
+	// callback is a *callback.FieldError. nil answers 404.
+	Explain func(ctx context.Context, rawQuery string) (any, error)
 }
 
 // readyTimeout bounds one call of Options.Ready.
@@ -48,6 +55,8 @@ type handler struct {
 	metrics   http.Handler
 	log       *slog.Logger
 	now       func() time.Time
+	callLog   *calllog.Log
+	explainFn func(ctx context.Context, rawQuery string) (any, error)
 }
 
 // New returns the admin listener's handler.
@@ -57,8 +66,10 @@ func New(opt Options) http.Handler {
 		maxID:   opt.MaxIDBytes,
 		ready:   opt.Ready,
 		metrics: opt.Metrics,
-		log:     opt.Logger,
-		now:     opt.Now,
+		log:       opt.Logger,
+		now:       opt.Now,
+		callLog:   opt.CallLog,
+		explainFn: opt.Explain,
 	}
 	if opt.Token != "" {
 		sum := sha256.Sum256([]byte(opt.Token))
@@ -100,7 +111,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")
 			return
 		}
-		h.devices(w, r, path)
+		switch {
+		case path == "/v1/calls" || strings.HasPrefix(path, "/v1/calls/"):
+			h.calls(w, r, path)
+		case path == "/v1/explain":
+			h.explain(w, r)
+		default:
+			h.devices(w, r, path)
+		}
+	case path == "/" || strings.HasPrefix(path, "/ui/"):
+		page(w, r, path)
 	default:
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/ringside/ringside/core/internal/admin"
 	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/calllog"
 	"github.com/ringside/ringside/core/internal/config"
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/dispatch"
@@ -159,9 +160,13 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	}
 
 	dedup := dispatch.NewDedup(cfg.Delivery.DedupWindow)
+	calls := calllog.New(calllog.Options{MaxCalls: cfg.CallLog.MaxCalls, MaxAge: cfg.CallLog.MaxAge})
+	metrics.GaugeFunc("ringside_call_log_records", "Calls the call log keeps.",
+		func() float64 { return float64(calls.Len()) })
 	dopt := dispatch.Options{
 		Planner:     planner(first, store),
 		Dedup:       dedup,
+		CallLog:     calls,
 		MaxInFlight: cfg.Server.MaxInFlight,
 		Metrics:     metrics,
 		Logger:      log,
@@ -225,6 +230,10 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		},
 		Metrics: metrics.Handler(),
 		Logger:  log,
+		CallLog: calls,
+		Explain: func(ctx context.Context, rawQuery string) (any, error) {
+			return explain(ctx, planner(rt.Load(), store), rawQuery, rt.Load().Config.Server.MaxIDBytes)
+		},
 	})
 
 	pubLn, err := net.Listen("tcp", cfg.Server.Listen)
@@ -257,10 +266,22 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	} else {
 		go func() { errc <- pubSrv.Serve(pubLn) }()
 	}
-	go func() { errc <- adminSrv.Serve(adminLn) }()
+	adminScheme := "http"
+	if t := cfg.Server.AdminTLS; t != nil {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return fmt.Errorf("server.admin_tls: %w", err)
+		}
+		adminSrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		adminScheme = "https"
+		go func() { errc <- adminSrv.ServeTLS(adminLn, "", "") }()
+	} else {
+		go func() { errc <- adminSrv.Serve(adminLn) }()
+	}
 	log.Info("ringside serving",
 		"notify_cb", scheme+"://"+pubLn.Addr().String()+cfg.Server.NotifyPath,
-		"admin", "http://"+adminLn.Addr().String(),
+		"admin", adminScheme+"://"+adminLn.Addr().String(),
+		"page", adminScheme+"://"+adminLn.Addr().String()+"/",
 		"notifiers", len(first.Notifiers), "routes", len(cfg.Routes), "config", path)
 
 	// Reloads: SIGHUP (caught from the start, above), or a change of the
@@ -313,6 +334,7 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		rt.Store(nrt)
 		disp.SetPlanner(planner(nrt, store))
 		dedup.SetWindow(next.Delivery.DedupWindow)
+		calls.SetRetention(next.CallLog.MaxCalls, next.CallLog.MaxAge)
 		disp.SetMaxInFlight(next.Server.MaxInFlight)
 		notify.set(notifyHandler(next, disp, metrics, log, &inFlight))
 		metrics.Reloads.WithLabelValues("ok").Inc()
@@ -441,6 +463,7 @@ func restartOnly(a, b *config.Config) []string {
 	check("server.admin_listen", a.Server.AdminListen, b.Server.AdminListen)
 	check("server.admin_token", a.Server.AdminToken, b.Server.AdminToken)
 	check("server.tls", a.Server.TLS, b.Server.TLS)
+	check("server.admin_tls", a.Server.AdminTLS, b.Server.AdminTLS)
 	check("server.shutdown_grace", a.Server.ShutdownGrace, b.Server.ShutdownGrace)
 	check("delivery.journal", a.Delivery.Journal, b.Delivery.Journal)
 	check("directory", a.Directory, b.Directory)

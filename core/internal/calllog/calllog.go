@@ -106,8 +106,19 @@ type Event struct {
 	Call *Summary `json:"call,omitempty"`
 
 	// token is the whole device token, for in-process consumers that must
-	// name it (the app server's feedback); it is never encoded.
+	// name it (the app server's feedback); it is never encoded, nor kept
+	// in the record. call is the event's call, on published events.
 	token string
+	call  *Call
+}
+
+// Callee is the callee of the event's call, on events a subscription
+// receives.
+func (e *Event) Callee() Party {
+	if e.call == nil {
+		return Party{}
+	}
+	return e.call.rec.Callee // set before the record is shared, never changed
 }
 
 // DeviceToken is the whole token of the event's device, "" when none. It
@@ -247,14 +258,12 @@ func (l *Log) Begin(s Start) *Call {
 		l.mu.Unlock()
 		c.mu.Lock()
 		c.rec.Callbacks++
-		e := c.appendLocked(Event{Time: now, Type: EventCallback, Status: s.Status})
-		sum := c.summaryLocked()
-		e.Call = &sum
-		c.mu.Unlock()
-		l.publish(&e)
+		c.addLocked(Event{Time: now, Type: EventCallback, Status: s.Status}, true)
 		return c
 	}
 	c := &Call{log: l, rec: Record{
+		// Room for the common story: callback, attempt, finished.
+		Events: make([]Event, 0, 3),
 		Summary: Summary{
 			SID: s.SID, Received: s.Received, Status: s.Status, Outcome: OutcomeNone,
 			Caller: s.Caller, Callee: s.Callee, Type: s.Type, Routes: s.Routes,
@@ -281,11 +290,7 @@ func (l *Log) Begin(s Start) *Call {
 		typ = EventResumed
 	}
 	c.mu.Lock()
-	e := c.appendLocked(Event{Time: now, Type: typ, Status: s.Status})
-	sum := c.summaryLocked()
-	e.Call = &sum
-	c.mu.Unlock()
-	l.publish(&e)
+	c.addLocked(Event{Time: now, Type: typ, Status: s.Status}, true)
 	return c
 }
 
@@ -329,7 +334,10 @@ func (l *Log) Len() int {
 func (c *Call) appendLocked(e Event) Event {
 	e.Seq = c.log.seq.Add(1)
 	e.SID = c.rec.SID
-	c.rec.Events = append(c.rec.Events, e)
+	kept := e
+	kept.token = "" // the record never holds a whole token
+	c.rec.Events = append(c.rec.Events, kept)
+	e.call = c
 	return e
 }
 
@@ -350,14 +358,9 @@ func (c *Call) Add(e Event, token string) {
 	if e.Time.IsZero() {
 		e.Time = c.log.now()
 	}
-	c.mu.Lock()
-	e = c.appendLocked(e)
-	c.mu.Unlock()
-	if c.log.nsubs.Load() == 0 {
-		return
-	}
 	e.token = token
-	c.log.publish(&e)
+	c.mu.Lock()
+	c.addLocked(e, false)
 }
 
 // End records that every delivery of the call ended; outcome is
@@ -370,9 +373,21 @@ func (c *Call) End(outcome string) {
 	c.mu.Lock()
 	c.rec.Outcome = outcome
 	c.rec.Finished = &now
-	e := c.appendLocked(Event{Time: now, Type: EventFinished, Outcome: outcome})
-	sum := c.summaryLocked()
-	e.Call = &sum
+	c.addLocked(Event{Time: now, Type: EventFinished, Outcome: outcome}, true)
+}
+
+// addLocked appends e and, when anyone listens, publishes it (with the
+// call's summary when summary is set); c.mu is held and released.
+func (c *Call) addLocked(e Event, summary bool) {
+	e = c.appendLocked(e)
+	if c.log.nsubs.Load() == 0 {
+		c.mu.Unlock()
+		return
+	}
+	if summary {
+		sum := c.summaryLocked()
+		e.Call = &sum
+	}
 	c.mu.Unlock()
 	c.log.publish(&e)
 }
@@ -428,8 +443,8 @@ func results(r *Record) []Result {
 	var order []key
 	last := map[key]Result{}
 	for _, e := range r.Events {
-		if e.Type != EventAttempt && e.Type != EventExpired {
-			continue
+		if e.Type != EventAttempt && e.Type != EventExpired || e.Outcome == "error" {
+			continue // an error is the attempt's, not a device's
 		}
 		k := key{notifier: e.Notifier}
 		if e.Device != nil {

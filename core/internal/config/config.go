@@ -39,6 +39,8 @@ type Config struct {
 
 	Server    Server
 	Delivery  Delivery
+	CallLog   CallLog
+	Feedback  *Feedback // nil: no feedback to the app server
 	Log       Log
 	Telemetry Telemetry
 	Directory Directory
@@ -75,6 +77,7 @@ type Server struct {
 	AdminListen       string
 	AdminToken        string // "" = no Bearer auth (only allowed on loopback)
 	TLS               *TLS   // nil = plain HTTP
+	AdminTLS          *TLS   // nil = plain HTTP on the admin listener
 }
 
 // TLS is the server's nested tls block; both paths are resolved from Dir.
@@ -169,6 +172,8 @@ type rawFile struct {
 
 	Server    *rawServer     `hcl:"server,block"`
 	Delivery  *rawDelivery   `hcl:"delivery,block"`
+	CallLog   *rawCallLog    `hcl:"call_log,block"`
+	Feedback  *rawFeedback   `hcl:"feedback,block"`
 	Log       *rawLog        `hcl:"log,block"`
 	Telemetry *rawTelemetry  `hcl:"telemetry,block"`
 	Directory *rawDirectory  `hcl:"directory,block"`
@@ -190,6 +195,7 @@ type rawServer struct {
 	AdminListen       *hcl.Attribute `hcl:"admin_listen,optional"`
 	AdminToken        *hcl.Attribute `hcl:"admin_token,optional"`
 	TLS               *rawTLS        `hcl:"tls,block"`
+	AdminTLS          *rawTLS        `hcl:"admin_tls,block"`
 }
 
 type rawTLS struct {
@@ -311,6 +317,7 @@ func Load(path string, opt Options) (*Config, hcl.Diagnostics) {
 	d := &decoder{ctx: loadContext(cfg.Dir, getenv), dir: cfg.Dir}
 	d.server(&cfg.Server, raw.Server)
 	d.delivery(&cfg.Delivery, raw.Delivery)
+	d.callLog(&cfg.CallLog, raw.CallLog)
 	d.log(&cfg.Log, raw.Log)
 	d.telemetry(&cfg.Telemetry, raw.Telemetry)
 	d.directory(&cfg.Directory, raw.Directory)
@@ -342,6 +349,7 @@ func Load(path string, opt Options) (*Config, hcl.Diagnostics) {
 			cfg.Routes = append(cfg.Routes, r)
 		}
 	}
+	cfg.Feedback = d.feedback(raw.Feedback, notifiers)
 	cfg.RingNobody = d.boolean(raw.RingNobody, false)
 	if !diags.HasErrors() && !d.diags.HasErrors() {
 		// Only a file otherwise right is checked for reaching someone: a
@@ -418,22 +426,29 @@ func (d *decoder) server(s *Server, raw *rawServer) {
 		}
 		d.errorf(rng, "admin_token is required off loopback", "%s", detail)
 	}
-	if raw.TLS != nil {
-		t := &TLS{
-			CertFile: d.path(raw.TLS.CertFile, ""),
-			KeyFile:  d.path(raw.TLS.KeyFile, ""),
-		}
-		for _, m := range []struct {
-			attr *hcl.Attribute
-			name string
-		}{{raw.TLS.CertFile, "cert_file"}, {raw.TLS.KeyFile, "key_file"}} {
-			if m.attr == nil {
-				d.errorf(raw.TLS.DefRange, fmt.Sprintf("tls has no %s", m.name),
-					"The tls block needs both cert_file and key_file (PEM files; relative paths resolve from the configuration file's folder).")
-			}
-		}
-		s.TLS = t
+	s.TLS = d.tls(raw.TLS, "tls")
+	s.AdminTLS = d.tls(raw.AdminTLS, "admin_tls")
+}
+
+// tls decodes a tls or admin_tls block; nil when absent.
+func (d *decoder) tls(raw *rawTLS, block string) *TLS {
+	if raw == nil {
+		return nil
 	}
+	t := &TLS{
+		CertFile: d.path(raw.CertFile, ""),
+		KeyFile:  d.path(raw.KeyFile, ""),
+	}
+	for _, m := range []struct {
+		attr *hcl.Attribute
+		name string
+	}{{raw.CertFile, "cert_file"}, {raw.KeyFile, "key_file"}} {
+		if m.attr == nil {
+			d.errorf(raw.DefRange, fmt.Sprintf("%s has no %s", block, m.name),
+				"The %s block needs both cert_file and key_file (PEM files; relative paths resolve from the configuration file's folder).", block)
+		}
+	}
+	return t
 }
 
 func (d *decoder) delivery(dl *Delivery, raw *rawDelivery) {

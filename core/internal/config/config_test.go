@@ -70,6 +70,7 @@ func TestDefaults(t *testing.T) {
 			AdminListen:   "127.0.0.1:20201",
 		},
 		Delivery: Delivery{DedupWindow: 120 * time.Second, Journal: true, FallbackAfter: 15 * time.Second},
+		CallLog:  CallLog{MaxCalls: 10000, MaxAge: time.Hour},
 		Log:      Log{Format: "text", Level: "info"},
 		Telemetry: Telemetry{Traces: "none", Endpoint: "http://localhost:4318", ServiceName: "ringside",
 			Explicit: map[string]bool{"traces": false, "endpoint": false, "service_name": false}},

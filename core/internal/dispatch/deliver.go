@@ -9,41 +9,92 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/ringside/ringside/core/internal/calllog"
 	"github.com/ringside/ringside/core/internal/delivery"
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/plan"
 )
 
+// result is how a delivery ended: the count of final outcomes by name
+// ("delivered", "permanent", "gone", "expired"), and the last reason a
+// target failed for, "" when every target was delivered.
+type result struct {
+	final  map[string]int
+	reason string
+}
+
 // deliver makes dl: attempts until every target has a final outcome or
 // dl's deadline passes, pausing between attempts with full-jitter backoff,
-// never sooner than a provider's Retry-After. It returns the count of
-// final outcomes by name ("delivered", "permanent", "gone", "expired"). It
-// runs on a goroutine of its own and is the only place that retries.
-func (d *Dispatcher) deliver(ctx context.Context, j *job, dl *plan.Delivery) map[string]int {
+// never sooner than a provider's Retry-After. It runs on a goroutine of
+// its own and is the only place that retries.
+func (d *Dispatcher) deliver(ctx context.Context, j *job, dl *plan.Delivery) result {
 	n := dl.Notifier
 	ctx, cancel := context.WithDeadline(ctx, dl.Deadline)
 	defer cancel()
 	ctx, span := d.span(ctx, dl)
 	defer span.End()
 	a := d.attempt(j, dl)
-	final := map[string]int{}
+	r := result{final: map[string]int{}}
+	warned := false
 	for a.Number = 1; ; a.Number++ {
 		if a.Number > 1 {
 			d.metrics.Retries.WithLabelValues(n.Name).Inc()
 		}
+		began := d.now()
 		outs, err := d.deliverer(n).Deliver(ctx, a)
-		retry, left, after := d.outcomes(ctx, j, dl, a, outs, err, final)
-		if left == 0 {
-			return final
+		left := d.outcomes(ctx, j, dl, a, outs, err, began, &r)
+		if left.n == 0 {
+			return r
 		}
-		wait := d.wait(a.Number, after)
+		if !warned {
+			// One line on the first failure, so a delivery failing for a
+			// whole ring window is seen at once, with why.
+			warned = true
+			d.log.WarnContext(ctx, "delivery failed; retrying until its deadline", "sid", j.plan.Call.SID,
+				"notifier", n.Name, "device", shortTarget(left.first), "failing", left.n, "reason", left.reason)
+		}
+		wait := d.wait(a.Number, left.after)
 		if d.now().Add(wait).After(dl.Deadline) || !sleep(ctx, wait) {
-			d.count(final, n, "expired", left)
+			d.count(r.final, n, "expired", left.n)
+			r.reason = left.reason
+			d.expired(j, dl, left)
 			span.SetStatus(codes.Error, "deadline passed before delivery")
-			return final
+			return r
 		}
-		a.Targets = retry
+		a.Targets = left.targets
 	}
+}
+
+// retries are an attempt's targets to try again.
+type retries struct {
+	targets []delivery.Target
+	reasons []string // the provider's reason, by target (one, for a notifier without targets)
+	n       int      // how many are left (1 for a notifier without targets)
+	after   time.Duration
+	reason  string // the last reason
+	first   *delivery.Target
+}
+
+// expired records in the call log the targets left when the deadline came.
+func (d *Dispatcher) expired(j *job, dl *plan.Delivery, left retries) {
+	if j.log == nil {
+		return
+	}
+	if len(left.targets) == 0 {
+		j.log.Add(calllog.Event{Type: calllog.EventExpired, Notifier: dl.Notifier.Name, Route: dl.Route, Outcome: "expired", Reason: left.reason}, "")
+		return
+	}
+	for i, t := range left.targets {
+		dev := calllog.NewDevice(t.Device)
+		j.log.Add(calllog.Event{Type: calllog.EventExpired, Notifier: dl.Notifier.Name, Route: dl.Route, Device: &dev, Outcome: "expired", Reason: left.reasons[i]}, t.Token)
+	}
+}
+
+func shortTarget(t *delivery.Target) string {
+	if t == nil {
+		return ""
+	}
+	return directory.ShortToken(t.Token)
 }
 
 // attempt is the first attempt of dl for job j.
@@ -93,45 +144,80 @@ func (d *Dispatcher) span(ctx context.Context, dl *plan.Delivery) (context.Conte
 }
 
 // outcomes acts on an attempt's outcomes (counts the final ones, marks the
-// delivered, prunes the gone) and returns the targets to retry, how many
-// are left (1 for a notifier without targets whose attempt is retried),
-// and the longest Retry-After among them.
-func (d *Dispatcher) outcomes(ctx context.Context, j *job, dl *plan.Delivery, a *delivery.Attempt, outs []delivery.Outcome, err error, final map[string]int) (retry []delivery.Target, left int, after time.Duration) {
+// delivered, prunes the gone, records each in the call log) and returns
+// what is left to retry.
+func (d *Dispatcher) outcomes(ctx context.Context, j *job, dl *plan.Delivery, a *delivery.Attempt, outs []delivery.Outcome, err error, began time.Time, r *result) (left retries) {
 	c, n := j.plan.Call, dl.Notifier
+	now := d.now()
+	latency := float64(now.Sub(began).Microseconds()) / 1000
 	if err != nil {
 		if errors.Is(err, delivery.ErrOverloaded) {
 			d.metrics.DeliveriesShed.WithLabelValues(n.Name).Inc()
 		}
-		d.log.WarnContext(ctx, "deliver failed", "sid", c.SID, "notifier", n.Name, "attempt", a.Number, "error", err)
-		return a.Targets, max(1, len(a.Targets)), 0
+		d.log.DebugContext(ctx, "deliver failed", "sid", c.SID, "notifier", n.Name, "attempt", a.Number, "error", err)
+		left = retries{targets: a.Targets, n: max(1, len(a.Targets)), reason: err.Error()}
+		left.reasons = make([]string, len(a.Targets))
+		for i := range left.reasons {
+			left.reasons[i] = left.reason
+		}
+		if len(a.Targets) > 0 {
+			left.first = &a.Targets[0]
+		}
+		j.log.Add(calllog.Event{Time: now, Type: calllog.EventAttempt, Notifier: n.Name, Route: dl.Route, Attempt: a.Number,
+			Outcome: "error", Reason: left.reason, LatencyMS: latency}, "")
+		return left
 	}
 	for i, o := range outs {
 		var dev directory.Device // the call itself, for a notifier without targets
 		if len(a.Targets) > 0 {
 			dev = a.Targets[i].Device // the plugin host checked there is one outcome per target
 		}
+		if j.log != nil {
+			ev := calllog.Event{Time: now, Type: calllog.EventAttempt, Notifier: n.Name, Route: dl.Route, Attempt: a.Number,
+				Outcome: o.Result.String(), Reason: o.Reason, ProviderID: o.ProviderID,
+				RetryAfterMS: o.RetryAfter.Milliseconds(), LatencyMS: latency}
+			if dev.Kind != "" {
+				ld := calllog.NewDevice(dev)
+				ev.Device = &ld
+			}
+			j.log.Add(ev, dev.Token)
+		}
 		switch o.Result {
 		case delivery.Delivered:
-			d.count(final, n, o.Result.String(), 1)
-			d.metrics.DeliveryLatency.WithLabelValues(n.Name).Observe(d.now().Sub(c.Received).Seconds())
+			d.count(r.final, n, o.Result.String(), 1)
+			d.metrics.DeliveryLatency.WithLabelValues(n.Name).Observe(now.Sub(c.Received).Seconds())
 			j.delivered(dl, dev.Token)
 		case delivery.Gone:
-			d.count(final, n, o.Result.String(), 1)
-			d.prune(ctx, c, n, dev, o.GoneAt)
+			d.count(r.final, n, o.Result.String(), 1)
+			r.reason = reasonOr(o.Reason, "device token gone")
+			d.prune(ctx, j.log, c, n, dev, o.GoneAt)
 		case delivery.Permanent:
-			d.count(final, n, o.Result.String(), 1)
+			d.count(r.final, n, o.Result.String(), 1)
+			r.reason = o.Reason
 			d.log.WarnContext(ctx, "delivery failed permanently", "sid", c.SID, "notifier", n.Name,
 				"device", directory.ShortToken(dev.Token), "reason", o.Reason)
 		default:
-			left++
+			left.n++
 			if len(a.Targets) > 0 {
-				retry = append(retry, a.Targets[i])
+				left.targets = append(left.targets, a.Targets[i])
+				left.reasons = append(left.reasons, o.Reason)
+				if left.first == nil {
+					left.first = &a.Targets[i]
+				}
 			}
-			after = max(after, o.RetryAfter)
+			left.after = max(left.after, o.RetryAfter)
+			left.reason = reasonOr(o.Reason, "retry")
 			d.log.DebugContext(ctx, "delivery to retry", "sid", c.SID, "notifier", n.Name, "attempt", a.Number, "reason", o.Reason)
 		}
 	}
-	return retry, left, after
+	return left
+}
+
+func reasonOr(reason, otherwise string) string {
+	if reason == "" {
+		return otherwise
+	}
+	return reason
 }
 
 // count adds k final outcomes of the named kind.

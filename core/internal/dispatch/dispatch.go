@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"math"
 	mrand "math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/calllog"
 	"github.com/ringside/ringside/core/internal/delivery"
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/journal"
@@ -40,6 +42,7 @@ type Dispatcher struct {
 	planner atomic.Pointer[plan.Planner]
 	dedup   *Dedup
 	journal Journal
+	calls   *calllog.Log
 	metrics *telemetry.Metrics
 	log     *slog.Logger
 	tracer  trace.Tracer
@@ -93,9 +96,12 @@ type Options struct {
 	// MaxInFlight bounds the callbacks whose deliveries have not ended;
 	// past it Accept returns ErrOverloaded. 0 → callback.DefaultMaxInFlight.
 	MaxInFlight int
-	Metrics     *telemetry.Metrics
-	Logger      *slog.Logger
-	Tracer      trace.Tracer
+	// CallLog, when set, records every callback Accept is asked to
+	// deliver and its deliveries' story.
+	CallLog *calllog.Log
+	Metrics *telemetry.Metrics
+	Logger  *slog.Logger
+	Tracer  trace.Tracer
 	// Now and Jitter (uniform in [0,1)) are injected for tests.
 	Now     func() time.Time
 	Jitter  func() float64
@@ -117,6 +123,7 @@ func New(opt Options) *Dispatcher {
 	d := &Dispatcher{
 		dedup:   opt.Dedup,
 		journal: opt.Journal,
+		calls:   opt.CallLog,
 		metrics: opt.Metrics,
 		log:     opt.Logger,
 		tracer:  opt.Tracer,
@@ -185,6 +192,7 @@ func (d *Dispatcher) Accept(ctx context.Context, c *callback.Call, deliver bool)
 		// a callback that starts no job gives its slot back.
 		if d.jobs.Add(1) > d.maxJobs.Load() {
 			d.jobs.Add(-1)
+			d.logCall(ctx, c, nil, calllog.StatusOverloaded, false)
 			return callback.Answer{}, ErrOverloaded
 		}
 		started := false
@@ -228,16 +236,19 @@ func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool
 		d.metrics.RouteMatches.WithLabelValues(r).Inc()
 	}
 	if pl.Status != callback.StatusAccepted {
+		d.logCall(ctx, c, pl, pl.Status, false)
 		d.log.InfoContext(ctx, "callback", "sid", c.SID, "status", pl.Status, "routes", pl.Routes)
 		return ans, nil
 	}
 	if !d.dedup.Claim(c.SID, c.ToServiceID, c.ToUserID, d.now()) {
 		ans.Status = callback.StatusDuplicate
 		d.metrics.DedupHits.Inc()
+		d.logCall(ctx, c, pl, callback.StatusDuplicate, false)
 		d.log.InfoContext(ctx, "callback", "sid", c.SID, "status", callback.StatusDuplicate, "routes", pl.Routes)
 		return ans, nil
 	}
 	j := d.newJob(newID(), pl)
+	j.log = d.logCall(ctx, c, pl, callback.StatusAccepted, false)
 	var commit *journal.Commit
 	if d.journal != nil {
 		data, err := encodeRecord(pl)
@@ -284,12 +295,14 @@ type job struct {
 	key  string // journal key
 	plan *plan.Plan
 	ctx  context.Context // the callback's, detached: its log lines join the trace
+	log  *calllog.Call   // its call log record; nil without a call log
 
 	mu        sync.Mutex
 	pending   int
 	routes    map[string]*routeState
 	notifiers []string
 	counts    map[string]int
+	reasons   map[string]string // the last failure reason per notifier
 	timer     *time.Timer
 	done      bool
 }
@@ -332,6 +345,7 @@ func (j *job) start(ctx context.Context) {
 	for route, rs := range j.routes {
 		if rs.fellBack {
 			d.metrics.Fallbacks.WithLabelValues(route, "lookup").Inc()
+			j.log.Add(calllog.Event{Type: calllog.EventFallback, Route: route, Reason: fallbackReasons["lookup"]}, "")
 		}
 	}
 	for _, dl := range j.plan.Deliveries {
@@ -390,12 +404,18 @@ func (j *job) delivered(dl *plan.Delivery, token string) {
 	j.mu.Unlock()
 }
 
-func (j *job) ended(ctx context.Context, dl *plan.Delivery, final map[string]int) {
+func (j *job) ended(ctx context.Context, dl *plan.Delivery, r result) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.pending--
-	for k, n := range final {
+	for k, n := range r.final {
 		j.counts[k] += n
+	}
+	if r.reason != "" {
+		if j.reasons == nil {
+			j.reasons = map[string]string{}
+		}
+		j.reasons[dl.Notifier.Name] = r.reason
 	}
 	if rs := j.routes[dl.Route]; dl.Role == plan.RoleNotify {
 		rs.notifyLeft--
@@ -430,12 +450,20 @@ func (j *job) fallBack(ctx context.Context, route string, rs *routeState, reason
 	}
 	rs.fellBack = true
 	j.d.metrics.Fallbacks.WithLabelValues(route, reason).Inc()
+	j.log.Add(calllog.Event{Type: calllog.EventFallback, Route: route, Reason: fallbackReasons[reason]}, "")
 	j.d.log.InfoContext(ctx, "running fallback", "sid", j.plan.Call.SID, "route", route, "reason", reason)
 	for _, dl := range rs.fallback {
 		if dl.Deadline.After(j.d.now()) {
 			j.launch(ctx, dl)
 		}
 	}
+}
+
+// fallbackReasons say in words why a route fell back, by metric label.
+var fallbackReasons = map[string]string{
+	"lookup":  "no notify notifier reaches a device",
+	"failed":  "every notify delivery ended without reaching a device",
+	"timeout": "nothing delivered by fallback_after",
 }
 
 // finishLocked ends the job; j.mu is held.
@@ -452,6 +480,13 @@ func (j *job) finishLocked() {
 	if d.journal != nil {
 		d.journal.Finish(j.key)
 	}
+	outcome := calllog.OutcomeNotDelivered
+	for _, rs := range j.routes {
+		if rs.delivered {
+			outcome = calllog.OutcomeDelivered
+		}
+	}
+	j.log.End(outcome)
 	if !d.log.Enabled(j.ctx, slog.LevelInfo) {
 		return
 	}
@@ -467,6 +502,22 @@ func (j *job) finishLocked() {
 		if n := j.counts[k]; n > 0 {
 			attrs = append(attrs, k, n)
 		}
+	}
+	if len(j.reasons) > 0 {
+		// The last reason per notifier that did not reach everyone.
+		names := make([]string, 0, len(j.reasons))
+		for name := range j.reasons {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		var b strings.Builder
+		for i, name := range names {
+			if i > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(name + ": " + j.reasons[name])
+		}
+		attrs = append(attrs, "reasons", b.String())
 	}
 	d.log.InfoContext(j.ctx, "callback", attrs...)
 }
@@ -506,8 +557,18 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // prune removes a device the provider says is gone, unless it was
 // registered again since.
-func (d *Dispatcher) prune(ctx context.Context, c *callback.Call, n *plan.Notifier, dev directory.Device, at time.Time) {
+func (d *Dispatcher) prune(ctx context.Context, log *calllog.Call, c *callback.Call, n *plan.Notifier, dev directory.Device, at time.Time) {
 	removed, err := d.planner.Load().Store.Prune(context.WithoutCancel(ctx), c.ToServiceID, c.ToUserID, dev.Kind, dev.Token, at)
+	ev := calllog.Event{Type: calllog.EventPruned, Notifier: n.Name, Device: &calllog.Device{Kind: dev.Kind, Token: directory.ShortToken(dev.Token)}}
+	switch {
+	case err != nil:
+		ev.Outcome, ev.Reason = "failed", err.Error()
+	case removed:
+		ev.Outcome = "removed"
+	default:
+		ev.Outcome, ev.Reason = "kept", "registered again since the provider saw it gone"
+	}
+	log.Add(ev, dev.Token)
 	switch {
 	case err != nil:
 		d.log.WarnContext(ctx, "prune device failed", "sid", c.SID, "notifier", n.Name, "device", directory.ShortToken(dev.Token), "error", err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/calllog"
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/journal"
 	"github.com/ringside/ringside/core/internal/plan"
@@ -147,6 +148,7 @@ func (d *Dispatcher) Resume(ctx context.Context, entries []journal.Entry) int {
 		}
 		pl := &plan.Plan{Call: r.Call, Status: r.Status, Routes: r.Routes, Reachable: true}
 		deliveredRoutes := map[string]bool{}
+		var before []calllog.Event // what the journal says was delivered before the restart
 		for _, rd := range r.Deliveries {
 			n := p.Notifiers[rd.Notifier]
 			if n == nil {
@@ -159,11 +161,13 @@ func (d *Dispatcher) Resume(ctx context.Context, entries []journal.Entry) int {
 				if e.Delivered[[2]string{rd.Notifier, ""}] {
 					deliveredRoutes[rd.Route] = true
 					dl.Active = false
+					before = append(before, deliveredBefore(rd, nil))
 				}
 			} else {
 				for _, dev := range rd.Devices {
 					if e.Delivered[[2]string{rd.Notifier, dev.Token}] {
 						deliveredRoutes[rd.Route] = true
+						before = append(before, deliveredBefore(rd, &dev))
 						continue
 					}
 					dl.Devices = append(dl.Devices, dev)
@@ -185,11 +189,49 @@ func (d *Dispatcher) Resume(ctx context.Context, entries []journal.Entry) int {
 			}
 		}
 		d.log.Info("resuming journaled callback", "sid", r.Call.SID, "routes", r.Routes)
+		j.log = d.logResumed(r, pl, before)
 		d.jobs.Add(1) // resumed work is not bounded: it was accepted already
 		j.start(ctx)
 		resumed++
 	}
 	return resumed
+}
+
+// deliveredBefore is the call log's event for a delivery the journal
+// marked before a restart; dev is nil for a notifier without devices.
+func deliveredBefore(rd recordDelivery, dev *directory.Device) calllog.Event {
+	e := calllog.Event{Type: calllog.EventAttempt, Notifier: rd.Notifier, Route: rd.Route,
+		Outcome: "delivered", Reason: "delivered before the restart"}
+	if dev != nil {
+		ld := calllog.NewDevice(*dev)
+		e.Device = &ld
+	}
+	return e
+}
+
+// logResumed starts the call log record of a resumed call: the call, the
+// notifiers and devices as the journal kept them, and what was delivered
+// before the restart. The attempts before the restart that delivered
+// nothing are not in the journal and not in the record.
+func (d *Dispatcher) logResumed(r record, pl *plan.Plan, before []calllog.Event) *calllog.Call {
+	if d.calls == nil {
+		return nil
+	}
+	full := &plan.Plan{Call: r.Call, Status: r.Status, Routes: r.Routes}
+	for _, rd := range r.Deliveries {
+		n := &plan.Notifier{Name: rd.Notifier}
+		for _, dl := range pl.Deliveries {
+			if dl.Notifier.Name == rd.Notifier {
+				n = dl.Notifier
+			}
+		}
+		full.Deliveries = append(full.Deliveries, &plan.Delivery{Notifier: n, Route: rd.Route, Role: rd.Role, Active: rd.Active, Devices: rd.Devices})
+	}
+	c := d.logCall(context.Background(), r.Call, full, r.Status, true)
+	for _, e := range before {
+		c.Add(e, "")
+	}
+	return c
 }
 
 func (d *Dispatcher) finishEntry(key string) {

@@ -1,0 +1,48 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/calllog"
+	"github.com/ringside/ringside/core/internal/plan"
+)
+
+// Explained is what the admin API's explain answers: what a notify_cb
+// query would do now, with the live routes, notifiers and directory.
+// Tokens are shortened; nothing is delivered and nothing recorded.
+type Explained struct {
+	SID       string             `json:"sid"`
+	Status    string             `json:"status"`
+	Routes    []string           `json:"routes"`
+	Notifiers []calllog.Notifier `json:"notifiers"`
+	Devices   []calllog.Device   `json:"devices"`
+	// WhenErrors are the routes whose `when` failed for this call.
+	WhenErrors []string `json:"when_errors,omitempty"`
+}
+
+// explain plans the callback of rawQuery (a notify_cb query string) with
+// p; an invalid query is a *callback.FieldError.
+func explain(ctx context.Context, p plan.Planner, rawQuery string, maxIDBytes int) (*Explained, error) {
+	c, _, err := callback.Parse(rawQuery, maxIDBytes, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	pl, err := p.Plan(ctx, c, nil)
+	if err != nil {
+		return nil, err
+	}
+	e := &Explained{SID: c.SID, Status: pl.Status, Routes: pl.Routes}
+	e.Notifiers, e.Devices = calllog.DescribePlan(pl)
+	if e.Notifiers == nil {
+		e.Notifiers = []calllog.Notifier{}
+	}
+	if e.Devices == nil {
+		e.Devices = []calllog.Device{}
+	}
+	for _, we := range pl.WhenErrors {
+		e.WhenErrors = append(e.WhenErrors, we.Error())
+	}
+	return e, nil
+}
