@@ -100,16 +100,27 @@ func (c *cmd) flags(name string) (*flag.FlagSet, *string) {
 	return fs, path
 }
 
-func (c *cmd) serve(args []string) int {
-	fs, path := c.flags("serve")
+// configArg parses the arguments of subcommand name, which takes -config
+// and nothing else, and returns the config path; it reports false, having
+// said why, when the arguments are not that.
+func (c *cmd) configArg(name string, args []string) (string, bool) {
+	fs, path := c.flags(name)
 	if err := fs.Parse(args); err != nil {
-		return ExitUsage
+		return "", false
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(c.stderr, "ringside serve: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(c.stderr, "ringside %s: unexpected argument %q\n", name, fs.Arg(0))
+		return "", false
+	}
+	return *path, true
+}
+
+func (c *cmd) serve(args []string) int {
+	path, ok := c.configArg("serve", args)
+	if !ok {
 		return ExitUsage
 	}
-	if err := app.Serve(context.Background(), *path, c.options(), c.stdout, c.stderr); err != nil {
+	if err := app.Serve(context.Background(), path, c.options(), c.stdout, c.stderr); err != nil {
 		if !app.IsConfigError(err) {
 			fmt.Fprintf(c.stderr, "ringside: %v\n", err)
 		}
@@ -119,17 +130,13 @@ func (c *cmd) serve(args []string) int {
 }
 
 func (c *cmd) validate(args []string) int {
-	fs, path := c.flags("validate")
-	if err := fs.Parse(args); err != nil {
-		return ExitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(c.stderr, "ringside validate: unexpected argument %q\n", fs.Arg(0))
+	path, ok := c.configArg("validate", args)
+	if !ok {
 		return ExitUsage
 	}
 	defer pluginhost.Cleanup()
 	opt := c.options()
-	cfg, diags := app.LoadConfig(*path, opt)
+	cfg, diags := app.LoadConfig(path, opt)
 	if !diags.HasErrors() {
 		rt, more := app.Start(context.Background(), cfg, opt)
 		diags = append(diags, more...)
@@ -141,7 +148,7 @@ func (c *cmd) validate(args []string) int {
 	if diags.HasErrors() {
 		return ExitError
 	}
-	fmt.Fprintf(c.stdout, "%s: ok (%d notifiers, %d routes)\n", *path, len(cfg.Notifiers), len(cfg.Routes))
+	fmt.Fprintf(c.stdout, "%s: ok (%d notifiers, %d routes)\n", path, len(cfg.Notifiers), len(cfg.Routes))
 	return ExitOK
 }
 
