@@ -158,7 +158,12 @@ func renderError(attr string, expr hcl.Expression, diags hcl.Diagnostics) *Rende
 type Planner struct {
 	Routes    *route.Table
 	Notifiers map[string]*Notifier
-	Store     directory.Store
+	// Disabled are the configured notifiers that are disabled, by name,
+	// with their plugin, device kind and reason (Route and Role empty):
+	// a plan lists those its routes name. A disabled notifier missing here
+	// is listed by name alone.
+	Disabled map[string]Disabled
+	Store    directory.Store
 	// Tracer traces route matching and the directory lookup; nil → none.
 	Tracer trace.Tracer
 	// FallbackAfter runs a route's fallback notifiers when nothing was
@@ -208,13 +213,16 @@ func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalCont
 		plan.Routes = append(plan.Routes, r.Name)
 	}
 	var devices []directory.Device
-	if p.needsDevices(matched) {
+	// The devices are looked up when an enabled notifier needs them, or
+	// to tell which of them only a disabled notifier would ring; the
+	// lookup failing then costs the call nothing but that report.
+	if enabled, disabled := p.needsDevices(matched); enabled || disabled {
 		lctx, span := tracer.Start(ctx, "directory.lookup")
 		var err error
 		devices, err = p.Store.Lookup(lctx, c.ToServiceID, c.ToUserID)
 		span.SetAttributes(attribute.Int("ringside.devices", len(devices)))
 		span.End()
-		if err != nil {
+		if err != nil && enabled {
 			return nil, fmt.Errorf("look up devices: %w", err)
 		}
 	}
@@ -237,7 +245,16 @@ func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalCont
 				}
 			}
 		}
+		for _, ref := range r.Disabled {
+			d := p.Disabled[ref.Name]
+			d.Name, d.Route, d.Role = ref.Name, r.Name, RoleNotify
+			if ref.Fallback {
+				d.Role = RoleFallback
+			}
+			plan.Disabled = append(plan.Disabled, d)
+		}
 	}
+	plan.Unserved = pl.unserved()
 	for _, d := range plan.Deliveries {
 		if d.Active {
 			plan.Reachable = true
@@ -262,13 +279,48 @@ type planning struct {
 	callCtx func() *hcl.EvalContext
 }
 
-func (p *Planner) needsDevices(matched []*route.Route) bool {
+// needsDevices reports whether a matched route names an enabled notifier
+// that delivers to devices, and whether one names such a disabled one.
+func (p *Planner) needsDevices(matched []*route.Route) (enabled, disabled bool) {
 	for _, r := range matched {
 		for _, names := range [][]string{r.Notify, r.Fallback} {
 			for _, name := range names {
 				if n := p.Notifiers[name]; n != nil && n.Kind != "" {
-					return true
+					return true, false
 				}
+			}
+		}
+		for _, ref := range r.Disabled {
+			disabled = disabled || p.Disabled[ref.Name].Kind != ""
+		}
+	}
+	return false, disabled
+}
+
+// unserved returns the devices looked up that no planned delivery got: a
+// fallback that was not needed still serves its devices, a notifier that
+// did not render serves none. It allocates only when a device is unserved.
+func (pl *planning) unserved() []directory.Device {
+	var out []directory.Device
+	for _, dev := range pl.devices {
+		if pl.rung[[2]string{dev.Kind, dev.Token}] || pl.idleServes(dev) {
+			continue
+		}
+		out = append(out, dev)
+	}
+	return out
+}
+
+// idleServes reports whether an inactive delivery (a fallback not needed
+// at lookup) holds dev.
+func (pl *planning) idleServes(dev directory.Device) bool {
+	for _, d := range pl.plan.Deliveries {
+		if d.Active {
+			continue
+		}
+		for _, got := range d.Devices {
+			if got.Kind == dev.Kind && got.Token == dev.Token {
+				return true
 			}
 		}
 	}

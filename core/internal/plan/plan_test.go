@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,16 +29,21 @@ func testCall() *callback.Call {
 }
 
 // fixture is a directory and the notifiers plans are made for: ios and
-// ios2 (apns devices), android (fcm), sms (phone), and hook (no device).
+// ios2 (apns devices), android (fcm), sms (phone), and hook (no device);
+// disabled, ios_off (apns), sms_off (phone) and hook_off (no device).
 type fixture struct {
 	store     *directory.Memory
 	notifiers map[string]*Notifier
+	disabled  map[string]Disabled
 }
 
 func newFixture(*testing.T) *fixture {
-	f := &fixture{store: directory.NewMemory(), notifiers: map[string]*Notifier{}}
+	f := &fixture{store: directory.NewMemory(), notifiers: map[string]*Notifier{}, disabled: map[string]Disabled{}}
 	for _, n := range []struct{ name, kind string }{{"ios", "apns"}, {"android", "fcm"}, {"hook", ""}, {"sms", "phone"}, {"ios2", "apns"}} {
 		f.notifiers[n.name] = &Notifier{Name: n.name, Plugin: n.name, Kind: n.kind, TTL: 60 * time.Second}
+	}
+	for _, n := range []struct{ name, kind string }{{"ios_off", "apns"}, {"sms_off", "phone"}, {"hook_off", ""}} {
+		f.disabled[n.name] = Disabled{Name: n.name, Plugin: n.name, Kind: n.kind, Reason: n.name + " is off"}
 	}
 	return f
 }
@@ -53,6 +59,7 @@ func (f *fixture) planner(routes ...*route.Route) Planner {
 	return Planner{
 		Routes:    route.New(routes, func(n string) bool { return f.notifiers[n] != nil }),
 		Notifiers: f.notifiers,
+		Disabled:  f.disabled,
 		Store:     f.store,
 	}
 }
@@ -83,6 +90,10 @@ func TestPlan(t *testing.T) {
 		status     string
 		routeNames []string
 		want       []planned
+		// disabled are the plan's disabled notifiers as NAME/ROLE/ROUTE;
+		// unserved its unserved devices' tokens.
+		disabled []string
+		unserved []string
 	}{
 		{
 			name: "unrouted",
@@ -128,6 +139,7 @@ func TestPlan(t *testing.T) {
 			status:     callback.StatusNoDevices,
 			routeNames: []string{"r"},
 			want:       []planned{{"ios", "notify", false, nil}, {"android", "notify", false, nil}},
+			unserved:   []string{"+8190"},
 		},
 		{
 			name: "fallback at lookup when notify reaches no one",
@@ -187,6 +199,45 @@ func TestPlan(t *testing.T) {
 			status:     callback.StatusAccepted,
 			routeNames: []string{"r"},
 			want:       []planned{{"ios", "notify", true, []string{"a1"}}},
+			disabled:   []string{"gone/notify/r"},
+		},
+		{
+			name: "disabled notifiers are listed per route with their role, their devices unserved",
+			routes: func(t *testing.T) []*route.Route {
+				return []*route.Route{
+					{Name: "r", Notify: []string{"ios_off", "hook"}, Fallback: []string{"sms_off"}, Continue: true},
+					{Name: "all", Notify: []string{"hook_off", "ios_off"}},
+				}
+			},
+			devices:    [][2]string{{"apns", "a1"}, {"fcm", "f1"}, {"phone", "+8190"}},
+			status:     callback.StatusAccepted,
+			routeNames: []string{"r", "all"},
+			want:       []planned{{"hook", "notify", true, nil}},
+			disabled:   []string{"ios_off/notify/r", "sms_off/fallback/r", "hook_off/notify/all", "ios_off/notify/all"},
+			unserved:   []string{"a1", "f1", "+8190"},
+		},
+		{
+			name: "a device no notifier names is unserved",
+			routes: func(t *testing.T) []*route.Route {
+				return []*route.Route{{Name: "r", Notify: []string{"ios"}, Fallback: []string{"sms_off"}}}
+			},
+			devices:    [][2]string{{"apns", "a1"}, {"fcm", "f1"}, {"phone", "+8190"}},
+			status:     callback.StatusAccepted,
+			routeNames: []string{"r"},
+			want:       []planned{{"ios", "notify", true, []string{"a1"}}},
+			disabled:   []string{"sms_off/fallback/r"},
+			unserved:   []string{"f1", "+8190"},
+		},
+		{
+			name: "only disabled notifiers with devices: looked up, all unserved",
+			routes: func(t *testing.T) []*route.Route {
+				return []*route.Route{{Name: "r", Notify: []string{"ios_off"}}}
+			},
+			devices:    [][2]string{{"apns", "a1"}},
+			status:     callback.StatusNoDevices,
+			routeNames: []string{"r"},
+			disabled:   []string{"ios_off/notify/r"},
+			unserved:   []string{"a1"},
 		},
 		{
 			name: "a when that fails at run time does not match",
@@ -242,6 +293,24 @@ func TestPlan(t *testing.T) {
 						t.Errorf("delivery %d: got %+v; want %+v", i, g, w)
 					}
 				}
+			}
+			var disabled, unserved []string
+			for _, d := range pl.Disabled {
+				disabled = append(disabled, d.Name+"/"+d.Role+"/"+d.Route)
+				if want := f.disabled[d.Name]; want.Name != "" && (d.Plugin != want.Plugin || d.Kind != want.Kind || d.Reason != want.Reason) {
+					t.Errorf("disabled %s: got %+v; want %+v", d.Name, d, want)
+				}
+			}
+			for _, d := range pl.Unserved {
+				unserved = append(unserved, d.Token)
+			}
+			if !slices.Equal(disabled, tc.disabled) {
+				t.Errorf("disabled: got %v; want %v", disabled, tc.disabled)
+			}
+			slices.Sort(unserved)
+			slices.Sort(tc.unserved)
+			if !slices.Equal(unserved, tc.unserved) {
+				t.Errorf("unserved: got %v; want %v", unserved, tc.unserved)
 			}
 		})
 	}
@@ -323,5 +392,9 @@ func TestRenderErrorInPlan(t *testing.T) {
 	}
 	if len(pl.RenderErrors[0].Devices) != 1 {
 		t.Errorf("the failed notifier's devices (for explain): %v", pl.RenderErrors[0].Devices)
+	}
+	// No other notifier rings the device: it is unserved.
+	if len(pl.Unserved) != 1 || pl.Unserved[0].Token != "a1" {
+		t.Errorf("unserved: got %v; want a1", pl.Unserved)
 	}
 }

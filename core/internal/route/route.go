@@ -19,7 +19,17 @@ type Route struct {
 	// Notify and Fallback name enabled notifiers only.
 	Notify   []string
 	Fallback []string
+	// Disabled are the notifiers the route names for which enabled was
+	// false, those of notify first, each in file order; nil when there is
+	// none. They deliver nothing, but an operator is told of them.
+	Disabled []Ref
 	Continue bool
+}
+
+// Ref is a notifier a route names, and whether it names it in fallback.
+type Ref struct {
+	Name     string
+	Fallback bool
 }
 
 // Table is the compiled routes, in file order. It is immutable.
@@ -29,26 +39,32 @@ type Table struct {
 }
 
 // New returns a table of routes. A route's notifiers for which enabled is
-// false are left out; a route left with no notifier at all still matches
-// (and reaches no one).
+// false are left out of Notify and Fallback and listed in Disabled; a
+// route left with no notifier at all still matches (and reaches no one).
+// A nil enabled keeps every notifier.
 func New(routes []*Route, enabled func(notifier string) bool) *Table {
 	t := &Table{routes: make([]*Route, 0, len(routes))}
 	for _, r := range routes {
 		c := *r
-		c.Notify = keep(r.Notify, enabled)
-		c.Fallback = keep(r.Fallback, enabled)
+		c.Disabled = nil
+		c.Notify = keep(r.Notify, enabled, false, &c.Disabled)
+		c.Fallback = keep(r.Fallback, enabled, true, &c.Disabled)
 		t.routes = append(t.routes, &c)
 		t.hasWhen = t.hasWhen || r.When != nil
 	}
 	return t
 }
 
-func keep(names []string, enabled func(string) bool) []string {
+// keep returns the names enabled holds for; the others are appended to
+// disabled.
+func keep(names []string, enabled func(string) bool, fallback bool, disabled *[]Ref) []string {
 	out := make([]string, 0, len(names))
 	for _, n := range names {
 		if enabled == nil || enabled(n) {
 			out = append(out, n)
+			continue
 		}
+		*disabled = append(*disabled, Ref{Name: n, Fallback: fallback})
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
@@ -69,11 +70,20 @@ func TestMatch(t *testing.T) {
 }
 
 func TestNewDropsDisabledNotifiers(t *testing.T) {
-	tab := New([]*Route{{Name: "r", Notify: []string{"ios", "off"}, Fallback: []string{"off", "sms"}}},
-		func(n string) bool { return n != "off" })
+	tab := New([]*Route{
+		{Name: "r", Notify: []string{"ios", "off"}, Fallback: []string{"off2", "sms"}},
+		{Name: "on", Notify: []string{"ios"}},
+	}, func(n string) bool { return n != "off" && n != "off2" })
 	r := tab.Routes()[0]
 	if len(r.Notify) != 1 || r.Notify[0] != "ios" || len(r.Fallback) != 1 || r.Fallback[0] != "sms" {
 		t.Errorf("got notify %v fallback %v", r.Notify, r.Fallback)
+	}
+	want := []Ref{{Name: "off"}, {Name: "off2", Fallback: true}}
+	if !slices.Equal(r.Disabled, want) {
+		t.Errorf("got disabled %v; want %v", r.Disabled, want)
+	}
+	if d := tab.Routes()[1].Disabled; d != nil {
+		t.Errorf("a route naming only enabled notifiers: got disabled %v; want nil", d)
 	}
 }
 
