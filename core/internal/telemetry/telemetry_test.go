@@ -70,17 +70,24 @@ func TestFromEnv(t *testing.T) {
 	}
 }
 
-func TestStartTracingStdout(t *testing.T) {
-	var out bytes.Buffer
-	tr, err := StartTracing(context.Background(), Tracing{Exporter: "stdout", ServiceName: "rs-test"}, &out)
+// traceOneSpan starts tracing with cfg, writing to out, ends one span
+// named name and shuts tracing down, so that the span is exported.
+func traceOneSpan(t *testing.T, cfg Tracing, out io.Writer, name string) {
+	t.Helper()
+	tr, err := StartTracing(t.Context(), cfg, out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, span := otel.Tracer("test").Start(context.Background(), "hello-span")
+	_, span := otel.Tracer("test").Start(t.Context(), name)
 	span.End()
-	if err := tr.Shutdown(context.Background()); err != nil {
+	if err := tr.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestStartTracingStdout(t *testing.T) {
+	var out bytes.Buffer
+	traceOneSpan(t, Tracing{Exporter: "stdout", ServiceName: "rs-test"}, &out, "hello-span")
 	if !strings.Contains(out.String(), "hello-span") || !strings.Contains(out.String(), "rs-test") {
 		t.Errorf("stdout exporter printed:\n%s", out.String())
 	}
@@ -95,15 +102,7 @@ func TestStartTracingStdout(t *testing.T) {
 func TestStartTracingOTLP(t *testing.T) {
 	collector := fakes.StartOTLP()
 	t.Cleanup(collector.Close)
-	tr, err := StartTracing(t.Context(), Tracing{Exporter: "otlp", Endpoint: collector.URL + "/", ServiceName: "rs-otlp"}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, span := otel.Tracer("test").Start(t.Context(), "otlp-span")
-	span.End()
-	if err := tr.Shutdown(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	traceOneSpan(t, Tracing{Exporter: "otlp", Endpoint: collector.URL + "/", ServiceName: "rs-otlp"}, io.Discard, "otlp-span")
 	got, ok := collector.Find(func(s fakes.Span) bool { return s.Name == "otlp-span" })
 	if !ok {
 		t.Fatalf("the collector got no otlp-span; got:\n%s", collector.Dump())
