@@ -28,14 +28,10 @@ func delivery() *sdk.Delivery {
 		`"app_caller_sid":"linecorp.com","app_caller_uid":"9286","app_callee_sid":"linecorp.com",` +
 		`"app_callee_uid":"2809","app_call_type":"A","app_svr_data":"stid",` +
 		`"caller":"9286","meta":{"n":1.5,"tags":["a","b"]},"video":false}`
-	return &sdk.Delivery{
-		ID:          "d-1",
-		Attempt:     1,
-		Route:       "all",
-		Call:        sdktest.LineCall(),
-		PayloadJSON: []byte(payload),
-		Deadline:    time.Now().Add(60 * time.Second).Truncate(time.Second),
-	}
+	r := sdktest.NewRequest()
+	r.PayloadJSON = []byte(payload)
+	r.Deadline = time.Now().Add(60 * time.Second).Truncate(time.Second)
+	return r.Delivery()
 }
 
 func device() sdk.Device { return sdk.Device{Kind: "apns", Token: testToken} }

@@ -54,14 +54,10 @@ func newEnv(t testing.TB) *env {
 
 // delivery is LINE's example call with payload JSON, due in 59.5 s.
 func delivery(payload string) *sdk.Delivery {
-	return &sdk.Delivery{
-		ID:          "d-1",
-		Attempt:     1,
-		Route:       "all",
-		Call:        sdktest.LineCall(),
-		PayloadJSON: []byte(payload),
-		Deadline:    time.Now().Add(59500 * time.Millisecond),
-	}
+	r := sdktest.NewRequest()
+	r.PayloadJSON = []byte(payload)
+	r.Deadline = time.Now().Add(59500 * time.Millisecond)
+	return r.Delivery()
 }
 
 const defaultPayload = `{"cc_param":"` + lineParam + `","sid":"151ad995-749c-4a28-893f-636700469db1","app_caller_sid":"linecorp.com","app_caller_uid":"9286","app_callee_sid":"linecorp.com","app_callee_uid":"2809","app_call_type":"A","app_svr_data":"stid"}`

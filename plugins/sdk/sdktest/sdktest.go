@@ -359,6 +359,15 @@ func NewRequest(devs ...sdk.Device) Request {
 	}
 }
 
+// Delivery returns r as a plugin's Deliver receives it (r.Devices aside),
+// for tests that call Deliver in-process.
+func (r Request) Delivery() *sdk.Delivery {
+	return &sdk.Delivery{
+		ID: r.ID, Attempt: r.Attempt, Route: r.Route, Call: r.Call,
+		PayloadJSON: r.PayloadJSON, Templates: r.Templates, Deadline: r.Deadline,
+	}
+}
+
 // Proto returns r as a protocol request.
 func (r Request) Proto() *pluginpb.DeliverRequest {
 	req := &pluginpb.DeliverRequest{

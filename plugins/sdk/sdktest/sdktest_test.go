@@ -193,6 +193,16 @@ func TestRunPattern(t *testing.T) {
 	}
 }
 
+func TestRequestDelivery(t *testing.T) {
+	r := NewRequest(sdk.Device{Kind: "k", Token: "t"})
+	r.Templates = map[string]string{"note": "n"}
+	d := r.Delivery()
+	if d.ID != r.ID || d.Attempt != 1 || d.Route != r.Route || d.Call.SID != r.Call.SID || d.Call.Param != r.Call.Param ||
+		string(d.PayloadJSON) != string(r.PayloadJSON) || d.Template("note") != "n" || !d.Deadline.Equal(r.Deadline) {
+		t.Errorf("got %+v; want the fields of %+v", d, r)
+	}
+}
+
 func TestClientHelpers(t *testing.T) {
 	srv := newStall(false)
 	srv.close()
