@@ -53,6 +53,8 @@ func Main(args []string, stdout, stderr io.Writer, builtins map[string]Builtin) 
 		return c.serve(args[1:])
 	case "validate":
 		return c.validate(args[1:])
+	case "calls":
+		return c.calls(args[1:])
 	case "explain":
 		return c.explain(args[1:])
 	case "plugin":
