@@ -15,8 +15,7 @@ import (
 // the aggregate throughput), on DeliverStream ("stream") and as unary
 // calls ("unary", what plugins built before DeliverStream get).
 func BenchmarkDeliverRealistic(b *testing.B) {
-	c := start(b, testSpec(b, "test"))
-	configure(b, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(b)
 	if c.stream == nil {
 		b.Fatal("the test plugin does not serve DeliverStream")
 	}

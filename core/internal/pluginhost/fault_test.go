@@ -24,8 +24,7 @@ import (
 // and the stream serves on. Before, the message ended the stream: the call
 // failed whole, and so did every call on the stream.
 func TestLargeCallIsSplit(t *testing.T) {
-	c := start(t, testSpec(t, "test"))
-	configure(t, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(t)
 	const n = 10000
 	req := &pluginpb.DeliverRequest{DeliveryId: "big"}
 	for i := range n {
@@ -52,8 +51,7 @@ func TestLargeCallIsSplit(t *testing.T) {
 // exactly one delivery. Before, a batch of them passed 4 MiB and ended the
 // stream, and the retries rang phones again.
 func TestLargeBatchesStayUnderTheLimit(t *testing.T) {
-	c := start(t, testSpec(t, "test"))
-	configure(t, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(t)
 	field := strings.Repeat("A", 4096)
 	payload := []byte(`{"cc_param":"` + field + `","app_svr_data":"` + field + `","extra":"` + field + `"}`)
 	const calls = 600
@@ -91,8 +89,7 @@ func TestLargeBatchesStayUnderTheLimit(t *testing.T) {
 // sent before it on the same stream are answered. Before, its encoding error ended the stream and
 // failed them all.
 func TestInvalidUTF8FailsOnlyItsCall(t *testing.T) {
-	c := start(t, testSpec(t, "test"))
-	configure(t, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(t)
 	var slow []<-chan asyncResult
 	for range 5 {
 		slow = append(slow, deliverAsync(t, c, t.Context(), &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Kind: "testdev", Token: "slow"}}}))
@@ -114,8 +111,7 @@ func TestInvalidUTF8FailsOnlyItsCall(t *testing.T) {
 // answers with those outcomes and retry for the rest, not an error: the
 // devices a provider accepted are not sent again.
 func TestProgressKeepsDeliveredDevices(t *testing.T) {
-	c := start(t, testSpec(t, "test"))
-	configure(t, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(t)
 	resp, err := deliverWire(t.Context(), c, &pluginpb.DeliverRequest{DeliveryId: "p", Devices: []*pluginpb.Device{
 		{Kind: "testdev", Token: "ok"}, {Kind: "testdev", Token: "exitlater"}, {Kind: "testdev", Token: "big:000042"},
 	}})
@@ -136,8 +132,7 @@ func TestProgressKeepsDeliveredDevices(t *testing.T) {
 // kills the process after its missed health checks and starts a new one,
 // and the calls that waited fail (to be retried) instead of hanging.
 func TestStoppedPluginIsKilledAndRestarted(t *testing.T) {
-	c := start(t, testSpec(t, "test"))
-	configure(t, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(t)
 	if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -227,8 +222,7 @@ func TestStoppedPluginIsKilledAndRestarted(t *testing.T) {
 // killed as hung and replaced; the waiting call fails instead of waiting
 // for its deadline.
 func TestHungPluginIsKilled(t *testing.T) {
-	c := start(t, testSpec(t, "test"))
-	configure(t, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(t)
 	var kills atomic.Value
 	s := SuperviseWith(c, []byte(`{"greeting":"again"}`), Hooks{OnKill: func(reason string) { kills.Store(reason) }},
 		Checks{Every: 100 * time.Millisecond, Stall: 500 * time.Millisecond})
@@ -249,8 +243,7 @@ func TestHungPluginIsKilled(t *testing.T) {
 // it, before the call is answered: here while another device of the call
 // is still held.
 func TestProgressHookBeforeAnswer(t *testing.T) {
-	c := start(t, testSpec(t, "test"))
-	configure(t, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(t)
 	got := make(chan string, 4)
 	ctx, cancel := context.WithCancel(t.Context())
 	ch := make(chan asyncResult, 1)

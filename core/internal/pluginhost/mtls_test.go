@@ -22,8 +22,7 @@ import (
 // calls run over TLS to the certificate the child presents, and the child's
 // listener refuses a client without the host's certificate, or without TLS.
 func TestPluginChannelMTLS(t *testing.T) {
-	c := start(t, testSpec(t, "test"))
-	configure(t, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(t)
 
 	// The child's environment carries the host's client certificate.
 	resp := deliver(t, c, t.Context(), "env:PLUGIN_CLIENT_CERT")

@@ -69,6 +69,15 @@ func configure(t testing.TB, c *Client, js string) {
 	}
 }
 
+// startTestPlugin starts the test plugin, configured with the greeting
+// "hi".
+func startTestPlugin(t testing.TB) *Client {
+	t.Helper()
+	c := start(t, testSpec(t, "test"))
+	configure(t, c, `{"greeting":"hi"}`)
+	return c
+}
+
 func deliver(t testing.TB, c *Client, ctx context.Context, tokens ...string) *pluginpb.DeliverResponse {
 	t.Helper()
 	req := &pluginpb.DeliverRequest{DeliveryId: "d1", Attempt: 1, Templates: map[string]string{"body": "B"}}
@@ -309,8 +318,7 @@ func TestLogsForwarded(t *testing.T) {
 }
 
 func TestDeadlineReachesPlugin(t *testing.T) {
-	c := start(t, testSpec(t, "test"))
-	configure(t, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(t)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
@@ -469,8 +477,7 @@ func TestPluginExportsSpans(t *testing.T) {
 }
 
 func TestExitedPlugin(t *testing.T) {
-	c := start(t, testSpec(t, "test"))
-	configure(t, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(t)
 	if _, err := deliverWire(t.Context(), c, &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "exit"}}}); err == nil {
 		t.Fatal("Deliver succeeded on a plugin that exited")
 	}
@@ -484,8 +491,7 @@ func TestExitedPlugin(t *testing.T) {
 }
 
 func BenchmarkDeliver(b *testing.B) {
-	c := start(b, testSpec(b, "test"))
-	configure(b, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(b)
 	req := &pluginpb.DeliverRequest{DeliveryId: "d", Attempt: 1, Devices: []*pluginpb.Device{{Kind: "testdev", Token: "ok"}}}
 	ctx := b.Context()
 	for b.Loop() {

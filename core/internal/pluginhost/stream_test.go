@@ -15,8 +15,7 @@ import (
 
 // Many calls at once on DeliverStream each get their own answer.
 func TestStreamConcurrentCalls(t *testing.T) {
-	c := start(t, testSpec(t, "test"))
-	configure(t, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(t)
 	if c.stream == nil {
 		t.Fatal("an SDK plugin did not announce DeliverStream")
 	}
@@ -46,8 +45,7 @@ func TestStreamConcurrentCalls(t *testing.T) {
 // A call whose ctx is canceled returns at once with Canceled; the plugin's
 // call ends too (the next calls are not held up), and the stream serves on.
 func TestStreamCancel(t *testing.T) {
-	c := start(t, testSpec(t, "test"))
-	configure(t, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
@@ -73,8 +71,7 @@ func TestStreamCancel(t *testing.T) {
 // the dispatcher on the restarted process), none hangs, and the client
 // reports the exit.
 func TestStreamPluginDies(t *testing.T) {
-	c := start(t, testSpec(t, "test"))
-	configure(t, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(t)
 	errs := make(chan error, 10)
 	for range 10 {
 		go func() {
@@ -145,8 +142,7 @@ func waitAsync(t *testing.T, ch <-chan asyncResult) asyncResult {
 // Canceled; calls in flight when the plugin dies end with an error; a
 // plugin without DeliverStream is called too.
 func TestConcurrentDeliver(t *testing.T) {
-	c := start(t, testSpec(t, "test"))
-	configure(t, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(t)
 	var chans []<-chan asyncResult
 	for i := range 100 {
 		id := fmt.Sprintf("a%03d", i)
@@ -190,8 +186,7 @@ func TestConcurrentDeliver(t *testing.T) {
 // take the progress of its call (here it does not take it at all until
 // released) holds up no other call's answer on the same stream.
 func TestSlowCallerStallsNoOtherCall(t *testing.T) {
-	c := start(t, testSpec(t, "test"))
-	configure(t, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	release := make(chan struct{})

@@ -13,8 +13,7 @@ import (
 // A plugin process that dies is replaced by a configured new one; the
 // delivery in flight fails, later ones succeed on the new process.
 func TestSuperviseRestarts(t *testing.T) {
-	c := start(t, testSpec(t, "test"))
-	configure(t, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(t)
 	var restarts atomic.Int32
 	s := Supervise(c, []byte(`{"greeting":"again"}`), func() { restarts.Add(1) })
 	t.Cleanup(s.Close)
@@ -57,8 +56,7 @@ func TestSuperviseRestarts(t *testing.T) {
 
 // Retire waits for deliveries in flight before killing the process.
 func TestSuperviseRetire(t *testing.T) {
-	c := start(t, testSpec(t, "test"))
-	configure(t, c, `{"greeting":"hi"}`)
+	c := startTestPlugin(t)
 	s := Supervise(c, []byte(`{"greeting":"hi"}`), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
