@@ -162,7 +162,15 @@ type Record struct {
 	Devices   []Device   `json:"devices"`
 	Results   []Result   `json:"results"`
 	Events    []Event    `json:"events"`
+	// EventsOmitted counts the events past MaxEvents that the record did
+	// not keep (a callee with many devices failing for a whole ring
+	// window); they were still streamed.
+	EventsOmitted int `json:"events_omitted,omitempty"`
 }
+
+// MaxEvents bounds the events one record keeps, besides its finished
+// event, so that memory stays bounded per record too.
+const MaxEvents = 256
 
 // Call is the live record of one call. Its methods are safe for
 // concurrent use and cheap: a short lock and an append.
@@ -334,9 +342,13 @@ func (l *Log) Len() int {
 func (c *Call) appendLocked(e Event) Event {
 	e.Seq = c.log.seq.Add(1)
 	e.SID = c.rec.SID
-	kept := e
-	kept.token = "" // the record never holds a whole token
-	c.rec.Events = append(c.rec.Events, kept)
+	if len(c.rec.Events) < MaxEvents || e.Type == EventFinished {
+		kept := e
+		kept.token = "" // the record never holds a whole token
+		c.rec.Events = append(c.rec.Events, kept)
+	} else {
+		c.rec.EventsOmitted++
+	}
 	e.call = c
 	return e
 }

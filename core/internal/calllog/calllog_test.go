@@ -222,3 +222,16 @@ func BenchmarkCall(b *testing.B) {
 		c.End(OutcomeDelivered)
 	}
 }
+
+func TestEventsPerRecordAreBounded(t *testing.T) {
+	l := New(Options{})
+	c := l.Begin(start("s", "u", "accepted", time.Now()))
+	for range MaxEvents + 50 {
+		c.Add(Event{Type: EventAttempt, Outcome: "retry"}, "")
+	}
+	c.End(OutcomeNotDelivered)
+	r, _ := l.Get("s")
+	if len(r.Events) != MaxEvents+1 || r.EventsOmitted != 51 || r.Events[len(r.Events)-1].Type != EventFinished {
+		t.Fatalf("events %d, omitted %d, last %q", len(r.Events), r.EventsOmitted, r.Events[len(r.Events)-1].Type)
+	}
+}

@@ -50,8 +50,11 @@ func (d *Dispatcher) deliver(ctx context.Context, j *job, dl *plan.Delivery) res
 			// One line on the first failure, so a delivery failing for a
 			// whole ring window is seen at once, with why.
 			warned = true
-			d.log.WarnContext(ctx, "delivery failed; retrying until its deadline", "sid", j.plan.Call.SID,
-				"notifier", n.Name, "device", shortTarget(left.first), "failing", left.n, "reason", left.reason)
+			attrs := []any{"sid", j.plan.Call.SID, "notifier", n.Name}
+			if left.first != nil {
+				attrs = append(attrs, "device", directory.ShortToken(left.first.Token), "failing", left.n)
+			}
+			d.log.WarnContext(ctx, "delivery failed; retrying until its deadline", append(attrs, "reason", left.reason)...)
 		}
 		wait := d.wait(a.Number, left.after)
 		if d.now().Add(wait).After(dl.Deadline) || !sleep(ctx, wait) {
@@ -90,12 +93,6 @@ func (d *Dispatcher) expired(j *job, dl *plan.Delivery, left retries) {
 	}
 }
 
-func shortTarget(t *delivery.Target) string {
-	if t == nil {
-		return ""
-	}
-	return directory.ShortToken(t.Token)
-}
 
 // attempt is the first attempt of dl for job j.
 func (d *Dispatcher) attempt(j *job, dl *plan.Delivery) *delivery.Attempt {
