@@ -481,10 +481,17 @@ func TestExitedPlugin(t *testing.T) {
 	if _, err := deliverWire(t.Context(), c, &pluginpb.DeliverRequest{Devices: []*pluginpb.Device{{Token: "exit"}}}); err == nil {
 		t.Fatal("Deliver succeeded on a plugin that exited")
 	}
+	waitExited(t, c, "Exited is still false")
+}
+
+// waitExited waits up to 5 s for c's process to have exited, and fails
+// the test with stuck if it has not.
+func waitExited(t *testing.T, c *Client, stuck string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !c.Exited() {
 		if time.Now().After(deadline) {
-			t.Fatal("Exited is still false")
+			t.Fatal(stuck)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

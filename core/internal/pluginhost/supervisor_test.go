@@ -72,13 +72,7 @@ func TestSuperviseRetire(t *testing.T) {
 		t.Fatal("retired while a delivery was in flight")
 	}
 	<-done // ends at its deadline, on a live process
-	deadline := time.Now().Add(5 * time.Second)
-	for !c.Exited() {
-		if time.Now().After(deadline) {
-			t.Fatal("not killed after the delivery ended")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitExited(t, c, "not killed after the delivery ended")
 }
 
 func TestRestartBackoff(t *testing.T) {
