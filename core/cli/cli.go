@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -45,6 +46,10 @@ type Builtin func()
 // Main runs ringside with args (without the program name).
 func Main(args []string, stdout, stderr io.Writer, builtins map[string]Builtin) int {
 	c := &cmd{stdout: stdout, stderr: stderr, builtins: builtins}
+	if len(args) > 0 && isHelp(args[0]) {
+		c.usage(stdout)
+		return ExitOK
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return c.serve(args)
 	}
@@ -61,14 +66,16 @@ func Main(args []string, stdout, stderr io.Writer, builtins map[string]Builtin) 
 		return c.plugin(args[1:])
 	case "version":
 		return c.version(args[1:])
-	case "help", "-h", "-help", "--help":
-		c.usage(stdout)
-		return ExitOK
 	default:
 		fmt.Fprintf(stderr, "ringside: unknown command %q\n", args[0])
 		c.usage(stderr)
 		return ExitUsage
 	}
+}
+
+// isHelp reports whether arg asks for the usage.
+func isHelp(arg string) bool {
+	return arg == "help" || arg == "-h" || arg == "-help" || arg == "--help"
 }
 
 type cmd struct {
@@ -78,11 +85,18 @@ type cmd struct {
 
 func (c *cmd) usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
-  ringside [serve] [-config FILE]              serve notify_cb and the admin API
-  ringside validate [-config FILE]             check a config and every plugin schema
-  ringside explain [-config FILE] [-json] QUERY  dry-run a notify_cb query: routes, devices, payloads
-  ringside version                             print version, commit and Go version
-  ringside plugin NAME                         serve a built-in plugin (ringside runs this itself)
+  ringside [serve] [-config FILE]                 serve notify_cb and the admin API
+  ringside validate [-config FILE | FILE]         check a config and every plugin schema
+  ringside explain [-config FILE] [-json] QUERY   dry-run a notify_cb query: routes, notifiers
+                                                  (disabled ones with why), devices, payloads
+  ringside calls [-admin ADDR] [-token T] [-follow] [SID]
+                                                  recent calls, or one call's timeline, from the
+                                                  admin API; -follow watches them arrive
+  ringside version                                print version, commit and Go version
+  ringside plugin NAME                            serve a built-in plugin (ringside runs this itself)
+  ringside help                                   print this
+
+FILE defaults to config.hcl.
 `)
 }
 
@@ -102,25 +116,59 @@ func (c *cmd) flags(name string) (*flag.FlagSet, *string) {
 	return fs, path
 }
 
+// parse parses args with fs: -h prints the usage and the command's flags
+// to stdout and ends the command with ExitOK; a flag error prints the
+// error, the usage and the flags to stderr and ends it with ExitUsage.
+func (c *cmd) parse(fs *flag.FlagSet, args []string) (exit int, ok bool) {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	if err == nil {
+		fs.SetOutput(c.stderr)
+		return 0, true
+	}
+	w, exit := c.stderr, ExitUsage
+	if errors.Is(err, flag.ErrHelp) {
+		w, exit = c.stdout, ExitOK
+	} else {
+		fmt.Fprintf(w, "%s: %v\n", fs.Name(), err)
+	}
+	c.usage(w)
+	fmt.Fprintf(w, "\nflags of %s:\n", fs.Name())
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	return exit, false
+}
+
 // configArg parses the arguments of subcommand name, which takes -config
-// and nothing else, and returns the config path; it reports false, having
-// said why, when the arguments are not that.
-func (c *cmd) configArg(name string, args []string) (string, bool) {
+// and, when fileArg, the file as its one argument instead; it returns the
+// config path, or false and the exit code, having said why, when the
+// arguments are not that.
+func (c *cmd) configArg(name string, args []string, fileArg bool) (string, int, bool) {
 	fs, path := c.flags(name)
-	if err := fs.Parse(args); err != nil {
-		return "", false
+	if exit, ok := c.parse(fs, args); !ok {
+		return "", exit, false
 	}
-	if fs.NArg() > 0 {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "config" })
+	switch {
+	case fs.NArg() == 0:
+		return *path, 0, true
+	case fileArg && fs.NArg() == 1 && !set && !strings.HasPrefix(fs.Arg(0), "-"):
+		return fs.Arg(0), 0, true
+	case fileArg && fs.NArg() > 1 && strings.HasPrefix(fs.Arg(1), "-"):
+		fmt.Fprintf(c.stderr, "ringside %s: unexpected argument %q: flags go before the file\n", name, fs.Arg(1))
+	case fileArg && set:
+		fmt.Fprintf(c.stderr, "ringside %s: unexpected argument %q: the file is given by -config already\n", name, fs.Arg(0))
+	default:
 		fmt.Fprintf(c.stderr, "ringside %s: unexpected argument %q\n", name, fs.Arg(0))
-		return "", false
 	}
-	return *path, true
+	return "", ExitUsage, false
 }
 
 func (c *cmd) serve(args []string) int {
-	path, ok := c.configArg("serve", args)
+	path, exit, ok := c.configArg("serve", args, false)
 	if !ok {
-		return ExitUsage
+		return exit
 	}
 	if err := app.Serve(context.Background(), path, c.options(), c.stdout, c.stderr); err != nil {
 		if !app.IsConfigError(err) {
@@ -132,9 +180,9 @@ func (c *cmd) serve(args []string) int {
 }
 
 func (c *cmd) validate(args []string) int {
-	path, ok := c.configArg("validate", args)
+	path, exit, ok := c.configArg("validate", args, true)
 	if !ok {
-		return ExitUsage
+		return exit
 	}
 	defer pluginhost.Cleanup()
 	opt := c.options()
@@ -150,7 +198,13 @@ func (c *cmd) validate(args []string) int {
 	if diags.HasErrors() {
 		return ExitError
 	}
-	fmt.Fprintf(c.stdout, "%s: ok (%d notifiers, %d routes)\n", path, len(cfg.Notifiers), len(cfg.Routes))
+	enabled := 0
+	for _, n := range cfg.Notifiers {
+		if n.Enabled {
+			enabled++
+		}
+	}
+	fmt.Fprintf(c.stdout, "%s: ok (%d notifiers (%d enabled), %d routes)\n", path, len(cfg.Notifiers), enabled, len(cfg.Routes))
 	return ExitOK
 }
 
@@ -193,8 +247,8 @@ func (c *cmd) version(args []string) int {
 func (c *cmd) explain(args []string) int {
 	fs, path := c.flags("explain")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return ExitUsage
+	if exit, ok := c.parse(fs, args); !ok {
+		return exit
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(c.stderr, "usage: ringside explain [-config FILE] [-json] QUERY")
@@ -225,7 +279,7 @@ func (c *cmd) explain(args []string) int {
 		return ExitError
 	}
 	defer store.Close()
-	planner := plan.Planner{Routes: rt.Routes, Notifiers: rt.Notifiers, Store: store}
+	planner := rt.Planner(store)
 	pl, err := planner.Plan(ctx, call, callexpr.Context(call))
 	if err != nil {
 		fmt.Fprintf(c.stderr, "ringside explain: %v\n", err)
@@ -253,12 +307,14 @@ func rawQuery(q string) string {
 }
 
 type explained struct {
-	SID        string              `json:"sid"`
-	Status     string              `json:"status"`
-	Route      *string             `json:"route"`
-	Routes     []string            `json:"routes"`
-	Notifiers  []explainedNotifier `json:"notifiers"`
-	WhenErrors []string            `json:"when_errors,omitempty"`
+	SID       string              `json:"sid"`
+	Status    string              `json:"status"`
+	Route     *string             `json:"route"`
+	Routes    []string            `json:"routes"`
+	Notifiers []explainedNotifier `json:"notifiers"`
+	// Unserved are the callee's devices that no active notifier serves.
+	Unserved   []explainedDevice `json:"unserved_devices"`
+	WhenErrors []string          `json:"when_errors,omitempty"`
 }
 
 type explainedNotifier struct {
@@ -274,6 +330,9 @@ type explainedNotifier struct {
 	// RenderError is why the payload or a template did not render for
 	// this call: the notifier is skipped, the others ring.
 	RenderError string `json:"render_error,omitempty"`
+	// Disabled is why a notifier the route names is disabled in the
+	// config: it delivers nothing.
+	Disabled string `json:"disabled,omitempty"`
 }
 
 type explainedDevice struct {
@@ -282,7 +341,7 @@ type explainedDevice struct {
 }
 
 func explanation(p *plan.Plan) explained {
-	e := explained{SID: p.Call.SID, Status: p.Status, Routes: p.Routes, Notifiers: []explainedNotifier{}}
+	e := explained{SID: p.Call.SID, Status: p.Status, Routes: p.Routes, Notifiers: []explainedNotifier{}, Unserved: []explainedDevice{}}
 	if len(p.Routes) > 0 {
 		e.Route = &p.Routes[0]
 	}
@@ -323,6 +382,19 @@ func explanation(p *plan.Plan) explained {
 		}
 		e.Notifiers = append(e.Notifiers, n)
 	}
+	for _, d := range p.Disabled {
+		reason := d.Reason
+		if reason == "" {
+			reason = "enabled is false"
+		}
+		e.Notifiers = append(e.Notifiers, explainedNotifier{
+			Name: d.Name, Plugin: d.Plugin, Role: d.Role, Route: d.Route, Kind: d.Kind,
+			Devices: []explainedDevice{}, Payload: json.RawMessage("null"), Disabled: reason,
+		})
+	}
+	for _, dev := range p.Unserved {
+		e.Unserved = append(e.Unserved, explainedDevice{Kind: dev.Kind, Token: directory.ShortToken(dev.Token)})
+	}
 	return e
 }
 
@@ -339,6 +411,9 @@ func writeExplanation(w io.Writer, e explained) {
 	for _, n := range e.Notifiers {
 		state := "will deliver"
 		switch {
+		case n.Disabled != "":
+			fmt.Fprintf(w, "\nnotifier %s (plugin %s, %s of route %s): disabled\n  reason: %s\n", n.Name, n.Plugin, n.Role, n.Route, n.Disabled)
+			continue
 		case n.RenderError != "":
 			state = "skipped: its payload did not render for this call"
 		case !n.Active && n.Role == plan.RoleFallback:
@@ -367,6 +442,12 @@ func writeExplanation(w io.Writer, e explained) {
 		}
 		for _, k := range sortedKeys(n.Templates) {
 			fmt.Fprintf(w, "  %s: %q\n", k, n.Templates[k])
+		}
+	}
+	if len(e.Unserved) > 0 {
+		fmt.Fprintln(w, "\ndevices no active notifier serves (they will not ring):")
+		for _, d := range e.Unserved {
+			fmt.Fprintf(w, "    %s %s\n", d.Kind, d.Token)
 		}
 	}
 }

@@ -113,13 +113,23 @@ func TestMainCommands(t *testing.T) {
 		{name: "version takes no argument", args: []string{"version", "x"}, code: ExitUsage, stderr: "usage: ringside version"},
 		{name: "unknown command", args: []string{"frobnicate"}, code: ExitUsage, stderr: `unknown command "frobnicate"`},
 		{name: "help", args: []string{"help"}, code: ExitOK, stdout: "ringside explain"},
+		{name: "--help", args: []string{"--help"}, code: ExitOK, stdout: "ringside validate"},
+		{name: "-h", args: []string{"-h"}, code: ExitOK, stdout: "ringside calls [-admin ADDR] [-token T] [-follow] [SID]"},
+		{name: "-help", args: []string{"-help"}, code: ExitOK, stdout: "ringside [serve]"},
+		{name: "subcommand -h", args: []string{"validate", "-h"}, code: ExitOK, stdout: "flags of ringside validate:"},
+		{name: "unknown flag gives usage", args: []string{"-bogus"}, code: ExitUsage, stderr: "usage:\n  ringside [serve]"},
+		{name: "explain unknown flag gives usage", args: []string{"explain", "-x"}, code: ExitUsage, stderr: "ringside explain [-config FILE]"},
 		{name: "serve with a missing config names it", args: []string{"-config", "missing.hcl"}, code: ExitError, stderr: "missing.hcl"},
 		{name: "serve takes no argument", args: []string{"serve", "extra"}, code: ExitUsage, stderr: "unexpected argument"},
 		{name: "serve unknown flag", args: []string{"serve", "-bogus"}, code: ExitUsage, stderr: "flag provided but not defined: -bogus"},
-		{name: "validate good", args: []string{"validate", "-config", "good.hcl"}, code: ExitOK, stdout: "good.hcl: ok (2 notifiers, 2 routes)"},
+		{name: "validate good", args: []string{"validate", "-config", "good.hcl"}, code: ExitOK, stdout: "good.hcl: ok (2 notifiers (2 enabled), 2 routes)"},
+		{name: "validate a file argument", args: []string{"validate", "good.hcl"}, code: ExitOK, stdout: "good.hcl: ok (2 notifiers (2 enabled), 2 routes)"},
+		{name: "validate a missing file argument names it", args: []string{"validate", "missing.hcl"}, code: ExitError, stdout: "missing.hcl"},
+		{name: "validate two files", args: []string{"validate", "good.hcl", "bad.hcl"}, code: ExitUsage, stderr: `unexpected argument "good.hcl"`},
+		{name: "validate -config and a file", args: []string{"validate", "-config", "good.hcl", "bad.hcl"}, code: ExitUsage, stderr: "given by -config already"},
 		{name: "validate default path", args: []string{"validate"}, code: ExitError, stdout: "config.hcl"},
 		{name: "validate bad", args: []string{"validate", "-config", "bad.hcl"}, code: ExitError, goldenName: "validate_bad.golden"},
-		{name: "validate flags after arguments are refused", args: []string{"validate", "x", "-config", "good.hcl"}, code: ExitUsage, stderr: "unexpected argument"},
+		{name: "validate flags after arguments are refused", args: []string{"validate", "x", "-config", "good.hcl"}, code: ExitUsage, stderr: `unexpected argument "-config": flags go before the file`},
 		{name: "explain", args: []string{"explain", "-config", "good.hcl", lineExample}, code: ExitOK, goldenName: "explain.golden"},
 		{name: "explain json", args: []string{"explain", "-config", "good.hcl", "-json", "http://host/notify_cb?" + lineExample}, code: ExitOK, goldenName: "explain_json.golden"},
 		{name: "explain unrouted", args: []string{"explain", "-config", "good.hcl", strings.Replace(lineExample, "to_service_id=linecorp.com", "to_service_id=other", 1)}, code: ExitOK, stdout: "routes: all"},
@@ -266,5 +276,85 @@ func TestExplainRenderError(t *testing.T) {
 			t.Fatalf("exit %d; want 0\n%s%s", code, out.String(), errb.String())
 		}
 		golden(t, tc.golden, out.String()+errb.String())
+	}
+}
+
+// explain lists a disabled notifier a route names with why, and the
+// callee's devices that only it (or no notifier) would serve; validate
+// counts it as configured but not enabled.
+func TestExplainDisabled(t *testing.T) {
+	t.Setenv("RINGSIDE_TEST_UNSET_KEY_ID", "")
+	dir := setup(t)
+	t.Chdir(dir)
+	const text = `
+directory "embedded" {
+  path = "devices.db"
+}
+
+notifier "desk" {
+  plugin  = "webhook"
+  devices = "console"
+  url     = "http://127.0.0.1:9/desk"
+}
+
+notifier "ios" {
+  plugin  = "webhook"
+  devices = "apns"
+  enabled = env("RINGSIDE_TEST_UNSET_KEY_ID") != ""
+  url     = "http://127.0.0.1:9/ios"
+}
+
+notifier "pager" {
+  plugin  = "webhook"
+  enabled = false
+  url     = "http://127.0.0.1:9/pager"
+}
+
+notifier "hook" {
+  plugin = "webhook"
+  url    = "http://127.0.0.1:9/hook"
+}
+
+route "audio" {
+  when     = call.type == "A"
+  notify   = ["ios", "desk"]
+  fallback = ["pager"]
+  continue = true
+}
+
+route "all" {
+  notify = ["hook", "ios"]
+}
+`
+	if err := os.WriteFile("disabled.hcl", []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store, err := directory.OpenSQLite("devices.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	for _, d := range [][2]string{{"apns", "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e7f8e"}, {"fcm", "fcm-registration-token-0123456789"}} {
+		if err := store.Put(context.Background(), "linecorp.com", "2809", d[0], d[1], at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store.Close()
+	for _, tc := range []struct {
+		args   []string
+		golden string
+	}{
+		{[]string{"explain", "-config", "disabled.hcl", lineExample}, "explain_disabled.golden"},
+		{[]string{"explain", "-config", "disabled.hcl", "-json", lineExample}, "explain_disabled_json.golden"},
+	} {
+		var out, errb bytes.Buffer
+		if code := Main(tc.args, &out, &errb, testBuiltins); code != ExitOK {
+			t.Fatalf("exit %d; want 0\n%s%s", code, out.String(), errb.String())
+		}
+		golden(t, tc.golden, out.String()+errb.String())
+	}
+	var out, errb bytes.Buffer
+	if code := Main([]string{"validate", "disabled.hcl"}, &out, &errb, testBuiltins); code != ExitOK || !strings.Contains(out.String(), "disabled.hcl: ok (4 notifiers (2 enabled), 2 routes)") {
+		t.Errorf("validate: exit %d\n%s%s", code, out.String(), errb.String())
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/ringside/ringside/core/internal/callback"
 	"github.com/ringside/ringside/core/internal/callexpr"
 	"github.com/ringside/ringside/core/internal/config"
+	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/plan"
 	"github.com/ringside/ringside/core/internal/pluginhost"
 	"github.com/ringside/ringside/core/internal/route"
@@ -34,8 +35,11 @@ type Options struct {
 	Executable string
 	// Getenv reads the environment (env() in configs, OTEL_* settings).
 	Getenv func(string) string
+	// Logger gets a WARN line per disabled notifier a route names, at
+	// start and on reload; nil → not logged.
 	Logger *slog.Logger
-	// Metrics counts plugin restarts; nil → not counted.
+	// Metrics counts plugin restarts and gauges the configured and enabled
+	// notifiers; nil → not counted.
 	Metrics *telemetry.Metrics
 	// PluginStartTimeout bounds each plugin process's start (the go-plugin
 	// handshake and the Info and Schema calls) and its Configure call, at
@@ -62,10 +66,13 @@ type Runtime struct {
 	Config    *config.Config
 	Routes    *route.Table
 	Notifiers map[string]*plan.Notifier
-	Tracing   telemetry.Tracing
-	clients   map[string]*pluginhost.Supervised
-	specs     map[string]string // notifier → specKey
-	configs   map[string]string // notifier → ConfigJSON
+	// Disabled are the disabled notifiers, by name, with why (see
+	// config.Config.DisabledReason): they have no process.
+	Disabled map[string]plan.Disabled
+	Tracing  telemetry.Tracing
+	clients  map[string]*pluginhost.Supervised
+	specs    map[string]string // notifier → specKey
+	configs  map[string]string // notifier → ConfigJSON
 }
 
 // LoadConfig loads the config file at path (no plugin started).
@@ -129,6 +136,7 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 	rt := &Runtime{
 		Config:    cfg,
 		Notifiers: map[string]*plan.Notifier{},
+		Disabled:  map[string]plan.Disabled{},
 		Tracing:   tracingSettings(cfg, getenv),
 		clients:   map[string]*pluginhost.Supervised{},
 		specs:     map[string]string{},
@@ -175,6 +183,9 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 		if !n.Enabled || schemaDiags.HasErrors() {
 			if r.client != nil {
 				r.client.Kill()
+			}
+			if !n.Enabled {
+				rt.Disabled[n.Name] = plan.Disabled{Name: n.Name, Plugin: n.Plugin, Kind: n.Devices, Reason: cfg.DisabledReason(n)}
 			}
 			continue
 		}
@@ -238,7 +249,43 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 		routes = append(routes, &route.Route{Name: r.Name, When: r.When, Notify: r.Notify, Fallback: r.Fallback, Continue: r.Continue})
 	}
 	rt.Routes = route.New(routes, func(name string) bool { return rt.Notifiers[name] != nil })
+	rt.report(opt)
 	return rt, diags
+}
+
+// report logs one WARN line per disabled notifier a route names (once,
+// whatever the number of routes naming it) and sets the notifier gauges.
+func (rt *Runtime) report(opt Options) {
+	if opt.Metrics != nil {
+		opt.Metrics.SetNotifiers(len(rt.Config.Notifiers), len(rt.Notifiers))
+	}
+	if opt.Logger == nil {
+		return
+	}
+	warned := map[string]bool{}
+	for _, r := range rt.Routes.Routes() {
+		for _, ref := range r.Disabled {
+			if warned[ref.Name] {
+				continue
+			}
+			warned[ref.Name] = true
+			d := rt.Disabled[ref.Name]
+			opt.Logger.Warn("notifier disabled: the routes naming it deliver nothing through it",
+				"notifier", ref.Name, "plugin", d.Plugin, "reason", d.Reason)
+		}
+	}
+}
+
+// Planner returns the planner of the runtime's routes and notifiers over
+// store.
+func (rt *Runtime) Planner(store directory.Store) plan.Planner {
+	return plan.Planner{
+		Routes:        rt.Routes,
+		Notifiers:     rt.Notifiers,
+		Disabled:      rt.Disabled,
+		Store:         store,
+		FallbackAfter: rt.Config.Delivery.FallbackAfter,
+	}
 }
 
 // notStarted is the diagnostic of a notifier whose plugin did not start.

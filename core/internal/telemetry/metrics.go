@@ -58,6 +58,17 @@ type Metrics struct {
 	// DeliveriesShed counts deliveries refused at once because their
 	// notifier's plugin had too much work waiting, by notifier.
 	DeliveriesShed *prometheus.CounterVec
+	// Notifiers gauges the configured notifiers, NotifiersEnabled those
+	// enabled; set at start and on each reload (SetNotifiers).
+	Notifiers        prometheus.Gauge
+	NotifiersEnabled prometheus.Gauge
+}
+
+// SetNotifiers sets the notifier gauges: configured notifiers, and how
+// many of them are enabled.
+func (m *Metrics) SetNotifiers(configured, enabled int) {
+	m.Notifiers.Set(float64(configured))
+	m.NotifiersEnabled.Set(float64(enabled))
 }
 
 // GaugeFunc registers a gauge whose value is read from f at each scrape.
@@ -142,6 +153,15 @@ func NewMetrics() *Metrics {
 		Name: "ringside_deliveries_shed_total",
 		Help: "Deliveries refused at once because their notifier's plugin had too much work waiting, by notifier.",
 	}, []string{"notifier"})
+	m.Notifiers = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ringside_notifiers",
+		Help: "Notifiers in the configuration, enabled or not.",
+	})
+	m.NotifiersEnabled = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ringside_notifiers_enabled",
+		Help: "Notifiers in the configuration that are enabled.",
+	})
+	reg.MustRegister(m.Notifiers, m.NotifiersEnabled)
 	reg.MustRegister(m.JournalDamaged, m.JournalWriteErrors, m.DirectoryWriteErrors, m.RenderErrors, m.PluginKills, m.DeliveriesShed)
 	reg.MustRegister(m.Callbacks, m.RouteMatches, m.WhenErrors, m.Deliveries, m.TokensPruned, m.PluginRestarts,
 		m.Retries, m.Fallbacks, m.DedupHits, m.Reloads,
