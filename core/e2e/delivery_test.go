@@ -495,24 +495,12 @@ func TestE2EJournalResume(t *testing.T) {
 	restarted := time.Now()
 
 	in2 := startConfig(t, path)
-	resumed := in2.waitLogs(t, len(pending), 10*time.Second, "resuming journaled callback", func(l map[string]any) bool {
-		return l["msg"] == "resuming journaled callback"
-	})
-	got := map[string]bool{}
-	for _, l := range resumed {
-		got[fmt.Sprint(l["sid"])] = true
-	}
-	for _, sid := range pending {
-		if !got[sid] {
-			t.Errorf("%s was not resumed", sid)
-		}
-	}
+	got := resumed(t, in2, app, pending)
 	for _, sid := range append(append([]string{}, early...), short...) {
 		if got[sid] {
 			t.Errorf("%s was resumed; it was delivered, or its deadline had passed", sid)
 		}
 	}
-	waitDelivered(t, app, pending, 15*time.Second)
 	in2.waitMetric(t, "ringside_journal_entries", 0, 10*time.Second)
 	in2.waitMetric(t, "ringside_callbacks_in_delivery", 0, 5*time.Second)
 	for _, sid := range early {

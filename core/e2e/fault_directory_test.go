@@ -47,9 +47,7 @@ func TestE2EFaultDirectoryRemoved(t *testing.T) {
 	path := writeConfig(t, directoryConfig(t, "", ""))
 	in := startConfig(t, path)
 	db := filepath.Join(in.dir, "ringside.db")
-	if code, _, body := do(t, "PUT", in.deviceURL("2809", "fcm", "before"), nil); code != http.StatusNoContent {
-		t.Fatalf("PUT before: %d %s", code, body)
-	}
+	in.putDevice(t, "2809", "fcm", "before")
 	for _, s := range []string{"", "-wal", "-shm"} {
 		if err := os.Remove(db + s); err != nil {
 			t.Fatal(err)
@@ -89,9 +87,7 @@ func TestE2EFaultDirectoryReplaced(t *testing.T) {
 	path := writeConfig(t, directoryConfig(t, "", ""))
 	in := startConfig(t, path)
 	db := filepath.Join(in.dir, "ringside.db")
-	if code, _, body := do(t, "PUT", in.deviceURL("2809", "fcm", "before"), nil); code != http.StatusNoContent {
-		t.Fatalf("PUT before: %d %s", code, body)
-	}
+	in.putDevice(t, "2809", "fcm", "before")
 	b, err := os.ReadFile(db)
 	if err != nil {
 		t.Fatal(err)

@@ -89,8 +89,8 @@ func journalConfig(dbPath, appURL string) string {
 }
 
 // resumed checks that the restarted ringside resumed every sid of want
-// and that each reached the app afterwards.
-func resumed(t *testing.T, in *instance, app *fakes.Webhook, want []string) {
+// and that each reached the app afterwards; it returns the sids resumed.
+func resumed(t *testing.T, in *instance, app *fakes.Webhook, want []string) map[string]bool {
 	t.Helper()
 	lines := in.waitLogs(t, len(want), 15*time.Second, "resuming journaled callback", func(l map[string]any) bool {
 		return l["msg"] == "resuming journaled callback"
@@ -105,6 +105,7 @@ func resumed(t *testing.T, in *instance, app *fakes.Webhook, want []string) {
 		}
 	}
 	waitDelivered(t, app, want, 15*time.Second)
+	return got
 }
 
 // A full disk under the journal: callbacks are still answered 200 (the
