@@ -177,7 +177,11 @@ const MaxEvents = 256
 type Call struct {
 	log *Log
 	mu  sync.Mutex
-	rec Record
+	// rec is the record but for its summary's Notifiers and Finished,
+	// which summaryLocked derives (so a record costs no allocation for
+	// them while no one reads it).
+	rec      Record
+	finished time.Time
 	// idx is the record's position in the log's order, for eviction.
 	idx uint64
 }
@@ -282,11 +286,6 @@ func (l *Log) Begin(s Start) *Call {
 	if s.Status == "accepted" {
 		c.rec.Outcome = OutcomeRinging
 	}
-	for _, n := range s.Notifiers {
-		if n.Active {
-			c.rec.Summary.Notifiers = append(c.rec.Summary.Notifiers, n.Name)
-		}
-	}
 	l.evictLocked(now)
 	c.idx = l.head + uint64(len(l.order))
 	l.order = append(l.order, c)
@@ -353,10 +352,20 @@ func (c *Call) appendLocked(e Event) Event {
 	return e
 }
 
+// summaryLocked is a copy of the call's summary; c.mu is held.
 func (c *Call) summaryLocked() Summary {
 	s := c.rec.Summary
-	s.Routes = slices.Clip(s.Routes)
-	s.Notifiers = slices.Clip(s.Notifiers)
+	s.Routes = slices.Clone(s.Routes)
+	s.Notifiers = []string{}
+	for _, n := range c.rec.Notifiers {
+		if n.Active {
+			s.Notifiers = append(s.Notifiers, n.Name)
+		}
+	}
+	if !c.finished.IsZero() {
+		f := c.finished
+		s.Finished = &f
+	}
 	return s
 }
 
@@ -384,7 +393,7 @@ func (c *Call) End(outcome string) {
 	now := c.log.now()
 	c.mu.Lock()
 	c.rec.Outcome = outcome
-	c.rec.Finished = &now
+	c.finished = now
 	c.addLocked(Event{Time: now, Type: EventFinished, Outcome: outcome}, true)
 }
 
@@ -426,15 +435,10 @@ func (c *Call) snapshot() Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := c.rec
-	r.Routes = slices.Clone(r.Routes)
-	r.Summary.Notifiers = slices.Clone(r.Summary.Notifiers)
+	r.Summary = c.summaryLocked()
 	r.Notifiers = slices.Clone(r.Notifiers)
 	r.Devices = slices.Clone(r.Devices)
 	r.Events = slices.Clone(r.Events)
-	if r.Finished != nil {
-		f := *r.Finished
-		r.Finished = &f
-	}
 	r.Results = results(&r)
 	if r.Notifiers == nil {
 		r.Notifiers = []Notifier{}

@@ -1,6 +1,8 @@
 package calllog
 
 import (
+	"slices"
+
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/plan"
 )
@@ -14,15 +16,25 @@ func DescribePlan(pl *plan.Plan) ([]Notifier, []Device) {
 	}
 	notifiers := make([]Notifier, 0, n)
 	var devices []Device
-	seen := map[directory.Device]bool{}
+	// A plan gives each device to one delivery at most, and Unserved are
+	// the devices no delivery got; but a notifier that did not render, or
+	// a fallback not needed, leaves its devices to a later notifier. Only
+	// then are repeats looked for.
+	var given map[directory.Device]bool
 	addDevices := func(devs []directory.Device) {
 		for _, dev := range devs {
-			key := directory.Device{Kind: dev.Kind, Token: dev.Token}
-			if !seen[key] {
-				seen[key] = true
-				devices = append(devices, NewDevice(dev))
+			if given != nil {
+				key := directory.Device{Kind: dev.Kind, Token: dev.Token}
+				if given[key] {
+					continue
+				}
+				given[key] = true
 			}
+			devices = append(devices, NewDevice(dev))
 		}
+	}
+	if len(pl.RenderErrors) > 0 || slices.ContainsFunc(pl.Deliveries, func(dl *plan.Delivery) bool { return !dl.Active && len(dl.Devices) > 0 }) {
+		given = map[directory.Device]bool{}
 	}
 	for _, dl := range pl.Deliveries {
 		ln := Notifier{Name: dl.Notifier.Name, Plugin: dl.Notifier.Plugin, Route: dl.Route, Role: dl.Role,

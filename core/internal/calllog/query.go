@@ -53,13 +53,7 @@ func (l *Log) List(f Filter) []Summary {
 		ok := f.match(&c.rec)
 		var s Summary
 		if ok {
-			s = c.rec.Summary
-			s.Routes = slices.Clone(s.Routes)
-			s.Notifiers = slices.Clone(s.Notifiers)
-			if s.Finished != nil {
-				t := *s.Finished
-				s.Finished = &t
-			}
+			s = c.summaryLocked()
 		}
 		c.mu.Unlock()
 		if ok {

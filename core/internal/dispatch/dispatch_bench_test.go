@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/calllog"
 	"github.com/ringside/ringside/core/internal/callexpr"
 	"github.com/ringside/ringside/core/internal/callexpr/callexprtest"
 	"github.com/ringside/ringside/core/internal/delivery"
@@ -123,15 +124,19 @@ func BenchmarkEncodeRecord(b *testing.B) {
 // completes, and the job ends. Each op waits for its delivery to end, so
 // ns/op is the serial cost of one callback (the HTTP server, the plugin
 // RPC and the APNs push are not in it). "journal" adds the journal
-// (group commit of one, so every op pays a write).
+// (group commit of one, so every op pays a write); "call-log" adds the
+// call log (as serve always has it) to "no-journal".
 func BenchmarkInProcessPath(b *testing.B) {
-	for _, withJournal := range []bool{false, true} {
-		name := "no-journal"
-		if withJournal {
-			name = "journal"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, v := range []struct {
+		name                 string
+		withJournal, withLog bool
+	}{{"no-journal", false, false}, {"journal", true, false}, {"call-log", false, true}} {
+		withJournal := v.withJournal
+		b.Run(v.name, func(b *testing.B) {
 			opt := Options{Planner: benchPlanner(b, ""), Metrics: telemetry.NewMetrics()}
+			if v.withLog {
+				opt.CallLog = calllog.New(calllog.Options{})
+			}
 			if withJournal {
 				j, err := journal.Open(filepath.Join(b.TempDir(), "j.db"))
 				if err != nil {
