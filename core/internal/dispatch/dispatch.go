@@ -531,6 +531,15 @@ func (d *Dispatcher) deliverer(n *plan.Notifier) delivery.Deliverer {
 	return n.Deliverer
 }
 
+// Deliverer is the live plugin process of the enabled notifier name (the
+// one a reload last started), nil when no such notifier runs.
+func (d *Dispatcher) Deliverer(name string) delivery.Deliverer {
+	if live := d.planner.Load().Notifiers[name]; live != nil {
+		return live.Deliverer
+	}
+	return nil
+}
+
 // wait is the pause before attempt+1.
 func (d *Dispatcher) wait(attempt int, after time.Duration) time.Duration {
 	ceil := float64(d.backoff.Base) * math.Pow(2, float64(attempt-1))
