@@ -419,6 +419,7 @@ func planner(rt *Runtime, store directory.Store) plan.Planner {
 	return plan.Planner{
 		Routes:        rt.Routes,
 		Notifiers:     rt.Notifiers,
+		Disabled:      rt.Disabled,
 		Store:         store,
 		FallbackAfter: rt.Config.Delivery.FallbackAfter,
 	}
