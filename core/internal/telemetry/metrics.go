@@ -62,6 +62,13 @@ type Metrics struct {
 	// enabled; set at start and on each reload (SetNotifiers).
 	Notifiers        prometheus.Gauge
 	NotifiersEnabled prometheus.Gauge
+
+	// FeedbackEventsDropped counts call log events the feedback sender
+	// dropped because its queue was full.
+	FeedbackEventsDropped prometheus.Counter
+	// FeedbackBatches counts batches of feedback events to the app
+	// server, by result (delivered, dropped).
+	FeedbackBatches *prometheus.CounterVec
 }
 
 // SetNotifiers sets the notifier gauges: configured notifiers, and how
@@ -166,6 +173,18 @@ func NewMetrics() *Metrics {
 	reg.MustRegister(m.Callbacks, m.RouteMatches, m.WhenErrors, m.Deliveries, m.TokensPruned, m.PluginRestarts,
 		m.Retries, m.Fallbacks, m.DedupHits, m.Reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	m.FeedbackEventsDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ringside_feedback_events_dropped_total",
+		Help: "Call log events the feedback sender dropped because its queue was full.",
+	})
+	m.FeedbackBatches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ringside_feedback_batches_total",
+		Help: "Batches of feedback events to the app server, by result (delivered, dropped).",
+	}, []string{"result"})
+	m.FeedbackBatches.WithLabelValues("delivered")
+	m.FeedbackBatches.WithLabelValues("dropped")
+	m.reg.MustRegister(m.FeedbackEventsDropped, m.FeedbackBatches)
 	return m
 }
 
