@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/sdktest"
 	"github.com/ringside/ringside/plugins/webhook"
 )
 
@@ -24,9 +25,7 @@ func TestFromWebhookPlugin(t *testing.T) {
 	defer srv.Close()
 
 	p := webhook.New()
-	if err := p.Configure(context.Background(), webhook.Config{URL: srv.URL + incomingPath, Secret: secret}); err != nil {
-		t.Fatal(err)
-	}
+	sdktest.Configured(t, p, webhook.Config{URL: srv.URL + incomingPath, Secret: secret})
 	d := &sdk.Delivery{
 		ID: "msg_e2e", Attempt: 1, Route: "default",
 		Call: sdk.Call{
@@ -52,9 +51,7 @@ func TestFromWebhookPlugin(t *testing.T) {
 
 	// The same delivery signed with another secret is refused, permanently.
 	other := webhook.New()
-	if err := other.Configure(context.Background(), webhook.Config{URL: srv.URL + incomingPath, Secret: "whsec_b3RoZXIgc2VjcmV0IGtleQ=="}); err != nil {
-		t.Fatal(err)
-	}
+	sdktest.Configured(t, other, webhook.Config{URL: srv.URL + incomingPath, Secret: "whsec_b3RoZXIgc2VjcmV0IGtleQ=="})
 	_, err = other.Deliver(context.Background(), d, sdk.Device{})
 	if de, _ := sdk.Classify(err); de.Class != sdk.ClassPermanent || !strings.Contains(err.Error(), "webhook answered 401") {
 		t.Errorf("got %v; want permanent 401", err)

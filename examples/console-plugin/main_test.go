@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/sdktest"
 )
 
 const param = "eyJjYWxsRmxvd1R5cGUiOiJNIiwiY29tbVBhcmFtIjoie1wibXBrZXlcIjpcIkFoTFJVMzBYdVhGZW5UM1o4WmFwVSsyWVBUUHpyWUEyWk9iRHFSenkraHIzXCIsXCJjdG1cIjozMDAwLFwiaWN0XCI6NjAwMH0iLCJjYWxsVHlwZSI6IkEifQ=="
@@ -28,9 +29,7 @@ func newConsole(t *testing.T, cfg Config, env map[string]string) (*Console, *byt
 	t.Helper()
 	var buf bytes.Buffer
 	c := &Console{log: slog.New(slog.NewJSONHandler(&buf, nil)), getenv: func(k string) string { return env[k] }}
-	if err := c.Configure(context.Background(), cfg); err != nil {
-		t.Fatalf("Configure: %v", err)
-	}
+	sdktest.Configured(t, c, cfg)
 	return c, &buf
 }
 

@@ -50,9 +50,7 @@ func newFakeSlack(t *testing.T, status int, body string, header ...string) *fake
 func configured(t *testing.T, cfg Config) *Slack {
 	t.Helper()
 	s := New()
-	if err := s.Configure(context.Background(), cfg); err != nil {
-		t.Fatal(err)
-	}
+	sdktest.Configured(t, s, cfg)
 	return s
 }
 

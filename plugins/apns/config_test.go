@@ -21,6 +21,7 @@ import (
 
 	"github.com/ringside/ringside/plugins/fakes"
 	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/sdktest"
 )
 
 // attrError is one of Configure's diagnostics.
@@ -152,9 +153,7 @@ func TestConfigureDefaultsAndHosts(t *testing.T) {
 		cfg := tc.cfg
 		cfg.TeamID, cfg.KeyID, cfg.KeyFile, cfg.Topic = testTeamID, testKeyID, keyFile, testTopic
 		p := New()
-		if err := p.Configure(context.Background(), cfg); err != nil {
-			t.Fatal(err)
-		}
+		sdktest.Configured(t, p, cfg)
 		if p.client.Host != tc.host || p.env != tc.env {
 			t.Errorf("%+v: host %q env %q; want %q %q", tc.cfg, p.client.Host, p.env, tc.host, tc.env)
 		}
@@ -209,9 +208,7 @@ func pushWithCert(t *testing.T, cfg Config) string {
 	p := New()
 	p.rootCAs = f.CertPool()
 	cfg.Topic, cfg.Endpoint = testTopic, f.URL
-	if err := p.Configure(context.Background(), cfg); err != nil {
-		t.Fatalf("Configure: %v", err)
-	}
+	sdktest.Configured(t, p, cfg)
 	if _, err := p.Deliver(context.Background(), delivery(), device()); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ringside/ringside/plugins/fakes"
+	"github.com/ringside/ringside/plugins/sdk/sdktest"
 )
 
 const (
@@ -96,8 +97,6 @@ func (s *tokenSetup) plugin(t testing.TB, mutate ...func(*Config)) *Plugin {
 	p := New()
 	p.rootCAs = s.fake.CertPool()
 	p.log = slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if err := p.Configure(t.Context(), cfg); err != nil {
-		t.Fatalf("Configure: %v", err)
-	}
+	sdktest.Configured(t, p, cfg)
 	return p
 }

@@ -38,10 +38,7 @@ func newEnv(t testing.TB) *env {
 	if e.creds, err = e.fcm.WriteServiceAccount(t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
-	e.p = New()
-	if err := e.p.Configure(context.Background(), Config{CredentialsFile: e.creds, Endpoint: e.fcm.Endpoint()}); err != nil {
-		t.Fatalf("Configure: %v", err)
-	}
+	e.p = sdktest.Configured(t, New(), Config{CredentialsFile: e.creds, Endpoint: e.fcm.Endpoint()})
 	if t, ok := t.(*testing.T); ok {
 		t.Cleanup(func() {
 			if f := e.fcm.TokenErrors(); len(f) > 0 {
@@ -322,9 +319,7 @@ func TestNetworkErrorIsRetry(t *testing.T) {
 	e := newEnv(t)
 	p := New()
 	// Port 1: nothing listens there.
-	if err := p.Configure(context.Background(), Config{CredentialsFile: e.creds, Endpoint: "http://127.0.0.1:1/v1"}); err != nil {
-		t.Fatal(err)
-	}
+	sdktest.Configured(t, p, Config{CredentialsFile: e.creds, Endpoint: "http://127.0.0.1:1/v1"})
 	start := time.Now()
 	_, err := p.Deliver(context.Background(), delivery(defaultPayload), sdk.Device{Kind: "fcm", Token: testToken})
 	checkOutcome(t, err, sdk.ClassRetry, 0, "request failed")
@@ -433,9 +428,7 @@ func TestConfigureErrors(t *testing.T) {
 
 	// project_id overrides the credentials'.
 	p := New()
-	if err := p.Configure(context.Background(), Config{CredentialsFile: e.creds, ProjectID: "other-project", Endpoint: e.fcm.Endpoint() + "/"}); err != nil {
-		t.Fatal(err)
-	}
+	sdktest.Configured(t, p, Config{CredentialsFile: e.creds, ProjectID: "other-project", Endpoint: e.fcm.Endpoint() + "/"})
 	if _, err := p.Deliver(context.Background(), delivery(defaultPayload), sdk.Device{Kind: "fcm", Token: testToken}); err != nil {
 		t.Fatal(err)
 	}

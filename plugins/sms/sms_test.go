@@ -12,6 +12,7 @@ import (
 
 	"github.com/ringside/ringside/plugins/fakes"
 	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/sdktest"
 )
 
 const (
@@ -41,11 +42,7 @@ func twilioErr(status, code int, msg string, header ...string) func(*fakes.SMS) 
 
 func configured(t *testing.T, endpoint string) *Plugin {
 	t.Helper()
-	p := New()
-	if err := p.Configure(context.Background(), Config{AccountSID: testSID, AuthToken: testToken, From: testFrom, Endpoint: endpoint}); err != nil {
-		t.Fatalf("Configure: %v", err)
-	}
-	return p
+	return sdktest.Configured(t, New(), Config{AccountSID: testSID, AuthToken: testToken, From: testFrom, Endpoint: endpoint})
 }
 
 func delivery(body ...string) *sdk.Delivery {

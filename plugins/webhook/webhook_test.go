@@ -13,6 +13,7 @@ import (
 
 	"github.com/ringside/ringside/plugins/fakes"
 	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/sdktest"
 )
 
 const lineParam = fakes.LineParam
@@ -38,15 +39,6 @@ func answerWith(status int, body string, header ...string) func(*fakes.WebhookRe
 		}
 	}
 	return func(*fakes.WebhookRequest) fakes.WebhookAnswer { return a }
-}
-
-func configured(t *testing.T, cfg Config) *Plugin {
-	t.Helper()
-	p := New()
-	if err := p.Configure(context.Background(), cfg); err != nil {
-		t.Fatalf("Configure: %v", err)
-	}
-	return p
 }
 
 func delivery(param string) *sdk.Delivery {
@@ -81,7 +73,7 @@ func TestDeliverBody(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := newRecorder(t, nil)
-			p := configured(t, Config{URL: rec.URL + "/hooks/call"})
+			p := sdktest.Configured(t, New(), Config{URL: rec.URL + "/hooks/call"})
 			if _, err := p.Deliver(context.Background(), delivery(tc.param), sdk.Device{}); err != nil {
 				t.Fatalf("Deliver: %v", err)
 			}
@@ -105,7 +97,7 @@ func TestDeliverBody(t *testing.T) {
 
 func TestDeliverEmptyPayload(t *testing.T) {
 	rec := newRecorder(t, nil)
-	p := configured(t, Config{URL: rec.URL})
+	p := sdktest.Configured(t, New(), Config{URL: rec.URL})
 	d := delivery(lineParam)
 	d.PayloadJSON = nil
 	if _, err := p.Deliver(context.Background(), d, sdk.Device{}); err != nil {
@@ -118,7 +110,7 @@ func TestDeliverEmptyPayload(t *testing.T) {
 
 func TestDeliverInvalidPayload(t *testing.T) {
 	rec := newRecorder(t, nil)
-	p := configured(t, Config{URL: rec.URL})
+	p := sdktest.Configured(t, New(), Config{URL: rec.URL})
 	d := delivery(lineParam)
 	d.PayloadJSON = []byte(`{"a":`)
 	_, err := p.Deliver(context.Background(), d, sdk.Device{})
@@ -132,7 +124,7 @@ func TestDeliverInvalidPayload(t *testing.T) {
 
 func TestDeliverHeaders(t *testing.T) {
 	rec := newRecorder(t, nil)
-	p := configured(t, Config{
+	p := sdktest.Configured(t, New(), Config{
 		URL:     rec.URL,
 		Headers: map[string]string{"Authorization": "Bearer s3cr3t", "x-tenant": "acme"},
 	})
@@ -163,7 +155,7 @@ func TestDeliverHeaders(t *testing.T) {
 func TestDeliverSignature(t *testing.T) {
 	rec := fakes.StartWebhook(fakes.WebhookOptions{Secret: testSecret})
 	t.Cleanup(rec.Close)
-	p := configured(t, Config{URL: rec.URL, Secret: testSecret})
+	p := sdktest.Configured(t, New(), Config{URL: rec.URL, Secret: testSecret})
 	wh, err := standardwebhooks.NewWebhook(testSecret)
 	if err != nil {
 		t.Fatal(err)
@@ -241,7 +233,7 @@ func TestDeliverStatus(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(http.StatusText(tc.code), func(t *testing.T) {
 			rec := newRecorder(t, answerWith(tc.code, "some body", "Location", target.URL+"/elsewhere"))
-			p := configured(t, Config{URL: rec.URL})
+			p := sdktest.Configured(t, New(), Config{URL: rec.URL})
 			d := delivery(lineParam)
 			id, err := p.Deliver(context.Background(), d, sdk.Device{})
 			if tc.ok {
@@ -278,7 +270,7 @@ func TestDeliverProviderID(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := newRecorder(t, answerWith(http.StatusOK, "", "X-Request-Id", tc.requestID))
-			p := configured(t, Config{URL: rec.URL})
+			p := sdktest.Configured(t, New(), Config{URL: rec.URL})
 			d := delivery(lineParam)
 			want := tc.want
 			if want == "" {
@@ -310,7 +302,7 @@ func TestDeliverRetryAfter(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := newRecorder(t, answerWith(http.StatusServiceUnavailable, "", "Retry-After", tc.header))
-			p := configured(t, Config{URL: rec.URL})
+			p := sdktest.Configured(t, New(), Config{URL: rec.URL})
 			p.now = func() time.Time { return now }
 			d := delivery(lineParam)
 			d.Deadline = time.Time{} // the fixed clock is far from the real one
@@ -349,7 +341,7 @@ func TestDeliverTimeout(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := slowServer(t)
-			p := configured(t, Config{URL: srv.URL, Timeout: tc.timeout})
+			p := sdktest.Configured(t, New(), Config{URL: srv.URL, Timeout: tc.timeout})
 			ctx := context.Background()
 			if tc.ctxLeft > 0 {
 				var cancel context.CancelFunc
@@ -380,7 +372,7 @@ func TestDeliverTimeout(t *testing.T) {
 
 func TestDeliverDeadlinePassed(t *testing.T) {
 	rec := newRecorder(t, nil)
-	p := configured(t, Config{URL: rec.URL})
+	p := sdktest.Configured(t, New(), Config{URL: rec.URL})
 	d := delivery(lineParam)
 	d.Deadline = time.Now().Add(-time.Second)
 	_, err := p.Deliver(context.Background(), d, sdk.Device{})
@@ -408,7 +400,7 @@ func TestDeliverRedactsURL(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := configured(t, Config{URL: tc.url, Secret: testSecret})
+			p := sdktest.Configured(t, New(), Config{URL: tc.url, Secret: testSecret})
 			_, err := p.Deliver(context.Background(), delivery(lineParam), sdk.Device{})
 			de, failed := sdk.Classify(err)
 			if !failed || de.Class != tc.class {
@@ -440,7 +432,7 @@ func TestDeliverRedactsURL(t *testing.T) {
 
 func TestDeliverConcurrent(t *testing.T) {
 	rec := newRecorder(t, nil)
-	p := configured(t, Config{URL: rec.URL, Secret: testSecret})
+	p := sdktest.Configured(t, New(), Config{URL: rec.URL, Secret: testSecret})
 	var wg sync.WaitGroup
 	for range 64 {
 		wg.Go(func() {
@@ -529,7 +521,7 @@ func TestConfigureReportsEveryAttribute(t *testing.T) {
 }
 
 func TestConfigureDefaultTimeout(t *testing.T) {
-	p := configured(t, Config{URL: "https://a.example"})
+	p := sdktest.Configured(t, New(), Config{URL: "https://a.example"})
 	if p.timeout != DefaultTimeout {
 		t.Errorf("got timeout %v; want %v", p.timeout, DefaultTimeout)
 	}

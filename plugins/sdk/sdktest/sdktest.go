@@ -282,6 +282,17 @@ func (c *Client) Configure(t testing.TB, cfg any) sdk.Diagnostics {
 	return diags
 }
 
+// Configured configures p in-process with cfg and returns it, failing the
+// test on any diagnostic, warnings included: for tests that call a
+// plugin's methods directly, without a plugin process.
+func Configured[C any, P sdk.Plugin[C]](t testing.TB, p P, cfg C) P {
+	t.Helper()
+	if diags := p.Configure(context.Background(), cfg); len(diags) > 0 {
+		t.Fatalf("Configure: %v", diags)
+	}
+	return p
+}
+
 // MustConfigure is Configure that fails the test on any error (warnings are
 // fine).
 func (c *Client) MustConfigure(t testing.TB, cfg any) {

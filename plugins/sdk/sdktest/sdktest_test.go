@@ -203,6 +203,28 @@ func TestRequestDelivery(t *testing.T) {
 	}
 }
 
+// fatalTB records Fatalf instead of ending the test.
+type fatalTB struct {
+	testing.TB
+	fatal string
+}
+
+func (f *fatalTB) Helper() {}
+
+func (f *fatalTB) Fatalf(format string, args ...any) { f.fatal = fmt.Sprintf(format, args...) }
+
+func TestConfigured(t *testing.T) {
+	r := &relay{}
+	if got := Configured(t, r, relayConfig{URL: "http://x"}); got != r || r.cfg.URL != "http://x" {
+		t.Errorf("got %p with url %q; want %p configured with http://x", got, r.cfg.URL, r)
+	}
+	tb := &fatalTB{TB: t}
+	Configured(tb, &relay{}, relayConfig{URL: "ftp://x"})
+	if !strings.Contains(tb.fatal, "url") {
+		t.Errorf("got failure %q; want one naming url", tb.fatal)
+	}
+}
+
 func TestClientHelpers(t *testing.T) {
 	srv := newStall(false)
 	srv.close()
