@@ -86,93 +86,32 @@ func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
 // NewMetrics returns a registry with ringside's metrics and the Go and
 // process collectors.
 func NewMetrics() *Metrics {
-	reg := prometheus.NewRegistry()
-	m := &Metrics{
-		reg: reg,
-		Callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ringside_callbacks_total",
-			Help: "notify_cb callbacks answered, by HTTP status code and callback status.",
-		}, []string{"code", "status"}),
-		RouteMatches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ringside_route_matches_total",
-			Help: "Callbacks matched by each route.",
-		}, []string{"route"}),
-		WhenErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ringside_route_when_errors_total",
-			Help: "Run-time failures of a route's when expression (counted as no match).",
-		}, []string{"route"}),
-		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ringside_deliveries_total",
-			Help: "Per-device delivery outcomes, by notifier and outcome.",
-		}, []string{"notifier", "outcome"}),
-		TokensPruned: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ringside_tokens_pruned_total",
-			Help: "Devices removed because the provider reported the token gone.",
-		}, []string{"kind"}),
-		PluginRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ringside_plugin_restarts_total",
-			Help: "Plugin processes restarted after they exited.",
-		}, []string{"notifier"}),
-		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ringside_delivery_retries_total",
-			Help: "Delivery attempts after the first, by notifier.",
-		}, []string{"notifier"}),
-		Fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ringside_fallbacks_total",
-			Help: "Routes that ran their fallback notifiers, by route and reason (lookup, failed, timeout).",
-		}, []string{"route", "reason"}),
-		DedupHits: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ringside_dedup_hits_total",
-			Help: "Callbacks answered as duplicates.",
-		}),
-		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ringside_config_reloads_total",
-			Help: "Configuration reloads, by result (ok, error).",
-		}, []string{"result"}),
-	}
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.Callbacks = m.counterVec("ringside_callbacks_total", "notify_cb callbacks answered, by HTTP status code and callback status.", "code", "status")
+	m.RouteMatches = m.counterVec("ringside_route_matches_total", "Callbacks matched by each route.", "route")
+	m.WhenErrors = m.counterVec("ringside_route_when_errors_total", "Run-time failures of a route's when expression (counted as no match).", "route")
+	m.Deliveries = m.counterVec("ringside_deliveries_total", "Per-device delivery outcomes, by notifier and outcome.", "notifier", "outcome")
+	m.TokensPruned = m.counterVec("ringside_tokens_pruned_total", "Devices removed because the provider reported the token gone.", "kind")
+	m.PluginRestarts = m.counterVec("ringside_plugin_restarts_total", "Plugin processes restarted after they exited.", "notifier")
+	m.Retries = m.counterVec("ringside_delivery_retries_total", "Delivery attempts after the first, by notifier.", "notifier")
+	m.Fallbacks = m.counterVec("ringside_fallbacks_total", "Routes that ran their fallback notifiers, by route and reason (lookup, failed, timeout).", "route", "reason")
+	m.DedupHits = m.counter("ringside_dedup_hits_total", "Callbacks answered as duplicates.")
+	m.Reloads = m.counterVec("ringside_config_reloads_total", "Configuration reloads, by result (ok, error).", "result")
 	m.DeliveryLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "ringside_delivery_latency_seconds",
 		Help:    "Time from the callback's arrival to the provider accepting the push, per delivered device.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 	}, []string{"notifier"})
-	reg.MustRegister(m.DeliveryLatency)
-	m.JournalDamaged = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "ringside_journal_damaged_records_total",
-		Help: "Journal records lost to damage in the middle of the file, found at open.",
-	})
-	m.JournalWriteErrors = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "ringside_journal_write_errors_total",
-		Help: "Journal writes that failed (disk full, read-only, file removed).",
-	})
-	m.DirectoryWriteErrors = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "ringside_directory_write_errors_total",
-		Help: "Directory writes that failed or were refused because the store was not durable.",
-	})
-	m.RenderErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ringside_render_errors_total",
-		Help: "Payloads or templates that failed to render for a call, by notifier; the notifier is skipped for that call.",
-	}, []string{"notifier"})
-	m.PluginKills = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ringside_plugin_kills_total",
-		Help: "Plugin processes killed by the supervisor, by notifier and reason (hung, health).",
-	}, []string{"notifier", "reason"})
-	m.DeliveriesShed = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ringside_deliveries_shed_total",
-		Help: "Deliveries refused at once because their notifier's plugin had too much work waiting, by notifier.",
-	}, []string{"notifier"})
-	m.Notifiers = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "ringside_notifiers",
-		Help: "Notifiers in the configuration, enabled or not.",
-	})
-	m.NotifiersEnabled = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "ringside_notifiers_enabled",
-		Help: "Notifiers in the configuration that are enabled.",
-	})
-	reg.MustRegister(m.Notifiers, m.NotifiersEnabled)
-	reg.MustRegister(m.JournalDamaged, m.JournalWriteErrors, m.DirectoryWriteErrors, m.RenderErrors, m.PluginKills, m.DeliveriesShed)
-	reg.MustRegister(m.Callbacks, m.RouteMatches, m.WhenErrors, m.Deliveries, m.TokensPruned, m.PluginRestarts,
-		m.Retries, m.Fallbacks, m.DedupHits, m.Reloads,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.DeliveryLatency)
+	m.JournalDamaged = m.counter("ringside_journal_damaged_records_total", "Journal records lost to damage in the middle of the file, found at open.")
+	m.JournalWriteErrors = m.counter("ringside_journal_write_errors_total", "Journal writes that failed (disk full, read-only, file removed).")
+	m.DirectoryWriteErrors = m.counter("ringside_directory_write_errors_total", "Directory writes that failed or were refused because the store was not durable.")
+	m.RenderErrors = m.counterVec("ringside_render_errors_total", "Payloads or templates that failed to render for a call, by notifier; the notifier is skipped for that call.", "notifier")
+	m.PluginKills = m.counterVec("ringside_plugin_kills_total", "Plugin processes killed by the supervisor, by notifier and reason (hung, health).", "notifier", "reason")
+	m.DeliveriesShed = m.counterVec("ringside_deliveries_shed_total", "Deliveries refused at once because their notifier's plugin had too much work waiting, by notifier.", "notifier")
+	m.Notifiers = m.gauge("ringside_notifiers", "Notifiers in the configuration, enabled or not.")
+	m.NotifiersEnabled = m.gauge("ringside_notifiers_enabled", "Notifiers in the configuration that are enabled.")
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	m.FeedbackEventsDropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "ringside_feedback_events_dropped_total",
@@ -186,6 +125,27 @@ func NewMetrics() *Metrics {
 	m.FeedbackBatches.WithLabelValues("dropped")
 	m.reg.MustRegister(m.FeedbackEventsDropped, m.FeedbackBatches)
 	return m
+}
+
+// counterVec returns a counter vector with labels, registered.
+func (m *Metrics) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	m.reg.MustRegister(c)
+	return c
+}
+
+// counter returns a counter, registered.
+func (m *Metrics) counter(name, help string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	m.reg.MustRegister(c)
+	return c
+}
+
+// gauge returns a gauge, registered.
+func (m *Metrics) gauge(name, help string) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	m.reg.MustRegister(g)
+	return g
 }
 
 // Handler serves the registry in the Prometheus text format.
