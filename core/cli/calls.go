@@ -120,30 +120,30 @@ func (c *cmd) adminClient(path, addr, token string, configSet bool) (*adminAPI, 
 	}
 	cl := &adminAPI{token: token, http: &http.Client{}}
 	scheme := "http"
-	if addr == "" || token == "" {
-		cfg, diags := app.LoadConfig(path, c.options())
-		switch {
-		case diags.HasErrors() && (configSet || addr == ""):
-			var b strings.Builder
-			app.WriteDiagnostics(&b, cfg, diags)
-			return nil, fmt.Errorf("reading %s for the admin address and token (or pass -admin and -token):\n%s", path, b.String())
-		case !diags.HasErrors():
-			if addr == "" {
-				addr = cfg.Server.AdminListen
+	// The config is read even with both flags given: its admin_tls says
+	// whether to speak https, and which certificate to trust.
+	cfg, diags := app.LoadConfig(path, c.options())
+	switch {
+	case diags.HasErrors() && (configSet || addr == ""):
+		var b strings.Builder
+		app.WriteDiagnostics(&b, cfg, diags)
+		return nil, fmt.Errorf("reading %s for the admin address and token (or pass -admin and -token):\n%s", path, b.String())
+	case !diags.HasErrors():
+		if addr == "" {
+			addr = cfg.Server.AdminListen
+		}
+		if cl.token == "" {
+			cl.token = cfg.Server.AdminToken
+		}
+		if t := cfg.Server.AdminTLS; t != nil {
+			scheme = "https"
+			pem, err := os.ReadFile(t.CertFile)
+			if err != nil {
+				return nil, fmt.Errorf("admin_tls: %w", err)
 			}
-			if cl.token == "" {
-				cl.token = cfg.Server.AdminToken
-			}
-			if t := cfg.Server.AdminTLS; t != nil {
-				scheme = "https"
-				pem, err := os.ReadFile(t.CertFile)
-				if err != nil {
-					return nil, fmt.Errorf("admin_tls: %w", err)
-				}
-				pool := x509.NewCertPool()
-				pool.AppendCertsFromPEM(pem)
-				cl.http.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			cl.http.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 		}
 	}
 	if strings.Contains(addr, "://") {

@@ -463,3 +463,56 @@ func TestE2EReloadTrailingCRKeepsServing(t *testing.T) {
 		t.Errorf("after the refused reload: %d %s", code, body)
 	}
 }
+
+// TLS on the admin listener: the serving line says https, a client that
+// trusts the certificate reaches the devices API and the call log, and
+// `ringside calls` finds the address, the token and the certificate in the
+// config file alone.
+func TestE2EAdminTLS(t *testing.T) {
+	const token = "adm-tls-1a2b3c4d5e6f"
+	dir := t.TempDir()
+	pool := selfSigned(t, dir)
+	hook := startWebhook(t, fakes.WebhookOptions{})
+	config := strings.Replace(webhookConfig(hook.URL+"/hook"), "server {", `server {
+  admin_token = env("RS_ADMIN_TOKEN")
+  admin_tls {
+    cert_file = "cert.pem"
+    key_file  = "key.pem"
+  }`, 1)
+	path := writeConfigIn(t, dir, config)
+	in := startConfig(t, path, "RS_ADMIN_TOKEN="+token)
+	if !strings.HasPrefix(in.adminURL, "https://127.0.0.1:") {
+		t.Fatalf("serving line: admin %q; want https://127.0.0.1:…", in.adminURL)
+	}
+	in.accept(t, lineSID, "2809")
+	waitRequests(t, hook, 1)
+
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	req, _ := http.NewRequest("GET", in.adminURL+"/v1/calls/"+lineSID, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("HTTPS admin: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.TLS == nil || !strings.Contains(string(body), lineSID) {
+		t.Fatalf("GET /v1/calls/%s over TLS: %d %s", lineSID, resp.StatusCode, body)
+	}
+	if _, err := http.Get(in.adminURL + "/healthz"); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("untrusted client: err %v; want a certificate error", err)
+	}
+
+	// admin_listen in the file is port 0: give the address, keep the rest
+	// (token and certificate) from the config.
+	env := []string{"RS_ADMIN_TOKEN=" + token}
+	addr := strings.TrimPrefix(in.adminURL, "https://")
+	rc, out, errOut := runWith(t, dir, env, 30*time.Second, "calls", "-config", path, "-admin", addr, lineSID)
+	if rc != 0 || !strings.Contains(out, "call "+lineSID) {
+		t.Fatalf("ringside calls over TLS: %d\n%s%s", rc, out, errOut)
+	}
+	rc, _, errOut = runWith(t, dir, nil, 30*time.Second, "calls", "-config", path, "-admin", addr, "-token", "wrong")
+	if rc != 1 || !strings.Contains(errOut, "401") {
+		t.Errorf("a wrong token: exit %d, %s; want 1 and a 401 named", rc, errOut)
+	}
+}
