@@ -111,19 +111,11 @@ func NewMetrics() *Metrics {
 	m.DeliveriesShed = m.counterVec("ringside_deliveries_shed_total", "Deliveries refused at once because their notifier's plugin had too much work waiting, by notifier.", "notifier")
 	m.Notifiers = m.gauge("ringside_notifiers", "Notifiers in the configuration, enabled or not.")
 	m.NotifiersEnabled = m.gauge("ringside_notifiers_enabled", "Notifiers in the configuration that are enabled.")
-	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	m.FeedbackEventsDropped = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "ringside_feedback_events_dropped_total",
-		Help: "Call log events the feedback sender dropped because its queue was full.",
-	})
-	m.FeedbackBatches = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ringside_feedback_batches_total",
-		Help: "Batches of feedback events to the app server, by result (delivered, dropped).",
-	}, []string{"result"})
+	m.FeedbackEventsDropped = m.counter("ringside_feedback_events_dropped_total", "Call log events the feedback sender dropped because its queue was full.")
+	m.FeedbackBatches = m.counterVec("ringside_feedback_batches_total", "Batches of feedback events to the app server, by result (delivered, dropped).", "result")
 	m.FeedbackBatches.WithLabelValues("delivered")
 	m.FeedbackBatches.WithLabelValues("dropped")
-	m.reg.MustRegister(m.FeedbackEventsDropped, m.FeedbackBatches)
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
