@@ -253,31 +253,17 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	pubSrv.ConnState = pubLimit.ConnState
 	adminSrv := newServer(adminHandler, 30*time.Second, 120*time.Second, log)
 
+	scheme, err := useTLS(pubSrv, cfg.Server.TLS)
+	if err != nil {
+		return fmt.Errorf("server.tls: %w", err)
+	}
+	adminScheme, err := useTLS(adminSrv, cfg.Server.AdminTLS)
+	if err != nil {
+		return fmt.Errorf("server.admin_tls: %w", err)
+	}
 	errc := make(chan error, 2)
-	scheme := "http"
-	if t := cfg.Server.TLS; t != nil {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return fmt.Errorf("server.tls: %w", err)
-		}
-		pubSrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		scheme = "https"
-		go func() { errc <- pubSrv.ServeTLS(pubLn, "", "") }()
-	} else {
-		go func() { errc <- pubSrv.Serve(pubLn) }()
-	}
-	adminScheme := "http"
-	if t := cfg.Server.AdminTLS; t != nil {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return fmt.Errorf("server.admin_tls: %w", err)
-		}
-		adminSrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		adminScheme = "https"
-		go func() { errc <- adminSrv.ServeTLS(adminLn, "", "") }()
-	} else {
-		go func() { errc <- adminSrv.Serve(adminLn) }()
-	}
+	go serveOn(pubSrv, pubLn, errc)
+	go serveOn(adminSrv, adminLn, errc)
 	log.Info("ringside serving",
 		"notify_cb", scheme+"://"+pubLn.Addr().String()+cfg.Server.NotifyPath,
 		"admin", adminScheme+"://"+adminLn.Addr().String(),
@@ -544,6 +530,30 @@ var errConfig = errors.New("config has errors")
 // IsConfigError reports whether err means the config had errors that were
 // already printed.
 func IsConfigError(err error) bool { return errors.Is(err, errConfig) }
+
+// useTLS sets srv up to serve TLS with the certificate t names, when t is
+// set, and returns the URL scheme srv then serves.
+func useTLS(srv *http.Server, t *config.TLS) (string, error) {
+	if t == nil {
+		return "http", nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return "", err
+	}
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	return "https", nil
+}
+
+// serveOn serves srv on ln, over TLS if useTLS set it up, and sends errc
+// the error that ends it.
+func serveOn(srv *http.Server, ln net.Listener, errc chan<- error) {
+	if srv.TLSConfig != nil {
+		errc <- srv.ServeTLS(ln, "", "")
+		return
+	}
+	errc <- srv.Serve(ln)
+}
 
 // newServer is an HTTP server of h with the bounds both listeners share
 // (body and header sizes, the time to read a request) and the write and
