@@ -27,8 +27,10 @@ import (
 	"github.com/ringside/ringside/core/internal/callback"
 	"github.com/ringside/ringside/core/internal/calllog"
 	"github.com/ringside/ringside/core/internal/config"
+	"github.com/ringside/ringside/core/internal/delivery"
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/dispatch"
+	"github.com/ringside/ringside/core/internal/feedback"
 	"github.com/ringside/ringside/core/internal/journal"
 	"github.com/ringside/ringside/core/internal/plan"
 	"github.com/ringside/ringside/core/internal/pluginhost"
@@ -176,6 +178,20 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		dopt.Journal = jr
 	}
 	disp := dispatch.New(dopt)
+	// Feedback to the app server, started before resumed calls publish.
+	var fb *feedback.Sender
+	if f := cfg.Feedback; f != nil {
+		var kind string
+		if n := first.Notifiers[f.Notifier]; n != nil {
+			kind = n.Kind
+		}
+		fb, err = feedback.Start(feedback.Options{Config: f, Kind: kind, Log: calls, Metrics: metrics, Logger: log,
+			Deliverer: func() delivery.Deliverer { return disp.Deliverer(f.Notifier) }})
+		if err != nil {
+			return err
+		}
+		defer fb.Close()
+	}
 	metrics.GaugeFunc("ringside_callbacks_in_delivery", "Accepted callbacks whose deliveries have not ended.",
 		func() float64 { return float64(disp.InFlight()) })
 	if n := disp.Resume(context.Background(), pending); n > 0 {
@@ -364,6 +380,9 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	if err := disp.Wait(gctx); err != nil {
 		log.Warn("shutdown grace over; unfinished deliveries stay in the journal", "in_delivery", disp.InFlight())
 	}
+	if err := fb.Stop(gctx); err != nil {
+		log.Warn("shutdown grace over; feedback events not sent were dropped")
+	}
 	// A reload canceled by the shutdown ends at once (it only closes what
 	// it started); it must end before the runtime is closed.
 	select {
@@ -456,6 +475,7 @@ func restartOnly(a, b *config.Config) []string {
 	check("directory", a.Directory, b.Directory)
 	check("log", a.Log, b.Log)
 	check("telemetry", a.Telemetry, b.Telemetry)
+	check("feedback", feedback.Settings(a.Feedback), feedback.Settings(b.Feedback))
 	return out
 }
 
