@@ -182,9 +182,9 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
 		host, env = apns2.HostProduction, "production"
 	}
 	if cfg.Endpoint != "" {
-		u, err := parseEndpoint(cfg.Endpoint)
+		u, err := sdk.ParseEndpoint(cfg.Endpoint, "https")
 		if err != nil {
-			errs.AddAttributeError("endpoint", "%v", err)
+			errs.AddAttributeError("endpoint", "%v (APNs is HTTP/2 over TLS; pushes go to {endpoint}/3/device/{token})", err)
 		} else {
 			host, env = strings.TrimSuffix(u.String(), "/"), "endpoint "+u.Host
 		}
@@ -273,26 +273,6 @@ func validTopic(s string) bool {
 		}
 	}
 	return true
-}
-
-// parseEndpoint accepts an absolute https URL with a host, no query,
-// fragment or userinfo.
-func parseEndpoint(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, errors.New("is not a valid URL")
-	}
-	switch {
-	case u.Scheme != "https":
-		return nil, errors.New("must be an https URL: APNs is HTTP/2 over TLS")
-	case u.Hostname() == "":
-		return nil, errors.New("must name a host")
-	case u.User != nil:
-		return nil, errors.New("must not carry credentials")
-	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return nil, errors.New("must not have a query or fragment: pushes go to {endpoint}/3/device/{token}")
-	}
-	return u, nil
 }
 
 // Deliver makes one push of d to dev: one POST to APNs, or two when APNs

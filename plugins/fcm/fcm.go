@@ -246,15 +246,11 @@ func checkProjectID(id string) error {
 	return nil
 }
 
-// checkEndpoint accepts an absolute http(s) URL without query or fragment and
-// returns it without a trailing slash.
+// checkEndpoint accepts an endpoint as sdk.ParseEndpoint does and returns it
+// without a trailing slash.
 func checkEndpoint(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "", errors.New("must be an absolute http or https URL")
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", errors.New("must not have userinfo, a query or a fragment")
+	if _, err := sdk.ParseEndpoint(raw); err != nil {
+		return "", err
 	}
 	return strings.TrimRight(raw, "/"), nil
 }

@@ -148,9 +148,9 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
 	if endpoint == "" {
 		endpoint = DefaultEndpoint
 	}
-	u, err := parseEndpoint(endpoint)
+	u, err := sdk.ParseEndpoint(endpoint)
 	if err != nil {
-		diags.AddAttributeError("endpoint", "%v", err)
+		diags.AddAttributeError("endpoint", "%v (such as https://api.twilio.com; the credentials go in account_sid and auth_token)", err)
 	}
 	if diags.HasError() {
 		return diags
@@ -184,24 +184,6 @@ func checkFrom(from string) error {
 		return errors.New("must be an E.164 number such as +14155550100, a short code or an alphanumeric sender ID (at most 11 letters, digits and spaces)")
 	}
 	return nil
-}
-
-func parseEndpoint(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, errors.New("is not a valid URL")
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, errors.New("must be an absolute http or https URL such as https://api.twilio.com")
-	case u.Hostname() == "":
-		return nil, errors.New("must name a host")
-	case u.User != nil:
-		return nil, errors.New("must not carry credentials: set account_sid and auth_token")
-	case u.RawQuery != "" || u.Fragment != "":
-		return nil, errors.New("must not have a query or fragment")
-	}
-	return u, nil
 }
 
 func isLoopback(host string) bool {
