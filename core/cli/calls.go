@@ -59,37 +59,33 @@ func (c *cmd) calls(args []string) int {
 	}
 	if sid != "" {
 		var rec calllog.Record
-		raw, err := cl.get(ctx, "/v1/calls/"+url.PathEscape(sid), &rec)
-		if err != nil {
-			fmt.Fprintf(c.stderr, "ringside calls: %v\n", err)
-			return ExitError
-		}
-		if *asJSON {
-			c.stdout.Write(raw)
-			return ExitOK
-		}
-		writeTimeline(c.stdout, &rec)
-		return ExitOK
+		return c.show(ctx, cl, "/v1/calls/"+url.PathEscape(sid), &rec, *asJSON, func() { writeTimeline(c.stdout, &rec) })
 	}
 	q := url.Values{}
 	for _, f := range filters {
 		q.Set(f[0], f[1])
 	}
-	var list struct{ Calls []calllog.Summary }
 	p := "/v1/calls"
 	if len(q) > 0 {
 		p += "?" + q.Encode()
 	}
-	raw, err := cl.get(ctx, p, &list)
+	var list struct{ Calls []calllog.Summary }
+	return c.show(ctx, cl, p, &list, *asJSON, func() { writeCalls(c.stdout, list.Calls) })
+}
+
+// show gets the JSON at path into v and prints it raw with asJSON, else
+// in words with write.
+func (c *cmd) show(ctx context.Context, cl *adminAPI, path string, v any, asJSON bool, write func()) int {
+	raw, err := cl.get(ctx, path, v)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "ringside calls: %v\n", err)
 		return ExitError
 	}
-	if *asJSON {
+	if asJSON {
 		c.stdout.Write(raw)
-		return ExitOK
+	} else {
+		write()
 	}
-	writeCalls(c.stdout, list.Calls)
 	return ExitOK
 }
 

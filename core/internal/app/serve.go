@@ -32,7 +32,6 @@ import (
 	"github.com/ringside/ringside/core/internal/dispatch"
 	"github.com/ringside/ringside/core/internal/feedback"
 	"github.com/ringside/ringside/core/internal/journal"
-	"github.com/ringside/ringside/core/internal/plan"
 	"github.com/ringside/ringside/core/internal/pluginhost"
 	"github.com/ringside/ringside/core/internal/telemetry"
 )
@@ -166,7 +165,7 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	metrics.GaugeFunc("ringside_call_log_records", "Calls the call log keeps.",
 		func() float64 { return float64(calls.Len()) })
 	dopt := dispatch.Options{
-		Planner:     planner(first, store),
+		Planner:     first.Planner(store),
 		Dedup:       dedup,
 		CallLog:     calls,
 		MaxInFlight: cfg.Server.MaxInFlight,
@@ -248,7 +247,7 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		Logger:  log,
 		CallLog: calls,
 		Explain: func(ctx context.Context, rawQuery string) (any, error) {
-			return explain(ctx, planner(rt.Load(), store), rawQuery, rt.Load().Config.Server.MaxIDBytes)
+			return explain(ctx, rt.Load().Planner(store), rawQuery, rt.Load().Config.Server.MaxIDBytes)
 		},
 	})
 
@@ -334,7 +333,7 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 			log.Warn("config reloaded, but these settings apply only after a restart", "settings", strings.Join(changed, ", "))
 		}
 		rt.Store(nrt)
-		disp.SetPlanner(planner(nrt, store))
+		disp.SetPlanner(nrt.Planner(store))
 		dedup.SetWindow(next.Delivery.DedupWindow)
 		calls.SetRetention(next.CallLog.MaxCalls, next.CallLog.MaxAge)
 		disp.SetMaxInFlight(next.Server.MaxInFlight)
@@ -417,16 +416,6 @@ func cleanupPlugins(wait time.Duration) {
 	select {
 	case <-done:
 	case <-time.After(wait):
-	}
-}
-
-func planner(rt *Runtime, store directory.Store) plan.Planner {
-	return plan.Planner{
-		Routes:        rt.Routes,
-		Notifiers:     rt.Notifiers,
-		Disabled:      rt.Disabled,
-		Store:         store,
-		FallbackAfter: rt.Config.Delivery.FallbackAfter,
 	}
 }
 
