@@ -222,24 +222,21 @@ func (s *Sender) send() {
 }
 
 // fill adds queued events to batch until it holds Batch events, flush_after
-// has passed, or (once stopping) the queue is empty.
+// has passed, or (once stopping) the queue is closed: take closes it as
+// soon as it has moved the subscription's last events.
 func (s *Sender) fill(batch []Event) []Event {
 	f := s.opt.Config
 	t := time.NewTimer(f.FlushAfter)
 	defer t.Stop()
 	stopping := s.stopping
 	for len(batch) < f.Batch {
-		if stopping == nil { // stopping: take what is queued, wait for nothing
-			select {
-			case ev, ok := <-s.queue:
-				if !ok {
-					return batch
-				}
-				batch = append(batch, ev)
-				continue
-			default:
+		if stopping == nil {
+			ev, ok := <-s.queue
+			if !ok {
 				return batch
 			}
+			batch = append(batch, ev)
+			continue
 		}
 		select {
 		case ev, ok := <-s.queue:
