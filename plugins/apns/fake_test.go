@@ -1,11 +1,9 @@
 package apns
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ringside/ringside/plugins/fakes"
@@ -36,22 +34,7 @@ func writeP8(t testing.TB, f *fakes.APNs) string {
 }
 
 // logBuffer collects the plugin's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer struct{ sdktest.Buffer }
 
 // lines returns the JSON log lines.
 func (b *logBuffer) lines() []map[string]any {

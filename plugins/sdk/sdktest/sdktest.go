@@ -95,7 +95,7 @@ type Client struct {
 	// the plugin serves it (Info.DeliverStream); nil otherwise.
 	stream *streamClient
 	pc     *plugin.Client
-	logs   *syncBuffer
+	logs   *Buffer
 }
 
 // Start launches the plugin as a separate process (the test binary, whose
@@ -144,7 +144,7 @@ func start(o options) (*Client, error) {
 		"GORACE=atexit_sleep_ms=0",
 	)
 	cmd.Env = dedupEnv(append(env, o.env...))
-	logs := &syncBuffer{}
+	logs := &Buffer{}
 	hs := protocol.Handshake
 	hs.ProtocolVersion = o.protocol
 	pc := plugin.NewClient(&plugin.ClientConfig{
@@ -487,19 +487,22 @@ func (c *Client) Deliver(t testing.TB, r Request) []Outcome {
 	return Outcomes(resp.GetOutcomes())
 }
 
-// syncBuffer is a goroutine-safe buffer.
-type syncBuffer struct {
+// Buffer is a bytes.Buffer safe for concurrent Write and String: for a
+// plugin's logs, which its goroutines write while the test reads them.
+type Buffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+// String returns what has been written.
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

@@ -225,6 +225,26 @@ func TestConfigured(t *testing.T) {
 	}
 }
 
+func TestBuffer(t *testing.T) {
+	var b Buffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 100 {
+			_ = b.String()
+		}
+	}()
+	for range 100 {
+		if _, err := b.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	if got := b.String(); got != strings.Repeat("x", 100) {
+		t.Errorf("got %q; want 100 x", got)
+	}
+}
+
 func TestClientHelpers(t *testing.T) {
 	srv := newStall(false)
 	srv.close()
