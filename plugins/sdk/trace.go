@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -55,7 +56,7 @@ func setupTracing(ctx context.Context, info Info) (trace.TracerProvider, func(co
 		name = "plugin"
 	}
 	res, err := resource.New(ctx,
-		resource.WithAttributes(attribute.String("service.name", "ringside-plugin-"+name)),
+		resource.WithAttributes(attribute.String("service.name", "ringside-plugin-"+name), attribute.String("service.instance.id", newUUID())),
 		resource.WithTelemetrySDK(),
 		resource.WithFromEnv(),
 	)
@@ -71,6 +72,17 @@ func setupTracing(ctx context.Context, info Info) (trace.TracerProvider, func(co
 	)
 	otel.SetTracerProvider(tp)
 	return tp, tp.Shutdown
+}
+
+// newUUID returns a random (version 4) UUID: the plugin process's
+// service.instance.id, drawn at its start, so its spans stay apart from
+// the host's and from those of the other plugin processes.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // Transport returns an http.RoundTripper that sends requests through base

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ringside/ringside/core/internal/callback"
 	"github.com/ringside/ringside/core/internal/callexpr"
@@ -145,15 +146,29 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 
 	// Start every notifier's plugin at once: each start is an exec and a
 	// handshake. A process of the previous runtime with the same settings
-	// answers the schema instead.
+	// answers the schema instead. Each notifier's start (Info, Schema,
+	// Configure) is one trace, under its span in spanCtx, "plugin.start
+	// NOTIFIER" ("plugin.reuse NOTIFIER" for a process kept); the spans
+	// end once every notifier is done.
 	results := make([]notifierState, len(cfg.Notifiers))
+	spanCtx := make([]context.Context, len(cfg.Notifiers))
+	spans := make([]trace.Span, len(cfg.Notifiers))
+	defer func() {
+		for _, span := range spans {
+			span.End()
+		}
+	}()
+	for i, n := range cfg.Notifiers {
+		spanCtx[i], spans[i] = pluginhost.StartSpan(ctx, rt.spec(n, exe, opt.Logger))
+	}
 	var wg sync.WaitGroup
 	for i, n := range cfg.Notifiers {
 		spec := rt.spec(n, exe, opt.Logger)
 		rt.specs[n.Name] = specKey(spec)
 		if prev != nil && n.Enabled && prev.clients[n.Name] != nil && prev.specs[n.Name] == rt.specs[n.Name] {
 			sup := prev.clients[n.Name]
-			sctx, cancel := context.WithTimeout(ctx, opt.startTimeout())
+			spans[i].SetName("plugin.reuse " + n.Name)
+			sctx, cancel := context.WithTimeout(spanCtx[i], opt.startTimeout())
 			s, err := sup.Client().Schema(sctx)
 			cancel()
 			if err == nil {
@@ -164,7 +179,7 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = startPlugin(ctx, spec, opt.startTimeout())
+			results[i] = startPlugin(spanCtx[i], spec, opt.startTimeout())
 		}()
 	}
 	wg.Wait()
@@ -202,13 +217,14 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 			rt.clients[n.Name] = r.reuse
 		} else {
 			if r.reuse != nil { // same process settings, new attributes: a fresh process
-				if r = startPlugin(ctx, rt.spec(n, exe, opt.Logger), opt.startTimeout()); r.err != nil {
+				spans[i].SetName("plugin.start " + n.Name)
+				if r = startPlugin(spanCtx[i], rt.spec(n, exe, opt.Logger), opt.startTimeout()); r.err != nil {
 					diags = append(diags, notStarted(n, r.err))
 					continue
 				}
 			}
 			rt.clients[n.Name] = pluginhost.SuperviseWith(r.client, js, supervisorHooks(opt.Metrics, n.Name), pluginhost.Checks{})
-			cctx, cancel := context.WithTimeout(ctx, opt.startTimeout())
+			cctx, cancel := context.WithTimeout(spanCtx[i], opt.startTimeout())
 			attrErrs, err := r.client.Configure(cctx, n.Name, js)
 			cancel()
 			if err != nil {

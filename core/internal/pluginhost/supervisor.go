@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+
 	"github.com/ringside/ringside/core/internal/delivery"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
@@ -301,8 +303,11 @@ func (s *Supervised) startConfigured() (*Client, error) {
 	// Close does not wait for a start that hangs.
 	ctx, cancel := s.untilClose(startTimeout)
 	defer cancel()
+	ctx, span := StartSpan(ctx, s.spec)
+	defer span.End()
 	c, err := Start(ctx, s.spec)
 	if err != nil {
+		span.SetStatus(codes.Error, "start failed")
 		return nil, err
 	}
 	attrErrs, err := c.Configure(ctx, s.spec.Notifier, s.configJSON)
@@ -315,6 +320,7 @@ func (s *Supervised) startConfigured() (*Client, error) {
 		}
 	}
 	if err != nil {
+		span.SetStatus(codes.Error, "configure failed")
 		c.Kill()
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -110,4 +111,12 @@ func TestStartTracingOTLP(t *testing.T) {
 	if got.Resource["service.name"] != "rs-otlp" || got.Resource["ringside.process"] != "host" {
 		t.Errorf("resource %v; want service.name rs-otlp and ringside.process host", got.Resource)
 	}
+	if id := got.Resource["service.instance.id"]; id != InstanceID || !uuidV4.MatchString(id) {
+		t.Errorf("service.instance.id %q; want this process's random UUID %s", id, InstanceID)
+	}
+	if newUUID() == InstanceID {
+		t.Error("two random UUIDs are equal")
+	}
 }
+
+var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)

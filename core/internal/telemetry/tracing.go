@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -75,6 +76,7 @@ func StartTracing(ctx context.Context, s Tracing, stdout io.Writer) (*Tracer, er
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
 		attribute.String("service.name", s.ServiceName),
 		attribute.String("ringside.process", "host"),
+		attribute.String("service.instance.id", InstanceID),
 	))
 	if err != nil && !errors.Is(err, resource.ErrPartialResource) && !errors.Is(err, resource.ErrSchemaURLConflict) {
 		return nil, fmt.Errorf("trace resource: %w", err)
@@ -86,6 +88,20 @@ func StartTracing(ctx context.Context, s Tracing, stdout io.Writer) (*Tracer, er
 	)
 	otel.SetTracerProvider(tp)
 	return &Tracer{Provider: tp, sdk: tp}, nil
+}
+
+// InstanceID is this process's service.instance.id: a random UUID drawn at
+// process start, so the spans of two ringside processes (a restart, two
+// replicas) stay apart. Each plugin process draws its own.
+var InstanceID = newUUID()
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // TracesURL is where OTLP/HTTP spans go for the base URL endpoint.

@@ -40,10 +40,13 @@ const (
 // TraceFilter reports whether a gRPC call belongs to the protocol (the
 // service ringside.plugin.v1.Plugin) and so gets a span on both sides;
 // go-plugin's own services (stdio, broker, controller, health) do not, nor
-// does DeliverStream itself: each call on it gets its own Deliver span.
+// does the protocol's Health (health checks are not traced: they would
+// bury the calls' traces), nor DeliverStream itself: each call on it gets
+// its own Deliver span.
 func TraceFilter(info *stats.RPCTagInfo) bool {
 	return strings.HasPrefix(info.FullMethodName, "/"+Plugin_ServiceDesc.ServiceName+"/") &&
-		info.FullMethodName != Plugin_DeliverStream_FullMethodName
+		info.FullMethodName != Plugin_DeliverStream_FullMethodName &&
+		info.FullMethodName != Plugin_Health_FullMethodName
 }
 
 // DeliverSpanAttributes are the RPC attributes both sides give the span of

@@ -20,7 +20,10 @@ func TestTraceFilter(t *testing.T) {
 	}{
 		{Plugin_Deliver_FullMethodName, true},
 		{Plugin_Configure_FullMethodName, true},
+		{Plugin_Info_FullMethodName, true},
+		{Plugin_Schema_FullMethodName, true},
 		{Plugin_DeliverStream_FullMethodName, false},
+		{Plugin_Health_FullMethodName, false},
 		{"/plugin.GRPCStdio/StreamStdio", false},
 		{"/grpc.health.v1.Health/Check", false},
 	} {
