@@ -295,8 +295,18 @@ func TestExpiredProviderTokenRefreshedOnce(t *testing.T) {
 		return fakes.Answer{}
 	})
 	p := s.plugin(t)
+	deliverConcurrently(t, p, 32)
+	if got := p.refreshes.Load(); got != 1 {
+		t.Errorf("%d refreshes for 32 concurrent expiries; want 1", got)
+	}
+}
+
+// deliverConcurrently makes n concurrent Deliver calls of delivery() to
+// device() and waits for them; each must succeed.
+func deliverConcurrently(t *testing.T, p *Plugin, n int) {
+	t.Helper()
 	var wg sync.WaitGroup
-	for range 32 {
+	for range n {
 		wg.Go(func() {
 			if _, err := p.Deliver(context.Background(), delivery(), device()); err != nil {
 				t.Errorf("Deliver: %v", err)
@@ -304,9 +314,6 @@ func TestExpiredProviderTokenRefreshedOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := p.refreshes.Load(); got != 1 {
-		t.Errorf("%d refreshes for 32 concurrent expiries; want 1", got)
-	}
 }
 
 // Pushes run concurrently as HTTP/2 streams on one connection: none waits
@@ -330,15 +337,7 @@ func TestDeliverConcurrentMultiplexed(t *testing.T) {
 		time.Sleep(5 * time.Second)
 		once.Do(func() { close(release) })
 	}()
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			if _, err := p.Deliver(context.Background(), delivery(), device()); err != nil {
-				t.Errorf("Deliver: %v", err)
-			}
-		})
-	}
-	wg.Wait()
+	deliverConcurrently(t, p, n)
 	if got := s.fake.Counts().MaxInFlight; got < n {
 		t.Errorf("at most %d pushes in flight at once; want %d", got, n)
 	}
@@ -359,15 +358,7 @@ func TestDeliverConcurrentMultiplexed(t *testing.T) {
 func TestDeliverColdBurstDialsOnce(t *testing.T) {
 	s := newTokenSetup(t)
 	p := s.plugin(t)
-	var wg sync.WaitGroup
-	for range 50 {
-		wg.Go(func() {
-			if _, err := p.Deliver(context.Background(), delivery(), device()); err != nil {
-				t.Errorf("Deliver: %v", err)
-			}
-		})
-	}
-	wg.Wait()
+	deliverConcurrently(t, p, 50)
 	if n := s.fake.Conns(); n != 1 {
 		t.Errorf("%d connections for a burst of 50 first pushes; want 1", n)
 	}
