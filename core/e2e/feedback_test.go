@@ -1,0 +1,158 @@
+package e2e
+
+// Feedback to the app server through the real binary: a token APNs
+// answers 410 Unregistered (pruned), one it answers 400 BadDeviceToken
+// (a permanent failure), one delivered, and a call that expires without
+// any delivery each reach a signed webhook receiver once, as outcome
+// events in batches.
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringside/ringside/plugins/fakes"
+)
+
+// feedbackEvent is an outcome event as the app server reads it.
+type feedbackEvent struct {
+	Type       string            `json:"type"`
+	Time       time.Time         `json:"time"`
+	SID        string            `json:"sid"`
+	ServiceID  string            `json:"service_id"`
+	UserID     string            `json:"user_id"`
+	Kind       string            `json:"kind"`
+	Token      string            `json:"token"`
+	Notifier   string            `json:"notifier"`
+	Reason     string            `json:"reason"`
+	ProviderID string            `json:"provider_id"`
+	Caller     *feedbackParty    `json:"caller"`
+	Callee     *feedbackParty    `json:"callee"`
+	Reasons    map[string]string `json:"reasons"`
+}
+
+// feedbackParty is a call event's caller or callee.
+type feedbackParty struct {
+	ServiceID string `json:"service_id"`
+	UserID    string `json:"user_id"`
+}
+
+// feedbackEvents are the events of every request hook received, after
+// checking each is a signed, accepted batch.
+func feedbackEvents(t *testing.T, hook *fakes.Webhook) []feedbackEvent {
+	t.Helper()
+	var out []feedbackEvent
+	for _, r := range hook.Requests("") {
+		if r.SigErr != nil || r.Header.Get("webhook-signature") == "" {
+			t.Errorf("request %s: signature %q does not verify: %v", r.ID, r.Header.Get("webhook-signature"), r.SigErr)
+		}
+		var body struct {
+			Payload struct {
+				Type   string          `json:"type"`
+				Events []feedbackEvent `json:"events"`
+			} `json:"payload"`
+		}
+		if err := json.Unmarshal(r.Body, &body); err != nil || body.Payload.Type != "ringside.feedback" {
+			t.Fatalf("request %s: %v; payload type %q; want ringside.feedback\n%s", r.ID, err, body.Payload.Type, r.Body)
+		}
+		out = append(out, body.Payload.Events...)
+	}
+	return out
+}
+
+func TestE2EFeedback(t *testing.T) {
+	const tag = 0xfeedb
+	ringing, expiring := sidN(tag, 1), sidN(tag, 2)
+	const tokGone = "aaaaaa1111111111111111111111111111111111111111111111111111bbbb"
+	const tokBad = "cccccc2222222222222222222222222222222222222222222222222222dddd"
+	const tokOK = "eeeeee3333333333333333333333333333333333333333333333333333ffff"
+	apns := startAPNs(t, fakes.APNsOptions{Topic: apnsTopic, Answer: func(p *fakes.Push) fakes.Answer {
+		switch p.Token {
+		case tokGone:
+			return fakes.Answer{Status: 410, Reason: "Unregistered", Timestamp: time.Now().Add(time.Hour).UnixMilli()}
+		case tokBad:
+			return fakes.Answer{Status: 400, Reason: "BadDeviceToken"}
+		}
+		return fakes.Answer{}
+	}})
+	peer := startWebhook(t, fakes.WebhookOptions{Answer: answerStatus(503)})
+	events := startWebhook(t, fakes.WebhookOptions{Secret: hookSecret})
+	in := start(t, testServer+
+		apnsNotifier(apns.keyFile, apns.URL, apnsTopic)+
+		webhookNotifier("short", peer.URL+"/short", `ttl = "2s"`)+
+		webhookNotifier("app_events", events.URL+"/ringside/events", fmt.Sprintf("secret = %q", hookSecret))+
+		routeTo("phones", `call.to_user_id == "alice"`, "ios")+
+		routeTo("short", `call.to_user_id == "short"`, "short")+`
+feedback {
+  notifier    = "app_events"
+  events      = ["pruned", "failed", "expired", "delivered"]
+  flush_after = "50ms"
+}
+`, apns.env())
+	for _, tok := range []string{tokGone, tokBad, tokOK} {
+		in.putDevice(t, "alice", "apns", tok)
+	}
+	in.accept(t, ringing, "alice")
+	in.accept(t, expiring, "short")
+
+	byType := map[string][]feedbackEvent{}
+	eventually(t, 15*time.Second, "four outcome events at the app server", func() bool {
+		clear(byType)
+		for _, e := range feedbackEvents(t, events) {
+			byType[e.Type] = append(byType[e.Type], e)
+		}
+		return len(byType) == 4
+	}, func() string { return fmt.Sprint(byType) })
+	// Anything sent twice would arrive within a few flushes.
+	time.Sleep(300 * time.Millisecond)
+	clear(byType)
+	for _, e := range feedbackEvents(t, events) {
+		byType[e.Type] = append(byType[e.Type], e)
+	}
+	for _, typ := range []string{"device.pruned", "delivery.failed", "delivery.delivered", "call.not_delivered"} {
+		if n := len(byType[typ]); n != 1 {
+			t.Fatalf("%s events: got %d; want 1\n%v", typ, n, byType)
+		}
+	}
+
+	t.Run("pruned", func(t *testing.T) {
+		e := byType["device.pruned"][0]
+		if e.SID != ringing || e.ServiceID != "linecorp.com" || e.UserID != "alice" || e.Kind != "apns" || e.Token != tokGone || e.Notifier != "ios" || e.Time.IsZero() {
+			t.Errorf("got %+v; want %s, linecorp.com, alice, apns, the whole token %s, ios, a time", e, ringing, tokGone)
+		}
+		if in.tokens(t, "alice")[tokGone] {
+			t.Error("the pruned token is still registered")
+		}
+	})
+	t.Run("failed", func(t *testing.T) {
+		e := byType["delivery.failed"][0]
+		if e.SID != ringing || e.UserID != "alice" || e.Kind != "apns" || e.Token != tokBad || !strings.Contains(e.Reason, "BadDeviceToken") {
+			t.Errorf("got %+v; want %s, alice, apns, %s, a reason naming BadDeviceToken", e, ringing, tokBad)
+		}
+	})
+	t.Run("delivered", func(t *testing.T) {
+		e := byType["delivery.delivered"][0]
+		if e.SID != ringing || e.UserID != "alice" || e.Token != tokOK || e.ProviderID == "" {
+			t.Errorf("got %+v; want %s, alice, %s, a provider id", e, ringing, tokOK)
+		}
+	})
+	t.Run("not delivered", func(t *testing.T) {
+		e := byType["call.not_delivered"][0]
+		if e.SID != expiring || e.Callee == nil || e.Callee.UserID != "short" || e.Callee.ServiceID != "linecorp.com" || e.Caller == nil || e.Caller.UserID != "9286" ||
+			!strings.Contains(e.Reasons["short"], "503") {
+			t.Errorf("got %+v; want %s from 9286 to short, the reason of short naming 503", e, expiring)
+		}
+	})
+	t.Run("metrics", func(t *testing.T) {
+		if d := in.metric(t, `ringside_feedback_batches_total{result="delivered"}`); d < 1 || int(d) != len(events.Requests("")) {
+			t.Errorf("batches delivered: got %v; want %d, one per request", d, len(events.Requests("")))
+		}
+		for _, series := range []string{`ringside_feedback_batches_total{result="dropped"}`, `ringside_feedback_events_dropped_total`} {
+			if v := in.metric(t, series); v != 0 {
+				t.Errorf("%s: got %v; want 0", series, v)
+			}
+		}
+	})
+}
