@@ -12,7 +12,6 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
-	"unicode/utf8"
 
 	"github.com/ringside/ringside/plugins/sdk"
 )
@@ -79,25 +78,11 @@ func (c *Console) Deliver(ctx context.Context, d *sdk.Delivery, dev sdk.Device) 
 		"sid", d.Call.SID,
 		"route", d.Route,
 		"callee", d.Call.ToServiceID+"/"+d.Call.ToUserID,
-		"device", shorten(dev.Token),
+		"device", sdk.ShortToken(dev.Token),
 		"cc_param_bytes", len(d.Call.Param),
 		"attempt", d.Attempt,
 	)
 	return fmt.Sprintf("console-%d", n), nil
-}
-
-// shorten returns the first 6 characters of a token and "…"; a token of 6
-// characters or fewer is shown as "…" alone, so no token is printed whole.
-func shorten(token string) string {
-	if utf8.RuneCountInString(token) <= 6 {
-		return "…"
-	}
-	i := 0
-	for n := 0; n < 6; n++ {
-		_, size := utf8.DecodeRuneInString(token[i:])
-		i += size
-	}
-	return token[:i] + "…"
 }
 
 // envTrue reports whether an environment value means "on".
