@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,18 +80,21 @@ func TestE2EFeedback(t *testing.T) {
 	}})
 	peer := startWebhook(t, fakes.WebhookOptions{Answer: answerStatus(503)})
 	events := startWebhook(t, fakes.WebhookOptions{Secret: hookSecret})
-	in := start(t, testServer+
-		apnsNotifier(apns.keyFile, apns.URL, apnsTopic)+
-		webhookNotifier("short", peer.URL+"/short", `ttl = "2s"`)+
-		webhookNotifier("app_events", events.URL+"/ringside/events", fmt.Sprintf("secret = %q", hookSecret))+
-		routeTo("phones", `call.to_user_id == "alice"`, "ios")+
-		routeTo("short", `call.to_user_id == "short"`, "short")+`
+	conf := func(flushAfter string) string {
+		return testServer +
+			apnsNotifier(apns.keyFile, apns.URL, apnsTopic) +
+			webhookNotifier("short", peer.URL+"/short", `ttl = "2s"`) +
+			webhookNotifier("app_events", events.URL+"/ringside/events", fmt.Sprintf("secret = %q", hookSecret)) +
+			routeTo("phones", `call.to_user_id == "alice"`, "ios") +
+			routeTo("short", `call.to_user_id == "short"`, "short") + fmt.Sprintf(`
 feedback {
   notifier    = "app_events"
   events      = ["pruned", "failed", "expired", "delivered"]
-  flush_after = "50ms"
+  flush_after = %q
 }
-`, apns.env())
+`, flushAfter)
+	}
+	in := start(t, conf("50ms"), apns.env())
 	for _, tok := range []string{tokGone, tokBad, tokOK} {
 		in.putDevice(t, "alice", "apns", tok)
 	}
@@ -144,6 +148,28 @@ feedback {
 			!strings.Contains(e.Reasons["short"], "503") {
 			t.Errorf("got %+v; want %s from 9286 to short, the reason of short naming 503", e, expiring)
 		}
+	})
+	// A reload that changes the block says it applies after a restart;
+	// the events go on.
+	t.Run("reload", func(t *testing.T) {
+		replaceFile(t, in.config, []byte(conf("60ms")))
+		in.signal(t, syscall.SIGHUP)
+		in.waitLogs(t, 1, 10*time.Second, "config reloaded", func(l map[string]any) bool { return l["msg"] == "config reloaded" })
+		if warned := in.lines(func(l map[string]any) bool {
+			return strings.Contains(fmt.Sprint(l["msg"]), "only after a restart") && strings.Contains(fmt.Sprint(l["settings"]), "feedback")
+		}); len(warned) != 1 {
+			t.Errorf("restart-only warnings naming feedback: got %d; want 1", len(warned))
+		}
+		again := sidN(tag, 3)
+		in.accept(t, again, "alice")
+		eventually(t, 10*time.Second, "the delivery after the reload reported", func() bool {
+			for _, e := range feedbackEvents(t, events) {
+				if e.Type == "delivery.delivered" && e.SID == again && e.Token == tokOK {
+					return true
+				}
+			}
+			return false
+		})
 	})
 	t.Run("metrics", func(t *testing.T) {
 		if d := in.metric(t, `ringside_feedback_batches_total{result="delivered"}`); d < 1 || int(d) != len(events.Requests("")) {
