@@ -25,8 +25,8 @@ import (
 // The call log page, driven in a real headless Chromium: it asks for the
 // admin token and sends it only as a header; a callback sent after the
 // page loaded appears without a reload; a click shows the call's timeline
-// with a retry then the delivery; the callee's devices show shortened
-// tokens; explain answers a pasted notify_cb URL.
+// with a retry then the delivery; a filter lists again; the callee's
+// devices show shortened tokens; explain answers a pasted notify_cb URL.
 func TestE2EPage(t *testing.T) {
 	ctx := startBrowser(t)
 	const token = "adm-page-3f9c1e7a5b2d"
@@ -116,6 +116,14 @@ func TestE2EPage(t *testing.T) {
 	if results := pageText(t, ctx, "#results"); !strings.Contains(results, "delivered") {
 		t.Errorf("the results do not show delivered:\n%s", results)
 	}
+
+	// A filter lists again; Clear brings the call back.
+	browse(t, ctx, "filter on another callee",
+		chromedp.SetValue(chromedp.CSS(`#filters input[name="callee"]`), "nobody"),
+		chromedp.Click(chromedp.CSS(`#filters button[type="submit"]`)))
+	waitPage(t, ctx, "the list filtered", fmt.Sprintf(`document.querySelector(%q) === null && !document.querySelector('#no-calls').hidden`, row))
+	browse(t, ctx, "clear the filters", chromedp.Click(chromedp.CSS(`#filters button[type="reset"]`)))
+	waitPage(t, ctx, "the call listed again", fmt.Sprintf(`document.querySelector(%q) !== null`, row))
 
 	// The callee's devices, tokens shortened.
 	browse(t, ctx, "open the devices", chromedp.Click(chromedp.CSS("#devices-link")))

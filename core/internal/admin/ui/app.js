@@ -152,6 +152,11 @@
     return isNaN(d) ? s : d.toLocaleTimeString(undefined, { hour12: false }) + '.' + String(d.getMilliseconds()).padStart(3, '0');
   }
 
+  function dateTime(s) {
+    const d = new Date(s);
+    return !s || isNaN(d) ? s || '' : d.toLocaleString(undefined, { hour12: false });
+  }
+
   function party(p) {
     return p ? p.user_id + ' @ ' + p.service_id : '';
   }
@@ -444,6 +449,7 @@
       ['Caller', party(r.caller)], ['Callee', party(r.callee)], ['Type', r.type],
       ['Status', r.status], ['Outcome', r.outcome], ['Routes', (r.routes || []).join(', ')],
       ['Callbacks', r.callbacks], ['Resumed', r.resumed ? 'yes' : ''], ['Trace id', r.trace_id],
+      ['Events omitted', r.events_omitted],
       ['Devices found', (r.devices || []).map(device).join(', ')],
     ]);
     const link = $('#devices-link');
@@ -467,7 +473,7 @@
     const body = await api('/v1/devices/' + encodeURIComponent(service) + '/' + encodeURIComponent(user));
     $('#devices-title').textContent = 'Devices of ' + user + ' @ ' + service;
     const devs = body.devices || [];
-    fillTable('#device-list', devs.map((d) => row([d.kind, shortToken(d.token), time(d.updated_at)])));
+    fillTable('#device-list', devs.map((d) => row([d.kind, shortToken(d.token), dateTime(d.updated_at)])));
     const sec = $('#devices');
     sec.hidden = false;
     sec.focus();
