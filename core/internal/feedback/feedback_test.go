@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -431,6 +432,7 @@ func TestStop(t *testing.T) {
 		if n := len(fx.app.events()); n != 4 {
 			t.Errorf("events sent: got %d; want 4", n)
 		}
+		noSenderLeft(t)
 	})
 	t.Run("grace over", func(t *testing.T) {
 		cfg := feedbackConfig(1)
@@ -452,7 +454,23 @@ func TestStop(t *testing.T) {
 		if len(app.got()) != n {
 			t.Error("an attempt after Stop returned")
 		}
+		noSenderLeft(t)
 	})
+}
+
+// noSenderLeft fails the test unless every goroutine of a Sender has
+// ended (within a second: one may be returning).
+func noSenderLeft(t *testing.T) {
+	t.Helper()
+	var stacks string
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		buf := make([]byte, 1<<20)
+		stacks = string(buf[:runtime.Stack(buf, true)])
+		if !strings.Contains(stacks, "feedback.(*Sender)") {
+			return
+		}
+	}
+	t.Errorf("a Sender's goroutine runs after Stop:\n%s", stacks)
 }
 
 // TestNoProcess: while the notifier has no plugin process, a batch is
