@@ -96,6 +96,17 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	if err := admin.CheckListen(cfg.Server.AdminListen, cfg.Server.AdminToken); err != nil {
 		return err
 	}
+	// Tracing starts before the plugins, so their first start (Info,
+	// Schema, Configure) is traced like a restart's.
+	tr, err := telemetry.StartTracing(ctx, tracingSettings(cfg, opt.getenv()), stdout)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tr.Shutdown(sctx)
+	}()
 	first, more := Start(ctx, cfg, opt)
 	diags = append(diags, more...)
 	if diags.HasErrors() {
@@ -110,16 +121,6 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	rt.Store(first)
 	defer func() { rt.Load().Close() }()
 	logWarnings(log, cfg, diags)
-
-	tr, err := telemetry.StartTracing(ctx, first.Tracing, stdout)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = tr.Shutdown(sctx)
-	}()
 
 	file, err := directory.OpenSQLiteWith(cfg.Directory.Path, directory.SQLiteOptions{
 		// One serve per file, with or without a journal (explain still
