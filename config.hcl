@@ -23,7 +23,8 @@ notifier "app_server" {
 
 # Every call: the push notifiers that are enabled, and the app server's
 # webhook; SMS when every one of them failed or nothing was delivered by
-# fallback_after. Disabled notifiers are left out of routes.
+# fallback_after. Disabled notifiers deliver nothing; the log at start,
+# `ringside explain`, the call log and the page name each, with why.
 route "all" {
   notify   = ["ios", "android", "app_server"]
   fallback = ["sms"]
