@@ -288,6 +288,41 @@ func TestBatching(t *testing.T) {
 	}
 }
 
+// TestLargeBatch: a batch whose payload would pass MaxBatchBytes goes as
+// smaller batches, in order, each within it.
+func TestLargeBatch(t *testing.T) {
+	cfg := feedbackConfig(100)
+	cfg.Events = []string{"failed"}
+	fx := start(t, cfg, &fakeApp{})
+	c := fx.log.Begin(calllog.Start{SID: "s1", Received: time.Now(), Callee: alice, Status: "accepted"})
+	reason := strings.Repeat("r", 10<<10)
+	for i := range 60 {
+		c.Add(calllog.Event{Type: calllog.EventAttempt, Attempt: 1, Device: &calllog.Device{Kind: "apns"}, Outcome: "permanent", Reason: reason}, fmt.Sprint(i))
+	}
+	fx.stop(t)
+	var tokens []string
+	for i, a := range fx.app.got() {
+		b, _ := json.Marshal(a.Payload)
+		if len(b) > MaxBatchBytes {
+			t.Errorf("batch %d: %d bytes; want at most %d", i, len(b), MaxBatchBytes)
+		}
+		for _, e := range a.Payload.Events {
+			tokens = append(tokens, e.Token)
+		}
+	}
+	if n := len(fx.app.got()); n < 3 {
+		t.Errorf("batches: got %d; want 3 or more (60 events of 10 KiB)", n)
+	}
+	for i, tok := range tokens {
+		if tok != fmt.Sprint(i) {
+			t.Fatalf("tokens out of order or missing: %v", tokens)
+		}
+	}
+	if len(tokens) != 60 {
+		t.Errorf("events: got %d; want 60", len(tokens))
+	}
+}
+
 // TestRetry: a batch answered retry, or failing as a whole, is tried
 // again with the same id, never sooner than the Retry-After, until it is
 // delivered.

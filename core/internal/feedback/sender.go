@@ -253,12 +253,23 @@ func (s *Sender) fill(batch []Event) []Event {
 	return batch
 }
 
+// MaxBatchBytes bounds a batch's payload, well within what the plugin
+// host sends in one message: a larger batch (long reasons) goes as two
+// halves, in order.
+const MaxBatchBytes = 256 << 10
+
 // deliver sends one batch, retrying it until it is delivered, it fails
 // permanently, retry_for has passed or Stop's ctx ends.
 func (s *Sender) deliver(batch []Event) {
 	body, err := encode(batch)
 	if err != nil {
 		s.dropBatch(batch, "encode: "+err.Error())
+		return
+	}
+	if len(body) > MaxBatchBytes && len(batch) > 1 {
+		h := len(batch) / 2
+		s.deliver(batch[:h])
+		s.deliver(batch[h:])
 		return
 	}
 	a := &delivery.Attempt{ID: s.batchID(batch), Call: &callback.Call{}, Payload: body}
