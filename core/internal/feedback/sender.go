@@ -76,9 +76,8 @@ type Sender struct {
 	queue    chan Event
 	stopping chan struct{} // closed by Stop: send what is queued, then end
 	stopOnce sync.Once
-	ctx      context.Context // canceled when Stop's ctx ends: drop the rest
-	cancel   context.CancelFunc
-	done     chan struct{} // closed when the sending goroutine ends
+	cancel   context.CancelFunc // cancels send's ctx when Stop's ends: drop the rest
+	done     chan struct{}      // closed when the sending goroutine ends
 	log      *slog.Logger
 	dropped  atomic.Uint64
 }
@@ -123,10 +122,11 @@ func Start(opt Options) (*Sender, error) {
 	for _, k := range f.Events {
 		s.kinds[k] = true
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
 	s.sub = opt.Log.Subscribe(max(f.Queue, 1), s.drop)
 	go s.take()
-	go s.send()
+	go s.send(ctx)
 	return s, nil
 }
 
@@ -204,8 +204,8 @@ func (s *Sender) take() {
 }
 
 // send batches the queue's events and delivers one batch at a time, until
-// the queue is closed and empty.
-func (s *Sender) send() {
+// the queue is closed and empty; once ctx ends, it drops what is left.
+func (s *Sender) send(ctx context.Context) {
 	defer close(s.done)
 	for {
 		ev, ok := <-s.queue
@@ -213,11 +213,11 @@ func (s *Sender) send() {
 			return
 		}
 		batch := s.fill([]Event{ev})
-		if s.ctx.Err() != nil {
+		if ctx.Err() != nil {
 			s.dropBatch(batch, "shutdown grace over")
 			continue
 		}
-		s.deliver(batch)
+		s.deliver(ctx, batch)
 	}
 }
 
@@ -260,7 +260,7 @@ const MaxBatchBytes = 256 << 10
 
 // deliver sends one batch, retrying it until it is delivered, it fails
 // permanently, retry_for has passed or Stop's ctx ends.
-func (s *Sender) deliver(batch []Event) {
+func (s *Sender) deliver(ctx context.Context, batch []Event) {
 	body, err := encode(batch)
 	if err != nil {
 		s.dropBatch(batch, "encode: "+err.Error())
@@ -268,15 +268,15 @@ func (s *Sender) deliver(batch []Event) {
 	}
 	if len(body) > MaxBatchBytes && len(batch) > 1 {
 		h := len(batch) / 2
-		s.deliver(batch[:h])
-		s.deliver(batch[h:])
+		s.deliver(ctx, batch[:h])
+		s.deliver(ctx, batch[h:])
 		return
 	}
 	a := &delivery.Attempt{ID: s.batchID(batch), Call: &callback.Call{}, Payload: body}
 	start := s.opt.Now()
 	for n := 1; ; n++ {
 		a.Number = n
-		res, reason, after := s.attempt(a)
+		res, reason, after := s.attempt(ctx, a)
 		switch res {
 		case delivery.Delivered:
 			if m := s.opt.Metrics; m != nil {
@@ -293,7 +293,7 @@ func (s *Sender) deliver(batch []Event) {
 			return
 		}
 		s.log.Debug("feedback batch to retry", "id", a.ID, "attempt", n, "events", len(batch), "reason", reason, "wait", wait)
-		if !sleep(s.ctx, wait) {
+		if !sleep(ctx, wait) {
 			s.dropBatch(batch, "shutdown grace over; last reason: "+reason)
 			return
 		}
@@ -301,13 +301,13 @@ func (s *Sender) deliver(batch []Event) {
 }
 
 // attempt makes one attempt of a and classifies it.
-func (s *Sender) attempt(a *delivery.Attempt) (res delivery.Result, reason string, after time.Duration) {
+func (s *Sender) attempt(ctx context.Context, a *delivery.Attempt) (res delivery.Result, reason string, after time.Duration) {
 	name := s.opt.Config.Notifier
 	d := s.opt.Deliverer()
 	if d == nil {
 		return delivery.Retry, fmt.Sprintf("notifier %q has no plugin process", name), 0
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, s.opt.AttemptTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opt.AttemptTimeout)
 	defer cancel()
 	a.Deadline = s.opt.Now().Add(s.opt.AttemptTimeout)
 	outs, err := d.Deliver(ctx, a)
