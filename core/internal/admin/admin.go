@@ -62,10 +62,10 @@ type handler struct {
 // New returns the admin listener's handler.
 func New(opt Options) http.Handler {
 	h := &handler{
-		store:   opt.Store,
-		maxID:   opt.MaxIDBytes,
-		ready:   opt.Ready,
-		metrics: opt.Metrics,
+		store:     opt.Store,
+		maxID:     opt.MaxIDBytes,
+		ready:     opt.Ready,
+		metrics:   opt.Metrics,
 		log:       opt.Logger,
 		now:       opt.Now,
 		callLog:   opt.CallLog,

@@ -93,7 +93,6 @@ func (d *Dispatcher) expired(j *job, dl *plan.Delivery, left retries) {
 	}
 }
 
-
 // attempt is the first attempt of dl for job j.
 func (d *Dispatcher) attempt(j *job, dl *plan.Delivery) *delivery.Attempt {
 	n := dl.Notifier

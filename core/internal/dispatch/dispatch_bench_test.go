@@ -13,9 +13,9 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/ringside/ringside/core/internal/callback"
-	"github.com/ringside/ringside/core/internal/calllog"
 	"github.com/ringside/ringside/core/internal/callexpr"
 	"github.com/ringside/ringside/core/internal/callexpr/callexprtest"
+	"github.com/ringside/ringside/core/internal/calllog"
 	"github.com/ringside/ringside/core/internal/delivery"
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/journal"
