@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/ringside/ringside/core/internal/callback"
@@ -34,6 +35,16 @@ func explain(ctx context.Context, p plan.Planner, rawQuery string, maxIDBytes in
 		return nil, err
 	}
 	e := &Explained{SID: c.SID, Status: pl.Status, Routes: pl.Routes}
+	if pl.Status != callback.StatusUnrouted && !lookedUp(pl) {
+		// The plan looks devices up only for routes that name a notifier
+		// with a device kind; explain shows the callee's devices anyway,
+		// as served by no notifier.
+		devs, err := p.Store.Lookup(ctx, c.ToServiceID, c.ToUserID)
+		if err != nil {
+			return nil, fmt.Errorf("look up devices: %w", err)
+		}
+		pl.Unserved = devs
+	}
 	e.Notifiers, e.Devices = calllog.DescribePlan(pl)
 	if e.Notifiers == nil {
 		e.Notifiers = []calllog.Notifier{}
@@ -45,4 +56,26 @@ func explain(ctx context.Context, p plan.Planner, rawQuery string, maxIDBytes in
 		e.WhenErrors = append(e.WhenErrors, we.Error())
 	}
 	return e, nil
+}
+
+// lookedUp reports whether planning looked up the callee's devices: some
+// notifier the routes name, active, disabled or not rendered, has a
+// device kind.
+func lookedUp(pl *plan.Plan) bool {
+	for _, dl := range pl.Deliveries {
+		if dl.Notifier.Kind != "" {
+			return true
+		}
+	}
+	for _, dl := range pl.RenderErrors {
+		if dl.Notifier.Kind != "" {
+			return true
+		}
+	}
+	for _, d := range pl.Disabled {
+		if d.Kind != "" {
+			return true
+		}
+	}
+	return false
 }
