@@ -11,6 +11,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/ringside/ringside/core/internal/callback"
@@ -99,3 +100,29 @@ type Outcome struct {
 // refused it because too many calls wait for it already: the attempt is
 // shed, to be retried.
 var ErrOverloaded = errors.New("plugin overloaded")
+
+// Backoff is a retry schedule: the pause before attempt n+1 is random in
+// [0, Base·2ⁿ⁻¹] (full jitter), capped at Max, and never shorter than the
+// provider's Retry-After.
+type Backoff struct {
+	Base, Max time.Duration
+}
+
+// Wait is the pause after attempt n (from 1), for jitter in [0, 1) and the
+// provider's Retry-After.
+func (b Backoff) Wait(n int, retryAfter time.Duration, jitter float64) time.Duration {
+	ceil := math.Min(float64(b.Base)*math.Pow(2, float64(n-1)), float64(b.Max))
+	return max(time.Duration(jitter*ceil), retryAfter)
+}
+
+// Sleep pauses for d and reports true, or false when ctx ends first.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -57,7 +57,7 @@ func (d *Dispatcher) deliver(ctx context.Context, j *job, dl *plan.Delivery) res
 			d.log.WarnContext(ctx, "delivery failed; retrying until its deadline", append(attrs, "reason", left.reason)...)
 		}
 		wait := d.wait(a.Number, left.after)
-		if d.now().Add(wait).After(dl.Deadline) || !sleep(ctx, wait) {
+		if d.now().Add(wait).After(dl.Deadline) || !delivery.Sleep(ctx, wait) {
 			d.count(r.final, n, "expired", left.n)
 			r.reason = left.reason
 			d.expired(j, dl, left)

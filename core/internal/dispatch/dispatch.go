@@ -16,7 +16,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"math"
 	mrand "math/rand/v2"
 	"slices"
 	"strings"
@@ -114,9 +113,7 @@ var ErrOverloaded = fmt.Errorf("too many callbacks in delivery: %w", callback.Er
 
 // Backoff is the retry schedule: full jitter over Base·2^(attempt-1),
 // capped at Max, and never sooner than a provider's Retry-After.
-type Backoff struct {
-	Base, Max time.Duration
-}
+type Backoff = delivery.Backoff
 
 // New returns a Dispatcher.
 func New(opt Options) *Dispatcher {
@@ -542,26 +539,7 @@ func (d *Dispatcher) Deliverer(name string) delivery.Deliverer {
 
 // wait is the pause before attempt+1.
 func (d *Dispatcher) wait(attempt int, after time.Duration) time.Duration {
-	ceil := float64(d.backoff.Base) * math.Pow(2, float64(attempt-1))
-	if ceil > float64(d.backoff.Max) {
-		ceil = float64(d.backoff.Max)
-	}
-	w := time.Duration(d.jitter() * ceil)
-	if w < after {
-		w = after
-	}
-	return w
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return d.backoff.Wait(attempt, after, d.jitter())
 }
 
 // prune removes a device the provider says is gone, unless it was

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -24,9 +23,7 @@ import (
 
 // Backoff bounds the pause before a batch's next attempt: random in
 // [0, Base·2ⁿ⁻¹] after the nth, capped at Max.
-type Backoff struct {
-	Base, Max time.Duration
-}
+type Backoff = delivery.Backoff
 
 // Defaults of Options.
 var (
@@ -293,7 +290,7 @@ func (s *Sender) deliver(ctx context.Context, batch []Event) {
 			return
 		}
 		s.log.Debug("feedback batch to retry", "id", a.ID, "attempt", n, "events", len(batch), "reason", reason, "wait", wait)
-		if !sleep(ctx, wait) {
+		if !delivery.Sleep(ctx, wait) {
 			s.dropBatch(batch, "shutdown grace over; last reason: "+reason)
 			return
 		}
@@ -324,9 +321,7 @@ func (s *Sender) attempt(ctx context.Context, a *delivery.Attempt) (res delivery
 // wait is the pause before attempt n+1: full jitter, never shorter than
 // the receiver's Retry-After.
 func (s *Sender) wait(n int, after time.Duration) time.Duration {
-	b := s.opt.Backoff
-	ceil := math.Min(float64(b.Base)*math.Pow(2, float64(n-1)), float64(b.Max))
-	return max(time.Duration(s.opt.Jitter()*ceil), after)
+	return s.opt.Backoff.Wait(n, after, s.opt.Jitter())
 }
 
 // dropBatch counts and logs a batch given up.
@@ -347,15 +342,4 @@ func (s *Sender) batchID(batch []Event) string {
 	binary.BigEndian.PutUint64(b[8:], batch[len(batch)-1].seq)
 	h.Write(b[:])
 	return "msg_" + hex.EncodeToString(h.Sum(nil)[:16])
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
