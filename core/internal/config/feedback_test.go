@@ -103,6 +103,10 @@ func TestFeedbackErrors(t *testing.T) {
 			[]string{"config.hcl:15:23: error: notifier must be a string"}},
 		{"unknown event", "feedback {\n  notifier = \"events\"\n  events = [\"pruned\", \"bounced\"]\n}",
 			[]string{`config.hcl:17:23: error: Unknown feedback event "bounced"`, `"pruned", "failed", "expired" and "delivered"`}},
+		{"events empty", "feedback {\n  notifier = \"events\"\n  events = []\n}",
+			[]string{"config.hcl:17:12: error: events is empty", "remove the feedback block"}},
+		{"event twice", "feedback {\n  notifier = \"events\"\n  events = [\"pruned\", \"pruned\"]\n}",
+			[]string{`config.hcl:17:23: error: Feedback event "pruned" is listed twice`}},
 		{"events not a list", "feedback {\n  notifier = \"events\"\n  events = 3\n}",
 			[]string{"config.hcl:17:12: error: events must be a list of strings"}},
 		{"batch too large", "feedback {\n  notifier = \"events\"\n  batch = 1001\n}",
@@ -154,5 +158,22 @@ func TestFeedbackErrorsAll(t *testing.T) {
 		if !strings.Contains(diags, fmt.Sprintf("config.hcl:%d:", line)) {
 			t.Errorf("no error at line %d:\n%s", line, diags)
 		}
+	}
+}
+
+// TestFeedbackNotifierWithDevices: the check that needs the plugin's
+// schema (the notifier's device kind) points at feedback.notifier.
+func TestFeedbackNotifierWithDevices(t *testing.T) {
+	path := writeConfig(t, feedbackBase+"feedback { notifier = \"app\" }\n")
+	cfg, diags := Load(path, Options{Builtins: testBuiltins, Getenv: noEnv})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	// As if app's plugin delivered to apns devices by default.
+	diags = cfg.ApplySchema(cfg.Notifiers[0], Schema{DeviceKind: "apns"})
+	var buf bytes.Buffer
+	WriteDiagnostics(&buf, cfg.Files, diags)
+	if want := `config.hcl:15:23: error: feedback notifier "app" delivers to apns devices`; !strings.Contains(buf.String(), want) {
+		t.Fatalf("diagnostics lack %q:\n%s", want, buf.String())
 	}
 }

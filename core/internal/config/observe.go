@@ -111,12 +111,17 @@ func (d *decoder) feedback(raw *rawFeedback, notifiers map[string]*Notifier) *Fe
 	f.Events = []string{FeedbackPruned, FeedbackFailed, FeedbackExpired}
 	if list, ranges := d.strList(raw.Events, false); list != nil {
 		f.Events = list
+		if len(list) == 0 {
+			d.errorf(raw.Events.Expr.Range(), "events is empty",
+				"feedback.events lists the kinds of outcome event to send (\"pruned\", \"failed\", \"expired\", \"delivered\"); an empty list would send nothing: remove the feedback block instead, or omit events for the default.")
+		}
 		for i, e := range list {
-			switch e {
-			case FeedbackPruned, FeedbackFailed, FeedbackExpired, FeedbackDelivered:
-			default:
+			switch {
+			case !slices.Contains([]string{FeedbackPruned, FeedbackFailed, FeedbackExpired, FeedbackDelivered}, e):
 				d.errorf(ranges[i], fmt.Sprintf("Unknown feedback event %q", e),
 					"feedback.events lists kinds of outcome event: \"pruned\", \"failed\", \"expired\" and \"delivered\".")
+			case slices.Contains(list[:i], e):
+				d.errorf(ranges[i], fmt.Sprintf("Feedback event %q is listed twice", e), "List each kind of outcome event once.")
 			}
 		}
 	}

@@ -167,6 +167,14 @@ func (c *Config) ApplySchema(n *Notifier, s Schema) hcl.Diagnostics {
 	if n.Devices == "" {
 		n.Devices = s.DeviceKind
 	}
+	if f := c.Feedback; f != nil && f.Notifier == n.Name && n.Devices != "" {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("feedback notifier %q delivers to %s devices", n.Name, n.Devices),
+			Detail:   "Feedback events go to the app server, not to a callee's devices: feedback.notifier must name a notifier without a device kind, such as a webhook notifier.",
+			Subject:  f.NotifierRange.Ptr(),
+		})
+	}
 	diags = sortDiags(diags)
 	if !diags.HasErrors() {
 		n.Attrs = attrs
