@@ -212,6 +212,10 @@ type Log struct {
 	maxAge   time.Duration
 	bySID    map[string]*Call
 	order    []*Call // oldest first; order[i].idx == head+i
+	// shared are the notifier descriptions of a recent record: calls
+	// through the same routes describe their notifiers alike, and share
+	// one copy (records never change theirs).
+	shared []Notifier
 	head     uint64
 
 	subMu sync.RWMutex
@@ -285,6 +289,13 @@ func (l *Log) Begin(s Start) *Call {
 	}}
 	if s.Status == "accepted" {
 		c.rec.Outcome = OutcomeRinging
+	}
+	if len(s.Notifiers) > 0 {
+		if slices.Equal(s.Notifiers, l.shared) {
+			c.rec.Notifiers = l.shared
+		} else {
+			l.shared = s.Notifiers
+		}
 	}
 	l.evictLocked(now)
 	c.idx = l.head + uint64(len(l.order))
