@@ -13,6 +13,7 @@ package calllog
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -277,6 +278,11 @@ func (l *Log) Begin(s Start) *Call {
 		c.addLocked(Event{Time: now, Type: EventCallback, Status: s.Status}, true)
 		return c
 	}
+	// The call's strings are slices of the request that carried it: a
+	// record that outlives the request keeps copies, not the request.
+	s.SID, s.Type = strings.Clone(s.SID), strings.Clone(s.Type)
+	s.Caller = Party{ServiceID: strings.Clone(s.Caller.ServiceID), UserID: strings.Clone(s.Caller.UserID)}
+	s.Callee = Party{ServiceID: strings.Clone(s.Callee.ServiceID), UserID: strings.Clone(s.Callee.UserID)}
 	c := &Call{log: l, rec: Record{
 		// Room for the common story: callback, attempt, finished.
 		Events: make([]Event, 0, 3),

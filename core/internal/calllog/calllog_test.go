@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // clock is a settable test clock.
@@ -259,5 +260,25 @@ func BenchmarkRecordBytes(b *testing.B) {
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/record")
 		runtime.KeepAlive(l)
+	}
+}
+
+// A record keeps copies of the call's strings: the parsed callback's are
+// slices of the whole request line, which a record must not keep alive.
+func TestRecordDoesNotPinTheRequest(t *testing.T) {
+	request := strings.Repeat("x", 4096) + "sid-in-a-request" + "2809"
+	s := start(request[4096:4112], request[4112:], "accepted", time.Now())
+	l := New(Options{})
+	l.Begin(s)
+	r, ok := l.Get("sid-in-a-request")
+	if !ok {
+		t.Fatal("no record")
+	}
+	inRequest := func(v string) bool {
+		p, base := uintptr(unsafe.Pointer(unsafe.StringData(v))), uintptr(unsafe.Pointer(unsafe.StringData(request)))
+		return p >= base && p < base+uintptr(len(request))
+	}
+	if inRequest(r.SID) || inRequest(r.Callee.UserID) {
+		t.Fatal("the record's sid or callee points into the request")
 	}
 }
