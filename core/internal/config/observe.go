@@ -80,7 +80,7 @@ func (d *decoder) callLog(c *CallLog, raw *rawCallLog) {
 	c.MaxCalls = d.positiveInt(raw.MaxCalls, DefaultCallLogMaxCalls)
 	if c.MaxCalls > MaxCallLogMaxCalls {
 		d.errorf(raw.MaxCalls.Expr.Range(), "max_calls is too large",
-			"The call log keeps its records in memory (about 1.5 KB each); at most %d. Got %d.", MaxCallLogMaxCalls, c.MaxCalls)
+			"The call log keeps its records in memory (about 1.3 KB each); at most %d. Got %d.", MaxCallLogMaxCalls, c.MaxCalls)
 		c.MaxCalls = DefaultCallLogMaxCalls
 	}
 	c.MaxAge = d.duration(raw.MaxAge, DefaultCallLogMaxAge, 0)
