@@ -159,7 +159,7 @@ func Start(ctx context.Context, spec Spec) (*Client, error) {
 	hl := newHCLogger(log)
 	pc := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  handshake,
-		Plugins:          plugin.PluginSet{pluginpb.PluginName: grpcPlugin{}},
+		Plugins:          plugin.PluginSet{pluginpb.PluginName: &pluginpb.GRPCPlugin{}},
 		Cmd:              cmd,
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -336,20 +336,6 @@ func (c *Client) killNow() {
 // Cleanup kills every plugin process still running; call it once, before
 // the host exits.
 func Cleanup() { plugin.CleanupClients() }
-
-// grpcPlugin is the host's side of the go-plugin glue: it turns the
-// connection into the generated protocol client.
-type grpcPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-}
-
-func (grpcPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
-	return errors.New("the host does not serve plugins")
-}
-
-func (grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
-	return pluginpb.NewPluginClient(cc), nil
-}
 
 // maps merges ms into a new map, later ones winning.
 func maps(ms ...map[string]string) map[string]string {
