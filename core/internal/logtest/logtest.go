@@ -4,33 +4,18 @@
 package logtest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
+
+	"github.com/ringside/ringside/plugins/sdk/sdktest"
 )
 
 // Buffer collects what is written to it; it is safe for concurrent use.
 // The zero value is empty and ready.
 type Buffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p.
-func (b *Buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns everything written so far.
-func (b *Buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	sdktest.Buffer
 }
 
 // Logger returns a logger that writes JSON records of every level, debug
