@@ -264,16 +264,24 @@ func TestExplainRenderError(t *testing.T) {
 	if err := os.WriteFile("render.hcl", []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	explainGoldens(t, "render.hcl", "explain_render_error")
+}
+
+// explainGoldens runs explain with config on the LINE example, as text and
+// as JSON, and checks that both succeed and match the golden files
+// base.golden and base_json.golden.
+func explainGoldens(t *testing.T, config, base string) {
+	t.Helper()
 	for _, tc := range []struct {
 		args   []string
 		golden string
 	}{
-		{[]string{"explain", "-config", "render.hcl", lineExample}, "explain_render_error.golden"},
-		{[]string{"explain", "-config", "render.hcl", "-json", lineExample}, "explain_render_error_json.golden"},
+		{[]string{"explain", "-config", config, lineExample}, base + ".golden"},
+		{[]string{"explain", "-config", config, "-json", lineExample}, base + "_json.golden"},
 	} {
 		var out, errb bytes.Buffer
 		if code := Main(tc.args, &out, &errb, testBuiltins); code != ExitOK {
-			t.Fatalf("exit %d; want 0\n%s%s", code, out.String(), errb.String())
+			t.Fatalf("%s: exit %d; want 0\n%s%s", tc.golden, code, out.String(), errb.String())
 		}
 		golden(t, tc.golden, out.String()+errb.String())
 	}
@@ -340,19 +348,7 @@ route "all" {
 		}
 	}
 	store.Close()
-	for _, tc := range []struct {
-		args   []string
-		golden string
-	}{
-		{[]string{"explain", "-config", "disabled.hcl", lineExample}, "explain_disabled.golden"},
-		{[]string{"explain", "-config", "disabled.hcl", "-json", lineExample}, "explain_disabled_json.golden"},
-	} {
-		var out, errb bytes.Buffer
-		if code := Main(tc.args, &out, &errb, testBuiltins); code != ExitOK {
-			t.Fatalf("exit %d; want 0\n%s%s", code, out.String(), errb.String())
-		}
-		golden(t, tc.golden, out.String()+errb.String())
-	}
+	explainGoldens(t, "disabled.hcl", "explain_disabled")
 	var out, errb bytes.Buffer
 	if code := Main([]string{"validate", "disabled.hcl"}, &out, &errb, testBuiltins); code != ExitOK || !strings.Contains(out.String(), "disabled.hcl: ok (4 notifiers (2 enabled), 2 routes)") {
 		t.Errorf("validate: exit %d\n%s%s", code, out.String(), errb.String())
