@@ -41,10 +41,9 @@ const (
 // provider token (an ES256 JWT of the team's key) verified on each push,
 // or a TLS client certificate asked for with certificate auth. It answers
 // malformed pushes as APNs does and every other push as Answer says.
+// Once started, its URL is https://127.0.0.1:port.
 type APNs struct {
 	server
-	// URL is the base URL (https://127.0.0.1:port) once started.
-	URL string
 
 	o   APNsOptions
 	key *ecdsa.PrivateKey
@@ -52,7 +51,7 @@ type APNs struct {
 	n      atomic.Int64
 	mu     sync.Mutex
 	pushes []*Push
-	answer atomic.Pointer[func(*Push) Answer]
+	answer script[Push, Answer]
 	tokens sync.Map // provider token → tokenCheck: each is verified once
 
 	ok, badToken, malformed, aborted atomic.Int64
@@ -171,11 +170,7 @@ func NewAPNs(o APNsOptions) *APNs {
 
 // StartAPNs starts a fake APNs on 127.0.0.1, over TLS with HTTP/2 (a
 // certificate of its own: CertPool or WriteCA trusts it). Close stops it.
-func StartAPNs(o APNsOptions) *APNs {
-	f := NewAPNs(o)
-	f.URL = f.start(f, true, o.CertAuth)
-	return f
-}
+func StartAPNs(o APNsOptions) *APNs { return startFake(NewAPNs(o), true, o.CertAuth) }
 
 // TeamID and KeyID are the team and key the fake issues tokens to.
 func (f *APNs) TeamID() string { return f.o.TeamID }
@@ -208,17 +203,13 @@ func (f *APNs) CertPool() *x509.CertPool { return f.certPool() }
 func (f *APNs) WriteCA(dir string) (string, error) { return f.writeCA(dir) }
 
 // SetAnswer replaces Answer (nil: 200).
-func (f *APNs) SetAnswer(a func(*Push) Answer) { f.answer.Store(&a) }
+func (f *APNs) SetAnswer(a func(*Push) Answer) { f.answer.set(a) }
 
 // Pushes returns a copy of the pushes received so far, in order.
 func (f *APNs) Pushes() []Push {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]Push, len(f.pushes))
-	for i, p := range f.pushes {
-		out[i] = *p
-	}
-	return out
+	return copies(f.pushes)
 }
 
 // Counts returns the fake's counts so far.
@@ -276,9 +267,7 @@ func (f *APNs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !refused {
 		f.ok.Add(1)
-		if fn := *f.answer.Load(); fn != nil {
-			a = fn(p)
-		}
+		a = f.answer.answer(p)
 	}
 	if !wait(r, a.Delay, a.Hold) {
 		return

@@ -35,11 +35,10 @@ const fcmScope = "https://www.googleapis.com/auth/firebase.messaging"
 // key (RS256, its key id, issuer, audience, scope and lifetime checked),
 // and /v1/projects/{project}/messages:send takes messages carrying such an
 // access token. It answers requests FCM refuses as FCM does and every
-// other message as Answer says.
+// other message as Answer says. Once started, TokenURL and Endpoint are
+// under its URL.
 type FCM struct {
 	server
-	// URL is the base URL once started: TokenURL and Endpoint are under it.
-	URL string
 	// Project, ClientEmail and KeyID describe the service account;
 	// AccessToken is the token the fake grants.
 	Project, ClientEmail, KeyID, AccessToken string
@@ -49,7 +48,7 @@ type FCM struct {
 	sends     []*FCMSend
 	grants    int
 	tokenErrs []string
-	answer    atomic.Pointer[func(*FCMSend) FCMAnswer]
+	answer    script[FCMSend, FCMAnswer]
 	grant     atomic.Pointer[TokenAnswer]
 }
 
@@ -148,11 +147,7 @@ func NewFCM(o FCMOptions) *FCM {
 }
 
 // StartFCM starts a fake FCM on 127.0.0.1 (plain HTTP). Close stops it.
-func StartFCM(o FCMOptions) *FCM {
-	f := NewFCM(o)
-	f.URL = f.start(f, false, false)
-	return f
-}
+func StartFCM(o FCMOptions) *FCM { return startFake(NewFCM(o), false, false) }
 
 // TokenURL is the token endpoint, the service account's token_uri.
 func (f *FCM) TokenURL() string { return f.URL + "/token" }
@@ -199,7 +194,7 @@ func (f *FCM) WriteServiceAccount(dir string) (string, error) {
 }
 
 // SetAnswer replaces Answer (nil: success).
-func (f *FCM) SetAnswer(a func(*FCMSend) FCMAnswer) { f.answer.Store(&a) }
+func (f *FCM) SetAnswer(a func(*FCMSend) FCMAnswer) { f.answer.set(a) }
 
 // SetTokenAnswer replaces the grant of an access token for a valid
 // assertion (nil: the grant).
@@ -209,11 +204,7 @@ func (f *FCM) SetTokenAnswer(a *TokenAnswer) { f.grant.Store(a) }
 func (f *FCM) Sends() []FCMSend {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]FCMSend, len(f.sends))
-	for i, s := range f.sends {
-		out[i] = *s
-	}
-	return out
+	return copies(f.sends)
 }
 
 // TokenRequests is the number of requests to the token endpoint.
@@ -255,9 +246,7 @@ func (f *FCM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.sends = append(f.sends, s)
 	f.mu.Unlock()
 	if !refused {
-		if fn := *f.answer.Load(); fn != nil {
-			a = fn(s)
-		}
+		a = f.answer.answer(s)
 	}
 	if !wait(r, 0, a.Hold) {
 		return
@@ -307,9 +296,7 @@ func invalidArgument(msg string) FCMAnswer {
 
 // writeFCM writes a as Google's APIs do.
 func writeFCM(w http.ResponseWriter, a FCMAnswer) {
-	for k, v := range a.Header {
-		w.Header().Set(k, v)
-	}
+	setHeader(w, a.Header)
 	if a.Raw != "" {
 		if a.Status == http.StatusOK {
 			w.Header().Set("Content-Type", "application/json; charset=UTF-8")
@@ -350,9 +337,7 @@ func (f *FCM) token(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeToken(w http.ResponseWriter, a TokenAnswer) {
-	for k, v := range a.Header {
-		w.Header().Set(k, v)
-	}
+	setHeader(w, a.Header)
 	if a.Error == "" {
 		w.WriteHeader(a.Status)
 		return

@@ -19,11 +19,10 @@ import (
 
 // OTLP is an OTLP/HTTP trace receiver: POST /v1/traces with an
 // ExportTraceServiceRequest, in protobuf or JSON, gzip-compressed or not.
-// It records every span with the attributes of its resource.
+// It records every span with the attributes of its resource. Once
+// started, its URL is an exporter's endpoint.
 type OTLP struct {
 	server
-	// URL is the base URL (an exporter's endpoint) once started.
-	URL string
 
 	mu    sync.Mutex
 	spans []Span
@@ -50,11 +49,7 @@ func NewOTLP() *OTLP { return &OTLP{} }
 
 // StartOTLP starts a trace receiver on 127.0.0.1 (plain HTTP). Close stops
 // it.
-func StartOTLP() *OTLP {
-	f := NewOTLP()
-	f.URL = f.start(f, false, false)
-	return f
-}
+func StartOTLP() *OTLP { return startFake(NewOTLP(), false, false) }
 
 // Spans returns the spans received so far.
 func (f *OTLP) Spans() []Span {

@@ -17,14 +17,32 @@ import (
 
 // server is the loopback server a fake runs on once started.
 type server struct {
+	// URL is the base URL once started.
+	URL string
+
 	srv   *httptest.Server
 	conns atomic.Int64
 }
 
+// fake is a fake peer: a handler with the server it runs on.
+type fake interface {
+	http.Handler
+	loopback() *server
+}
+
+// loopback is the server f runs on once started.
+func (s *server) loopback() *server { return s }
+
+// startFake runs f on 127.0.0.1 (as server.start does) and returns it.
+func startFake[F fake](f F, tlsOn, clientCerts bool) F {
+	f.loopback().start(f, tlsOn, clientCerts)
+	return f
+}
+
 // start serves h on 127.0.0.1: over TLS with HTTP/2 when tlsOn (asking
 // for a client certificate when clientCerts), else plain HTTP/1.1. It
-// returns the base URL.
-func (s *server) start(h http.Handler, tlsOn, clientCerts bool) string {
+// sets URL.
+func (s *server) start(h http.Handler, tlsOn, clientCerts bool) {
 	s.srv = httptest.NewUnstartedServer(h)
 	// Clients that go away mid-handshake (killed processes) are expected.
 	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
@@ -33,16 +51,16 @@ func (s *server) start(h http.Handler, tlsOn, clientCerts bool) string {
 			s.conns.Add(1)
 		}
 	}
-	if !tlsOn {
+	if tlsOn {
+		s.srv.EnableHTTP2 = true
+		if clientCerts {
+			s.srv.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+		}
+		s.srv.StartTLS()
+	} else {
 		s.srv.Start()
-		return s.srv.URL
 	}
-	s.srv.EnableHTTP2 = true
-	if clientCerts {
-		s.srv.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
-	}
-	s.srv.StartTLS()
-	return s.srv.URL
+	s.URL = s.srv.URL
 }
 
 // Close stops the server and closes its connections (a fake never started
@@ -69,6 +87,39 @@ func (s *server) writeCA(dir string) (string, error) {
 	path := filepath.Join(dir, "ca.pem")
 	b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
 	return path, os.WriteFile(path, b, 0o600)
+}
+
+// script is a fake's scripted answer A to a well-formed request R. With no
+// function set (or nil), it answers A's zero value, which each fake reads
+// as success.
+type script[R, A any] struct{ fn atomic.Pointer[func(*R) A] }
+
+// set replaces the function.
+func (s *script[R, A]) set(fn func(*R) A) { s.fn.Store(&fn) }
+
+// answer is the function's answer to r.
+func (s *script[R, A]) answer(r *R) A {
+	if fn := s.fn.Load(); fn != nil && *fn != nil {
+		return (*fn)(r)
+	}
+	var zero A
+	return zero
+}
+
+// copies returns a copy of each record, in order.
+func copies[T any](records []*T) []T {
+	out := make([]T, len(records))
+	for i, r := range records {
+		out[i] = *r
+	}
+	return out
+}
+
+// setHeader sets each of h on w's header.
+func setHeader(w http.ResponseWriter, h map[string]string) {
+	for k, v := range h {
+		w.Header().Set(k, v)
+	}
 }
 
 // wait holds an answer for delay, then until hold is closed; it reports

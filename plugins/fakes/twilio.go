@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -24,19 +23,18 @@ const twilioMaxBody = 1600
 
 // Twilio is a fake of Twilio's Messages API: POST
 // /2010-04-01/Accounts/{AccountSid}/Messages.json with HTTP basic auth of
-// the account and a form of To, From and Body. It answers requests Twilio
+// the account and a form of To, a sender (From, or MessagingServiceSid for a
+// Messaging Service) and Body. It answers requests Twilio
 // refuses as Twilio does (with its error codes) and every other message as
-// Answer says.
+// Answer says. Once started, its URL is the plugin's endpoint.
 type Twilio struct {
 	server
-	// URL is the base URL (the plugin's endpoint) once started.
-	URL string
 	// AccountSID and AuthToken are the account's credentials.
 	AccountSID, AuthToken string
 
 	mu     sync.Mutex
 	msgs   []*SMS
-	answer atomic.Pointer[func(*SMS) SMSAnswer]
+	answer script[SMS, SMSAnswer]
 }
 
 // TwilioOptions configures a fake Twilio; the zero value serves
@@ -93,24 +91,16 @@ func NewTwilio(o TwilioOptions) *Twilio {
 
 // StartTwilio starts a fake Twilio on 127.0.0.1 (plain HTTP). Close stops
 // it.
-func StartTwilio(o TwilioOptions) *Twilio {
-	f := NewTwilio(o)
-	f.URL = f.start(f, false, false)
-	return f
-}
+func StartTwilio(o TwilioOptions) *Twilio { return startFake(NewTwilio(o), false, false) }
 
 // SetAnswer replaces Answer (nil: 201 queued).
-func (f *Twilio) SetAnswer(a func(*SMS) SMSAnswer) { f.answer.Store(&a) }
+func (f *Twilio) SetAnswer(a func(*SMS) SMSAnswer) { f.answer.set(a) }
 
 // Messages returns a copy of the requests received so far, in order.
 func (f *Twilio) Messages() []SMS {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]SMS, len(f.msgs))
-	for i, m := range f.msgs {
-		out[i] = *m
-	}
-	return out
+	return copies(f.msgs)
 }
 
 // ServeHTTP answers a request as Twilio does.
@@ -129,9 +119,7 @@ func (f *Twilio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	a, refused := f.check(r, m)
 	if !refused {
-		if fn := *f.answer.Load(); fn != nil {
-			a = fn(m)
-		}
+		a = f.answer.answer(m)
 	}
 	if !wait(r, 0, a.Hold) {
 		return
@@ -140,9 +128,7 @@ func (f *Twilio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status == 0 {
 		status = http.StatusCreated
 	}
-	for k, v := range a.Header {
-		w.Header().Set(k, v)
-	}
+	setHeader(w, a.Header)
 	switch {
 	case a.Raw != "" || (status != http.StatusCreated && a.Code == 0 && a.Message == ""):
 		w.WriteHeader(status)
@@ -175,7 +161,7 @@ func (f *Twilio) check(r *http.Request, m *SMS) (SMSAnswer, bool) {
 		return SMSAnswer{Status: http.StatusBadRequest, Code: 20001, Message: "Content-Type " + ct + " is not a form"}, true
 	case m.Form.Get("To") == "":
 		return SMSAnswer{Status: http.StatusBadRequest, Code: 21604, Message: "A 'To' phone number is required."}, true
-	case m.Form.Get("From") == "":
+	case m.Form.Get("From") == "" && m.Form.Get("MessagingServiceSid") == "":
 		return SMSAnswer{Status: http.StatusBadRequest, Code: 21603, Message: "A 'From' phone number is required."}, true
 	case m.Form.Get("Body") == "":
 		return SMSAnswer{Status: http.StatusBadRequest, Code: 21602, Message: "Message body is required."}, true

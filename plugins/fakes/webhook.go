@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
@@ -17,8 +16,6 @@ import (
 // answers the rest as Answer says.
 type Webhook struct {
 	server
-	// URL is the base URL once started.
-	URL string
 
 	o      WebhookOptions
 	verify *standardwebhooks.Webhook
@@ -26,7 +23,7 @@ type Webhook struct {
 	mu     sync.Mutex
 	reqs   []*WebhookRequest
 	bySID  map[string][]*WebhookRequest
-	answer atomic.Pointer[func(*WebhookRequest) WebhookAnswer]
+	answer script[WebhookRequest, WebhookAnswer]
 }
 
 // WebhookOptions configures a fake app server; the zero value records
@@ -93,14 +90,10 @@ func NewWebhook(o WebhookOptions) *Webhook {
 
 // StartWebhook starts a fake app server on 127.0.0.1 (plain HTTP). Close
 // stops it.
-func StartWebhook(o WebhookOptions) *Webhook {
-	f := NewWebhook(o)
-	f.URL = f.start(f, false, false)
-	return f
-}
+func StartWebhook(o WebhookOptions) *Webhook { return startFake(NewWebhook(o), false, false) }
 
 // SetAnswer replaces Answer (nil: 204).
-func (f *Webhook) SetAnswer(a func(*WebhookRequest) WebhookAnswer) { f.answer.Store(&a) }
+func (f *Webhook) SetAnswer(a func(*WebhookRequest) WebhookAnswer) { f.answer.set(a) }
 
 // Requests returns a copy of the requests for the call sid ("": all), in
 // order.
@@ -111,11 +104,7 @@ func (f *Webhook) Requests(sid string) []WebhookRequest {
 	if sid != "" {
 		src = f.bySID[sid]
 	}
-	out := make([]WebhookRequest, len(src))
-	for i, r := range src {
-		out[i] = *r
-	}
-	return out
+	return copies(src)
 }
 
 // Delivered counts the 2xx answers the fake gave for sid.
@@ -156,10 +145,7 @@ func (f *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	a := WebhookAnswer{Status: http.StatusUnauthorized, Body: `{"error":"signature"}`}
 	if req.SigErr == nil {
-		a = WebhookAnswer{}
-		if fn := *f.answer.Load(); fn != nil {
-			a = fn(req)
-		}
+		a = f.answer.answer(req)
 	}
 	if !wait(r, 0, a.Hold) {
 		return
@@ -167,9 +153,7 @@ func (f *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a.Status == 0 {
 		a.Status = http.StatusNoContent
 	}
-	for k, v := range a.Header {
-		w.Header().Set(k, v)
-	}
+	setHeader(w, a.Header)
 	w.WriteHeader(a.Status)
 	_, _ = io.WriteString(w, a.Body)
 	f.mu.Lock()
