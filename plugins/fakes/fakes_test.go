@@ -326,13 +326,15 @@ func TestTwilio(t *testing.T) {
 		{"no To", path, TwilioAuthToken, form("", "hi"), 400, `"code":21604`},
 		{"no Body", path, TwilioAuthToken, form("+818012345678", ""), 400, `"code":21602`},
 		{"1601 characters", path, TwilioAuthToken, form("+818012345678", strings.Repeat("あ", 1601)), 400, `"code":21617`},
+		{"a messaging service", path, TwilioAuthToken, url.Values{"To": {"+818012345678"}, "MessagingServiceSid": {"MG9752274e9e519418a7406176694466fa"}, "Body": {"hi"}}, 201, `"status":"queued"`},
+		{"no sender", path, TwilioAuthToken, url.Values{"To": {"+818012345678"}, "Body": {"hi"}}, 400, `"code":21603`},
 	} {
 		status, hdr, body := post(tc.path, TwilioAccountSID, tc.pass, tc.form)
 		if status != tc.status || !strings.Contains(body, tc.want) || (status == 429 && hdr.Get("Retry-After") != "1") {
 			t.Errorf("%s: %d %s; want %d with %s", tc.name, status, body, tc.status, tc.want)
 		}
 	}
-	if m := f.Messages(); len(m) != 7 || m[0].Form.Get("Body") != "hi" || m[0].User != TwilioAccountSID || m[0].Status != 201 {
+	if m := f.Messages(); len(m) != 9 || m[0].Form.Get("Body") != "hi" || m[0].User != TwilioAccountSID || m[0].Status != 201 {
 		t.Errorf("messages %+v", m)
 	}
 }

@@ -4,7 +4,9 @@
 // Each Deliver is one form POST to
 // {endpoint}/2010-04-01/Accounts/{account_sid}/Messages.json with HTTP Basic
 // auth (account_sid:auth_token) and the form fields To (the device token, an
-// E.164 number), From and Body (the notifier's rendered body template). It
+// E.164 number), the sender and Body (the notifier's rendered body
+// template). The sender is From, or MessagingServiceSid when from is a
+// Messaging Service SID (MG…), which lets Twilio pick the number. It
 // speaks plain net/http rather than twilio-go, whose base URL cannot be
 // changed (endpoint must point tests and regional edges elsewhere).
 //
@@ -75,13 +77,14 @@ const (
 type Config struct {
 	AccountSID string `ringside:"account_sid,required" help:"Twilio account SID, AC followed by 32 hex digits"`
 	AuthToken  string `ringside:"auth_token,required,sensitive" help:"Twilio auth token (HTTP Basic password)"`
-	From       string `ringside:"from,required" help:"sender: an E.164 Twilio number, a short code or an alphanumeric sender ID"`
+	From       string `ringside:"from,required" help:"sender: a Messaging Service SID (MG followed by 32 hex digits), an E.164 Twilio number, a short code or an alphanumeric sender ID"`
 	Body       string `ringside:"body,template" help:"message text, an expression over call rendered per call (default: \"Incoming audio call from <from_user_id>\", \"video\" for type V)"`
 	Endpoint   string `ringside:"endpoint" help:"Twilio API base URL (default https://api.twilio.com); messages go to {endpoint}/2010-04-01/Accounts/{account_sid}/Messages.json"`
 }
 
 var (
 	accountSID   = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+	serviceSID   = regexp.MustCompile(`^MG[0-9a-fA-F]{32}$`)
 	e164         = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 	shortCode    = regexp.MustCompile(`^[0-9]{3,8}$`)
 	alphaSender  = regexp.MustCompile(`^[A-Za-z0-9 ]{1,11}$`)
@@ -101,7 +104,10 @@ type Plugin struct {
 	safeURL     string // scheme://host/path
 	accountSID  string
 	authToken   string
-	from        string
+	// sender is the form field that names the sender and its value:
+	// From, or MessagingServiceSid for a Messaging Service.
+	senderField string
+	sender      string
 
 	// lastAuthLog is when a credentials failure was last logged (unix nano).
 	lastAuthLog atomic.Int64
@@ -161,19 +167,28 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
 	p.safeURL = (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 	p.accountSID = cfg.AccountSID
 	p.authToken = cfg.AuthToken
-	p.from = cfg.From
+	p.senderField, p.sender = "From", cfg.From
+	if serviceSID.MatchString(cfg.From) {
+		p.senderField = "MessagingServiceSid"
+	}
 	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
 		diags.AddAttributeWarning("endpoint", "plain http to %s sends the auth token unencrypted; use https", u.Host)
 	}
 	return diags
 }
 
-// checkFrom accepts an E.164 number, a short code or an alphanumeric sender
-// ID (1 to 11 letters, digits and spaces, at least one letter).
+// checkFrom accepts a Messaging Service SID (MG and 32 hex digits), an
+// E.164 number, a short code or an alphanumeric sender ID (1 to 11 letters,
+// digits and spaces, at least one letter). A value that starts with MG and
+// is as long as a SID must be a SID: "MG" plus 32 characters is no sender
+// ID.
 func checkFrom(from string) error {
 	switch {
 	case from == "":
-		return errors.New("must be set: an E.164 number such as +14155550100, a short code or an alphanumeric sender ID")
+		return errors.New("must be set: a Messaging Service SID (MG…), an E.164 number such as +14155550100, a short code or an alphanumeric sender ID")
+	case serviceSID.MatchString(from):
+	case strings.HasPrefix(from, "MG") && len(from) > 11:
+		return errors.New("is not a Messaging Service SID: MG followed by 32 hex digits")
 	case strings.HasPrefix(from, "+"):
 		if !e164.MatchString(from) {
 			return errors.New("is not an E.164 number: + then 7 to 15 digits, no spaces")
@@ -181,7 +196,7 @@ func checkFrom(from string) error {
 	case shortCode.MatchString(from):
 	case alphaSender.MatchString(from) && hasLetter.MatchString(from):
 	default:
-		return errors.New("must be an E.164 number such as +14155550100, a short code or an alphanumeric sender ID (at most 11 letters, digits and spaces)")
+		return errors.New("must be a Messaging Service SID (MG followed by 32 hex digits), an E.164 number such as +14155550100, a short code or an alphanumeric sender ID (at most 11 letters, digits and spaces)")
 	}
 	return nil
 }
@@ -250,7 +265,7 @@ func (p *Plugin) Deliver(ctx context.Context, d *sdk.Delivery, dev sdk.Device) (
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	form := url.Values{"To": {to}, "From": {p.from}, "Body": {body}}
+	form := url.Values{"To": {to}, p.senderField: {p.sender}, "Body": {body}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.messagesURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		return "", sdk.Permanent(fmt.Errorf("sms POST %s: build request failed", p.safeURL))

@@ -16,10 +16,11 @@ import (
 )
 
 const (
-	testSID   = fakes.TwilioAccountSID
-	testToken = fakes.TwilioAuthToken
-	testFrom  = "+15005550006"
-	testTo    = "+818012345678"
+	testSID     = fakes.TwilioAccountSID
+	testToken   = fakes.TwilioAuthToken
+	testFrom    = "+15005550006"
+	testTo      = "+818012345678"
+	testService = "MG9752274e9e519418a7406176694466fa"
 )
 
 // newTwilio starts a fake Twilio for testSID that answers as answer says
@@ -89,6 +90,49 @@ func TestDeliverForm(t *testing.T) {
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" {
 		t.Errorf("content type %q", ct)
+	}
+}
+
+// TestDeliverSender checks which form field carries each kind of sender:
+// a Messaging Service SID goes as MessagingServiceSid, every other sender
+// as From, never both.
+func TestDeliverSender(t *testing.T) {
+	tests := []struct {
+		name, from, field string
+	}{
+		{"e164 number", testFrom, "From"},
+		{"short code", "12345", "From"},
+		{"alphanumeric", "Ringside", "From"},
+		{"alphanumeric starting MG", "MGabc", "From"},
+		{"messaging service", testService, "MessagingServiceSid"},
+		{"messaging service upper hex", "MG9752274E9E519418A7406176694466FA", "MessagingServiceSid"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tw := newTwilio(t, nil)
+			p := sdktest.Configured(t, New(), Config{AccountSID: testSID, AuthToken: testToken, From: tc.from, Endpoint: tw.URL})
+			if _, err := p.Deliver(context.Background(), delivery("hi"), phone(testTo)); err != nil {
+				t.Fatalf("Deliver: %v", err)
+			}
+			msgs := tw.Messages()
+			if len(msgs) != 1 {
+				t.Fatalf("got %d requests; want 1", len(msgs))
+			}
+			form := msgs[0].Form
+			other := map[string]string{"From": "MessagingServiceSid", "MessagingServiceSid": "From"}[tc.field]
+			if got := form.Get(tc.field); got != tc.from {
+				t.Errorf("%s: got %q; want %q", tc.field, got, tc.from)
+			}
+			if form.Has(other) {
+				t.Errorf("%s: got %q; want none", other, form.Get(other))
+			}
+			if form.Get("To") != testTo || form.Get("Body") != "hi" || len(form) != 3 {
+				t.Errorf("form: got %v; want To, %s and Body", form, tc.field)
+			}
+			if msgs[0].Status != http.StatusCreated {
+				t.Errorf("fake Twilio answered %d; want 201", msgs[0].Status)
+			}
+		})
 	}
 }
 
@@ -262,6 +306,11 @@ func TestConfigure(t *testing.T) {
 		{"ok", func(*Config) {}, nil, false},
 		{"short code", func(c *Config) { c.From = "12345" }, nil, false},
 		{"alphanumeric", func(c *Config) { c.From = "Ringside" }, nil, false},
+		{"messaging service", func(c *Config) { c.From = testService }, nil, false},
+		{"messaging service too short", func(c *Config) { c.From = testService[:33] }, []string{"from"}, false},
+		{"messaging service too long", func(c *Config) { c.From = testService + "0" }, []string{"from"}, false},
+		{"messaging service not hex", func(c *Config) { c.From = "MG9752274e9e519418a7406176694466fz" }, []string{"from"}, false},
+		{"account sid as from", func(c *Config) { c.From = testSID }, []string{"from"}, false},
 		{"default endpoint", func(c *Config) { c.Endpoint = "" }, nil, false},
 		{"loopback http", func(c *Config) { c.Endpoint = "http://127.0.0.1:8080" }, nil, false},
 		{"remote http warns", func(c *Config) { c.Endpoint = "http://twilio.internal" }, []string{"endpoint"}, true},
@@ -289,6 +338,9 @@ func TestConfigure(t *testing.T) {
 				warned = warned && d.Severity == sdk.SeverityWarning
 				if strings.Contains(d.Summary, testToken) {
 					t.Errorf("diagnostic quotes the auth token: %v", d)
+				}
+				if d.Attribute == "from" && strings.HasPrefix(cfg.From, "MG") && !strings.Contains(d.Summary, "Messaging Service SID") {
+					t.Errorf("diagnostic %q does not say what a Messaging Service SID looks like", d.Summary)
 				}
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tc.attrs) || (len(got) > 0 && warned != tc.warned) {
