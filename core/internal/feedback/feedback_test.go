@@ -157,6 +157,23 @@ func story(l *calllog.Log, sid string) {
 	c.End(calllog.OutcomeNotDelivered)
 }
 
+// prune begins call s1 for alice and records one pruned apns token event
+// for each of tokens, in order.
+func prune(l *calllog.Log, tokens []string) {
+	c := l.Begin(calllog.Start{SID: "s1", Callee: alice, Status: "accepted"})
+	for _, tok := range tokens {
+		c.Add(calllog.Event{Type: calllog.EventPruned, Device: &calllog.Device{Kind: "apns"}, Outcome: "removed"}, tok)
+	}
+}
+
+// heldApp answers each batch delivered, once hold is closed.
+func heldApp(hold <-chan struct{}) *fakeApp {
+	return &fakeApp{answer: func(*delivery.Attempt) (delivery.Outcome, error) {
+		<-hold
+		return delivery.Outcome{Result: delivery.Delivered}, nil
+	}}
+}
+
 // TestOutcomeEvents: each kind of call log event becomes its outcome
 // event, with the whole token, the callee and the reasons, and only the
 // configured kinds are sent.
@@ -237,17 +254,13 @@ func TestBatching(t *testing.T) {
 	cfg.Events = []string{"pruned"}
 	cfg.FlushAfter = 200 * time.Millisecond
 	hold := make(chan struct{})
-	app := &fakeApp{answer: func(*delivery.Attempt) (delivery.Outcome, error) {
-		<-hold
-		return delivery.Outcome{Result: delivery.Delivered}, nil
-	}}
+	app := heldApp(hold)
 	fx := start(t, cfg, app)
-	c := fx.log.Begin(calllog.Start{SID: "s1", Callee: alice, Status: "accepted"})
 	tokens := make([]string, 7)
 	for i := range tokens {
 		tokens[i] = fmt.Sprintf("token-%02d", i)
-		c.Add(calllog.Event{Type: calllog.EventPruned, Device: &calllog.Device{Kind: "apns"}, Outcome: "removed"}, tokens[i])
 	}
+	prune(fx.log, tokens)
 	close(hold)
 	time.Sleep(100 * time.Millisecond) // less than flush_after: two full batches have gone
 	if n := len(app.got()); n != 2 {
@@ -426,17 +439,15 @@ func TestQueueFull(t *testing.T) {
 	cfg.Events = []string{"pruned"}
 	cfg.Queue = 2
 	hold := make(chan struct{})
-	app := &fakeApp{answer: func(*delivery.Attempt) (delivery.Outcome, error) {
-		<-hold
-		return delivery.Outcome{Result: delivery.Delivered}, nil
-	}}
+	app := heldApp(hold)
 	fx := start(t, cfg, app)
-	c := fx.log.Begin(calllog.Start{SID: "s1", Callee: alice, Status: "accepted"})
 	const n = 2000
-	began := time.Now()
-	for i := range n {
-		c.Add(calllog.Event{Type: calllog.EventPruned, Device: &calllog.Device{Kind: "apns"}, Outcome: "removed"}, fmt.Sprint(i))
+	tokens := make([]string, n)
+	for i := range tokens {
+		tokens[i] = fmt.Sprint(i)
 	}
+	began := time.Now()
+	prune(fx.log, tokens)
 	if d := time.Since(began); d > 2*time.Second {
 		t.Errorf("%d events took %s to record", n, d)
 	}
