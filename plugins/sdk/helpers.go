@@ -33,14 +33,20 @@ func ParseRetryAfter(v string, now time.Time) (after time.Duration, ok bool) {
 
 // ShortToken shortens a device token for logs and error reasons, as
 // ringside itself does: a phone number (E.164, "+" and at least 8 digits)
-// keeps its first 3 and last 2 characters ("+81…78"); any other token
-// keeps a prefix and a suffix, together at most a third of it: at most 6
-// bytes first and 4 last ("a1b2c3…7f8e" of a 64-hex APNs token), fewer for
-// a short token, cut at character boundaries, so two tokens stay apart and
-// a short one never shows whole.
+// keeps its first 3 and last 2 characters ("+81…78"); a Web Push
+// subscription's Token shows as "webpush:", its endpoint's host and the
+// last 4 characters of its auth secret ("webpush:fcm.googleapis.com…Xw2Q"),
+// never the endpoint's path, which is what lets anyone push to the
+// browser; any other token keeps a prefix and a suffix, together at most a
+// third of it: at most 6 bytes first and 4 last ("a1b2c3…7f8e" of a 64-hex
+// APNs token), fewer for a short token, cut at character boundaries, so
+// two tokens stay apart and a short one never shows whole.
 func ShortToken(t string) string {
 	if isPhone(t) && len(t) >= 9 {
 		return t[:3] + "…" + t[len(t)-2:]
+	}
+	if s, ok := shortWebPush(t); ok {
+		return s
 	}
 	shown := len(t) / 3
 	s := min(4, shown/3)
@@ -53,6 +59,48 @@ func ShortToken(t string) string {
 		i++
 	}
 	return t[:p] + "…" + t[i:]
+}
+
+// shortWebPush shortens t as a Web Push subscription's Token,
+// {"endpoint":"https://HOST…","keys":{…,"auth":"AUTH"}} with AUTH 22
+// base64url characters, to "webpush:HOST…" and AUTH's last 4 characters.
+// ok is false for any other token. Ringside's own ShortToken keeps the
+// same rule, as a string check: it does not import the SDK.
+func shortWebPush(t string) (short string, ok bool) {
+	const (
+		prefix  = `{"endpoint":"https://`
+		authKey = `","auth":"`
+		suffix  = `"}}`
+		authLen = 22  // 16 bytes, unpadded base64url
+		maxHost = 255 // a DNS name, a port, an IPv6 literal
+	)
+	rest, ok := strings.CutPrefix(t, prefix)
+	if !ok || !strings.HasSuffix(rest, suffix) {
+		return "", false
+	}
+	head := rest[:len(rest)-len(suffix)]
+	if len(head) < len(authKey)+authLen || head[len(head)-authLen-len(authKey):len(head)-authLen] != authKey {
+		return "", false
+	}
+	auth := head[len(head)-authLen:]
+	if strings.Trim(auth, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		return "", false
+	}
+	n := 0
+	for n < len(rest) && n <= maxHost && isHostByte(rest[n]) {
+		n++
+	}
+	if n == 0 || n > maxHost || (rest[n] != '/' && rest[n] != '?' && rest[n] != '"') {
+		return "", false
+	}
+	return "webpush:" + rest[:n] + "…" + auth[authLen-4:], true
+}
+
+// isHostByte reports whether c may appear in a URL's host and port: a DNS
+// name, an IPv4 address or a bracketed IPv6 one.
+func isHostByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '.' || c == '-' || c == ':' || c == '[' || c == ']'
 }
 
 func isPhone(t string) bool {

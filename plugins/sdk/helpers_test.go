@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -18,6 +19,18 @@ func TestShortToken(t *testing.T) {
 		{"phone", "+819012345678", "+81…78"},
 		{"short phone", "+8190", "+…"},
 		{"plus but not a phone", "+abc-def-ghi", "+ab…i"},
+		{"webpush", webPushToken(t, "https://fcm.googleapis.com/fcm/send/dGVzdA:APA91b"), "webpush:fcm.googleapis.com…Xw2Q"},
+		{"webpush with a port", webPushToken(t, "https://127.0.0.1:8443/push/1"), "webpush:127.0.0.1:8443…Xw2Q"},
+		{"webpush with an ipv6 host", webPushToken(t, "https://[::1]:8443/p"), "webpush:[::1]:8443…Xw2Q"},
+		{"webpush without a path", webPushToken(t, "https://push.example"), "webpush:push.example…Xw2Q"},
+		{"webpush with a query", webPushToken(t, "https://push.example?x=1"), "webpush:push.example…Xw2Q"},
+		// Anything else shaped like a subscription is shortened as any
+		// token: the rule never shows credentials or an endpoint's path.
+		{"webpush token cut short", webPushToken(t, "https://push.example/p")[:150], `{"endp…uth"`},
+		{"userinfo", `{"endpoint":"https://u:pw@push.example/p","keys":{"p256dh":"x","auth":"tBHItJI5svbpez7KI4Xw2Q"}}`, `{"endp…Q"}}`},
+		{"no host", `{"endpoint":"https:///p","keys":{"p256dh":"x","auth":"tBHItJI5svbpez7KI4Xw2Q"}}`, `{"endp…Q"}}`},
+		{"host too long", `{"endpoint":"https://` + strings.Repeat("a", 256) + `/p","keys":{"p256dh":"x","auth":"tBHItJI5svbpez7KI4Xw2Q"}}`, `{"endp…Q"}}`},
+		{"auth not base64url", `{"endpoint":"https://push.example/p","keys":{"p256dh":"x","auth":"tBHItJI5svbpez7KI4Xw+Q"}}`, `{"endp…Q"}}`},
 	}
 	for _, tc := range cases {
 		if got := ShortToken(tc.tok); got != tc.want {
@@ -49,4 +62,17 @@ func TestParseRetryAfter(t *testing.T) {
 			t.Errorf("ParseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
 	}
+}
+
+// webPushToken is the Token of a valid subscription to endpoint whose auth
+// secret, in base64url, ends in "Xw2Q".
+func webPushToken(t *testing.T, endpoint string) string {
+	t.Helper()
+	s, err := ParseWebPushSubscription([]byte(`{"endpoint":"` + endpoint + `","keys":{` +
+		`"p256dh":"BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",` +
+		`"auth":"tBHItJI5svbpez7KI4Xw2Q"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Token()
 }

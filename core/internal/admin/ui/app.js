@@ -170,11 +170,16 @@
   }
 
   // shortToken shortens a whole device token as the server does: a phone
-  // number keeps its first 3 and last 2 characters; any other token a
-  // prefix and a suffix, together at most a third of its bytes (at most 6
-  // first and 4 last), cut at character boundaries.
+  // number keeps its first 3 and last 2 characters; a Web Push
+  // subscription (its canonical JSON) shows as "webpush:", its endpoint's
+  // host and the last 4 characters of its auth secret, never the
+  // endpoint's path; any other token a prefix and a suffix, together at
+  // most a third of its bytes (at most 6 first and 4 last), cut at
+  // character boundaries.
   function shortToken(t) {
     if (/^\+[0-9]{8,}$/.test(t)) return t.slice(0, 3) + '…' + t.slice(-2);
+    const wp = /^\{"endpoint":"https:\/\/([A-Za-z0-9.:[\]-]{1,255})(?=[/?"])[\s\S]*","auth":"([A-Za-z0-9_-]{22})"\}\}$/.exec(t);
+    if (wp) return 'webpush:' + wp[1] + '…' + wp[2].slice(-4);
     const b = new TextEncoder().encode(t);
     const shownBytes = Math.floor(b.length / 3);
     const s = Math.min(4, Math.floor(shownBytes / 3));
