@@ -32,6 +32,14 @@ func testCall() *callback.Call {
 	}
 }
 
+// liveCall is testCall received now, so that the deadlines its delivery
+// context carries are real.
+func liveCall() *callback.Call {
+	c := testCall()
+	c.Received = time.Now()
+	return c
+}
+
 // fakePlugin answers attempts with outcomes chosen per attempt and records
 // them.
 type fakePlugin struct {
@@ -201,8 +209,7 @@ func TestDeliveryOutcomes(t *testing.T) {
 		}
 		return o
 	})
-	c := testCall()
-	c.Received = time.Now() // deadlines are real: the delivery context carries them
+	c := liveCall()
 	if ans, _ := d.Accept(context.Background(), c, true); ans.Status != callback.StatusAccepted {
 		t.Fatalf("got %+v", ans)
 	}

@@ -50,8 +50,7 @@ func TestFallbackAfterDelivery(t *testing.T) {
 			p := f.planner(&route.Route{Name: "r", Notify: []string{"ios"}, Fallback: []string{"sms"}})
 			p.FallbackAfter = tc.fallbackAfter
 			d := New(Options{Planner: p, Metrics: m, Jitter: func() float64 { return 0.5 }, Backoff: Backoff{Base: 5 * time.Millisecond, Max: 10 * time.Millisecond}})
-			c := testCall()
-			c.Received = time.Now()
+			c := liveCall()
 			if ans, _ := d.Accept(context.Background(), c, true); ans.Status != callback.StatusAccepted {
 				t.Fatalf("got %+v", ans)
 			}
@@ -80,8 +79,7 @@ func TestOverload(t *testing.T) {
 	}
 	d := New(Options{Planner: f.planner(&route.Route{Name: "r", Notify: []string{"hook"}}), MaxInFlight: 2})
 	for i, want := range []error{nil, nil, ErrOverloaded} {
-		c := testCall()
-		c.Received = time.Now()
+		c := liveCall()
 		c.SID = c.SID[:35] + string(rune('0'+i))
 		_, err := d.Accept(context.Background(), c, true)
 		if !errors.Is(err, want) {
@@ -93,8 +91,7 @@ func TestOverload(t *testing.T) {
 	}
 	close(release)
 	_ = d.Wait(context.Background())
-	c := testCall()
-	c.Received = time.Now()
+	c := liveCall()
 	c.SID = c.SID[:35] + "9"
 	if _, err := d.Accept(context.Background(), c, true); err != nil {
 		t.Errorf("after draining: %v", err)
@@ -144,8 +141,7 @@ func TestJournalRecordAndResume(t *testing.T) {
 	})
 	routes := []*route.Route{{Name: "r", Notify: []string{"ios", "hook"}}}
 	d := New(Options{Planner: f.planner(routes...), Journal: jr})
-	c := testCall()
-	c.Received = time.Now()
+	c := liveCall()
 	if ans, err := d.Accept(context.Background(), c, true); err != nil || ans.Status != callback.StatusAccepted {
 		t.Fatalf("got %+v, %v", ans, err)
 	}

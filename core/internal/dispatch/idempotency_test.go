@@ -26,8 +26,7 @@ func TestIdempotencyIDsAreStable(t *testing.T) {
 	})
 	routes := []*route.Route{{Name: "r", Notify: []string{"ios", "hook"}}}
 	d := New(Options{Planner: f.planner(routes...), Journal: jr, Jitter: func() float64 { return 0 }, Backoff: Backoff{Base: time.Millisecond, Max: time.Millisecond}})
-	c := testCall()
-	c.Received = time.Now()
+	c := liveCall()
 	if _, err := d.Accept(context.Background(), c, true); err != nil {
 		t.Fatal(err)
 	}

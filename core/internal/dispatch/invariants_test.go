@@ -32,8 +32,7 @@ func TestAcceptNeverWaitsOnAPlugin(t *testing.T) {
 	d := New(Options{Planner: f.planner(&route.Route{Name: "r", Notify: []string{"ios", "hook"}}), Journal: jr})
 	answered := make(chan error, 1)
 	go func() {
-		c := testCall()
-		c.Received = time.Now()
+		c := liveCall()
 		_, err := d.Accept(context.Background(), c, true)
 		answered <- err
 	}()
