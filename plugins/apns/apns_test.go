@@ -14,7 +14,6 @@ import (
 	"github.com/sideshow/apns2"
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/ringside/ringside/plugins/fakes"
 	"github.com/ringside/ringside/plugins/sdk"
@@ -367,15 +366,11 @@ func TestDeliverColdBurstDialsOnce(t *testing.T) {
 // The push is a client span of the delivery's trace that records neither the
 // path nor the token, and carries the trace context to APNs.
 func TestDeliverSpan(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	prev := otel.GetTracerProvider()
-	otel.SetTracerProvider(tp)
-	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+	rec := sdktest.RecordSpans(t)
 
 	s := newTokenSetup(t)
 	p := s.plugin(t)
-	ctx, parent := tp.Tracer("test").Start(context.Background(), "deliver")
+	ctx, parent := otel.Tracer("test").Start(context.Background(), "deliver")
 	if _, err := p.Deliver(ctx, delivery(), device()); err != nil {
 		t.Fatal(err)
 	}

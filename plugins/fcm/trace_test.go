@@ -7,23 +7,19 @@ import (
 
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/sdktest"
 )
 
 // The send to FCM is a client span of the delivery's trace, carried to FCM
 // in traceparent, and its attributes hold neither the path nor any token.
 func TestTraceSpan(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	prev := otel.GetTracerProvider()
-	otel.SetTracerProvider(tp)
-	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+	rec := sdktest.RecordSpans(t)
 
 	e := newEnv(t)
-	ctx, parent := tp.Tracer("test").Start(context.Background(), "deliver android")
+	ctx, parent := otel.Tracer("test").Start(context.Background(), "deliver android")
 	if _, err := e.p.Deliver(ctx, delivery(defaultPayload), sdk.Device{Kind: "fcm", Token: testToken}); err != nil {
 		t.Fatal(err)
 	}
