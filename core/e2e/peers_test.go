@@ -235,6 +235,21 @@ func startOTLP(t *testing.T) *fakes.OTLP {
 	return f
 }
 
+// tracedPeers starts an OTLP receiver and a webhook fake that checks
+// hookSecret's signature; telemetry is the block that exports ringside's
+// spans to the receiver. Start ringside with quickExport so that it and
+// its plugins export soon.
+func tracedPeers(t *testing.T) (recv *fakes.OTLP, hook *fakes.Webhook, telemetry string) {
+	t.Helper()
+	recv = startOTLP(t)
+	hook = startWebhook(t, fakes.WebhookOptions{Secret: hookSecret})
+	return recv, hook, tracing(recv.URL, "ringside-e2e")
+}
+
+// quickExport is the environment that has ringside and its plugins (the
+// OTEL_* variables reach them) export their spans every 100ms.
+const quickExport = "OTEL_BSP_SCHEDULE_DELAY=100"
+
 // tracing is a telemetry block exporting to the receiver at url.
 func tracing(url, service string) string {
 	return fmt.Sprintf(`

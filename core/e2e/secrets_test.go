@@ -380,7 +380,7 @@ func TestE2ESecretsNeverLeak(t *testing.T) {
 	config := secConfig(consolePlugin(t), hookURL, apns.URL, apns.keyFile, fcm.Endpoint(), creds, tw.URL, recv.URL)
 	in := start(t, config,
 		"RS_NOTIFY_TOKEN="+secNotifyToken, "RS_ADMIN_TOKEN="+secAdminToken,
-		apns.env(), "OTEL_BSP_SCHEDULE_DELAY=100",
+		apns.env(), quickExport,
 		"OTEL_EXPORTER_OTLP_HEADERS=x-api-key="+secOTLPHeader)
 	rec := &secRecorder{t: t}
 	auth := map[string]string{"Authorization": "Bearer " + secAdminToken}

@@ -20,17 +20,16 @@ import (
 // Configure) is one trace under a "plugin.start NOTIFIER" root, the plugin's
 // server spans in it too, and no span is left without its parent.
 func TestE2ETraceProcesses(t *testing.T) {
-	recv := startOTLP(t)
-	hook := startWebhook(t, fakes.WebhookOptions{Secret: hookSecret})
+	recv, hook, telemetry := tracedPeers(t)
 	secret := fmt.Sprintf("secret = %q", hookSecret)
 	conf := func(notifiers ...string) string {
-		c := testServer + "\n" + tracing(recv.URL, "ringside-e2e")
+		c := testServer + "\n" + telemetry
 		for _, n := range notifiers {
 			c += webhookNotifier(n, hook.URL+"/"+n, secret)
 		}
 		return c + routeTo("all", "", notifiers...)
 	}
-	in := start(t, conf("app"), "OTEL_BSP_SCHEDULE_DELAY=100")
+	in := start(t, conf("app"), quickExport)
 	// desk starts on a reload, when the host's tracing runs for sure.
 	if err := os.WriteFile(in.config, []byte(conf("app", "desk")), 0o600); err != nil {
 		t.Fatal(err)

@@ -13,10 +13,8 @@ import (
 // One trace per callback, continued inside the plugin process down to its
 // outgoing HTTP request.
 func TestE2ETracing(t *testing.T) {
-	recv := startOTLP(t)
-	hook := startWebhook(t, fakes.WebhookOptions{Secret: hookSecret})
-	// Export quickly in both processes: OTEL_* reach plugins.
-	in := start(t, webhookConfig(hook.URL+"/hook")+tracing(recv.URL, "ringside-e2e"), "OTEL_BSP_SCHEDULE_DELAY=100")
+	recv, hook, telemetry := tracedPeers(t)
+	in := start(t, webhookConfig(hook.URL+"/hook")+telemetry, quickExport)
 	in.accept(t, lineSID, "2809")
 	req := waitRequests(t, hook, 1)[0]
 
