@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"go.opentelemetry.io/otel"
 
 	"github.com/ringside/ringside/plugins/fakes"
@@ -114,7 +115,7 @@ func TestStartTracingOTLP(t *testing.T) {
 	if id := got.Resource["service.instance.id"]; id != InstanceID || !uuidV4.MatchString(id) {
 		t.Errorf("service.instance.id %q; want this process's random UUID %s", id, InstanceID)
 	}
-	if newUUID() == InstanceID {
+	if uuid.NewString() == InstanceID {
 		t.Error("two random UUIDs are equal")
 	}
 }

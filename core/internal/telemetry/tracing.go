@@ -2,13 +2,13 @@ package telemetry
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	"github.com/google/uuid"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -90,19 +90,10 @@ func StartTracing(ctx context.Context, s Tracing, stdout io.Writer) (*Tracer, er
 	return &Tracer{Provider: tp, sdk: tp}, nil
 }
 
-// InstanceID is this process's service.instance.id: a random UUID drawn at
-// process start, so the spans of two ringside processes (a restart, two
-// replicas) stay apart. Each plugin process draws its own.
-var InstanceID = newUUID()
-
-// newUUID returns a random (version 4) UUID.
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+// InstanceID is this process's service.instance.id: a random (version 4)
+// UUID drawn at process start, so the spans of two ringside processes (a
+// restart, two replicas) stay apart. Each plugin process draws its own.
+var InstanceID = uuid.NewString()
 
 // TracesURL is where OTLP/HTTP spans go for the base URL endpoint.
 func TracesURL(endpoint string) string {
