@@ -153,6 +153,10 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) devices(w http.ResponseWriter, r *http.Request, path string) {
+	if users, withToken, ok := webPushPath(path); ok {
+		h.webPush(w, r, users, withToken)
+		return
+	}
 	p, err := parseDevicePath(path, h.maxID)
 	if errors.Is(err, errNoRoute) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")

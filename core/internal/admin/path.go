@@ -12,7 +12,7 @@ import (
 const (
 	devicesPrefix = "/v1/devices/"
 	maxKindBytes  = 32
-	maxTokenBytes = 512
+	maxTokenBytes = 512 // a token in the path; a webpush token comes from the body
 )
 
 // devicePath is a parsed /v1/devices/… path: a user path names
