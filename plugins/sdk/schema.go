@@ -173,9 +173,9 @@ func decodeValue(v reflect.Value, data json.RawMessage) error {
 	}
 	t := v.Type()
 	if t == durationType {
-		var s string
-		if err := json.Unmarshal(data, &s); err != nil {
-			return fmt.Errorf("want a duration string such as \"5s\", got %s", jsonKind(data))
+		s, err := decodeAs[string](data, `a duration string such as "5s"`)
+		if err != nil {
+			return err
 		}
 		d, err := time.ParseDuration(s)
 		if err != nil {
@@ -186,17 +186,11 @@ func decodeValue(v reflect.Value, data json.RawMessage) error {
 	}
 	switch t.Kind() {
 	case reflect.String:
-		var s string
-		if err := json.Unmarshal(data, &s); err != nil {
-			return fmt.Errorf("want a string, got %s", jsonKind(data))
-		}
-		v.SetString(s)
+		return setScalar[string](v, data, "a string")
 	case reflect.Bool:
-		var b bool
-		if err := json.Unmarshal(data, &b); err != nil {
-			return fmt.Errorf("want a bool, got %s", jsonKind(data))
-		}
-		v.SetBool(b)
+		return setScalar[bool](v, data, "a bool")
+	case reflect.Float64:
+		return setScalar[float64](v, data, "a number")
 	case reflect.Int, reflect.Int64:
 		var n json.Number
 		// json.Number also accepts a quoted number: insist on a bare one.
@@ -215,16 +209,10 @@ func decodeValue(v reflect.Value, data json.RawMessage) error {
 			return fmt.Errorf("number %s is out of range", n)
 		}
 		v.SetInt(i)
-	case reflect.Float64:
-		var f float64
-		if err := json.Unmarshal(data, &f); err != nil {
-			return fmt.Errorf("want a number, got %s", jsonKind(data))
-		}
-		v.SetFloat(f)
 	case reflect.Slice:
-		var l []string
-		if err := json.Unmarshal(data, &l); err != nil {
-			return fmt.Errorf("want a list of strings, got %s", jsonKind(data))
+		l, err := decodeAs[[]string](data, "a list of strings")
+		if err != nil {
+			return err
 		}
 		s := reflect.MakeSlice(t, len(l), len(l))
 		for i, e := range l {
@@ -232,9 +220,9 @@ func decodeValue(v reflect.Value, data json.RawMessage) error {
 		}
 		v.Set(s)
 	case reflect.Map:
-		var m map[string]string
-		if err := json.Unmarshal(data, &m); err != nil {
-			return fmt.Errorf("want a map of strings, got %s", jsonKind(data))
+		m, err := decodeAs[map[string]string](data, "a map of strings")
+		if err != nil {
+			return err
 		}
 		mv := reflect.MakeMapWithSize(t, len(m))
 		for k, e := range m {
@@ -244,6 +232,27 @@ func decodeValue(v reflect.Value, data json.RawMessage) error {
 	default:
 		return fmt.Errorf("unsupported type %s", t)
 	}
+	return nil
+}
+
+// decodeAs unmarshals data as a T; its error says what was wanted and the
+// JSON type of data, never its value (which may be a secret).
+func decodeAs[T any](data json.RawMessage, want string) (T, error) {
+	var x T
+	if err := json.Unmarshal(data, &x); err != nil {
+		return x, fmt.Errorf("want %s, got %s", want, jsonKind(data))
+	}
+	return x, nil
+}
+
+// setScalar decodes data as a T and sets v, of a type whose kind is T's,
+// to it.
+func setScalar[T string | bool | float64](v reflect.Value, data json.RawMessage, want string) error {
+	x, err := decodeAs[T](data, want)
+	if err != nil {
+		return err
+	}
+	v.Set(reflect.ValueOf(x).Convert(v.Type()))
 	return nil
 }
 
