@@ -11,6 +11,7 @@ import (
 	"github.com/ringside/ringside/plugins/fcm"
 	"github.com/ringside/ringside/plugins/sms"
 	"github.com/ringside/ringside/plugins/webhook"
+	"github.com/ringside/ringside/plugins/webpush"
 )
 
 // builtins are the plugins this binary serves itself (`ringside plugin NAME`).
@@ -19,6 +20,7 @@ var builtins = map[string]cli.Builtin{
 	"apns":    apns.Serve,
 	"webhook": webhook.Serve,
 	"sms":     sms.Serve,
+	"webpush": webpush.Serve,
 }
 
 func main() {

@@ -66,6 +66,8 @@ func Main(args []string, stdout, stderr io.Writer, builtins map[string]Builtin) 
 		return c.plugin(args[1:])
 	case "version":
 		return c.version(args[1:])
+	case "webpush-keys":
+		return c.webpushKeys(args[1:])
 	default:
 		fmt.Fprintf(stderr, "ringside: unknown command %q\n", args[0])
 		c.usage(stderr)
@@ -94,6 +96,7 @@ func (c *cmd) usage(w io.Writer) {
                                                   admin API; -follow watches them arrive
   ringside version                                print version, commit and Go version
   ringside plugin NAME                            serve a built-in plugin (ringside runs this itself)
+  ringside webpush-keys                           print a fresh VAPID key pair for the webpush plugin
   ringside help                                   print this
 
 FILE defaults to config.hcl.
