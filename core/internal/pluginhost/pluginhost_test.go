@@ -70,10 +70,13 @@ func configure(t testing.TB, c *Client, js string) {
 }
 
 // startTestPlugin starts the test plugin, configured with the greeting
-// "hi".
+// "hi"; it fails unless the plugin, an SDK plugin, announced DeliverStream.
 func startTestPlugin(t testing.TB) *Client {
 	t.Helper()
 	c := start(t, testSpec(t, "test"))
+	if c.stream == nil {
+		t.Fatal("an SDK plugin did not announce DeliverStream")
+	}
 	configure(t, c, `{"greeting":"hi"}`)
 	return c
 }
