@@ -1,0 +1,151 @@
+package webpush
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// referenceScript decrypts a recorded push with the npm http_ece package
+// (RFC 8188, the code the web-push library for Node encrypts with) using
+// the subscription's private key and auth secret, and verifies its VAPID
+// JWT against the k= public key with Node's own crypto.
+const referenceScript = `
+const crypto = require("crypto");
+const ece = require(process.argv[1]);
+const c = JSON.parse(require("fs").readFileSync(0, "utf8"));
+const out = {};
+try {
+  const receiver = crypto.createECDH("prime256v1");
+  receiver.setPrivateKey(Buffer.from(c.private_key, "base64url"));
+  const plain = ece.decrypt(Buffer.from(c.body, "base64"), {
+    version: "aes128gcm", privateKey: receiver, authSecret: c.auth,
+  });
+  out.plaintext = plain.toString("base64");
+} catch (e) {
+  out.decrypt_error = e.message;
+}
+try {
+  const m = /^vapid t=([^,]+), k=(.+)$/.exec(c.authorization);
+  if (!m) throw new Error("Authorization is not vapid t=…, k=…");
+  const [head, claims, sig] = m[1].split(".");
+  const k = Buffer.from(m[2], "base64url");
+  if (k.length !== 65 || k[0] !== 4) throw new Error("k is not an uncompressed P-256 point");
+  const key = crypto.createPublicKey({ format: "jwk", key: {
+    kty: "EC", crv: "P-256",
+    x: k.subarray(1, 33).toString("base64url"), y: k.subarray(33).toString("base64url"),
+  }});
+  out.alg = JSON.parse(Buffer.from(head, "base64url")).alg;
+  out.claims = JSON.parse(Buffer.from(claims, "base64url"));
+  out.k = m[2];
+  out.verified = crypto.verify("sha256", Buffer.from(head + "." + claims),
+    { key, dsaEncoding: "ieee-p1363" }, Buffer.from(sig, "base64url"));
+} catch (e) {
+  out.jwt_error = e.message;
+}
+process.stdout.write(JSON.stringify(out));
+`
+
+// referenceModule returns node and the folder of the npm http_ece package,
+// installed with `npm install --prefix $RINGSIDE_NPM_DIR http_ece@1.2.1`
+// (default $HOME/.cache/ringside-npm); it skips the test, saying why, when
+// either is missing.
+func referenceModule(t *testing.T) (node, module string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed: the Web Push reference check needs it (.ci/run installs the npm package)")
+	}
+	dir := os.Getenv("RINGSIDE_NPM_DIR")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			t.Skipf("no RINGSIDE_NPM_DIR and no home folder: %v", err)
+		}
+		dir = filepath.Join(home, ".cache", "ringside-npm")
+	}
+	module = filepath.Join(dir, "node_modules", "http_ece")
+	raw, err := os.ReadFile(filepath.Join(module, "package.json"))
+	if err != nil {
+		t.Skipf("npm package http_ece is not in %s (npm install --prefix %s http_ece@1.2.1): %v", dir, dir, err)
+	}
+	var pkg struct {
+		Version string `json:"version"`
+	}
+	if err := json.Unmarshal(raw, &pkg); err != nil || pkg.Version != "1.2.1" {
+		t.Logf("http_ece version %q (the test was written against 1.2.1)", pkg.Version)
+	}
+	return node, module
+}
+
+// TestReferenceDecryptsAndVerifies pushes through the plugin to a fresh
+// subscription (a P-256 key pair and a 16-byte auth secret, as a browser
+// makes them), then has Node decrypt the recorded body with http_ece and
+// verify the VAPID JWT against the public key: the plaintext must be the
+// payload, the JWT must verify against vapid_public_key and name the push
+// service's origin, and another subscriber's key must not decrypt it.
+func TestReferenceDecryptsAndVerifies(t *testing.T) {
+	node, module := referenceModule(t)
+	s := newSetup(t)
+	other := s.fake.Subscribe()
+	d := delivery()
+	d.PayloadJSON = []byte(`{"cc_param":"` + strings.Repeat("+/=", 100) + `","sid":"s-1","app_caller_uid":"ユーザー","n":1}`)
+	if _, err := s.p.Deliver(context.Background(), d, s.device(t)); err != nil {
+		t.Fatal(err)
+	}
+	push := s.fake.Pushes()[0]
+
+	run := func(privateKey []byte, auth []byte) map[string]any {
+		in, _ := json.Marshal(map[string]string{
+			"body":          base64.StdEncoding.EncodeToString(push.Body),
+			"private_key":   base64.RawURLEncoding.EncodeToString(privateKey),
+			"auth":          base64.RawURLEncoding.EncodeToString(auth),
+			"authorization": push.Header.Get("Authorization"),
+		})
+		cmd := exec.Command(node, "-e", referenceScript, module)
+		cmd.Stdin = bytes.NewReader(in)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("node: %v\n%s", err, stderr.String())
+		}
+		var res map[string]any
+		if err := json.Unmarshal(out, &res); err != nil {
+			t.Fatalf("node printed %q: %v", out, err)
+		}
+		return res
+	}
+
+	res := run(s.sub.Private.Bytes(), s.sub.Auth)
+	plain, _ := base64.StdEncoding.DecodeString(toString(res["plaintext"]))
+	if res["decrypt_error"] != nil || !bytes.Equal(plain, d.PayloadJSON) {
+		t.Errorf("http_ece: plaintext %q (error %v); want the payload %s", plain, res["decrypt_error"], d.PayloadJSON)
+	}
+	if res["jwt_error"] != nil || res["verified"] != true || res["alg"] != "ES256" {
+		t.Errorf("VAPID JWT: verified %v, alg %v, error %v; want ES256 that verifies", res["verified"], res["alg"], res["jwt_error"])
+	}
+	if res["k"] != s.cfg.VAPIDPublicKey {
+		t.Errorf("k=%v; want vapid_public_key %s", res["k"], s.cfg.VAPIDPublicKey)
+	}
+	claims, _ := res["claims"].(map[string]any)
+	exp, _ := claims["exp"].(float64)
+	if claims["aud"] != s.fake.URL || claims["sub"] != "mailto:ops@example.com" ||
+		time.Unix(int64(exp), 0).Before(time.Now()) || time.Unix(int64(exp), 0).After(time.Now().Add(24*time.Hour)) {
+		t.Errorf("claims %v; want aud %s, sub mailto:ops@example.com, exp within 24 h", claims, s.fake.URL)
+	}
+
+	res = run(other.Private.Bytes(), other.Auth)
+	if res["decrypt_error"] == nil {
+		t.Errorf("another subscription's keys decrypted the push: %v", res["plaintext"])
+	}
+}
+
+func toString(v any) string { s, _ := v.(string); return s }
