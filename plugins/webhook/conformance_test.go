@@ -15,7 +15,7 @@ func TestConformance(t *testing.T) {
 		},
 		Invalid: []sdktest.Invalid{
 			{Name: "relative url", Config: map[string]any{"url": "/hook"}, Attribute: "url"},
-			{Name: "secret without prefix", Config: map[string]any{"url": "http://127.0.0.1/", "secret": "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, Attribute: "secret"},
+			{Name: "secret in url-safe base64", Config: map[string]any{"url": "http://127.0.0.1/", "secret": "whsec_6bQHOUzszigC_GkbpvYy3D220joQ4UxIL-aHmm0_zA=="}, Attribute: "secret"},
 			{Name: "reserved header", Config: map[string]any{"url": "http://127.0.0.1/", "headers": map[string]string{"webhook-id": "x"}}, Attribute: "headers"},
 			{Name: "negative timeout", Config: map[string]any{"url": "http://127.0.0.1/", "timeout": "-1s"}, Attribute: "timeout"},
 		},

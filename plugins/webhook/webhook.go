@@ -72,7 +72,7 @@ const (
 // Config is the webhook notifier's own attributes.
 type Config struct {
 	URL     string            `ringside:"url,required" help:"absolute http or https URL the call is POSTed to; userinfo and query are never logged"`
-	Secret  string            `ringside:"secret,sensitive" help:"Standard Webhooks signing secret, whsec_ followed by standard base64; when set, requests carry webhook-signature"`
+	Secret  string            `ringside:"secret,sensitive" help:"Standard Webhooks signing secret: standard base64, padding optional, with or without whsec_ before it; when set, requests carry webhook-signature"`
 	Headers map[string]string `ringside:"headers" help:"extra request headers; may not set Content-Type, Content-Length, Host, Connection, Transfer-Encoding or webhook-*"`
 	Timeout time.Duration     `ringside:"timeout" help:"per-attempt timeout (default 5s), capped by the time left to the delivery's deadline"`
 }
@@ -181,19 +181,33 @@ func redact(u *url.URL) string {
 	return r.String()
 }
 
-// decodeSecret returns the HMAC key of a whsec_ secret. Its errors never
-// quote the secret.
+// decodeSecret returns the HMAC key of a Standard Webhooks secret, in every
+// form the reference libraries accept: the whsec_ prefix is optional, and so
+// is base64 padding (at most two "="). The alphabet is standard base64 only:
+// the reference libraries refuse the URL-safe one, so a receiver could never
+// verify a key written in it. Fewer than four base64 characters are refused,
+// as the reference does. Its errors never quote the secret.
 func decodeSecret(secret string) ([]byte, error) {
-	b64, ok := strings.CutPrefix(secret, secretPrefix)
-	if !ok {
-		return nil, errors.New(`must start with "whsec_" followed by standard base64`)
+	b64 := strings.TrimPrefix(secret, secretPrefix)
+	unpadded := strings.TrimRight(b64, "=")
+	switch {
+	case b64 == "":
+		return nil, errors.New("has an empty key: give the base64 key, with or without \"whsec_\" before it")
+	case strings.ContainsAny(b64, "-_"):
+		return nil, errors.New("uses the URL-safe base64 alphabet (- or _); Standard Webhooks secrets are standard base64 (+ and /), which receivers' libraries require")
+	case strings.ContainsFunc(b64, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return nil, errors.New("contains white space or a control character (check how it is read, e.g. a trailing newline from file())")
+	case len(b64)-len(unpadded) > 2:
+		return nil, errors.New("has more than two \"=\" of base64 padding")
+	case len(b64) < 4:
+		return nil, errors.New("is too short: Standard Webhooks libraries refuse a key of fewer than 4 base64 characters")
 	}
-	key, err := base64.StdEncoding.Strict().DecodeString(b64)
-	if err != nil || strings.ContainsAny(b64, "\r\n") {
-		return nil, errors.New(`is not valid standard base64 after "whsec_"`)
+	key, err := base64.RawStdEncoding.DecodeString(unpadded)
+	if err != nil {
+		return nil, errors.New("is not valid standard base64 (with or without \"whsec_\" before it)")
 	}
 	if len(key) == 0 {
-		return nil, errors.New(`has an empty key after "whsec_"`)
+		return nil, errors.New("has an empty key: give the base64 key, with or without \"whsec_\" before it")
 	}
 	return key, nil
 }

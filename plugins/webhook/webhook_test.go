@@ -470,11 +470,19 @@ func TestConfigure(t *testing.T) {
 		{"url no host", Config{URL: "https:///x"}, "url"},
 		{"url unparsable", Config{URL: "http://host:port/x"}, "url"},
 		{"url fragment", Config{URL: "https://app.example.com/x#frag"}, "url"},
-		{"secret without prefix", Config{URL: "https://a.example", Secret: "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, "secret"},
+		{"secret without prefix", Config{URL: "https://a.example", Secret: "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, ""},
+		{"secret unpadded", Config{URL: "https://a.example", Secret: "whsec_YWJjZA"}, ""},
+		{"secret unpadded without prefix", Config{URL: "https://a.example", Secret: "YWJjZA"}, ""},
 		{"secret not base64", Config{URL: "https://a.example", Secret: bad}, "secret"},
 		{"secret url base64", Config{URL: "https://a.example", Secret: "whsec_-_8="}, "secret"},
-		{"secret unpadded", Config{URL: "https://a.example", Secret: "whsec_YWJjZA"}, "secret"},
+		{"secret url base64 without prefix", Config{URL: "https://a.example", Secret: "ab_cd-ef"}, "secret"},
+		{"secret three padding", Config{URL: "https://a.example", Secret: "whsec_YWJjZA==="}, "secret"},
+		{"secret three characters", Config{URL: "https://a.example", Secret: "whsec_YWJ"}, "secret"},
+		{"secret one dangling character", Config{URL: "https://a.example", Secret: "whsec_YWJjZ"}, "secret"},
+		{"secret trailing newline", Config{URL: "https://a.example", Secret: testSecret + "\n"}, "secret"},
+		{"secret inner space", Config{URL: "https://a.example", Secret: "whsec_YWJj ZA=="}, "secret"},
 		{"secret empty key", Config{URL: "https://a.example", Secret: "whsec_"}, "secret"},
+		{"secret padding only", Config{URL: "https://a.example", Secret: "whsec_=="}, "secret"},
 		{"header name", Config{URL: "https://a.example", Headers: map[string]string{"X Bad": "1"}}, "headers"},
 		{"header empty name", Config{URL: "https://a.example", Headers: map[string]string{"": "1"}}, "headers"},
 		{"header content-type", Config{URL: "https://a.example", Headers: map[string]string{"content-type": "text/plain"}}, "headers"},
@@ -508,7 +516,7 @@ func TestConfigure(t *testing.T) {
 }
 
 func TestConfigureReportsEveryAttribute(t *testing.T) {
-	diags := New().Configure(context.Background(), Config{URL: "nope", Secret: "nope", Timeout: -1})
+	diags := New().Configure(context.Background(), Config{URL: "nope", Secret: "no pe", Timeout: -1})
 	got := map[string]bool{}
 	for _, d := range diags {
 		got[d.Attribute] = d.Severity == sdk.SeverityError
