@@ -2,7 +2,6 @@ package sdk
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/uuid"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -55,8 +55,11 @@ func setupTracing(ctx context.Context, info Info) (trace.TracerProvider, func(co
 	if name == "" {
 		name = "plugin"
 	}
+	// service.instance.id is a random UUID drawn at the process's start, so
+	// its spans stay apart from the host's and from those of the other
+	// plugin processes.
 	res, err := resource.New(ctx,
-		resource.WithAttributes(attribute.String("service.name", "ringside-plugin-"+name), attribute.String("service.instance.id", newUUID())),
+		resource.WithAttributes(attribute.String("service.name", "ringside-plugin-"+name), attribute.String("service.instance.id", uuid.NewString())),
 		resource.WithTelemetrySDK(),
 		resource.WithFromEnv(),
 	)
@@ -72,17 +75,6 @@ func setupTracing(ctx context.Context, info Info) (trace.TracerProvider, func(co
 	)
 	otel.SetTracerProvider(tp)
 	return tp, tp.Shutdown
-}
-
-// newUUID returns a random (version 4) UUID: the plugin process's
-// service.instance.id, drawn at its start, so its spans stay apart from
-// the host's and from those of the other plugin processes.
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // Transport returns an http.RoundTripper that sends requests through base
