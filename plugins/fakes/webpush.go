@@ -177,17 +177,21 @@ func (f *WebPush) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	priv, known := f.subs[p.Path]
 	auth := f.auths[p.Path]
-	f.pushes = append(f.pushes, p)
 	f.mu.Unlock()
 
+	// The record is complete but for its Status before it is shared.
 	a, ok := f.check(r, p, known)
 	if ok {
 		p.Plaintext, p.DecryptErr = DecryptWebPush(body, priv, auth)
 		if p.DecryptErr != nil {
-			a = WebPushAnswer{Status: http.StatusBadRequest, Body: "message does not decrypt"}
-		} else {
-			a = f.answer.answer(p)
+			a, ok = WebPushAnswer{Status: http.StatusBadRequest, Body: "message does not decrypt"}, false
 		}
+	}
+	f.mu.Lock()
+	f.pushes = append(f.pushes, p)
+	f.mu.Unlock()
+	if ok {
+		a = f.answer.answer(p)
 	}
 	if !wait(r, 0, a.Hold) {
 		return
