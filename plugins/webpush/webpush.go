@@ -13,8 +13,9 @@
 // outcome comes from one table, outcomes.
 //
 // A subscription's endpoint is a capability and its auth a secret: logs and
-// errors name a device by the endpoint's host and last 4 characters only,
-// and never carry the VAPID private key.
+// errors name a device as ringside does (sdk.ShortToken: the endpoint's
+// host and the last 4 characters of auth), and never carry the VAPID
+// private key.
 package webpush
 
 import (
@@ -193,12 +194,12 @@ func (p *Plugin) Deliver(ctx context.Context, d *sdk.Delivery, dev sdk.Device) (
 	if p.privateKey == "" {
 		return "", sdk.Permanent(errors.New("webpush is not configured"))
 	}
+	label := sdk.ShortToken(dev.Token)
 	sub, err := sdk.ParseWebPushSubscription([]byte(dev.Token))
 	if err != nil {
-		p.log.Warn("webpush: device token refused, nothing sent", "device", sdk.ShortToken(dev.Token), "cause", err.Error())
-		return "", sdk.Permanent(fmt.Errorf("device %s is not a webpush subscription: %w", sdk.ShortToken(dev.Token), err))
+		p.log.Warn("webpush: device token refused, nothing sent", "device", label, "cause", err.Error())
+		return "", sdk.Permanent(fmt.Errorf("device %s is not a webpush subscription: %w", label, err))
 	}
-	label := deviceLabel(sub.Endpoint)
 	if _, err := ecdh.P256().NewPublicKey(sub.P256DH); err != nil {
 		return "", sdk.Permanent(fmt.Errorf("device %s: keys.p256dh is not a point on P-256, nothing sent", label))
 	}
@@ -320,24 +321,6 @@ func providerID(resp *http.Response, dev sdk.Device, d *sdk.Delivery) string {
 		return dev.IdempotencyID
 	}
 	return d.ID
-}
-
-// deviceLabel names a subscription in logs and errors: its endpoint's host
-// and the last 4 characters of its endpoint (a capability, never shown
-// whole).
-func deviceLabel(endpoint string) string {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return "(unreadable endpoint)"
-	}
-	tail := endpoint
-	if len(tail) > 4 {
-		tail = tail[len(tail)-4:]
-	}
-	for !utf8.ValidString(tail) && len(tail) > 0 {
-		tail = tail[1:]
-	}
-	return u.Host + "/…" + tail
 }
 
 // reason is the push service's answer as a reason: printable, on one line,
