@@ -217,7 +217,7 @@ type Log struct {
 	// through the same routes describe their notifiers alike, and share
 	// one copy (records never change theirs).
 	shared []Notifier
-	head     uint64
+	head   uint64
 
 	subMu sync.RWMutex
 	subs  map[*Subscription]struct{}
