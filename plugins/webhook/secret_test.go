@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -120,36 +118,11 @@ const out = input.cases.map((c) => {
 process.stdout.write(JSON.stringify(out));
 `
 
-// referenceModule returns the folder of the npm standardwebhooks package,
-// installed with `npm install --prefix $RINGSIDE_NPM_DIR
-// standardwebhooks@1.1.1` (default $HOME/.cache/ringside-npm), and node; it
-// skips the test, saying why, when either is missing.
+// referenceModule returns node and the npm standardwebhooks package (see
+// fakes.NodeModule), or skips the test saying why.
 func referenceModule(t *testing.T) (node, module string) {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed: the Standard Webhooks reference check needs it (.ci/run installs it)")
-	}
-	dir := os.Getenv("RINGSIDE_NPM_DIR")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			t.Skipf("no RINGSIDE_NPM_DIR and no home folder: %v", err)
-		}
-		dir = filepath.Join(home, ".cache", "ringside-npm")
-	}
-	module = filepath.Join(dir, "node_modules", "standardwebhooks")
-	raw, err := os.ReadFile(filepath.Join(module, "package.json"))
-	if err != nil {
-		t.Skipf("npm package standardwebhooks is not in %s (npm install --prefix %s standardwebhooks@1.1.1): %v", dir, dir, err)
-	}
-	var pkg struct {
-		Version string `json:"version"`
-	}
-	if err := json.Unmarshal(raw, &pkg); err != nil || pkg.Version != "1.1.1" {
-		t.Logf("standardwebhooks version %q (the test was written against 1.1.1)", pkg.Version)
-	}
-	return node, module
+	return fakes.NodeModule(t, "standardwebhooks", "1.1.1")
 }
 
 type referenceCase struct {

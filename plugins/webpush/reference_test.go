@@ -5,12 +5,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringside/ringside/plugins/fakes"
 )
 
 // referenceScript decrypts a recorded push with the npm http_ece package
@@ -53,36 +53,11 @@ try {
 process.stdout.write(JSON.stringify(out));
 `
 
-// referenceModule returns node and the folder of the npm http_ece package,
-// installed with `npm install --prefix $RINGSIDE_NPM_DIR http_ece@1.2.1`
-// (default $HOME/.cache/ringside-npm); it skips the test, saying why, when
-// either is missing.
+// referenceModule returns node and the npm http_ece package (see
+// fakes.NodeModule), or skips the test saying why.
 func referenceModule(t *testing.T) (node, module string) {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed: the Web Push reference check needs it (.ci/run installs the npm package)")
-	}
-	dir := os.Getenv("RINGSIDE_NPM_DIR")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			t.Skipf("no RINGSIDE_NPM_DIR and no home folder: %v", err)
-		}
-		dir = filepath.Join(home, ".cache", "ringside-npm")
-	}
-	module = filepath.Join(dir, "node_modules", "http_ece")
-	raw, err := os.ReadFile(filepath.Join(module, "package.json"))
-	if err != nil {
-		t.Skipf("npm package http_ece is not in %s (npm install --prefix %s http_ece@1.2.1): %v", dir, dir, err)
-	}
-	var pkg struct {
-		Version string `json:"version"`
-	}
-	if err := json.Unmarshal(raw, &pkg); err != nil || pkg.Version != "1.2.1" {
-		t.Logf("http_ece version %q (the test was written against 1.2.1)", pkg.Version)
-	}
-	return node, module
+	return fakes.NodeModule(t, "http_ece", "1.2.1")
 }
 
 // TestReferenceDecryptsAndVerifies pushes through the plugin to a fresh
