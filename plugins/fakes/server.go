@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -120,6 +121,18 @@ func setHeader(w http.ResponseWriter, h map[string]string) {
 	for k, v := range h {
 		w.Header().Set(k, v)
 	}
+}
+
+// respond writes an answer (header, status, body) and records its status
+// in *recorded under mu, for the fakes whose requests keep what they were
+// answered.
+func respond(w http.ResponseWriter, status int, header map[string]string, body string, mu *sync.Mutex, recorded *int) {
+	setHeader(w, header)
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+	mu.Lock()
+	*recorded = status
+	mu.Unlock()
 }
 
 // wait holds an answer for delay, then until hold is closed; it reports

@@ -153,10 +153,5 @@ func (f *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a.Status == 0 {
 		a.Status = http.StatusNoContent
 	}
-	setHeader(w, a.Header)
-	w.WriteHeader(a.Status)
-	_, _ = io.WriteString(w, a.Body)
-	f.mu.Lock()
-	req.Status = a.Status
-	f.mu.Unlock()
+	respond(w, a.Status, a.Header, a.Body, &f.mu, &req.Status)
 }

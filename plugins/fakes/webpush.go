@@ -202,12 +202,7 @@ func (f *WebPush) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Location", fmt.Sprintf("%s/m/msg%06d", f.URL, f.seq.Add(1)))
 		}
 	}
-	setHeader(w, a.Header)
-	w.WriteHeader(a.Status)
-	_, _ = io.WriteString(w, a.Body)
-	f.mu.Lock()
-	p.Status = a.Status
-	f.mu.Unlock()
+	respond(w, a.Status, a.Header, a.Body, &f.mu, &p.Status)
 }
 
 // check answers a malformed push as a push service does (ok false).
