@@ -33,7 +33,7 @@ func (c *cmd) calls(args []string) int {
 	follow := fs.Bool("follow", false, "print events as they happen (with SID: until the call finishes)")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	var filters [][2]string
-	for _, name := range []string{"status", "outcome", "callee", "callee_service", "caller", "caller_service", "route", "notifier", "since", "until", "limit"} {
+	for _, name := range calllog.FilterParams {
 		fs.Func(name, "filter the list by "+strings.ReplaceAll(name, "_", " "), func(v string) error {
 			filters = append(filters, [2]string{name, v})
 			return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -79,10 +80,8 @@ func callFilter(q url.Values, now time.Time) (calllog.Filter, *paramError) {
 		Route: q.Get("route"), Notifier: q.Get("notifier"),
 	}
 	for name := range q {
-		switch name {
-		case "status", "outcome", "callee", "callee_service", "caller", "caller_service", "route", "notifier", "since", "until", "limit":
-		default:
-			return f, &paramError{name, "unknown filter; use status, outcome, callee, callee_service, caller, caller_service, route, notifier, since, until or limit"}
+		if !slices.Contains(calllog.FilterParams, name) {
+			return f, &paramError{name, "unknown filter; use " + strings.Join(calllog.FilterParams, ", ")}
 		}
 	}
 	var err *paramError

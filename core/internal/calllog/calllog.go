@@ -183,8 +183,6 @@ type Call struct {
 	// them while no one reads it).
 	rec      Record
 	finished time.Time
-	// idx is the record's position in the log's order, for eviction.
-	idx uint64
 }
 
 // Options configures a Log.
@@ -212,12 +210,11 @@ type Log struct {
 	maxCalls int
 	maxAge   time.Duration
 	bySID    map[string]*Call
-	order    []*Call // oldest first; order[i].idx == head+i
+	order    []*Call // oldest first
 	// shared are the notifier descriptions of a recent record: calls
 	// through the same routes describe their notifiers alike, and share
 	// one copy (records never change theirs).
 	shared []Notifier
-	head   uint64
 
 	subMu sync.RWMutex
 	subs  map[*Subscription]struct{}
@@ -304,7 +301,6 @@ func (l *Log) Begin(s Start) *Call {
 		}
 	}
 	l.evictLocked(now)
-	c.idx = l.head + uint64(len(l.order))
 	l.order = append(l.order, c)
 	l.bySID[s.SID] = c
 	l.mu.Unlock()
@@ -333,7 +329,6 @@ func (l *Log) evictLocked(now time.Time) {
 	if cut == 0 {
 		return
 	}
-	l.head += uint64(cut)
 	// Move the live part down when the dropped prefix is large, so the
 	// backing array does not grow without bound.
 	if cut >= len(l.order)/2 {

@@ -25,6 +25,10 @@ type Filter struct {
 	Limit int
 }
 
+// FilterParams are the names a Filter is given by, as query parameters of
+// the admin API and flags of `ringside calls`.
+var FilterParams = []string{"status", "outcome", "callee", "callee_service", "caller", "caller_service", "route", "notifier", "since", "until", "limit"}
+
 // List bounds.
 const (
 	DefaultLimit = 100

@@ -51,8 +51,8 @@ func (d *Dispatcher) deliver(ctx context.Context, j *job, dl *plan.Delivery) res
 			// whole ring window is seen at once, with why.
 			warned = true
 			attrs := []any{"sid", j.plan.Call.SID, "notifier", n.Name}
-			if left.first != nil {
-				attrs = append(attrs, "device", directory.ShortToken(left.first.Token), "failing", left.n)
+			if len(left.targets) > 0 {
+				attrs = append(attrs, "device", directory.ShortToken(left.targets[0].Token), "failing", left.n)
 			}
 			d.log.WarnContext(ctx, "delivery failed; retrying until its deadline", append(attrs, "reason", left.reason)...)
 		}
@@ -71,11 +71,12 @@ func (d *Dispatcher) deliver(ctx context.Context, j *job, dl *plan.Delivery) res
 // retries are an attempt's targets to try again.
 type retries struct {
 	targets []delivery.Target
-	reasons []string // the provider's reason, by target (one, for a notifier without targets)
-	n       int      // how many are left (1 for a notifier without targets)
+	// reasons are the provider's reason by target; nil when the attempt
+	// failed as a whole, for the same reason.
+	reasons []string
+	n       int // how many are left (1 for a notifier without targets)
 	after   time.Duration
 	reason  string // the last reason
-	first   *delivery.Target
 }
 
 // expired records in the call log the targets left when the deadline came.
@@ -89,7 +90,11 @@ func (d *Dispatcher) expired(j *job, dl *plan.Delivery, left retries) {
 	}
 	for i, t := range left.targets {
 		dev := calllog.NewDevice(t.Device)
-		j.log.Add(calllog.Event{Type: calllog.EventExpired, Notifier: dl.Notifier.Name, Route: dl.Route, Device: &dev, Outcome: "expired", Reason: left.reasons[i]}, t.Token)
+		reason := left.reason
+		if left.reasons != nil {
+			reason = left.reasons[i]
+		}
+		j.log.Add(calllog.Event{Type: calllog.EventExpired, Notifier: dl.Notifier.Name, Route: dl.Route, Device: &dev, Outcome: "expired", Reason: reason}, t.Token)
 	}
 }
 
@@ -152,13 +157,6 @@ func (d *Dispatcher) outcomes(ctx context.Context, j *job, dl *plan.Delivery, a 
 		}
 		d.log.DebugContext(ctx, "deliver failed", "sid", c.SID, "notifier", n.Name, "attempt", a.Number, "error", err)
 		left = retries{targets: a.Targets, n: max(1, len(a.Targets)), reason: err.Error()}
-		left.reasons = make([]string, len(a.Targets))
-		for i := range left.reasons {
-			left.reasons[i] = left.reason
-		}
-		if len(a.Targets) > 0 {
-			left.first = &a.Targets[0]
-		}
 		j.log.Add(calllog.Event{Time: now, Type: calllog.EventAttempt, Notifier: n.Name, Route: dl.Route, Attempt: a.Number,
 			Outcome: "error", Reason: left.reason, LatencyMS: latency}, "")
 		return left
@@ -197,9 +195,6 @@ func (d *Dispatcher) outcomes(ctx context.Context, j *job, dl *plan.Delivery, a 
 			if len(a.Targets) > 0 {
 				left.targets = append(left.targets, a.Targets[i])
 				left.reasons = append(left.reasons, o.Reason)
-				if left.first == nil {
-					left.first = &a.Targets[i]
-				}
 			}
 			left.after = max(left.after, o.RetryAfter)
 			left.reason = reasonOr(o.Reason, "retry")
