@@ -275,5 +275,9 @@ func TestE2ECallLog(t *testing.T) {
 		if len(rec.Routes) != 1 || rec.Routes[0] != "main" {
 			t.Errorf("routes %v; want [main] from the journal", rec.Routes)
 		}
+		// Counted at the fake app: the resumed call rang once.
+		if n := app.Delivered(resumedSID); n != 1 {
+			t.Errorf("%s delivered %d times at the fake app; want once", resumedSID, n)
+		}
 	})
 }
