@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -181,4 +182,64 @@ feedback {
 			}
 		}
 	})
+}
+
+// An app server that hangs on the feedback requests slows no call: while
+// it holds every answer, callbacks are answered and ring at the fake APNs;
+// once it answers, each delivery's event arrives once — none lost, none
+// duplicated.
+func TestE2EFeedbackSinkHangs(t *testing.T) {
+	const tag = 0xfeedc
+	const tok = "eeeeee3333333333333333333333333333333333333333333333333333ffff"
+	apns := startAPNs(t, fakes.APNsOptions{Topic: apnsTopic})
+	hold := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(hold) }) }
+	defer release()
+	events := startWebhook(t, fakes.WebhookOptions{Secret: hookSecret, Answer: func(*fakes.WebhookRequest) fakes.WebhookAnswer {
+		return fakes.WebhookAnswer{Status: 200, Hold: hold}
+	}})
+	in := start(t, testServer+
+		apnsNotifier(apns.keyFile, apns.URL, apnsTopic)+
+		webhookNotifier("app_events", events.URL+"/ringside/events", fmt.Sprintf("secret = %q", hookSecret))+
+		routeTo("phones", "", "ios")+`
+feedback {
+  notifier    = "app_events"
+  events      = ["delivered"]
+  flush_after = "20ms"
+  batch       = 5
+}
+`, apns.env())
+	in.putDevice(t, "2809", "apns", tok)
+
+	const n = 40
+	sids := in.acceptN(t, tag, n, "2809")
+	eventually(t, 10*time.Second, "every call rings while the app server hangs", func() bool {
+		return len(apns.Pushes()) >= n
+	})
+	if got := len(events.Requests("")); got > 1 {
+		t.Fatalf("%d feedback requests while the first was held; want one batch in flight", got)
+	}
+	release()
+	bySID := map[string]int{}
+	eventually(t, 15*time.Second, "a delivered event per call", func() bool {
+		clear(bySID)
+		for _, e := range feedbackEvents(t, events) {
+			bySID[e.SID]++
+		}
+		return len(bySID) == n
+	}, func() string { return fmt.Sprint(len(bySID), " of ", n) })
+	time.Sleep(200 * time.Millisecond) // a duplicate would arrive by now
+	clear(bySID)
+	for _, e := range feedbackEvents(t, events) {
+		bySID[e.SID]++
+	}
+	for _, sid := range sids {
+		if bySID[sid] != 1 {
+			t.Errorf("%s: %d delivered events; want 1", sid, bySID[sid])
+		}
+	}
+	if got := in.metric(t, "ringside_feedback_events_dropped_total"); got != 0 {
+		t.Errorf("dropped %v events; want 0 (the queue holds them)", got)
+	}
 }
