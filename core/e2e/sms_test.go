@@ -41,11 +41,23 @@ func startSMS(t *testing.T, answers map[string][]int) *fakes.Twilio {
 	return startTwilio(t, fakes.TwilioOptions{AuthToken: smsAuthToken}, answers)
 }
 
-// smsWait waits until the fake Twilio has seen n requests.
+// smsWait waits until the fake Twilio has answered n requests. (It records
+// a request when it arrives and its status once the answer is written, so
+// waiting for the count alone races with the answer.)
 func smsWait(t *testing.T, tw *fakes.Twilio, n int) []fakes.SMS {
 	t.Helper()
-	eventually(t, 15*time.Second, fmt.Sprintf("%d requests at the fake Twilio", n), func() bool { return len(tw.Messages()) >= n })
-	return tw.Messages()
+	var msgs []fakes.SMS
+	eventually(t, 15*time.Second, fmt.Sprintf("%d answered requests at the fake Twilio", n), func() bool {
+		msgs = tw.Messages()
+		answered := 0
+		for _, m := range msgs {
+			if m.Status != 0 {
+				answered++
+			}
+		}
+		return answered >= n
+	})
+	return msgs
 }
 
 // A callee with only a phone: the console notifier reaches no device, so the
