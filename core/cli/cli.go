@@ -258,37 +258,28 @@ func (c *cmd) explain(args []string) int {
 		return ExitUsage
 	}
 	defer pluginhost.Cleanup()
-	opt := c.options()
-	cfg, diags := app.LoadConfig(*path, opt)
-	if diags.HasErrors() {
-		app.WriteDiagnostics(c.stderr, cfg, diags)
-		return ExitError
+	ctx := context.Background()
+	p, exit, ok := c.startPlanning(ctx, *path)
+	if !ok {
+		return exit
 	}
-	call, _, err := callback.Parse(rawQuery(fs.Arg(0)), cfg.Server.MaxIDBytes, time.Now())
+	defer p.Close()
+	call, _, err := callback.Parse(rawQuery(fs.Arg(0)), p.cfg.Server.MaxIDBytes, time.Now())
 	if err != nil {
 		fmt.Fprintf(c.stderr, "ringside explain: invalid callback: %v\n", err)
 		return ExitUsage
 	}
-	ctx := context.Background()
-	rt, diags := app.Start(ctx, cfg, opt)
-	if diags.HasErrors() {
-		app.WriteDiagnostics(c.stderr, cfg, diags)
-		return ExitError
-	}
-	defer rt.Close()
-	store, err := directory.OpenSQLite(cfg.Directory.Path)
+	store, err := directory.OpenSQLite(p.cfg.Directory.Path)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "ringside explain: %v\n", err)
 		return ExitError
 	}
 	defer store.Close()
-	planner := rt.Planner(store)
-	pl, err := planner.Plan(ctx, call, callexpr.Context(call))
+	out, err := p.explain(ctx, call, store)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "ringside explain: %v\n", err)
 		return ExitError
 	}
-	out := explanation(pl)
 	if *asJSON {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")

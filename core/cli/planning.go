@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ringside/ringside/core/internal/app"
+	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/callexpr"
+	"github.com/ringside/ringside/core/internal/config"
+	"github.com/ringside/ringside/core/internal/directory"
+)
+
+// planning is a configuration started for planning only, as explain, test
+// and diff use it: its plugins run for their schemas and nothing is
+// delivered.
+type planning struct {
+	cfg *config.Config
+	rt  *app.Runtime
+}
+
+// startPlanning loads and starts the configuration at path. On a config
+// error it writes the diagnostics to the command's stderr and returns
+// false with ExitError.
+func (c *cmd) startPlanning(ctx context.Context, path string) (*planning, int, bool) {
+	opt := c.options()
+	cfg, diags := app.LoadConfig(path, opt)
+	if diags.HasErrors() {
+		app.WriteDiagnostics(c.stderr, cfg, diags)
+		return nil, ExitError, false
+	}
+	rt, diags := app.Start(ctx, cfg, opt)
+	if diags.HasErrors() {
+		if rt != nil {
+			rt.Close()
+		}
+		app.WriteDiagnostics(c.stderr, cfg, diags)
+		return nil, ExitError, false
+	}
+	return &planning{cfg: cfg, rt: rt}, ExitOK, true
+}
+
+// explain plans call with the callee's devices in store and says what it
+// would do.
+func (p *planning) explain(ctx context.Context, call *callback.Call, store directory.Store) (explained, error) {
+	planner := p.rt.Planner(store)
+	pl, err := planner.Plan(ctx, call, callexpr.Context(call))
+	if err != nil {
+		return explained{}, fmt.Errorf("plan %s: %w", call.SID, err)
+	}
+	return explanation(pl), nil
+}
+
+// Close stops the plugins.
+func (p *planning) Close() { p.rt.Close() }
