@@ -62,6 +62,10 @@ func Main(args []string, stdout, stderr io.Writer, builtins map[string]Builtin) 
 		return c.calls(args[1:])
 	case "explain":
 		return c.explain(args[1:])
+	case "test":
+		return c.test(args[1:])
+	case "diff":
+		return c.diff(args[1:])
 	case "plugin":
 		return c.plugin(args[1:])
 	case "version":
@@ -91,6 +95,11 @@ func (c *cmd) usage(w io.Writer) {
   ringside validate [-config FILE | FILE]         check a config and every plugin schema
   ringside explain [-config FILE] [-json] QUERY   dry-run a notify_cb query: routes, notifiers
                                                   (disabled ones with why), devices, payloads
+  ringside test [-config FILE] [-json] [PATH...]  run route tests (*.test.hcl beside the config, or
+                                                  the files and folders given); nothing is delivered
+  ringside diff -config CANDIDATE [-live FILE] [-admin ADDR] [-token T] [-calls FILE]
+                                                  replay recent calls through the live and the
+                                                  candidate config; list what would change
   ringside calls [-admin ADDR] [-token T] [-follow] [SID]
                                                   recent calls, or one call's timeline, from the
                                                   admin API; -follow watches them arrive
