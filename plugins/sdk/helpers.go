@@ -31,6 +31,28 @@ func ParseRetryAfter(v string, now time.Time) (after time.Duration, ok bool) {
 	return 0, false
 }
 
+// StatusLine is an HTTP status as a reason quotes it: the code and its
+// text ("503 Service Unavailable"), or "(unknown status)" for a code
+// net/http has no text for.
+func StatusLine(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return strconv.Itoa(code) + " " + t
+	}
+	return strconv.Itoa(code) + " (unknown status)"
+}
+
+// Visible reports whether s is visible ASCII only (no space, control or
+// non-ASCII byte): a header value safe to keep as a provider id or quote in
+// a reason.
+func Visible(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= 0x20 || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // ShortToken shortens a device token for logs and error reasons, as
 // ringside itself does: a phone number (E.164, "+" and at least 8 digits)
 // keeps its first 3 and last 2 characters ("+81…78"); a Web Push

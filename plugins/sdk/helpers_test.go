@@ -76,3 +76,16 @@ func webPushToken(t *testing.T, endpoint string) string {
 	}
 	return s.Token()
 }
+
+func TestStatusLineAndVisible(t *testing.T) {
+	for code, want := range map[int]string{503: "503 Service Unavailable", 429: "429 Too Many Requests", 599: "599 (unknown status)"} {
+		if got := StatusLine(code); got != want {
+			t.Errorf("StatusLine(%d) = %q; want %q", code, got, want)
+		}
+	}
+	for s, want := range map[string]bool{"req-1": true, "": true, "a b": false, "a\x7f": false, "é": false, "a\nb": false} {
+		if got := Visible(s); got != want {
+			t.Errorf("Visible(%q) = %v; want %v", s, got, want)
+		}
+	}
+}

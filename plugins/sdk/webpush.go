@@ -69,7 +69,7 @@ func ParseWebPushSubscription(b []byte) (WebPushSubscription, error) {
 	if in.Keys == nil || in.Keys.P256DH == nil {
 		return s, subErr("keys.p256dh", "is required")
 	}
-	p, ok := decodeBase64URL(*in.Keys.P256DH)
+	p, ok := DecodeBase64URL(*in.Keys.P256DH)
 	switch {
 	case !ok:
 		return s, subErr("keys.p256dh", "must be base64url")
@@ -79,7 +79,7 @@ func ParseWebPushSubscription(b []byte) (WebPushSubscription, error) {
 	if in.Keys.Auth == nil {
 		return s, subErr("keys.auth", "is required")
 	}
-	a, ok := decodeBase64URL(*in.Keys.Auth)
+	a, ok := DecodeBase64URL(*in.Keys.Auth)
 	switch {
 	case !ok:
 		return s, subErr("keys.auth", "must be base64url")
@@ -133,8 +133,9 @@ func checkPushEndpoint(raw string) error {
 	return nil
 }
 
-// decodeBase64URL decodes s, base64url with or without its padding.
-func decodeBase64URL(s string) ([]byte, bool) {
+// DecodeBase64URL decodes s, base64url with or without its padding, as
+// browsers and push libraries write Web Push keys.
+func DecodeBase64URL(s string) ([]byte, bool) {
 	enc := base64.RawURLEncoding
 	if strings.HasSuffix(s, "=") {
 		enc = base64.URLEncoding

@@ -386,16 +386,16 @@ func (p *Plugin) Deliver(ctx context.Context, d *sdk.Delivery, _ sdk.Device) (st
 		}
 		return d.ID, nil
 	case code >= 300 && code < 400:
-		return "", sdk.Permanent(fmt.Errorf("webhook POST %s: webhook answered %d %s, a redirect, which is not followed; configure the final URL",
-			p.safeURL, code, statusText(code)))
+		return "", sdk.Permanent(fmt.Errorf("webhook POST %s: webhook answered %s, a redirect, which is not followed; configure the final URL",
+			p.safeURL, sdk.StatusLine(code)))
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
-		err := fmt.Errorf("webhook POST %s: webhook answered %d %s", p.safeURL, code, statusText(code))
+		err := fmt.Errorf("webhook POST %s: webhook answered %s", p.safeURL, sdk.StatusLine(code))
 		if after, ok := sdk.ParseRetryAfter(resp.Header.Get("Retry-After"), p.now()); ok {
 			return "", sdk.RetryAfter(err, after)
 		}
 		return "", sdk.Retry(err)
 	case code >= 400:
-		return "", sdk.Permanent(fmt.Errorf("webhook POST %s: webhook answered %d %s", p.safeURL, code, statusText(code)))
+		return "", sdk.Permanent(fmt.Errorf("webhook POST %s: webhook answered %s", p.safeURL, sdk.StatusLine(code)))
 	default: // 1xx that net/http did not consume
 		return "", sdk.Retry(fmt.Errorf("webhook POST %s: webhook answered %d", p.safeURL, code))
 	}
@@ -417,20 +417,5 @@ func (p *Plugin) transportError(ctx context.Context, timeout time.Duration, err 
 // usableRequestID reports whether a response's X-Request-Id can serve as the
 // provider id: printable ASCII, at most maxRequestID bytes.
 func usableRequestID(id string) bool {
-	if id == "" || len(id) > maxRequestID {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if id[i] <= 0x20 || id[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func statusText(code int) string {
-	if t := http.StatusText(code); t != "" {
-		return t
-	}
-	return "(unknown status)"
+	return id != "" && len(id) <= maxRequestID && sdk.Visible(id)
 }

@@ -113,7 +113,7 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
 	if err != nil {
 		diags.AddAttributeError("vapid_private_key", "%v", err)
 	}
-	pub, ok := decodeBase64URL(cfg.VAPIDPublicKey)
+	pub, ok := sdk.DecodeBase64URL(cfg.VAPIDPublicKey)
 	switch {
 	case cfg.VAPIDPublicKey == "":
 		diags.AddAttributeError("vapid_public_key", "must be set to the base64url public key the page subscribes with (applicationServerKey)")
@@ -141,7 +141,7 @@ func parsePrivateKey(s string) (*ecdh.PrivateKey, error) {
 	if s == "" {
 		return nil, errors.New("must be set: " + strings.TrimPrefix(want, "must be "))
 	}
-	b, ok := decodeBase64URL(s)
+	b, ok := sdk.DecodeBase64URL(s)
 	if !ok || len(b) != 32 {
 		return nil, errors.New(want)
 	}
@@ -168,16 +168,6 @@ func parseSubject(s string) (string, error) {
 		return s, nil
 	}
 	return "", errors.New("must be a mailto: address or an https: URL where the push service can reach the sender")
-}
-
-// decodeBase64URL decodes base64url with or without its padding.
-func decodeBase64URL(s string) ([]byte, bool) {
-	enc := base64.RawURLEncoding
-	if strings.HasSuffix(s, "=") {
-		enc = base64.URLEncoding
-	}
-	b, err := enc.Strict().DecodeString(s)
-	return b, err == nil
 }
 
 // Topic is the Topic header of the pushes of the call sid: base64url of
@@ -277,7 +267,7 @@ func (p *Plugin) report(row rule, resp *http.Response, said, transportErr, label
 	what := "no answer from the push service: " + transportErr
 	if resp != nil {
 		attrs = append(attrs, "status", resp.StatusCode)
-		what = fmt.Sprintf("push service answered %d %s", resp.StatusCode, statusText(resp.StatusCode))
+		what = "push service answered " + sdk.StatusLine(resp.StatusCode)
 	} else {
 		attrs = append(attrs, "error", transportErr)
 	}
@@ -313,7 +303,7 @@ func (p *Plugin) report(row rule, resp *http.Response, said, transportErr, label
 // delivery's id.
 func providerID(resp *http.Response, dev sdk.Device, d *sdk.Delivery) string {
 	if resp != nil {
-		if loc := resp.Header.Get("Location"); loc != "" && len(loc) <= maxLocation && printable(loc) {
+		if loc := resp.Header.Get("Location"); loc != "" && len(loc) <= maxLocation && sdk.Visible(loc) {
 			return loc
 		}
 	}
@@ -354,20 +344,4 @@ func redact(err error, endpoint string) string {
 		msg = strings.ReplaceAll(msg, u.Path, "/…")
 	}
 	return msg
-}
-
-func printable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] <= 0x20 || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func statusText(code int) string {
-	if t := http.StatusText(code); t != "" {
-		return t
-	}
-	return "(unknown status)"
 }
