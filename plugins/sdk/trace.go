@@ -101,6 +101,20 @@ func HTTPClient() *http.Client {
 	return &http.Client{Transport: Transport(nil)}
 }
 
+// NoRedirectClient returns an *http.Client whose requests are traced by
+// Transport over base (nil: a clone of the default transport) and that
+// never follows a redirect: a 3xx answer is returned as it is, for the
+// plugin to classify, since a push endpoint or webhook that redirects is
+// misconfigured and the redirect may lead off the configured host.
+func NoRedirectClient(base http.RoundTripper) *http.Client {
+	return &http.Client{
+		Transport: Transport(base),
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
 type transport struct {
 	base http.RoundTripper
 }

@@ -102,12 +102,7 @@ func New() *Plugin {
 func newClient() *http.Client {
 	t := sdk.PooledTransport()
 	t.ExpectContinueTimeout = 0
-	return &http.Client{
-		Transport: instrument(t),
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
+	return sdk.NoRedirectClient(t)
 }
 
 // Configure checks and keeps the notifier's attributes.

@@ -98,12 +98,7 @@ func newClient(tr *http.Transport) *http.Client {
 	if tr == nil {
 		tr = sdk.PooledTransport()
 	}
-	return &http.Client{
-		Transport: sdk.Transport(tr),
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
+	return sdk.NoRedirectClient(tr)
 }
 
 // Configure checks the VAPID key pair and subject and keeps them.
