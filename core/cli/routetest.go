@@ -204,7 +204,10 @@ type routeTest struct {
 	refs    []nameRef
 }
 
-type testDevice struct{ kind, token string }
+type testDevice struct {
+	kind, token string
+	at          hcl.Range // the kind label
+}
 
 // nameRef is a notifier or route a test names, checked against the config.
 type nameRef struct {
@@ -302,7 +305,7 @@ func parseTestFiles(names []string, files map[string]*hcl.File) ([]*routeTest, h
 			diags = append(diags, d...)
 			tests = append(tests, t)
 		}
-		if len(content.Blocks) == 0 && !d.HasErrors() {
+		if len(content.Blocks) == 0 && !diags.HasErrors() {
 			end := f.Body.MissingItemRange()
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError, Summary: "No test in the file",
@@ -311,7 +314,30 @@ func parseTestFiles(names []string, files map[string]*hcl.File) ([]*routeTest, h
 			})
 		}
 	}
+	sortDiagnostics(diags)
 	return tests, diags
+}
+
+// sortDiagnostics orders diags by file, in the order the files were
+// read, then by position.
+func sortDiagnostics(diags hcl.Diagnostics) {
+	files := map[string]int{}
+	for _, d := range diags {
+		if d.Subject != nil {
+			if _, ok := files[d.Subject.Filename]; !ok {
+				files[d.Subject.Filename] = len(files)
+			}
+		}
+	}
+	slices.SortStableFunc(diags, func(a, b *hcl.Diagnostic) int {
+		if a.Subject == nil || b.Subject == nil {
+			return 0
+		}
+		if c := files[a.Subject.Filename] - files[b.Subject.Filename]; c != 0 {
+			return c
+		}
+		return a.Subject.Start.Byte - b.Subject.Start.Byte
+	})
 }
 
 func decodeTest(b *hcl.Block) (*routeTest, hcl.Diagnostics) {
@@ -365,7 +391,7 @@ func (t *routeTest) decodeCall(b *hcl.Block) hcl.Diagnostics {
 			if d.HasErrors() {
 				continue
 			}
-			for k := range extra {
+			for _, k := range slices.Sorted(maps.Keys(extra)) {
 				var why string
 				switch {
 				case k == "":
@@ -376,7 +402,8 @@ func (t *routeTest) decodeCall(b *hcl.Block) hcl.Diagnostics {
 					why = fmt.Sprintf("%s is a field of its own: set it as %s = … in the call block.", k, k)
 				}
 				if why != "" {
-					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid extra key", Detail: why, Subject: attr.Expr.Range().Ptr()})
+					at := payloadKeyRange(attr.Expr, []string{k})
+					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid extra key", Detail: why, Subject: &at})
 				}
 			}
 			t.extra = extra
@@ -417,7 +444,7 @@ func (t *routeTest) decodeDevice(b *hcl.Block) hcl.Diagnostics {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Empty device token", Detail: "Leave token out for a made-up one.", Subject: attr.Expr.Range().Ptr()})
 		}
 	}
-	t.devices = append(t.devices, testDevice{kind: kind, token: token})
+	t.devices = append(t.devices, testDevice{kind: kind, token: token, at: b.LabelRanges[0]})
 	return diags
 }
 
@@ -831,9 +858,12 @@ func notifierNames(e explained) []string {
 // checkTests checks what the tests name against the config and builds
 // each test's call as a real callback would be checked.
 func checkTests(tests []*routeTest, cfg *config.Config) hcl.Diagnostics {
-	var notifiers, routes []string
+	var notifiers, routes, kinds []string
 	for _, n := range cfg.Notifiers {
 		notifiers = append(notifiers, n.Name)
+		if n.Devices != "" && !slices.Contains(kinds, n.Devices) {
+			kinds = append(kinds, n.Devices)
+		}
 	}
 	for _, r := range cfg.Routes {
 		routes = append(routes, r.Name)
@@ -853,8 +883,18 @@ func checkTests(tests []*routeTest, cfg *config.Config) hcl.Diagnostics {
 				})
 			}
 		}
+		for _, d := range t.devices {
+			if d.kind != "" && !slices.Contains(kinds, d.kind) {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagWarning, Summary: "No notifier serves this device kind",
+					Detail:  fmt.Sprintf("No notifier of %s delivers to %q devices, so this device never rings; the kinds it serves are %s.", cfg.Path, d.kind, quoteNames(kinds)),
+					Subject: d.at.Ptr(),
+				})
+			}
+		}
 		diags = append(diags, t.buildCall(cfg.Server.MaxIDBytes)...)
 	}
+	sortDiagnostics(diags)
 	return diags
 }
 
@@ -892,7 +932,7 @@ func (t *routeTest) buildCall(maxIDBytes int) hcl.Diagnostics {
 		subject := t.callRange
 		detail := err.Error()
 		if errors.As(err, &fe) {
-			detail = fmt.Sprintf("A callback whose %s is like this one's is refused: %s %s.", fe.Field, fe.Field, fe.Message)
+			detail = fmt.Sprintf("ringside refuses a callback like this one: %s: %s.", fe.Field, fe.Message)
 			if attr, ok := t.fields[fe.Field]; ok {
 				subject = attr.Expr.Range()
 			}
