@@ -513,7 +513,7 @@ func (t *routeTest) decodeNotifier(b *hcl.Block) hcl.Diagnostics {
 		if _, ok := pickNotifier(e, name); ok {
 			return name, "", true
 		}
-		return notifierNames(e), "not in the plan, which has", false
+		return notifierNames(e), "not among the plan's notifiers", false
 	}})
 	on := func(attr *hcl.Attribute, field string, want any, got func(n explainedNotifier) (any, string, bool)) {
 		t.expect(attr, what+": "+field, want, func(e explained) (any, string, bool) {

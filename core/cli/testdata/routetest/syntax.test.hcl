@@ -1,0 +1,5 @@
+test "cut" {
+  call {
+    type =
+  }
+}
