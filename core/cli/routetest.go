@@ -301,6 +301,13 @@ func parseTestFiles(names []string, files map[string]*hcl.File) ([]*routeTest, h
 				continue
 			}
 			seen[name] = b.DefRange
+			if strings.TrimSpace(name) == "" {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError, Summary: "Empty test name",
+					Detail:  "A test's name says what it checks, as in test \"video calls ring the iPhone\".",
+					Subject: b.LabelRanges[0].Ptr(),
+				})
+			}
 			t, d := decodeTest(b)
 			diags = append(diags, d...)
 			tests = append(tests, t)

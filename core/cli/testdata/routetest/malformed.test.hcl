@@ -36,3 +36,7 @@ test "typos" {
 
 tset "misspelt block" {
 }
+
+test " " {
+  expect {}
+}
