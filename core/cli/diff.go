@@ -100,7 +100,7 @@ func (c *cmd) diff(args []string) int {
 		}
 	}
 	var calls []*replayCall
-	var warnings []string
+	warnings := []string{}
 	source := *callsFile
 	if *callsFile == "" {
 		source = cl.base
@@ -433,7 +433,8 @@ type diffOutcome struct {
 	// Devices are the devices each delivering notifier reaches, "kind
 	// token" with the token shortened, by notifier.
 	Devices map[string][]string `json:"devices_reached"`
-	// Payloads are the rendered payloads, by notifier.
+	// Payloads are the rendered payloads of the notifiers that deliver or
+	// are a fallback not needed yet, by notifier.
 	Payloads map[string]json.RawMessage `json:"payloads"`
 }
 
@@ -486,7 +487,9 @@ func planReplay(ctx context.Context, p *planning, call *callback.Call, rc *repla
 			state = diffNoDevice
 		}
 		o.Notifiers = append(o.Notifiers, diffNotifier{Name: n.Name, Role: n.Role, State: state})
-		if state == diffDisabled || state == diffNoRender {
+		// A payload matters where it may be sent: a notifier that
+		// delivers, or a fallback that may be needed later.
+		if state != diffDelivers && state != diffNotNeeded {
 			continue
 		}
 		if _, seen := o.Payloads[n.Name]; !seen {
