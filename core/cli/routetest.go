@@ -150,6 +150,9 @@ func testFiles(configPath string, paths []string) ([]string, error) {
 	}
 	var out []string
 	for _, path := range paths {
+		if strings.HasPrefix(path, "-") {
+			return nil, fmt.Errorf("unexpected argument %q: flags go before the paths", path)
+		}
 		st, err := os.Stat(path)
 		if err != nil {
 			return nil, err

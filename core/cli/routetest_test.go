@@ -162,6 +162,7 @@ func TestRouteTestCommand(t *testing.T) {
 		{name: "a folder without tests", args: []string{"empty"}, code: ExitUsage, stderr: "no test files in empty: route test files are named *.test.hcl"},
 		{name: "a file not named *.test.hcl", args: []string{"config.hcl"}, code: ExitUsage, stderr: "config.hcl: route test files are named *.test.hcl"},
 		{name: "a missing path", args: []string{"missing.test.hcl"}, code: ExitUsage, stderr: "missing.test.hcl"},
+		{name: "flags after the paths", args: []string{"pass.test.hcl", "-json"}, code: ExitUsage, stderr: `unexpected argument "-json": flags go before the paths`},
 		{name: "an unknown flag", args: []string{"-bogus"}, code: ExitUsage, stderr: "ringside test [-config FILE] [-json] [PATH...]"},
 		{name: "-h", args: []string{"-h"}, code: ExitOK, stdout: "flags of ringside test:"},
 		{name: "a config with errors", args: []string{"-config", "bad.hcl", "pass.test.hcl"}, code: ExitError, stderr: "bad.hcl:9:"},
