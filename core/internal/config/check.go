@@ -94,7 +94,7 @@ func checkCallExpr(x hcl.Expression, what string) (cty.Value, hcl.Diagnostics) {
 		return cty.NilVal, diags
 	}
 	v, vd := x.Value(checkCtx)
-	diags = append(diags, polish(vd)...)
+	diags = append(diags, polish(fromHCL(vd))...)
 	return v, diags
 }
 
@@ -356,6 +356,7 @@ func polish(diags hcl.Diagnostics) hcl.Diagnostics {
 		if dg.Context != nil {
 			dg.Subject = dg.Context
 		}
+		reworded(dg)
 	}
 	return diags
 }

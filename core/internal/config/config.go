@@ -267,6 +267,7 @@ func blockDiags(diags hcl.Diagnostics) hcl.Diagnostics {
 		if m := anotherAt.FindStringSubmatch(dg.Detail); m != nil && strings.HasPrefix(dg.Summary, "Duplicate ") {
 			typ := strings.TrimSuffix(strings.TrimPrefix(dg.Summary, "Duplicate "), " block")
 			dg.Detail = fmt.Sprintf("Only one %s block is allowed; the first is at %s:%s:%s. Merge the two into one.", typ, m[1], m[2], m[3])
+			reworded(dg)
 		}
 	}
 	return diags
@@ -294,14 +295,20 @@ func Load(path string, opt Options) (*Config, hcl.Diagnostics) {
 			Detail:   fmt.Sprintf("%s: %v", path, unwrapPathError(err)),
 		}}
 	}
+	return load(path, src, opt)
+}
+
+// load is Load of src, the bytes of the file at path.
+func load(path string, src []byte, opt Options) (*Config, hcl.Diagnostics) {
 	parser := hclparse.NewParser()
 	file, diags := parser.ParseHCL(src, path)
+	fromHCL(diags)
 	if diags.HasErrors() {
-		return nil, sortDiags(diags)
+		return nil, sortDiags(addHints(parser.Files(), diags))
 	}
 
 	var raw rawFile
-	diags = append(diags, blockDiags(gohcl.DecodeBody(file.Body, nil, &raw))...)
+	diags = append(diags, blockDiags(fromHCL(gohcl.DecodeBody(file.Body, nil, &raw)))...)
 
 	getenv := opt.Getenv
 	if getenv == nil {
@@ -357,7 +364,7 @@ func Load(path string, opt Options) (*Config, hcl.Diagnostics) {
 		d.reach(cfg, raw.RingNobody, notifiers, file.Body)
 	}
 
-	diags = sortDiags(append(diags, d.diags...))
+	diags = sortDiags(addHints(cfg.Files, append(diags, d.diags...)))
 	if diags.HasErrors() {
 		return nil, diags
 	}

@@ -40,10 +40,11 @@ func (d *decoder) value(attr *hcl.Attribute, want cty.Type, wantText string, sen
 		return cty.NilVal, false
 	}
 	v, diags := attr.Expr.Value(d.ctx)
-	for _, dg := range diags {
+	for _, dg := range fromHCL(diags) {
 		if dg.Summary == "Variables not allowed" {
 			dg.Summary = fmt.Sprintf("%s cannot refer to variables", attr.Name)
 			dg.Detail = fmt.Sprintf("%s is evaluated once, at load time, where there are no variables; only when, payload and plugin template attributes can refer to call.", attr.Name)
+			reworded(dg)
 		}
 	}
 	d.diags = append(d.diags, polish(diags)...)

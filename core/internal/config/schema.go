@@ -107,7 +107,7 @@ func (c *Config) ApplySchema(n *Notifier, s Schema) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	if n.Remain != nil {
 		content, cd := n.Remain.Content(bs)
-		diags = append(diags, c.pluginDiags(n, cd)...)
+		diags = append(diags, c.pluginDiags(n, fromHCL(cd))...)
 		d := &decoder{ctx: loadContext(c.Dir, c.getenv()), dir: c.Dir}
 		if content != nil {
 			for name, attr := range content.Attributes {
@@ -175,7 +175,7 @@ func (c *Config) ApplySchema(n *Notifier, s Schema) hcl.Diagnostics {
 			Subject:  f.NotifierRange.Ptr(),
 		})
 	}
-	diags = sortDiags(diags)
+	diags = sortDiags(addHints(c.Files, diags))
 	if !diags.HasErrors() {
 		n.Attrs = attrs
 		n.Templates = templates
@@ -200,9 +200,11 @@ func (c *Config) pluginDiags(n *Notifier, diags hcl.Diagnostics) hcl.Diagnostics
 		case "Unsupported argument":
 			dg.Summary = fmt.Sprintf("Unsupported argument for plugin %s", n.Plugin)
 			dg.Detail = strings.Replace(dg.Detail, "is not expected here.", fmt.Sprintf("is not expected here: plugin %s does not know it.", n.Plugin), 1)
+			reworded(dg)
 		case "Unsupported block type":
 			dg.Summary = fmt.Sprintf("Unsupported block for plugin %s", n.Plugin)
 			dg.Detail = fmt.Sprintf("A notifier holds only attributes; plugin %s takes no blocks.", n.Plugin)
+			reworded(dg)
 		}
 	}
 	return diags

@@ -1,0 +1,8 @@
+notifier "ios" {
+  plugin = "apns"
+}
+
+route "video" {
+  when   = call.type = "V"
+  notify = ["ios"]
+}
