@@ -21,8 +21,9 @@ import (
 
 // generic marks a diagnostic that HCL wrote; it wraps the Extra HCL gave it.
 type generic struct {
-	inner  any
-	hinted bool // reworded, or given a hint
+	inner   any
+	summary string // HCL's
+	hinted  bool   // reworded, or given a hint
 }
 
 // UnwrapDiagnosticExtra lets hcl.DiagnosticExtra find HCL's own Extra.
@@ -32,7 +33,7 @@ func (g *generic) UnwrapDiagnosticExtra() any { return g.inner }
 func fromHCL(diags hcl.Diagnostics) hcl.Diagnostics {
 	for _, dg := range diags {
 		if _, ok := dg.Extra.(*generic); !ok {
-			dg.Extra = &generic{inner: dg.Extra}
+			dg.Extra = &generic{inner: dg.Extra, summary: dg.Summary}
 		}
 	}
 	return diags
@@ -96,6 +97,9 @@ func hintFor(f *hcl.File, dg *hcl.Diagnostic) (detail string, ok bool) {
 	case s == "Missing newline after block definition":
 		return h.also("After a block's closing }, start the next block or attribute on a new line."), true
 	case s == "Argument or block definition required":
+		if strings.HasPrefix(strings.TrimLeft(h.nextLine(), " \t"), "{") {
+			return h.also("A block's { goes on the line of its name: write name \"label\" { on one line."), true
+		}
 		return h.also("Each line of a block is an attribute, name = value, or a nested block, name \"label\" { … }; a comment starts with #. Check this line for a stray character, a missing = or #, or an unbalanced quote or brace."), true
 	case s == "Argument definition required", s == "Invalid single-argument block definition":
 		return h.also("Write a block as name \"label\" {, with the labels in double quotes, then its attributes one per line and the closing } on a line of its own. Check this line for a { where a quote was meant, or a stray brace."), true
@@ -127,6 +131,9 @@ func hintFor(f *hcl.File, dg *hcl.Diagnostic) (detail string, ok bool) {
 	case s == "Invalid legacy index syntax", s == "Invalid number literal":
 		return "This looks like a string without its quotes, such as an address or a version: put it in double quotes, such as listen = \"127.0.0.1:20200\".", true
 	case s == "Invalid multi-line string", s == "Unterminated template string":
+		if h.src != nil && (strings.Count(h.line(), `"`)-strings.Count(h.line(), `\"`))%2 == 0 {
+			return h.also("A quoted string ends on the line it starts on, but one opened above runs into this line: look above for a missing or extra double quote (an error reported above is the likely cause)."), true
+		}
 		return h.also("A quoted string ends on the line it starts on: a double quote is missing, or there is one too many, on this line."), true
 	case s == "Invalid string literal":
 		return h.also("A string is one pair of double quotes; check this line for a doubled or stray quote."), true
@@ -136,8 +143,10 @@ func hintFor(f *hcl.File, dg *hcl.Diagnostic) (detail string, ok bool) {
 		return h.also("In an object { … }, write each entry as key = value, one per line or separated by commas. Check this line for a stray character, a missing = or an unbalanced quote or brace."), true
 	case s == "Missing item separator":
 		return h.also("Separate the items of a list with commas, such as [\"ios\", \"android\"]; check for a stray character or an unbalanced quote or bracket."), true
-	case s == "Missing close bracket on index", s == "Unbalanced parentheses":
-		return h.also("Brackets and parentheses come in pairs: add the closing one, or remove a stray opening one."), true
+	case s == "Missing close bracket on index":
+		return h.also("An index, such as call.extra[\"kind\"], ends with ]: look at or above this line for a [ without its ], such as a stray [ after a value."), true
+	case s == "Unbalanced parentheses":
+		return h.also("Parentheses come in pairs: add the closing one, or remove a stray opening one."), true
 	case s == "Unsupported operator":
 		return h.also("Combine conditions with && (and) and || (or), such as call.type == \"V\" && call.to_service_id == \"my-svc\"."), true
 	case s == "Extra characters after interpolation expression":
@@ -172,65 +181,76 @@ func (h *hinter) also(hint string) string {
 
 // comparison returns the comparison an assignment in an expression most
 // likely meant, such as call.type == "V", when the subject is a lone =
-// whose left side refers to call; else "".
+// between a reference to call (call.FIELD, call.extra["KEY"]) and a
+// string, number or name that ends the expression or a part of it; else "".
 func (h *hinter) comparison() string {
 	src, at := h.src, h.at
-	if src == nil || at >= len(src) || src[at] != '=' || at+1 < len(src) && src[at+1] == '=' {
+	if src == nil || at >= len(src) || src[at] != '=' {
 		return ""
 	}
 	lineStart := strings.LastIndexByte(string(src[:at]), '\n') + 1
-	before := strings.TrimRight(string(src[lineStart:at]), " \t")
-	if before == "" || strings.ContainsRune("=!<>", rune(before[len(before)-1])) {
+	lineEnd := len(src)
+	if i := strings.IndexByte(string(src[at:]), '\n'); i >= 0 {
+		lineEnd = at + i
+	}
+	m := leftOperand.FindStringSubmatch(string(src[lineStart:at]))
+	if m == nil {
 		return ""
 	}
-	i := len(before)
-	for i > 0 && isOperandByte(before[i-1]) {
-		i--
-	}
-	left := before[i:]
-	if !strings.HasPrefix(left, "call.") && !strings.HasPrefix(left, "call[") {
+	r := rightOperand.FindStringSubmatch(string(src[at+1 : lineEnd]))
+	if r == nil {
 		return ""
 	}
-	rest := strings.TrimLeft(string(src[at+1:]), " \t")
-	right := ""
-	switch {
-	case strings.HasPrefix(rest, `"`):
-		for j := 1; j < len(rest) && rest[j] != '\n'; j++ {
-			if rest[j] == '\\' {
-				j++
-				continue
-			}
-			if rest[j] == '"' {
-				right = rest[:j+1]
-				break
-			}
-		}
-	default:
-		j := 0
-		for j < len(rest) && isOperandByte(rest[j]) && rest[j] != '"' {
-			j++
-		}
-		right = rest[:j]
-	}
-	if right == "" {
-		return left + " == …"
-	}
-	return left + " == " + right
+	return m[1] + " == " + r[1]
 }
 
-func isOperandByte(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(`_."[]-`, c) >= 0
-}
+var (
+	// leftOperand matches a line up to a reference to call and blanks, the
+	// reference in group 1, after the start of an expression.
+	leftOperand = regexp.MustCompile(`(?:^|[=(\[{,?:!&|]|\$\{)\s*(call(?:\.[A-Za-z_][A-Za-z0-9_]*|\["(?:[^"\\]|\\.)*"\])+)\s*$`)
+	// rightOperand matches what follows the =: a string, number or name
+	// (group 1), then the end of the line, a comment or what may follow
+	// an operand.
+	rightOperand = regexp.MustCompile(`^\s*("(?:[^"\\]|\\.)*"|[A-Za-z0-9_.]+)\s*(?:$|#|//|&&|\|\||\?|\)|\]|\}|,)`)
+)
 
-// lineEndsAfterEquals reports whether the subject's line holds only
-// blanks (or a comment) after an = before the subject: a value left out.
+// lineEndsAfterEquals reports whether the subject's line ends (but for
+// a comment) after an = before the subject: a value left out.
 func (h *hinter) lineEndsAfterEquals() bool {
 	if h.src == nil {
 		return false
 	}
 	lineStart := strings.LastIndexByte(string(h.src[:h.at]), '\n') + 1
 	before := strings.TrimRight(string(h.src[lineStart:h.at]), " \t\r\n")
-	return strings.HasSuffix(before, "=") && !strings.HasSuffix(before, "==")
+	after := strings.TrimSpace(strings.TrimPrefix(h.line(), string(h.src[lineStart:h.at])))
+	return strings.HasSuffix(before, "=") && !strings.HasSuffix(before, "==") &&
+		(after == "" || strings.HasPrefix(after, "#") || strings.HasPrefix(after, "//"))
+}
+
+// line is the subject's line, without its newline.
+func (h *hinter) line() string {
+	start := strings.LastIndexByte(string(h.src[:h.at]), '\n') + 1
+	end := len(h.src)
+	if i := strings.IndexByte(string(h.src[h.at:]), '\n'); i >= 0 {
+		end = h.at + i
+	}
+	return strings.TrimSuffix(string(h.src[start:end]), "\r")
+}
+
+// nextLine is the line after the subject's; "" when there is none.
+func (h *hinter) nextLine() string {
+	if h.src == nil {
+		return ""
+	}
+	i := strings.IndexByte(string(h.src[h.at:]), '\n')
+	if i < 0 {
+		return ""
+	}
+	rest := string(h.src[h.at+i+1:])
+	if j := strings.IndexByte(rest, '\n'); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest
 }
 
 var alreadySetAt = regexp.MustCompile(`^The argument "([^"]+)" was already set at (.+):(\d+),(\d+)-[\d,]+\.`)

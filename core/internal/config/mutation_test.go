@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -231,6 +232,7 @@ func TestMutationsHaveHints(t *testing.T) {
 				t.Fatalf("the file itself: %v %v", err, diags)
 			}
 			missing := map[string]mutation{}
+			kinds := map[string]mutation{} // HCL's summaries
 			panics := 0
 			for _, m := range lists[i] {
 				diags, err := loadSource("config.hcl", m.apply(src))
@@ -247,6 +249,11 @@ func TestMutationsHaveHints(t *testing.T) {
 					if _, seen := missing[dg.Summary]; unhinted(dg) && !seen {
 						missing[dg.Summary] = m
 					}
+					if g, ok := dg.Extra.(*generic); ok {
+						if _, seen := kinds[g.summary]; !seen {
+							kinds[g.summary] = m
+						}
+					}
 				}
 			}
 			for _, s := range slices.Sorted(mapKeys(missing)) {
@@ -256,6 +263,32 @@ func TestMutationsHaveHints(t *testing.T) {
 				WriteDiagnostics(&buf, map[string]*hcl.File{"config.hcl": {Bytes: m.apply(src)}}, diags)
 				t.Errorf("HCL's %q has no hint; %s gives:\n%s", s, m, buf.String())
 			}
+			golden := goldenKinds(t)
+			for _, s := range slices.Sorted(mapKeys(kinds)) {
+				if !golden[s] {
+					t.Errorf("HCL's %q has no golden in testdata/errors; %s gives it", s, kinds[s])
+				}
+			}
 		})
 	}
+}
+
+// goldenKinds are the summaries HCL wrote (before any rewording) of the
+// diagnostics of testdata/errors/*.hcl.
+func goldenKinds(t *testing.T) map[string]bool {
+	t.Helper()
+	paths, err := filepath.Glob("testdata/errors/*.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, path := range paths {
+		_, diags := loadAndApply(t, path, func(string) string { return "" })
+		for _, dg := range diags {
+			if g, ok := dg.Extra.(*generic); ok {
+				kinds[g.summary] = true
+			}
+		}
+	}
+	return kinds
 }

@@ -1,0 +1,3 @@
+directory "embedded" {
+  path = {ringside.db"
+}

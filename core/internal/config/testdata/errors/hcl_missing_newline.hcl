@@ -1,0 +1,4 @@
+notifier "app_server" {
+  plugin  = "webhook"
+  timeout = "2s" "5s"
+}

@@ -1,0 +1,3 @@
+route "all" {
+  notify = ["ios"][0
+}

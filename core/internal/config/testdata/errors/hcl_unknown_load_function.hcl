@@ -1,0 +1,4 @@
+notifier "ios" {
+  plugin  = "apns"
+  enabled = en("APNS_KEY_ID") != ""
+}
