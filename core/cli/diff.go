@@ -22,6 +22,7 @@ import (
 	"github.com/ringside/ringside/core/internal/calllog"
 	"github.com/ringside/ringside/core/internal/config"
 	"github.com/ringside/ringside/core/internal/directory"
+	"github.com/ringside/ringside/core/internal/plan"
 	"github.com/ringside/ringside/core/internal/pluginhost"
 )
 
@@ -481,7 +482,7 @@ func planReplay(ctx context.Context, p *planning, call *callback.Call, rc *repla
 			state = diffDisabled
 		case n.RenderError != "":
 			state = diffNoRender
-		case !n.Active && n.Role == "fallback":
+		case !n.Active && n.Role == plan.RoleFallback:
 			state = diffNotNeeded
 		case !n.Active:
 			state = diffNoDevice
