@@ -184,10 +184,21 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 	}
 	wg.Wait()
 
+	reported := map[string]bool{} // plugin blocks whose failure is reported
+	notStarted := func(n *config.Notifier, err error) {
+		p := cfg.Plugins[n.Plugin]
+		if p != nil && reported[p.Name] {
+			return // one diagnostic per plugin block, whichever notifiers use it
+		}
+		if p != nil {
+			reported[p.Name] = true
+		}
+		diags = append(diags, notStarted(n, p, rt.spec(n, exe, nil), err))
+	}
 	for i, n := range cfg.Notifiers {
 		r := results[i]
 		if r.err != nil {
-			diags = append(diags, notStarted(n, r.err))
+			notStarted(n, r.err)
 			continue
 		}
 		schemaDiags := cfg.ApplySchema(n, r.schema)
@@ -219,7 +230,7 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 			if r.reuse != nil { // same process settings, new attributes: a fresh process
 				spans[i].SetName("plugin.start " + n.Name)
 				if r = startPlugin(spanCtx[i], rt.spec(n, exe, opt.Logger), opt.startTimeout()); r.err != nil {
-					diags = append(diags, notStarted(n, r.err))
+					notStarted(n, r.err)
 					continue
 				}
 			}
@@ -304,16 +315,6 @@ func (rt *Runtime) Planner(store directory.Store) plan.Planner {
 	}
 }
 
-// notStarted is the diagnostic of a notifier whose plugin did not start.
-func notStarted(n *config.Notifier, err error) *hcl.Diagnostic {
-	return &hcl.Diagnostic{
-		Severity: hcl.DiagError,
-		Summary:  fmt.Sprintf("plugin %q of notifier %q did not start", n.Plugin, n.Name),
-		Detail:   err.Error(),
-		Subject:  n.DeclRange.Ptr(),
-	}
-}
-
 // startPlugin starts spec's process and asks for its schema, within
 // timeout. When ctx ends first (a shutdown cancels the reload) it returns
 // at once: the start goes on in the background and kills the process when
@@ -373,10 +374,17 @@ func startPlugin(ctx context.Context, spec pluginhost.Spec, timeout time.Duratio
 	}
 }
 
+// startTimeout is the error of a start that did not end in time.
+type startTimeout struct{ after time.Duration }
+
+func (e startTimeout) Error() string {
+	return fmt.Sprintf("no answer within %v (did it complete the go-plugin handshake?)", e.after)
+}
+
 // startCause says why a start's ctx ended.
 func startCause(ctx context.Context, timeout time.Duration) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("no answer within %v (did it complete the go-plugin handshake?)", timeout)
+		return startTimeout{timeout}
 	}
 	return errors.New("canceled: ringside is shutting down")
 }

@@ -113,6 +113,10 @@ type Plugin struct {
 	SHA256    string // "" = not checked
 	Env       map[string]string
 	DeclRange hcl.Range
+	// CommandRange is where command[0] is written (the whole command when
+	// it is not a list constructor); SHA256Range is sha256's value. A
+	// plugin that does not start is reported there.
+	CommandRange, SHA256Range hcl.Range
 }
 
 // Notifier is a notifier block: one configured delivery channel.
@@ -551,6 +555,7 @@ func (d *decoder) plugin(raw *rawPlugin, seen map[string]*Plugin, builtins map[s
 				}
 			}
 			p.Command = cmd
+			p.CommandRange = ranges[0]
 		}
 	}
 	if raw.SHA256 != nil {
@@ -561,6 +566,7 @@ func (d *decoder) plugin(raw *rawPlugin, seen map[string]*Plugin, builtins map[s
 			ok = false
 		}
 		p.SHA256 = sum
+		p.SHA256Range = raw.SHA256.Expr.Range()
 	}
 	p.Env = d.strMap(raw.Env)
 	for k := range p.Env {
