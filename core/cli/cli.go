@@ -95,9 +95,10 @@ func (c *cmd) usage(w io.Writer) {
   ringside validate [-config FILE | FILE]         check a config and every plugin schema
   ringside explain [-config FILE] [-json] QUERY   dry-run a notify_cb query: routes, notifiers
                                                   (disabled ones with why), devices, payloads
-  ringside test [-config FILE] [-json] [PATH...]  run route tests (*.test.hcl beside the config, or
+  ringside test [-config FILE] [-json] [-run REGEXP] [PATH...]
+                                                  run route tests (*.test.hcl beside the config, or
                                                   the files and folders given); nothing is delivered
-  ringside diff -config CANDIDATE [-live FILE] [-admin ADDR] [-token T] [-calls FILE]
+  ringside diff -config CANDIDATE [-live FILE] [-admin ADDR] [-token T] [-calls FILE] [-limit N] [-json]
                                                   replay recent calls through the live and the
                                                   candidate config; list what would change
   ringside calls [-admin ADDR] [-token T] [-follow] [SID]

@@ -160,7 +160,7 @@ func (c *cmd) diff(args []string) int {
 		rep.Changed = append(rep.Changed, d)
 	}
 	if rep.Stale > 0 {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d calls planReplay through the live config %s to other routes than they were recorded with: the running ringside may serve another config", rep.Stale, *live))
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d calls replay through the live config %s to other routes than they were recorded with: the running ringside serves another config, or its config changed since those calls", rep.Stale, *live))
 	}
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(c.stderr, "ringside diff: warning: %s\n", w)
@@ -557,7 +557,7 @@ type diffReport struct {
 	Candidate string   `json:"candidate"`
 	Calls     int      `json:"calls"`
 	Warnings  []string `json:"warnings"`
-	// Stale counts the calls whose live planReplay matched other routes than
+	// Stale counts the calls whose live replay matched other routes than
 	// the record says they did.
 	Stale int `json:"stale"`
 	// Counts are the changed calls by kind of change.
