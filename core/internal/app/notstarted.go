@@ -1,11 +1,8 @@
 package app
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -81,7 +78,7 @@ func startFailure(spec pluginhost.Spec, err error) (what, todo string, atSHA boo
 	var timeout startTimeout
 	switch {
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
-		actual, herr := fileSHA256(path)
+		actual, herr := pluginhost.FileSHA256(path)
 		if herr != nil {
 			actual = "unreadable (" + herr.Error() + ")"
 		}
@@ -136,17 +133,4 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -247,7 +247,7 @@ var pluginVersion = regexp.MustCompile(`Plugin version: (\d+)`)
 func (c *Client) startError(err error) error {
 	if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 		file := c.commandPath()
-		actual, herr := fileSHA256(file)
+		actual, herr := FileSHA256(file)
 		if herr != nil {
 			actual = "unreadable: " + herr.Error()
 		}
@@ -267,7 +267,9 @@ func (c *Client) commandPath() string {
 	return c.spec.Command[0]
 }
 
-func fileSHA256(path string) (string, error) {
+// FileSHA256 is the hex SHA-256 of the file at path, as a plugin block's
+// sha256 pins it.
+func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
