@@ -163,7 +163,7 @@ func TestRouteTestCommand(t *testing.T) {
 		{name: "a file not named *.test.hcl", args: []string{"config.hcl"}, code: ExitUsage, stderr: "config.hcl: route test files are named *.test.hcl"},
 		{name: "a missing path", args: []string{"missing.test.hcl"}, code: ExitUsage, stderr: "missing.test.hcl"},
 		{name: "flags after the paths", args: []string{"pass.test.hcl", "-json"}, code: ExitUsage, stderr: `unexpected argument "-json": flags go before the paths`},
-		{name: "an unknown flag", args: []string{"-bogus"}, code: ExitUsage, stderr: "ringside test [-config FILE] [-json] [PATH...]"},
+		{name: "an unknown flag", args: []string{"-bogus"}, code: ExitUsage, stderr: "ringside test [-config FILE] [-json] [-run REGEXP] [PATH...]"},
 		{name: "-h", args: []string{"-h"}, code: ExitOK, stdout: "flags of ringside test:"},
 		{name: "a config with errors", args: []string{"-config", "bad.hcl", "pass.test.hcl"}, code: ExitError, stderr: "bad.hcl:9:"},
 		{name: "a missing config", args: []string{"-config", "missing.hcl", "pass.test.hcl"}, code: ExitError, stderr: "missing.hcl"},
