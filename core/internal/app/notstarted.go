@@ -15,7 +15,6 @@ import (
 
 	"github.com/ringside/ringside/core/internal/config"
 	"github.com/ringside/ringside/core/internal/pluginhost"
-	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
 // notStarted is the diagnostic of a notifier whose plugin did not start
@@ -98,7 +97,7 @@ func startFailure(spec pluginhost.Spec, err error) (what, todo string, atSHA boo
 		return fmt.Sprintf("%s speaks another version of go-plugin's protocol", path),
 			"Is it a ringside plugin? A plugin built with ringside's plugin SDK (sdk.Serve) speaks the go-plugin version ringside does; rebuild it against the SDK of this ringside release.", false
 	case pluginVersion.MatchString(msg):
-		return fmt.Sprintf("%s speaks version %s of the plugin protocol, this ringside version %d", path, pluginVersion.FindStringSubmatch(msg)[1], pluginpb.ProtocolVersion),
+		return fmt.Sprintf("%s speaks version %s of the plugin protocol, this ringside version %d", path, pluginVersion.FindStringSubmatch(msg)[1], pluginhost.ProtocolVersion),
 			"Rebuild the plugin against the plugin SDK of this ringside release, or run the ringside release it was built for.", false
 	}
 	return fmt.Sprintf("%s failed at start", path), fmt.Sprintf("%s. %s", strings.TrimSuffix(firstLine(msg), "."), where), false

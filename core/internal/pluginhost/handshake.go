@@ -13,3 +13,6 @@ var handshake = plugin.HandshakeConfig{
 	MagicCookieKey:   pluginpb.MagicCookieKey,
 	MagicCookieValue: pluginpb.MagicCookieValue,
 }
+
+// ProtocolVersion is the version of the plugin protocol this host speaks.
+const ProtocolVersion = pluginpb.ProtocolVersion
