@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,10 +10,9 @@ import (
 	"time"
 
 	"github.com/ringside/ringside/core/internal/directory"
+	goldenfile "github.com/ringside/ringside/core/internal/golden"
 	"github.com/ringside/ringside/plugins/webhook"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 var testBuiltins = map[string]Builtin{"webhook": webhook.Serve}
 
@@ -161,20 +159,7 @@ func TestMainCommands(t *testing.T) {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join(testdataDir, name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (run with -update after reading the diff):\ngot:\n%s\nwant:\n%s", name, got, want)
-	}
+	goldenfile.Check(t, filepath.Join(testdataDir, name), got)
 }
 
 // testdataDir is absolute: the tests change directory.

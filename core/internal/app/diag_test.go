@@ -3,7 +3,6 @@ package app
 import (
 	"bytes"
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,9 +10,8 @@ import (
 	"time"
 
 	"github.com/ringside/ringside/core/internal/config"
+	goldenfile "github.com/ringside/ringside/core/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 // A plugin that does not start is reported at its plugin block's command
 // (at its sha256 for a checksum mismatch), once whatever the number of
@@ -81,23 +79,7 @@ func TestPluginStartDiagnostics(t *testing.T) {
 			var buf bytes.Buffer
 			WriteDiagnostics(&buf, cfg, diags)
 			got := strings.ReplaceAll(buf.String(), dir, "$DIR")
-			golden := filepath.Join("testdata", "start_"+tc.name+".golden")
-			if *update {
-				if err := os.MkdirAll("testdata", 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if got != string(want) {
-				t.Errorf("diagnostics differ from %s\ngot:\n%s\nwant:\n%s", golden, got, want)
-			}
+			goldenfile.Check(t, filepath.Join("testdata", "start_"+tc.name+".golden"), got)
 		})
 	}
 }

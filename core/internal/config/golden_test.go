@@ -2,16 +2,14 @@ package config
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/errors/*.golden")
+	goldenfile "github.com/ringside/ringside/core/internal/golden"
+)
 
 var testBuiltins = []string{"apns", "fcm", "sms", "webhook"}
 
@@ -99,20 +97,7 @@ func TestErrorGoldens(t *testing.T) {
 			}
 			var buf bytes.Buffer
 			WriteDiagnostics(&buf, nil, diags)
-			golden := strings.TrimSuffix(path, ".hcl") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if got := buf.String(); got != string(want) {
-				t.Errorf("diagnostics differ from %s\ngot:\n%s\nwant:\n%s", golden, got, want)
-			}
+			goldenfile.Check(t, strings.TrimSuffix(path, ".hcl")+".golden", buf.String())
 		})
 	}
 }
