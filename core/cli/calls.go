@@ -100,6 +100,13 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
+// adminTimeout bounds the wait for the admin API's answer (its headers;
+// and, for a whole document, its body): a ringside that is stopped or hung
+// accepts the connection and never answers, and the command must say so
+// rather than wait forever. A live stream (-follow) is bounded only until
+// its headers arrive.
+var adminTimeout = 10 * time.Second
+
 // adminAPI is a client of a running ringside's admin API.
 type adminAPI struct {
 	base  string
@@ -114,7 +121,12 @@ func (c *cmd) adminClient(path, addr, token string, configSet bool) (*adminAPI, 
 	if token == "" {
 		token = os.Getenv("RINGSIDE_ADMIN_TOKEN")
 	}
-	cl := &adminAPI{token: token, http: &http.Client{}}
+	tr := &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: adminTimeout}).DialContext,
+		TLSHandshakeTimeout:   adminTimeout,
+		ResponseHeaderTimeout: adminTimeout,
+	}
+	cl := &adminAPI{token: token, http: &http.Client{Transport: tr}}
 	scheme := "http"
 	// The config is read even with both flags given: its admin_tls says
 	// whether to speak https, and which certificate to trust.
@@ -139,7 +151,7 @@ func (c *cmd) adminClient(path, addr, token string, configSet bool) (*adminAPI, 
 			}
 			pool := x509.NewCertPool()
 			pool.AppendCertsFromPEM(pem)
-			cl.http.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		}
 	}
 	if strings.Contains(addr, "://") {
@@ -167,6 +179,9 @@ func (a *adminAPI) request(ctx context.Context, path string) (*http.Response, er
 	}
 	resp, err := a.http.Do(req)
 	if err != nil {
+		if isTimeout(err) {
+			return nil, a.noAnswer()
+		}
 		return nil, fmt.Errorf("admin API at %s: %w (is ringside running? -admin sets the address)", a.base, errors.Unwrap(err))
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -187,15 +202,29 @@ func (a *adminAPI) request(ctx context.Context, path string) (*http.Response, er
 	return resp, nil
 }
 
+func (a *adminAPI) noAnswer() error {
+	return fmt.Errorf("admin API at %s: no answer within %s (is ringside stopped or hung?)", a.base, adminTimeout)
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // get decodes the JSON at path into v and returns it raw as well.
 func (a *adminAPI) get(ctx context.Context, path string, v any) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+	defer cancel()
 	resp, err := a.request(ctx, path)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
+	if isTimeout(err) {
+		return nil, a.noAnswer()
+	} else if err != nil {
 		return nil, err
 	}
 	return raw, json.Unmarshal(raw, v)

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/ringside/ringside/plugins/fakes"
@@ -128,6 +129,19 @@ func TestE2EDiff(t *testing.T) {
 		code, _, errOut := run(t, in.dir, "diff", "-config", "candidate.hcl", "-admin", "127.0.0.1:1")
 		if code != 1 || !strings.Contains(errOut, "ringside diff: error: admin API at http://127.0.0.1:1") {
 			t.Errorf("exit %d, stderr %q; want 1 and an error", code, errOut)
+		}
+	})
+
+	// A ringside that is stopped (SIGSTOP: its admin listener accepts and
+	// answers nothing): diff gives up after the admin timeout, saying so.
+	t.Run("ringside stopped", func(t *testing.T) {
+		if err := syscall.Kill(in.pid(), syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = syscall.Kill(in.pid(), syscall.SIGCONT) }()
+		code, out, errOut := run(t, in.dir, "diff", "-config", "candidate.hcl", "-admin", in.adminURL)
+		if code != 1 || out != "" || !strings.Contains(errOut, "ringside diff: error: admin API at "+in.adminURL+": no answer within 10s (is ringside stopped or hung?)") {
+			t.Errorf("exit %d; want 1, nothing on stdout and the silence named\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 		}
 	})
 }
