@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ringside/ringside/plugins/fakes"
 )
@@ -40,14 +41,25 @@ func TestE2EDiff(t *testing.T) {
 	in.putDevice(t, "vip", "console", vipToken)
 	in.putDevice(t, "sales", "console", salesToken)
 
-	var salesSIDs []string
+	var salesSIDs, sids []string
 	for i, user := range []string{"vip", "sales", "other", "sales", "vip", "other"} {
 		sid := sidN(tag, i)
 		in.accept(t, sid, user)
+		sids = append(sids, sid)
 		if user == "sales" {
 			salesSIDs = append(salesSIDs, sid)
 		}
 	}
+	// delivered counts the requests at the fake app per call; each call
+	// rings once before the replays, and no replay adds a request.
+	delivered := func() []int {
+		n := make([]int, len(sids))
+		for i, sid := range sids {
+			n[i] = len(app.Requests(sid))
+		}
+		return n
+	}
+	eventually(t, 10*time.Second, "each call delivered once", func() bool { return !slices.Contains(delivered(), 0) })
 	writeFile(t, filepath.Join(in.dir, "candidate.hcl"), []byte(candidate))
 	writeFile(t, filepath.Join(in.dir, "same.hcl"), []byte(live))
 	sidRe := regexp.MustCompile(`[0-9a-f]{8}-0000-4000-8000-[0-9a-f]{12}`)
@@ -131,6 +143,10 @@ func TestE2EDiff(t *testing.T) {
 			t.Errorf("exit %d, stderr %q; want 1 and an error", code, errOut)
 		}
 	})
+
+	if got := delivered(); slices.ContainsFunc(got, func(n int) bool { return n != 1 }) {
+		t.Errorf("requests per call at the fake app after the replays: %v; want 1 each (a replay delivers nothing)", got)
+	}
 
 	// A ringside that is stopped (SIGSTOP: its admin listener accepts and
 	// answers nothing): diff gives up after the admin timeout, saying so.
