@@ -1,5 +1,6 @@
-// Package callback turns a LINE Planet notify_cb request into a Call,
-// enforcing every rule of the callback contract, and answers it over HTTP.
+// Package callback turns a LINE Planet callback (notify_cb, Call Event or
+// Group Call Event) into a Call, enforcing every rule of the callback
+// contract, and answers it over HTTP.
 package callback
 
 import (
@@ -10,8 +11,14 @@ import (
 	"unicode/utf8"
 )
 
-// Call is a valid notify_cb callback.
+// Call is a valid callback. Kind says which: a notify_cb fills every
+// field but End, Group and Query; a Call Event fills the notify fields but
+// Param, plus End and Query; a Group Call Event fills SID, Stid,
+// AppSvrData, Extra, Received, Group and Query.
 type Call struct {
+	// Kind is the callback the Call came from; the zero value is
+	// KindNotify.
+	Kind          Kind
 	SID           string
 	FromServiceID string
 	FromUserID    string
@@ -29,6 +36,15 @@ type Call struct {
 	Extra map[string]string
 	// Received is when the callback arrived; deadlines count from it.
 	Received time.Time
+	// End is how a 1-to-1 call ended; KindCallEvent only.
+	End *CallEnd
+	// Group is a participant change in a group call; KindGroupCallEvent
+	// only.
+	Group *GroupEvent
+	// Query is, for event kinds, the raw query as received without its
+	// token key, which ParseEvent reads back into the same Call; "" for
+	// notify_cb.
+	Query string
 }
 
 // CheckID reports why s is not a valid service or user id: ids are non-empty,

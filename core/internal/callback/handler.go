@@ -21,7 +21,7 @@ import (
 const (
 	// DefaultMaxInFlight is the default bound on callbacks being answered
 	// at once, and on callbacks whose deliveries have not ended; past it
-	// notify_cb answers 503.
+	// the callback handlers answer 503.
 	DefaultMaxInFlight = 10000
 	// DefaultDedupWindow is how long after a callback is accepted another
 	// with the same sid and callee is answered duplicate and not delivered
@@ -69,17 +69,21 @@ type Answer struct {
 	Reachable bool
 }
 
-// Handler answers notify_cb callbacks: it checks the method, the
-// in-flight bound, the notify token and every field, then asks Acceptor
-// and answers with its decision. The zero value of each optional field
-// selects its default. A Handler must not be copied after first use.
+// Handler answers the callbacks of one Kind: it checks the method, the
+// source, the in-flight bound, the notify token and every field, then
+// asks Acceptor and answers with its decision. The zero value of each
+// optional field selects its default. A Handler must not be copied after
+// first use.
 type Handler struct {
 	// Acceptor decides what happens to valid callbacks. Required.
 	Acceptor Acceptor
+	// Kind is the callback answered; the zero value is KindNotify.
+	Kind Kind
 	// MaxIDBytes limits each id in bytes; 0 means DefaultMaxIDBytes.
 	MaxIDBytes int
 	// RejectUnreachable answers 404, with the 200 body, when the Answer
-	// is not Reachable.
+	// is not Reachable. It applies to KindNotify only: a valid event is
+	// always answered 200, since LINE must never see an event fail.
 	RejectUnreachable bool
 	// MaxInFlight bounds the requests inside ServeHTTP at once; past it
 	// the handler answers 503. 0 means DefaultMaxInFlight.
@@ -126,7 +130,7 @@ var (
 	headerAllow = []string{"GET, HEAD"}
 )
 
-// ServeHTTP answers one notify_cb request.
+// ServeHTTP answers one callback request of h.Kind.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header()["Allow"] = headerAllow
@@ -162,7 +166,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	c, token, err := Parse(r.URL.RawQuery, h.MaxIDBytes, h.now())
+	c, token, err := ParseEvent(h.Kind, r.URL.RawQuery, h.MaxIDBytes, h.now())
 	if h.NotifyToken != "" && !tokenEqual(token, h.NotifyToken) {
 		h.logger().LogAttrs(r.Context(), slog.LevelInfo, "callback rejected",
 			slog.Int("code", http.StatusUnauthorized), slog.Bool("token_present", token != ""),
@@ -194,7 +198,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	code := http.StatusOK
-	if h.RejectUnreachable && !a.Reachable {
+	if h.RejectUnreachable && !a.Reachable && h.Kind == KindNotify {
 		code = http.StatusNotFound
 	}
 	h.write(w, r, code, a.Status, answerBody(c.SID, &a))

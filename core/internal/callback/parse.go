@@ -25,7 +25,7 @@ const (
 	maxFieldName = 64
 )
 
-// FieldError reports a notify_cb query that breaks the callback contract.
+// FieldError reports a callback query that breaks the callback contract.
 // Message never contains the offending value, so a FieldError is safe to
 // log and to send back to the caller even when the value is a secret.
 type FieldError struct {
@@ -133,70 +133,8 @@ func Parse(rawQuery string, maxIDBytes int, now time.Time) (*Call, string, error
 	if maxIDBytes <= 0 {
 		maxIDBytes = DefaultMaxIDBytes
 	}
-	var (
-		slots   [numKeys]slot
-		extra   map[string]string
-		scanErr *FieldError
-	)
-	fail := func(field, msg string) {
-		if scanErr == nil {
-			scanErr = &FieldError{Field: field, Message: msg}
-		}
-	}
-	tokenOK := true
-	for rest := rawQuery; rest != ""; {
-		var seg string
-		seg, rest, _ = strings.Cut(rest, "&")
-		rawKey, rawVal, _ := strings.Cut(seg, "=")
-		if rawKey == "" {
-			continue
-		}
-		key, ok := unescape(rawKey)
-		if !ok {
-			fail(fieldName(rawKey), msgMalformed)
-			continue
-		}
-		id := lookupKey(key)
-		if id < 0 {
-			// Unknown key: only its encoding is checked.
-			if !validEscapes(rawVal) {
-				fail(fieldName(key), msgMalformed)
-				continue
-			}
-			key = strings.ToValidUTF8(key, "\uFFFD")
-			if _, seen := extra[key]; seen || len(extra) >= MaxExtraKeys {
-				continue
-			}
-			val, _ := unescape(rawVal)
-			if extra == nil {
-				extra = make(map[string]string)
-			}
-			extra[key] = strings.ToValidUTF8(val, "\uFFFD")
-			continue
-		}
-		s := &slots[id]
-		s.n++
-		if s.n > 1 {
-			if id == keyToken {
-				tokenOK = false
-			}
-			fail(key, msgRepeated)
-			continue
-		}
-		val, ok := unescape(rawVal)
-		if !ok {
-			if id == keyToken {
-				tokenOK = false
-			}
-			fail(key, msgMalformed)
-			continue
-		}
-		s.val = val
-	}
-	token := ""
-	if tokenOK {
-		token = slots[keyToken].val
-	}
+	var slots [numKeys]slot
+	extra, token, scanErr := scan(rawQuery, lookupKey, keyToken, slots[:])
 	if scanErr != nil {
 		return nil, token, scanErr
 	}
@@ -220,6 +158,76 @@ func Parse(rawQuery string, maxIDBytes int, now time.Time) (*Call, string, error
 		c.AppSvrData = c.Stid
 	}
 	return c, token, nil
+}
+
+// scan splits rawQuery into keys and values and percent-decodes them for
+// a parser: lookup gives the slot of each key the contract names (-1 for
+// any other), tokenID that of token. Each named key's first value lands in
+// its slot and further occurrences are counted; other keys go to extra
+// (first value, at most MaxExtraKeys keys, invalid UTF-8 replaced). err is
+// the first problem met: a malformed escape or a repeated named key. The
+// whole query is always read, so token, the token's value, is returned
+// even with err ("" when absent, repeated or malformed).
+func scan(rawQuery string, lookup func(string) int, tokenID int, slots []slot) (extra map[string]string, token string, err *FieldError) {
+	fail := func(field, msg string) {
+		if err == nil {
+			err = &FieldError{Field: field, Message: msg}
+		}
+	}
+	tokenOK := true
+	for rest := rawQuery; rest != ""; {
+		var seg string
+		seg, rest, _ = strings.Cut(rest, "&")
+		rawKey, rawVal, _ := strings.Cut(seg, "=")
+		if rawKey == "" {
+			continue
+		}
+		key, ok := unescape(rawKey)
+		if !ok {
+			fail(fieldName(rawKey), msgMalformed)
+			continue
+		}
+		id := lookup(key)
+		if id < 0 {
+			// Unknown key: only its encoding is checked.
+			if !validEscapes(rawVal) {
+				fail(fieldName(key), msgMalformed)
+				continue
+			}
+			key = strings.ToValidUTF8(key, "\uFFFD")
+			if _, seen := extra[key]; seen || len(extra) >= MaxExtraKeys {
+				continue
+			}
+			val, _ := unescape(rawVal)
+			if extra == nil {
+				extra = make(map[string]string)
+			}
+			extra[key] = strings.ToValidUTF8(val, "\uFFFD")
+			continue
+		}
+		s := &slots[id]
+		s.n++
+		if s.n > 1 {
+			if id == tokenID {
+				tokenOK = false
+			}
+			fail(key, msgRepeated)
+			continue
+		}
+		val, ok := unescape(rawVal)
+		if !ok {
+			if id == tokenID {
+				tokenOK = false
+			}
+			fail(key, msgMalformed)
+			continue
+		}
+		s.val = val
+	}
+	if tokenOK {
+		token = slots[tokenID].val
+	}
+	return extra, token, err
 }
 
 // check applies each named key's rule, in a fixed order, to the values the
