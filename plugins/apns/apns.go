@@ -4,6 +4,12 @@
 // JSON body is the rendered payload (cc_param, sid, app_caller_sid, … at top
 // level), sent byte for byte as the host rendered it.
 //
+// An alert push (a visible notification, such as a missed call) is the
+// rendered payload plus an "aps" dictionary built from the notifier's
+// title, subtitle, body, sound, thread_id and category templates; a
+// background push is the payload plus "aps": {"content-available": 1}. A
+// payload that brings its own "aps" is sent as it is.
+//
 // One HTTP/2 client is shared by every delivery of the notifier: the SDK
 // calls Deliver concurrently (one goroutine per device) and the pushes are
 // multiplexed as concurrent streams on the client's connection, none waiting
@@ -56,7 +62,16 @@ const (
 const (
 	DefaultPushType = "voip"
 	DefaultPriority = 10
+	// DefaultBackgroundPriority is push_type background's priority, the
+	// only one APNs takes for it.
+	DefaultBackgroundPriority = 5
+	// DefaultSound is aps.sound of an alert push whose notifier sets no
+	// sound.
+	DefaultSound = "default"
 )
+
+// MaxCollapseID is the longest apns-collapse-id APNs takes, in bytes.
+const MaxCollapseID = 64
 
 const (
 	// maxToken bounds a device token (the directory accepts 512 bytes).
@@ -83,6 +98,15 @@ type Config struct {
 	Priority            int    `ringside:"priority" help:"apns-priority, 10 (default: at once) or 5"`
 	Production          bool   `ringside:"production" help:"push to APNs production (TestFlight and App Store builds); default false: the sandbox (development builds)"`
 	Endpoint            string `ringside:"endpoint" help:"overrides the APNs base URL (https); pushes go to {endpoint}/3/device/{token}"`
+
+	// Template attributes, rendered per call (empty at Configure).
+	Title      string `ringside:"title,template" help:"push_type alert: the alert's title (aps.alert.title)"`
+	Subtitle   string `ringside:"subtitle,template" help:"push_type alert: the alert's subtitle (aps.alert.subtitle)"`
+	Body       string `ringside:"body,template" help:"push_type alert, required: the alert's text (aps.alert.body)"`
+	Sound      string `ringside:"sound,template" help:"push_type alert: aps.sound (default \"default\"; rendered empty: silent)"`
+	ThreadID   string `ringside:"thread_id,template" help:"push_type alert: aps.thread-id, which groups the app's notifications"`
+	Category   string `ringside:"category,template" help:"push_type alert: aps.category, the app's notification category (its actions)"`
+	CollapseID string `ringside:"collapse_id,template" help:"apns-collapse-id, at most 64 bytes: a push with the same id replaces the notification shown (e.g. call.sid)"`
 }
 
 // topicSuffixes maps the push types APNs knows to the suffix Apple requires
@@ -122,6 +146,9 @@ type Plugin struct {
 
 	// refreshes counts the provider tokens made after ExpiredProviderToken.
 	refreshes atomic.Int64
+	// ignoredLogged is set once the alert templates a push type ignores
+	// have been logged.
+	ignoredLogged atomic.Bool
 }
 
 // New returns an unconfigured apns plugin.
@@ -161,6 +188,8 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
 		errs.AddAttributeError("topic", "must be set to the app's bundle id (for VoIP pushes <bundle id>.voip)")
 	case !validTopic(cfg.Topic):
 		errs.AddAttributeError("topic", "must be a bundle id: letters, digits, '.', '-' and '_' only")
+	case (pushType == "alert" || pushType == "background") && strings.HasSuffix(cfg.Topic, ".voip"):
+		errs.AddAttributeError("topic", "%s pushes go to the app's bundle id, e.g. com.example.app, not its VoIP topic %q: drop \".voip\" (APNs refuses the push, and the device token must be the app's UNUserNotificationCenter token, not its PushKit one)", pushType, cfg.Topic)
 	case knownType && suffix != "" && !strings.HasSuffix(cfg.Topic, suffix):
 		warns.AddAttributeWarning("topic", "%s pushes need the topic <bundle id>%s; %q will likely be refused by APNs (DeviceTokenNotForTopic or TopicDisallowed)", pushType, suffix, cfg.Topic)
 	}
@@ -169,9 +198,15 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
 	switch priority {
 	case 0:
 		priority = DefaultPriority
+		if pushType == "background" {
+			priority = DefaultBackgroundPriority
+		}
 	case 5, 10:
 	default:
 		errs.AddAttributeError("priority", "must be 10 (send at once) or 5 (send when it saves power), got %d", priority)
+	}
+	if pushType == "background" && priority == 10 {
+		errs.AddAttributeError("priority", "background pushes must use priority 5: APNs refuses a background push at priority 10 (leave priority unset for 5)")
 	}
 	if pushType == "voip" && priority == 5 {
 		warns.AddAttributeWarning("priority", "VoIP pushes should use priority 10: at 5 APNs may delay them past the callee's 60 s of ringing")
@@ -286,9 +321,13 @@ func (p *Plugin) Deliver(ctx context.Context, d *sdk.Delivery, dev sdk.Device) (
 		p.log.Warn("apns: device token refused, nothing sent", "device", short, "cause", err.Error())
 		return "", sdk.Permanent(fmt.Errorf("device %s: %w", short, err))
 	}
-	body, err := wireBody(d.PayloadJSON)
+	body, err := p.wire(d)
 	if err != nil {
 		return "", sdk.Permanent(err)
+	}
+	collapseID := d.Templates["collapse_id"]
+	if len(collapseID) > MaxCollapseID {
+		return "", sdk.Permanent(fmt.Errorf("collapse_id rendered %d bytes; APNs takes at most %d in apns-collapse-id", len(collapseID), MaxCollapseID))
 	}
 	if len(body) > p.maxPayload {
 		p.log.Warn("apns: payload too large, nothing sent", "device", short, "bytes", len(body), "limit", p.maxPayload)
@@ -309,6 +348,7 @@ func (p *Plugin) Deliver(ctx context.Context, d *sdk.Delivery, dev sdk.Device) (
 		PushType:    p.pushType,
 		Priority:    p.priority,
 		Expiration:  d.Deadline, // apns-expiration, unix seconds; none when zero
+		CollapseID:  collapseID, // apns-collapse-id; none when empty
 		Payload:     body,
 	}
 	var bearer string

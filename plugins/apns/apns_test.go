@@ -92,6 +92,7 @@ func TestDeliverConfiguredHeaders(t *testing.T) {
 	s := newTokenSetup(t)
 	p := s.plugin(t, func(c *Config) { c.PushType, c.Priority, c.Topic = "alert", 5, "com.example.planet" })
 	d := delivery()
+	d.Templates = map[string]string{"body": "You missed a call"}
 	d.Deadline = time.Time{}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -477,6 +478,7 @@ func TestDeliverRefusedBeforeSending(t *testing.T) {
 		s := newTokenSetup(t)
 		d := delivery()
 		d.PayloadJSON = big(MaxPayload + 1)
+		d.Templates = map[string]string{"body": "You missed a call"}
 		_, err := s.plugin(t, func(c *Config) { c.PushType, c.Topic = "alert", "com.example.planet" }).Deliver(context.Background(), d, device())
 		if de, _ := sdk.Classify(err); de.Class != sdk.ClassPermanent || !strings.Contains(err.Error(), "4096-byte limit for alert") {
 			t.Errorf("got %v; want permanent over 4096", err)

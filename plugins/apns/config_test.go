@@ -101,6 +101,12 @@ func TestConfigure(t *testing.T) {
 		{name: "topic with space", cfg: tok(func(c *Config) { c.Topic = "com.example app" }), attrs: []string{"topic"}},
 		{name: "voip topic without .voip", cfg: tok(func(c *Config) { c.Topic = "com.example.planet" }), warns: []string{"topic"}},
 		{name: "alert topic without .voip", cfg: tok(func(c *Config) { c.Topic, c.PushType = "com.example.planet", "alert" })},
+		{name: "alert topic with .voip", cfg: tok(func(c *Config) { c.PushType = "alert" }), attrs: []string{"topic"}},
+		{name: "background topic with .voip", cfg: tok(func(c *Config) { c.PushType = "background" }), attrs: []string{"topic"}},
+		{name: "background priority 5", cfg: tok(func(c *Config) { c.Topic, c.PushType, c.Priority = "com.example.planet", "background", 5 })},
+		{name: "background priority 10", cfg: tok(func(c *Config) { c.Topic, c.PushType, c.Priority = "com.example.planet", "background", 10 }), attrs: []string{"priority"}},
+		{name: "alert priority 10", cfg: tok(func(c *Config) { c.Topic, c.PushType, c.Priority = "com.example.planet", "alert", 10 })},
+		{name: "alert priority 5", cfg: tok(func(c *Config) { c.Topic, c.PushType, c.Priority = "com.example.planet", "alert", 5 })},
 		{name: "push_type unknown", cfg: tok(func(c *Config) { c.PushType = "VoIP" }), attrs: []string{"push_type"}},
 		{name: "priority 7", cfg: tok(func(c *Config) { c.Priority = 7 }), attrs: []string{"priority"}},
 		{name: "priority 5 voip", cfg: tok(func(c *Config) { c.Priority = 5 }), warns: []string{"priority"}},
@@ -160,6 +166,60 @@ func TestConfigureDefaultsAndHosts(t *testing.T) {
 		if p.pushType != apns2.PushTypeVOIP || p.priority != 10 || p.maxPayload != MaxVoIPPayload {
 			t.Errorf("defaults: push type %q priority %d limit %d", p.pushType, p.priority, p.maxPayload)
 		}
+	}
+}
+
+// Each push type's default priority and payload limit.
+func TestConfigurePushTypeDefaults(t *testing.T) {
+	keyFile := writeP8(t, nil)
+	tests := []struct {
+		pushType, topic string
+		priority, limit int
+	}{
+		{"voip", testTopic, 10, MaxVoIPPayload},
+		{"alert", "com.example.planet", 10, MaxPayload},
+		{"background", "com.example.planet", 5, MaxPayload},
+	}
+	for _, tc := range tests {
+		p := New()
+		sdktest.Configured(t, p, Config{TeamID: testTeamID, KeyID: testKeyID, KeyFile: keyFile, Topic: tc.topic, PushType: tc.pushType})
+		if string(p.pushType) != tc.pushType || p.priority != tc.priority || p.maxPayload != tc.limit {
+			t.Errorf("%s: push type %q priority %d limit %d; want priority %d limit %d", tc.pushType, p.pushType, p.priority, p.maxPayload, tc.priority, tc.limit)
+		}
+	}
+}
+
+// The Configure errors of alert and background pushes say why.
+func TestConfigurePushTypeMessages(t *testing.T) {
+	keyFile := writeP8(t, nil)
+	tests := []struct {
+		name string
+		cfg  Config
+		attr string
+		want []string
+	}{
+		{"alert to the VoIP topic", Config{PushType: "alert", Topic: "com.example.app.voip"}, "topic",
+			[]string{"alert pushes go to the app's bundle id, e.g. com.example.app, not its VoIP topic", `"com.example.app.voip"`}},
+		{"background to the VoIP topic", Config{PushType: "background", Topic: "com.example.app.voip"}, "topic",
+			[]string{"background pushes go to the app's bundle id", "not its VoIP topic"}},
+		{"background at priority 10", Config{PushType: "background", Topic: "com.example.app", Priority: 10}, "priority",
+			[]string{"background pushes must use priority 5", "refuses"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.TeamID, cfg.KeyID, cfg.KeyFile = testTeamID, testKeyID, keyFile
+			diags := New().Configure(context.Background(), cfg)
+			ae := attrErrors(diags)
+			if len(ae) != 1 || ae[0].Attribute != tc.attr || ae[0].Warning {
+				t.Fatalf("got %v; want one error at %s", diags, tc.attr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(ae[0].summary, w) {
+					t.Errorf("error %q lacks %q", ae[0].summary, w)
+				}
+			}
+		})
 	}
 }
 

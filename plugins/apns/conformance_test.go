@@ -29,6 +29,12 @@ func TestConformance(t *testing.T) {
 			{Name: "missing key file", Config: with("key_file", "/nonexistent/AuthKey.p8"), Attribute: "key_file"},
 			{Name: "unknown push type", Config: with("push_type", "fax"), Attribute: "push_type"},
 			{Name: "priority 7", Config: with("priority", 7), Attribute: "priority"},
+			{Name: "alert push to the VoIP topic", Config: with("push_type", "alert"), Attribute: "topic"},
+			{Name: "background push at priority 10", Config: func() map[string]any {
+				m := with("push_type", "background")
+				m["topic"], m["priority"] = "com.example.app", 10
+				return m
+			}(), Attribute: "priority"},
 		},
 	})
 }

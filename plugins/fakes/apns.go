@@ -30,14 +30,17 @@ const (
 	APNsKeyID  = "KEY1234567"
 )
 
-// APNs payload limits, in bytes: VoIP pushes and the rest.
+// APNs limits, in bytes: the payload of VoIP pushes and of the rest, and
+// apns-collapse-id.
 const (
 	APNsMaxVoIPPayload = 5120
 	APNsMaxPayload     = 4096
+	APNsMaxCollapseID  = 64
 )
 
 // APNs is a fake of Apple's push service: HTTP/2 over TLS, POST
-// /3/device/{token}, headers and payload size checked as APNs does, and a
+// /3/device/{token}, headers (a background push only at priority 5, a
+// collapse id of at most 64 bytes) and payload size checked as APNs does, and a
 // provider token (an ES256 JWT of the team's key) verified on each push,
 // or a TLS client certificate asked for with certificate auth. It answers
 // malformed pushes as APNs does and every other push as Answer says.
@@ -317,8 +320,12 @@ func (f *APNs) check(r *http.Request, p *Push) (Answer, bool) {
 		status, reason = http.StatusBadRequest, "TopicDisallowed"
 	case h.Get("apns-priority") != "" && h.Get("apns-priority") != "10" && h.Get("apns-priority") != "5" && h.Get("apns-priority") != "1":
 		status, reason = http.StatusBadRequest, "BadPriority"
+	case pushType == "background" && h.Get("apns-priority") == "10":
+		status, reason = http.StatusBadRequest, "BadPriority"
 	case h.Get("apns-expiration") != "" && !isDigits(h.Get("apns-expiration")):
 		status, reason = http.StatusBadRequest, "BadExpirationDate"
+	case len(h.Get("apns-collapse-id")) > APNsMaxCollapseID:
+		status, reason = http.StatusBadRequest, "BadCollapseId"
 	case len(p.Body) == 0:
 		status, reason = http.StatusBadRequest, "PayloadEmpty"
 	case len(p.Body) > limit:
@@ -332,7 +339,7 @@ func (f *APNs) check(r *http.Request, p *Push) (Answer, bool) {
 
 var validPushType = map[string]bool{
 	"alert": true, "background": true, "location": true, "voip": true, "complication": true,
-	"fileprovider": true, "mdm": true, "liveactivity": true, "pushtotalk": true, "widgets": true,
+	"fileprovider": true, "mdm": true, "liveactivity": true, "pushtotalk": true, "widgets": true, "controls": true,
 }
 
 func isDigits(s string) bool {

@@ -112,6 +112,10 @@ func TestAPNs(t *testing.T) {
 		{name: "another topic", header: map[string]string{"apns-topic": "com.example.other.voip"}, status: 400, reason: "TopicDisallowed"},
 		{name: "priority 7", header: map[string]string{"apns-priority": "7"}, status: 400, reason: "BadPriority"},
 		{name: "an expiration that is not a number", header: map[string]string{"apns-expiration": "soon"}, status: 400, reason: "BadExpirationDate"},
+		{name: "a background push at priority 10", header: map[string]string{"apns-push-type": "background", "apns-priority": "10"}, status: 400, reason: "BadPriority"},
+		{name: "a background push at priority 5", header: map[string]string{"apns-push-type": "background", "apns-priority": "5"}, status: 200},
+		{name: "a collapse id of 64 bytes", header: map[string]string{"apns-collapse-id": strings.Repeat("c", APNsMaxCollapseID)}, status: 200},
+		{name: "a collapse id of 65 bytes", header: map[string]string{"apns-collapse-id": strings.Repeat("c", APNsMaxCollapseID+1)}, status: 400, reason: "BadCollapseId"},
 		{name: "no payload", body: "-", status: 400, reason: "PayloadEmpty"},
 	}
 	for _, tc := range tests {
@@ -143,8 +147,8 @@ func TestAPNs(t *testing.T) {
 	if len(pushes) == 0 || pushes[0].Token != token || pushes[0].Proto != 2 || pushes[0].Status != 200 || pushes[0].JWTErr != nil {
 		t.Errorf("first push recorded as %+v", pushes[0])
 	}
-	if c := f.Counts(); c.Pushes != 2 || c.BadTokens != 4 || c.Malformed != len(tests)-6 {
-		t.Errorf("counts %+v; want 2 pushes, 4 bad tokens, %d malformed", c, len(tests)-6)
+	if c := f.Counts(); c.Pushes != 4 || c.BadTokens != 4 || c.Malformed != len(tests)-8 {
+		t.Errorf("counts %+v; want 4 pushes, 4 bad tokens, %d malformed", c, len(tests)-8)
 	}
 }
 
@@ -284,13 +288,17 @@ func TestFCM(t *testing.T) {
 		{"another access token", msgPath, "ya29.other", `{"message":{"token":"t1"}}`, 401, `"UNAUTHENTICATED"`},
 		{"a data value that is not a string", msgPath, f.AccessToken, `{"message":{"token":"t1","data":{"a":1}}}`, 400, `"INVALID_ARGUMENT"`},
 		{"no token", msgPath, f.AccessToken, `{"message":{"data":{"a":"b"}}}`, 400, `"INVALID_ARGUMENT"`},
+		{"a notification", msgPath, f.AccessToken, `{"message":{"token":"t1","notification":{"title":"T","body":"B"},"android":{"priority":"high","notification":{"sound":"default","tag":"s","channel_id":"c"}}}}`, 200, `"name":`},
+		{"an unknown notification field", msgPath, f.AccessToken, `{"message":{"token":"t1","notification":{"text":"B"}}}`, 400, `Unknown name \"text\" at 'message.notification'`},
+		{"an unknown android.notification field", msgPath, f.AccessToken, `{"message":{"token":"t1","android":{"notification":{"channel":"c"}}}}`, 400, `at 'message.android.notification'`},
+		{"a notification title that is not a string", msgPath, f.AccessToken, `{"message":{"token":"t1","notification":{"title":1}}}`, 400, `'message.notification.title' (TYPE_STRING)`},
 		{"another path", "/v1/projects/" + FCMProject + "/messages", f.AccessToken, `{}`, 404, `"NOT_FOUND"`},
 	} {
 		if status, body := msg(tc.path, tc.bearer, tc.body); status != tc.status || !strings.Contains(body, tc.want) {
 			t.Errorf("%s: %d %s; want %d with %s", tc.name, status, body, tc.status, tc.want)
 		}
 	}
-	if s := f.Sends(); len(s) != 5 || s[0].Token != "t1" || s[0].Project != FCMProject || s[0].Status != 200 {
+	if s := f.Sends(); len(s) != 9 || s[0].Token != "t1" || s[0].Project != FCMProject || s[0].Status != 200 {
 		t.Errorf("sends %+v", s)
 	}
 }
