@@ -16,6 +16,10 @@
 // app_svr_data, and extra, a map of strings holding the callback's other
 // keys. A field the callback lacks is "".
 //
+// In routes on a Call Event or a Group Call Event, call is the event
+// instead, with the fields TypeOf gives for its kind: times are RFC 3339
+// strings in UTC ("" when absent) and counts and codes are numbers.
+//
 // # The function set
 //
 // Numbers: abs, ceil, floor, max, min.
@@ -27,6 +31,7 @@
 // (plain substring), regex, regexall, split, strrev, substr, title, trim,
 // trimprefix, trimsuffix, trimspace.
 // Encoding: jsonencode, jsondecode, base64encode, base64decode.
+// Times (RFC 3339 strings, as events carry them): formatdate, timeadd.
 // Conversion: tostring, tonumber, tobool.
 // Errors: try, can.
 //
@@ -86,8 +91,11 @@ var (
 	attrsPool  = sync.Pool{New: func() any { return make(map[string]cty.Value, len(callFields)+1) }}
 )
 
-// Value is c as a value of Type.
+// Value is c as a value of TypeOf(c.Kind).
 func Value(c *callback.Call) cty.Value {
+	if c.Kind != callback.KindNotify {
+		return eventValue(c)
+	}
 	extra := emptyExtra
 	if len(c.Extra) > 0 {
 		m := make(map[string]cty.Value, len(c.Extra))

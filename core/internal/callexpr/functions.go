@@ -68,6 +68,9 @@ var functions = map[string]function.Function{
 	"tonumber": stdlib.MakeToFunc(cty.Number),
 	"tobool":   stdlib.MakeToFunc(cty.Bool),
 
+	"formatdate": stdlib.FormatDateFunc,
+	"timeadd":    stdlib.TimeAddFunc,
+
 	"try": tryfunc.TryFunc,
 	"can": tryfunc.CanFunc,
 }

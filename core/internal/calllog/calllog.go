@@ -45,7 +45,27 @@ const (
 	EventPruned   = "pruned"   // a gone device token: Outcome removed, kept or failed
 	EventResumed  = "resumed"  // the call was resumed from the journal after a restart
 	EventFinished = "finished" // every delivery ended: Outcome is the call's
+	EventEnded    = "ended"    // a delivery or a fallback stopped because the call ended
+	EventCallEnd  = "call_end" // the Call Event came: Outcome is how the call ended
 )
+
+// End is how a call ended, as its Call Event tells it.
+type End struct {
+	// Outcome is answered, missed, rejected, canceled, busy or failed.
+	Outcome   string     `json:"outcome"`
+	Terminate int        `json:"terminate"`
+	Duration  int64      `json:"duration"`
+	SetupTime *time.Time `json:"setup_time,omitempty"`
+	// StartTime is when the call was answered.
+	StartTime *time.Time `json:"start_time,omitempty"`
+	EndTime   *time.Time `json:"end_time,omitempty"`
+	// RingToAnswer is the seconds from the notify callback to StartTime,
+	// for an answered call; 0 otherwise.
+	RingToAnswer float64 `json:"ring_to_answer_seconds,omitempty"`
+	// Stopped counts the calls' deliveries still running that the end
+	// stopped.
+	Stopped int `json:"stopped,omitempty"`
+}
 
 // Party is a caller or a callee.
 type Party struct {
@@ -142,6 +162,8 @@ type Summary struct {
 	// Callbacks counts the callbacks with this sid and callee (repeats are
 	// answered duplicate).
 	Callbacks int `json:"callbacks"`
+	// End is how the call ended, once its Call Event came.
+	End *End `json:"end,omitempty"`
 }
 
 // Result is the final outcome of one notifier's delivery to one device
@@ -409,6 +431,30 @@ func (c *Call) End(outcome string) {
 	c.addLocked(Event{Time: now, Type: EventFinished, Outcome: outcome}, true)
 }
 
+// Lookup returns the live record of the newest call with the sid, nil when
+// there is none (or no log): the deliveries of an event about the call
+// join its record.
+func (l *Log) Lookup(sid string) *Call {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bySID[sid]
+}
+
+// Ended records how the call with the sid ended, when the log has it.
+func (l *Log) Ended(sid string, end End) {
+	c := l.Lookup(sid)
+	if c == nil {
+		return
+	}
+	now := c.log.now()
+	c.mu.Lock()
+	c.rec.End = &end
+	c.addLocked(Event{Time: now, Type: EventCallEnd, Outcome: end.Outcome}, true)
+}
+
 // addLocked appends e and, when anyone listens, publishes it (with the
 // call's summary when summary is set); c.mu is held and released.
 func (c *Call) addLocked(e Event, summary bool) {
@@ -465,22 +511,22 @@ func (c *Call) snapshot() Record {
 // pending while the call rings.
 func results(r *Record) []Result {
 	type key struct {
-		notifier string
-		dev      Device
+		notifier, route string
+		dev             Device
 	}
 	var order []key
 	last := map[key]Result{}
 	for _, e := range r.Events {
-		if e.Type != EventAttempt && e.Type != EventExpired || e.Outcome == "error" {
+		if e.Type != EventAttempt && e.Type != EventExpired && e.Type != EventEnded || e.Outcome == "error" || e.Notifier == "" {
 			continue // an error is the attempt's, not a device's
 		}
-		k := key{notifier: e.Notifier}
+		k := key{notifier: e.Notifier, route: e.Route}
 		if e.Device != nil {
 			k.dev = *e.Device
 		}
 		res := Result{Notifier: e.Notifier, Device: e.Device, Reason: e.Reason}
 		switch e.Outcome {
-		case "delivered", "permanent", "gone", "expired":
+		case "delivered", "permanent", "gone", "expired", "ended":
 			res.Outcome = e.Outcome
 		default:
 			res.Outcome = "pending"

@@ -14,14 +14,22 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
 
+	"github.com/ringside/ringside/core/internal/callback"
 	"github.com/ringside/ringside/core/internal/callexpr"
 )
 
-// checkCtx is the context a call expression is checked in at load time.
-var checkCtx = &hcl.EvalContext{
-	Variables: map[string]cty.Value{"call": cty.UnknownVal(callexpr.Type())},
-	Functions: callexpr.Functions(),
-}
+// checkCtxs are the contexts a call expression is checked in at load time,
+// by the kind of callback it is evaluated for.
+var checkCtxs = func() map[callback.Kind]*hcl.EvalContext {
+	m := map[callback.Kind]*hcl.EvalContext{}
+	for _, k := range []callback.Kind{callback.KindNotify, callback.KindCallEvent, callback.KindGroupCallEvent} {
+		m[k] = &hcl.EvalContext{
+			Variables: map[string]cty.Value{"call": cty.UnknownVal(callexpr.TypeOf(k))},
+			Functions: callexpr.Functions(),
+		}
+	}
+	return m
+}()
 
 // loadOnlyFuncs are the functions that exist only at load time.
 var loadOnlyFuncs = map[string]bool{"env": true, "file": true}
@@ -76,10 +84,10 @@ func resolvePath(dir, p string) string {
 // checkCallExpr checks a call expression at load time (what may appear in it)
 // and evaluates it against an unknown call. It returns the value (possibly
 // unknown) when there are no errors.
-func checkCallExpr(x hcl.Expression, what string) (cty.Value, hcl.Diagnostics) {
+func checkCallExpr(x hcl.Expression, what string, kind callback.Kind) (cty.Value, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	for _, tr := range x.Variables() {
-		diags = append(diags, checkTraversal(tr, what)...)
+		diags = append(diags, checkTraversal(tr, what, kind)...)
 	}
 	if syn, ok := x.(hclsyntax.Expression); ok {
 		diags = append(diags, hclsyntax.VisitAll(syn, func(n hclsyntax.Node) hcl.Diagnostics {
@@ -93,18 +101,18 @@ func checkCallExpr(x hcl.Expression, what string) (cty.Value, hcl.Diagnostics) {
 	if diags.HasErrors() {
 		return cty.NilVal, diags
 	}
-	v, vd := x.Value(checkCtx)
+	v, vd := x.Value(checkCtxs[kind])
 	diags = append(diags, polish(fromHCL(vd))...)
 	return v, diags
 }
 
-func checkTraversal(tr hcl.Traversal, what string) hcl.Diagnostics {
+func checkTraversal(tr hcl.Traversal, what string, kind callback.Kind) hcl.Diagnostics {
 	root := tr.RootName()
 	if root != "call" {
 		return hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  fmt.Sprintf("Unknown variable %q", root),
-			Detail:   fmt.Sprintf("%s can refer only to call (its fields: %s, extra).", what, strings.Join(callexpr.Fields(), ", ")),
+			Detail:   fmt.Sprintf("%s can refer only to call (its fields: %s, extra).", what, strings.Join(callexpr.FieldsOf(kind), ", ")),
 			Subject:  tr.SourceRange().Ptr(),
 		}}
 	}
@@ -138,13 +146,26 @@ func checkTraversal(tr hcl.Traversal, what string) hcl.Diagnostics {
 			Subject:  tr.SourceRange().Ptr(),
 		}}
 	}
-	if callexpr.Type().HasAttribute(name) {
+	if callexpr.TypeOf(kind).HasAttribute(name) {
 		return nil
 	}
-	fields := callexpr.Fields()
-	detail := fmt.Sprintf("call has no field %q. Its fields are %s and extra (a map of the callback's other keys).", name, strings.Join(fields, ", "))
+	fields := callexpr.FieldsOf(kind)
+	on := ""
+	if kind != callback.KindNotify {
+		on = fmt.Sprintf(" in a %s route", kind)
+	}
+	if others := kindsWith(name); len(others) > 0 {
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("call.%s is not available%s", name, on),
+			Detail: fmt.Sprintf("%s is a field of %s callbacks only; this expression is evaluated for %s callbacks, whose fields are %s and extra.",
+				name, strings.Join(others, " and "), kind, strings.Join(fields, ", ")),
+			Subject: rng.Ptr(),
+		}}
+	}
+	detail := fmt.Sprintf("call has no field %q%s. Its fields are %s and extra (a map of the callback's other keys).", name, on, strings.Join(fields, ", "))
 	if s := suggest(name, append(fields, "extra")); s != "" {
-		detail = fmt.Sprintf("call has no field %q; did you mean %q? Its fields are %s and extra (a map of the callback's other keys).", name, s, strings.Join(fields, ", "))
+		detail = fmt.Sprintf("call has no field %q%s; did you mean %q? Its fields are %s and extra (a map of the callback's other keys).", name, on, s, strings.Join(fields, ", "))
 	}
 	return hcl.Diagnostics{{
 		Severity: hcl.DiagError,
@@ -152,6 +173,64 @@ func checkTraversal(tr hcl.Traversal, what string) hcl.Diagnostics {
 		Detail:   detail,
 		Subject:  rng.Ptr(),
 	}}
+}
+
+// kindsWith returns the callback kinds whose call has the field name.
+func kindsWith(name string) []string {
+	var out []string
+	for _, k := range []callback.Kind{callback.KindNotify, callback.KindCallEvent, callback.KindGroupCallEvent} {
+		if callexpr.TypeOf(k).HasAttribute(name) {
+			out = append(out, k.String())
+		}
+	}
+	return out
+}
+
+// inRoutes adds to the errors of a notifier's expression checked for an
+// event kind that it is checked so because a route of that kind names it.
+func inRoutes(diags hcl.Diagnostics, n *Notifier, kind callback.Kind) hcl.Diagnostics {
+	if kind == callback.KindNotify && len(n.Kinds) <= 1 {
+		return diags
+	}
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			d.Detail += fmt.Sprintf(" (Notifier %q is named by an on = %q route, so its payload and templates are evaluated for those events too.)", n.Name, kind)
+		}
+	}
+	return diags
+}
+
+// checkUsers checks an event route's users: an object {service_id,
+// user_id} or a list of them.
+func checkUsers(attr *hcl.Attribute, kind callback.Kind) hcl.Diagnostics {
+	v, diags := checkCallExpr(attr.Expr, "users", kind)
+	if diags.HasErrors() {
+		return diags
+	}
+	ty := v.Type()
+	isUser := func(t cty.Type) bool {
+		return t == cty.DynamicPseudoType || (t.IsObjectType() && t.HasAttribute("service_id") && t.HasAttribute("user_id")) ||
+			(t.IsMapType() && (t.ElementType() == cty.String || t.ElementType() == cty.DynamicPseudoType))
+	}
+	ok := isUser(ty)
+	switch {
+	case ty.IsListType() || ty.IsSetType():
+		ok = isUser(ty.ElementType())
+	case ty.IsTupleType():
+		ok = true
+		for _, et := range ty.TupleElementTypes() {
+			ok = ok && isUser(et)
+		}
+	}
+	if !ok {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "users is not a user or a list of users",
+			Detail:   fmt.Sprintf("users must be { service_id = ..., user_id = ... } or a list of such objects, such as [{ service_id = call.host_svc_id, user_id = call.host_id }]; this is %s.", article(ty)),
+			Subject:  attr.Expr.Range().Ptr(),
+		})
+	}
+	return diags
 }
 
 func checkFunction(call *hclsyntax.FunctionCallExpr, what string) hcl.Diagnostics {
@@ -180,9 +259,9 @@ func checkFunction(call *hclsyntax.FunctionCallExpr, what string) hcl.Diagnostic
 }
 
 // checkWhen checks a route's when: it must yield a bool.
-func checkWhen(attr *hcl.Attribute) hcl.Diagnostics {
+func checkWhen(attr *hcl.Attribute, kind callback.Kind) hcl.Diagnostics {
 	what := "when"
-	v, diags := checkCallExpr(attr.Expr, what)
+	v, diags := checkCallExpr(attr.Expr, what, kind)
 	if diags.HasErrors() {
 		return diags
 	}
@@ -212,9 +291,9 @@ func checkWhen(attr *hcl.Attribute) hcl.Diagnostics {
 }
 
 // checkTemplate checks a template attribute: it must yield a string.
-func checkTemplate(attr *hcl.Attribute) hcl.Diagnostics {
+func checkTemplate(attr *hcl.Attribute, kind callback.Kind) hcl.Diagnostics {
 	what := fmt.Sprintf("the template attribute %q", attr.Name)
-	v, diags := checkCallExpr(attr.Expr, what)
+	v, diags := checkCallExpr(attr.Expr, what, kind)
 	if diags.HasErrors() {
 		return diags
 	}
@@ -273,8 +352,6 @@ func checkPayload(attr *hcl.Attribute) ([]string, hcl.Diagnostics) {
 		seen[k] = p.Key.Range()
 		keys = append(keys, k)
 	}
-	_, vd := checkCallExpr(attr.Expr, "payload")
-	diags = append(diags, vd...)
 	return keys, diags
 }
 

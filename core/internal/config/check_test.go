@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/ringside/ringside/core/internal/callback"
 	"github.com/ringside/ringside/core/internal/callexpr"
 	"github.com/ringside/ringside/core/internal/callexpr/callexprtest"
 )
@@ -57,7 +58,7 @@ func TestCheckCallExprAccepts(t *testing.T) {
 		`length(call.sid) == 36 && jsondecode(base64decode(call.param)).callType == "A"`,
 		`"true"`,
 	} {
-		if diags := checkWhen(&hcl.Attribute{Name: "when", Expr: callexprtest.Parse(t, src)}); diags.HasErrors() {
+		if diags := checkWhen(&hcl.Attribute{Name: "when", Expr: callexprtest.Parse(t, src)}, callback.KindNotify); diags.HasErrors() {
 			t.Errorf("%s: %v", src, diags)
 		}
 	}
@@ -69,7 +70,7 @@ func TestCheckCallExprAccepts(t *testing.T) {
 		`null`,
 		`length(call)`,
 	} {
-		diags := checkWhen(&hcl.Attribute{Name: "when", Expr: callexprtest.Parse(t, src)})
+		diags := checkWhen(&hcl.Attribute{Name: "when", Expr: callexprtest.Parse(t, src)}, callback.KindNotify)
 		if !diags.HasErrors() {
 			t.Errorf("%s: no error", src)
 		}
@@ -89,6 +90,8 @@ func TestPayloadKeyErrors(t *testing.T) {
   b          = 7
 }`)
 	keys, diags := checkPayload(&hcl.Attribute{Name: "payload", Expr: x})
+	_, vd := checkCallExpr(x, "payload", callback.KindNotify) // as Load does for each kind of route naming the notifier
+	diags = append(diags, vd...)
 	if fmt.Sprint(keys) != "[a b]" {
 		t.Errorf("keys: got %q; want a, b", keys)
 	}

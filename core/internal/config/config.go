@@ -67,6 +67,10 @@ type Config struct {
 type Server struct {
 	Listen            string
 	NotifyPath        string
+	// CallEventPath and GroupCallEventPath are where LINE Planet's Call
+	// Event and Group Call Event callbacks are served.
+	CallEventPath      string
+	GroupCallEventPath string
 	NotifyToken       string // "" = no token required
 	AllowCIDRs        []netip.Prefix
 	TrustedProxies    []netip.Prefix
@@ -135,6 +139,11 @@ type Notifier struct {
 	// Templates are the template attributes after ApplySchema.
 	Templates map[string]hcl.Expression
 	DeclRange hcl.Range
+	// Kinds are the kinds of the routes that name the notifier, in file
+	// order: its payload and templates are checked against each.
+	Kinds []callback.Kind
+
+	payload *hcl.Attribute
 
 	ranges    map[string]hcl.Range // attribute name -> value range
 	sensitive map[string]bool
@@ -143,8 +152,15 @@ type Notifier struct {
 
 // Route is a route block.
 type Route struct {
-	Name      string
+	Name string
+	// On is the kind of callback the route handles; notify by default.
+	On        callback.Kind
 	When      hcl.Expression // nil = always
+	// Users, in an event route, says whose devices to look up: an object
+	// {service_id, user_id} or a list of them; nil = the callee.
+	Users hcl.Expression
+	// Rung, in a call_event route, delivers to the devices rung for the sid.
+	Rung      bool
 	Notify    []string
 	Fallback  []string
 	Continue  bool
@@ -155,6 +171,10 @@ type Route struct {
 const (
 	DefaultListen        = "0.0.0.0:20200"
 	DefaultNotifyPath    = "/notify_cb"
+	// DefaultCallEventPath and DefaultGroupCallEventPath are the paths of
+	// the Call Event and Group Call Event callbacks.
+	DefaultCallEventPath      = "/call_evt_cb"
+	DefaultGroupCallEventPath = "/gcall_evt_cb"
 	DefaultMaxIDBytes    = callback.DefaultMaxIDBytes
 	DefaultMaxInFlight   = callback.DefaultMaxInFlight
 	DefaultShutdownGrace = 10 * time.Second
@@ -189,6 +209,8 @@ type rawFile struct {
 type rawServer struct {
 	Listen            *hcl.Attribute `hcl:"listen,optional"`
 	NotifyPath        *hcl.Attribute `hcl:"notify_path,optional"`
+	CallEventPath     *hcl.Attribute `hcl:"call_event_path,optional"`
+	GroupEventPath    *hcl.Attribute `hcl:"group_call_event_path,optional"`
 	NotifyToken       *hcl.Attribute `hcl:"notify_token,optional"`
 	AllowCIDRs        *hcl.Attribute `hcl:"allow_cidrs,optional"`
 	TrustedProxies    *hcl.Attribute `hcl:"trusted_proxies,optional"`
@@ -255,7 +277,10 @@ type rawNotifier struct {
 type rawRoute struct {
 	Name      string         `hcl:"name,label"`
 	NameRange hcl.Range      `hcl:"name,label_range"`
+	On        *hcl.Attribute `hcl:"on,optional"`
 	When      *hcl.Attribute `hcl:"when,optional"`
+	Users     *hcl.Attribute `hcl:"users,optional"`
+	Rung      *hcl.Attribute `hcl:"rung,optional"`
 	Notify    *hcl.Attribute `hcl:"notify,optional"`
 	Fallback  *hcl.Attribute `hcl:"fallback,optional"`
 	Continue  *hcl.Attribute `hcl:"continue,optional"`
@@ -360,6 +385,7 @@ func load(path string, src []byte, opt Options) (*Config, hcl.Diagnostics) {
 			cfg.Routes = append(cfg.Routes, r)
 		}
 	}
+	d.kinds(cfg.Routes, notifiers)
 	cfg.Feedback = d.feedback(raw.Feedback, notifiers)
 	cfg.RingNobody = d.boolean(raw.RingNobody, false)
 	if !diags.HasErrors() && !d.diags.HasErrors() {
@@ -412,11 +438,9 @@ func (d *decoder) server(s *Server, raw *rawServer) {
 		raw = &rawServer{}
 	}
 	s.Listen = d.hostPort(raw.Listen, DefaultListen)
-	s.NotifyPath = d.str(raw.NotifyPath, DefaultNotifyPath)
-	if raw.NotifyPath != nil && !strings.HasPrefix(s.NotifyPath, "/") {
-		d.errorf(raw.NotifyPath.Expr.Range(), "notify_path must start with /",
-			"notify_path is the URL path LINE Planet calls, such as \"/notify_cb\"; got %q.", s.NotifyPath)
-	}
+	s.NotifyPath = d.urlPath(raw.NotifyPath, DefaultNotifyPath, nil)
+	s.CallEventPath = d.urlPath(raw.CallEventPath, DefaultCallEventPath, []string{s.NotifyPath})
+	s.GroupCallEventPath = d.urlPath(raw.GroupEventPath, DefaultGroupCallEventPath, []string{s.NotifyPath, s.CallEventPath})
 	s.NotifyToken = d.secret(raw.NotifyToken)
 	s.AllowCIDRs = d.prefixes(raw.AllowCIDRs)
 	s.TrustedProxies = d.prefixes(raw.TrustedProxies)
@@ -651,8 +675,75 @@ func (d *decoder) notifier(raw *rawNotifier, seen map[string]*Notifier, plugins 
 		d.diags = append(d.diags, pd...)
 		n.Payload = raw.Payload.Expr
 		n.PayloadKeys = keys
+		n.payload = raw.Payload
 	}
 	return n
+}
+
+// kind decodes a route's on: the callback kind it handles.
+func (d *decoder) kind(attr *hcl.Attribute) callback.Kind {
+	if attr == nil {
+		return callback.KindNotify
+	}
+	s := d.str(attr, "")
+	k, ok := callback.ParseKind(s)
+	if !ok {
+		kinds := []string{callback.KindNotify.String(), callback.KindCallEvent.String(), callback.KindGroupCallEvent.String()}
+		detail := fmt.Sprintf("on is the kind of callback the route handles: %s; got %q.", strings.Join(kinds, ", "), s)
+		if sug := suggest(s, kinds); sug != "" {
+			detail = fmt.Sprintf("on is the kind of callback the route handles: %s; got %q. Did you mean %q?", strings.Join(kinds, ", "), s, sug)
+		}
+		d.errorf(attr.Expr.Range(), fmt.Sprintf("Unknown callback kind %q", s), "%s", detail)
+	}
+	return k
+}
+
+// urlPath decodes a URL path of the public listener, which must start with /
+// and differ from the paths in taken.
+func (d *decoder) urlPath(attr *hcl.Attribute, def string, taken []string) string {
+	p := d.str(attr, def)
+	if attr == nil {
+		return p
+	}
+	if !strings.HasPrefix(p, "/") {
+		d.errorf(attr.Expr.Range(), attr.Name+" must start with /",
+			"%s is the URL path LINE Planet calls, such as %q; got %q.", attr.Name, def, p)
+	} else if slices.Contains(taken, p) {
+		d.errorf(attr.Expr.Range(), attr.Name+" is taken",
+			"%q already serves another callback on the public listener; each callback needs a path of its own.", p)
+	}
+	return p
+}
+
+// kinds records, on each notifier, the kinds of the routes that name it,
+// and checks its payload for each: a notifier in an event route sees the
+// event's fields, not notify's.
+func (d *decoder) kinds(routes []*Route, notifiers map[string]*Notifier) {
+	for _, r := range routes {
+		for _, name := range slices.Concat(r.Notify, r.Fallback) {
+			if n := notifiers[name]; n != nil && !slices.Contains(n.Kinds, r.On) {
+				n.Kinds = append(n.Kinds, r.On)
+			}
+		}
+	}
+	for _, n := range notifiers {
+		if n.payload == nil {
+			continue
+		}
+		for _, k := range n.kindsOrNotify() {
+			_, vd := checkCallExpr(n.payload.Expr, "payload", k)
+			d.diags = append(d.diags, inRoutes(vd, n, k)...)
+		}
+	}
+}
+
+// kindsOrNotify returns the kinds of the routes naming n, notify when none
+// does (a notifier no route names is checked as a notify one).
+func (n *Notifier) kindsOrNotify() []callback.Kind {
+	if len(n.Kinds) == 0 {
+		return []callback.Kind{callback.KindNotify}
+	}
+	return n.Kinds
 }
 
 func orNone(names []string) string {
@@ -672,11 +763,30 @@ func (d *decoder) route(raw *rawRoute, seen map[string]hcl.Range, notifiers map[
 	} else {
 		seen[raw.Name] = raw.DefRange
 	}
+	r.On = d.kind(raw.On)
 	if raw.When != nil {
-		d.diags = append(d.diags, checkWhen(raw.When)...)
+		d.diags = append(d.diags, checkWhen(raw.When, r.On)...)
 		r.When = raw.When.Expr
 	}
 	r.Continue = d.boolean(raw.Continue, false)
+	r.Rung = d.boolean(raw.Rung, false)
+	if raw.Rung != nil && r.On != callback.KindCallEvent {
+		d.errorf(raw.Rung.NameRange, "rung is only for call_event routes",
+			"rung = true delivers to the devices rung for a call's sid, which only a Call Event (on = \"call_event\") can name; this route is on %s.", r.On)
+	}
+	if raw.Users != nil {
+		switch {
+		case r.On == callback.KindNotify:
+			d.errorf(raw.Users.NameRange, "users is only for event routes",
+				"A notify route always rings the callee (to_service_id, to_user_id); users says whose devices an on = \"call_event\" or \"group_call_event\" route looks up.")
+		case r.Rung:
+			d.errorf(raw.Users.NameRange, "users and rung together",
+				"rung = true delivers to the devices rung for the sid, so there is nobody to look up: remove users or rung.")
+		default:
+			d.diags = append(d.diags, checkUsers(raw.Users, r.On)...)
+			r.Users = raw.Users.Expr
+		}
+	}
 
 	names := make([]string, 0, len(notifiers))
 	for k := range notifiers {

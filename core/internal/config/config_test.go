@@ -64,6 +64,7 @@ func TestDefaults(t *testing.T) {
 		Server: Server{
 			Listen:        "0.0.0.0:20200",
 			NotifyPath:    "/notify_cb",
+			CallEventPath: "/call_evt_cb", GroupCallEventPath: "/gcall_evt_cb",
 			MaxIDBytes:    256,
 			MaxInFlight:   10000,
 			ShutdownGrace: 10 * time.Second,
@@ -106,8 +107,9 @@ func TestFullConfig(t *testing.T) {
 	dir := "testdata/full"
 
 	wantServer := Server{
-		Listen:            "127.0.0.1:8080",
-		NotifyPath:        "/cb",
+		Listen:        "127.0.0.1:8080",
+		NotifyPath:    "/cb",
+		CallEventPath: "/call_evt_cb", GroupCallEventPath: "/gcall_evt_cb",
 		NotifyToken:       "s3cret-token",
 		AllowCIDRs:        []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::/32")},
 		TrustedProxies:    []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")},

@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/ringside/ringside/core/internal/callback"
 )
 
 // Schema is what a plugin reports about its configuration; the caller
@@ -122,7 +124,9 @@ func (c *Config) ApplySchema(n *Notifier, s Schema) hcl.Diagnostics {
 					}
 				}
 				if a.Template {
-					diags = append(diags, checkTemplate(attr)...)
+					for _, k := range n.kindsOrNotify() {
+						diags = append(diags, inRoutes(checkTemplate(attr, k), n, k)...)
+					}
 					templates[name] = attr.Expr
 					continue
 				}
@@ -166,6 +170,18 @@ func (c *Config) ApplySchema(n *Notifier, s Schema) hcl.Diagnostics {
 	}
 	if n.Devices == "" {
 		n.Devices = s.DeviceKind
+	}
+	if n.Devices != "" {
+		for _, r := range c.Routes {
+			if r.On == callback.KindGroupCallEvent && r.Users == nil && slices.Contains(slices.Concat(r.Notify, r.Fallback), n.Name) {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  fmt.Sprintf("route %q does not say whose devices to ring", r.Name),
+					Detail:   fmt.Sprintf("A Group Call Event has no callee, and notifier %q rings %s devices: say whose with users, such as users = { service_id = call.host_svc_id, user_id = call.host_id }.", n.Name, n.Devices),
+					Subject:  r.DeclRange.Ptr(),
+				})
+			}
+		}
 	}
 	if f := c.Feedback; f != nil && f.Notifier == n.Name && n.Devices != "" {
 		diags = append(diags, &hcl.Diagnostic{

@@ -56,8 +56,18 @@ func (d *Dispatcher) deliver(ctx context.Context, j *job, dl *plan.Delivery) res
 			}
 			d.log.WarnContext(ctx, "delivery failed; retrying until its deadline", append(attrs, "reason", left.reason)...)
 		}
+		if context.Cause(ctx) == errCallEnded {
+			d.count(r.final, n, "ended", left.n)
+			d.ended(j, dl, left)
+			return r
+		}
 		wait := d.wait(a.Number, left.after)
 		if d.now().Add(wait).After(dl.Deadline) || !delivery.Sleep(ctx, wait) {
+			if context.Cause(ctx) == errCallEnded {
+				d.count(r.final, n, "ended", left.n)
+				d.ended(j, dl, left)
+				return r
+			}
 			d.count(r.final, n, "expired", left.n)
 			r.reason = left.reason
 			d.expired(j, dl, left)
@@ -95,6 +105,23 @@ func (d *Dispatcher) expired(j *job, dl *plan.Delivery, left retries) {
 			reason = left.reasons[i]
 		}
 		j.log.Add(calllog.Event{Type: calllog.EventExpired, Notifier: dl.Notifier.Name, Route: dl.Route, Device: &dev, Outcome: "expired", Reason: reason}, t.Token)
+	}
+}
+
+// ended records the targets left when a Call Event ended the call: they
+// are not failures, so they count as ended, not expired.
+func (d *Dispatcher) ended(j *job, dl *plan.Delivery, left retries) {
+	if j.log == nil {
+		return
+	}
+	const why = "the call ended before it was delivered"
+	if len(left.targets) == 0 {
+		j.log.Add(calllog.Event{Type: calllog.EventEnded, Notifier: dl.Notifier.Name, Route: dl.Route, Outcome: "ended", Reason: why}, "")
+		return
+	}
+	for _, t := range left.targets {
+		dev := calllog.NewDevice(t.Device)
+		j.log.Add(calllog.Event{Type: calllog.EventEnded, Notifier: dl.Notifier.Name, Route: dl.Route, Device: &dev, Outcome: "ended", Reason: why}, t.Token)
 	}
 }
 
@@ -184,7 +211,7 @@ func (d *Dispatcher) outcomes(ctx context.Context, j *job, dl *plan.Delivery, a 
 		case delivery.Gone:
 			d.count(r.final, n, o.Result.String(), 1)
 			r.reason = reasonOr(o.Reason, "device token gone")
-			d.prune(ctx, j.log, c, n, dev, o.GoneAt)
+			d.prune(ctx, j.log, j.plan, n, dev, o.GoneAt)
 		case delivery.Permanent:
 			d.count(r.final, n, o.Result.String(), 1)
 			r.reason = o.Reason

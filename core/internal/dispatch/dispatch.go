@@ -49,6 +49,7 @@ type Dispatcher struct {
 	jitter  func() float64
 	backoff Backoff
 	maxJobs atomic.Int64
+	sids    *sids
 
 	jobs atomic.Int64 // callbacks with deliveries not ended, or admitted
 	wg   sync.WaitGroup
@@ -127,6 +128,7 @@ func New(opt Options) *Dispatcher {
 		now:     opt.Now,
 		jitter:  opt.Jitter,
 		backoff: opt.Backoff,
+		sids:    newSids(),
 	}
 	if d.dedup == nil {
 		d.dedup = NewDedup(callback.DefaultDedupWindow)
@@ -164,6 +166,7 @@ func (d *Dispatcher) SetPlanner(p plan.Planner) {
 	if p.Tracer == nil {
 		p.Tracer = d.tracer
 	}
+	p.Rung = d.sids.Rung
 	d.planner.Store(&p)
 }
 
@@ -223,8 +226,10 @@ func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool
 	if len(pl.Routes) > 0 {
 		ans.Route = pl.Routes[0]
 	}
+	ka, kb, kc := dedupArgs(c)
+	event := c.Kind != callback.KindNotify
 	if !deliver {
-		if pl.Status == callback.StatusAccepted && d.dedup.Seen(c.SID, c.ToServiceID, c.ToUserID, d.now()) {
+		if (pl.Status == callback.StatusAccepted || event) && d.dedup.Seen(ka, kb, kc, d.now()) {
 			ans.Status = callback.StatusDuplicate
 		}
 		return ans, nil
@@ -232,12 +237,29 @@ func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool
 	for _, r := range pl.Routes {
 		d.metrics.RouteMatches.WithLabelValues(r).Inc()
 	}
+	if event {
+		// An event acts once, whether or not a route delivers anything
+		// for it: a repeat is a duplicate.
+		if !d.dedup.Claim(ka, kb, kc, d.now()) {
+			ans.Status = callback.StatusDuplicate
+			d.metrics.DedupHits.Inc()
+			d.log.InfoContext(ctx, "event", "kind", c.Kind.String(), "sid", c.SID, "status", callback.StatusDuplicate)
+			return ans, nil
+		}
+		if c.Kind == callback.KindCallEvent {
+			d.callEnded(ctx, c)
+		}
+		if pl.Status != callback.StatusAccepted {
+			d.log.InfoContext(ctx, "event", "kind", c.Kind.String(), "sid", c.SID, "status", pl.Status, "routes", pl.Routes)
+			return ans, nil
+		}
+	}
 	if pl.Status != callback.StatusAccepted {
 		d.logCall(ctx, c, pl, pl.Status, false)
 		d.log.InfoContext(ctx, "callback", "sid", c.SID, "status", pl.Status, "routes", pl.Routes)
 		return ans, nil
 	}
-	if !d.dedup.Claim(c.SID, c.ToServiceID, c.ToUserID, d.now()) {
+	if !event && !d.dedup.Claim(ka, kb, kc, d.now()) {
 		ans.Status = callback.StatusDuplicate
 		d.metrics.DedupHits.Inc()
 		d.logCall(ctx, c, pl, callback.StatusDuplicate, false)
@@ -245,12 +267,16 @@ func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool
 		return ans, nil
 	}
 	j := d.newJob(newID(), pl)
-	j.log = d.logCall(ctx, c, pl, callback.StatusAccepted, false)
+	if event {
+		j.log = d.calls.Lookup(c.SID) // the event's deliveries join the call's record
+	} else {
+		j.log = d.logCall(ctx, c, pl, callback.StatusAccepted, false)
+	}
 	var commit *journal.Commit
 	if d.journal != nil {
 		data, err := encodeRecord(pl)
 		if err != nil {
-			d.dedup.Forget(c.SID, c.ToServiceID, c.ToUserID)
+			d.dedup.Forget(ka, kb, kc)
 			return callback.Answer{}, err
 		}
 		commit = d.journal.Append(j.key, pl.Deadline(), data)
@@ -302,6 +328,10 @@ type job struct {
 	reasons   map[string]string // the last failure reason per notifier
 	timer     *time.Timer
 	done      bool
+	// stopped is set when a Call Event ended the call: no fallback
+	// starts, and cancel (made by start) stops the deliveries.
+	stopped bool
+	cancel  context.CancelCauseFunc
 }
 
 // routeState tracks one matched route, for fallback after delivery.
@@ -335,8 +365,12 @@ func (d *Dispatcher) newJob(key string, p *plan.Plan) *job {
 // start launches the active deliveries and the fallback timer. The job's
 // slot in d.jobs is taken already (Accept admits, Resume adds).
 func (j *job) start(ctx context.Context) {
+	ctx, j.cancel = context.WithCancelCause(ctx)
 	j.ctx = ctx
 	d := j.d
+	if j.plan.Call.Kind == callback.KindNotify {
+		d.sids.add(j, d.now())
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for route, rs := range j.routes {
@@ -396,6 +430,14 @@ func (j *job) delivered(dl *plan.Delivery, token string) {
 	if j.d.journal != nil {
 		j.d.journal.Delivered(j.key, dl.Notifier.Name, token)
 	}
+	if j.plan.Call.Kind == callback.KindNotify && token != "" {
+		for _, dev := range dl.Devices {
+			if dev.Token == token {
+				j.d.sids.rang(j, dl, dev, j.d.now())
+				break
+			}
+		}
+	}
 	j.mu.Lock()
 	j.routes[dl.Route].delivered = true
 	j.mu.Unlock()
@@ -442,7 +484,7 @@ func (j *job) fallbackDue(ctx context.Context) {
 
 // fallBack starts the route's fallback deliveries once; j.mu is held.
 func (j *job) fallBack(ctx context.Context, route string, rs *routeState, reason string) {
-	if rs.fellBack || len(rs.fallback) == 0 {
+	if rs.fellBack || len(rs.fallback) == 0 || j.stopped {
 		return
 	}
 	rs.fellBack = true
@@ -477,13 +519,19 @@ func (j *job) finishLocked() {
 	if d.journal != nil {
 		d.journal.Finish(j.key)
 	}
+	if j.cancel != nil {
+		j.cancel(nil)
+	}
 	outcome := calllog.OutcomeNotDelivered
 	for _, rs := range j.routes {
 		if rs.delivered {
 			outcome = calllog.OutcomeDelivered
 		}
 	}
-	j.log.End(outcome)
+	if j.plan.Call.Kind == callback.KindNotify {
+		d.sids.remove(j)
+		j.log.End(outcome)
+	}
 	if !d.log.Enabled(j.ctx, slog.LevelInfo) {
 		return
 	}
@@ -544,8 +592,10 @@ func (d *Dispatcher) wait(attempt int, after time.Duration) time.Duration {
 
 // prune removes a device the provider says is gone, unless it was
 // registered again since.
-func (d *Dispatcher) prune(ctx context.Context, log *calllog.Call, c *callback.Call, n *plan.Notifier, dev directory.Device, at time.Time) {
-	removed, err := d.planner.Load().Store.Prune(context.WithoutCancel(ctx), c.ToServiceID, c.ToUserID, dev.Kind, dev.Token, at)
+func (d *Dispatcher) prune(ctx context.Context, log *calllog.Call, p *plan.Plan, n *plan.Notifier, dev directory.Device, at time.Time) {
+	c := p.Call
+	service, user := p.Owner(dev)
+	removed, err := d.planner.Load().Store.Prune(context.WithoutCancel(ctx), service, user, dev.Kind, dev.Token, at)
 	ev := calllog.Event{Type: calllog.EventPruned, Notifier: n.Name, Device: &calllog.Device{Kind: dev.Kind, Token: directory.ShortToken(dev.Token)}}
 	switch {
 	case err != nil:

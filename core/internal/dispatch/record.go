@@ -55,6 +55,13 @@ func encodeRecord(p *plan.Plan) ([]byte, error) {
 		b = append(b, ':')
 		b = str(b, f.v)
 	}
+	if c.Kind != callback.KindNotify {
+		// An event keeps its query, parsed again on resume.
+		b = append(b, `,"Kind":`...)
+		b = strconv.AppendUint(b, uint64(c.Kind), 10)
+		b = append(b, `,"Query":`...)
+		b = str(b, c.Query)
+	}
 	b = append(b, `,"Extra":`...)
 	b = appendStringMap(b, c.Extra)
 	b = append(b, `,"Received":"`...)
@@ -146,6 +153,15 @@ func (d *Dispatcher) Resume(ctx context.Context, entries []journal.Entry) int {
 			d.finishEntry(e.Key)
 			continue
 		}
+		if r.Call.Kind != callback.KindNotify {
+			ev, _, err := callback.ParseEvent(r.Call.Kind, r.Call.Query, 0, r.Call.Received)
+			if err != nil {
+				d.log.Error("journal entry's event unreadable; dropped", "key", e.Key, "error", err)
+				d.finishEntry(e.Key)
+				continue
+			}
+			r.Call = ev
+		}
 		pl := &plan.Plan{Call: r.Call, Status: r.Status, Routes: r.Routes, Reachable: true}
 		deliveredRoutes := map[string]bool{}
 		var before []calllog.Event // what the journal says was delivered before the restart
@@ -181,7 +197,8 @@ func (d *Dispatcher) Resume(ctx context.Context, entries []journal.Entry) int {
 			}
 			pl.Deliveries = append(pl.Deliveries, dl)
 		}
-		d.dedup.Claim(r.Call.SID, r.Call.ToServiceID, r.Call.ToUserID, r.Call.Received)
+		ka, kb, kc := dedupArgs(r.Call)
+		d.dedup.Claim(ka, kb, kc, r.Call.Received)
 		j := d.newJob(e.Key, pl)
 		for route := range deliveredRoutes {
 			if rs := j.routes[route]; rs != nil {

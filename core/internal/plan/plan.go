@@ -8,6 +8,7 @@ package plan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -76,6 +77,18 @@ type Plan struct {
 	// Unserved are the callee's devices that no active notifier of the
 	// plan delivers to (no notifier of their kind, or only disabled ones).
 	Unserved []directory.Device
+	// Owners are whose the planned devices are, for an event whose routes
+	// looked up someone other than the callee (users, rung); nil when
+	// every device is the callee's.
+	Owners map[[2]string]Owned
+}
+
+// Owner returns whose dev is: its owner in Owners, else the callee.
+func (p *Plan) Owner(dev directory.Device) (serviceID, userID string) {
+	if o, ok := p.Owners[[2]string{dev.Kind, dev.Token}]; ok {
+		return o.ServiceID, o.UserID
+	}
+	return p.Call.ToServiceID, p.Call.ToUserID
 }
 
 // Disabled is a notifier a matched route names that is disabled in the
@@ -169,6 +182,25 @@ type Planner struct {
 	// FallbackAfter runs a route's fallback notifiers when nothing was
 	// delivered that long after the callback arrived; 0 → never by time.
 	FallbackAfter time.Duration
+	// Rung returns the devices rung for a sid, for call_event routes with
+	// rung = true; nil → none.
+	Rung func(sid string) []Owned
+}
+
+// Owned is a device and whose it is.
+type Owned struct {
+	directory.Device
+	ServiceID, UserID string
+}
+
+// MaxUsers bounds the users an event route's users may name.
+const MaxUsers = 100
+
+func (p *Planner) tracer() trace.Tracer {
+	if p.Tracer == nil {
+		return noop.NewTracerProvider().Tracer("")
+	}
+	return p.Tracer
 }
 
 // Deadline is the latest deadline of the plan's deliveries.
@@ -192,16 +224,13 @@ func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalCont
 		}
 		return ectx
 	}
-	tracer := p.Tracer
-	if tracer == nil {
-		tracer = noop.NewTracerProvider().Tracer("")
-	}
+	tracer := p.tracer()
 	_, span := tracer.Start(ctx, "route.match")
 	var mctx *hcl.EvalContext
-	if p.Routes.NeedsCall() {
+	if p.Routes.NeedsCall(c.Kind) {
 		mctx = callCtx()
 	}
-	matched, whenErrs := p.Routes.Match(mctx)
+	matched, whenErrs := p.Routes.Match(c.Kind, mctx)
 	span.SetAttributes(attribute.Int("ringside.routes", len(matched)))
 	span.End()
 	plan := &Plan{Call: c, WhenErrors: whenErrs, Routes: make([]string, 0, len(matched))}
@@ -216,7 +245,7 @@ func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalCont
 	// The devices are looked up when an enabled notifier needs them, or
 	// to tell which of them only a disabled notifier would ring; the
 	// lookup failing then costs the call nothing but that report.
-	if enabled, disabled := p.needsDevices(matched); enabled || disabled {
+	if enabled, disabled := p.needsDevices(matched); (enabled || disabled) && needsCallee(matched) {
 		lctx, span := tracer.Start(ctx, "directory.lookup")
 		var err error
 		devices, err = p.Store.Lookup(lctx, c.ToServiceID, c.ToUserID)
@@ -229,14 +258,26 @@ func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalCont
 
 	pl := &planning{plan: plan, devices: devices, seen: map[string]*Delivery{}, rung: map[[2]string]bool{}, callCtx: callCtx}
 	for _, r := range matched {
+		routeDevices := devices
+		if r.Rung || r.Users != nil {
+			var err error
+			if routeDevices, err = p.others(ctx, pl, r); err != nil {
+				var we *route.WhenError
+				if errors.As(err, &we) {
+					plan.WhenErrors = append(plan.WhenErrors, we)
+					continue
+				}
+				return nil, err
+			}
+		}
 		reached := false
 		for _, name := range r.Notify {
-			if d := p.add(pl, name, r.Name, RoleNotify); d != nil && d.Active {
+			if d := p.add(pl, routeDevices, name, r.Name, RoleNotify); d != nil && d.Active {
 				reached = true
 			}
 		}
 		for _, name := range r.Fallback {
-			d := p.add(pl, name, r.Name, RoleFallback)
+			d := p.add(pl, routeDevices, name, r.Name, RoleFallback)
 			if d != nil && reached {
 				// Not needed at lookup: give its devices back.
 				d.Active = false
@@ -332,7 +373,7 @@ func (pl *planning) idleServes(dev directory.Device) bool {
 // one that does not render goes to plan.RenderErrors, claims no device and
 // reaches no one, so the next notifier of its kind gets the devices and
 // the route's fallback is needed.
-func (p *Planner) add(pl *planning, name, routeName, role string) *Delivery {
+func (p *Planner) add(pl *planning, devices []directory.Device, name, routeName, role string) *Delivery {
 	n := p.Notifiers[name]
 	if n == nil || pl.failed[name] {
 		return nil
@@ -350,7 +391,7 @@ func (p *Planner) add(pl *planning, name, routeName, role string) *Delivery {
 		Deadline: plan.Call.Received.Add(n.TTL),
 	}
 	if n.Kind != "" {
-		for _, dev := range pl.devices {
+		for _, dev := range devices {
 			if dev.Kind == n.Kind && !pl.rung[[2]string{dev.Kind, dev.Token}] {
 				d.Devices = append(d.Devices, dev)
 			}
@@ -414,7 +455,7 @@ func render(d *Delivery, c *callback.Call, callCtx func() *hcl.EvalContext) *Ren
 // which may override the app_* keys, with their JSON types kept. An error
 // is a *RenderError.
 func Payload(c *callback.Call, extra hcl.Expression, ectx *hcl.EvalContext) ([]byte, *RenderError) {
-	defaults := [...][2]string{
+	defaults := [][2]string{
 		{"cc_param", c.Param},
 		{"sid", c.SID},
 		{"app_caller_sid", c.FromServiceID},
@@ -423,6 +464,9 @@ func Payload(c *callback.Call, extra hcl.Expression, ectx *hcl.EvalContext) ([]b
 		{"app_callee_uid", c.ToUserID},
 		{"app_call_type", c.Type},
 		{"app_svr_data", c.AppSvrData},
+	}
+	if c.Kind != callback.KindNotify {
+		defaults = eventDefaults(c)
 	}
 	var add map[string]cty.Value
 	if extra != nil {
@@ -450,7 +494,7 @@ func Payload(c *callback.Call, extra hcl.Expression, ectx *hcl.EvalContext) ([]b
 		if _, over := add[kv[0]]; over {
 			continue
 		}
-		if kv[0] == "app_svr_data" && kv[1] == "" {
+		if kv[1] == "" && kv[0] != "cc_param" && kv[0] != "sid" {
 			continue
 		}
 		key(kv[0])

@@ -9,11 +9,22 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/ringside/ringside/core/internal/callback"
 )
 
 // Route is one compiled route.
 type Route struct {
 	Name string
+	// On is the kind of callback the route handles (notify by default).
+	On callback.Kind
+	// Users, in an event route, yields whose devices to look up: an
+	// object {service_id, user_id} or a list of them; nil looks up the
+	// callee (to_service_id, to_user_id).
+	Users hcl.Expression
+	// Rung, in a call_event route, delivers to exactly the devices rung
+	// for the call's sid, instead of looking any up.
+	Rung bool
 	// When is nil for a route that always matches.
 	When hcl.Expression
 	// Notify and Fallback name enabled notifiers only.
@@ -35,7 +46,7 @@ type Ref struct {
 // Table is the compiled routes, in file order. It is immutable.
 type Table struct {
 	routes  []*Route
-	hasWhen bool
+	hasWhen [3]bool // by kind
 }
 
 // New returns a table of routes. A route's notifiers for which enabled is
@@ -50,7 +61,9 @@ func New(routes []*Route, enabled func(notifier string) bool) *Table {
 		c.Notify = keep(r.Notify, enabled, false, &c.Disabled)
 		c.Fallback = keep(r.Fallback, enabled, true, &c.Disabled)
 		t.routes = append(t.routes, &c)
-		t.hasWhen = t.hasWhen || r.When != nil
+		if int(r.On) < len(t.hasWhen) {
+			t.hasWhen[r.On] = t.hasWhen[r.On] || r.When != nil || r.Users != nil
+		}
 	}
 	return t
 }
@@ -69,9 +82,12 @@ func keep(names []string, enabled func(string) bool, fallback bool, disabled *[]
 	return out
 }
 
-// NeedsCall reports whether matching evaluates any `when`, and so needs
-// the call's evaluation context; when it does not, Match accepts nil.
-func (t *Table) NeedsCall() bool { return t.hasWhen }
+// NeedsCall reports whether matching a callback of the kind evaluates any
+// `when` (or users), and so needs the call's evaluation context; when it
+// does not, Match accepts nil.
+func (t *Table) NeedsCall(kind callback.Kind) bool {
+	return int(kind) < len(t.hasWhen) && t.hasWhen[kind]
+}
 
 // Routes returns the table's routes in order.
 func (t *Table) Routes() []*Route { return t.routes }
@@ -86,11 +102,14 @@ func (e *WhenError) Error() string { return fmt.Sprintf("route %q: when: %v", e.
 
 func (e *WhenError) Unwrap() error { return e.Err }
 
-// Match returns the routes that match the call in ectx (see callexpr.Context),
-// in order, and the `when` failures met on the way. A route whose `when`
-// fails does not match.
-func (t *Table) Match(ectx *hcl.EvalContext) (matched []*Route, errs []*WhenError) {
+// Match returns the routes on kind that match the call in ectx (see
+// callexpr.Context), in order, and the `when` failures met on the way. A
+// route whose `when` fails does not match.
+func (t *Table) Match(kind callback.Kind, ectx *hcl.EvalContext) (matched []*Route, errs []*WhenError) {
 	for _, r := range t.routes {
+		if r.On != kind {
+			continue
+		}
 		ok, err := holds(r.When, ectx)
 		if err != nil {
 			errs = append(errs, &WhenError{Route: r.Name, Err: err})

@@ -35,7 +35,7 @@ func BenchmarkMatch(b *testing.B) {
 			t := route.New(bc.routes, nil)
 			b.ReportAllocs()
 			for b.Loop() {
-				m, errs := t.Match(callexpr.Context(c))
+				m, errs := t.Match(callback.KindNotify, callexpr.Context(c))
 				if len(m) != 1 || len(errs) != 0 {
 					b.Fatal(m, errs)
 				}

@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/ringside/ringside/core/internal/callback"
 	"github.com/ringside/ringside/core/internal/callexpr/callexprtest"
 )
 
@@ -44,7 +45,7 @@ func TestMatch(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tab := New(tc.routes(t), nil)
-			got, errs := tab.Match(callCtx(tc.typ))
+			got, errs := tab.Match(callback.KindNotify, callCtx(tc.typ))
 			var names []string
 			for _, r := range got {
 				names = append(names, r.Name)
@@ -88,14 +89,34 @@ func TestNewDropsDisabledNotifiers(t *testing.T) {
 }
 
 func TestNeedsCall(t *testing.T) {
-	if New([]*Route{{Name: "all"}}, nil).NeedsCall() {
+	if New([]*Route{{Name: "all"}}, nil).NeedsCall(callback.KindNotify) {
 		t.Error("a table without when needs the call")
 	}
-	if !New([]*Route{{Name: "all"}, {Name: "v", When: when(t, `call.type == "V"`)}}, nil).NeedsCall() {
+	if !New([]*Route{{Name: "all"}, {Name: "v", When: when(t, `call.type == "V"`)}}, nil).NeedsCall(callback.KindNotify) {
 		t.Error("a table with a when does not need the call")
 	}
 	// Without when, Match takes a nil context.
-	if got, _ := New([]*Route{{Name: "all"}}, nil).Match(nil); len(got) != 1 {
+	if got, _ := New([]*Route{{Name: "all"}}, nil).Match(callback.KindNotify, nil); len(got) != 1 {
 		t.Errorf("got %v", got)
+	}
+}
+
+func TestMatchOnlyRoutesOfTheKind(t *testing.T) {
+	tab := New([]*Route{
+		{Name: "notify"},
+		{Name: "ended", On: callback.KindCallEvent},
+		{Name: "group", On: callback.KindGroupCallEvent, When: when(t, `call.type == "V"`)},
+	}, nil)
+	for kind, want := range map[callback.Kind]string{
+		callback.KindNotify:    "notify",
+		callback.KindCallEvent: "ended",
+	} {
+		got, _ := tab.Match(kind, nil)
+		if len(got) != 1 || got[0].Name != want {
+			t.Errorf("Match(%s) = %v, want only %s", kind, got, want)
+		}
+	}
+	if tab.NeedsCall(callback.KindNotify) || tab.NeedsCall(callback.KindCallEvent) || !tab.NeedsCall(callback.KindGroupCallEvent) {
+		t.Error("NeedsCall: only the group_call_event routes have a when")
 	}
 }

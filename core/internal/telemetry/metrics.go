@@ -69,6 +69,14 @@ type Metrics struct {
 	// FeedbackBatches counts batches of feedback events to the app
 	// server, by result (delivered, dropped).
 	FeedbackBatches *prometheus.CounterVec
+
+	// CallOutcomes counts ended calls (Call Events) by how they ended,
+	// per route and notifier that rang them (route and notifier "" when
+	// ringside rang nothing for the sid).
+	CallOutcomes *prometheus.CounterVec
+	// RingToAnswer observes, for answered calls ringside rang, the time
+	// from the notify callback's arrival to the call's start_time.
+	RingToAnswer prometheus.Histogram
 }
 
 // SetNotifiers sets the notifier gauges: configured notifiers, and how
@@ -115,6 +123,13 @@ func NewMetrics() *Metrics {
 	m.FeedbackBatches = m.counterVec("ringside_feedback_batches_total", "Batches of feedback events to the app server, by result (delivered, dropped).", "result")
 	m.FeedbackBatches.WithLabelValues("delivered")
 	m.FeedbackBatches.WithLabelValues("dropped")
+	m.CallOutcomes = m.counterVec("ringside_call_outcomes_total", "Ended calls (Call Events), by the route and notifier that rang them and how the call ended (answered, missed, rejected, canceled, busy, failed).", "route", "notifier", "outcome")
+	m.RingToAnswer = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ringside_ring_to_answer_seconds",
+		Help:    "Time from the notify callback's arrival to the answered call's start_time (LINE's whole seconds).",
+		Buckets: []float64{1, 2, 3, 5, 8, 13, 20, 30, 45, 60, 120},
+	})
+	m.reg.MustRegister(m.RingToAnswer)
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
