@@ -35,8 +35,10 @@ const fcmScope = "https://www.googleapis.com/auth/firebase.messaging"
 // key (RS256, its key id, issuer, audience, scope and lifetime checked),
 // and /v1/projects/{project}/messages:send takes messages carrying such an
 // access token. It answers requests FCM refuses as FCM does and every
-// other message as Answer says. Once started, TokenURL and Endpoint are
-// under its URL.
+// other message as Answer says. Among the refused: a notification or
+// android.notification with a field FCM does not know, or a string field
+// that is not a string. Once started, TokenURL and Endpoint are under its
+// URL.
 type FCM struct {
 	server
 	// Project, ClientEmail and KeyID describe the service account;
@@ -272,8 +274,12 @@ func (f *FCM) check(r *http.Request, s *FCMSend) (FCMAnswer, bool) {
 	}
 	var req struct {
 		Message *struct {
-			Token string          `json:"token"`
-			Data  json.RawMessage `json:"data"`
+			Token        string          `json:"token"`
+			Data         json.RawMessage `json:"data"`
+			Notification json.RawMessage `json:"notification"`
+			Android      *struct {
+				Notification json.RawMessage `json:"notification"`
+			} `json:"android"`
 		} `json:"message"`
 	}
 	if err := json.Unmarshal(s.Body, &req); err != nil || req.Message == nil {
@@ -287,7 +293,56 @@ func (f *FCM) check(r *http.Request, s *FCMSend) (FCMAnswer, bool) {
 	case req.Message.Data != nil && json.Unmarshal(req.Message.Data, &data) != nil:
 		return invalidArgument(`Invalid value at 'message.data': every value must be a string`), true
 	}
+	if msg := checkFields("message.notification", req.Message.Notification, notificationFields); msg != "" {
+		return invalidArgument(msg), true
+	}
+	if a := req.Message.Android; a != nil {
+		if msg := checkFields("message.android.notification", a.Notification, androidNotificationFields); msg != "" {
+			return invalidArgument(msg), true
+		}
+	}
 	return FCMAnswer{}, false
+}
+
+// notificationFields are the fields of FCM v1's Notification, each true
+// when its value is a string.
+var notificationFields = map[string]bool{"title": true, "body": true, "image": true}
+
+// androidNotificationFields are the fields of FCM v1's AndroidNotification,
+// each true when its value is a string.
+var androidNotificationFields = map[string]bool{
+	"title": true, "body": true, "icon": true, "color": true, "sound": true, "tag": true,
+	"click_action": true, "body_loc_key": true, "title_loc_key": true, "channel_id": true,
+	"ticker": true, "image": true, "event_time": true, "notification_priority": true,
+	"visibility": true, "proxy": true,
+	"body_loc_args": false, "title_loc_args": false, "sticky": false, "local_only": false,
+	"default_sound": false, "default_vibrate_timings": false, "default_light_settings": false,
+	"vibrate_timings": false, "light_settings": false, "notification_count": false,
+	"bypass_proxy_notification": false,
+}
+
+// checkFields returns FCM's complaint about the object raw at where (""
+// when there is none): a name that is not among fields, or a string
+// field whose value is not a string.
+func checkFields(where string, raw json.RawMessage, fields map[string]bool) string {
+	if raw == nil || string(raw) == "null" {
+		return ""
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil {
+		return fmt.Sprintf("Invalid value at '%s': not an object", where)
+	}
+	for k, v := range obj {
+		isString, ok := fields[k]
+		if !ok {
+			return fmt.Sprintf("Invalid JSON payload received. Unknown name %q at '%s': Cannot find field.", k, where)
+		}
+		var str string
+		if isString && json.Unmarshal(v, &str) != nil {
+			return fmt.Sprintf("Invalid value at '%s.%s' (TYPE_STRING), %s", where, k, v)
+		}
+	}
+	return ""
 }
 
 func invalidArgument(msg string) FCMAnswer {

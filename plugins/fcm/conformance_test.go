@@ -41,6 +41,7 @@ func TestConformance(t *testing.T) {
 			{Name: "bad priority", Config: map[string]any{"credentials_file": sa, "priority": "max"}, Attribute: "priority"},
 			{Name: "relative endpoint", Config: map[string]any{"credentials_file": sa, "endpoint": "fcm.googleapis.com/v1"}, Attribute: "endpoint"},
 			{Name: "bad project", Config: map[string]any{"credentials_file": sa, "project_id": "a/../b"}, Attribute: "project_id"},
+			{Name: "bad message", Config: map[string]any{"credentials_file": sa, "message": "alert"}, Attribute: "message"},
 		},
 	})
 	if errs := peer.TokenErrors(); len(errs) > 0 {

@@ -1,12 +1,16 @@
-// Package fcm is ringside's built-in FCM plugin: a data-only Firebase Cloud
-// Messaging v1 message per Android device, sent with the Firebase Admin SDK
+// Package fcm is ringside's built-in FCM plugin: a Firebase Cloud Messaging
+// v1 message per Android device, sent with the Firebase Admin SDK
 // (firebase.google.com/go/v4) under a service account.
 //
 // Each Deliver is one attempt; the host owns retries. The message carries the
 // rendered payload as FCM data (every value a string: strings as they are,
 // other JSON values JSON-encoded, null values left out), android.priority
 // (default high) and android.ttl, the time left to the delivery's deadline in
-// whole seconds rounded up. Outcomes:
+// whole seconds rounded up. A notifier's message is "data" (the default: the
+// app's messaging service handles every message, as an incoming call needs)
+// or "notification": the rendered title and body go in message.notification
+// and sound, tag and channel_id in android.notification, so Android shows it
+// while the app is not running (a missed call). Outcomes:
 //
 //   - 200: delivered; the provider id is FCM's message name.
 //   - UNREGISTERED: gone (the host prunes the token).
@@ -15,7 +19,8 @@
 //     the answer's Retry-After.
 //   - INVALID_ARGUMENT, SENDER_ID_MISMATCH, THIRD_PARTY_AUTH_ERROR, 401, 403,
 //     a 404 without UNREGISTERED, an OAuth token request refused, a data
-//     payload over FCM's 4096 bytes, a reserved data key: permanent.
+//     payload over FCM's 4096 bytes, a reserved data key, a notification
+//     whose body renders empty: permanent.
 //
 // The Firebase SDK retries 503s and network errors by itself for up to
 // minutes; the plugin stops that loop after its first retryable result (see
@@ -31,10 +36,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -65,6 +72,24 @@ const MaxDataBytes = 4096
 // always sets one): LINE's 60 s ring window.
 const defaultTTL = 60 * time.Second
 
+// The kinds of FCM message a notifier sends.
+const (
+	// MessageData is a data-only message: the app's
+	// FirebaseMessagingService.onMessageReceived runs for each.
+	MessageData = "data"
+	// MessageNotification is a notification message that Android shows
+	// itself while the app is in the background.
+	MessageNotification = "notification"
+)
+
+// DefaultSound is android.notification.sound unless sound says otherwise:
+// the device's default notification sound.
+const DefaultSound = "default"
+
+// notificationTemplates are the template attributes a notification message
+// is made of; a data message ignores them.
+var notificationTemplates = []string{"title", "body", "tag", "channel_id"}
+
 // scopes are the OAuth scopes the access token is requested with.
 var scopes = []string{
 	"https://www.googleapis.com/auth/firebase.messaging",
@@ -77,22 +102,35 @@ type Config struct {
 	ProjectID       string `ringside:"project_id" help:"Firebase project id (default: the project_id of credentials_file)"`
 	Priority        string `ringside:"priority" help:"android.priority: high (default) or normal; normal data messages may be delayed while the phone dozes"`
 	Endpoint        string `ringside:"endpoint" help:"FCM v1 base URL (default https://fcm.googleapis.com/v1); sends go to {endpoint}/projects/{project}/messages:send"`
+	Message         string `ringside:"message" help:"data (default): a data-only message the app handles, as an incoming call needs; notification: a message Android shows while the app is in the background, such as a missed call"`
+	Title           string `ringside:"title,template" help:"notification title, an expression over call rendered per call (notification messages only)"`
+	Body            string `ringside:"body,template" help:"notification text, an expression over call rendered per call; a notification message needs one (notification messages only)"`
+	Tag             string `ringside:"tag,template" help:"android.notification.tag, rendered per call: a notification replaces an earlier one with the same tag, e.g. call.sid (notification messages only)"`
+	ChannelID       string `ringside:"channel_id,template" help:"android.notification.channel_id, rendered per call: the app's notification channel, which it must create first (notification messages only)"`
+	Sound           string `ringside:"sound" help:"android.notification.sound: default (the default) or a sound resource of the app in res/raw (notification messages only)"`
 }
 
 // Plugin is the fcm plugin. Configure it once, then Deliver may be called
 // concurrently.
 type Plugin struct {
 	now func() time.Time
+	log *slog.Logger
 
 	client   *messaging.Client
 	project  string
 	priority string
 	endpoint string
+	message  string
+	sound    string
+
+	// ignored warns, once, that a data message notifier has notification
+	// template attributes.
+	ignored sync.Once
 }
 
 // New returns an unconfigured fcm plugin.
 func New() *Plugin {
-	return &Plugin{now: time.Now}
+	return &Plugin{now: time.Now, log: sdk.Logger()}
 }
 
 // serviceAccount is the part of a service-account JSON key the plugin checks.
@@ -135,15 +173,36 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
 		diags.AddAttributeError("project_id", "must be set: the credentials file has no project_id")
 	}
 
+	message := cfg.Message
+	switch message {
+	case "", MessageData:
+		message = MessageData
+	case MessageNotification:
+	default:
+		diags.AddAttributeError("message", `must be %q or %q, got %q`, MessageData, MessageNotification, message)
+	}
+
 	priority := cfg.Priority
 	switch priority {
 	case "", "high":
 		priority = "high"
 	case "normal":
-		diags.AddAttributeWarning("priority",
-			`"normal" data messages may be delayed while the phone dozes, so the call may not ring in time; ringside sends "high" by default`)
+		if message == MessageData {
+			diags.AddAttributeWarning("priority",
+				`"normal" data messages may be delayed while the phone dozes, so the call may not ring in time; ringside sends "high" by default`)
+		}
 	default:
 		diags.AddAttributeError("priority", `must be "high" or "normal", got %q`, priority)
+	}
+
+	sound := cfg.Sound
+	switch {
+	case message == MessageData && sound != "":
+		diags.AddAttributeWarning("sound", `ignored for data messages: only a notification message (message = %q) has a sound`, MessageNotification)
+	case sound == "":
+		sound = DefaultSound
+	case strings.TrimSpace(sound) != sound || strings.ContainsAny(sound, "/\\"):
+		diags.AddAttributeError("sound", `must be "default" or the name of a sound resource of the app (res/raw), got %q`, sound)
 	}
 
 	endpoint := cfg.Endpoint
@@ -169,6 +228,8 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
 	p.project = project
 	p.priority = priority
 	p.endpoint = endpoint
+	p.message = message
+	p.sound = sound
 	return diags
 }
 
@@ -369,7 +430,8 @@ func TTL(deadline, now time.Time) (ttl time.Duration, ok bool) {
 	return (left + time.Second - 1).Truncate(time.Second), true
 }
 
-// Deliver sends one data message for d to dev's registration token.
+// Deliver sends one message for d to dev's registration token: a data
+// message, or a notification message (see Message).
 func (p *Plugin) Deliver(ctx context.Context, d *sdk.Delivery, dev sdk.Device) (string, error) {
 	if p.client == nil {
 		return "", sdk.Permanent(errors.New("fcm is not configured"))
@@ -403,6 +465,19 @@ func (p *Plugin) Deliver(ctx context.Context, d *sdk.Delivery, dev sdk.Device) (
 			TTL:      &ttl,
 		},
 	}
+	if p.message == MessageNotification {
+		if strings.TrimSpace(d.Template("body")) == "" {
+			return "", sdk.Permanent(errors.New(`fcm: body rendered empty: a notification message needs a body (set body on the notifier), nothing sent`))
+		}
+		msg.Notification = &messaging.Notification{Title: d.Template("title"), Body: d.Template("body")}
+		msg.Android.Notification = &messaging.AndroidNotification{
+			Sound:     p.sound,
+			Tag:       d.Template("tag"),
+			ChannelID: d.Template("channel_id"),
+		}
+	} else {
+		p.warnIgnored(d)
+	}
 	actx, a, cancel := withAttempt(ctx)
 	defer cancel()
 	name, err := p.client.Send(actx, msg)
@@ -410,6 +485,25 @@ func (p *Plugin) Deliver(ctx context.Context, d *sdk.Delivery, dev sdk.Device) (
 		return name, nil
 	}
 	return "", p.classify(ctx, a, err, dev.Token)
+}
+
+// warnIgnored logs, once per notifier, the notification template attributes
+// a data message notifier sets: Configure never sees template attributes,
+// so it cannot warn about them.
+func (p *Plugin) warnIgnored(d *sdk.Delivery) {
+	var set []string
+	for _, name := range notificationTemplates {
+		if _, ok := d.Templates[name]; ok {
+			set = append(set, name)
+		}
+	}
+	if len(set) == 0 {
+		return
+	}
+	p.ignored.Do(func() {
+		p.log.Warn(fmt.Sprintf(`fcm: %s ignored for data messages: only a notification message (message = %q) shows them`,
+			strings.Join(set, ", "), MessageNotification), "attributes", set)
+	})
 }
 
 // classify maps a failed Send to an outcome. Errors never carry the device
