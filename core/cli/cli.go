@@ -19,6 +19,7 @@ import (
 
 	"github.com/ringside/ringside/core/internal/app"
 	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/config"
 	"github.com/ringside/ringside/core/internal/callexpr"
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/plan"
@@ -260,11 +261,16 @@ func (c *cmd) version(args []string) int {
 func (c *cmd) explain(args []string) int {
 	fs, path := c.flags("explain")
 	asJSON := fs.Bool("json", false, "print JSON")
+	on := fs.String("on", "", "QUERY's callback kind: notify, call_event or group_call_event (default: by QUERY's path, else notify)")
 	if exit, ok := c.parse(fs, args); !ok {
 		return exit
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(c.stderr, "usage: ringside explain [-config FILE] [-json] QUERY")
+		fmt.Fprintln(c.stderr, "usage: ringside explain [-config FILE] [-json] [-on KIND] QUERY")
+		return ExitUsage
+	}
+	if _, ok := callback.ParseKind(*on); *on != "" && !ok {
+		fmt.Fprintf(c.stderr, "ringside explain: -on %q: want notify, call_event or group_call_event\n", *on)
 		return ExitUsage
 	}
 	defer pluginhost.Cleanup()
@@ -274,7 +280,7 @@ func (c *cmd) explain(args []string) int {
 		return exit
 	}
 	defer p.Close()
-	call, _, err := callback.Parse(rawQuery(fs.Arg(0)), p.cfg.Server.MaxIDBytes, time.Now())
+	call, _, err := callback.ParseEvent(queryKind(fs.Arg(0), *on, p.cfg), rawQuery(fs.Arg(0)), p.cfg.Server.MaxIDBytes, time.Now())
 	if err != nil {
 		fmt.Fprintf(c.stderr, "ringside explain: invalid callback: %v\n", err)
 		return ExitUsage
@@ -300,6 +306,25 @@ func (c *cmd) explain(args []string) int {
 	}
 	writeExplanation(c.stdout, out)
 	return ExitOK
+}
+
+// queryKind is the callback kind of an explain QUERY: on when set, else
+// the kind whose path the QUERY's URL or path names, else notify.
+func queryKind(q, on string, cfg *config.Config) callback.Kind {
+	if k, ok := callback.ParseKind(on); ok {
+		return k
+	}
+	i := strings.IndexByte(q, '?')
+	if i < 0 {
+		return callback.KindNotify
+	}
+	switch path := q[:i]; {
+	case strings.HasSuffix(path, cfg.Server.CallEventPath):
+		return callback.KindCallEvent
+	case strings.HasSuffix(path, cfg.Server.GroupCallEventPath):
+		return callback.KindGroupCallEvent
+	}
+	return callback.KindNotify
 }
 
 // rawQuery accepts a query string, with or without "?", or a whole URL.

@@ -202,6 +202,9 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	var inFlight atomic.Int64
 	notify := &swapHandler{}
 	notify.set(notifyHandler(cfg, disp, metrics, log, &inFlight))
+	callEvt, groupEvt := &swapHandler{}, &swapHandler{}
+	callEvt.set(eventHandler(notifyHandler(cfg, disp, metrics, log, &inFlight), callback.KindCallEvent))
+	groupEvt.set(eventHandler(notifyHandler(cfg, disp, metrics, log, &inFlight), callback.KindGroupCallEvent))
 	var notifyCB http.Handler = closingGuard(&closing, notify)
 	if tr.Enabled() { // the middleware costs a few % of CPU even with a no-op provider
 		notifyCB = otelhttp.NewHandler(notifyCB, "notify_cb",
@@ -212,7 +215,8 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	}
 	// Not a ServeMux: it would redirect //notify_cb to notify_cb before
 	// the source and token checks; any other path is a JSON 404.
-	public := callback.OnlyPath(cfg.Server.NotifyPath, notifyCB)
+	public := eventPaths(cfg, callback.OnlyPath(cfg.Server.NotifyPath, notifyCB),
+		closingGuard(&closing, callEvt), closingGuard(&closing, groupEvt))
 	// durable is nil while what ringside accepts survives a restart: the
 	// directory's writes and, when on, the journal's. Both are atomic loads.
 	durable := func() error {
@@ -282,6 +286,8 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	go serveOn(adminSrv, adminLn, errc)
 	log.Info("ringside serving",
 		"notify_cb", scheme+"://"+pubLn.Addr().String()+cfg.Server.NotifyPath,
+		"call_event", scheme+"://"+pubLn.Addr().String()+cfg.Server.CallEventPath,
+		"group_call_event", scheme+"://"+pubLn.Addr().String()+cfg.Server.GroupCallEventPath,
 		"admin", adminScheme+"://"+adminLn.Addr().String(),
 		"page", adminScheme+"://"+adminLn.Addr().String()+"/",
 		"notifiers", len(first.Notifiers), "routes", len(cfg.Routes), "config", path)
@@ -339,6 +345,8 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		calls.SetRetention(next.CallLog.MaxCalls, next.CallLog.MaxAge)
 		disp.SetMaxInFlight(next.Server.MaxInFlight)
 		notify.set(notifyHandler(next, disp, metrics, log, &inFlight))
+		callEvt.set(eventHandler(notifyHandler(next, disp, metrics, log, &inFlight), callback.KindCallEvent))
+		groupEvt.set(eventHandler(notifyHandler(next, disp, metrics, log, &inFlight), callback.KindGroupCallEvent))
 		metrics.Reloads.WithLabelValues("ok").Inc()
 		log.Info("config reloaded", "reason", why, "notifiers", len(nrt.Notifiers), "routes", len(next.Routes))
 	}
@@ -437,6 +445,29 @@ func notifyHandler(cfg *config.Config, disp *dispatch.Dispatcher, m *telemetry.M
 	}
 }
 
+// eventHandler turns a notify_cb handler into the handler of an event kind.
+func eventHandler(h *callback.Handler, kind callback.Kind) *callback.Handler {
+	h.Kind = kind
+	return h
+}
+
+// eventPaths serves the Call Event and Group Call Event callbacks at their
+// paths (exact, as notify_cb's) and everything else through notify, which
+// answers any path but its own 404.
+func eventPaths(cfg *config.Config, notify, callEvt, groupEvt http.Handler) http.Handler {
+	callPath, groupPath := cfg.Server.CallEventPath, cfg.Server.GroupCallEventPath
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case callPath:
+			callEvt.ServeHTTP(w, r)
+		case groupPath:
+			groupEvt.ServeHTTP(w, r)
+		default:
+			notify.ServeHTTP(w, r)
+		}
+	})
+}
+
 func logWarnings(log *slog.Logger, cfg *config.Config, diags hcl.Diagnostics) {
 	for _, d := range diags {
 		var buf bytes.Buffer
@@ -456,6 +487,8 @@ func restartOnly(a, b *config.Config) []string {
 	}
 	check("server.listen", a.Server.Listen, b.Server.Listen)
 	check("server.notify_path", a.Server.NotifyPath, b.Server.NotifyPath)
+	check("server.call_event_path", a.Server.CallEventPath, b.Server.CallEventPath)
+	check("server.group_call_event_path", a.Server.GroupCallEventPath, b.Server.GroupCallEventPath)
 	check("server.admin_listen", a.Server.AdminListen, b.Server.AdminListen)
 	check("server.admin_token", a.Server.AdminToken, b.Server.AdminToken)
 	check("server.tls", a.Server.TLS, b.Server.TLS)
