@@ -19,8 +19,8 @@ import (
 
 	"github.com/ringside/ringside/core/internal/app"
 	"github.com/ringside/ringside/core/internal/callback"
-	"github.com/ringside/ringside/core/internal/config"
 	"github.com/ringside/ringside/core/internal/callexpr"
+	"github.com/ringside/ringside/core/internal/config"
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/plan"
 	"github.com/ringside/ringside/core/internal/pluginhost"

@@ -65,23 +65,23 @@ type Config struct {
 
 // Server is the server block.
 type Server struct {
-	Listen            string
-	NotifyPath        string
+	Listen     string
+	NotifyPath string
 	// CallEventPath and GroupCallEventPath are where LINE Planet's Call
 	// Event and Group Call Event callbacks are served.
 	CallEventPath      string
 	GroupCallEventPath string
-	NotifyToken       string // "" = no token required
-	AllowCIDRs        []netip.Prefix
-	TrustedProxies    []netip.Prefix
-	MaxIDBytes        int
-	MaxInFlight       int
-	ShutdownGrace     time.Duration
-	RejectUnreachable bool
-	AdminListen       string
-	AdminToken        string // "" = no Bearer auth (only allowed on loopback)
-	TLS               *TLS   // nil = plain HTTP
-	AdminTLS          *TLS   // nil = plain HTTP on the admin listener
+	NotifyToken        string // "" = no token required
+	AllowCIDRs         []netip.Prefix
+	TrustedProxies     []netip.Prefix
+	MaxIDBytes         int
+	MaxInFlight        int
+	ShutdownGrace      time.Duration
+	RejectUnreachable  bool
+	AdminListen        string
+	AdminToken         string // "" = no Bearer auth (only allowed on loopback)
+	TLS                *TLS   // nil = plain HTTP
+	AdminTLS           *TLS   // nil = plain HTTP on the admin listener
 }
 
 // TLS is the server's nested tls block; both paths are resolved from Dir.
@@ -154,8 +154,8 @@ type Notifier struct {
 type Route struct {
 	Name string
 	// On is the kind of callback the route handles; notify by default.
-	On        callback.Kind
-	When      hcl.Expression // nil = always
+	On   callback.Kind
+	When hcl.Expression // nil = always
 	// Users, in an event route, says whose devices to look up: an object
 	// {service_id, user_id} or a list of them; nil = the callee.
 	Users hcl.Expression
@@ -169,23 +169,23 @@ type Route struct {
 
 // Defaults.
 const (
-	DefaultListen        = "0.0.0.0:20200"
-	DefaultNotifyPath    = "/notify_cb"
+	DefaultListen     = "0.0.0.0:20200"
+	DefaultNotifyPath = "/notify_cb"
 	// DefaultCallEventPath and DefaultGroupCallEventPath are the paths of
 	// the Call Event and Group Call Event callbacks.
 	DefaultCallEventPath      = "/call_evt_cb"
 	DefaultGroupCallEventPath = "/gcall_evt_cb"
-	DefaultMaxIDBytes    = callback.DefaultMaxIDBytes
-	DefaultMaxInFlight   = callback.DefaultMaxInFlight
-	DefaultShutdownGrace = 10 * time.Second
-	DefaultAdminListen   = "127.0.0.1:20201"
-	DefaultDedupWindow   = callback.DefaultDedupWindow
-	DefaultFallbackAfter = 15 * time.Second
-	DefaultEndpoint      = "http://localhost:4318"
-	DefaultServiceName   = "ringside"
-	DefaultDirectoryPath = "ringside.db"
-	DefaultTTL           = 60 * time.Second
-	MaxTTL               = 10 * time.Minute
+	DefaultMaxIDBytes         = callback.DefaultMaxIDBytes
+	DefaultMaxInFlight        = callback.DefaultMaxInFlight
+	DefaultShutdownGrace      = 10 * time.Second
+	DefaultAdminListen        = "127.0.0.1:20201"
+	DefaultDedupWindow        = callback.DefaultDedupWindow
+	DefaultFallbackAfter      = 15 * time.Second
+	DefaultEndpoint           = "http://localhost:4318"
+	DefaultServiceName        = "ringside"
+	DefaultDirectoryPath      = "ringside.db"
+	DefaultTTL                = 60 * time.Second
+	MaxTTL                    = 10 * time.Minute
 )
 
 // The raw skeleton, decoded by gohcl. Attributes are kept as *hcl.Attribute
