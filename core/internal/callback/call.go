@@ -18,7 +18,7 @@ import (
 type Call struct {
 	// Kind is the callback the Call came from; the zero value is
 	// KindNotify.
-	Kind          Kind
+	Kind          Kind `json:",omitempty"`
 	SID           string
 	FromServiceID string
 	FromUserID    string
@@ -37,14 +37,14 @@ type Call struct {
 	// Received is when the callback arrived; deadlines count from it.
 	Received time.Time
 	// End is how a 1-to-1 call ended; KindCallEvent only.
-	End *CallEnd
+	End *CallEnd `json:",omitempty"`
 	// Group is a participant change in a group call; KindGroupCallEvent
 	// only.
-	Group *GroupEvent
+	Group *GroupEvent `json:",omitempty"`
 	// Query is, for event kinds, the raw query as received without its
 	// token key, which ParseEvent reads back into the same Call; "" for
 	// notify_cb.
-	Query string
+	Query string `json:",omitempty"`
 }
 
 // CheckID reports why s is not a valid service or user id: ids are non-empty,
