@@ -949,6 +949,11 @@ func TestHandlerEvents(t *testing.T) {
 						t.Errorf("deliver = %v; want %v", acc.deliver[0], method != http.MethodHead)
 					}
 				}
+				if tc.wantCode == 400 || tc.wantCode == 503 {
+					if want := "kind=" + tc.kind.String(); !strings.Contains(logs.String(), want) {
+						t.Errorf("log %q; want it to contain %q", logs.String(), want)
+					}
+				}
 				if strings.Contains(logs.String(), secret) {
 					t.Errorf("logs contain the token: %s", logs.String())
 				}

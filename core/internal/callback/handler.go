@@ -180,8 +180,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fe = &FieldError{Field: "", Message: "invalid"}
 		}
 		h.logger().LogAttrs(r.Context(), slog.LevelInfo, "callback rejected",
-			slog.Int("code", http.StatusBadRequest), slog.String("field", fe.Field),
-			slog.String("message", fe.Message), slog.String("remote", r.RemoteAddr))
+			slog.Int("code", http.StatusBadRequest), slog.String("kind", h.Kind.String()),
+			slog.String("field", fe.Field), slog.String("message", fe.Message),
+			slog.String("remote", r.RemoteAddr))
 		h.write(w, r, http.StatusBadRequest, statusInvalid, invalidBody(fe))
 		return
 	}
@@ -193,7 +194,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			level = slog.LevelDebug // a flood of these: the metric is the signal
 		}
 		h.logger().LogAttrs(r.Context(), level, "callback not accepted",
-			slog.String("sid", c.SID), slog.Any("error", err))
+			slog.String("kind", h.Kind.String()), slog.String("sid", c.SID), slog.Any("error", err))
 		h.write(w, r, http.StatusServiceUnavailable, statusUnavailable, bodyUnavailable)
 		return
 	}
