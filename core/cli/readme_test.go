@@ -2,9 +2,11 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -13,14 +15,20 @@ import (
 // "Changing the rules safely", in order.
 func readmeBlocks(t *testing.T, root string) []string {
 	t.Helper()
+	return readmeSection(t, root, "Changing the rules safely")
+}
+
+// readmeSection returns the hcl blocks of the README's section title.
+func readmeSection(t *testing.T, root, title string) []string {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(b)
-	start := strings.Index(s, "## Changing the rules safely")
+	start := strings.Index(s, "## "+title)
 	if start < 0 {
-		t.Fatal(`README.md has no section "Changing the rules safely"`)
+		t.Fatalf("README.md has no section %q", title)
 	}
 	s = s[start+1:]
 	if end := strings.Index(s, "\n## "); end >= 0 {
@@ -76,5 +84,73 @@ func TestReadmeRuleChange(t *testing.T) {
 	code, out := run(noFallback)
 	if code != ExitError || !strings.Contains(out, "--- FAIL: the app server always answers, so SMS is never needed at once") || !strings.Contains(out, "config.test.hcl:48:") {
 		t.Errorf("without the fallback line: exit %d; want 1 and the SMS test failing at config.test.hcl:48, as the README says\n%s", code, out)
+	}
+}
+
+// The README's event routes, added to the shipped config, load with every
+// notifier enabled, and route a missed call to the cancel and the
+// missed-call notifiers, and an answered one to neither.
+func TestReadmeEventRoutes(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := readmeSection(t, root, "After the ring: missed calls and cancel")
+	if len(blocks) != 1 || !strings.Contains(blocks[0], `route "cancel"`) {
+		t.Fatalf("want the README's one block of event routes, got %d:\n%s", len(blocks), strings.Join(blocks, "---\n"))
+	}
+	config, err := os.ReadFile(filepath.Join(root, "config.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := shippedCredentials(t)
+	env["APNS_BUNDLE_ID"] = "com.example.planet"
+	for _, name := range append(shippedEnv, "APNS_BUNDLE_ID") {
+		t.Setenv(name, env[name])
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "config.hcl"), []byte(string(config)+"\n"+blocks[0]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	main := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := Main(args, &out, &errb, testBuiltins)
+		return code, out.String() + errb.String()
+	}
+	if code, out := main("validate", "-config", "config.hcl"); code != ExitOK || strings.Contains(out, "error") {
+		t.Fatalf("validate: exit %d\n%s", code, out)
+	}
+	const ended = "sid=151ad995-749c-4a28-893f-636700469db1&from_service_id=linecorp.com&from_user_id=9286&to_service_id=linecorp.com&to_user_id=2809&type=A"
+	for _, tc := range []struct {
+		query  string
+		routes []string
+	}{
+		{ended + "&terminate=18&duration=0", []string{"cancel", "missed"}},
+		{ended + "&terminate=16&duration=42&start_time=1764842404", nil},
+	} {
+		code, out := main("explain", "-json", "-on", "call_event", tc.query)
+		if code != ExitOK {
+			t.Fatalf("explain %s: exit %d\n%s", tc.query, code, out)
+		}
+		var got struct {
+			Routes    []string `json:"routes"`
+			Notifiers []struct {
+				Name string `json:"name"`
+			} `json:"notifiers"`
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("explain -json: %v\n%s", err, out)
+		}
+		if !slices.Equal(got.Routes, tc.routes) {
+			t.Errorf("%s: routes %q; want %q", tc.query, got.Routes, tc.routes)
+		}
+		if tc.routes != nil && !slices.ContainsFunc(got.Notifiers, func(n struct {
+			Name string `json:"name"`
+		}) bool {
+			return n.Name == "ios_missed"
+		}) {
+			t.Errorf("%s: ios_missed not planned:\n%s", tc.query, out)
+		}
 	}
 }

@@ -225,15 +225,10 @@ var shippedEnv = []string{
 	"RINGSIDE_NOTIFY_TOKEN", "RINGSIDE_ADMIN_TOKEN",
 }
 
-// The example tests shipped beside config.hcl pass against it and against
-// dist/config.hcl, with or without push credentials in the environment;
-// testdata/routetest/shipped holds what each setting does besides.
-func TestRouteTestShippedConfigs(t *testing.T) {
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	shipped := filepath.Join(testdataDir, "routetest", "shipped")
+// shippedCredentials is an environment that enables every notifier of
+// the shipped configs, with credentials the plugins accept (made here).
+func shippedCredentials(t *testing.T) map[string]string {
+	t.Helper()
 	creds := t.TempDir()
 	key, err := fakes.NewAPNs(fakes.APNsOptions{}).WriteP8(creds)
 	if err != nil {
@@ -243,18 +238,30 @@ func TestRouteTestShippedConfigs(t *testing.T) {
 	if err := os.WriteFile(account, fakes.NewFCM(fakes.FCMOptions{}).ServiceAccount("http://127.0.0.1:9/token"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return map[string]string{
+		"APNS_KEY_ID": fakes.APNsKeyID, "APNS_TEAM_ID": fakes.APNsTeamID, "APNS_KEY_FILE": key,
+		"APNS_TOPIC": "com.example.planet.voip", "FCM_CREDENTIALS": account,
+		"TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef", "TWILIO_AUTH_TOKEN": "twilio-auth-token",
+		"TWILIO_FROM": "+15005550006",
+	}
+}
+
+// The example tests shipped beside config.hcl pass against it and against
+// dist/config.hcl, with or without push credentials in the environment;
+// testdata/routetest/shipped holds what each setting does besides.
+func TestRouteTestShippedConfigs(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped := filepath.Join(testdataDir, "routetest", "shipped")
 	for _, setting := range []struct {
 		name  string
 		env   map[string]string
 		tests string
 	}{
 		{"without credentials", nil, "defaults.test.hcl"},
-		{"with credentials", map[string]string{
-			"APNS_KEY_ID": fakes.APNsKeyID, "APNS_TEAM_ID": fakes.APNsTeamID, "APNS_KEY_FILE": key,
-			"APNS_TOPIC": "com.example.planet.voip", "FCM_CREDENTIALS": account,
-			"TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef", "TWILIO_AUTH_TOKEN": "twilio-auth-token",
-			"TWILIO_FROM": "+15005550006",
-		}, "credentials.test.hcl"},
+		{"with credentials", shippedCredentials(t), "credentials.test.hcl"},
 	} {
 		for _, config := range []string{"config.hcl", filepath.Join("dist", "config.hcl")} {
 			t.Run(setting.name+"/"+config, func(t *testing.T) {

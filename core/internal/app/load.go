@@ -273,7 +273,7 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 
 	routes := make([]*route.Route, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {
-		routes = append(routes, &route.Route{Name: r.Name, When: r.When, Notify: r.Notify, Fallback: r.Fallback, Continue: r.Continue})
+		routes = append(routes, &route.Route{Name: r.Name, On: r.On, When: r.When, Users: r.Users, Rung: r.Rung, Notify: r.Notify, Fallback: r.Fallback, Continue: r.Continue})
 	}
 	rt.Routes = route.New(routes, func(name string) bool { return rt.Notifiers[name] != nil })
 	rt.report(opt)
