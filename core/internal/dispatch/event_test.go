@@ -46,7 +46,11 @@ func TestCallEventStopsRetriesAndFallback(t *testing.T) {
 	if ans, _ := d.Accept(ctx, c, true); ans.Status != callback.StatusAccepted {
 		t.Fatalf("notify: got %+v", ans)
 	}
-	eventually(t, func() bool { f.plugins["ios"].mu.Lock(); defer f.plugins["ios"].mu.Unlock(); return f.plugins["ios"].calls >= 2 })
+	eventually(t, func() bool {
+		f.plugins["ios"].mu.Lock()
+		defer f.plugins["ios"].mu.Unlock()
+		return f.plugins["ios"].calls >= 2
+	})
 	ans, err := d.Accept(ctx, callEnded(c, 77, 0), true)
 	if err != nil || ans.Status != callback.StatusUnrouted {
 		t.Fatalf("call event: got %+v, %v; want unrouted (no route for canceled)", ans, err)
