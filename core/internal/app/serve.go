@@ -205,18 +205,25 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	callEvt, groupEvt := &swapHandler{}, &swapHandler{}
 	callEvt.set(eventHandler(notifyHandler(cfg, disp, metrics, log, &inFlight), callback.KindCallEvent))
 	groupEvt.set(eventHandler(notifyHandler(cfg, disp, metrics, log, &inFlight), callback.KindGroupCallEvent))
-	var notifyCB http.Handler = closingGuard(&closing, notify)
-	if tr.Enabled() { // the middleware costs a few % of CPU even with a no-op provider
-		notifyCB = otelhttp.NewHandler(notifyCB, "notify_cb",
+	// traced wraps a callback's handler in a server span; the middleware
+	// costs a few % of CPU even with a no-op provider, so only when tracing.
+	traced := func(h http.Handler, operation, path string) http.Handler {
+		h = closingGuard(&closing, h)
+		if !tr.Enabled() {
+			return h
+		}
+		return otelhttp.NewHandler(h, operation,
 			otelhttp.WithTracerProvider(tr.Provider),
-			otelhttp.WithSpanNameFormatter(func(string, *http.Request) string { return "GET " + cfg.Server.NotifyPath }),
+			otelhttp.WithSpanNameFormatter(func(string, *http.Request) string { return "GET " + path }),
 			otelhttp.WithFilter(func(r *http.Request) bool { return !closing.Load() }),
 		)
 	}
+	notifyCB := traced(notify, "notify_cb", cfg.Server.NotifyPath)
 	// Not a ServeMux: it would redirect //notify_cb to notify_cb before
 	// the source and token checks; any other path is a JSON 404.
-	public := eventPaths(cfg, callback.OnlyPath(cfg.Server.NotifyPath, notifyCB),
-		closingGuard(&closing, callEvt), closingGuard(&closing, groupEvt))
+	callEvtCB := traced(callEvt, "call_event", cfg.Server.CallEventPath)
+	groupEvtCB := traced(groupEvt, "group_call_event", cfg.Server.GroupCallEventPath)
+	public := eventPaths(cfg, callback.OnlyPath(cfg.Server.NotifyPath, notifyCB), callEvtCB, groupEvtCB)
 	// durable is nil while what ringside accepts survives a restart: the
 	// directory's writes and, when on, the journal's. Both are atomic loads.
 	durable := func() error {
