@@ -107,7 +107,7 @@ func evalUsers(r *route.Route, pl *planning) ([][2]string, error) {
 
 func user(v cty.Value) ([2]string, error) {
 	ty := v.Type()
-	if v.IsNull() || !(ty.IsObjectType() || ty.IsMapType()) {
+	if v.IsNull() || !v.IsWhollyKnown() || !(ty.IsObjectType() || ty.IsMapType()) {
 		return [2]string{}, errors.New("not an object with service_id and user_id")
 	}
 	var u [2]string
@@ -115,9 +115,11 @@ func user(v cty.Value) ([2]string, error) {
 		if (ty.IsObjectType() && !ty.HasAttribute(name)) || (ty.IsMapType() && !v.HasIndex(cty.StringVal(name)).True()) {
 			return u, fmt.Errorf("has no %s", name)
 		}
-		f := v.Index(cty.StringVal(name))
+		var f cty.Value
 		if ty.IsObjectType() {
 			f = v.GetAttr(name)
+		} else {
+			f = v.Index(cty.StringVal(name))
 		}
 		if f.IsNull() || f.Type() != cty.String || f.AsString() == "" {
 			return u, fmt.Errorf("%s is not a non-empty string", name)

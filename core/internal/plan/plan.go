@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -264,7 +265,9 @@ func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalCont
 			if routeDevices, err = p.others(ctx, pl, r); err != nil {
 				var we *route.WhenError
 				if errors.As(err, &we) {
+					// As a failing when: the route does not match.
 					plan.WhenErrors = append(plan.WhenErrors, we)
+					plan.Routes = slices.DeleteFunc(plan.Routes, func(name string) bool { return name == r.Name })
 					continue
 				}
 				return nil, err
@@ -294,6 +297,10 @@ func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalCont
 			}
 			plan.Disabled = append(plan.Disabled, d)
 		}
+	}
+	if len(plan.Routes) == 0 {
+		plan.Status = callback.StatusUnrouted
+		return plan, nil
 	}
 	plan.Unserved = pl.unserved()
 	for _, d := range plan.Deliveries {
