@@ -401,7 +401,9 @@ func Data(d *sdk.Delivery) (map[string]string, error) {
 			data[kv[0]] = kv[1]
 		}
 	}
-	data["cc_param"] = d.Call.Param
+	if d.Call.Param != "" { // an event (a call's end) has no param
+		data["cc_param"] = d.Call.Param
+	}
 	data["sid"] = d.Call.SID
 	return data, nil
 }
