@@ -56,14 +56,15 @@ func (d *Dispatcher) deliver(ctx context.Context, j *job, dl *plan.Delivery) res
 			}
 			d.log.WarnContext(ctx, "delivery failed; retrying until its deadline", append(attrs, "reason", left.reason)...)
 		}
-		if context.Cause(ctx) == errCallEnded {
+		if a.Number == 1 && !j.watch(cancel) || j.stopped.Load() {
+			// The call ended: what is left no longer matters.
 			d.count(r.final, n, "ended", left.n)
 			d.ended(j, dl, left)
 			return r
 		}
 		wait := d.wait(a.Number, left.after)
 		if d.now().Add(wait).After(dl.Deadline) || !delivery.Sleep(ctx, wait) {
-			if context.Cause(ctx) == errCallEnded {
+			if j.stopped.Load() {
 				d.count(r.final, n, "ended", left.n)
 				d.ended(j, dl, left)
 				return r

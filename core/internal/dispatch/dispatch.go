@@ -329,9 +329,12 @@ type job struct {
 	timer     *time.Timer
 	done      bool
 	// stopped is set when a Call Event ended the call: no fallback
-	// starts, and cancel (made by start) stops the deliveries.
-	stopped bool
-	cancel  context.CancelCauseFunc
+	// starts, and the deliveries retrying (cancels) stop. A job is in the
+	// sid index (indexed) only while it has something a Call Event could
+	// stop: a fallback pending, or a delivery retrying.
+	stopped atomic.Bool
+	cancels []context.CancelFunc
+	indexed bool
 }
 
 // routeState tracks one matched route, for fallback after delivery.
@@ -365,12 +368,8 @@ func (d *Dispatcher) newJob(key string, p *plan.Plan) *job {
 // start launches the active deliveries and the fallback timer. The job's
 // slot in d.jobs is taken already (Accept admits, Resume adds).
 func (j *job) start(ctx context.Context) {
-	ctx, j.cancel = context.WithCancelCause(ctx)
 	j.ctx = ctx
 	d := j.d
-	if j.plan.Call.Kind == callback.KindNotify {
-		d.sids.add(j, d.now())
-	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for route, rs := range j.routes {
@@ -391,6 +390,9 @@ func (j *job) start(ctx context.Context) {
 		if rs.notifyLeft == 0 && !rs.delivered {
 			j.fallBack(ctx, route, rs, "failed")
 		}
+	}
+	if j.hasFallback() {
+		j.indexLocked()
 	}
 	if after := j.fallbackAfter(); after > 0 && j.hasFallback() {
 		wait := j.plan.Call.Received.Add(after).Sub(d.now())
@@ -484,7 +486,7 @@ func (j *job) fallbackDue(ctx context.Context) {
 
 // fallBack starts the route's fallback deliveries once; j.mu is held.
 func (j *job) fallBack(ctx context.Context, route string, rs *routeState, reason string) {
-	if rs.fellBack || len(rs.fallback) == 0 || j.stopped {
+	if rs.fellBack || len(rs.fallback) == 0 || j.stopped.Load() {
 		return
 	}
 	rs.fellBack = true
@@ -519,17 +521,16 @@ func (j *job) finishLocked() {
 	if d.journal != nil {
 		d.journal.Finish(j.key)
 	}
-	if j.cancel != nil {
-		j.cancel(nil)
-	}
 	outcome := calllog.OutcomeNotDelivered
 	for _, rs := range j.routes {
 		if rs.delivered {
 			outcome = calllog.OutcomeDelivered
 		}
 	}
-	if j.plan.Call.Kind == callback.KindNotify {
+	if j.indexed {
 		d.sids.remove(j)
+	}
+	if j.plan.Call.Kind == callback.KindNotify {
 		j.log.End(outcome)
 	}
 	if !d.log.Enabled(j.ctx, slog.LevelInfo) {

@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"errors"
 	"hash/maphash"
 	"slices"
 	"sync"
@@ -13,11 +12,6 @@ import (
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/plan"
 )
-
-// errCallEnded is the cause a job's deliveries are cancelled with when a
-// Call Event says the call ended: what is left is recorded as ended, not
-// as failed or expired.
-var errCallEnded = errors.New("the call ended")
 
 // RungKeep is how long after a notify callback ringside remembers the
 // devices it rang for the sid (for a call_event route with rung = true,
@@ -202,15 +196,38 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
+// indexLocked puts a notify job in the sid index, once, so that a Call
+// Event can stop it; j.mu is held.
+func (j *job) indexLocked() {
+	if j.indexed || j.plan.Call.Kind != callback.KindNotify {
+		return
+	}
+	j.indexed = true
+	j.d.sids.add(j, j.d.now())
+}
+
+// watch lets a Call Event stop a delivery that is about to retry: cancel
+// is the delivery's. It reports false when the call ended already.
+func (j *job) watch(cancel context.CancelFunc) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.stopped.Load() {
+		return false
+	}
+	j.cancels = append(j.cancels, cancel)
+	j.indexLocked()
+	return true
+}
+
 // stop ends the job's deliveries because the call ended: retries in
 // progress are cancelled and fallbacks not started never start.
 func (j *job) stop() {
 	j.mu.Lock()
-	if j.done || j.stopped {
+	if j.done || j.stopped.Load() {
 		j.mu.Unlock()
 		return
 	}
-	j.stopped = true
+	j.stopped.Store(true)
 	if j.timer != nil {
 		j.timer.Stop()
 	}
@@ -220,10 +237,10 @@ func (j *job) stop() {
 			j.log.Add(calllog.Event{Type: calllog.EventEnded, Route: route, Outcome: "ended", Reason: "the call ended before fallback was needed"}, "")
 		}
 	}
-	cancel := j.cancel
+	cancels := j.cancels
 	j.mu.Unlock()
-	if cancel != nil {
-		cancel(errCallEnded)
+	for _, cancel := range cancels {
+		cancel()
 	}
 }
 

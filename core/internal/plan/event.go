@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	"go.opentelemetry.io/otel/attribute"
 
@@ -29,15 +30,14 @@ func needsCallee(matched []*route.Route) bool {
 // users its users expression names. A users expression that fails is a
 // *route.WhenError: the route does not match. Each device's owner is
 // recorded in the plan, for pruning.
-func (p *Planner) others(ctx context.Context, pl *planning, r *route.Route) ([]directory.Device, error) {
-	plan := pl.plan
+func (p *Planner) others(ctx context.Context, plan *Plan, callCtx func() *hcl.EvalContext, r *route.Route) ([]directory.Device, error) {
 	var owned []Owned
 	if r.Rung {
 		if p.Rung != nil {
 			owned = p.Rung(plan.Call.SID)
 		}
 	} else {
-		users, err := evalUsers(r, pl)
+		users, err := evalUsers(r, callCtx)
 		if err != nil {
 			return nil, &route.WhenError{Route: r.Name, Err: err}
 		}
@@ -66,15 +66,14 @@ func (p *Planner) others(ctx context.Context, pl *planning, r *route.Route) ([]d
 		}
 		plan.Owners[k] = o
 		out = append(out, o.Device)
-		pl.devices = append(pl.devices, o.Device)
 	}
 	return out, nil
 }
 
 // evalUsers evaluates a route's users: one {service_id, user_id} object or
 // a list of them, at most MaxUsers, each id non-empty.
-func evalUsers(r *route.Route, pl *planning) ([][2]string, error) {
-	v, diags := r.Users.Value(pl.callCtx())
+func evalUsers(r *route.Route, callCtx func() *hcl.EvalContext) ([][2]string, error) {
+	v, diags := r.Users.Value(callCtx())
 	if diags.HasErrors() {
 		return nil, fmt.Errorf("users: %w", diags)
 	}

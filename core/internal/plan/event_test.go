@@ -89,8 +89,7 @@ func TestEvalUsersShapes(t *testing.T) {
 	} {
 		r := &route.Route{Name: "r", On: callback.KindGroupCallEvent, Users: expr(t, tc.src)}
 		c := groupEvent(nil)
-		pl := &planning{plan: &Plan{Call: c}, callCtx: func() *hcl.EvalContext { return callexpr.Context(c) }}
-		_, err := evalUsers(r, pl)
+		_, err := evalUsers(r, func() *hcl.EvalContext { return callexpr.Context(c) })
 		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: got %v; want %q", tc.src, err, tc.want)
 		}

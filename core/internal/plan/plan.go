@@ -258,11 +258,12 @@ func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalCont
 	}
 
 	pl := &planning{plan: plan, devices: devices, seen: map[string]*Delivery{}, rung: map[[2]string]bool{}, callCtx: callCtx}
+	var others []directory.Device // looked up by event routes' users or rung
 	for _, r := range matched {
 		routeDevices := devices
 		if r.Rung || r.Users != nil {
 			var err error
-			if routeDevices, err = p.others(ctx, pl, r); err != nil {
+			if routeDevices, err = p.others(ctx, plan, pl.callCtx, r); err != nil {
 				var we *route.WhenError
 				if errors.As(err, &we) {
 					// As a failing when: the route does not match.
@@ -272,6 +273,7 @@ func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalCont
 				}
 				return nil, err
 			}
+			others = append(others, routeDevices...)
 		}
 		reached := false
 		for _, name := range r.Notify {
@@ -302,7 +304,7 @@ func (p *Planner) Plan(ctx context.Context, c *callback.Call, ectx *hcl.EvalCont
 		plan.Status = callback.StatusUnrouted
 		return plan, nil
 	}
-	plan.Unserved = pl.unserved()
+	plan.Unserved = pl.unserved(pl.devices, others)
 	for _, d := range plan.Deliveries {
 		if d.Active {
 			plan.Reachable = true
@@ -348,13 +350,15 @@ func (p *Planner) needsDevices(matched []*route.Route) (enabled, disabled bool) 
 // unserved returns the devices looked up that no planned delivery got: a
 // fallback that was not needed still serves its devices, a notifier that
 // did not render serves none. It allocates only when a device is unserved.
-func (pl *planning) unserved() []directory.Device {
+func (pl *planning) unserved(lists ...[]directory.Device) []directory.Device {
 	var out []directory.Device
-	for _, dev := range pl.devices {
-		if pl.rung[[2]string{dev.Kind, dev.Token}] || pl.idleServes(dev) {
-			continue
+	for _, list := range lists {
+		for _, dev := range list {
+			if pl.rung[[2]string{dev.Kind, dev.Token}] || pl.idleServes(dev) {
+				continue
+			}
+			out = append(out, dev)
 		}
-		out = append(out, dev)
 	}
 	return out
 }
