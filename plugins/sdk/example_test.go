@@ -174,3 +174,33 @@ func ExampleHTTPClient() {
 	fmt.Println(client != nil)
 	// Output: true
 }
+
+// Configure's ctx tells which template attributes the notifier block sets,
+// so that a template the plugin's settings need, or make useless, is
+// reported by `ringside validate` at its line rather than at the first
+// delivery. Only a host that tells is believed (TemplatesKnown): Deliver
+// keeps its own check on Delivery.Templates.
+func ExampleTemplateSet() {
+	check := func(ctx context.Context, kind string) sdk.Diagnostics {
+		var diags sdk.Diagnostics
+		if !sdk.TemplatesKnown(ctx) {
+			return diags
+		}
+		if kind == "alert" && !sdk.TemplateSet(ctx, "message") {
+			diags.AddAttributeError("kind", `alert pages need message, the text shown: add message = "…"`)
+		}
+		if kind == "silent" && sdk.TemplateSet(ctx, "message") {
+			diags.AddAttributeWarning("message", "ignored for kind silent")
+		}
+		return diags
+	}
+	// In Configure, ctx comes from the SDK; a test makes one with
+	// ContextWithBlock.
+	fmt.Println(check(sdk.ContextWithBlock(context.Background(), sdk.Block{}), "alert"))
+	fmt.Println(check(sdk.ContextWithBlock(context.Background(), sdk.Block{Templates: []string{"message"}}), "silent"))
+	fmt.Println(len(check(context.Background(), "alert")))
+	// Output:
+	// error: kind: alert pages need message, the text shown: add message = "…"
+	// warning: message: ignored for kind silent
+	// 0
+}

@@ -34,6 +34,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -59,12 +60,14 @@ type Info struct {
 // int, int64, float64, time.Duration (a Go duration string in HCL),
 // []string and map[string]string. A template field is a string expression
 // over `call` that the host renders for each callback: it is left empty at
-// Configure and read with Delivery.Template.
+// Configure (TemplateSet tells whether the block sets it) and read with
+// Delivery.Template.
 type Plugin[C any] interface {
 	// Configure receives the notifier block's decoded attributes once, before
 	// any delivery, and returns what is wrong with them, each finding
 	// pointing at its attribute (see Diagnostics). With no error among
-	// them (warnings only, or nothing) the plugin is configured.
+	// them (warnings only, or nothing) the plugin is configured. Its ctx
+	// tells which template attributes the block sets (TemplateSet).
 	Configure(ctx context.Context, cfg C) Diagnostics
 	// Deliver makes one attempt to deliver d to dev and returns the
 	// provider's message id on success. It may be called concurrently.
@@ -217,4 +220,55 @@ func Classify(err error) (de DeliveryError, ok bool) {
 		return DeliveryError{Class: e.Class, After: e.After, At: e.At, Err: err}, true
 	}
 	return DeliveryError{Class: ClassRetry, Err: err}, true
+}
+
+// Block is what the host tells Configure about the notifier block beyond
+// its plugin attributes. Configure reads it from its ctx with TemplateSet,
+// PayloadKeySet and TemplatesKnown.
+type Block struct {
+	// Templates names the template attributes the block sets (their values
+	// are rendered per call, and Configure's cfg leaves them empty).
+	Templates []string
+	// PayloadKeys names the keys the block's payload adds (not the keys
+	// ringside sets in every payload).
+	PayloadKeys []string
+}
+
+// blockKey is the context key of the Block Configure's ctx carries.
+type blockKey struct{}
+
+// ContextWithBlock returns ctx carrying b, as the ctx the SDK passes to
+// Configure when the host described the block: for tests that call a
+// plugin's Configure in-process (sdktest's Configure helpers take the
+// same description as options).
+func ContextWithBlock(ctx context.Context, b Block) context.Context {
+	return context.WithValue(ctx, blockKey{}, b)
+}
+
+// TemplatesKnown reports whether Configure's ctx says which template
+// attributes and payload keys the notifier block sets. A ringside host
+// older than the protocol's ConfigureRequest.templates tells nothing, and
+// TemplateSet and PayloadKeySet are then false for every name: a check
+// that an attribute is set belongs in Configure only when TemplatesKnown,
+// and in Deliver (on Delivery.Templates) either way.
+func TemplatesKnown(ctx context.Context) bool {
+	_, ok := ctx.Value(blockKey{}).(Block)
+	return ok
+}
+
+// TemplateSet reports whether the notifier block sets the template
+// attribute name. Call it with Configure's ctx, e.g. to refuse a block
+// without a template its other attributes need, or to warn about one they
+// make useless; see TemplatesKnown for hosts that do not tell.
+func TemplateSet(ctx context.Context, name string) bool {
+	b, _ := ctx.Value(blockKey{}).(Block)
+	return slices.Contains(b.Templates, name)
+}
+
+// PayloadKeySet reports whether the notifier block's payload adds the key
+// key. Call it with Configure's ctx; see TemplatesKnown for hosts that do
+// not tell.
+func PayloadKeySet(ctx context.Context, key string) bool {
+	b, _ := ctx.Value(blockKey{}).(Block)
+	return slices.Contains(b.PayloadKeys, key)
 }

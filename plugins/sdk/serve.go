@@ -141,6 +141,9 @@ func (s *server[C]) Configure(ctx context.Context, req *pluginpb.ConfigureReques
 			resp, err = &pluginpb.ConfigureResponse{Errors: []*pluginpb.AttributeError{{Message: fmt.Sprintf("plugin panic: %v", r)}}}, nil
 		}
 	}()
+	if req.GetTemplatesKnown() {
+		ctx = ContextWithBlock(ctx, Block{Templates: req.GetTemplates(), PayloadKeys: req.GetPayloadKeys()})
+	}
 	diags = s.p.Configure(ctx, v.Interface().(C))
 	if !diags.HasError() {
 		s.configured.Store(true)

@@ -450,3 +450,78 @@ func TestReasonText(t *testing.T) {
 		t.Errorf("outcome reason %q is not valid UTF-8", o.Reason)
 	}
 }
+
+// blockProbe is a test plugin whose Configure records what its ctx says
+// about the notifier block.
+type blockProbe struct {
+	mu   sync.Mutex
+	seen string
+}
+
+func (p *blockProbe) Configure(ctx context.Context, _ fakeConfig) Diagnostics {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seen = describeBlock(ctx)
+	return nil
+}
+
+func (p *blockProbe) Deliver(context.Context, *Delivery, Device) (string, error) { return "", nil }
+
+// describeBlock says what TemplatesKnown, TemplateSet and PayloadKeySet
+// answer on ctx for a few names.
+func describeBlock(ctx context.Context) string {
+	return fmt.Sprintf("known=%v body=%v title=%v aps=%v badge=%v", TemplatesKnown(ctx),
+		TemplateSet(ctx, "body"), TemplateSet(ctx, "title"), PayloadKeySet(ctx, "aps"), PayloadKeySet(ctx, "badge"))
+}
+
+// Configure's ctx says which template attributes and payload keys the
+// block sets when the host told, and that it does not know when the host
+// did not (an older host).
+func TestConfigureTemplates(t *testing.T) {
+	tests := []struct {
+		name string
+		req  *pluginpb.ConfigureRequest
+		want string
+	}{
+		{"an older host tells nothing", &pluginpb.ConfigureRequest{},
+			"known=false body=false title=false aps=false badge=false"},
+		{"none set", &pluginpb.ConfigureRequest{TemplatesKnown: true},
+			"known=true body=false title=false aps=false badge=false"},
+		{"body and aps set", &pluginpb.ConfigureRequest{TemplatesKnown: true, Templates: []string{"body", "collapse_id"}, PayloadKeys: []string{"aps"}},
+			"known=true body=true title=false aps=true badge=false"},
+		{"names without templates_known are not believed", &pluginpb.ConfigureRequest{Templates: []string{"body"}},
+			"known=false body=false title=false aps=false badge=false"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &blockProbe{}
+			c := connect(t, p)
+			tc.req.Notifier, tc.req.ConfigJson = "n", []byte(`{"url":"https://x"}`)
+			resp, err := c.Configure(t.Context(), tc.req)
+			if err != nil || len(resp.Errors) > 0 {
+				t.Fatalf("Configure: %v, %v", resp.GetErrors(), err)
+			}
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if p.seen != tc.want {
+				t.Errorf("got %s; want %s", p.seen, tc.want)
+			}
+		})
+	}
+}
+
+// ContextWithBlock makes the ctx Configure gets from a host that tells,
+// for in-process tests; a plain ctx knows nothing.
+func TestContextWithBlock(t *testing.T) {
+	if got, want := describeBlock(context.Background()), "known=false body=false title=false aps=false badge=false"; got != want {
+		t.Errorf("plain ctx: got %s; want %s", got, want)
+	}
+	ctx := ContextWithBlock(context.Background(), Block{})
+	if got, want := describeBlock(ctx), "known=true body=false title=false aps=false badge=false"; got != want {
+		t.Errorf("empty block: got %s; want %s", got, want)
+	}
+	ctx = ContextWithBlock(context.Background(), Block{Templates: []string{"title"}, PayloadKeys: []string{"badge"}})
+	if got, want := describeBlock(ctx), "known=true body=false title=true aps=false badge=true"; got != want {
+		t.Errorf("title and badge: got %s; want %s", got, want)
+	}
+}

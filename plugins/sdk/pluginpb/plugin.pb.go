@@ -476,7 +476,19 @@ type ConfigureRequest struct {
 	// config_json is a JSON object of the block's plugin attributes (template
 	// attributes excluded): strings, numbers, bools, durations as Go duration
 	// strings, lists and maps of strings. Absent optional attributes are absent.
-	ConfigJson    []byte `protobuf:"bytes,2,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	ConfigJson []byte `protobuf:"bytes,2,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	// templates names the template attributes the notifier block sets, sorted,
+	// so that Configure can tell a missing one (such as the body an alert
+	// needs) or one the plugin's other attributes make useless; their values
+	// are rendered per call and come in DeliverRequest.templates.
+	Templates []string `protobuf:"bytes,3,rep,name=templates,proto3" json:"templates,omitempty"`
+	// templates_known: the host fills templates and payload_keys. Hosts before
+	// these fields send neither, and a plugin then cannot tell what the block
+	// sets.
+	TemplatesKnown bool `protobuf:"varint,4,opt,name=templates_known,json=templatesKnown,proto3" json:"templates_known,omitempty"`
+	// payload_keys names the keys the notifier block's payload adds, in file
+	// order (not the keys ringside sets in every payload).
+	PayloadKeys   []string `protobuf:"bytes,5,rep,name=payload_keys,json=payloadKeys,proto3" json:"payload_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -521,6 +533,27 @@ func (x *ConfigureRequest) GetNotifier() string {
 func (x *ConfigureRequest) GetConfigJson() []byte {
 	if x != nil {
 		return x.ConfigJson
+	}
+	return nil
+}
+
+func (x *ConfigureRequest) GetTemplates() []string {
+	if x != nil {
+		return x.Templates
+	}
+	return nil
+}
+
+func (x *ConfigureRequest) GetTemplatesKnown() bool {
+	if x != nil {
+		return x.TemplatesKnown
+	}
+	return false
+}
+
+func (x *ConfigureRequest) GetPayloadKeys() []string {
+	if x != nil {
+		return x.PayloadKeys
 	}
 	return nil
 }
@@ -1497,11 +1530,14 @@ const file_plugin_proto_rawDesc = "" +
 	"\btemplate\x18\x04 \x01(\bR\btemplate\x12\x12\n" +
 	"\x04path\x18\x05 \x01(\bR\x04path\x12\x1c\n" +
 	"\tsensitive\x18\x06 \x01(\bR\tsensitive\x12 \n" +
-	"\vdescription\x18\a \x01(\tR\vdescription\"O\n" +
+	"\vdescription\x18\a \x01(\tR\vdescription\"\xb9\x01\n" +
 	"\x10ConfigureRequest\x12\x1a\n" +
 	"\bnotifier\x18\x01 \x01(\tR\bnotifier\x12\x1f\n" +
 	"\vconfig_json\x18\x02 \x01(\fR\n" +
-	"configJson\"O\n" +
+	"configJson\x12\x1c\n" +
+	"\ttemplates\x18\x03 \x03(\tR\ttemplates\x12'\n" +
+	"\x0ftemplates_known\x18\x04 \x01(\bR\x0etemplatesKnown\x12!\n" +
+	"\fpayload_keys\x18\x05 \x03(\tR\vpayloadKeys\"O\n" +
 	"\x11ConfigureResponse\x12:\n" +
 	"\x06errors\x18\x01 \x03(\v2\".ringside.plugin.v1.AttributeErrorR\x06errors\"b\n" +
 	"\x0eAttributeError\x12\x1c\n" +

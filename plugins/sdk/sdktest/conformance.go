@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -47,7 +48,9 @@ type Suite struct {
 	// (at least 3 for a plugin with a device kind; nil: made-up ones).
 	Tokens []string
 	// Templates are rendered template attributes for the well-formed
-	// deliveries (nil: every template attribute set to "sdktest").
+	// deliveries (nil: every template attribute set to "sdktest"); the
+	// plugin configured for them is told its block sets these (see
+	// sdk.TemplateSet).
 	Templates map[string]string
 	// TLS runs the fake providers over HTTPS with HTTP/2 (httptest's
 	// certificate, trusted by the plugin process through SSL_CERT_FILE when
@@ -165,6 +168,9 @@ func Conformance(t *testing.T, s Suite) {
 			}
 		}
 	}
+	// The well-formed deliveries' block sets their templates, and
+	// Configure is told so.
+	setTemplates := Templates(slices.Sorted(maps.Keys(templates))...)
 	devices := func(toks ...string) []sdk.Device {
 		if kind == "" {
 			return nil
@@ -274,7 +280,7 @@ func Conformance(t *testing.T, s Suite) {
 			}
 			checkAlive(t, p)
 		}
-		diags := p.Configure(t, valid)
+		diags := p.Configure(t, valid, setTemplates)
 		if diags.HasError() {
 			t.Fatalf("the valid configuration:\n%s", diags)
 		}
@@ -306,7 +312,7 @@ func Conformance(t *testing.T, s Suite) {
 		}
 	})
 
-	c.MustConfigure(t, valid)
+	c.MustConfigure(t, valid, setTemplates)
 
 	t.Run("unary deliver", func(t *testing.T) {
 		// Hosts older than DeliverStream make unary calls.
@@ -342,7 +348,7 @@ func Conformance(t *testing.T, s Suite) {
 		st := newStall(s.TLS)
 		defer st.close()
 		p := s.Start(t)
-		p.MustConfigure(t, s.Config(st.URL))
+		p.MustConfigure(t, s.Config(st.URL), setTemplates)
 		toks := tokens[:2]
 		usedTokens = append(usedTokens, toks...)
 

@@ -22,6 +22,10 @@
 //	c := sdktest.Start(t)
 //	c.MustConfigure(t, map[string]any{"url": srv.URL}) // or c.Configure, for its sdk.Diagnostics
 //	out := c.Deliver(t, sdktest.NewRequest(sdk.Device{Kind: "phone", Token: "+15005550006"}))
+//
+// Configure's options tell the plugin, as ringside does, what else the
+// notifier block sets: c.Configure(t, cfg, sdktest.Templates("body")) says
+// it sets the template attribute body (see sdk.TemplateSet).
 package sdktest
 
 import (
@@ -32,6 +36,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -249,11 +254,40 @@ func (c *Client) Schema(t testing.TB) []*pluginpb.Attribute {
 	return resp.GetAttributes()
 }
 
+// ConfigureOption describes the notifier block to Configure beyond its
+// plugin attributes, as ringside does.
+type ConfigureOption func(*sdk.Block)
+
+// Templates says the block sets the template attributes names: the
+// plugin's Configure then finds them with sdk.TemplateSet. Without
+// Templates or PayloadKeys, Configure is told nothing about the block, as
+// by a ringside older than the protocol's ConfigureRequest.templates (and
+// sdk.TemplatesKnown is false); with either, it is told the block sets
+// exactly those.
+func Templates(names ...string) ConfigureOption {
+	return func(b *sdk.Block) { b.Templates = append(b.Templates, names...) }
+}
+
+// PayloadKeys says the block's payload adds the keys keys: the plugin's
+// Configure then finds them with sdk.PayloadKeySet (see Templates).
+func PayloadKeys(keys ...string) ConfigureOption {
+	return func(b *sdk.Block) { b.PayloadKeys = append(b.PayloadKeys, keys...) }
+}
+
+// block applies opts; ok is false without any.
+func block(opts []ConfigureOption) (b sdk.Block, ok bool) {
+	for _, o := range opts {
+		o(&b)
+	}
+	return b, len(opts) > 0
+}
+
 // Configure sends cfg, which is JSON text (string or []byte) or any value
-// that encodes as a JSON object (such as map[string]any), and returns the
-// plugin's diagnostics (the SDK's decoding errors, or what the plugin's
-// Configure returned) as the host received them.
-func (c *Client) Configure(t testing.TB, cfg any) sdk.Diagnostics {
+// that encodes as a JSON object (such as map[string]any), with the block
+// opts describe, and returns the plugin's diagnostics (the SDK's decoding
+// errors, or what the plugin's Configure returned) as the host received
+// them.
+func (c *Client) Configure(t testing.TB, cfg any, opts ...ConfigureOption) sdk.Diagnostics {
 	t.Helper()
 	var js []byte
 	switch v := cfg.(type) {
@@ -267,7 +301,11 @@ func (c *Client) Configure(t testing.TB, cfg any) sdk.Diagnostics {
 			t.Fatalf("Configure: encode config: %v", err)
 		}
 	}
-	resp, err := c.RPC.Configure(rpcCtx(t), &pluginpb.ConfigureRequest{Notifier: "sdktest", ConfigJson: js})
+	req := &pluginpb.ConfigureRequest{Notifier: "sdktest", ConfigJson: js}
+	if b, ok := block(opts); ok {
+		req.TemplatesKnown, req.Templates, req.PayloadKeys = true, slices.Sorted(slices.Values(b.Templates)), b.PayloadKeys
+	}
+	resp, err := c.RPC.Configure(rpcCtx(t), req)
 	if err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
@@ -282,12 +320,17 @@ func (c *Client) Configure(t testing.TB, cfg any) sdk.Diagnostics {
 	return diags
 }
 
-// Configured configures p in-process with cfg and returns it, failing the
-// test on any diagnostic, warnings included: for tests that call a
-// plugin's methods directly, without a plugin process.
-func Configured[C any, P sdk.Plugin[C]](t testing.TB, p P, cfg C) P {
+// Configured configures p in-process with cfg and the block opts
+// describe, and returns it, failing the test on any diagnostic, warnings
+// included: for tests that call a plugin's methods directly, without a
+// plugin process.
+func Configured[C any, P sdk.Plugin[C]](t testing.TB, p P, cfg C, opts ...ConfigureOption) P {
 	t.Helper()
-	if diags := p.Configure(context.Background(), cfg); len(diags) > 0 {
+	ctx := context.Background()
+	if b, ok := block(opts); ok {
+		ctx = sdk.ContextWithBlock(ctx, b)
+	}
+	if diags := p.Configure(ctx, cfg); len(diags) > 0 {
 		t.Fatalf("Configure: %v", diags)
 	}
 	return p
@@ -295,9 +338,9 @@ func Configured[C any, P sdk.Plugin[C]](t testing.TB, p P, cfg C) P {
 
 // MustConfigure is Configure that fails the test on any error (warnings are
 // fine).
-func (c *Client) MustConfigure(t testing.TB, cfg any) {
+func (c *Client) MustConfigure(t testing.TB, cfg any, opts ...ConfigureOption) {
 	t.Helper()
-	if diags := c.Configure(t, cfg); diags.HasError() {
+	if diags := c.Configure(t, cfg, opts...); diags.HasError() {
 		t.Fatalf("Configure:\n%s", diags)
 	}
 }

@@ -37,8 +37,14 @@ type relay struct {
 	cfg     relayConfig
 }
 
-func (r *relay) Configure(_ context.Context, c relayConfig) sdk.Diagnostics {
+func (r *relay) Configure(ctx context.Context, c relayConfig) sdk.Diagnostics {
 	var diags sdk.Diagnostics
+	if sdk.TemplatesKnown(ctx) && !sdk.TemplateSet(ctx, "note") {
+		diags.AddAttributeWarning("url", "the block sets no note: each POST has an empty body")
+	}
+	if sdk.PayloadKeySet(ctx, "secret") {
+		diags.AddAttributeWarning("secret", "the payload has a secret key too")
+	}
 	if !strings.HasPrefix(c.URL, "http") {
 		if r.variant == "block-error" {
 			diags.AddError("url must be http")
@@ -52,7 +58,7 @@ func (r *relay) Configure(_ context.Context, c relayConfig) sdk.Diagnostics {
 		return diags
 	}
 	r.cfg = c
-	return nil
+	return diags
 }
 
 func (r *relay) Deliver(ctx context.Context, d *sdk.Delivery, dev sdk.Device) (string, error) {
@@ -222,6 +228,38 @@ func TestConfigured(t *testing.T) {
 	Configured(tb, &relay{}, relayConfig{URL: "ftp://x"})
 	if !strings.Contains(tb.fatal, "url") {
 		t.Errorf("got failure %q; want one naming url", tb.fatal)
+	}
+}
+
+// Configure's options tell the plugin which templates and payload keys
+// the block sets, through the process and in-process; without them it is
+// told nothing.
+func TestConfigureTemplates(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []ConfigureOption
+		want string // the diagnostics, "" for none
+	}{
+		{"told nothing", nil, ""},
+		{"note set", []ConfigureOption{Templates("note")}, ""},
+		{"nothing set", []ConfigureOption{Templates()}, "warning: url: the block sets no note: each POST has an empty body"},
+		{"payload keys alone", []ConfigureOption{PayloadKeys("secret")},
+			"warning: url: the block sets no note: each POST has an empty body\nwarning: secret: the payload has a secret key too"},
+		{"both", []ConfigureOption{PayloadKeys("a", "secret"), Templates("note")}, "warning: secret: the payload has a secret key too"},
+	}
+	c := Start(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want := tc.want
+			if got := c.Configure(t, map[string]any{"url": "http://x"}, tc.opts...).String(); got != want {
+				t.Errorf("through the process: got %q; want %q", got, want)
+			}
+			tb := &fatalTB{TB: t}
+			Configured(tb, &relay{}, relayConfig{URL: "http://x"}, tc.opts...)
+			if (tb.fatal == "") != (want == "") || !strings.Contains(tb.fatal, want) {
+				t.Errorf("in-process: got failure %q; want %q", tb.fatal, want)
+			}
+		})
 	}
 }
 
