@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/ringside/ringside/core/internal/callback"
 	"github.com/ringside/ringside/core/internal/calllog"
 	"github.com/ringside/ringside/core/internal/delivery"
+	"github.com/ringside/ringside/core/internal/journal"
 	"github.com/ringside/ringside/core/internal/route"
 	"github.com/ringside/ringside/core/internal/telemetry"
 )
@@ -142,5 +144,55 @@ func eventually(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 5s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// An event's deliveries are journaled with its query, and a restart
+// resumes them as the same event: parsed again, its payload kept, and a
+// repeat of the event a duplicate.
+func TestJournalResumesAnEvent(t *testing.T) {
+	f := newFixture(t)
+	f.put(t, "apns", t0, "a1")
+	f.plugins["hook"].answer = answerAll(delivery.Retry)
+	f.notifiers["hook"].TTL = 50 * time.Millisecond
+	routes := []*route.Route{{Name: "missed", On: callback.KindCallEvent, When: expr(t, `call.outcome == "missed"`), Notify: []string{"hook"}}}
+	jr := &fakeJournal{}
+	d := New(Options{Planner: f.planner(routes...), Journal: jr, Backoff: Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond}})
+	now := time.Now().UTC().Truncate(time.Second)
+	query := "sid=151ad995-749c-4a28-893f-636700469db1&from_service_id=linecorp.com&from_user_id=9286&to_service_id=planetkit&to_user_id=2809&type=V&terminate=18&duration=0&setup_time=" + strconv.FormatInt(now.Unix(), 10)
+	ev, _, err := callback.ParseEvent(callback.KindCallEvent, query, 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ans, err := d.Accept(context.Background(), ev, true); err != nil || ans.Status != callback.StatusAccepted {
+		t.Fatalf("got %+v, %v", ans, err)
+	}
+	_ = d.Wait(context.Background())
+	if len(jr.appended) != 1 {
+		t.Fatalf("journal: %d appended; want 1", len(jr.appended))
+	}
+	var key string
+	for k := range jr.appended {
+		key = k
+	}
+	g := newFixture(t)
+	d2 := New(Options{Planner: g.planner(routes...), Journal: &fakeJournal{}})
+	// The entry's deadline is moved on, as if the restart came at once.
+	data := bytes.ReplaceAll(jr.appended[key], []byte(ev.Received.Add(50*time.Millisecond).Format(time.RFC3339Nano)), []byte(time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)))
+	if n := d2.Resume(context.Background(), []journal.Entry{{Key: key, Data: data}}); n != 1 {
+		t.Fatalf("resumed %d; want 1", n)
+	}
+	_ = d2.Wait(context.Background())
+	p := g.plugins["hook"]
+	if p.calls != 1 {
+		t.Fatalf("resumed webhook deliveries: %d; want 1", p.calls)
+	}
+	req := p.reqs[0]
+	if req.Call.Kind != callback.KindCallEvent || req.Call.End == nil || req.Call.End.Terminate != 18 || !req.Call.End.SetupTime.Equal(now) ||
+		!bytes.Contains(req.Payload, []byte(`"event":"call_end"`)) {
+		t.Errorf("resumed as %+v, end %+v, payload %s", req.Call, req.Call.End, req.Payload)
+	}
+	if ans, _ := d2.Accept(context.Background(), ev, true); ans.Status != callback.StatusDuplicate {
+		t.Errorf("the event again after resume: got %s; want duplicate", ans.Status)
 	}
 }
