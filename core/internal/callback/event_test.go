@@ -496,22 +496,7 @@ func TestParseEventInvalid(t *testing.T) {
 			if err == nil {
 				t.Fatalf("ParseEvent = %+v, nil; want error on %s", c, tc.field)
 			}
-			if c != nil {
-				t.Errorf("Call = %+v; want nil with an error", c)
-			}
-			var fe *FieldError
-			if !errors.As(err, &fe) {
-				t.Fatalf("error %T %v; want *FieldError", err, err)
-			}
-			if fe.Field != tc.field {
-				t.Errorf("Field = %q; want %q", fe.Field, tc.field)
-			}
-			if !strings.Contains(fe.Message, tc.message) {
-				t.Errorf("Message = %q; want it to contain %q", fe.Message, tc.message)
-			}
-			if tc.secret != "" && strings.Contains(err.Error(), tc.secret) {
-				t.Errorf("error %q contains the value %q", err, tc.secret)
-			}
+			checkFieldError(t, c, err, tc.field, tc.message, tc.secret)
 		})
 	}
 }

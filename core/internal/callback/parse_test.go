@@ -343,22 +343,7 @@ func TestParseInvalid(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Parse = %+v, nil; want error on %s", c, tc.field)
 			}
-			if c != nil {
-				t.Errorf("Call = %+v; want nil with an error", c)
-			}
-			var fe *FieldError
-			if !errors.As(err, &fe) {
-				t.Fatalf("error %T %v; want *FieldError", err, err)
-			}
-			if fe.Field != tc.field {
-				t.Errorf("Field = %q; want %q", fe.Field, tc.field)
-			}
-			if !strings.Contains(fe.Message, tc.message) {
-				t.Errorf("Message = %q; want it to contain %q", fe.Message, tc.message)
-			}
-			if tc.secret != "" && strings.Contains(err.Error(), tc.secret) {
-				t.Errorf("error %q contains the value %q", err, tc.secret)
-			}
+			checkFieldError(t, c, err, tc.field, tc.message, tc.secret)
 		})
 	}
 }
@@ -566,5 +551,27 @@ func BenchmarkParse(b *testing.B) {
 		if _, _, err := Parse(raw, 0, testNow); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// checkFieldError checks that a parse failed with a *FieldError naming
+// field, saying message, returning no Call and never quoting secret.
+func checkFieldError(t *testing.T, c *Call, err error, field, message, secret string) {
+	t.Helper()
+	if c != nil {
+		t.Errorf("Call = %+v; want nil with an error", c)
+	}
+	var fe *FieldError
+	if !errors.As(err, &fe) {
+		t.Fatalf("error %T %v; want *FieldError", err, err)
+	}
+	if fe.Field != field {
+		t.Errorf("Field = %q; want %q", fe.Field, field)
+	}
+	if !strings.Contains(fe.Message, message) {
+		t.Errorf("Message = %q; want it to contain %q", fe.Message, message)
+	}
+	if secret != "" && strings.Contains(err.Error(), secret) {
+		t.Errorf("error %q contains the value %q", err, secret)
 	}
 }
