@@ -236,7 +236,7 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 			}
 			rt.clients[n.Name] = pluginhost.SuperviseWith(r.client, js, supervisorHooks(opt.Metrics, n.Name), pluginhost.Checks{})
 			cctx, cancel := context.WithTimeout(spanCtx[i], opt.startTimeout())
-			attrErrs, err := r.client.Configure(cctx, n.Name, js)
+			attrErrs, err := r.client.ConfigureNotifier(cctx, n, js)
 			cancel()
 			if err != nil {
 				diags = append(diags, n.AttrDiagnostic("", "plugin configure: "+err.Error()))

@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"context"
+	"slices"
 
 	"github.com/ringside/ringside/core/internal/config"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
@@ -61,9 +62,36 @@ func attrType(t pluginpb.Type) config.AttrType {
 
 // Configure sends the notifier block's decoded attributes (a JSON object)
 // and returns the plugin's diagnostics about them; the error is for a
-// failed call.
+// failed call. It does not tell the plugin which template attributes and
+// payload keys the block sets, as a host before the protocol's
+// ConfigureRequest.templates did: the plugin then leaves its checks of
+// them to its deliveries. ConfigureNotifier tells.
 func (c *Client) Configure(ctx context.Context, notifier string, configJSON []byte) ([]Diagnostic, error) {
-	resp, err := c.rpc.Configure(ctx, &pluginpb.ConfigureRequest{Notifier: notifier, ConfigJson: configJSON})
+	return c.configure(ctx, &pluginpb.ConfigureRequest{Notifier: notifier, ConfigJson: configJSON})
+}
+
+// ConfigureNotifier is Configure for the notifier n, whose decoded
+// attributes configJSON holds, telling the plugin the names of the
+// template attributes n sets, sorted, and the keys its payload sets, in
+// file order: so that the plugin can refuse a block without a template it
+// needs, or warn about one it ignores, at load.
+func (c *Client) ConfigureNotifier(ctx context.Context, n *config.Notifier, configJSON []byte) ([]Diagnostic, error) {
+	templates := make([]string, 0, len(n.Templates))
+	for name := range n.Templates {
+		templates = append(templates, name)
+	}
+	slices.Sort(templates)
+	return c.configure(ctx, &pluginpb.ConfigureRequest{
+		Notifier:       n.Name,
+		ConfigJson:     configJSON,
+		Templates:      templates,
+		TemplatesKnown: true,
+		PayloadKeys:    n.PayloadKeys,
+	})
+}
+
+func (c *Client) configure(ctx context.Context, req *pluginpb.ConfigureRequest) ([]Diagnostic, error) {
+	resp, err := c.rpc.Configure(ctx, req)
 	if err != nil {
 		return nil, c.rpcError("configure", err)
 	}
