@@ -443,6 +443,26 @@ func (l *Log) Lookup(sid string) *Call {
 	return l.bySID[sid]
 }
 
+// Rang returns when the newest call with the sid was received and the
+// routes and notifiers ([route, notifier]) whose deliveries reached a
+// device (or the app) for it, each once; ok is false when the log does
+// not have the call.
+func (l *Log) Rang(sid string) (received time.Time, rang [][2]string, ok bool) {
+	c := l.Lookup(sid)
+	if c == nil {
+		return time.Time{}, nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.rec.Events {
+		k := [2]string{e.Route, e.Notifier}
+		if e.Type == EventAttempt && e.Outcome == "delivered" && !slices.Contains(rang, k) {
+			rang = append(rang, k)
+		}
+	}
+	return c.rec.Received, rang, true
+}
+
 // Ended records how the call with the sid ended, when the log has it.
 func (l *Log) Ended(sid string, end End) {
 	c := l.Lookup(sid)

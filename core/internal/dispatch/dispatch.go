@@ -50,6 +50,9 @@ type Dispatcher struct {
 	backoff Backoff
 	maxJobs atomic.Int64
 	sids    *sids
+	// keepRung is set while a route says rung = true: only then are the
+	// devices rung for each sid kept.
+	keepRung atomic.Bool
 
 	jobs atomic.Int64 // callbacks with deliveries not ended, or admitted
 	wg   sync.WaitGroup
@@ -167,6 +170,13 @@ func (d *Dispatcher) SetPlanner(p plan.Planner) {
 		p.Tracer = d.tracer
 	}
 	p.Rung = d.sids.Rung
+	keep := false
+	if p.Routes != nil {
+		for _, r := range p.Routes.Routes() {
+			keep = keep || r.Rung
+		}
+	}
+	d.keepRung.Store(keep)
 	d.planner.Store(&p)
 }
 
@@ -432,7 +442,7 @@ func (j *job) delivered(dl *plan.Delivery, token string) {
 	if j.d.journal != nil {
 		j.d.journal.Delivered(j.key, dl.Notifier.Name, token)
 	}
-	if j.plan.Call.Kind == callback.KindNotify && token != "" {
+	if j.plan.Call.Kind == callback.KindNotify && token != "" && j.d.keepRung.Load() {
 		for _, dev := range dl.Devices {
 			if dev.Token == token {
 				j.d.sids.rang(j, dl, dev, j.d.now())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,10 +15,10 @@ import (
 )
 
 // RungKeep is how long after a notify callback ringside remembers the
-// devices it rang for the sid (for a call_event route with rung = true,
-// and for outcomes by notifier): a call that is not answered ends within
-// its ring window, so its Call Event comes well inside it.
-const RungKeep = 10 * time.Minute
+// devices it rang for the sid, when a call_event route says rung = true: a
+// call that is not answered ends within its ring window (60 s at most), so
+// its Call Event comes well inside it.
+const RungKeep = 2 * time.Minute
 
 // sids indexes by sid the calls ringside is ringing or rang lately: the
 // jobs still delivering (a Call Event stops them) and the devices rung
@@ -76,6 +77,8 @@ func (sh *sidShard) entryLocked(sid string, received, now time.Time) *sidEntry {
 	}
 	e := sh.m[sid]
 	if e == nil {
+		// The sid is a slice of the request that carried it: keep a copy.
+		sid = strings.Clone(sid)
 		e = &sidEntry{received: received}
 		sh.m[sid] = e
 		sh.fifo = append(sh.fifo, sidExpiry{sid: sid, at: received.Add(RungKeep)})
@@ -110,6 +113,7 @@ func (s *sids) remove(j *job) {
 func (s *sids) rang(j *job, dl *plan.Delivery, dev directory.Device, now time.Time) {
 	c := j.plan.Call
 	service, user := j.plan.Owner(dev)
+	service, user = strings.Clone(service), strings.Clone(user)
 	sh := s.shard(c.SID)
 	sh.mu.Lock()
 	e := sh.entryLocked(c.SID, c.Received, now)
@@ -163,15 +167,25 @@ func (d *Dispatcher) callEnded(ctx context.Context, c *callback.Call) {
 	for _, j := range jobs {
 		j.stop()
 	}
-	counted := map[[2]string]bool{}
+	var pairs [][2]string // [route, notifier] that rang the call
 	for _, r := range rung {
-		k := [2]string{r.route, r.notifier}
-		if !counted[k] {
-			counted[k] = true
-			d.metrics.CallOutcomes.WithLabelValues(r.route, r.notifier, outcome).Inc()
+		if k := [2]string{r.route, r.notifier}; !slices.Contains(pairs, k) {
+			pairs = append(pairs, k)
 		}
 	}
-	if len(counted) == 0 {
+	if len(pairs) == 0 {
+		// The devices are kept only for rung routes; the call log knows
+		// which notifiers rang.
+		var logged bool
+		var at time.Time
+		if at, pairs, logged = d.calls.Rang(c.SID); logged {
+			received, known = at, true
+		}
+	}
+	for _, k := range pairs {
+		d.metrics.CallOutcomes.WithLabelValues(k[0], k[1], outcome).Inc()
+	}
+	if len(pairs) == 0 {
 		d.metrics.CallOutcomes.WithLabelValues("", "", outcome).Inc()
 	}
 	var ringToAnswer time.Duration

@@ -196,3 +196,33 @@ func TestJournalResumesAnEvent(t *testing.T) {
 		t.Errorf("the event again after resume: got %s; want duplicate", ans.Status)
 	}
 }
+
+// Without a rung route nothing is kept per rung device; the outcome is
+// still counted by the notifier that rang, from the call log.
+func TestOutcomesWithoutRungRoute(t *testing.T) {
+	f := newFixture(t)
+	f.put(t, "apns", t0, "a1")
+	m := telemetry.NewMetrics()
+	calls := calllog.New(calllog.Options{})
+	d := New(Options{Planner: f.planner(&route.Route{Name: "ring", Notify: []string{"ios"}}), Metrics: m, CallLog: calls})
+	ctx := context.Background()
+	c := liveCall()
+	if ans, _ := d.Accept(ctx, c, true); ans.Status != callback.StatusAccepted {
+		t.Fatalf("notify: got %+v", ans)
+	}
+	_ = d.Wait(ctx)
+	if got := d.sids.Rung(c.SID); len(got) != 0 {
+		t.Errorf("devices kept without a rung route: %v", got)
+	}
+	end := callEnded(c, 16, 30)
+	end.End.StartTime = c.Received.Add(3 * time.Second)
+	if ans, _ := d.Accept(ctx, end, true); ans.Status != callback.StatusUnrouted {
+		t.Fatalf("call event: got %+v", ans)
+	}
+	if got := testutil.ToFloat64(m.CallOutcomes.WithLabelValues("ring", "ios", "answered")); got != 1 {
+		t.Errorf("outcomes{ring,ios,answered}: got %v; want 1", got)
+	}
+	if rec, _ := calls.Get(c.SID); rec.End == nil || rec.End.RingToAnswer != 3 {
+		t.Errorf("ring to answer: %+v; want 3 s", rec.End)
+	}
+}
