@@ -147,8 +147,10 @@ type Plugin struct {
 	// refreshes counts the provider tokens made after ExpiredProviderToken.
 	refreshes atomic.Int64
 	// ignoredLogged is set once the alert templates a push type ignores
-	// have been logged.
+	// have been logged; ignoredWarned are those Configure warned about,
+	// which are not logged.
 	ignoredLogged atomic.Bool
+	ignoredWarned []string
 }
 
 // New returns an unconfigured apns plugin.
@@ -156,11 +158,12 @@ func New() *Plugin {
 	return &Plugin{now: time.Now, log: sdk.Logger()}
 }
 
-// Configure checks the notifier's attributes, loads the credentials and
-// builds the shared HTTP/2 client. Warnings (a VoIP topic without ".voip", a
-// certificate that expires soon) come with a configured plugin, after the
-// errors.
-func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
+// Configure checks the notifier's attributes, and the alert templates the
+// block sets against its push type (see checkTemplates), loads the
+// credentials and builds the shared HTTP/2 client. Warnings (a VoIP topic
+// without ".voip", a certificate that expires soon, alert templates a push
+// type ignores) come with a configured plugin, after the errors.
+func (p *Plugin) Configure(ctx context.Context, cfg Config) sdk.Diagnostics {
 	var errs, warns sdk.Diagnostics
 
 	auth, authDiags := authMethod(cfg)
@@ -179,8 +182,14 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
 		pushType = DefaultPushType
 	}
 	suffix, knownType := topicSuffixes[pushType]
+	var ignored []string
 	if !knownType {
 		errs.AddAttributeError("push_type", "%q is not an APNs push type (want voip, alert, background, location, complication, fileprovider, mdm, liveactivity, pushtotalk, controls or widgets)", pushType)
+	} else {
+		terrs, twarns, tignored := checkTemplates(ctx, pushType)
+		errs.Append(terrs...)
+		warns.Append(twarns...)
+		ignored = tignored
 	}
 
 	switch {
@@ -275,6 +284,7 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
 	}
 	p.env = env
 	p.host = host
+	p.ignoredWarned = ignored
 	return warns
 }
 

@@ -1,9 +1,11 @@
 package apns
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/ringside/ringside/plugins/sdk"
@@ -121,13 +123,45 @@ func setTemplates(d *sdk.Delivery) []string {
 	return set
 }
 
+// checkTemplates checks the alert templates the notifier block sets
+// against its push type, when the host said which it sets (Configure's
+// ctx; an older host does not, and wire's checks at delivery are then the
+// only ones): an alert push needs body, unless the payload brings its own
+// "aps", which then takes no alert template; another push type ignores
+// them, a warning at each. ignored lists the templates warned about.
+func checkTemplates(ctx context.Context, pushType string) (errs, warns sdk.Diagnostics, ignored []string) {
+	if !sdk.TemplatesKnown(ctx) {
+		return nil, nil, nil
+	}
+	var set []string
+	for _, name := range alertTemplates {
+		if sdk.TemplateSet(ctx, name) {
+			set = append(set, name)
+		}
+	}
+	switch {
+	case pushType != "alert":
+		for _, name := range set {
+			warns.AddAttributeWarning(name, "ignored for push_type %s: the alert attributes build an alert push's aps", pushType)
+		}
+		return nil, warns, set
+	case sdk.PayloadKeySet(ctx, "aps") && len(set) > 0:
+		errs.AddAttributeError(set[0], "the payload has its own \"aps\" key and the notifier sets %s: ringside builds aps from the alert attributes and does not merge it with the payload's; drop one or the other", strings.Join(set, ", "))
+	case sdk.PayloadKeySet(ctx, "aps"):
+		// The app's own aps dictionary.
+	case !slices.Contains(set, "body"):
+		errs.AddAttributeError("push_type", "alert pushes need body, the text of the alert: add body = \"…\" (an expression over call, such as \"You missed a call from ${call.from_user_id}\"), or give payload an \"aps\" key of its own")
+	}
+	return errs, nil, nil
+}
+
 // logIgnored logs, once per notifier, the alert templates a push type other
-// than alert ignores.
+// than alert ignores, but for those Configure warned about already.
 func (p *Plugin) logIgnored(d *sdk.Delivery) {
 	if len(d.Templates) == 0 || p.ignoredLogged.Load() {
 		return
 	}
-	set := setTemplates(d)
+	set := slices.DeleteFunc(setTemplates(d), func(name string) bool { return slices.Contains(p.ignoredWarned, name) })
 	if len(set) == 0 || !p.ignoredLogged.CompareAndSwap(false, true) {
 		return
 	}

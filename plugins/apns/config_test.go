@@ -354,3 +354,60 @@ func TestCertificateAuth(t *testing.T) {
 		}
 	})
 }
+
+// When the host says which templates and payload keys the block sets,
+// Configure refuses an alert notifier without body (unless its payload
+// brings its own aps, which then takes no alert template) and warns at
+// each alert template another push type ignores; told nothing (an older
+// host), it leaves them to the deliveries.
+func TestConfigureTemplates(t *testing.T) {
+	keyFile := writeP8(t, nil)
+	const bundle = "com.example.planet"
+	known := func(templates []string, payloadKeys ...string) context.Context {
+		return sdk.ContextWithBlock(context.Background(), sdk.Block{Templates: templates, PayloadKeys: payloadKeys})
+	}
+	tests := []struct {
+		name     string
+		ctx      context.Context
+		pushType string
+		// want is each diagnostic as "error|warning attribute: a part of
+		// its summary".
+		want []string
+	}{
+		{"alert without body", known(nil), "alert",
+			[]string{`error push_type: alert pushes need body, the text of the alert: add body = "…"`}},
+		{"alert with title only", known([]string{"collapse_id", "title"}), "alert",
+			[]string{"error push_type: alert pushes need body"}},
+		{"alert with body", known([]string{"body"}), "alert", nil},
+		{"alert with every alert template", known(alertTemplates), "alert", nil},
+		{"alert with the payload's own aps", known([]string{"collapse_id"}, "event", "aps"), "alert", nil},
+		{"alert templates and the payload's own aps", known([]string{"body", "title"}, "aps"), "alert",
+			[]string{`error title: the payload has its own "aps" key and the notifier sets title, body`}},
+		{"alert, an older host", context.Background(), "alert", nil},
+		{"voip with alert templates", known([]string{"body", "collapse_id", "title"}), "voip",
+			[]string{"warning title: ignored for push_type voip", "warning body: ignored for push_type voip"}},
+		{"voip with collapse_id only", known([]string{"collapse_id"}), "voip", nil},
+		{"background with sound", known([]string{"sound"}, "aps"), "background",
+			[]string{"warning sound: ignored for push_type background"}},
+		{"voip, an older host", context.Background(), "voip", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{TeamID: testTeamID, KeyID: testKeyID, KeyFile: keyFile, Topic: bundle, PushType: tc.pushType}
+			if tc.pushType == "voip" {
+				cfg.Topic = testTopic
+			}
+			diags := New().Configure(tc.ctx, cfg)
+			if len(diags) != len(tc.want) {
+				t.Fatalf("got %v; want %q", diags, tc.want)
+			}
+			for i, d := range diags {
+				sev, rest, _ := strings.Cut(tc.want[i], " ")
+				attr, part, _ := strings.Cut(rest, ": ")
+				if d.Severity.String() != sev || d.Attribute != attr || !strings.Contains(d.Summary, part) {
+					t.Errorf("diagnostic %d: got %v; want %s at %s containing %q", i, d, sev, attr, part)
+				}
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package apns
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -157,6 +158,38 @@ func TestDeliverIgnoredTemplatesLoggedOnce(t *testing.T) {
 			}
 		})
 	}
+	t.Run("warned at Configure", func(t *testing.T) {
+		// Configure warned about title: only body is logged.
+		s := newTokenSetup(t)
+		p := New()
+		p.rootCAs = s.fake.CertPool()
+		p.log = slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		ctx := sdk.ContextWithBlock(context.Background(), sdk.Block{Templates: []string{"title"}})
+		if diags := p.Configure(ctx, s.cfg); len(diags) != 1 || diags[0].Attribute != "title" {
+			t.Fatalf("Configure: %v; want a warning at title", diags)
+		}
+		d := delivery()
+		d.Templates = map[string]string{"title": "t"}
+		if _, err := p.Deliver(context.Background(), d, device()); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(s.logs.String(), "ignored") {
+			t.Errorf("logs %s; want nothing: Configure warned about title", s.logs)
+		}
+		d.Templates = map[string]string{"title": "t", "body": "b"}
+		if _, err := p.Deliver(context.Background(), d, device()); err != nil {
+			t.Fatal(err)
+		}
+		var warned []map[string]any
+		for _, l := range s.logs.lines() {
+			if l["level"] == "WARN" {
+				warned = append(warned, l)
+			}
+		}
+		if len(warned) != 1 || warned[0]["attributes"] != "body" {
+			t.Errorf("warnings %v; want one naming body", warned)
+		}
+	})
 	t.Run("none set", func(t *testing.T) {
 		s := newTokenSetup(t)
 		p := s.plugin(t)

@@ -40,6 +40,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -124,8 +125,10 @@ type Plugin struct {
 	sound    string
 
 	// ignored warns, once, that a data message notifier has notification
-	// template attributes.
-	ignored sync.Once
+	// template attributes, but for those Configure warned about already
+	// (ignoredWarned).
+	ignored       sync.Once
+	ignoredWarned []string
 }
 
 // New returns an unconfigured fcm plugin.
@@ -142,11 +145,13 @@ type serviceAccount struct {
 	TokenURI    string `json:"token_uri"`
 }
 
-// Configure checks the notifier's attributes and builds the FCM client. No
-// network request is made: a first token is fetched by the first delivery.
-// A Firebase Admin SDK other than the one this plugin was written for
-// refuses every configuration (see messagingReady).
-func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
+// Configure checks the notifier's attributes, and the notification
+// templates the block sets against its message (see checkTemplates), and
+// builds the FCM client. No network request is made: a first token is
+// fetched by the first delivery. A Firebase Admin SDK other than the one
+// this plugin was written for refuses every configuration (see
+// messagingReady).
+func (p *Plugin) Configure(ctx context.Context, cfg Config) sdk.Diagnostics {
 	var diags sdk.Diagnostics
 	if err := messagingReady(); err != nil {
 		diags.AddError("%v", err)
@@ -181,6 +186,7 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
 	default:
 		diags.AddAttributeError("message", `must be %q or %q, got %q`, MessageData, MessageNotification, message)
 	}
+	ignored := checkTemplates(ctx, message, &diags)
 
 	priority := cfg.Priority
 	switch priority {
@@ -230,7 +236,34 @@ func (p *Plugin) Configure(_ context.Context, cfg Config) sdk.Diagnostics {
 	p.endpoint = endpoint
 	p.message = message
 	p.sound = sound
+	p.ignoredWarned = ignored
 	return diags
+}
+
+// checkTemplates checks the notification templates the notifier block
+// sets against its message, when the host said which it sets (Configure's
+// ctx; an older host does not, and Deliver's checks are then the only
+// ones): a notification message needs body, an error at message; a data
+// message ignores them, a warning at each. It returns the templates it
+// warned about.
+func checkTemplates(ctx context.Context, message string, diags *sdk.Diagnostics) (ignored []string) {
+	if !sdk.TemplatesKnown(ctx) {
+		return nil
+	}
+	switch message {
+	case MessageNotification:
+		if !sdk.TemplateSet(ctx, "body") {
+			diags.AddAttributeError("message", `notification messages need body, the text shown: add body = "…" (an expression over call, such as "You missed a call from ${call.from_user_id}")`)
+		}
+	case MessageData:
+		for _, name := range notificationTemplates {
+			if sdk.TemplateSet(ctx, name) {
+				diags.AddAttributeWarning(name, `ignored for data messages: only a notification message (message = %q) shows it`, MessageNotification)
+				ignored = append(ignored, name)
+			}
+		}
+	}
+	return ignored
 }
 
 // readCredentials reads and checks a service-account JSON key. Its errors
@@ -490,12 +523,13 @@ func (p *Plugin) Deliver(ctx context.Context, d *sdk.Delivery, dev sdk.Device) (
 }
 
 // warnIgnored logs, once per notifier, the notification template attributes
-// a data message notifier sets: Configure never sees template attributes,
-// so it cannot warn about them.
+// a data message notifier sets, but for those Configure warned about
+// already (a host that does not tell Configure which templates the block
+// sets leaves them all to this).
 func (p *Plugin) warnIgnored(d *sdk.Delivery) {
 	var set []string
 	for _, name := range notificationTemplates {
-		if _, ok := d.Templates[name]; ok {
+		if _, ok := d.Templates[name]; ok && !slices.Contains(p.ignoredWarned, name) {
 			set = append(set, name)
 		}
 	}

@@ -214,3 +214,80 @@ func TestConfigureMessage(t *testing.T) {
 		})
 	}
 }
+
+// When the host says which templates the block sets, Configure refuses a
+// notification message without body and warns at each notification
+// template a data message ignores; told nothing (an older host), it leaves
+// them to the deliveries.
+func TestConfigureTemplates(t *testing.T) {
+	e := newEnv(t)
+	known := func(templates ...string) context.Context {
+		return sdk.ContextWithBlock(context.Background(), sdk.Block{Templates: templates})
+	}
+	tests := []struct {
+		name    string
+		ctx     context.Context
+		message string
+		// want is each diagnostic as "error|warning attribute: a part of
+		// its summary".
+		want []string
+	}{
+		{"notification without body", known("tag", "title"), "notification",
+			[]string{`error message: notification messages need body, the text shown: add body = "…"`}},
+		{"notification with body", known("body"), "notification", nil},
+		{"notification, an older host", context.Background(), "notification", nil},
+		{"data with notification templates", known("body", "channel_id", "tag", "title"), "data", []string{
+			"warning title: ignored for data messages", "warning body: ignored for data messages",
+			"warning tag: ignored for data messages", "warning channel_id: ignored for data messages"}},
+		{"data by default, with title", known("title"), "", []string{"warning title: ignored for data messages"}},
+		{"data without templates", known(), "data", nil},
+		{"data, an older host", context.Background(), "data", nil},
+		{"unknown message", known(), "alert", []string{`error message: must be "data" or "notification"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{CredentialsFile: e.creds, Endpoint: e.fcm.Endpoint(), Message: tc.message}
+			diags := New().Configure(tc.ctx, cfg)
+			if len(diags) != len(tc.want) {
+				t.Fatalf("got %v; want %q", diags, tc.want)
+			}
+			for i, d := range diags {
+				sev, rest, _ := strings.Cut(tc.want[i], " ")
+				attr, part, _ := strings.Cut(rest, ": ")
+				if d.Severity.String() != sev || d.Attribute != attr || !strings.Contains(d.Summary, part) {
+					t.Errorf("diagnostic %d: got %v; want %s at %s containing %q", i, d, sev, attr, part)
+				}
+			}
+		})
+	}
+}
+
+// The notification templates Configure warned about are not logged again
+// at delivery; the others are, once.
+func TestDataMessageLogsOnlyUnwarnedTemplates(t *testing.T) {
+	e := newEnv(t)
+	p := New()
+	var logged bytes.Buffer
+	p.log = slog.New(slog.NewTextHandler(&logged, nil))
+	ctx := sdk.ContextWithBlock(context.Background(), sdk.Block{Templates: []string{"title"}})
+	if diags := p.Configure(ctx, Config{CredentialsFile: e.creds, Endpoint: e.fcm.Endpoint()}); len(diags) != 1 || diags[0].Attribute != "title" {
+		t.Fatalf("Configure: %v; want a warning at title", diags)
+	}
+	d := delivery(defaultPayload)
+	d.Templates = map[string]string{"title": "Missed call"}
+	if _, err := p.Deliver(context.Background(), d, sdk.Device{Kind: "fcm", Token: testToken}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logged.String(), "ignored") {
+		t.Errorf("logged %q; want nothing: Configure warned about title", logged.String())
+	}
+	d.Templates = map[string]string{"title": "Missed call", "tag": "x"}
+	for range 2 {
+		if _, err := p.Deliver(context.Background(), d, sdk.Device{Kind: "fcm", Token: testToken}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out := logged.String(); strings.Count(out, "ignored") != 1 || !strings.Contains(out, "fcm: tag ignored") {
+		t.Errorf("logged %q; want tag, alone, once", out)
+	}
+}
