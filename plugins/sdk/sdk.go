@@ -229,8 +229,9 @@ type Block struct {
 	// Templates names the template attributes the block sets (their values
 	// are rendered per call, and Configure's cfg leaves them empty).
 	Templates []string
-	// PayloadKeys names the keys the block's payload adds (not the keys
-	// ringside sets in every payload).
+	// PayloadKeys names the keys written in the block's payload (the keys
+	// ringside puts in every payload are listed only when the block
+	// overrides one).
 	PayloadKeys []string
 }
 
@@ -265,7 +266,7 @@ func TemplateSet(ctx context.Context, name string) bool {
 	return slices.Contains(b.Templates, name)
 }
 
-// PayloadKeySet reports whether the notifier block's payload adds the key
+// PayloadKeySet reports whether the notifier block's payload sets the key
 // key. Call it with Configure's ctx; see TemplatesKnown for hosts that do
 // not tell.
 func PayloadKeySet(ctx context.Context, key string) bool {

@@ -486,8 +486,9 @@ type ConfigureRequest struct {
 	// these fields send neither, and a plugin then cannot tell what the block
 	// sets.
 	TemplatesKnown bool `protobuf:"varint,4,opt,name=templates_known,json=templatesKnown,proto3" json:"templates_known,omitempty"`
-	// payload_keys names the keys the notifier block's payload adds, in file
-	// order (not the keys ringside sets in every payload).
+	// payload_keys names the keys written in the notifier block's payload, in
+	// file order (the keys ringside puts in every payload are listed only
+	// when the block overrides one).
 	PayloadKeys   []string `protobuf:"bytes,5,rep,name=payload_keys,json=payloadKeys,proto3" json:"payload_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

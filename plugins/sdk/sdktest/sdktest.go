@@ -268,7 +268,7 @@ func Templates(names ...string) ConfigureOption {
 	return func(b *sdk.Block) { b.Templates = append(b.Templates, names...) }
 }
 
-// PayloadKeys says the block's payload adds the keys keys: the plugin's
+// PayloadKeys says the block's payload sets the keys keys: the plugin's
 // Configure then finds them with sdk.PayloadKeySet (see Templates).
 func PayloadKeys(keys ...string) ConfigureOption {
 	return func(b *sdk.Block) { b.PayloadKeys = append(b.PayloadKeys, keys...) }
