@@ -47,6 +47,38 @@ var callDefaults = []struct{ key, value string }{
 	{"app_svr_data", ""},
 }
 
+// groupDefaults are the keys a test's Group Call Event has unless its call
+// block sets them.
+var groupDefaults = []struct{ key, value string }{
+	{"sid", "00000000000000000000000000000000"},
+	{"svc_id", "test-service"},
+	{"id", "room"},
+	{"user_svc_id", "test-service"},
+	{"user_id", "callee"},
+	{"sc", "S"},
+}
+
+// callKeys are the keys a test's call of kind has, with their defaults
+// ("" for absent): notify's, a Call Event's (notify's without param, and
+// the end of the call) or a Group Call Event's.
+func callKeys(kind callback.Kind) []struct{ key, value string } {
+	keys := callDefaults
+	switch kind {
+	case callback.KindNotify:
+		return keys
+	case callback.KindCallEvent:
+		keys = slices.DeleteFunc(slices.Clone(keys), func(d struct{ key, value string }) bool { return d.key == "param" })
+	case callback.KindGroupCallEvent:
+		keys = slices.Clone(groupDefaults)
+	}
+	for _, f := range callexpr.FieldsOf(kind) {
+		if f != "outcome" && !slices.ContainsFunc(keys, func(d struct{ key, value string }) bool { return d.key == f }) {
+			keys = append(keys, struct{ key, value string }{f, ""})
+		}
+	}
+	return keys
+}
+
 // test runs the route tests of the files and folders given, or of the
 // config's folder: each test plans one call against the config, with its
 // own devices, and compares the plan with its expectations. Nothing is
@@ -197,6 +229,7 @@ type routeTest struct {
 	name string
 	def  hcl.Range // the block's first line
 
+	kind      callback.Kind             // the call's kind: on in the call block
 	fields    map[string]*hcl.Attribute // the call's attributes set
 	extra     map[string]string
 	callRange hcl.Range // the call block, or the test block without one
@@ -253,9 +286,9 @@ var (
 		{Type: "call"}, {Type: "device", LabelNames: []string{"kind"}}, {Type: "expect"},
 	}}
 	callSchema = func() *hcl.BodySchema {
-		s := &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "extra"}}}
-		for _, d := range callDefaults {
-			s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: d.key})
+		s := &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "extra"}, {Name: "on"}}}
+		for _, k := range allCallKeys() {
+			s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: k})
 		}
 		return s
 	}()
@@ -393,7 +426,29 @@ func (t *routeTest) decodeCall(b *hcl.Block) hcl.Diagnostics {
 	t.callRange = b.DefRange
 	content, diags := b.Body.Content(callSchema)
 	t.fields = map[string]*hcl.Attribute{}
+	if attr, ok := content.Attributes["on"]; ok {
+		var on string
+		d := gohcl.DecodeExpression(attr.Expr, valueContext, &on)
+		diags = append(diags, d...)
+		kind, known := callback.ParseKind(on)
+		if !d.HasErrors() && !known {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown callback kind",
+				Detail:  fmt.Sprintf("on is the kind of callback the test's call is: notify (the default), call_event or group_call_event; got %q.", on),
+				Subject: attr.Expr.Range().Ptr()})
+		}
+		t.kind = kind
+	}
+	keys := callKeys(t.kind)
 	for name, attr := range content.Attributes {
+		if name != "extra" && name != "on" && !slices.ContainsFunc(keys, func(d struct{ key, value string }) bool { return d.key == name }) {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: fmt.Sprintf("%s is not a field of a %s call", name, t.kind),
+				Detail:  fmt.Sprintf("A %s callback has no %s; set on = \"…\" to the kind whose field it is.", t.kind, name),
+				Subject: attr.NameRange.Ptr()})
+			continue
+		}
+		if name == "on" {
+			continue
+		}
 		if name == "extra" {
 			var extra map[string]string
 			d := gohcl.DecodeExpression(attr.Expr, valueContext, &extra)
@@ -429,15 +484,23 @@ func (t *routeTest) decodeCall(b *hcl.Block) hcl.Diagnostics {
 	return diags
 }
 
+// allCallKeys are the keys a call block may set, of every kind.
+func allCallKeys() []string {
+	var out []string
+	for _, kind := range []callback.Kind{callback.KindNotify, callback.KindCallEvent, callback.KindGroupCallEvent} {
+		for _, d := range callKeys(kind) {
+			if !slices.Contains(out, d.key) {
+				out = append(out, d.key)
+			}
+		}
+	}
+	return out
+}
+
 // isCallField reports whether k is a call field a call block sets as an
 // attribute.
 func isCallField(k string) bool {
-	for _, d := range callDefaults {
-		if d.key == k {
-			return true
-		}
-	}
-	return false
+	return k == "on" || slices.Contains(allCallKeys(), k)
 }
 
 func (t *routeTest) decodeDevice(b *hcl.Block) hcl.Diagnostics {
@@ -919,7 +982,7 @@ func (t *routeTest) buildCall(maxIDBytes int) hcl.Diagnostics {
 		}
 		q.WriteString(escapeQueryValue(k) + "=" + escapeQueryValue(v))
 	}
-	for _, d := range callDefaults {
+	for _, d := range callKeys(t.kind) {
 		v := d.value
 		if attr, ok := t.fields[d.key]; ok {
 			_ = gohcl.DecodeExpression(attr.Expr, valueContext, &v) // decoded once already
@@ -936,7 +999,7 @@ func (t *routeTest) buildCall(maxIDBytes int) hcl.Diagnostics {
 	for _, k := range keys {
 		add(k, t.extra[k])
 	}
-	call, _, err := callback.Parse(q.String(), maxIDBytes, time.Now())
+	call, _, err := callback.ParseEvent(t.kind, q.String(), maxIDBytes, time.Now())
 	if err != nil {
 		var fe *callback.FieldError
 		subject := t.callRange
@@ -975,10 +1038,16 @@ func escapeQueryValue(s string) string {
 func (t *routeTest) run(ctx context.Context, p *planning) testResult {
 	res := testResult{Name: t.name, File: t.def.Filename, Line: t.def.Start.Line, Failures: []testFailure{}}
 	store := directory.NewMemory()
+	// The devices are the callee's; a group call has none, so they are the
+	// event's user's (user_svc_id, user_id).
+	service, user := t.call.ToServiceID, t.call.ToUserID
+	if g := t.call.Group; g != nil {
+		service, user = g.UserSvcID, g.UserID
+	}
 	for _, d := range t.devices {
 		// A Memory store fails only on a cancelled context, and then so
 		// does the plan.
-		_ = store.Put(ctx, t.call.ToServiceID, t.call.ToUserID, d.kind, d.token, t.call.Received)
+		_ = store.Put(ctx, service, user, d.kind, d.token, t.call.Received)
 	}
 	e, err := p.explain(ctx, t.call, store)
 	if err != nil {

@@ -317,3 +317,36 @@ func TestPayloadDiffs(t *testing.T) {
 		})
 	}
 }
+
+// Route tests cover event routes: a call block's on makes its call a Call
+// Event or a Group Call Event, with that kind's fields, and a field of
+// another kind is an error at its line.
+func TestRouteTestEvents(t *testing.T) {
+	src := filepath.Join(testdataDir, "routetest", "events")
+	dir := t.TempDir()
+	for _, name := range []string{"config.hcl", "events.test.hcl", "badevent.test.hcl", "badgroup.test.hcl"} {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(dir)
+	for _, tc := range []struct {
+		file   string
+		code   int
+		golden string
+	}{
+		{"events.test.hcl", ExitOK, "events.golden"},
+		{"badevent.test.hcl", ExitError, "badevent.golden"},
+		{"badgroup.test.hcl", ExitError, "badgroup.golden"},
+	} {
+		var out, errb bytes.Buffer
+		if code := Main([]string{"test", "-config", "config.hcl", tc.file}, &out, &errb, testBuiltins); code != tc.code {
+			t.Fatalf("%s: exit %d; want %d\n%s%s", tc.file, code, tc.code, out.String(), errb.String())
+		}
+		golden(t, filepath.Join("routetest", "events", tc.golden), out.String()+errb.String())
+	}
+}
