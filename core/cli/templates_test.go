@@ -71,7 +71,7 @@ func TestValidateTemplates(t *testing.T) {
 			name:   "apns voip with an alert template",
 			config: ios(`  topic = "com.example.planet.voip"`, `  title = "Incoming call"`),
 			code:   ExitOK, at: "title",
-			want: []string{"cfg.hcl:LINE:11: warning: plugin apns rejected title", "ignored for push_type voip", "cfg.hcl: ok"},
+			want: []string{"cfg.hcl:LINE:11: warning: plugin apns warns about title", "ignored for push_type voip", "cfg.hcl: ok"},
 		},
 		{
 			name:   "fcm notification without body",
@@ -83,7 +83,7 @@ func TestValidateTemplates(t *testing.T) {
 			name:   "fcm data message with a notification template",
 			config: android(`  tag = call.sid`),
 			code:   ExitOK, at: "tag",
-			want: []string{"cfg.hcl:LINE:9: warning: plugin fcm rejected tag", "ignored for data messages", "cfg.hcl: ok"},
+			want: []string{"cfg.hcl:LINE:9: warning: plugin fcm warns about tag", "ignored for data messages", "cfg.hcl: ok"},
 		},
 	}
 	for _, tc := range tests {

@@ -4,13 +4,18 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -223,7 +228,11 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 			diags = append(diags, n.AttrDiagnostic("", err.Error()))
 			continue
 		}
-		rt.configs[n.Name] = string(js)
+		// A process is kept when what it was told is the same: its
+		// attributes, and the template attributes and payload keys the
+		// block sets.
+		b := block(n)
+		rt.configs[n.Name] = string(js) + "\x00" + strings.Join(b.Templates, ",") + "\x00" + strings.Join(b.PayloadKeys, ",")
 		if r.reuse != nil && prev.configs[n.Name] == string(js) {
 			rt.clients[n.Name] = r.reuse
 		} else {
@@ -234,9 +243,10 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 					continue
 				}
 			}
+			r.client.SetBlock(b) // known only now, from the plugin's schema
 			rt.clients[n.Name] = pluginhost.SuperviseWith(r.client, js, supervisorHooks(opt.Metrics, n.Name), pluginhost.Checks{})
 			cctx, cancel := context.WithTimeout(spanCtx[i], opt.startTimeout())
-			attrErrs, err := r.client.ConfigureNotifier(cctx, n, js)
+			attrErrs, err := r.client.Configure(cctx, js)
 			cancel()
 			if err != nil {
 				diags = append(diags, n.AttrDiagnostic("", "plugin configure: "+err.Error()))
@@ -246,6 +256,7 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 				d := n.AttrDiagnostic(ae.Attribute, ae.Message)
 				if ae.Warning {
 					d.Severity = hcl.DiagWarning
+					d.Summary = fmt.Sprintf("plugin %s warns about %s", n.Plugin, cmp.Or(ae.Attribute, "notifier "+strconv.Quote(n.Name)))
 				}
 				diags = append(diags, d)
 			}
@@ -459,6 +470,12 @@ func (rt *Runtime) spec(n *config.Notifier, exe string, log *slog.Logger) plugin
 	}
 	s.Command = []string{exe, "plugin", n.Plugin}
 	return s
+}
+
+// block is what a plugin is told of n besides its attributes: the
+// template attributes it sets, sorted, and its payload's keys.
+func block(n *config.Notifier) *pluginhost.Block {
+	return &pluginhost.Block{Templates: slices.Sorted(maps.Keys(n.Templates)), PayloadKeys: n.PayloadKeys}
 }
 
 func tracingSettings(cfg *config.Config, getenv func(string) string) telemetry.Tracing {

@@ -2,7 +2,6 @@ package pluginhost
 
 import (
 	"context"
-	"slices"
 
 	"github.com/ringside/ringside/core/internal/config"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
@@ -60,37 +59,23 @@ func attrType(t pluginpb.Type) config.AttrType {
 	}
 }
 
+// SetBlock sets what Configure tells the plugin of the notifier block
+// besides its attributes (the Spec's Block). It is called before Configure
+// and Supervise, which hand it to the processes started after a crash.
+func (c *Client) SetBlock(b *Block) { c.spec.Block = b }
+
 // Configure sends the notifier block's decoded attributes (a JSON object)
 // and returns the plugin's diagnostics about them; the error is for a
-// failed call. It does not tell the plugin which template attributes and
-// payload keys the block sets, as a host before the protocol's
-// ConfigureRequest.templates did: the plugin then leaves its checks of
-// them to its deliveries. ConfigureNotifier tells.
-func (c *Client) Configure(ctx context.Context, notifier string, configJSON []byte) ([]Diagnostic, error) {
-	return c.configure(ctx, &pluginpb.ConfigureRequest{Notifier: notifier, ConfigJson: configJSON})
-}
-
-// ConfigureNotifier is Configure for the notifier n, whose decoded
-// attributes configJSON holds, telling the plugin the names of the
-// template attributes n sets, sorted, and the keys its payload sets, in
-// file order: so that the plugin can refuse a block without a template it
-// needs, or warn about one it ignores, at load.
-func (c *Client) ConfigureNotifier(ctx context.Context, n *config.Notifier, configJSON []byte) ([]Diagnostic, error) {
-	templates := make([]string, 0, len(n.Templates))
-	for name := range n.Templates {
-		templates = append(templates, name)
+// failed call. With the Spec's Block, it also tells the plugin the
+// template attributes and payload keys the block sets; without it, the
+// plugin leaves its checks of them to its deliveries, as under a host
+// before the protocol's ConfigureRequest.templates. A plugin restarted by
+// its supervisor is told the same.
+func (c *Client) Configure(ctx context.Context, configJSON []byte) ([]Diagnostic, error) {
+	req := &pluginpb.ConfigureRequest{Notifier: c.spec.Notifier, ConfigJson: configJSON}
+	if b := c.spec.Block; b != nil {
+		req.Templates, req.PayloadKeys, req.TemplatesKnown = b.Templates, b.PayloadKeys, true
 	}
-	slices.Sort(templates)
-	return c.configure(ctx, &pluginpb.ConfigureRequest{
-		Notifier:       n.Name,
-		ConfigJson:     configJSON,
-		Templates:      templates,
-		TemplatesKnown: true,
-		PayloadKeys:    n.PayloadKeys,
-	})
-}
-
-func (c *Client) configure(ctx context.Context, req *pluginpb.ConfigureRequest) ([]Diagnostic, error) {
 	resp, err := c.rpc.Configure(ctx, req)
 	if err != nil {
 		return nil, c.rpcError("configure", err)

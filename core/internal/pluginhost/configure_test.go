@@ -5,11 +5,9 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/hashicorp/hcl/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/ringside/ringside/core/internal/config"
 	"github.com/ringside/ringside/plugins/sdk/pluginpb"
 )
 
@@ -26,30 +24,20 @@ func (r *recordingRPC) Configure(_ context.Context, req *pluginpb.ConfigureReque
 	return r.resp, nil
 }
 
-// ConfigureNotifier tells the plugin the template attributes the block
-// sets, sorted, and its payload keys, in file order; Configure tells
-// nothing, as an older host.
+// Configure tells the plugin the template attributes the block sets,
+// sorted, and its payload keys, in file order, when the Spec has a Block;
+// without one it tells nothing, as an older host.
 func TestConfigureSendsTemplates(t *testing.T) {
-	n := &config.Notifier{
-		Name:        "ios_missed",
-		Templates:   map[string]hcl.Expression{"title": nil, "body": nil, "collapse_id": nil},
-		PayloadKeys: []string{"event", "aps"},
-	}
+	block := &Block{Templates: []string{"body", "collapse_id", "title"}, PayloadKeys: []string{"event", "aps"}}
 	tests := []struct {
-		name      string
-		configure func(*Client) ([]Diagnostic, error)
-		want      *pluginpb.ConfigureRequest
+		name string
+		spec Spec
+		want *pluginpb.ConfigureRequest
 	}{
-		{"ConfigureNotifier", func(c *Client) ([]Diagnostic, error) {
-			return c.ConfigureNotifier(t.Context(), n, []byte(`{"topic":"t"}`))
-		}, &pluginpb.ConfigureRequest{Notifier: "ios_missed", ConfigJson: []byte(`{"topic":"t"}`),
+		{"a block", Spec{Notifier: "ios_missed", Block: block}, &pluginpb.ConfigureRequest{Notifier: "ios_missed", ConfigJson: []byte(`{"topic":"t"}`),
 			Templates: []string{"body", "collapse_id", "title"}, TemplatesKnown: true, PayloadKeys: []string{"event", "aps"}}},
-		{"ConfigureNotifier, nothing set", func(c *Client) ([]Diagnostic, error) {
-			return c.ConfigureNotifier(t.Context(), &config.Notifier{Name: "ios"}, []byte(`{}`))
-		}, &pluginpb.ConfigureRequest{Notifier: "ios", ConfigJson: []byte(`{}`), TemplatesKnown: true}},
-		{"Configure", func(c *Client) ([]Diagnostic, error) {
-			return c.Configure(t.Context(), "ios_missed", []byte(`{"topic":"t"}`))
-		}, &pluginpb.ConfigureRequest{Notifier: "ios_missed", ConfigJson: []byte(`{"topic":"t"}`)}},
+		{"a block that sets nothing", Spec{Notifier: "ios", Block: &Block{}}, &pluginpb.ConfigureRequest{Notifier: "ios", ConfigJson: []byte(`{"topic":"t"}`), TemplatesKnown: true}},
+		{"no block", Spec{Notifier: "ios_missed"}, &pluginpb.ConfigureRequest{Notifier: "ios_missed", ConfigJson: []byte(`{"topic":"t"}`)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,7 +45,7 @@ func TestConfigureSendsTemplates(t *testing.T) {
 				{Attribute: "push_type", Message: "alert pushes need body"},
 				{Attribute: "title", Message: "ignored", Warning: true},
 			}}}
-			diags, err := tc.configure(&Client{rpc: rpc})
+			diags, err := (&Client{rpc: rpc, spec: tc.spec}).Configure(t.Context(), []byte(`{"topic":"t"}`))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -56,6 +56,17 @@ type Spec struct {
 	Logger *slog.Logger
 	// TracerProvider traces the plugin RPCs; nil is the global one.
 	TracerProvider trace.TracerProvider
+	// Block is what Configure tells the plugin of the notifier block
+	// besides its attributes; nil tells nothing, as an older host.
+	Block *Block
+}
+
+// Block names the template attributes a notifier block sets and the keys
+// its payload sets, so that a plugin can refuse a block without a
+// template it needs, or warn about one it ignores, at load.
+type Block struct {
+	Templates   []string // sorted
+	PayloadKeys []string // in file order
 }
 
 // Client is one running plugin process. Its methods may be called

@@ -63,7 +63,7 @@ func start(t testing.TB, spec Spec) *Client {
 
 func configure(t testing.TB, c *Client, js string) {
 	t.Helper()
-	errs, err := c.Configure(t.Context(), "n1", []byte(js))
+	errs, err := c.Configure(t.Context(), []byte(js))
 	if err != nil || len(errs) > 0 {
 		t.Fatalf("configure: %v, %v", errs, err)
 	}
@@ -122,7 +122,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("deliver before configure: got %v; want FailedPrecondition", err)
 	}
 
-	errs, err := c.Configure(ctx, "n1", []byte(`{"greeting":"bad","wait":"x","colour":1}`))
+	errs, err := c.Configure(ctx, []byte(`{"greeting":"bad","wait":"x","colour":1}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q; want %q", got, want)
 	}
-	errs, err = c.Configure(ctx, "n1", []byte(`{"greeting":"bad"}`))
+	errs, err = c.Configure(ctx, []byte(`{"greeting":"bad"}`))
 	if err != nil || len(errs) != 2 || errs[0].Attribute != "greeting" || errs[1].Attribute != "" {
 		t.Errorf("got %v, %v; want a greeting error and a block error", errs, err)
 	}

@@ -310,7 +310,7 @@ func (s *Supervised) startConfigured() (*Client, error) {
 		span.SetStatus(codes.Error, "start failed")
 		return nil, err
 	}
-	attrErrs, err := c.Configure(ctx, s.spec.Notifier, s.configJSON)
+	attrErrs, err := c.Configure(ctx, s.configJSON)
 	if err == nil {
 		for _, ae := range attrErrs {
 			if !ae.Warning {
