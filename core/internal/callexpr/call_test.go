@@ -77,8 +77,8 @@ func TestCallValueType(t *testing.T) {
 // documentation lists.
 func TestFunctionNamesMatchDoc(t *testing.T) {
 	want := strings.Fields(`abs base64decode base64encode can ceil chomp coalesce coalescelist compact concat contains
-		distinct element flatten floor format formatlist indent join jsondecode jsonencode keys length lookup lower
-		max merge min regex regexall replace reverse slice sort split strrev substr title tobool tonumber tostring
+		distinct element flatten floor format formatdate formatlist indent join jsondecode jsonencode keys length lookup lower
+		max merge min regex regexall replace reverse slice sort split strrev substr timeadd title tobool tonumber tostring
 		trim trimprefix trimspace trimsuffix try upper values zipmap`)
 	if got := FunctionNames(); !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q\nwant %q", got, want)
