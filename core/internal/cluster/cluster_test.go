@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -56,6 +57,37 @@ func TestConnect(t *testing.T) {
 	}
 	if got := c.Mode(); got != "single" {
 		t.Errorf("got mode %q; want single", got)
+	}
+}
+
+// TestCloseEndsGoroutines: Close ends the goroutines the client started
+// (its connections' readers and writers).
+func TestCloseEndsGoroutines(t *testing.T) {
+	srv := startRedis(t)
+	before := runtime.NumGoroutine()
+	c, err := Connect(context.Background(), Settings{Addresses: []string{srv.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.Directory()
+	ctx := context.Background()
+	if err := d.Put(ctx, "s", "u", "apns", "t", t0); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := d.Lookup(ctx, "s", "u"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("got %d goroutines after Close; want at most %d:\n%s",
+				runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
