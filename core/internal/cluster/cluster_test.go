@@ -517,3 +517,58 @@ func putBench(b *testing.B, d *Directory) {
 		}
 	}
 }
+
+// TestRedisCluster: on a node that says it is a Redis Cluster, Connect
+// talks Cluster, and the directory behaves as on a single node.
+func TestRedisCluster(t *testing.T) {
+	srv := startRedis(t, redistest.WithCluster())
+	if got := connect(t, srv, Settings{}).Mode(); got != "cluster" {
+		t.Fatalf("got mode %q; want cluster", got)
+	}
+	testStore(t, func(t *testing.T) directory.Store { return connect(t, srv, Settings{}).Directory() })
+	t.Run("each and cache", func(t *testing.T) {
+		d := connect(t, srv, Settings{}).Directory()
+		ctx := context.Background()
+		for _, u := range []string{"a", "b{", "}c"} {
+			if err := d.Put(ctx, "s", u, "apns", "t", t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, want := eachUsers(t, d), []string{"a", "b{", "}c"}; !slices.Equal(got, want) {
+			t.Errorf("Each lists %v; want %v", got, want)
+		}
+		if _, err := d.Lookup(ctx, "s", "a"); err != nil {
+			t.Fatal(err)
+		}
+		if _, cached, err := d.lookup(ctx, "s", "a"); err != nil || !cached {
+			t.Errorf("second lookup: got cached %v, %v; want true, nil", cached, err)
+		}
+	})
+}
+
+// TestKeyLayout: a user's key has one hash tag, whatever bytes its IDs
+// hold, and reads back into the IDs.
+func TestKeyLayout(t *testing.T) {
+	d := (&Client{prefix: "rs:"}).Directory()
+	cases := []struct{ svc, user, key string }{
+		{"s", "u", "rs:dev:{73:75}"},
+		{"}{", "{u}", "rs:dev:{7d7b:7b757d}"},
+		{"", "", "rs:dev:{:}"},
+		{"a:b", "\x00", "rs:dev:{613a62:00}"},
+	}
+	for _, tc := range cases {
+		k := d.key(tc.svc, tc.user)
+		if k != tc.key {
+			t.Errorf("key(%q, %q) = %q; want %q", tc.svc, tc.user, k, tc.key)
+		}
+		svc, user, ok := d.parseKey(k)
+		if !ok || svc != tc.svc || user != tc.user {
+			t.Errorf("parseKey(%q) = %q, %q, %v; want %q, %q, true", k, svc, user, ok, tc.svc, tc.user)
+		}
+	}
+	for _, k := range []string{"other:dev:{73:75}", "rs:dev:{7:75}", "rs:dev:{73}", "rs:dev:{73:75", "rs:dup:{73:75}"} {
+		if _, _, ok := d.parseKey(k); ok {
+			t.Errorf("parseKey(%q): got ok; want not a directory key", k)
+		}
+	}
+}

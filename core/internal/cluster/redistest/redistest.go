@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -29,6 +30,7 @@ type Server struct {
 	port     int
 	password string
 	args     []string
+	cluster  bool
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -48,6 +50,12 @@ func WithPassword(password string) Option {
 // defaults, which they may override), such as "--appendonly", "yes".
 func WithArgs(args ...string) Option {
 	return func(s *Server) { s.args = append(s.args, args...) }
+}
+
+// WithCluster runs the server as a Redis Cluster of one node, which serves
+// every slot.
+func WithCluster() Option {
+	return func(s *Server) { s.cluster = true }
 }
 
 // Start starts a redis-server on a free loopback port with `--save ""
@@ -142,6 +150,10 @@ func (s *Server) start() error {
 	if s.password != "" {
 		args = append(args, "--requirepass", s.password)
 	}
+	if s.cluster {
+		// The node's file keeps its slots across Restart.
+		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+	}
 	args = append(args, s.args...)
 	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dir
@@ -157,6 +169,9 @@ func (s *Server) start() error {
 	deadline := time.Now().Add(startTimeout)
 	for {
 		err := s.ping()
+		if err == nil && s.cluster {
+			err = s.serveAllSlots()
+		}
 		if err == nil {
 			s.cmd, s.done = cmd, done
 			return nil
@@ -175,40 +190,100 @@ func (s *Server) start() error {
 	}
 }
 
-// ping sends AUTH (with a password) and PING on a new connection and
-// reads +PONG.
+// ping sends PING and reads PONG.
 func (s *Server) ping() error {
-	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	r, err := s.do("PING")
+	if err == nil && r != "PONG" {
+		err = fmt.Errorf("PING answered %q", r)
+	}
+	return err
+}
+
+// serveAllSlots gives the cluster node every slot, unless it has them,
+// and waits for its state to be ok.
+func (s *Server) serveAllSlots() error {
+	info, err := s.do("CLUSTER", "INFO")
 	if err != nil {
 		return err
+	}
+	if !strings.Contains(info, "cluster_slots_assigned:16384") {
+		if _, err := s.do("CLUSTER", "ADDSLOTSRANGE", "0", "16383"); err != nil {
+			return err
+		}
+	}
+	if info, err = s.do("CLUSTER", "INFO"); err != nil {
+		return err
+	}
+	if !strings.Contains(info, "cluster_state:ok") {
+		return errors.New("cluster state is not ok yet")
+	}
+	return nil
+}
+
+// do sends AUTH (with a password) and the command args on a new
+// connection, and returns its reply: a status, an integer or a bulk
+// string. An error reply is an error.
+func (s *Server) do(args ...string) (string, error) {
+	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	if err != nil {
+		return "", err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
-	req := "PING\r\n"
+	var req strings.Builder
+	cmds := [][]string{args}
 	if s.password != "" {
-		req = fmt.Sprintf("*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(s.password), s.password) + req
+		cmds = [][]string{{"AUTH", s.password}, args}
 	}
-	if _, err := c.Write([]byte(req)); err != nil {
-		return err
+	for _, cmd := range cmds {
+		fmt.Fprintf(&req, "*%d\r\n", len(cmd))
+		for _, a := range cmd {
+			fmt.Fprintf(&req, "$%d\r\n%s\r\n", len(a), a)
+		}
+	}
+	if _, err := c.Write([]byte(req.String())); err != nil {
+		return "", err
 	}
 	r := bufio.NewReader(c)
-	if s.password != "" {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return err
-		}
-		if !strings.HasPrefix(line, "+OK") {
-			return errors.New("AUTH refused")
+	var reply string
+	for i := range cmds {
+		if reply, err = readReply(r); err != nil {
+			if i == 0 && len(cmds) == 2 {
+				return "", fmt.Errorf("AUTH: %w", err)
+			}
+			return "", err
 		}
 	}
+	return reply, nil
+}
+
+// readReply reads one RESP2 reply that is not an array.
+func readReply(r *bufio.Reader) (string, error) {
 	line, err := r.ReadString('\n')
 	if err != nil {
-		return err
+		return "", err
 	}
-	if !strings.HasPrefix(line, "+PONG") {
-		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	line = strings.TrimSuffix(line, "\r\n")
+	if line == "" {
+		return "", errors.New("empty reply")
 	}
-	return nil
+	switch line[0] {
+	case '+', ':':
+		return line[1:], nil
+	case '-':
+		return "", errors.New(line[1:])
+	case '$':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return "", fmt.Errorf("bad bulk length %q", line)
+		}
+		b := make([]byte, n+2)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return "", err
+		}
+		return string(b[:n]), nil
+	}
+	return "", fmt.Errorf("unexpected reply %q", line)
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
