@@ -44,6 +44,8 @@ type Config struct {
 	Log       Log
 	Telemetry Telemetry
 	Directory Directory
+	// Cluster is nil in the embedded single-node mode, the default.
+	Cluster   *Cluster
 	Plugins   map[string]*Plugin // external plugin blocks by name
 	Notifiers []*Notifier        // in file order
 	Routes    []*Route           // in file order
@@ -201,6 +203,7 @@ type rawFile struct {
 	Log       *rawLog        `hcl:"log,block"`
 	Telemetry *rawTelemetry  `hcl:"telemetry,block"`
 	Directory *rawDirectory  `hcl:"directory,block"`
+	Cluster   *rawCluster    `hcl:"cluster,block"`
 	Plugins   []*rawPlugin   `hcl:"plugin,block"`
 	Notifiers []*rawNotifier `hcl:"notifier,block"`
 	Routes    []*rawRoute    `hcl:"route,block"`
@@ -357,6 +360,7 @@ func load(path string, src []byte, opt Options) (*Config, hcl.Diagnostics) {
 	d.log(&cfg.Log, raw.Log)
 	d.telemetry(&cfg.Telemetry, raw.Telemetry)
 	d.directory(&cfg.Directory, raw.Directory)
+	cfg.Cluster = d.cluster(raw.Cluster)
 
 	builtins := map[string]bool{}
 	for _, b := range opt.Builtins {
@@ -400,6 +404,9 @@ func load(path string, src []byte, opt Options) (*Config, hcl.Diagnostics) {
 	}
 	cfg.secrets = append(cfg.secrets, cfg.Server.NotifyToken, cfg.Server.AdminToken)
 	cfg.secrets = append(cfg.secrets, urlSecrets(cfg.Telemetry.Endpoint)...)
+	if cfg.Cluster != nil {
+		cfg.secrets = append(cfg.secrets, cfg.Cluster.Password)
+	}
 	return cfg, diags
 }
 

@@ -292,6 +292,7 @@ func init() {
 		"delivery": rawDelivery{}, "call_log": rawCallLog{}, "feedback": rawFeedback{},
 		"log": rawLog{}, "telemetry": rawTelemetry{}, "directory": rawDirectory{},
 		"plugin": rawPlugin{}, "notifier": rawNotifier{}, "route": rawRoute{},
+		"cluster": rawCluster{}, "cluster/tls": rawClusterTLS{},
 	} {
 		s, _ := gohcl.ImpliedBodySchema(reflect.New(reflect.TypeOf(raw)).Interface())
 		blockSchemas[name] = s
@@ -317,6 +318,10 @@ func (h *hinter) blockAt() (string, bool) {
 		if inner == nil {
 			return typ, true
 		}
+		if typ == "cluster" && inner.Type == "tls" {
+			typ, body = "cluster/tls", inner.Body // not the server's tls block
+			continue
+		}
 		typ, body = inner.Type, inner.Body
 	}
 }
@@ -325,6 +330,9 @@ func (h *hinter) blockAt() (string, bool) {
 func where(typ string) string {
 	if typ == "" {
 		return "at the top level"
+	}
+	if parent, child, ok := strings.Cut(typ, "/"); ok {
+		return "in the " + child + " block of a " + parent + " block"
 	}
 	return "in a " + typ + " block"
 }
@@ -354,7 +362,7 @@ func (h *hinter) unsupportedArgument() string {
 	case typ == "":
 		detail += fmt.Sprintf(" The top level holds blocks (%s) and the attribute %s: is this attribute outside its block (a } too early)?", strings.Join(blocks, ", "), strings.Join(attrs, ", "))
 	default:
-		detail += fmt.Sprintf(" The attributes of a %s block are %s.", typ, strings.Join(attrs, ", "))
+		detail += fmt.Sprintf(" The attributes of a %s block are %s.", strings.ReplaceAll(typ, "/", " "), strings.Join(attrs, ", "))
 	}
 	return detail
 }
@@ -394,6 +402,8 @@ func (h *hinter) labels() string {
 		return h.also(fmt.Sprintf("A %s block has one label, its name in double quotes: %s \"NAME\" { … }. Check for a stray character or quote between the name and {.", typ, typ))
 	case "directory":
 		return h.also("A directory block has one label, its kind: directory \"embedded\" { … }. Check for a stray character or quote between the label and {.")
+	case "cluster":
+		return h.also("A cluster block has one label, its kind: cluster \"redis\" { … }. Check for a stray character or quote between the label and {.")
 	}
 	return h.also(fmt.Sprintf("A %s block has no label: write %s { … }, with nothing between %s and {.", typ, typ, typ))
 }

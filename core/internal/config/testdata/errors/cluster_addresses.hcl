@@ -1,0 +1,3 @@
+cluster "redis" {
+  addresses = []
+}

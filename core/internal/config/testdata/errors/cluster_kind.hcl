@@ -1,0 +1,3 @@
+cluster "memcached" {
+  addresses = ["127.0.0.1:11211"]
+}

@@ -1,0 +1,3 @@
+cluster "redis" {
+  password = env("REDIS_PASSWORD")
+}
