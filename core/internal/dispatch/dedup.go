@@ -1,10 +1,13 @@
 package dispatch
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"sync"
 	"time"
+
+	"github.com/ringside/ringside/core/internal/callback"
 )
 
 // Dedup remembers accepted callbacks for a window, so a repeated
@@ -56,6 +59,13 @@ func NewDedup(window time.Duration) *Dedup {
 	return &Dedup{window: window, cur: map[dedupKey]int64{}}
 }
 
+// Window is the dedup window.
+func (d *Dedup) Window() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.window
+}
+
 // SetWindow changes the window (on reload).
 func (d *Dedup) SetWindow(w time.Duration) {
 	d.mu.Lock()
@@ -93,6 +103,37 @@ func (d *Dedup) Forget(sid, service, user string) {
 	delete(d.cur, k)
 	delete(d.prev, k)
 	d.mu.Unlock()
+}
+
+// claimShared claims the callback's key across replicas, when there are
+// some: it reports false when another replica claimed it first. A Redis
+// that fails or does not answer within SharedDedupTimeout leaves the
+// decision to the local claim already made (logged once a second, counted).
+func (d *Dispatcher) claimShared(ctx context.Context, c *callback.Call, sid, service, user string) bool {
+	if d.shared == nil {
+		return true
+	}
+	cctx, cancel := context.WithTimeout(ctx, SharedDedupTimeout)
+	defer cancel()
+	won, err := d.shared.Claim(cctx, keyOf(sid, service, user), d.dedup.Window())
+	if err != nil {
+		d.metrics.SharedDedupErrors.Inc()
+		if n, ok := d.sharedErrs.allow(d.now()); ok {
+			d.log.WarnContext(ctx, "cross-replica dedup failed; this replica's own dedup decides", "sid", c.SID, "error", err, "failed_not_logged", n)
+		}
+		return true
+	}
+	return won
+}
+
+// forgetShared removes the callback's cross-replica claim.
+func (d *Dispatcher) forgetShared(ctx context.Context, sid, service, user string) {
+	if d.shared == nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), SharedDedupTimeout)
+	defer cancel()
+	_ = d.shared.Forget(cctx, keyOf(sid, service, user))
 }
 
 func (d *Dedup) seen(k dedupKey, now time.Time) bool {

@@ -40,6 +40,7 @@ import (
 type Dispatcher struct {
 	planner atomic.Pointer[plan.Planner]
 	dedup   *Dedup
+	shared  SharedDedup
 	journal Journal
 	calls   *calllog.Log
 	metrics *telemetry.Metrics
@@ -56,9 +57,22 @@ type Dispatcher struct {
 
 	jobs atomic.Int64 // callbacks with deliveries not ended, or admitted
 	wg   sync.WaitGroup
-	// appendErrs limits the log of failed journal appends.
-	appendErrs everySecond
+	// appendErrs limits the log of failed journal appends; sharedErrs
+	// those of failed cross-replica claims.
+	appendErrs, sharedErrs everySecond
 }
+
+// SharedDedup claims callbacks across replicas (cluster mode): the first
+// claim of a key inside the window wins; *cluster.Dedup is one.
+type SharedDedup interface {
+	Claim(ctx context.Context, key [16]byte, window time.Duration) (bool, error)
+	Forget(ctx context.Context, key [16]byte) error
+}
+
+// SharedDedupTimeout bounds a cross-replica claim on the callback's way to
+// its 200: a Redis slower than that is treated as away, and the local
+// dedup alone decides.
+const SharedDedupTimeout = 100 * time.Millisecond
 
 // everySecond lets one event a second through and counts the others.
 type everySecond struct {
@@ -94,6 +108,9 @@ type Options struct {
 	Planner plan.Planner
 	// Dedup is shared across reloads; nil → a new one with the default window.
 	Dedup *Dedup
+	// SharedDedup, when set, makes a callback this replica has not seen a
+	// duplicate all the same when another replica claimed it first.
+	SharedDedup SharedDedup
 	// Journal, when set, records accepted callbacks before Accept returns.
 	Journal Journal
 	// MaxInFlight bounds the callbacks whose deliveries have not ended;
@@ -123,6 +140,7 @@ type Backoff = delivery.Backoff
 func New(opt Options) *Dispatcher {
 	d := &Dispatcher{
 		dedup:   opt.Dedup,
+		shared:  opt.SharedDedup,
 		journal: opt.Journal,
 		calls:   opt.CallLog,
 		metrics: opt.Metrics,
@@ -250,7 +268,7 @@ func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool
 	if event {
 		// An event acts once, whether or not a route delivers anything
 		// for it: a repeat is a duplicate.
-		if !d.dedup.Claim(ka, kb, kc, d.now()) {
+		if !d.dedup.Claim(ka, kb, kc, d.now()) || !d.claimShared(ctx, c, ka, kb, kc) {
 			ans.Status = callback.StatusDuplicate
 			d.metrics.DedupHits.Inc()
 			d.log.InfoContext(ctx, "event", "kind", c.Kind.String(), "sid", c.SID, "status", callback.StatusDuplicate)
@@ -269,7 +287,7 @@ func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool
 		d.log.InfoContext(ctx, "callback", "sid", c.SID, "status", pl.Status, "routes", pl.Routes)
 		return ans, nil
 	}
-	if !event && !d.dedup.Claim(ka, kb, kc, d.now()) {
+	if !event && (!d.dedup.Claim(ka, kb, kc, d.now()) || !d.claimShared(ctx, c, ka, kb, kc)) {
 		ans.Status = callback.StatusDuplicate
 		d.metrics.DedupHits.Inc()
 		d.logCall(ctx, c, pl, callback.StatusDuplicate, false)
@@ -287,6 +305,7 @@ func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool
 		data, err := encodeRecord(pl)
 		if err != nil {
 			d.dedup.Forget(ka, kb, kc)
+			d.forgetShared(ctx, ka, kb, kc)
 			return callback.Answer{}, err
 		}
 		commit = d.journal.Append(j.key, pl.Deadline(), data)

@@ -74,6 +74,9 @@ type Metrics struct {
 	// per route and notifier that rang them (route and notifier "" when
 	// ringside rang nothing for the sid).
 	CallOutcomes *prometheus.CounterVec
+	// SharedDedupErrors counts cross-replica dedup claims that failed
+	// (Redis away or slow); the replica's own dedup decided them.
+	SharedDedupErrors prometheus.Counter
 	// RingToAnswer observes, for answered calls ringside rang, the time
 	// from the notify callback's arrival to the call's start_time.
 	RingToAnswer prometheus.Histogram
@@ -124,6 +127,7 @@ func NewMetrics() *Metrics {
 	m.FeedbackBatches.WithLabelValues("delivered")
 	m.FeedbackBatches.WithLabelValues("dropped")
 	m.CallOutcomes = m.counterVec("ringside_call_outcomes_total", "Ended calls (Call Events), by the route and notifier that rang them and how the call ended (answered, missed, rejected, canceled, busy, failed).", "route", "notifier", "outcome")
+	m.SharedDedupErrors = m.counter("ringside_cluster_dedup_errors_total", "Cross-replica dedup claims that failed or timed out (Redis away or slow); this replica's own dedup decided them.")
 	m.RingToAnswer = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "ringside_ring_to_answer_seconds",
 		Help:    "Time from the notify callback's arrival to the answered call's start_time (LINE's whole seconds).",
