@@ -73,6 +73,8 @@ func Main(args []string, stdout, stderr io.Writer, builtins map[string]Builtin) 
 		return c.version(args[1:])
 	case "webpush-keys":
 		return c.webpushKeys(args[1:])
+	case "directory":
+		return c.directory(args[1:])
 	default:
 		fmt.Fprintf(stderr, "ringside: unknown command %q\n", args[0])
 		c.usage(stderr)
@@ -105,6 +107,9 @@ func (c *cmd) usage(w io.Writer) {
   ringside calls [-admin ADDR] [-token T] [-follow] [SID]
                                                   recent calls, or one call's timeline, from the
                                                   admin API; -follow watches them arrive
+  ringside directory migrate [-config FILE] [-from PATH]
+                                                  copy an embedded directory file (the config's
+                                                  directory path, or PATH) into the cluster's Redis
   ringside version                                print version, commit and Go version
   ringside plugin NAME                            serve a built-in plugin (ringside runs this itself)
   ringside webpush-keys                           print a fresh VAPID key pair for the webpush plugin
@@ -285,12 +290,12 @@ func (c *cmd) explain(args []string) int {
 		fmt.Fprintf(c.stderr, "ringside explain: invalid callback: %v\n", err)
 		return ExitUsage
 	}
-	store, err := directory.OpenSQLite(p.cfg.Directory.Path)
+	store, closeStore, err := explainStore(ctx, p.cfg)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "ringside explain: %v\n", err)
 		return ExitError
 	}
-	defer store.Close()
+	defer closeStore()
 	out, err := p.explain(ctx, call, store)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "ringside explain: %v\n", err)

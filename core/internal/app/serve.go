@@ -26,6 +26,7 @@ import (
 	"github.com/ringside/ringside/core/internal/admin"
 	"github.com/ringside/ringside/core/internal/callback"
 	"github.com/ringside/ringside/core/internal/calllog"
+	"github.com/ringside/ringside/core/internal/cluster"
 	"github.com/ringside/ringside/core/internal/config"
 	"github.com/ringside/ringside/core/internal/delivery"
 	"github.com/ringside/ringside/core/internal/directory"
@@ -122,30 +123,47 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	defer func() { rt.Load().Close() }()
 	logWarnings(log, cfg, diags)
 
-	file, err := directory.OpenSQLiteWith(cfg.Directory.Path, directory.SQLiteOptions{
-		// One serve per file, with or without a journal (explain still
-		// reads it); the file is checked every second and rebuilt if it
-		// was removed.
-		Exclusive:   true,
-		CheckEvery:  time.Second,
-		WriteFailed: func(error) { metrics.DirectoryWriteErrors.Inc() },
-		Logger:      log,
-	})
-	if err != nil {
-		return err
+	// The device directory: the embedded file, or in cluster mode the
+	// directory shared in Redis, whose file and lock are never opened.
+	var (
+		store directory.Store
+		file  *directory.SQLite // nil in cluster mode
+		redis *cluster.Client   // nil in the embedded mode
+		watch *clusterWatch     // nil in the embedded mode
+	)
+	if cfg.Cluster != nil {
+		if redis, err = ConnectCluster(ctx, cfg); err != nil {
+			if ctx.Err() != nil { // SIGTERM while connecting
+				log.Info("stopped before serving")
+				return nil
+			}
+			return err
+		}
+		defer redis.Close()
+		store = boundedStore{redis.Directory()}
+		watch = watchCluster(redis, strings.Join(cfg.Cluster.Addresses, ","), time.Second, log, metrics)
+		defer watch.Close()
+		log.Info("cluster: connected to redis", "addresses", strings.Join(cfg.Cluster.Addresses, ","), "mode", redis.Mode(), "key_prefix", cfg.Cluster.KeyPrefix)
+	} else {
+		if file, err = openDirectory(cfg, log, metrics); err != nil {
+			return err
+		}
+		defer file.Close()
+		// Every write goes through the cache (the devices API, pruning), so
+		// the callback path reads the file only for a callee it has not
+		// seen.
+		cache := directory.NewCache(file, 0)
+		if ok, err := cache.Preload(ctx, file); err != nil {
+			return err
+		} else if ok {
+			log.Debug("directory preloaded into memory")
+		}
+		store = cache
+		// Reading the whole file left garbage several times the cache's
+		// size; give its pages back now rather than over the scavenger's
+		// minutes.
+		debug.FreeOSMemory()
 	}
-	defer file.Close()
-	// Every write goes through the cache (the devices API, pruning), so the
-	// callback path reads the file only for a callee it has not seen.
-	store := directory.NewCache(file, 0)
-	if ok, err := store.Preload(ctx, file); err != nil {
-		return err
-	} else if ok {
-		log.Debug("directory preloaded into memory")
-	}
-	// Reading the whole file left garbage several times the cache's size;
-	// give its pages back now rather than over the scavenger's minutes.
-	debug.FreeOSMemory()
 
 	var jr *journal.Journal
 	var pending []journal.Entry
@@ -177,6 +195,7 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	if jr != nil {
 		dopt.Journal = jr
 	}
+	// LEAD: in cluster mode (redis != nil) set dopt.SharedDedup = redis.Dedup() here once dispatch.Options has SharedDedup.
 	disp := dispatch.New(dopt)
 	// Feedback to the app server, started before resumed calls publish.
 	var fb *feedback.Sender
@@ -227,8 +246,10 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	// durable is nil while what ringside accepts survives a restart: the
 	// directory's writes and, when on, the journal's. Both are atomic loads.
 	durable := func() error {
-		if err := file.Healthy(); err != nil {
-			return err
+		if file != nil {
+			if err := file.Healthy(); err != nil {
+				return err
+			}
 		}
 		if jr != nil {
 			return jr.Healthy()
@@ -252,6 +273,11 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 			}
 			if err := durable(); err != nil {
 				return err
+			}
+			if watch != nil {
+				if err := watch.Err(); err != nil {
+					return err
+				}
 			}
 			return rt.Load().Health(ctx)
 		},
@@ -503,10 +529,34 @@ func restartOnly(a, b *config.Config) []string {
 	check("server.shutdown_grace", a.Server.ShutdownGrace, b.Server.ShutdownGrace)
 	check("delivery.journal", a.Delivery.Journal, b.Delivery.Journal)
 	check("directory", a.Directory, b.Directory)
+	check("cluster", clusterSettingsOf(a.Cluster), clusterSettingsOf(b.Cluster))
 	check("log", a.Log, b.Log)
 	check("telemetry", a.Telemetry, b.Telemetry)
 	check("feedback", feedback.Settings(a.Feedback), feedback.Settings(b.Feedback))
 	return out
+}
+
+// clusterSettingsOf is c without where it is written: moving the block is
+// no change.
+func clusterSettingsOf(c *config.Cluster) *config.Cluster {
+	if c == nil {
+		return nil
+	}
+	cc := *c
+	cc.DeclRange = hcl.Range{}
+	return &cc
+}
+
+// openDirectory opens the embedded directory file of cfg, locked: one
+// serve per file, with or without a journal (explain still reads it); the
+// file is checked every second and rebuilt if it was removed.
+func openDirectory(cfg *config.Config, log *slog.Logger, m *telemetry.Metrics) (*directory.SQLite, error) {
+	return directory.OpenSQLiteWith(cfg.Directory.Path, directory.SQLiteOptions{
+		Exclusive:   true,
+		CheckEvery:  time.Second,
+		WriteFailed: func(error) { m.DirectoryWriteErrors.Inc() },
+		Logger:      log,
+	})
 }
 
 // watchFile calls changed when path's size or modification time has
