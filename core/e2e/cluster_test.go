@@ -42,6 +42,10 @@ func TestE2EClusterSharedDirectory(t *testing.T) {
 	a.putDevice(t, "2809", "apns", apnsToken)
 	b.accept(t, sidN(0xc1, 1), "2809")
 	eventually(t, 10*time.Second, "B rang the device registered through A", func() bool { return apnsPushedTo(fake, apnsToken) == 1 })
+	// The same sid sent to A is a duplicate: B claimed it in Redis.
+	if code, body, err := a.call(sidN(0xc1, 1), "2809"); err != nil || code != http.StatusOK || !strings.Contains(body, `"status":"duplicate"`) {
+		t.Errorf("the sid B accepted, sent to A: %d %s %v; want 200 duplicate", code, body, err)
+	}
 	if !b.tokens(t, "2809")[apnsToken] {
 		t.Errorf("B's devices API does not list the device registered through A: %s", b.devices(t, "2809"))
 	}

@@ -233,7 +233,7 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 		// block sets.
 		b := block(n)
 		rt.configs[n.Name] = string(js) + "\x00" + strings.Join(b.Templates, ",") + "\x00" + strings.Join(b.PayloadKeys, ",")
-		if r.reuse != nil && prev.configs[n.Name] == string(js) {
+		if r.reuse != nil && prev.configs[n.Name] == rt.configs[n.Name] {
 			rt.clients[n.Name] = r.reuse
 		} else {
 			if r.reuse != nil { // same process settings, new attributes: a fresh process

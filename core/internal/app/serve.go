@@ -195,7 +195,9 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	if jr != nil {
 		dopt.Journal = jr
 	}
-	// LEAD: in cluster mode (redis != nil) set dopt.SharedDedup = redis.Dedup() here once dispatch.Options has SharedDedup.
+	if redis != nil {
+		dopt.SharedDedup = redis.Dedup()
+	}
 	disp := dispatch.New(dopt)
 	// Feedback to the app server, started before resumed calls publish.
 	var fb *feedback.Sender
