@@ -118,6 +118,11 @@ func TestE2EClusterReadiness(t *testing.T) {
 	in := start(t, apnsConfig(fake.keyFile, fake.URL, apnsTopic)+clusterBlock(srv.Addr()), fake.env())
 	in.waitReady(t, http.StatusOK, 5*time.Second)
 	in.waitMetric(t, "ringside_cluster_up", 1, 5*time.Second)
+	// A callee rung before the outage...
+	const known = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
+	in.putDevice(t, "2810", "apns", known)
+	in.accept(t, sidN(0xc3, 2), "2810")
+	eventually(t, 10*time.Second, "the push before the outage", func() bool { return apnsPushedTo(fake, known) == 1 })
 
 	srv.Stop()
 	body := in.waitReadyz(t, 10*time.Second, "503 naming redis", func(code int, body string) bool {
@@ -134,6 +139,9 @@ func TestE2EClusterReadiness(t *testing.T) {
 	if took := time.Since(sent); took > 2*time.Second {
 		t.Errorf("the callback took %v to be answered while Redis is down", took)
 	}
+	// ...keeps ringing from the devices this replica last looked up.
+	in.accept(t, sidN(0xc3, 3), "2810")
+	eventually(t, 10*time.Second, "a push to the known callee during the outage", func() bool { return apnsPushedTo(fake, known) == 2 })
 	time.Sleep(2500 * time.Millisecond) // a few more failed pings
 
 	srv.Restart(t)

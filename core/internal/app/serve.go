@@ -140,9 +140,11 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 			return err
 		}
 		defer redis.Close()
-		store = boundedStore{redis.Directory()}
 		watch = watchCluster(redis, strings.Join(cfg.Cluster.Addresses, ","), time.Second, log, metrics)
 		defer watch.Close()
+		// While Redis is away, calls ring the devices each callee had when
+		// this replica last looked it up.
+		store = cluster.NewLastKnown(boundedStore{redis.Directory()}, 0, func() bool { return watch.Err() == nil })
 		log.Info("cluster: connected to redis", "addresses", strings.Join(cfg.Cluster.Addresses, ","), "mode", redis.Mode(), "key_prefix", cfg.Cluster.KeyPrefix)
 	} else {
 		if file, err = openDirectory(cfg, log, metrics); err != nil {
