@@ -54,7 +54,10 @@ func TestE2EFaultDeliveryLargestCallbacksAtRate(t *testing.T) {
 		return fakes.WebhookAnswer{Status: 200}
 	}})
 	dir := t.TempDir()
-	path := writeConfigIn(t, dir, serverBlock("5s", "info", `  max_in_flight = 20000`)+directoryAt("ringside.db")+oneWebhook(app.URL+"/hook", `payload = {
+	// The app answers in 5 ms; a timeout far above that keeps a box
+	// starved by other tests (CI runs packages side by side under -race)
+	// from turning slowness into retries.
+	path := writeConfigIn(t, dir, serverBlock("5s", "info", `  max_in_flight = 20000`)+directoryAt("ringside.db")+oneWebhook(app.URL+"/hook", `timeout = "30s"`, `payload = {
     extra = call.extra["x_later"]
     data  = call.app_svr_data
   }`))
@@ -96,8 +99,19 @@ func TestE2EFaultDeliveryLargestCallbacksAtRate(t *testing.T) {
 		}
 	}
 	t.Logf("%d callbacks accepted, %d refused (503), %d delivered, %d duplicate requests at the app", len(sids), refused.Load(), len(sids), dups)
-	if dups != 0 {
-		t.Errorf("%d duplicate deliveries; want 0 (nothing failed)", dups)
+	// A plugin the supervisor judged hung (its health checks unanswered
+	// for 3 s on a starved box) is killed, and the deliveries it had in
+	// flight are retried on the next process: at least once, by design.
+	// Anything else that repeats a delivery is the bug this test guards.
+	kills := in.metric(t, `ringside_plugin_kills_total{notifier="app",reason="health"}`) + in.metric(t, `ringside_plugin_kills_total{notifier="app",reason="hung"}`)
+	if dups != 0 && kills == 0 {
+		t.Errorf("%d duplicate deliveries; want 0 (nothing failed)\n%s", dups, grep(in.metrics(t), "ringside_"))
+	}
+	if kills > 0 {
+		t.Logf("the supervisor killed the plugin %v times (a starved box); %d deliveries it had in flight were repeated", kills, dups)
+		if dups > workers {
+			t.Errorf("%d duplicate deliveries; at most the %d in flight when the plugin was killed may repeat", dups, workers)
+		}
 	}
 }
 
