@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -153,7 +152,7 @@ func (d *Directory) Put(ctx context.Context, serviceID, userID, kind, token stri
 	}
 	k := d.key(serviceID, userID)
 	cmd := d.c.rdb.B().Hset().Key(k).FieldValue().
-		FieldValue(field(kind, token), strconv.FormatInt(unixNano(now), 10)).Build().ToRetryable()
+		FieldValue(field(kind, token), strconv.FormatInt(directory.UnixNano(now), 10)).Build().ToRetryable()
 	if err := d.write(ctx, k, cmd).Error(); err != nil {
 		return d.c.wrap("put device", err)
 	}
@@ -213,7 +212,7 @@ return 0
 func (d *Directory) Prune(ctx context.Context, serviceID, userID, kind, token string, goneAt time.Time) (bool, error) {
 	before := ""
 	if !goneAt.IsZero() {
-		before = strconv.FormatInt(unixNano(goneAt), 10)
+		before = strconv.FormatInt(directory.UnixNano(goneAt), 10)
 	}
 	k := d.key(serviceID, userID)
 	cmd := d.c.rdb.B().Eval().Script(pruneScript).Numkeys(1).Key(k).Arg(field(kind, token), before).Build()
@@ -361,7 +360,7 @@ func Migrate(ctx context.Context, from directory.Lister, to *Directory) (users, 
 				werr = fmt.Errorf("migrate devices: kind %q of user %q contains a NUL byte", dv.Kind, user)
 				return false
 			}
-			args = append(args, field(dv.Kind, dv.Token), strconv.FormatInt(unixNano(dv.UpdatedAt), 10))
+			args = append(args, field(dv.Kind, dv.Token), strconv.FormatInt(directory.UnixNano(dv.UpdatedAt), 10))
 		}
 		batch = append(batch, rueidis.LuaExec{Keys: []string{to.key(svc, user)}, Args: args})
 		users++
@@ -379,21 +378,3 @@ func Migrate(ctx context.Context, from directory.Lister, to *Directory) (users, 
 	}
 	return users, devices, err
 }
-
-// unixNano is t in Unix nanoseconds, clamped to the int64 range (years
-// 1678 to 2262) instead of overflowing, as the embedded directory stores
-// it.
-func unixNano(t time.Time) int64 {
-	switch {
-	case t.Before(minTime):
-		return math.MinInt64
-	case t.After(maxTime):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
-}
-
-var (
-	minTime = time.Unix(0, math.MinInt64)
-	maxTime = time.Unix(0, math.MaxInt64)
-)

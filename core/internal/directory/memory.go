@@ -39,7 +39,7 @@ func (m *Memory) Put(ctx context.Context, serviceID, userID, kind, token string,
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	at := time.Unix(0, unixNano(now)).UTC() // what SQLite keeps
+	at := time.Unix(0, UnixNano(now)).UTC() // what SQLite keeps
 	k := userKey{serviceID, userID}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -82,7 +82,7 @@ func (m *Memory) Prune(ctx context.Context, serviceID, userID, kind, token strin
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	bound := unixNano(goneAt)
+	bound := UnixNano(goneAt)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.remove(userKey{serviceID, userID}, kind, token, func(d Device) bool {

@@ -423,7 +423,7 @@ func (s *SQLite) Each(ctx context.Context, fn func(serviceID, userID string, dev
 
 // Put implements Store.
 func (s *SQLite) Put(ctx context.Context, serviceID, userID, kind, token string, now time.Time) error {
-	_, err := s.write(ctx, "put device", func(c *conns) *sql.Stmt { return c.put }, serviceID, userID, kind, token, unixNano(now))
+	_, err := s.write(ctx, "put device", func(c *conns) *sql.Stmt { return c.put }, serviceID, userID, kind, token, UnixNano(now))
 	return err
 }
 
@@ -453,7 +453,7 @@ func (s *SQLite) Prune(ctx context.Context, serviceID, userID, kind, token strin
 		always = 1
 	}
 	n, err := s.write(ctx, "prune device", func(c *conns) *sql.Stmt { return c.prune },
-		serviceID, userID, kind, token, always, unixNano(goneAt))
+		serviceID, userID, kind, token, always, UnixNano(goneAt))
 	return n > 0, err
 }
 
@@ -812,9 +812,9 @@ func (s *SQLite) Close() error {
 	return nil
 }
 
-// unixNano is t in Unix nanoseconds, clamped to the int64 range (years
-// 1678 to 2262) instead of overflowing.
-func unixNano(t time.Time) int64 {
+// UnixNano is t in Unix nanoseconds, clamped to the int64 range (years
+// 1678 to 2262) instead of overflowing: how a directory stores updated_at.
+func UnixNano(t time.Time) int64 {
 	switch {
 	case t.Before(minTime):
 		return math.MinInt64

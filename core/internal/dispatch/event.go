@@ -44,7 +44,6 @@ type sidEntry struct {
 	received time.Time // the notify callback's arrival
 	jobs     []*job
 	rung     []rungDevice
-	ended    bool
 }
 
 // rungDevice is a device a notify delivery reached, with whose it is and
@@ -139,7 +138,7 @@ func (s *sids) Rung(sid string) []plan.Owned {
 	return out
 }
 
-// end marks sid ended and returns its jobs still delivering, what was
+// end returns sid's jobs still delivering, what was
 // rung and when the notify callback came; ok is false when ringside knows
 // nothing of the sid.
 func (s *sids) end(sid string) (jobs []*job, rung []rungDevice, received time.Time, ok bool) {
@@ -150,7 +149,6 @@ func (s *sids) end(sid string) (jobs []*job, rung []rungDevice, received time.Ti
 	if e == nil {
 		return nil, nil, time.Time{}, false
 	}
-	e.ended = true
 	return slices.Clone(e.jobs), slices.Clone(e.rung), e.received, true
 }
 
