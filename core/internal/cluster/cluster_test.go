@@ -13,6 +13,7 @@ import (
 
 	"github.com/ringside/ringside/core/internal/cluster/redistest"
 	"github.com/ringside/ringside/core/internal/directory"
+	"github.com/ringside/ringside/core/internal/directory/directorytest"
 )
 
 // visibleWithin is how long a write through one client may take to be
@@ -525,7 +526,7 @@ func TestRedisCluster(t *testing.T) {
 	if got := connect(t, srv, Settings{}).Mode(); got != "cluster" {
 		t.Fatalf("got mode %q; want cluster", got)
 	}
-	testStore(t, func(t *testing.T) directory.Store { return connect(t, srv, Settings{}).Directory() })
+	directorytest.Conformance(t, func(t *testing.T) directory.Store { return connect(t, srv, Settings{}).Directory() })
 	t.Run("each and cache", func(t *testing.T) {
 		d := connect(t, srv, Settings{}).Directory()
 		ctx := context.Background()
