@@ -33,34 +33,43 @@ type loadSpec struct {
 	Callees   int           // callee i = seq % Callees
 	Tag       uint32
 	CountFrom uint64 // first sequence number (unique sids across runs of one process)
+	// Redis, when set, is read before the load and after the drain, and
+	// its work is divided by the accepted callbacks.
+	Redis *redisProbe
 }
 
 // result is what a run measured.
 type result struct {
-	Name        string         `json:"name"`
-	Rate        float64        `json:"rate"`
-	Duration    time.Duration  `json:"duration"`
-	Sent        int            `json:"sent"`
-	OK          int            `json:"ok_2xx"`
-	Codes       map[string]int `json:"non_2xx"` // status code, "timeout", "error" or "client_saturated"
-	Arrived     int            `json:"arrived"`
-	Lost        int            `json:"lost"`
-	Duplicates  int64          `json:"duplicates"`
-	Foreign     int64          `json:"foreign"`
-	Resp        pcts           `json:"response_ms"`
-	E2E         pcts           `json:"e2e_ms"`
-	Resp503     pcts           `json:"response_503_ms"`
-	CPUms       float64        `json:"cpu_ms_total"`
-	CPUPer      float64        `json:"cpu_ms_per_callback"`
-	PeakRSS     float64        `json:"peak_rss_mib"`
-	PeakRootRSS float64        `json:"peak_server_process_rss_mib"`
-	PeakPSS     float64        `json:"peak_pss_mib"`
-	Procs       int            `json:"processes"`
-	AchievedQPS float64        `json:"achieved_rate"`
+	Name       string         `json:"name"`
+	Rate       float64        `json:"rate"`
+	Duration   time.Duration  `json:"duration"`
+	Sent       int            `json:"sent"`
+	OK         int            `json:"ok_2xx"`
+	Codes      map[string]int `json:"non_2xx"` // status code, "timeout", "error" or "client_saturated"
+	Arrived    int            `json:"arrived"`
+	Lost       int            `json:"lost"`
+	Duplicates int64          `json:"duplicates"`
+	Foreign    int64          `json:"foreign"`
+	Resp       pcts           `json:"response_ms"`
+	E2E        pcts           `json:"e2e_ms"`
+	Resp503    pcts           `json:"response_503_ms"`
+	CPUms      float64        `json:"cpu_ms_total"`
+	CPUPer     float64        `json:"cpu_ms_per_callback"`
+	// CPUServerPer is the server process's own share of CPUPer, and
+	// CPUPluginPer its descendants' (ringside's plugin processes).
+	CPUServerPer float64 `json:"cpu_ms_per_callback_server"`
+	CPUPluginPer float64 `json:"cpu_ms_per_callback_plugins"`
+	PeakRSS      float64 `json:"peak_rss_mib"`
+	PeakRootRSS  float64 `json:"peak_server_process_rss_mib"`
+	PeakPSS      float64 `json:"peak_pss_mib"`
+	Procs        int     `json:"processes"`
+	AchievedQPS  float64 `json:"achieved_rate"`
 	// LoadgenCores is the load generator's own CPU (with the fake APNs),
 	// and OtherCores every other process's, in cores over the run: noise.
 	LoadgenCores float64 `json:"loadgen_cores"`
 	OtherCores   float64 `json:"other_cores"`
+	// Redis is the Redis work per accepted callback (cluster mode).
+	Redis *redisCost `json:"redis,omitempty"`
 }
 
 type pcts struct {
@@ -137,7 +146,14 @@ func runLoad(spec loadSpec, f *peer, pid int) (*result, error) {
 	var wg sync.WaitGroup
 	var inflight atomic.Int64
 
-	cpu0 := statTree(pid).CPU
+	var redis0 redisStats
+	if spec.Redis != nil {
+		var err error
+		if redis0, err = spec.Redis.conn.stats(); err != nil {
+			return nil, err
+		}
+	}
+	st0 := statTree(pid)
 	self0, _ := cpuOf(os.Getpid())
 	busy0 := machineBusy()
 	smp := startSampler(pid, 200*time.Millisecond)
@@ -201,10 +217,22 @@ func runLoad(spec loadSpec, f *peer, pid int) (*result, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	cpu := statTree(pid).CPU - cpu0
+	st1 := statTree(pid)
+	cpu, rootCPU := st1.CPU-st0.CPU, st1.RootCPU-st0.RootCPU
 	self1, _ := cpuOf(os.Getpid())
 	busy := machineBusy() - busy0
 	peak, peakRoot, peakPSS, procs := smp.Stop()
+	wall := time.Since(start).Seconds()
+	var redis1 redisStats
+	if spec.Redis != nil {
+		// The marks of the last deliveries follow their pushes by a
+		// moment; the idle background of the extra time is subtracted.
+		time.Sleep(250 * time.Millisecond)
+		var err error
+		if redis1, err = spec.Redis.conn.stats(); err != nil {
+			return nil, err
+		}
+	}
 
 	res := &result{Rate: spec.Rate, Duration: spec.Duration, Sent: n, Codes: map[string]int{}, Procs: procs}
 	var resp, e2e, resp503 []time.Duration
@@ -242,13 +270,19 @@ func runLoad(spec loadSpec, f *peer, pid int) (*result, error) {
 	res.Resp, res.E2E, res.Resp503 = percentiles(resp), percentiles(e2e), percentiles(resp503)
 	res.CPUms = float64(cpu) / 1e6
 	res.CPUPer = res.CPUms / float64(n)
+	res.CPUServerPer = float64(rootCPU) / 1e6 / float64(n)
+	res.CPUPluginPer = float64(cpu-rootCPU) / 1e6 / float64(n)
 	res.PeakRSS = float64(peak) / (1 << 20)
 	res.PeakRootRSS = float64(peakRoot) / (1 << 20)
 	res.PeakPSS = float64(peakPSS) / (1 << 20)
 	res.AchievedQPS = float64(n) / sendEnd.Seconds()
-	wall := time.Since(start).Seconds()
 	res.LoadgenCores = (self1 - self0).Seconds() / wall
-	res.OtherCores = max(0, (busy-cpu-(self1-self0)).Seconds()/wall)
+	var redisCPU time.Duration
+	if spec.Redis != nil {
+		res.Redis = cost(redis0, redis1, spec.Redis.idle, res.OK)
+		redisCPU = time.Duration(res.Redis.RawCPUCores * wall * float64(time.Second))
+	}
+	res.OtherCores = max(0, (busy-cpu-redisCPU-(self1-self0)).Seconds()/wall)
 	return res, nil
 }
 
@@ -261,8 +295,16 @@ func (r *result) print(w io.Writer) {
 		fmt.Fprintf(w, "  503 answer ms p50 %.3f  p99 %.3f  max %.3f  (n=%d)\n", r.Resp503.P50, r.Resp503.P99, r.Resp503.Max, r.Resp503.N)
 	}
 	fmt.Fprintf(w, "  end-to-end ms p50 %.3f  p90 %.3f  p99 %.3f  max %.3f  (n=%d)\n", r.E2E.P50, r.E2E.P90, r.E2E.P99, r.E2E.Max, r.E2E.N)
-	fmt.Fprintf(w, "  machine: load generator + fake APNs %.2f cores, other processes %.2f cores (noise)\n", r.LoadgenCores, r.OtherCores)
-	fmt.Fprintf(w, "  cpu %.0f ms = %.4f ms/callback  peak rss %.1f MiB (%d processes; the server process alone %.1f MiB; pss %.1f MiB)\n", r.CPUms, r.CPUPer, r.PeakRSS, r.Procs, r.PeakRootRSS, r.PeakPSS)
+	other := "other processes"
+	if r.Redis != nil {
+		other = "other processes but redis-server"
+	}
+	fmt.Fprintf(w, "  machine: load generator + fake APNs %.2f cores, %s %.2f cores (noise)\n", r.LoadgenCores, other, r.OtherCores)
+	fmt.Fprintf(w, "  cpu %.0f ms = %.4f ms/callback (server process %.4f, plugins %.4f)  peak rss %.1f MiB (%d processes; the server process alone %.1f MiB; pss %.1f MiB)\n",
+		r.CPUms, r.CPUPer, r.CPUServerPer, r.CPUPluginPer, r.PeakRSS, r.Procs, r.PeakRootRSS, r.PeakPSS)
+	if r.Redis != nil {
+		r.Redis.print(w)
+	}
 }
 
 func fmtCodes(m map[string]int) string {

@@ -14,9 +14,15 @@
 // baseline — a minimal Go server that parses the callback and pushes with
 // sideshow/apns2 itself — and prints ringside / baseline ratios.
 //
+// With -cluster, ringside runs in cluster mode on a redis-server the load
+// generator starts (or on -redis), and each measured run also prints
+// Redis's work per accepted callback, read from INFO before and after it;
+// -compare-cluster runs ringside embedded and in cluster mode alternately.
+//
 //	go run ./examples/loadtest -rate 2000 -duration 10s
 //	go run ./examples/loadtest -rate 2000 -apns-delay 20ms -mode ringside
 //	go run ./examples/loadtest -find-max
+//	go run ./examples/loadtest -compare-cluster -rate 1000 -runs 3
 //
 // See docs/benchmarks.md.
 package main
@@ -76,6 +82,12 @@ type options struct {
 	PerfOut     string
 	MaxInFlight int
 	Runs        int
+
+	Cluster        bool
+	CompareCluster bool
+	Redis          string
+	RedisPrefix    string
+	RedisIdle      time.Duration
 }
 
 func main() {
@@ -112,6 +124,11 @@ func main() {
 	flag.StringVar(&o.JSON, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&o.PerfOut, "perf", "", "record a perf profile (perf record -g) of ringside and its plugins during the measured run into this file")
 	flag.IntVar(&o.MaxInFlight, "max-in-flight", 0, "ringside's server.max_in_flight (0: its default)")
+	flag.BoolVar(&o.Cluster, "cluster", false, "run ringside in cluster mode (one replica) on a redis-server the load generator starts on a free loopback port without persistence in the temp folder, or on -redis; print Redis's work per accepted callback")
+	flag.BoolVar(&o.CompareCluster, "compare-cluster", false, "run ringside embedded and in cluster mode (as -cluster) in each run, alternating the order, and print cluster / embedded (with -mode both the baseline runs too)")
+	flag.StringVar(&o.Redis, "redis", "", "cluster mode on this Redis (host:port, no password, database 0) instead of a redis-server of the load generator's; it refuses a Redis holding keys under -redis-prefix and deletes its own keys at the end; other clients' commands count in the figures")
+	flag.StringVar(&o.RedisPrefix, "redis-prefix", "ringside:", "cluster mode: ringside's key_prefix")
+	flag.DurationVar(&o.RedisIdle, "redis-idle", 2*time.Second, "cluster mode: after each warm-up, read Redis's background (heartbeats, PINGs, takeover scans) over this idle time; it is subtracted from the per-callback figures")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
@@ -119,16 +136,55 @@ func main() {
 	}
 }
 
-// env is what both servers share: the temp folder, the key and the fake APNs.
+// The servers a run measures.
+const (
+	nameEmbedded = "ringside"         // ringside, embedded single-node mode
+	nameCluster  = "ringside-cluster" // ringside, cluster mode on Redis
+	nameBaseline = "baseline"
+)
+
+// env is what the servers share: the temp folder, the key, the fake APNs
+// and, in cluster mode, Redis.
 type env struct {
 	dir     string
 	keyFile string
 	fake    *peer
 	callees int
-	seeded  bool // ringside's directory holds the callees' devices
+	bin     string          // the ringside binary, once built
+	seeded  map[string]bool // the named ringside's directory holds the callees' devices
 	nextTag uint32
 	o       options
 	out     io.Writer
+
+	redisAddr string      // cluster mode's Redis
+	probe     *redisProbe // reads redisAddr's counters
+}
+
+// variants returns the servers each run measures, in the first run's
+// order.
+func (o options) variants() []string {
+	var rs []string
+	switch {
+	case o.CompareCluster:
+		rs = []string{nameEmbedded, nameCluster}
+	case o.Cluster || o.Redis != "":
+		rs = []string{nameCluster}
+	default:
+		rs = []string{nameEmbedded}
+	}
+	switch o.Mode {
+	case "baseline":
+		return []string{nameBaseline}
+	case "both":
+		return append(rs, nameBaseline)
+	}
+	return rs
+}
+
+// rotate returns names rotated left by n: each server goes first in turn.
+func rotate(names []string, n int) []string {
+	n %= len(names)
+	return append(slices.Clone(names[n:]), names[:n]...)
 }
 
 func run(ctx context.Context, o options, out io.Writer) error {
@@ -146,7 +202,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	e := &env{dir: dir, o: o, out: out, nextTag: uint32(time.Now().Unix())}
+	e := &env{dir: dir, o: o, out: out, nextTag: uint32(time.Now().Unix()), seeded: map[string]bool{}}
 	e.fake, err = newPeer(dir, o.APNsDelay, o.APNs503, o.CheckJWT)
 	if err != nil {
 		return err
@@ -167,20 +223,26 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "fake APNs %s (delay %v, 503 rate %g, JWT checked %t); %d callees; %d CPUs\n",
 		e.fake.URL, o.APNsDelay, o.APNs503, o.CheckJWT, e.callees, numCPU())
 
+	names := o.variants()
+	if slices.Contains(names, nameCluster) {
+		stop, err := e.startRedis()
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
 	var all []*result
-	var pairs []ratios
+	pairs := map[string][]ratios{}   // per ringside variant, its ratios to the baseline per run
+	picked := map[string][]*result{} // per server, the result its comparisons use, per run
 	for run := range max(o.Runs, 1) {
 		if o.Runs > 1 {
 			fmt.Fprintf(out, "\n== run %d of %d\n", run+1, o.Runs)
 		}
-		order := []string{"ringside", "baseline"}
-		if run%2 == 1 {
-			order = []string{"baseline", "ringside"}
-		}
 		results := map[string][]*result{}
-		for _, name := range order {
-			if o.Mode != "both" && o.Mode != name {
-				continue
+		for _, name := range rotate(names, run) {
+			if o.Runs > 1 || len(names) > 1 {
+				fmt.Fprintf(out, "-- %s (load: %s)\n", name, loadAvg())
 			}
 			srv, err := e.start(ctx, name)
 			if err != nil {
@@ -193,15 +255,29 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			}
 			results[name] = rs
 			all = append(all, rs...)
-		}
-		if o.Mode == "both" {
-			if rt, ok := printRatios(out, o, results["ringside"], results["baseline"]); ok {
-				pairs = append(pairs, rt)
+			if r := pickResult(rs); r != nil {
+				picked[name] = append(picked[name], r)
 			}
 		}
+		for _, name := range names {
+			if name == nameBaseline || o.Mode != "both" {
+				continue
+			}
+			if rt, ok := printRatios(out, o, name, results[name], results[nameBaseline]); ok {
+				pairs[name] = append(pairs[name], rt)
+			}
+		}
+		if o.CompareCluster && !o.FindMax {
+			printClusterRatios(out, pickResult(results[nameEmbedded]), pickResult(results[nameCluster]))
+		}
 	}
-	if len(pairs) > 1 {
-		printMedians(out, o, pairs)
+	for _, name := range names {
+		if len(pairs[name]) > 1 {
+			printMedians(out, o, name, pairs[name])
+		}
+	}
+	if o.CompareCluster && !o.FindMax && len(picked[nameCluster]) > 1 {
+		printClusterMedians(out, picked[nameEmbedded], picked[nameCluster])
 	}
 	c := e.fake.Counts()
 	fmt.Fprintf(out, "fake APNs: %d pushes answered, %d with 503, %d bad JWT, %d bad requests\n",
@@ -223,6 +299,8 @@ type server struct {
 	log  string
 	// admin is ringside's admin listener ("" for the baseline).
 	admin string
+	// redis: ringside runs in cluster mode on env.redisAddr.
+	redis bool
 }
 
 func (s *server) pid() int { return s.cmd.Process.Pid }
@@ -248,12 +326,15 @@ func (e *env) measure(s *server) ([]*result, error) {
 		e.nextTag++
 		spec := loadSpec{URL: s.url, Rate: rate, Duration: d, Conns: o.Conns, Inflight: o.Inflight,
 			Timeout: o.Timeout, Drain: o.Drain, Callees: e.callees, Tag: e.nextTag, CountFrom: seq}
+		if measured && s.redis {
+			spec.Redis = e.probe
+		}
 		if !measured {
 			spec.Drain = min(o.Drain, 2*time.Second)
 		}
 		seq += uint64(rate * d.Seconds())
 		var perf *exec.Cmd
-		if measured && o.PerfOut != "" && s.name == "ringside" {
+		if measured && o.PerfOut != "" && s.name != nameBaseline {
 			perf = startPerf(o.PerfOut, s.pid())
 		}
 		r, err := runLoad(spec, e.fake, s.pid())
@@ -271,6 +352,14 @@ func (e *env) measure(s *server) ([]*result, error) {
 	}
 	if o.Warmup > 0 {
 		if _, err := load(min(o.Rate, 1000), o.Warmup, false); err != nil {
+			return nil, err
+		}
+	}
+	if s.redis && o.RedisIdle > 0 {
+		// The background is read once the warm-up's last deliveries
+		// are marked in Redis.
+		time.Sleep(250 * time.Millisecond)
+		if _, err := e.probe.measureIdle(o.RedisIdle); err != nil {
 			return nil, err
 		}
 	}
@@ -323,10 +412,10 @@ func (e *env) measure(s *server) ([]*result, error) {
 
 // start launches the named server and waits until it answers.
 func (e *env) start(ctx context.Context, name string) (*server, error) {
-	if name == "baseline" {
+	if name == nameBaseline {
 		return e.startBaseline(ctx)
 	}
-	return e.startRingside(ctx)
+	return e.startRingside(ctx, name)
 }
 
 func (e *env) startBaseline(ctx context.Context) (*server, error) {
@@ -359,25 +448,31 @@ func (e *env) startBaseline(ctx context.Context) (*server, error) {
 		return nil, fmt.Errorf("baseline did not start: %q %v\n%s", line, err, b)
 	}
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	return &server{name: "baseline", url: "http://" + addr + "/notify_cb", cmd: cmd, log: logPath}, nil
+	return &server{name: nameBaseline, url: "http://" + addr + "/notify_cb", cmd: cmd, log: logPath}, nil
 }
 
-func (e *env) startRingside(ctx context.Context) (*server, error) {
-	bin := e.o.Ringside
-	if bin == "" {
-		bin = filepath.Join(e.dir, "ringside")
+// startRingside starts the named ringside (embedded or cluster mode),
+// filling its directory first if it is the first start of that name.
+func (e *env) startRingside(ctx context.Context, name string) (*server, error) {
+	if e.bin == "" {
+		e.bin = e.o.Ringside
+	}
+	if e.bin == "" {
+		// Not e.dir/ringside: that is the embedded ringside's folder.
+		e.bin = filepath.Join(e.dir, "ringside.bin")
 		fmt.Fprintln(e.out, "building ringside…")
-		b := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/ringside/ringside")
+		b := exec.CommandContext(ctx, "go", "build", "-o", e.bin, "github.com/ringside/ringside")
 		b.Stdout, b.Stderr = os.Stderr, os.Stderr
 		if err := b.Run(); err != nil {
 			return nil, fmt.Errorf("go build ringside (run from inside the module, or pass -ringside): %w", err)
 		}
 	}
-	if !e.seeded {
+	if !e.seeded[name] {
 		// The directory is filled through a ringside of its own, so that
-		// the measured one starts on a directory file, as in production.
+		// the measured one starts on a directory file (or Redis), as in
+		// production.
 		t0 := time.Now()
-		s, err := e.launchRingside(ctx, bin)
+		s, err := e.launchRingside(ctx, e.bin, name)
 		if err != nil {
 			return nil, err
 		}
@@ -386,15 +481,28 @@ func (e *env) startRingside(ctx context.Context) (*server, error) {
 		if err != nil {
 			return nil, err
 		}
-		e.seeded = true
-		fmt.Fprintf(e.out, "directory: %d callees in %v\n", e.callees, time.Since(t0).Round(time.Millisecond))
+		e.seeded[name] = true
+		where := "directory file"
+		if s.redis {
+			where = "Redis"
+		}
+		fmt.Fprintf(e.out, "%s: %d callees in its %s in %v\n", name, e.callees, where, time.Since(t0).Round(time.Millisecond))
 	}
-	return e.launchRingside(ctx, bin)
+	return e.launchRingside(ctx, e.bin, name)
 }
 
-// launchRingside starts the ringside binary bin on the temp folder and
-// waits until it is ready.
-func (e *env) launchRingside(ctx context.Context, bin string) (*server, error) {
+// launchRingside starts the ringside binary bin, configured as the named
+// server, in its folder of the temp folder and waits until it is ready.
+func (e *env) launchRingside(ctx context.Context, bin, name string) (*server, error) {
+	dir := filepath.Join(e.dir, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	clustered := name == nameCluster
+	clusterBlock := ""
+	if clustered {
+		clusterBlock = fmt.Sprintf("\ncluster \"redis\" {\n  addresses  = [%q]\n  key_prefix = %q\n}\n", e.redisAddr, e.o.RedisPrefix)
+	}
 	pub, adm := freePort(), freePort()
 	cfg := fmt.Sprintf(`server {
   listen       = %q
@@ -426,24 +534,24 @@ notifier "ios" {
 route "all" {
   notify = ["ios"]
 }
-`, pub, adm, maxInFlight(e.o.MaxInFlight), e.o.Journal, teamID, keyID, filepath.Base(e.keyFile), topic, e.fake.URL)
-	cfgPath := filepath.Join(e.dir, "ringside.hcl")
+%s`, pub, adm, maxInFlight(e.o.MaxInFlight), e.o.Journal, teamID, keyID, e.keyFile, topic, e.fake.URL, clusterBlock)
+	cfgPath := filepath.Join(dir, "ringside.hcl")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(e.dir, "ringside.log")
+	logPath := filepath.Join(dir, "ringside.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, bin, "serve", "-config", cfgPath)
-	cmd.Dir = e.dir
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+e.fake.CAFile)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{name: "ringside", url: "http://" + pub + "/notify_cb", cmd: cmd, log: logPath, admin: adm}
+	s := &server{name: name, url: "http://" + pub + "/notify_cb", cmd: cmd, log: logPath, admin: adm, redis: clustered}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get("http://" + adm + "/readyz")
@@ -560,7 +668,6 @@ func numCPU() int {
 	return runtime.NumCPU()
 }
 
-// printRatios prints ringside / baseline for each target.
 // ratios are one run's ringside / baseline figures.
 type ratios struct {
 	E2EP50, E2EP99, CPU, Sustained float64
@@ -568,31 +675,29 @@ type ratios struct {
 	DelayOK                        bool
 }
 
-func printRatios(w io.Writer, o options, rs, bs []*result) (ratios, bool) {
-	pick := func(rr []*result) *result {
-		for _, r := range rr {
-			if strings.HasSuffix(r.Name, " max") {
-				return r
-			}
+// pickResult returns the result a comparison uses: find-max's best step,
+// else the last run.
+func pickResult(rr []*result) *result {
+	for _, r := range rr {
+		if strings.HasSuffix(r.Name, " max") {
+			return r
 		}
-		if len(rr) > 0 {
-			return rr[len(rr)-1]
-		}
-		return nil
 	}
-	r, b := pick(rs), pick(bs)
+	if len(rr) > 0 {
+		return rr[len(rr)-1]
+	}
+	return nil
+}
+
+// printRatios prints the named ringside's figures over the baseline's.
+func printRatios(w io.Writer, o options, name string, rs, bs []*result) (ratios, bool) {
+	r, b := pickResult(rs), pickResult(bs)
 	if r == nil || b == nil {
 		return ratios{}, false
 	}
 	rt := ratios{E2EP50: r.E2E.P50 / b.E2E.P50, E2EP99: r.E2E.P99 / b.E2E.P99, CPU: r.CPUPer / b.CPUPer,
 		Sustained: r.Rate / b.Rate, RSS: r.PeakRSS, DelayP99: r.E2E.P99, DelayOK: r.sustained()}
-	ratio := func(x, y float64) string {
-		if y == 0 {
-			return "n/a"
-		}
-		return fmt.Sprintf("%.2f×", x/y)
-	}
-	fmt.Fprintln(w, "\nringside / baseline:")
+	fmt.Fprintf(w, "\n%s / baseline:\n", name)
 	if o.FindMax {
 		share := r.Rate / b.Rate
 		fmt.Fprintf(w, "  sustained rate      %.0f / %.0f = %.0f%%  (target ≥ 55%%: %s)\n", r.Rate, b.Rate, 100*share, verdict(share >= 0.55))
@@ -626,7 +731,7 @@ func verdict(ok bool) string {
 
 // printMedians prints, over the runs, each ratio's values and median with
 // the target's verdict on the median.
-func printMedians(w io.Writer, o options, pairs []ratios) {
+func printMedians(w io.Writer, o options, name string, pairs []ratios) {
 	line := func(name, unit string, get func(ratios) float64, target string, ok func(float64) bool) {
 		var vs []float64
 		var parts []string
@@ -634,14 +739,10 @@ func printMedians(w io.Writer, o options, pairs []ratios) {
 			vs = append(vs, get(p))
 			parts = append(parts, fmt.Sprintf("%.2f", get(p)))
 		}
-		slices.Sort(vs)
-		m := vs[len(vs)/2]
-		if len(vs)%2 == 0 {
-			m = (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
-		}
+		m := median(vs)
 		fmt.Fprintf(w, "  %-18s median %.2f%s of [%s]  (target %s: %s)\n", name, m, unit, strings.Join(parts, " "), target, verdict(ok(m)))
 	}
-	fmt.Fprintf(w, "\nover %d runs (ringside / baseline per run):\n", len(pairs))
+	fmt.Fprintf(w, "\nover %d runs (%s / baseline per run):\n", len(pairs), name)
 	if o.FindMax {
 		line("sustained rate", "", func(p ratios) float64 { return p.Sustained }, "≥ 0.55", func(m float64) bool { return m >= 0.55 })
 		return

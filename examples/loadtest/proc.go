@@ -16,6 +16,7 @@ const clockTicks = 100
 // procStat is a process tree's CPU time and resident memory.
 type procStat struct {
 	CPU     time.Duration // utime+stime, summed over the tree
+	RootCPU time.Duration // utime+stime of the root process alone
 	RSS     int64         // VmRSS in bytes, summed over the tree
 	RootRSS int64         // VmRSS of the root process alone
 	PSS     int64         // Pss summed over the tree: pages shared between the processes (the same binary's text) counted once
@@ -36,6 +37,7 @@ func statTree(pid int) procStat {
 		s.PSS += pssOf(p)
 		if p == pid {
 			s.RootRSS = rss
+			s.RootCPU = cpu
 		}
 		s.Procs++
 	}
