@@ -77,6 +77,13 @@ type Metrics struct {
 	// SharedDedupErrors counts cross-replica dedup claims that failed
 	// (Redis away or slow); the replica's own dedup decided them.
 	SharedDedupErrors prometheus.Counter
+	// ClusterTakeovers counts replicas whose work this replica took over
+	// after their heartbeat lapsed; ClusterCallsTaken the calls it took.
+	ClusterTakeovers  prometheus.Counter
+	ClusterCallsTaken prometheus.Counter
+	// ClusterMarksDropped counts marks of pending work (delivered,
+	// finished) not written to Redis because too many were waiting.
+	ClusterMarksDropped prometheus.Counter
 	// RingToAnswer observes, for answered calls ringside rang, the time
 	// from the notify callback's arrival to the call's start_time.
 	RingToAnswer prometheus.Histogram
@@ -128,6 +135,9 @@ func NewMetrics() *Metrics {
 	m.FeedbackBatches.WithLabelValues("dropped")
 	m.CallOutcomes = m.counterVec("ringside_call_outcomes_total", "Ended calls (Call Events), by the route and notifier that rang them and how the call ended (answered, missed, rejected, canceled, busy, failed).", "route", "notifier", "outcome")
 	m.SharedDedupErrors = m.counter("ringside_cluster_dedup_errors_total", "Cross-replica dedup claims that failed or timed out (Redis away or slow); this replica's own dedup decided them.")
+	m.ClusterTakeovers = m.counter("ringside_cluster_takeovers_total", "Replicas whose heartbeat lapsed and whose pending calls this replica took over.")
+	m.ClusterCallsTaken = m.counter("ringside_cluster_calls_taken_total", "Pending calls this replica took over from replicas whose heartbeat lapsed.")
+	m.ClusterMarksDropped = m.counter("ringside_cluster_marks_dropped_total", "Marks of pending work (delivered, finished) dropped instead of written to Redis because too many were waiting.")
 	m.RingToAnswer = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "ringside_ring_to_answer_seconds",
 		Help:    "Time from the notify callback's arrival to the answered call's start_time (LINE's whole seconds).",
