@@ -122,14 +122,15 @@ func readRESP(r *bufio.Reader) (any, error) {
 // redisStats is one reading of a Redis node's INFO: calls per command,
 // network bytes, CPU and memory.
 type redisStats struct {
-	At     time.Time
-	Calls  map[string]int64 // command name (lower case, "client|caching") → calls
-	NetIn  int64            // total_net_input_bytes
-	NetOut int64            // total_net_output_bytes
-	CPU    time.Duration    // used_cpu_user + used_cpu_sys
-	Memory int64            // used_memory
-	RSS    int64            // used_memory_rss
-	Keys   int64            // keys of every database
+	At      time.Time
+	Calls   map[string]int64 // command name (lower case, "client|caching") → calls
+	NetIn   int64            // total_net_input_bytes
+	NetOut  int64            // total_net_output_bytes
+	CPU     time.Duration    // used_cpu_user + used_cpu_sys
+	Memory  int64            // used_memory
+	RSS     int64            // used_memory_rss
+	Keys    int64            // keys of every database
+	Tracked int64            // tracking_total_keys: keys some client caches
 	// RequestLen and ReplyLen are the bytes of this reading's own INFO
 	// request and reply: the server counts the request of a reading in
 	// it, and its reply in the next.
@@ -181,6 +182,8 @@ func parseInfo(text string) redisStats {
 		case k == "used_cpu_user" || k == "used_cpu_sys":
 			f, _ := strconv.ParseFloat(v, 64)
 			s.CPU += time.Duration(f * float64(time.Second))
+		case k == "tracking_total_keys":
+			s.Tracked = num(v)
 		case k == "used_memory":
 			s.Memory = num(v)
 		case k == "used_memory_rss":
@@ -262,6 +265,9 @@ type redisCost struct {
 	// anything else that outlives the call); the rest is at the run's end.
 	MemoryPer float64 `json:"memory_bytes_per_callback"`
 	KeysPer   float64 `json:"keys_per_callback"`
+	// Tracked is how many keys Redis tracks for client-side caches at the
+	// run's end.
+	Tracked   int64   `json:"tracking_keys"`
 	MemoryMiB float64 `json:"used_memory_mib"`
 	RSSMiB    float64 `json:"rss_mib"`
 	// RawCPUCores is redis-server's CPU over the run, background included.
@@ -274,7 +280,7 @@ type redisCost struct {
 func cost(a, b redisStats, idle *redisDelta, accepted int) *redisCost {
 	d := diff(a, b)
 	c := &redisCost{Accepted: accepted, Seconds: d.Seconds, Calls: map[string]float64{}, Idle: idle,
-		MemoryMiB: float64(b.Memory) / (1 << 20), RSSMiB: float64(b.RSS) / (1 << 20)}
+		MemoryMiB: float64(b.Memory) / (1 << 20), RSSMiB: float64(b.RSS) / (1 << 20), Tracked: b.Tracked}
 	if d.Seconds > 0 {
 		c.RawCPUCores = d.CPU.Seconds() / d.Seconds
 	}
@@ -331,8 +337,8 @@ func (c *redisCost) print(w io.Writer) {
 	fmt.Fprintf(w, "  redis per accepted callback (%d; a script's commands count under their own names too): %.2f ops = %s\n", c.Accepted, c.Ops, fmtCalls(c.Calls, "%.2f"))
 	fmt.Fprintf(w, "    in %.0f B, out %.0f B, redis-server cpu %.4f ms (%.2f cores over the run, background included)\n",
 		c.BytesIn, c.BytesOut, c.CPUms, c.RawCPUCores)
-	fmt.Fprintf(w, "    used_memory %+.0f B and %+.2f keys per callback; at the end used_memory %.1f MiB, rss %.1f MiB\n",
-		c.MemoryPer, c.KeysPer, c.MemoryMiB, c.RSSMiB)
+	fmt.Fprintf(w, "    used_memory %+.0f B and %+.2f keys per callback; at the end used_memory %.1f MiB, rss %.1f MiB, %d keys tracked for client-side caches\n",
+		c.MemoryPer, c.KeysPer, c.MemoryMiB, c.RSSMiB, c.Tracked)
 }
 
 // redisProbe reads a Redis node's counters around the measured runs.

@@ -51,7 +51,7 @@ func info(set, eval, infos, in, out int64, cpu string, mem, keys int64) string {
 	b.WriteString("cmdstat_set:calls=" + itoa(set) + ",usec=5,usec_per_call=1.00,rejected_calls=0,failed_calls=0\r\n")
 	b.WriteString("cmdstat_eval:calls=" + itoa(eval) + ",usec=5,usec_per_call=1.00,rejected_calls=0,failed_calls=0\r\n")
 	b.WriteString("cmdstat_info:calls=" + itoa(infos) + ",usec=5,usec_per_call=1.00,rejected_calls=0,failed_calls=0\r\n")
-	b.WriteString("\r\n# Stats\r\ntotal_net_input_bytes:" + itoa(in) + "\r\ntotal_net_output_bytes:" + itoa(out) + "\r\n")
+	b.WriteString("\r\n# Stats\r\ntotal_net_input_bytes:" + itoa(in) + "\r\ntotal_net_output_bytes:" + itoa(out) + "\r\ntracking_total_keys:" + itoa(keys/2) + "\r\n")
 	b.WriteString("\r\n# CPU\r\nused_cpu_sys:" + cpu + "\r\nused_cpu_user:" + cpu + "\r\n")
 	b.WriteString("\r\n# Memory\r\nused_memory:" + itoa(mem) + "\r\nused_memory_rss:" + itoa(2*mem) + "\r\n")
 	b.WriteString("\r\n# Keyspace\r\ndb0:keys=" + itoa(keys) + ",expires=0,avg_ttl=0\r\n")
@@ -92,6 +92,9 @@ func TestCostSubtractsIdleAndOwnReadings(t *testing.T) {
 	}
 	if c.MemoryPer != 100 || c.KeysPer != 1 {
 		t.Errorf("memory %v B and %v keys per callback; want 100 and 1", c.MemoryPer, c.KeysPer)
+	}
+	if c.Tracked != 505 {
+		t.Errorf("tracked keys %d; want 505 (the last reading's)", c.Tracked)
 	}
 	if c.RawCPUCores < 0.099 || c.RawCPUCores > 0.101 {
 		t.Errorf("cores %v; want 0.1", c.RawCPUCores)
