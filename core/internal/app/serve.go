@@ -197,8 +197,14 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	if jr != nil {
 		dopt.Journal = jr
 	}
+	// In cluster mode the cross-replica claim of a callback records its
+	// work in Redis in the same round trip, for a live replica to take over
+	// if this one dies; the journal keeps only what Redis could not take.
+	var work *cluster.Work
 	if redis != nil {
-		dopt.SharedDedup = redis.Dedup()
+		work = redis.Work(cluster.WorkOptions{Logger: log, Metrics: metrics})
+		dopt.SharedDedup = work
+		dopt.SharedUp = func() bool { return watch.Err() == nil }
 	}
 	disp := dispatch.New(dopt)
 	// Feedback to the app server, started before resumed calls publish.
@@ -219,6 +225,16 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		func() float64 { return float64(disp.InFlight()) })
 	if n := disp.Resume(context.Background(), pending); n > 0 {
 		log.Info("resumed journaled callbacks", "count", n)
+	}
+	workDone := make(chan struct{})
+	if work != nil {
+		log.Info("cluster: heartbeating; taking over the calls of replicas that die", "replica", work.ReplicaID())
+		go func() {
+			defer close(workDone)
+			work.Run(ctx, func(es []journal.Entry) { disp.ResumeTaken(context.Background(), es) })
+		}()
+	} else {
+		close(workDone)
 	}
 
 	var closing atomic.Bool
@@ -423,7 +439,21 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 	defer cancel()
 	_ = pubSrv.Shutdown(gctx)
 	if err := disp.Wait(gctx); err != nil {
-		log.Warn("shutdown grace over; unfinished deliveries stay in the journal", "in_delivery", disp.InFlight())
+		if work != nil {
+			log.Warn("shutdown grace over; another replica takes over the unfinished deliveries", "in_delivery", disp.InFlight())
+		} else {
+			log.Warn("shutdown grace over; unfinished deliveries stay in the journal", "in_delivery", disp.InFlight())
+		}
+	}
+	if work != nil {
+		// Takeovers stopped with ctx; marks not written yet are, and the
+		// heartbeat goes, so what is left is taken over at once.
+		<-workDone
+		cctx, ccancel := context.WithTimeout(context.Background(), time.Second)
+		if err := work.Close(cctx); err != nil {
+			log.Warn("cluster: leaving redis", "error", err)
+		}
+		ccancel()
 	}
 	if err := fb.Stop(gctx); err != nil {
 		log.Warn("shutdown grace over; feedback events not sent were dropped")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/journal"
 )
 
 // Dedup remembers accepted callbacks for a window, so a repeated
@@ -106,34 +107,33 @@ func (d *Dedup) Forget(sid, service, user string) {
 }
 
 // claimShared claims the callback's key across replicas, when there are
-// some: it reports false when another replica claimed it first. A Redis
-// that fails or does not answer within SharedDedupTimeout leaves the
-// decision to the local claim already made (logged once a second, counted).
-func (d *Dispatcher) claimShared(ctx context.Context, c *callback.Call, sid, service, user string) bool {
+// some: it reports false when another replica claimed it first. When rec
+// is not nil and the claim is won, rec is recorded with it as this
+// replica's pending work (recorded is then true), in the same round trip.
+// A Redis known to be away (SharedUp), or that fails or does not answer
+// within SharedDedupTimeout, leaves the decision to the local claim
+// already made, and the work to the local journal (counted; a failure while
+// Redis is thought up is logged once a second).
+func (d *Dispatcher) claimShared(ctx context.Context, c *callback.Call, sid, service, user string, rec *journal.Entry) (won, recorded bool) {
 	if d.shared == nil {
-		return true
+		return true, false
+	}
+	if d.up != nil && !d.up() {
+		// Known to be away: said once by the check, not per call.
+		d.metrics.SharedDedupErrors.Inc()
+		return true, false
 	}
 	cctx, cancel := context.WithTimeout(ctx, SharedDedupTimeout)
 	defer cancel()
-	won, err := d.shared.Claim(cctx, keyOf(sid, service, user), d.dedup.Window())
+	won, err := d.shared.Claim(cctx, keyOf(sid, service, user), d.dedup.Window(), rec)
 	if err != nil {
 		d.metrics.SharedDedupErrors.Inc()
 		if n, ok := d.sharedErrs.allow(d.now()); ok {
-			d.log.WarnContext(ctx, "cross-replica dedup failed; this replica's own dedup decides", "sid", c.SID, "error", err, "failed_not_logged", n)
+			d.log.WarnContext(ctx, "cross-replica dedup failed; this replica's own dedup decides, and its journal keeps the work", "sid", c.SID, "error", err, "failed_not_logged", n)
 		}
-		return true
+		return true, false
 	}
-	return won
-}
-
-// forgetShared removes the callback's cross-replica claim.
-func (d *Dispatcher) forgetShared(ctx context.Context, sid, service, user string) {
-	if d.shared == nil {
-		return
-	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), SharedDedupTimeout)
-	defer cancel()
-	_ = d.shared.Forget(cctx, keyOf(sid, service, user))
+	return won, won && rec != nil
 }
 
 func (d *Dedup) seen(k dedupKey, now time.Time) bool {

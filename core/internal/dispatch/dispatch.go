@@ -41,6 +41,7 @@ type Dispatcher struct {
 	planner atomic.Pointer[plan.Planner]
 	dedup   *Dedup
 	shared  SharedDedup
+	up      func() bool
 	journal Journal
 	calls   *calllog.Log
 	metrics *telemetry.Metrics
@@ -62,11 +63,20 @@ type Dispatcher struct {
 	appendErrs, sharedErrs everySecond
 }
 
-// SharedDedup claims callbacks across replicas (cluster mode): the first
-// claim of a key inside the window wins; *cluster.Dedup is one.
+// SharedDedup claims callbacks across replicas and keeps the pending work
+// of the claims won (cluster mode); *cluster.Work is one.
 type SharedDedup interface {
-	Claim(ctx context.Context, key [16]byte, window time.Duration) (bool, error)
-	Forget(ctx context.Context, key [16]byte) error
+	// Claim claims key for window: the first claim inside the window wins,
+	// on any replica. When it is won and rec is not nil, rec is recorded
+	// as this replica's pending work in the same round trip.
+	Claim(ctx context.Context, key [16]byte, window time.Duration, rec *journal.Entry) (bool, error)
+	// Delivered and Finish mark recorded work, as the journal's do; they
+	// do not wait.
+	Delivered(key, notifier, token string)
+	Finish(key string)
+	// Held reports whether work for key is recorded (by any replica,
+	// finished or not).
+	Held(ctx context.Context, key [16]byte) (bool, error)
 }
 
 // SharedDedupTimeout bounds a cross-replica claim on the callback's way to
@@ -111,6 +121,10 @@ type Options struct {
 	// SharedDedup, when set, makes a callback this replica has not seen a
 	// duplicate all the same when another replica claimed it first.
 	SharedDedup SharedDedup
+	// SharedUp, when set, says whether the shared store answers (a
+	// background check): while it says no, no claim is tried, and the
+	// callback waits on nothing.
+	SharedUp func() bool
 	// Journal, when set, records accepted callbacks before Accept returns.
 	Journal Journal
 	// MaxInFlight bounds the callbacks whose deliveries have not ended;
@@ -141,6 +155,7 @@ func New(opt Options) *Dispatcher {
 	d := &Dispatcher{
 		dedup:   opt.Dedup,
 		shared:  opt.SharedDedup,
+		up:      opt.SharedUp,
 		journal: opt.Journal,
 		calls:   opt.CallLog,
 		metrics: opt.Metrics,
@@ -265,10 +280,33 @@ func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool
 	for _, r := range pl.Routes {
 		d.metrics.RouteMatches.WithLabelValues(r).Inc()
 	}
+	// What a won claim keeps: the plan under a new journal key, in Redis
+	// with the cross-replica claim when there is one, else in the journal.
+	var (
+		key      string
+		data     []byte
+		rec      *journal.Entry
+		won      bool
+		recorded bool
+	)
+	if pl.Status == callback.StatusAccepted {
+		key = newID()
+		if d.journal != nil {
+			if data, err = encodeRecord(pl); err != nil {
+				return callback.Answer{}, err
+			}
+			if d.shared != nil {
+				rec = &journal.Entry{Key: key, Deadline: pl.Deadline(), Data: data}
+			}
+		}
+	}
 	if event {
 		// An event acts once, whether or not a route delivers anything
 		// for it: a repeat is a duplicate.
-		if !d.dedup.Claim(ka, kb, kc, d.now()) || !d.claimShared(ctx, c, ka, kb, kc) {
+		if d.dedup.Claim(ka, kb, kc, d.now()) {
+			won, recorded = d.claimShared(ctx, c, ka, kb, kc, rec)
+		}
+		if !won {
 			ans.Status = callback.StatusDuplicate
 			d.metrics.DedupHits.Inc()
 			d.log.InfoContext(ctx, "event", "kind", c.Kind.String(), "sid", c.SID, "status", callback.StatusDuplicate)
@@ -287,27 +325,27 @@ func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool
 		d.log.InfoContext(ctx, "callback", "sid", c.SID, "status", pl.Status, "routes", pl.Routes)
 		return ans, nil
 	}
-	if !event && (!d.dedup.Claim(ka, kb, kc, d.now()) || !d.claimShared(ctx, c, ka, kb, kc)) {
-		ans.Status = callback.StatusDuplicate
-		d.metrics.DedupHits.Inc()
-		d.logCall(ctx, c, pl, callback.StatusDuplicate, false)
-		d.log.InfoContext(ctx, "callback", "sid", c.SID, "status", callback.StatusDuplicate, "routes", pl.Routes)
-		return ans, nil
+	if !event {
+		if d.dedup.Claim(ka, kb, kc, d.now()) {
+			won, recorded = d.claimShared(ctx, c, ka, kb, kc, rec)
+		}
+		if !won {
+			ans.Status = callback.StatusDuplicate
+			d.metrics.DedupHits.Inc()
+			d.logCall(ctx, c, pl, callback.StatusDuplicate, false)
+			d.log.InfoContext(ctx, "callback", "sid", c.SID, "status", callback.StatusDuplicate, "routes", pl.Routes)
+			return ans, nil
+		}
 	}
-	j := d.newJob(newID(), pl)
+	j := d.newJob(key, pl)
+	j.shared = recorded
 	if event {
 		j.log = d.calls.Lookup(c.SID) // the event's deliveries join the call's record
 	} else {
 		j.log = d.logCall(ctx, c, pl, callback.StatusAccepted, false)
 	}
 	var commit *journal.Commit
-	if d.journal != nil {
-		data, err := encodeRecord(pl)
-		if err != nil {
-			d.dedup.Forget(ka, kb, kc)
-			d.forgetShared(ctx, ka, kb, kc)
-			return callback.Answer{}, err
-		}
+	if d.journal != nil && !recorded {
 		commit = d.journal.Append(j.key, pl.Deadline(), data)
 	}
 	*started = true
@@ -364,6 +402,9 @@ type job struct {
 	stopped atomic.Bool
 	cancels []context.CancelFunc
 	indexed bool
+	// shared is set when the job's record is in Redis (cluster mode) rather
+	// than in the local journal: its marks go there.
+	shared bool
 }
 
 // routeState tracks one matched route, for fallback after delivery.
@@ -458,7 +499,10 @@ func (j *job) launch(ctx context.Context, dl *plan.Delivery) {
 
 // delivered is called by run for each device a provider accepted.
 func (j *job) delivered(dl *plan.Delivery, token string) {
-	if j.d.journal != nil {
+	switch {
+	case j.shared:
+		j.d.shared.Delivered(j.key, dl.Notifier.Name, token)
+	case j.d.journal != nil:
 		j.d.journal.Delivered(j.key, dl.Notifier.Name, token)
 	}
 	if j.plan.Call.Kind == callback.KindNotify && token != "" && j.d.keepRung.Load() {
@@ -547,9 +591,7 @@ func (j *job) finishLocked() {
 	}
 	d := j.d
 	d.jobs.Add(-1)
-	if d.journal != nil {
-		d.journal.Finish(j.key)
-	}
+	d.finishEntry(j.key, j.shared)
 	outcome := calllog.OutcomeNotDelivered
 	for _, rs := range j.routes {
 		if rs.delivered {

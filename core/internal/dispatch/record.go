@@ -141,8 +141,23 @@ func appendStringMap(b []byte, m map[string]string) []byte {
 // devices already delivered are skipped, a route that delivered anything
 // does not fall back, deliveries past their deadline are dropped, and the
 // callback is claimed in the dedup window again. It returns how many
-// callbacks it resumed.
+// callbacks it resumed. In cluster mode an entry whose work Redis holds
+// (recorded there too, so taken over by a live replica or finished) is not
+// resumed: its takeover delivers it.
 func (d *Dispatcher) Resume(ctx context.Context, entries []journal.Entry) int {
+	return d.resume(ctx, entries, false)
+}
+
+// ResumeTaken starts the deliveries of work taken over from a replica that
+// died (cluster mode), as Resume does for the journal: only to the devices
+// not marked delivered, never past a delivery's deadline, and under the
+// same journal key, so the idempotency ids are those the dead replica used.
+// Its marks go to Redis.
+func (d *Dispatcher) ResumeTaken(ctx context.Context, entries []journal.Entry) int {
+	return d.resume(ctx, entries, true)
+}
+
+func (d *Dispatcher) resume(ctx context.Context, entries []journal.Entry, taken bool) int {
 	p := d.planner.Load()
 	now := d.now()
 	resumed := 0
@@ -150,17 +165,28 @@ func (d *Dispatcher) Resume(ctx context.Context, entries []journal.Entry) int {
 		var r record
 		if err := json.Unmarshal(e.Data, &r); err != nil || r.Call == nil || len(r.Routes) == 0 {
 			d.log.Error("journal entry unreadable; dropped", "key", e.Key, "error", err)
-			d.finishEntry(e.Key)
+			d.finishEntry(e.Key, taken)
 			continue
 		}
 		if r.Call.Kind != callback.KindNotify {
 			ev, _, err := callback.ParseEvent(r.Call.Kind, r.Call.Query, 0, r.Call.Received)
 			if err != nil {
 				d.log.Error("journal entry's event unreadable; dropped", "key", e.Key, "error", err)
-				d.finishEntry(e.Key)
+				d.finishEntry(e.Key, taken)
 				continue
 			}
 			r.Call = ev
+		}
+		ka, kb, kc := dedupArgs(r.Call)
+		if !taken && d.shared != nil {
+			held, err := d.shared.Held(ctx, keyOf(ka, kb, kc))
+			if err != nil {
+				d.log.Warn("cluster: cannot tell whether another replica took this journaled callback over; resuming it here", "sid", r.Call.SID, "error", err)
+			} else if held {
+				d.log.Info("journaled callback is in redis too; its takeover delivers it, not resumed here", "sid", r.Call.SID)
+				d.finishEntry(e.Key, false)
+				continue
+			}
 		}
 		pl := &plan.Plan{Call: r.Call, Status: r.Status, Routes: r.Routes, Reachable: true}
 		deliveredRoutes := map[string]bool{}
@@ -177,13 +203,13 @@ func (d *Dispatcher) Resume(ctx context.Context, entries []journal.Entry) int {
 				if e.Delivered[[2]string{rd.Notifier, ""}] {
 					deliveredRoutes[rd.Route] = true
 					dl.Active = false
-					before = append(before, deliveredBefore(rd, nil))
+					before = append(before, deliveredBefore(rd, nil, taken))
 				}
 			} else {
 				for _, dev := range rd.Devices {
 					if e.Delivered[[2]string{rd.Notifier, dev.Token}] {
 						deliveredRoutes[rd.Route] = true
-						before = append(before, deliveredBefore(rd, &dev))
+						before = append(before, deliveredBefore(rd, &dev, taken))
 						continue
 					}
 					dl.Devices = append(dl.Devices, dev)
@@ -197,15 +223,19 @@ func (d *Dispatcher) Resume(ctx context.Context, entries []journal.Entry) int {
 			}
 			pl.Deliveries = append(pl.Deliveries, dl)
 		}
-		ka, kb, kc := dedupArgs(r.Call)
 		d.dedup.Claim(ka, kb, kc, r.Call.Received)
 		j := d.newJob(e.Key, pl)
+		j.shared = taken
 		for route := range deliveredRoutes {
 			if rs := j.routes[route]; rs != nil {
 				rs.delivered = true
 			}
 		}
-		d.log.Info("resuming journaled callback", "sid", r.Call.SID, "routes", r.Routes)
+		if taken {
+			d.log.Info("taking over callback of a replica that died", "sid", r.Call.SID, "routes", r.Routes)
+		} else {
+			d.log.Info("resuming journaled callback", "sid", r.Call.SID, "routes", r.Routes)
+		}
 		j.log = d.logResumed(r, pl, before)
 		d.jobs.Add(1) // resumed work is not bounded: it was accepted already
 		j.start(ctx)
@@ -216,9 +246,13 @@ func (d *Dispatcher) Resume(ctx context.Context, entries []journal.Entry) int {
 
 // deliveredBefore is the call log's event for a delivery the journal
 // marked before a restart; dev is nil for a notifier without devices.
-func deliveredBefore(rd recordDelivery, dev *directory.Device) calllog.Event {
+func deliveredBefore(rd recordDelivery, dev *directory.Device, taken bool) calllog.Event {
+	reason := "delivered before the restart"
+	if taken {
+		reason = "delivered by the replica that died, before the takeover"
+	}
 	e := calllog.Event{Type: calllog.EventAttempt, Notifier: rd.Notifier, Route: rd.Route,
-		Outcome: "delivered", Reason: "delivered before the restart"}
+		Outcome: "delivered", Reason: reason}
 	if dev != nil {
 		ld := calllog.NewDevice(*dev)
 		e.Device = &ld
@@ -251,8 +285,13 @@ func (d *Dispatcher) logResumed(r record, pl *plan.Plan, before []calllog.Event)
 	return c
 }
 
-func (d *Dispatcher) finishEntry(key string) {
-	if d.journal != nil {
+// finishEntry removes the record of key: from Redis when shared, else
+// from the journal.
+func (d *Dispatcher) finishEntry(key string, shared bool) {
+	switch {
+	case shared:
+		d.shared.Finish(key)
+	case d.journal != nil:
 		d.journal.Finish(key)
 	}
 }

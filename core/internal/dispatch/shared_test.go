@@ -31,7 +31,7 @@ func TestSharedDedupAcrossReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		replicas[i] = New(Options{Planner: f.planner(&route.Route{Name: "r", Notify: []string{"ios"}}), SharedDedup: c.Dedup(), Metrics: metrics[i]})
+		replicas[i] = New(Options{Planner: f.planner(&route.Route{Name: "r", Notify: []string{"ios"}}), SharedDedup: c.Work(cluster.WorkOptions{}), Metrics: metrics[i]})
 	}
 	const calls = 100
 	accepted := 0
