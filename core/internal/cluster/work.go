@@ -488,6 +488,11 @@ func (w *Work) beat(ctx context.Context, now time.Time, lastOK *time.Time) error
 		w.healthy.Store(0)
 		return w.c.wrap("heartbeat", err)
 	}
+	if lost && !lastOK.IsZero() {
+		// Its calls may have been taken over meanwhile, and delivered
+		// twice: by the taker and by this replica.
+		w.log.Warn("cluster: this replica's heartbeat lapsed (or redis lost it); another replica may have taken its calls over", "replica", w.rid, "last_heartbeat", *lastOK)
+	}
 	if w.healthy.Load() == 0 || lost || now.Sub(*lastOK) > w.ttl {
 		w.healthy.Store(now.UnixNano())
 	}
@@ -568,7 +573,7 @@ func (w *Work) takeOverDead(ctx context.Context, take func([]journal.Entry)) {
 var takeScript = newScript(`
 local o = redis.call('HGET', KEYS[1], 'o')
 if (o ~= ARGV[1] and o ~= ARGV[2]) or redis.call('HEXISTS', KEYS[1], 'done') == 1 then return false end
-if tonumber(redis.call('HGET', KEYS[1], 't')) < tonumber(ARGV[3]) then
+if (tonumber(redis.call('HGET', KEYS[1], 't')) or 0) < tonumber(ARGV[3]) then
   redis.call('HSET', KEYS[1], 'done', '1')
   return 0
 end

@@ -411,7 +411,9 @@ func TestClaimedAgainAfterTheWindow(t *testing.T) {
 
 // Marks queued while Redis is away are written once it is back.
 func TestMarksRetried(t *testing.T) {
-	srv := startRedis(t, redistest.WithArgs("--appendonly", "yes"))
+	// appendfsync always: every write is on disk before its reply, so the
+	// kill loses none.
+	srv := startRedis(t, redistest.WithArgs("--appendonly", "yes", "--appendfsync", "always"))
 	ctx := context.Background()
 	c := connect(t, srv, Settings{})
 	w := newWork(t, c, WorkOptions{})
@@ -686,12 +688,20 @@ func TestRedisRestartTakesNothingOver(t *testing.T) {
 		t.Run(fmt.Sprintf("persistence %v", persist), func(t *testing.T) {
 			var opts []redistest.Option
 			if persist {
-				opts = append(opts, redistest.WithArgs("--appendonly", "yes"))
+				// Every write on disk before its reply: the kill loses none.
+				opts = append(opts, redistest.WithArgs("--appendonly", "yes", "--appendfsync", "always"))
 			}
 			srv := startRedis(t, opts...)
 			ctx := context.Background()
-			a := newWork(t, connect(t, srv, Settings{KeyPrefix: "rs:"}), WorkOptions{ReplicaID: "a", HeartbeatTTL: testTTL})
-			b := newWork(t, connect(t, srv, Settings{KeyPrefix: "rs:"}), WorkOptions{ReplicaID: "b", HeartbeatTTL: testTTL})
+			var logs logBuffer
+			a := newWork(t, connect(t, srv, Settings{KeyPrefix: "rs:"}), WorkOptions{ReplicaID: "a", HeartbeatTTL: testTTL, Logger: logs.logger()})
+			b := newWork(t, connect(t, srv, Settings{KeyPrefix: "rs:"}), WorkOptions{ReplicaID: "b", HeartbeatTTL: testTTL, Logger: logs.logger()})
+			defer func() {
+				if t.Failed() {
+					keys, _ := a.c.rdb.Do(ctx, a.c.rdb.B().Keys().Pattern("*").Build()).AsStrSlice()
+					t.Logf("keys %q; logs:\n%s", keys, logs.String())
+				}
+			}()
 			c := a.c
 			ra, rb := run(t, a), run(t, b)
 			eventually(t, "both may take over", func() bool { return a.mayTakeOver() && b.mayTakeOver() })
