@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -241,17 +242,16 @@ func hookReplica(url, addr string, i int, ttl time.Duration) string {
 
 // slowApp is an app server that answers each webhook after a pause, with
 // 503 and Retry-After: 1 to the first attempt of some sids, and that can
-// hold every answer to one replica (gate) until release.
+// hold the answers to one replica, past their pause, until release.
 type slowApp struct {
 	*fakes.Webhook
 	pause    [2]time.Duration // the pause is in [pause[0], pause[1])
 	refuse   func(sid string) bool
 	stopping chan struct{}
 
-	mu     sync.Mutex
-	gated  string        // the replica whose answers wait at gate
-	gate   chan struct{} // closed by release
-	sealed bool          // released: answers to gated that still wait never go
+	mu    sync.Mutex
+	gated string        // the replica whose answers wait at gate
+	gate  chan struct{} // closed by release
 }
 
 // startSlowApp starts a slowApp checking hookSecret; refuse chooses the
@@ -290,15 +290,12 @@ func (a *slowApp) answer(r *fakes.WebhookRequest) fakes.WebhookAnswer {
 			return
 		}
 		a.mu.Lock()
-		gate, sealed := a.gate, a.sealed
+		gate := a.gate
 		if replica != a.gated {
-			gate, sealed = nil, false
+			gate = nil
 		}
 		a.mu.Unlock()
-		switch {
-		case sealed:
-			<-a.stopping
-		case gate != nil:
+		if gate != nil {
 			select {
 			case <-gate:
 			case <-a.stopping:
@@ -316,13 +313,12 @@ func (a *slowApp) hold(replica string) {
 	a.gated, a.gate = replica, make(chan struct{})
 }
 
-// release lets the answers held so far go; the answers to the gated
-// replica that were not held yet never go (their client goes away first).
+// release lets the held answers go, and the others to the same replica
+// once their pause is over.
 func (a *slowApp) release() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	close(a.gate)
-	a.sealed = true
 }
 
 // from returns the requests replica (its header's value) sent.
@@ -540,8 +536,17 @@ func TestE2ECluster3KillMidBurst(t *testing.T) {
 	// it was answered before.
 	app.hold("2")
 	time.Sleep(time.Second)
-	killed := time.Now()
-	kids := rs[1].kill(t)
+	// Replica 2 dies as the app answers what it had in flight: its plugin
+	// process is frozen, the held answers go into the frozen process's
+	// sockets (the app delivered them; no replica will ever know), and
+	// the replica and its plugin process are killed.
+	frozen := children(rs[1].pid())
+	for _, pid := range frozen {
+		if ours(pid) {
+			_ = syscall.Kill(pid, syscall.SIGSTOP)
+		}
+	}
+	t.Cleanup(func() { reap(frozen) })
 	// What replica 2 had sent and was not answered when it died.
 	var inflight []fakes.WebhookRequest
 	for _, r := range app.from("2") {
@@ -549,14 +554,14 @@ func TestE2ECluster3KillMidBurst(t *testing.T) {
 			inflight = append(inflight, r)
 		}
 	}
-	// Its orphaned plugin process gets the held answers, which no one
-	// records: the app delivered them, the replica never knew.
 	app.release()
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) && !answered(app.Webhook, inflight) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	reap(kids)
+	killed := time.Now()
+	reap(rs[1].kill(t))
+	reap(frozen)
 	t.Logf("replica 2 killed with %d requests in flight at the app (%d answered 2xx after its death)", len(inflight), countOK(app.Webhook, inflight))
 	<-done
 
@@ -627,6 +632,22 @@ func TestE2ECluster3KillMidBurst(t *testing.T) {
 		if reqs := app.Requests(sid); app.Delivered(sid) > 1 && !open[reqs[0].ID] {
 			t.Errorf("sid %s was delivered %d times, but its webhook-id %q was not in flight at replica 2's death", sid, app.Delivered(sid), reqs[0].ID)
 		}
+	}
+	// The sids both replica 2 and a live replica sent: checkIDs proves
+	// the takeover kept replica 2's webhook-ids on them.
+	both := 0
+	for _, sid := range sids {
+		from := map[bool]bool{}
+		for _, r := range app.Requests(sid) {
+			from[r.Header.Get(replicaHeader) == "2"] = true
+		}
+		if from[true] && from[false] {
+			both++
+		}
+	}
+	t.Logf("%d sids reached the app from replica 2 and then from a live replica", both)
+	if both == 0 {
+		t.Error("no sid reached the app from replica 2 and from a live replica: the takeover redelivered none of its work")
 	}
 	checkIDs(t, app.Webhook, sids)
 	checkDeadlines(t, f, app.Webhook, sids, ttl, 2*time.Second)
