@@ -134,7 +134,7 @@ func NewMetrics() *Metrics {
 	m.FeedbackBatches.WithLabelValues("delivered")
 	m.FeedbackBatches.WithLabelValues("dropped")
 	m.CallOutcomes = m.counterVec("ringside_call_outcomes_total", "Ended calls (Call Events), by the route and notifier that rang them and how the call ended (answered, missed, rejected, canceled, busy, failed).", "route", "notifier", "outcome")
-	m.SharedDedupErrors = m.counter("ringside_cluster_dedup_errors_total", "Cross-replica dedup claims that failed or timed out (Redis away or slow); this replica's own dedup decided them.")
+	m.SharedDedupErrors = m.counter("ringside_cluster_dedup_errors_total", "Callbacks whose cross-replica claim failed, timed out or was not tried (Redis away or slow); this replica's own dedup decided them and its journal kept their work.")
 	m.ClusterTakeovers = m.counter("ringside_cluster_takeovers_total", "Replicas whose heartbeat lapsed and whose pending calls this replica took over.")
 	m.ClusterCallsTaken = m.counter("ringside_cluster_calls_taken_total", "Pending calls this replica took over from replicas whose heartbeat lapsed.")
 	m.ClusterMarksDropped = m.counter("ringside_cluster_marks_dropped_total", "Marks of pending work (delivered, finished) dropped instead of written to Redis because too many were waiting.")
