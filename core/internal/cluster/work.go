@@ -522,6 +522,12 @@ func (w *Work) sweep(ctx context.Context) {
 // takeOverDead takes over the work of every replica whose heartbeat
 // lapsed.
 func (w *Work) takeOverDead(ctx context.Context, take func([]journal.Entry)) {
+	// A read may wait for Redis across an outage (the client sends it
+	// again once reconnected) and answer from a Redis where every
+	// heartbeat lapsed meanwhile: what it says is trusted only while this
+	// replica's own heartbeats went on unbroken since before it was sent.
+	h := w.healthy.Load()
+	trusted := func() bool { return w.healthy.Load() == h && w.mayTakeOver() }
 	rctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	rdb := w.c.rdb
@@ -554,7 +560,10 @@ func (w *Work) takeOverDead(ctx context.Context, take func([]journal.Entry)) {
 			return
 		}
 		if n == 0 {
-			if err := w.takeOver(ctx, others[i], take); err != nil && ctx.Err() == nil {
+			if !trusted() {
+				return
+			}
+			if err := w.takeOver(ctx, others[i], trusted, take); err != nil && ctx.Err() == nil {
 				w.logErr("cluster: taking over a replica whose heartbeat lapsed failed; tried again later", err, "replica", others[i])
 			}
 		}
@@ -589,7 +598,7 @@ const unlockScript = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis
 // then taken (takeScript), then removed from r's index. A taker that dies
 // midway leaves the rest in r's index for the next, and what it took in its
 // own, taken when it is dead in turn.
-func (w *Work) takeOver(ctx context.Context, r string, take func([]journal.Entry)) error {
+func (w *Work) takeOver(ctx context.Context, r string, trusted func() bool, take func([]journal.Entry)) error {
 	rdb := w.c.rdb
 	lockKey := w.c.prefix + "take:{" + r + "}"
 	theirs := w.indexOf(r)
@@ -615,7 +624,7 @@ func (w *Work) takeOver(ctx context.Context, r string, take func([]journal.Entry
 	if err == nil {
 		err = res[2].Error()
 	}
-	if err != nil || hb != 0 {
+	if err != nil || hb != 0 || !trusted() {
 		ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 		defer cancel()
 		_ = rdb.Do(ctx, rdb.B().Eval().Script(unlockScript).Numkeys(1).Key(lockKey).Arg(w.rid).Build()).Error()
@@ -630,7 +639,7 @@ func (w *Work) takeOver(ctx context.Context, r string, take func([]journal.Entry
 
 	var calls, dropped int
 	for ctx.Err() == nil {
-		n, d, more, err := w.takePage(ctx, r, theirs, lockKey, take)
+		n, d, more, err := w.takePage(ctx, r, theirs, lockKey, trusted, take)
 		calls += n
 		dropped += d
 		if err != nil {
@@ -667,7 +676,7 @@ func (w *Work) takeOver(ctx context.Context, r string, take func([]journal.Entry
 
 // takePage takes up to takePage calls of r's index and hands them to
 // take. more is false once the index is empty.
-func (w *Work) takePage(ctx context.Context, r, theirs, lockKey string, take func([]journal.Entry)) (calls, dropped int, more bool, _ error) {
+func (w *Work) takePage(ctx context.Context, r, theirs, lockKey string, trusted func() bool, take func([]journal.Entry)) (calls, dropped int, more bool, _ error) {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	rdb := w.c.rdb
@@ -677,6 +686,9 @@ func (w *Work) takePage(ctx context.Context, r, theirs, lockKey string, take fun
 	}
 	if len(page) == 0 {
 		return 0, 0, false, nil
+	}
+	if !trusted() {
+		return 0, 0, false, errors.New("take over calls: this replica's heartbeats broke off; stopped")
 	}
 	// Ours first: a taker that dies after taking leaves the calls in its
 	// own index.
