@@ -721,7 +721,7 @@ func (w *Work) takePage(ctx context.Context, r, theirs, lockKey string, trusted 
 			done = append(done, page[i].Member)
 			continue
 		case err != nil:
-			if _, refused := rueidis.IsRedisErr(err); refused {
+			if refused(err) {
 				done = append(done, page[i].Member) // it always will be
 			}
 			lastErr = err
@@ -1045,7 +1045,7 @@ func (w *Work) write(ctx context.Context, ops []op) (failed []op, lastErr error)
 			}
 		}
 		fail := func(i int, err error) {
-			if _, refused := rueidis.IsRedisErr(err); refused {
+			if refused(err) {
 				w.logErr("cluster: redis refused a mark of pending work; dropped", w.c.wrap("write mark", err))
 				return
 			}
@@ -1112,6 +1112,19 @@ func (s *script) run(ctx context.Context, rdb rueidis.Client, execs []scriptExec
 		results[again[j]] = res
 	}
 	return results
+}
+
+// refused reports whether err is Redis refusing a command for good (a
+// generic error, a key of the wrong type): sending it again would not
+// help. A Redis loading its data, busy, in failover or out of memory
+// answers errors of other kinds, worth trying again.
+func refused(err error) bool {
+	e, ok := rueidis.IsRedisErr(err)
+	if !ok {
+		return false
+	}
+	msg := e.Error()
+	return strings.HasPrefix(msg, "ERR") || strings.HasPrefix(msg, "WRONGTYPE")
 }
 
 // logErr logs err at WARN, at most once a second (the next line counts

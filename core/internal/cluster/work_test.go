@@ -434,6 +434,51 @@ func TestMarksRetried(t *testing.T) {
 	eventually(t, "the call leaves the index", func() bool { return len(members(t, c, w.indexKey)) == 0 })
 }
 
+// Marks Redis refuses for a while (BUSY, as LOADING after a restart) are
+// written once it takes them; marks it refuses for good are dropped.
+func TestMarksRetriedWhileRedisBusy(t *testing.T) {
+	srv := startRedis(t, redistest.WithArgs("--busy-reply-threshold", "20"))
+	ctx := context.Background()
+	c := connect(t, srv, Settings{})
+	w := newWork(t, c, WorkOptions{})
+	k := callKey(1)
+	rec := record(1, time.Now().Add(time.Minute))
+	if ok, err := w.Claim(ctx, k, time.Minute, rec); !ok || err != nil {
+		t.Fatalf("claim: %v, %v", ok, err)
+	}
+	// A script that never ends, on a connection of its own: Redis answers
+	// BUSY to everybody else until it is killed.
+	busy := connect(t, srv, Settings{})
+	go busy.rdb.Do(ctx, busy.rdb.B().Eval().Script("while true do end").Numkeys(0).Build())
+	eventually(t, "redis is busy", func() bool {
+		err := c.rdb.Do(ctx, c.rdb.B().Get().Key("x").Build()).Error()
+		return err != nil && strings.HasPrefix(err.Error(), "BUSY")
+	})
+	if refused(c.rdb.Do(ctx, c.rdb.B().Get().Key("x").Build()).Error()) {
+		t.Error("BUSY taken for a refusal for good")
+	}
+	w.Delivered(rec.Key, "apns", "tok")
+	w.Finish(rec.Key)
+	time.Sleep(300 * time.Millisecond) // a few writes answered BUSY
+	eventually(t, "the script is killed", func() bool {
+		err := c.rdb.Do(ctx, c.rdb.B().ScriptKill().Build()).Error()
+		return err == nil || strings.HasPrefix(err.Error(), "NOTBUSY")
+	})
+	eventually(t, "the marks are written", func() bool {
+		got := hash(t, c, w.workKey(k))
+		return got["done"] == "1" && got["d\x00apns\x00tok"] == "1"
+	})
+	eventually(t, "the call leaves the index", func() bool { return len(members(t, c, w.indexKey)) == 0 })
+
+	if err := c.rdb.Do(ctx, c.rdb.B().Set().Key(w.indexKey).Value("not a sorted set").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	err := c.rdb.Do(ctx, c.rdb.B().Zadd().Key(w.indexKey).ScoreMember().ScoreMember(1, "m").Build()).Error()
+	if !refused(err) {
+		t.Errorf("%v: not taken for a refusal for good", err)
+	}
+}
+
 // Marks past the queue's bound are dropped, counted and logged.
 func TestMarksDroppedWhenTooMany(t *testing.T) {
 	srv := startRedis(t)
