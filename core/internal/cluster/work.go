@@ -31,7 +31,31 @@ package cluster
 // adds its member too (one round trip for the claim and the index), and a
 // taker adds what it is about to take before taking it. A takeover skips
 // them (the work's owner is checked), and a replica removes the members of
-// its index whose deadline passed.
+// its index whose deadline passed (every TTL).
+//
+// Operations:
+//
+//   - Claim: one round trip (DoMulti) of an EVAL on {dedup, w} (SET NX PX
+//     the replica id; if set, the work hash written afresh and its expiry)
+//     and ZADD to the replica's index. Without a record: SET NX PX alone.
+//   - Delivered, Finish: queued, written at most 50 ms later, 512 a round
+//     trip, by a script that sets the field only if the hash is still the
+//     work of that journal key (not expired, not claimed again since), so
+//     a mark never creates a hash; Finish also removes the index member.
+//     Retried while Redis is away or busy, until the work's deadline;
+//     beyond 100,000 waiting, marks are dropped (counted, logged).
+//   - Heartbeat, every TTL/8: SET hb PX TTL GET, then ZADD replicas. GET
+//     tells a Redis that lost the last heartbeat (restarted, or it
+//     lapsed): the replica then counts its unbroken heartbeats from zero,
+//     and declares others dead only after TTL + TTL/8 of them.
+//   - Takeover, every TTL/8: the replicas without a heartbeat, each under
+//     its lock (SET take NX GET PX 10 s, which also reads whether it is
+//     the taker's own from an attempt that failed midway); 256 members at
+//     a time: ZADD to the taker's index, then a script per member (owner
+//     is the dead replica, or the taker whose answer was lost, and not
+//     done: owner := taker, all fields returned; past its deadline: done,
+//     not handed over), then ZREM from the dead replica's index. Once it
+//     is empty: ZREM replicas, unlock.
 
 import (
 	"context"
