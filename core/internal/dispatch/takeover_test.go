@@ -70,9 +70,13 @@ func TestTakeoverDeliversOnlyWhatWasLeft(t *testing.T) {
 	// Wait until a1 and the webhook are delivered and marked in Redis,
 	// and a2 is being attempted.
 	eventually(t, func() bool { // a1 and the webhook delivered, a2 retrying
-		fa.plugins["ios"].mu.Lock()
-		defer fa.plugins["ios"].mu.Unlock()
-		return len(fa.plugins["hook"].reqs) == 1 && fa.plugins["ios"].calls >= 2
+		hook, ios := fa.plugins["hook"], fa.plugins["ios"]
+		hook.mu.Lock()
+		hooked := len(hook.reqs) == 1
+		hook.mu.Unlock()
+		ios.mu.Lock()
+		defer ios.mu.Unlock()
+		return hooked && ios.calls >= 2
 	})
 	time.Sleep(200 * time.Millisecond) // marks are written within 50 ms
 	stopA()
