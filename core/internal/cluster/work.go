@@ -140,9 +140,9 @@ type Work struct {
 	closeOnce  sync.Once
 	runs       sync.WaitGroup
 
-	dropped atomic.Int64 // marks dropped since the last log line
-	errLog  everySecond  // Redis errors of Run and of the writer
-	dropLog everySecond  // marks dropped
+	dropped atomic.Int64          // marks dropped since the last log line
+	errLog  telemetry.EverySecond // Redis errors of Run and of the writer
+	dropLog telemetry.EverySecond // marks dropped
 }
 
 // held is a call whose work this replica recorded or took.
@@ -940,7 +940,7 @@ func (w *Work) drop(n int) {
 	if w.metrics != nil {
 		w.metrics.ClusterMarksDropped.Add(float64(n))
 	}
-	if _, ok := w.dropLog.allow(w.now()); ok {
+	if _, ok := w.dropLog.Allow(w.now()); ok {
 		w.log.Error("cluster: marks of pending work dropped: too many waiting for redis", "dropped", w.dropped.Swap(0), "queue", maxQueue)
 	}
 }
@@ -1154,29 +1154,9 @@ func refused(err error) bool {
 // logErr logs err at WARN, at most once a second (the next line counts
 // the lines not logged).
 func (w *Work) logErr(msg string, err error, args ...any) {
-	n, ok := w.errLog.allow(w.now())
+	n, ok := w.errLog.Allow(w.now())
 	if !ok {
 		return
 	}
 	w.log.Warn(msg, append(args, "error", err, "not_logged", n)...)
-}
-
-// everySecond allows one event a second and counts the others.
-type everySecond struct {
-	mu      sync.Mutex
-	last    time.Time
-	skipped int
-}
-
-// allow reports whether an event at now may be logged, with the number
-// of events not allowed since the last that was.
-func (e *everySecond) allow(now time.Time) (skipped int, ok bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.last.IsZero() && now.Sub(e.last) < time.Second {
-		e.skipped++
-		return 0, false
-	}
-	e.last, skipped, e.skipped = now, e.skipped, 0
-	return skipped, true
 }

@@ -84,21 +84,3 @@ func TestIdempotencyIDsAreStable(t *testing.T) {
 		t.Errorf("another call got the same delivery id %q", got)
 	}
 }
-
-// One event a second is let through; the next one says how many were not.
-func TestEverySecond(t *testing.T) {
-	var e everySecond
-	now := t0
-	if n, ok := e.allow(now); !ok || n != 0 {
-		t.Fatalf("first: %d %t", n, ok)
-	}
-	for range 5 {
-		now = now.Add(100 * time.Millisecond)
-		if _, ok := e.allow(now); ok {
-			t.Fatal("let through within the second")
-		}
-	}
-	if n, ok := e.allow(now.Add(time.Second)); !ok || n != 5 {
-		t.Errorf("after a second: %d %t; want 5 true", n, ok)
-	}
-}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 )
@@ -32,5 +33,23 @@ func TestLogHandlerAddsTraceIDs(t *testing.T) {
 	}
 	if _, ok := lines[1]["trace_id"]; ok {
 		t.Errorf("without a span: got %v", lines[1])
+	}
+}
+
+// One event a second is let through; the next one says how many were not.
+func TestEverySecond(t *testing.T) {
+	var e EverySecond
+	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	if n, ok := e.Allow(now); !ok || n != 0 {
+		t.Fatalf("first: %d %t", n, ok)
+	}
+	for range 5 {
+		now = now.Add(100 * time.Millisecond)
+		if _, ok := e.Allow(now); ok {
+			t.Fatal("let through within the second")
+		}
+	}
+	if n, ok := e.Allow(now.Add(time.Second)); !ok || n != 5 {
+		t.Errorf("after a second: %d %t; want 5 true", n, ok)
 	}
 }
