@@ -9,6 +9,7 @@ import (
 
 	"github.com/ringside/ringside/core/internal/callback"
 	"github.com/ringside/ringside/core/internal/journal"
+	"github.com/ringside/ringside/core/internal/plan"
 )
 
 // Dedup remembers accepted callbacks for a window, so a repeated
@@ -106,6 +107,41 @@ func (d *Dedup) Forget(sid, service, user string) {
 	d.mu.Unlock()
 }
 
+// claimed is what claim decided: won, and when the plan delivers, the
+// journal key and record of its work; recorded when the record went to
+// Redis with the cross-replica claim (else the journal keeps it).
+type claimed struct {
+	won, recorded bool
+	key           string
+	data          []byte
+}
+
+// claim claims the callback, locally first, then across replicas. The
+// plan's record is encoded only for a callback that won the local claim
+// and delivers, and it goes with the cross-replica claim when there is one.
+func (d *Dispatcher) claim(ctx context.Context, c *callback.Call, pl *plan.Plan, sid, service, user string) (claimed, error) {
+	if !d.dedup.Claim(sid, service, user, d.now()) {
+		return claimed{}, nil
+	}
+	var cl claimed
+	var rec *journal.Entry
+	if pl.Status == callback.StatusAccepted {
+		cl.key = newID()
+		if d.journal != nil {
+			var err error
+			if cl.data, err = encodeRecord(pl); err != nil {
+				d.dedup.Forget(sid, service, user)
+				return claimed{}, err
+			}
+			if d.shared != nil {
+				rec = &journal.Entry{Key: cl.key, Deadline: pl.Deadline(), Data: cl.data}
+			}
+		}
+	}
+	cl.won, cl.recorded = d.claimShared(ctx, c, sid, service, user, rec)
+	return cl, nil
+}
+
 // claimShared claims the callback's key across replicas, when there are
 // some: it reports false when another replica claimed it first. When rec
 // is not nil and the claim is won, rec is recorded with it as this
@@ -128,7 +164,7 @@ func (d *Dispatcher) claimShared(ctx context.Context, c *callback.Call, sid, ser
 	won, err := d.shared.Claim(cctx, keyOf(sid, service, user), d.dedup.Window(), rec)
 	if err != nil {
 		d.metrics.SharedDedupErrors.Inc()
-		if n, ok := d.sharedErrs.allow(d.now()); ok {
+		if n, ok := d.sharedErrs.Allow(d.now()); ok {
 			d.log.WarnContext(ctx, "cross-replica dedup failed; this replica's own dedup decides, and its journal keeps the work", "sid", c.SID, "error", err, "failed_not_logged", n)
 		}
 		return true, false

@@ -60,7 +60,7 @@ type Dispatcher struct {
 	wg   sync.WaitGroup
 	// appendErrs limits the log of failed journal appends; sharedErrs
 	// those of failed cross-replica claims.
-	appendErrs, sharedErrs everySecond
+	appendErrs, sharedErrs telemetry.EverySecond
 }
 
 // SharedDedup claims callbacks across replicas and keeps the pending work
@@ -83,27 +83,6 @@ type SharedDedup interface {
 // its 200: a Redis slower than that is treated as away, and the local
 // dedup alone decides.
 const SharedDedupTimeout = 100 * time.Millisecond
-
-// everySecond lets one event a second through and counts the others.
-type everySecond struct {
-	mu      sync.Mutex
-	last    time.Time
-	dropped int
-}
-
-// allow reports whether an event at now is let through, and how many were
-// not since the last one that was.
-func (e *everySecond) allow(now time.Time) (int, bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.last.IsZero() && now.Sub(e.last) < time.Second {
-		e.dropped++
-		return 0, false
-	}
-	n := e.dropped
-	e.last, e.dropped = now, 0
-	return n, true
-}
 
 // Journal records accepted work so that it survives a crash;
 // *journal.Journal is one.
@@ -280,33 +259,14 @@ func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool
 	for _, r := range pl.Routes {
 		d.metrics.RouteMatches.WithLabelValues(r).Inc()
 	}
-	// What a won claim keeps: the plan under a new journal key, in Redis
-	// with the cross-replica claim when there is one, else in the journal.
-	var (
-		key      string
-		data     []byte
-		rec      *journal.Entry
-		won      bool
-		recorded bool
-	)
-	if pl.Status == callback.StatusAccepted {
-		key = newID()
-		if d.journal != nil {
-			if data, err = encodeRecord(pl); err != nil {
-				return callback.Answer{}, err
-			}
-			if d.shared != nil {
-				rec = &journal.Entry{Key: key, Deadline: pl.Deadline(), Data: data}
-			}
-		}
-	}
+	var cl claimed
 	if event {
 		// An event acts once, whether or not a route delivers anything
 		// for it: a repeat is a duplicate.
-		if d.dedup.Claim(ka, kb, kc, d.now()) {
-			won, recorded = d.claimShared(ctx, c, ka, kb, kc, rec)
+		if cl, err = d.claim(ctx, c, pl, ka, kb, kc); err != nil {
+			return callback.Answer{}, err
 		}
-		if !won {
+		if !cl.won {
 			ans.Status = callback.StatusDuplicate
 			d.metrics.DedupHits.Inc()
 			d.log.InfoContext(ctx, "event", "kind", c.Kind.String(), "sid", c.SID, "status", callback.StatusDuplicate)
@@ -326,10 +286,10 @@ func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool
 		return ans, nil
 	}
 	if !event {
-		if d.dedup.Claim(ka, kb, kc, d.now()) {
-			won, recorded = d.claimShared(ctx, c, ka, kb, kc, rec)
+		if cl, err = d.claim(ctx, c, pl, ka, kb, kc); err != nil {
+			return callback.Answer{}, err
 		}
-		if !won {
+		if !cl.won {
 			ans.Status = callback.StatusDuplicate
 			d.metrics.DedupHits.Inc()
 			d.logCall(ctx, c, pl, callback.StatusDuplicate, false)
@@ -337,16 +297,16 @@ func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool
 			return ans, nil
 		}
 	}
-	j := d.newJob(key, pl)
-	j.shared = recorded
+	j := d.newJob(cl.key, pl)
+	j.shared = cl.recorded
 	if event {
 		j.log = d.calls.Lookup(c.SID) // the event's deliveries join the call's record
 	} else {
 		j.log = d.logCall(ctx, c, pl, callback.StatusAccepted, false)
 	}
 	var commit *journal.Commit
-	if d.journal != nil && !recorded {
-		commit = d.journal.Append(j.key, pl.Deadline(), data)
+	if d.journal != nil && !cl.recorded {
+		commit = d.journal.Append(j.key, pl.Deadline(), cl.data)
 	}
 	*started = true
 	j.start(context.WithoutCancel(ctx))
@@ -359,7 +319,7 @@ func (d *Dispatcher) accept(ctx context.Context, c *callback.Call, started *bool
 			// is not durable.
 			// On a full disk every callback fails the same way: one line a
 			// second, saying how many were not logged.
-			if n, ok := d.appendErrs.allow(d.now()); ok {
+			if n, ok := d.appendErrs.Allow(d.now()); ok {
 				d.log.ErrorContext(ctx, "journal append failed; delivery continues without crash safety", "sid", c.SID, "error", err, "failed_not_logged", n)
 			}
 		}
