@@ -132,9 +132,9 @@ func BenchmarkFanOut(b *testing.B) {
 	}
 }
 
-// inProcess runs the in-process path of BenchmarkInProcessPath (handler,
-// plan, dedup, delivery, job end; one callback at a time) on a
-// dispatcher made with opt, for the callee planetkit/2809.
+// inProcess runs the in-process path (handler, plan, dedup, delivery,
+// job end; one callback at a time) on a dispatcher made with opt, for the
+// callee planetkit/2809.
 func inProcess(b *testing.B, opt Options) {
 	d := New(opt)
 	h := &callback.Handler{Acceptor: d, Metrics: opt.Metrics}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -145,27 +143,7 @@ func BenchmarkInProcessPath(b *testing.B) {
 				b.Cleanup(func() { j.Close() })
 				opt.Journal = j
 			}
-			d := New(opt)
-			h := &callback.Handler{Acceptor: d, Metrics: opt.Metrics}
-			r := httptest.NewRequest(http.MethodGet, "/notify_cb", nil)
-			w := &nopWriter{h: http.Header{}}
-			base := "&from_service_id=linecorp.com&from_user_id=9286&to_service_id=planetkit&to_user_id=2809&type=A&stid=stid&param=" + url.QueryEscape(benchParam)
-			ctx := context.Background()
-			var seq uint64
-			b.ReportAllocs()
-			for b.Loop() {
-				seq++
-				r.URL.RawQuery = fmt.Sprintf("sid=151ad995-749c-4a28-893f-%012x", seq) + base
-				clear(w.h)
-				w.code = 0
-				h.ServeHTTP(w, r)
-				if w.code != http.StatusOK {
-					b.Fatalf("status %d", w.code)
-				}
-				if err := d.Wait(ctx); err != nil {
-					b.Fatal(err)
-				}
-			}
+			inProcess(b, opt)
 		})
 	}
 }

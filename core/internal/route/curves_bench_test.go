@@ -3,7 +3,6 @@ package route_test
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/ringside/ringside/core/internal/callback"
 	"github.com/ringside/ringside/core/internal/callexpr"
@@ -16,11 +15,7 @@ import (
 // op tries all n. Each op includes callexpr.Context, as the hot path does;
 // ns/route is the cost of one more route tried.
 func BenchmarkMatchRoutes(b *testing.B) {
-	c := &callback.Call{
-		SID: "151ad995-749c-4a28-893f-636700469db1", FromServiceID: "linecorp.com", FromUserID: "9286",
-		ToServiceID: "planetkit", ToUserID: "2809", Type: "A", Param: "eyJ9", AppSvrData: "stid",
-		Received: time.Now(),
-	}
+	c := benchCall()
 	for _, n := range []int{1, 10, 100, 1000} {
 		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
 			t := route.New(curveRoutes(b, n), nil)
