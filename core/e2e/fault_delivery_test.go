@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -137,6 +138,25 @@ func TestE2EFaultDeliveryStoppedPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	// kill returns before every thread of the process has stopped: a
+	// thread on the other core could still take the next delivery, push
+	// it and be stopped before answering, and the retry on the new process
+	// would then deliver it twice, as for any plugin killed mid-push.
+	eventually(t, 5*time.Second, "every thread of the plugin process stopped", func() bool {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil || len(tasks) == 0 {
+			return false
+		}
+		for _, task := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+			s := string(b)
+			i := strings.LastIndexByte(s, ')')
+			if err != nil || i < 0 || i+2 >= len(s) || s[i+2] != 'T' {
+				return false
+			}
+		}
+		return true
+	})
 
 	// 3 s of callbacks at 200/s while it is stopped.
 	var sids []string
