@@ -139,16 +139,6 @@ func tokensOf(pushes []fakes.Push) []string {
 	return out
 }
 
-// onRoute is a route block for callbacks of kind on, with more attribute
-// lines.
-func onRoute(name, on string, attrs ...string) string {
-	b := fmt.Sprintf("route %q {\n  on = %q\n", name, on)
-	for _, a := range attrs {
-		b += "  " + a + "\n"
-	}
-	return b + "}\n"
-}
-
 // A missed call: the Call Event sends an alert push and an FCM
 // notification message built from the templates; an answered call sends
 // neither.

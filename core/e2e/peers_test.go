@@ -273,14 +273,20 @@ func contains(list []string, s string) bool {
 
 // Config blocks.
 
+// block is an HCL block of type kind labelled name, one attribute line
+// after another, each indented by two spaces.
+func block(kind, name string, lines ...string) string {
+	b := fmt.Sprintf("%s %q {\n", kind, name)
+	for _, l := range lines {
+		b += "  " + l + "\n"
+	}
+	return b + "}\n"
+}
+
 // notifierBlock is a notifier block named name, of plugin, with
 // attribute lines.
 func notifierBlock(name, plugin string, attrs ...string) string {
-	b := fmt.Sprintf("notifier %q {\n  plugin = %q\n", name, plugin)
-	for _, a := range attrs {
-		b += "  " + a + "\n"
-	}
-	return b + "}\n"
+	return block("notifier", name, append([]string{fmt.Sprintf("plugin = %q", plugin)}, attrs...)...)
 }
 
 // webhookNotifier is a webhook notifier block named name, to url, with
@@ -307,15 +313,21 @@ func route(name, when string, notify, fallback []string) string {
 		}
 		return "[" + strings.Join(q, ", ") + "]"
 	}
-	b := fmt.Sprintf("route %q {\n", name)
+	var lines []string
 	if when != "" {
-		b += "  when     = " + when + "\n"
+		lines = append(lines, "when     = "+when)
 	}
-	b += "  notify   = " + list(notify) + "\n"
+	lines = append(lines, "notify   = "+list(notify))
 	if fallback != nil {
-		b += "  fallback = " + list(fallback) + "\n"
+		lines = append(lines, "fallback = "+list(fallback))
 	}
-	return b + "}\n"
+	return block("route", name, lines...)
+}
+
+// onRoute is a route block for callbacks of kind on, with more attribute
+// lines.
+func onRoute(name, on string, attrs ...string) string {
+	return block("route", name, append([]string{fmt.Sprintf("on = %q", on)}, attrs...)...)
 }
 
 // oneWebhook is one webhook notifier named app, to url with more
@@ -326,17 +338,13 @@ func oneWebhook(url string, attrs ...string) string {
 
 // directoryAt is the embedded directory (and journal) at path.
 func directoryAt(path string) string {
-	return fmt.Sprintf("directory \"embedded\" {\n  path = %q\n}\n", path)
+	return block("directory", "embedded", fmt.Sprintf("path = %q", path))
 }
 
 // pluginBlock declares the external plugin name at command, with more
 // attribute lines.
 func pluginBlock(name, command string, attrs ...string) string {
-	b := fmt.Sprintf("plugin %q {\n  command = [%q]\n", name, command)
-	for _, a := range attrs {
-		b += "  " + a + "\n"
-	}
-	return b + "}\n"
+	return block("plugin", name, append([]string{fmt.Sprintf("command = [%q]", command)}, attrs...)...)
 }
 
 // consolePluginBlock declares the console plugin at command.
