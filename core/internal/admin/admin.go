@@ -48,42 +48,30 @@ type Options struct {
 const readyTimeout = 5 * time.Second
 
 type handler struct {
-	store     directory.Store
+	// opt is New's Options with the defaults filled in and Token cleared:
+	// only its hash is kept.
+	opt       Options
 	tokenHash *[sha256.Size]byte // nil: no auth
-	maxID     int
-	ready     func(ctx context.Context) error
-	metrics   http.Handler
-	log       *slog.Logger
-	now       func() time.Time
-	callLog   *calllog.Log
-	explainFn func(ctx context.Context, rawQuery string) (any, error)
 }
 
 // New returns the admin listener's handler.
 func New(opt Options) http.Handler {
-	h := &handler{
-		store:     opt.Store,
-		maxID:     opt.MaxIDBytes,
-		ready:     opt.Ready,
-		metrics:   opt.Metrics,
-		log:       opt.Logger,
-		now:       opt.Now,
-		callLog:   opt.CallLog,
-		explainFn: opt.Explain,
-	}
+	h := &handler{}
 	if opt.Token != "" {
 		sum := sha256.Sum256([]byte(opt.Token))
 		h.tokenHash = &sum
+		opt.Token = ""
 	}
-	if h.maxID <= 0 {
-		h.maxID = callback.DefaultMaxIDBytes
+	if opt.MaxIDBytes <= 0 {
+		opt.MaxIDBytes = callback.DefaultMaxIDBytes
 	}
-	if h.log == nil {
-		h.log = slog.New(slog.DiscardHandler)
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	if h.now == nil {
-		h.now = time.Now
+	if opt.Now == nil {
+		opt.Now = time.Now
 	}
+	h.opt = opt
 	return h
 }
 
@@ -99,11 +87,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.readyz(w, r)
 		}
 	case path == "/metrics":
-		if h.metrics == nil {
+		if h.opt.Metrics == nil {
 			writeError(w, http.StatusNotFound, "not_found", "metrics are not enabled")
 			return
 		}
-		h.metrics.ServeHTTP(w, r)
+		h.opt.Metrics.ServeHTTP(w, r)
 	case strings.HasPrefix(path, "/v1/"):
 		w.Header().Set("Cache-Control", "no-store")
 		if !h.authorized(r) {
@@ -141,10 +129,10 @@ func (h *handler) authorized(r *http.Request) bool {
 }
 
 func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
-	if h.ready != nil {
+	if h.opt.Ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()
-		if err := h.ready(ctx); err != nil {
+		if err := h.opt.Ready(ctx); err != nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not_ready", "error": err.Error()})
 			return
 		}
@@ -157,7 +145,7 @@ func (h *handler) devices(w http.ResponseWriter, r *http.Request, path string) {
 		h.webPush(w, r, users, withToken)
 		return
 	}
-	p, err := parseDevicePath(path, h.maxID)
+	p, err := parseDevicePath(path, h.opt.MaxIDBytes)
 	if errors.Is(err, errNoRoute) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 		return
@@ -177,14 +165,14 @@ func (h *handler) devices(w http.ResponseWriter, r *http.Request, path string) {
 	ctx := r.Context()
 	switch {
 	case p.Device && r.Method == http.MethodPut:
-		if err := h.store.Put(ctx, p.ServiceID, p.UserID, p.Kind, p.Token, h.now()); err != nil {
+		if err := h.opt.Store.Put(ctx, p.ServiceID, p.UserID, p.Kind, p.Token, h.opt.Now()); err != nil {
 			h.storeFailed(w, r, p, err)
 			return
 		}
-		h.log.InfoContext(ctx, "device registered", deviceAttrs(p)...)
+		h.opt.Logger.InfoContext(ctx, "device registered", deviceAttrs(p)...)
 		w.WriteHeader(http.StatusNoContent)
 	case p.Device: // DELETE
-		err := h.store.Delete(ctx, p.ServiceID, p.UserID, p.Kind, p.Token)
+		err := h.opt.Store.Delete(ctx, p.ServiceID, p.UserID, p.Kind, p.Token)
 		if errors.Is(err, directory.ErrNotFound) {
 			writeError(w, http.StatusNotFound, "not_found", "no such device")
 			return
@@ -193,17 +181,17 @@ func (h *handler) devices(w http.ResponseWriter, r *http.Request, path string) {
 			h.storeFailed(w, r, p, err)
 			return
 		}
-		h.log.InfoContext(ctx, "device deleted", deviceAttrs(p)...)
+		h.opt.Logger.InfoContext(ctx, "device deleted", deviceAttrs(p)...)
 		w.WriteHeader(http.StatusNoContent)
 	case r.Method == http.MethodDelete:
-		if err := h.store.DeleteUser(ctx, p.ServiceID, p.UserID); err != nil {
+		if err := h.opt.Store.DeleteUser(ctx, p.ServiceID, p.UserID); err != nil {
 			h.storeFailed(w, r, p, err)
 			return
 		}
-		h.log.InfoContext(ctx, "user forgotten", deviceAttrs(p)...)
+		h.opt.Logger.InfoContext(ctx, "user forgotten", deviceAttrs(p)...)
 		w.WriteHeader(http.StatusNoContent)
 	default: // GET, HEAD
-		devs, err := h.store.Lookup(ctx, p.ServiceID, p.UserID)
+		devs, err := h.opt.Store.Lookup(ctx, p.ServiceID, p.UserID)
 		if err != nil {
 			h.storeFailed(w, r, p, err)
 			return
@@ -222,7 +210,7 @@ func (h *handler) devices(w http.ResponseWriter, r *http.Request, path string) {
 
 func (h *handler) storeFailed(w http.ResponseWriter, r *http.Request, p devicePath, err error) {
 	attrs := append(deviceAttrs(p), slog.String("method", r.Method), slog.Any("error", err))
-	h.log.ErrorContext(r.Context(), "directory failed", attrs...)
+	h.opt.Logger.ErrorContext(r.Context(), "directory failed", attrs...)
 	switch {
 	case r.Context().Err() != nil:
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "request canceled")

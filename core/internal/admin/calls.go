@@ -30,7 +30,7 @@ const streamBuffer = 1024
 const heartbeat = 15 * time.Second
 
 func (h *handler) calls(w http.ResponseWriter, r *http.Request, path string) {
-	if h.callLog == nil {
+	if h.opt.CallLog == nil {
 		writeError(w, http.StatusNotFound, "not_found", "the call log is not enabled")
 		return
 	}
@@ -40,12 +40,12 @@ func (h *handler) calls(w http.ResponseWriter, r *http.Request, path string) {
 	rest := strings.TrimPrefix(path, "/v1/calls")
 	switch {
 	case rest == "" || rest == "/":
-		f, err := callFilter(r.URL.Query(), h.now())
+		f, err := callFilter(r.URL.Query(), h.opt.Now())
 		if err != nil {
 			writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid_request", Field: err.field, Message: err.msg})
 			return
 		}
-		writeJSON(w, http.StatusOK, callsBody{Calls: h.callLog.List(f)})
+		writeJSON(w, http.StatusOK, callsBody{Calls: h.opt.CallLog.List(f)})
 	case rest == "/stream":
 		h.stream(w, r)
 	default:
@@ -54,7 +54,7 @@ func (h *handler) calls(w http.ResponseWriter, r *http.Request, path string) {
 			writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 			return
 		}
-		rec, ok := h.callLog.Get(sid)
+		rec, ok := h.opt.CallLog.Get(sid)
 		if !ok {
 			writeError(w, http.StatusNotFound, "not_found", "no call with this sid in the call log (it keeps the most recent calls only)")
 			return
@@ -123,7 +123,7 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) {
 	// The admin server's write timeout bounds ordinary answers; a stream
 	// lasts as long as its reader.
 	_ = rc.SetWriteDeadline(time.Time{})
-	sub := h.callLog.Subscribe(streamBuffer, nil)
+	sub := h.opt.CallLog.Subscribe(streamBuffer, nil)
 	defer sub.Close()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -168,14 +168,14 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) {
 // explain answers what the notify_cb query in the request's query string
 // would do now: the Explain hook's JSON.
 func (h *handler) explain(w http.ResponseWriter, r *http.Request) {
-	if h.explainFn == nil {
+	if h.opt.Explain == nil {
 		writeError(w, http.StatusNotFound, "not_found", "explain is not enabled")
 		return
 	}
 	if !allowMethods(w, r, "GET", http.MethodGet) {
 		return
 	}
-	v, err := h.explainFn(r.Context(), r.URL.RawQuery)
+	v, err := h.opt.Explain(r.Context(), r.URL.RawQuery)
 	if err != nil {
 		if fe, ok := errors.AsType[*callback.FieldError](err); ok {
 			writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid_callback", Field: fe.Field, Message: fe.Message})

@@ -59,7 +59,7 @@ func (h *handler) webPush(w http.ResponseWriter, r *http.Request, users string, 
 	if !allowMethods(w, r, "PUT, DELETE", http.MethodPut, http.MethodDelete) {
 		return
 	}
-	p, err := parseDevicePath(users, h.maxID)
+	p, err := parseDevicePath(users, h.opt.MaxIDBytes)
 	if fe, ok := errors.AsType[*fieldError](err); ok {
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid_request", Field: fe.Field, Message: fe.Error()})
 		return
@@ -96,11 +96,11 @@ func (h *handler) putWebPush(w http.ResponseWriter, r *http.Request, p devicePat
 	}
 	ctx := r.Context()
 	p.Device, p.Token = true, sub.Token()
-	if err := h.store.Put(ctx, p.ServiceID, p.UserID, p.Kind, p.Token, h.now()); err != nil {
+	if err := h.opt.Store.Put(ctx, p.ServiceID, p.UserID, p.Kind, p.Token, h.opt.Now()); err != nil {
 		h.storeFailed(w, r, p, err)
 		return
 	}
-	h.log.InfoContext(ctx, "device registered", deviceAttrs(p)...)
+	h.opt.Logger.InfoContext(ctx, "device registered", deviceAttrs(p)...)
 	// The same endpoint with other keys is the browser's older
 	// subscription: a push encrypted to its keys could not be read.
 	if _, err := h.deleteEndpoint(ctx, p, sub.Endpoint, p.Token, "device replaced"); err != nil {
@@ -145,7 +145,7 @@ func (h *handler) deleteWebPush(w http.ResponseWriter, r *http.Request, p device
 // subscription has endpoint, but the one whose token is keep, logging
 // each with msg, and returns how many it deleted.
 func (h *handler) deleteEndpoint(ctx context.Context, p devicePath, endpoint, keep, msg string) (int, error) {
-	devs, err := h.store.Lookup(ctx, p.ServiceID, p.UserID)
+	devs, err := h.opt.Store.Lookup(ctx, p.ServiceID, p.UserID)
 	if err != nil {
 		return 0, err
 	}
@@ -157,7 +157,7 @@ func (h *handler) deleteEndpoint(ctx context.Context, p devicePath, endpoint, ke
 		if sub, err := sdk.ParseWebPushSubscription([]byte(d.Token)); err != nil || sub.Endpoint != endpoint {
 			continue
 		}
-		err := h.store.Delete(ctx, p.ServiceID, p.UserID, d.Kind, d.Token)
+		err := h.opt.Store.Delete(ctx, p.ServiceID, p.UserID, d.Kind, d.Token)
 		if errors.Is(err, directory.ErrNotFound) { // deleted meanwhile
 			continue
 		}
@@ -166,7 +166,7 @@ func (h *handler) deleteEndpoint(ctx context.Context, p devicePath, endpoint, ke
 		}
 		n++
 		gone := devicePath{Device: true, ServiceID: p.ServiceID, UserID: p.UserID, Kind: d.Kind, Token: d.Token}
-		h.log.InfoContext(ctx, msg, deviceAttrs(gone)...)
+		h.opt.Logger.InfoContext(ctx, msg, deviceAttrs(gone)...)
 	}
 	return n, nil
 }
