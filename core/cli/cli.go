@@ -278,39 +278,34 @@ func (c *cmd) explain(args []string) int {
 		fmt.Fprintf(c.stderr, "ringside explain: -on %q: want notify, call_event or group_call_event\n", *on)
 		return ExitUsage
 	}
-	defer pluginhost.Cleanup()
-	ctx := context.Background()
-	p, exit, ok := c.startPlanning(ctx, *path)
-	if !ok {
-		return exit
-	}
-	defer p.Close()
-	call, _, err := callback.ParseEvent(queryKind(fs.Arg(0), *on, p.cfg), rawQuery(fs.Arg(0)), p.cfg.Server.MaxIDBytes, time.Now())
-	if err != nil {
-		fmt.Fprintf(c.stderr, "ringside explain: invalid callback: %v\n", err)
-		return ExitUsage
-	}
-	store, closeStore, err := explainStore(ctx, p.cfg)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "ringside explain: %v\n", err)
-		return ExitError
-	}
-	defer closeStore()
-	out, err := p.explain(ctx, call, store)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "ringside explain: %v\n", err)
-		return ExitError
-	}
-	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+	return c.withPlanning(*path, func(ctx context.Context, p *planning) int {
+		call, _, err := callback.ParseEvent(queryKind(fs.Arg(0), *on, p.cfg), rawQuery(fs.Arg(0)), p.cfg.Server.MaxIDBytes, time.Now())
+		if err != nil {
+			fmt.Fprintf(c.stderr, "ringside explain: invalid callback: %v\n", err)
+			return ExitUsage
+		}
+		store, closeStore, err := explainStore(ctx, p.cfg)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "ringside explain: %v\n", err)
 			return ExitError
 		}
+		defer closeStore()
+		out, err := p.explain(ctx, call, store)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "ringside explain: %v\n", err)
+			return ExitError
+		}
+		if *asJSON {
+			enc := json.NewEncoder(c.stdout)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(out); err != nil {
+				return ExitError
+			}
+			return ExitOK
+		}
+		writeExplanation(c.stdout, out)
 		return ExitOK
-	}
-	writeExplanation(c.stdout, out)
-	return ExitOK
+	})
 }
 
 // queryKind is the callback kind of an explain QUERY: on when set, else

@@ -11,10 +11,17 @@ import (
 
 	"github.com/ringside/ringside/core/internal/directory"
 	goldenfile "github.com/ringside/ringside/core/internal/golden"
+	"github.com/ringside/ringside/plugins/apns"
+	"github.com/ringside/ringside/plugins/fcm"
+	"github.com/ringside/ringside/plugins/sms"
 	"github.com/ringside/ringside/plugins/webhook"
 )
 
-var testBuiltins = map[string]Builtin{"webhook": webhook.Serve}
+// testBuiltins are the built-in plugins the test binary serves: the
+// webhook most tests' configs use, and the apns, fcm and sms plugins the
+// shipped config.hcl names and whose Configure checks the template
+// attributes a notifier sets.
+var testBuiltins = map[string]Builtin{"webhook": webhook.Serve, "apns": apns.Serve, "fcm": fcm.Serve, "sms": sms.Serve}
 
 // TestMain serves built-in plugins when ringside (here: the test binary)
 // launches itself as `plugin NAME`.

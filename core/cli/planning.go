@@ -9,6 +9,7 @@ import (
 	"github.com/ringside/ringside/core/internal/callexpr"
 	"github.com/ringside/ringside/core/internal/config"
 	"github.com/ringside/ringside/core/internal/directory"
+	"github.com/ringside/ringside/core/internal/pluginhost"
 )
 
 // planning is a configuration started for planning only, as explain, test
@@ -38,6 +39,21 @@ func (c *cmd) startPlanning(ctx context.Context, path string) (*planning, int, b
 		return nil, ExitError, false
 	}
 	return &planning{cfg: cfg, rt: rt}, ExitOK, true
+}
+
+// withPlanning starts the configuration at path for planning, runs f
+// with it and stops its plugins when f returns; it returns f's exit code,
+// or ExitError, having written the diagnostics, when the configuration
+// does not start.
+func (c *cmd) withPlanning(path string, f func(ctx context.Context, p *planning) int) int {
+	defer pluginhost.Cleanup()
+	ctx := context.Background()
+	p, exit, ok := c.startPlanning(ctx, path)
+	if !ok {
+		return exit
+	}
+	defer p.Close()
+	return f(ctx, p)
 }
 
 // explain plans call with the callee's devices in store and says what it

@@ -27,7 +27,6 @@ import (
 	"github.com/ringside/ringside/core/internal/config"
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/plan"
-	"github.com/ringside/ringside/core/internal/pluginhost"
 )
 
 // testSuffix ends the name of every route test file.
@@ -106,55 +105,50 @@ func (c *cmd) test(args []string) int {
 		config.WriteDiagnostics(c.stderr, files, diags)
 		return ExitError
 	}
-	defer pluginhost.Cleanup()
-	ctx := context.Background()
-	p, exit, ok := c.startPlanning(ctx, *path)
-	if !ok {
-		return exit
-	}
-	defer p.Close()
-	diags = append(diags, checkTests(tests, p.cfg)...)
-	if len(diags) > 0 {
-		config.WriteDiagnostics(c.stderr, files, diags)
-		if diags.HasErrors() {
-			return ExitError
-		}
-	}
-	ran, failed := 0, 0
-	for _, t := range tests {
-		if !re.MatchString(t.name) {
-			continue
-		}
-		ran++
-		res := t.run(ctx, p)
-		if !res.Pass {
-			failed++
-		}
-		if *asJSON {
-			b, err := json.Marshal(res)
-			if err != nil {
-				fmt.Fprintf(c.stderr, "ringside test: %v\n", err)
+	return c.withPlanning(*path, func(ctx context.Context, p *planning) int {
+		diags = append(diags, checkTests(tests, p.cfg)...)
+		if len(diags) > 0 {
+			config.WriteDiagnostics(c.stderr, files, diags)
+			if diags.HasErrors() {
 				return ExitError
 			}
-			fmt.Fprintf(c.stdout, "%s\n", b)
-			continue
 		}
-		writeTestResult(c.stdout, res)
-	}
-	if ran == 0 {
-		fmt.Fprintf(c.stderr, "ringside test: no test matches -run %q\n", *run)
-	}
-	if !*asJSON {
+		ran, failed := 0, 0
+		for _, t := range tests {
+			if !re.MatchString(t.name) {
+				continue
+			}
+			ran++
+			res := t.run(ctx, p)
+			if !res.Pass {
+				failed++
+			}
+			if *asJSON {
+				b, err := json.Marshal(res)
+				if err != nil {
+					fmt.Fprintf(c.stderr, "ringside test: %v\n", err)
+					return ExitError
+				}
+				fmt.Fprintf(c.stdout, "%s\n", b)
+				continue
+			}
+			writeTestResult(c.stdout, res)
+		}
+		if ran == 0 {
+			fmt.Fprintf(c.stderr, "ringside test: no test matches -run %q\n", *run)
+		}
+		if !*asJSON {
+			if failed > 0 {
+				fmt.Fprintf(c.stdout, "FAIL  %s, %d failed\n", testCount(ran), failed)
+			} else {
+				fmt.Fprintf(c.stdout, "ok  %s\n", testCount(ran))
+			}
+		}
 		if failed > 0 {
-			fmt.Fprintf(c.stdout, "FAIL  %s, %d failed\n", testCount(ran), failed)
-		} else {
-			fmt.Fprintf(c.stdout, "ok  %s\n", testCount(ran))
+			return ExitError
 		}
-	}
-	if failed > 0 {
-		return ExitError
-	}
-	return ExitOK
+		return ExitOK
+	})
 }
 
 // testCount is "1 test" or "N tests".

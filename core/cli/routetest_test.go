@@ -8,19 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ringside/ringside/plugins/apns"
 	"github.com/ringside/ringside/plugins/fakes"
-	"github.com/ringside/ringside/plugins/fcm"
-	"github.com/ringside/ringside/plugins/sms"
 )
-
-// The shipped config.hcl names the apns, fcm and sms plugins too: the test
-// binary serves them like ringside does.
-func init() {
-	testBuiltins["apns"] = apns.Serve
-	testBuiltins["fcm"] = fcm.Serve
-	testBuiltins["sms"] = sms.Serve
-}
 
 // routeTestDir copies the route test fixtures (testdata/routetest, less
 // the goldens) into a new working folder.

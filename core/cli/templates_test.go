@@ -7,17 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ringside/ringside/plugins/apns"
 	"github.com/ringside/ringside/plugins/fakes"
-	"github.com/ringside/ringside/plugins/fcm"
 )
-
-// The built-in plugins whose Configure checks the template attributes a
-// notifier sets; TestMain serves them too (init runs before it).
-func init() {
-	testBuiltins["apns"] = apns.Serve
-	testBuiltins["fcm"] = fcm.Serve
-}
 
 // validate reports a notifier without the template its other attributes
 // need at that attribute's line, and a template they ignore, as a warning,
