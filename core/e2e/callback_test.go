@@ -101,6 +101,34 @@ func TestE2EWebhookDelivery(t *testing.T) {
 	}
 }
 
+// A webhook secret spelled without whsec_ and without its base64 padding
+// signs exactly as the canonical spelling: an app server holding the
+// canonical secret verifies every request.
+func TestE2EWebhookSecretSpelling(t *testing.T) {
+	const (
+		canonical = "whsec_lTiACyFOCpXjmfnEup7KtRAGqLEoaS/5YZyQkB7KAGo="
+		spelled   = "lTiACyFOCpXjmfnEup7KtRAGqLEoaS/5YZyQkB7KAGo"
+	)
+	hook := startWebhook(t, fakes.WebhookOptions{Secret: canonical})
+	secretLine := fmt.Sprintf("secret  = %q", hookSecret)
+	config := webhookConfig(hook.URL + "/ringside/incoming-call")
+	if !strings.Contains(config, secretLine) {
+		t.Fatalf("webhookConfig has no line %q:\n%s", secretLine, config)
+	}
+	in := start(t, strings.Replace(config, secretLine, fmt.Sprintf("secret  = %q", spelled), 1))
+
+	if code, _, body := do(t, "GET", in.notifyURL+"?"+lineExample, nil); code != 200 {
+		t.Fatalf("notify_cb: got %d %s; want 200", code, body)
+	}
+	req := waitRequests(t, hook, 1)[0]
+	if req.SigErr != nil {
+		t.Errorf("signature with the unprefixed, unpadded secret, verified with the canonical one: %v", req.SigErr)
+	}
+	if strings.Contains(in.logs.String(), spelled) {
+		t.Error("logs contain the secret")
+	}
+}
+
 // Invalid callbacks, other methods and HEAD are answered without delivery.
 func TestE2ECallbackAnswers(t *testing.T) {
 	hook := startWebhook(t, fakes.WebhookOptions{})
