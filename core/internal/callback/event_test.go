@@ -1,41 +1,15 @@
 package callback
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"log/slog"
-	"maps"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
-
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/ringside/ringside/core/internal/telemetry"
 )
-
-// fixture returns the raw query of the request line in testdata/name,
-// which must start "GET <path>?".
-func fixture(tb testing.TB, name, path string) string {
-	tb.Helper()
-	b, err := os.ReadFile("testdata/" + name)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	line := strings.TrimSpace(string(b))
-	prefix := "GET " + path + "?"
-	if !strings.HasPrefix(line, prefix) {
-		tb.Fatalf("fixture starts %q; want %q", line[:min(len(line), 20)], prefix)
-	}
-	return strings.TrimPrefix(line, prefix)
-}
 
 // callEventExample is a realistic Call Event: an answered video call of a
 // minute, with a token.
@@ -76,23 +50,7 @@ func eq(kind Kind, edits ...string) string {
 	if kind == KindGroupCallEvent {
 		order, base = groupKeyOrder, groupVals
 	}
-	vals := maps.Clone(base)
-	var extra []string
-	for i := 0; i < len(edits); i += 2 {
-		k, v := edits[i], edits[i+1]
-		if _, ok := vals[k]; ok {
-			vals[k] = v
-			continue
-		}
-		extra = append(extra, k+"="+v)
-	}
-	var segs []string
-	for _, k := range order {
-		if vals[k] != drop {
-			segs = append(segs, k+"="+vals[k])
-		}
-	}
-	return strings.Join(append(segs, extra...), "&")
+	return query(order, base, edits...)
 }
 
 // ce returns the Call eq(KindCallEvent) describes, modified by edit.
@@ -202,21 +160,8 @@ func TestParseEventExamples(t *testing.T) {
 
 func TestParseCallEventValid(t *testing.T) {
 	text1024 := strings.Repeat("t", 1024)
-	many := make([]string, 0, 2*70)
-	manyWant := map[string]string{}
-	for i := range 70 {
-		k := "x" + strconv.Itoa(100+i)
-		many = append(many, k, "v")
-		if i < MaxExtraKeys {
-			manyWant[k] = "v"
-		}
-	}
-	tests := []struct {
-		name  string
-		query string
-		maxID int
-		want  *Call
-	}{
+	many, manyWant := manyExtraKeys()
+	tests := []validEvent{
 		{name: "required keys only", query: eq(KindCallEvent), want: ce(nil)},
 		{name: "uppercase sid", query: eq(KindCallEvent, "sid", strings.ToUpper(exampleSID)),
 			want: ce(func(c *Call, e *CallEnd) { c.SID = strings.ToUpper(exampleSID) })},
@@ -286,9 +231,25 @@ func TestParseCallEventValid(t *testing.T) {
 		{name: "encoded key", query: strings.Replace(eq(KindCallEvent, "duration", "5"), "duration=", "d%75ration=", 1),
 			want: ce(func(c *Call, e *CallEnd) { e.Duration = 5 })},
 	}
+	checkValidEvents(t, KindCallEvent, tests)
+}
+
+// validEvent is a query ParseEvent must take, and the Call it must give
+// but for Query, which must be the query itself.
+type validEvent struct {
+	name  string
+	query string
+	maxID int
+	want  *Call
+}
+
+// checkValidEvents parses each case's query as kind in a subtest and
+// checks the Call, and that no token came with it.
+func checkValidEvents(t *testing.T, kind Kind, tests []validEvent) {
+	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, token, err := ParseEvent(KindCallEvent, tc.query, tc.maxID, testNow)
+			c, token, err := ParseEvent(kind, tc.query, tc.maxID, testNow)
 			if err != nil {
 				t.Fatalf("ParseEvent = %v; want no error", err)
 			}
@@ -302,11 +263,7 @@ func TestParseCallEventValid(t *testing.T) {
 }
 
 func TestParseGroupEventValid(t *testing.T) {
-	tests := []struct {
-		name  string
-		query string
-		want  *Call
-	}{
+	tests := []validEvent{
 		{name: "required keys only", query: eq(KindGroupCallEvent), want: ge(nil)},
 		{name: "lowercase sid", query: eq(KindGroupCallEvent, "sid", strings.ToLower(exampleGroupSID)),
 			want: ge(func(c *Call, g *GroupEvent) { c.SID = strings.ToLower(exampleGroupSID) })},
@@ -351,16 +308,7 @@ func TestParseGroupEventValid(t *testing.T) {
 		{name: "unknown keys kept", query: eq(KindGroupCallEvent, "to_user_id", "2809", "lang", "ja"),
 			want: ge(func(c *Call, g *GroupEvent) { c.Extra = map[string]string{"to_user_id": "2809", "lang": "ja"} })},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c, _, err := ParseEvent(KindGroupCallEvent, tc.query, 0, testNow)
-			if err != nil {
-				t.Fatalf("ParseEvent = %v; want no error", err)
-			}
-			tc.want.Query = tc.query
-			checkEvent(t, c, tc.want)
-		})
-	}
+	checkValidEvents(t, KindGroupCallEvent, tests)
 }
 
 func TestParseEventInvalid(t *testing.T) {
@@ -370,15 +318,7 @@ func TestParseEventInvalid(t *testing.T) {
 		cev = KindCallEvent
 		gev = KindGroupCallEvent
 	)
-	tests := []struct {
-		name    string
-		kind    Kind
-		query   string
-		maxID   int
-		field   string
-		message string // substring of the message
-		secret  string // must not appear in the error
-	}{
+	tests := []invalidCase{
 		// The query rules, shared with notify_cb.
 		{name: "malformed value", kind: cev, query: eq(cev, "to_user_id", "a%zzb"), field: "to_user_id", message: "malformed"},
 		{name: "malformed optional value", kind: cev, query: eq(cev, "duration", "6%"), field: "duration", message: "malformed"},
@@ -392,18 +332,7 @@ func TestParseEventInvalid(t *testing.T) {
 		{name: "repeated optional", kind: cev, query: eq(cev, "duration", "1", "duration", "1"), field: "duration", message: "repeated"},
 		{name: "repeated empty optional", kind: gev, query: eq(gev, "msc", "", "msc", ""), field: "msc", message: "repeated"},
 		{name: "repeated token", kind: gev, query: eq(gev, "token", "t1", "token", "t1"), field: "token", message: "repeated", secret: "t1"},
-		// Call Event: missing and empty.
 		{name: "empty query", kind: cev, query: "", field: "sid", message: "missing"},
-		{name: "missing sid", kind: cev, query: eq(cev, "sid", drop), field: "sid", message: "missing"},
-		{name: "missing from_service_id", kind: cev, query: eq(cev, "from_service_id", drop), field: "from_service_id", message: "missing"},
-		{name: "missing from_user_id", kind: cev, query: eq(cev, "from_user_id", drop), field: "from_user_id", message: "missing"},
-		{name: "missing to_service_id", kind: cev, query: eq(cev, "to_service_id", drop), field: "to_service_id", message: "missing"},
-		{name: "missing to_user_id", kind: cev, query: eq(cev, "to_user_id", drop), field: "to_user_id", message: "missing"},
-		{name: "empty sid", kind: cev, query: eq(cev, "sid", ""), field: "sid", message: "empty"},
-		{name: "empty from_service_id", kind: cev, query: eq(cev, "from_service_id", ""), field: "from_service_id", message: "empty"},
-		{name: "empty from_user_id", kind: cev, query: eq(cev, "from_user_id", ""), field: "from_user_id", message: "empty"},
-		{name: "empty to_service_id", kind: cev, query: eq(cev, "to_service_id", ""), field: "to_service_id", message: "empty"},
-		{name: "empty to_user_id", kind: cev, query: eq(cev, "to_user_id", ""), field: "to_user_id", message: "empty"},
 		{name: "required key without =", kind: cev, query: eq(cev, "sid", drop) + "&sid", field: "sid", message: "empty"},
 		// Call Event: each key's rule.
 		{name: "sid not a UUID", kind: cev, query: eq(cev, "sid", exampleSID[:35]), field: "sid", message: "UUID"},
@@ -443,20 +372,7 @@ func TestParseEventInvalid(t *testing.T) {
 		{name: "stid of 4097 bytes", kind: cev, query: eq(cev, "stid", strings.Repeat("d", 4097)), field: "stid", message: "4096"},
 		{name: "app_svr_data invalid utf-8", kind: cev, query: eq(cev, "app_svr_data", "a%FF"), field: "app_svr_data", message: "UTF-8"},
 		{name: "first rule in table order wins", kind: cev, query: eq(cev, "dstip", "x", "duration", "x", "type", "x"), field: "type", message: "A or V"},
-		// Group Call Event: missing and empty.
 		{name: "group empty query", kind: gev, query: "", field: "sid", message: "missing"},
-		{name: "missing group sid", kind: gev, query: eq(gev, "sid", drop), field: "sid", message: "missing"},
-		{name: "missing svc_id", kind: gev, query: eq(gev, "svc_id", drop), field: "svc_id", message: "missing"},
-		{name: "missing id", kind: gev, query: eq(gev, "id", drop), field: "id", message: "missing"},
-		{name: "missing user_svc_id", kind: gev, query: eq(gev, "user_svc_id", drop), field: "user_svc_id", message: "missing"},
-		{name: "missing user_id", kind: gev, query: eq(gev, "user_id", drop), field: "user_id", message: "missing"},
-		{name: "missing sc", kind: gev, query: eq(gev, "sc", drop), field: "sc", message: "missing"},
-		{name: "empty group sid", kind: gev, query: eq(gev, "sid", ""), field: "sid", message: "empty"},
-		{name: "empty svc_id", kind: gev, query: eq(gev, "svc_id", ""), field: "svc_id", message: "empty"},
-		{name: "empty id", kind: gev, query: eq(gev, "id", ""), field: "id", message: "empty"},
-		{name: "empty user_svc_id", kind: gev, query: eq(gev, "user_svc_id", ""), field: "user_svc_id", message: "empty"},
-		{name: "empty user_id", kind: gev, query: eq(gev, "user_id", ""), field: "user_id", message: "empty"},
-		{name: "empty sc", kind: gev, query: eq(gev, "sc", ""), field: "sc", message: "empty"},
 		// Group Call Event: each key's rule.
 		{name: "group sid with dashes", kind: gev, query: eq(gev, "sid", exampleSID), field: "sid", message: "32 hex"},
 		{name: "group sid of 31", kind: gev, query: eq(gev, "sid", exampleGroupSID[:31]), field: "sid", message: "32 hex"},
@@ -490,15 +406,21 @@ func TestParseEventInvalid(t *testing.T) {
 		{name: "a notify query is no group event", kind: gev, query: q(), field: "sid", message: "32 hex"},
 		{name: "a group event is no notify_cb", kind: KindNotify, query: eq(gev), field: "sid", message: "UUID"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c, _, err := ParseEvent(tc.kind, tc.query, tc.maxID, testNow)
-			if err == nil {
-				t.Fatalf("ParseEvent = %+v, nil; want error on %s", c, tc.field)
-			}
-			checkFieldError(t, c, err, tc.field, tc.message, tc.secret)
-		})
+	// Each required key of each kind, missing and empty.
+	for _, r := range []struct {
+		kind   Kind
+		prefix string
+		keys   []string
+	}{{cev, "", callEventKeyOrder}, {gev, "group ", groupKeyOrder}} {
+		for _, k := range r.keys {
+			tests = append(tests,
+				invalidCase{name: r.prefix + "missing " + k, kind: r.kind, query: eq(r.kind, k, drop), field: k, message: "missing"},
+				invalidCase{name: r.prefix + "empty " + k, kind: r.kind, query: eq(r.kind, k, ""), field: k, message: "empty"})
+		}
 	}
+	checkInvalid(t, tests, func(tc invalidCase) (*Call, string, error) {
+		return ParseEvent(tc.kind, tc.query, tc.maxID, testNow)
+	})
 }
 
 func TestParseEventToken(t *testing.T) {
@@ -890,37 +812,13 @@ func TestHandlerEvents(t *testing.T) {
 	for _, tc := range tests {
 		for _, method := range methods(tc.method) {
 			t.Run(tc.name+"/"+method, func(t *testing.T) {
-				acc := &fakeAcceptor{answer: tc.answer, err: tc.acceptErr}
-				m := telemetry.NewMetrics()
-				var logs bytes.Buffer
-				h := &Handler{
-					Acceptor:          acc,
-					Kind:              tc.kind,
-					RejectUnreachable: true,
-					NotifyToken:       tc.token,
-					Metrics:           m,
-					Logger:            slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-					Now:               func() time.Time { return testNow },
-				}
+				h, acc, m, logs := newTestHandler(tc.answer, tc.acceptErr)
+				h.Kind = tc.kind
+				h.RejectUnreachable = true
+				h.NotifyToken = tc.token
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, httptest.NewRequest(method, "/evt_cb?"+tc.query, nil))
-
-				if w.Code != tc.wantCode {
-					t.Errorf("code = %d; want %d", w.Code, tc.wantCode)
-				}
-				wantBody := tc.wantBody
-				if method == http.MethodHead {
-					wantBody = ""
-				}
-				if got := w.Body.String(); got != wantBody {
-					t.Errorf("body = %s; want %s", got, wantBody)
-				}
-				if wantBody != "" && !json.Valid([]byte(wantBody)) {
-					t.Errorf("want body %s is not JSON", wantBody)
-				}
-				if got := testutil.ToFloat64(m.Callbacks.WithLabelValues(itoa(tc.wantCode), tc.wantStatus)); got != 1 {
-					t.Errorf("ringside_callbacks_total{code=%d,status=%s} = %v; want 1", tc.wantCode, tc.wantStatus, got)
-				}
+				checkAnswer(t, w, method, m, tc.wantCode, tc.wantBody, tc.wantStatus)
 				wantAccept := tc.wantQuery != ""
 				if got := len(acc.calls); got != boolInt(wantAccept) {
 					t.Fatalf("Accept called %d times; want %d", got, boolInt(wantAccept))

@@ -134,48 +134,15 @@ func TestHandler(t *testing.T) {
 	for _, tc := range tests {
 		for _, method := range methods(tc.method) {
 			t.Run(tc.name+"/"+method, func(t *testing.T) {
-				acc := &fakeAcceptor{answer: tc.answer, err: tc.acceptErr}
-				m := telemetry.NewMetrics()
-				var logs bytes.Buffer
-				h := &Handler{
-					Acceptor:          acc,
-					RejectUnreachable: tc.reject,
-					NotifyToken:       tc.token,
-					Metrics:           m,
-					Logger:            slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-					Now:               func() time.Time { return testNow },
-				}
+				h, acc, m, logs := newTestHandler(tc.answer, tc.acceptErr)
+				h.RejectUnreachable = tc.reject
+				h.NotifyToken = tc.token
 				type key struct{}
 				r := httptest.NewRequest(method, "/notify_cb?"+tc.query, nil)
 				r = r.WithContext(context.WithValue(r.Context(), key{}, "request"))
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, r)
-
-				if w.Code != tc.wantCode {
-					t.Errorf("code = %d; want %d", w.Code, tc.wantCode)
-				}
-				wantBody := tc.wantBody
-				if method == http.MethodHead {
-					wantBody = ""
-				}
-				if got := w.Body.String(); got != wantBody {
-					t.Errorf("body = %s; want %s", got, wantBody)
-				}
-				if got := w.Header().Get("Content-Type"); got != "application/json" {
-					t.Errorf("Content-Type = %q; want application/json", got)
-				}
-				if got, want := w.Header().Get("Allow"), allowFor(tc.wantCode); got != want {
-					t.Errorf("Allow = %q; want %q", got, want)
-				}
-				if wantBody != "" && !json.Valid([]byte(wantBody)) {
-					t.Errorf("want body %s is not JSON", wantBody)
-				}
-				if got := testutil.ToFloat64(m.Callbacks.WithLabelValues(itoa(tc.wantCode), tc.wantStatus)); got != 1 {
-					t.Errorf("ringside_callbacks_total{code=%d,status=%s} = %v; want 1", tc.wantCode, tc.wantStatus, got)
-				}
-				if got := testutil.CollectAndCount(m.Callbacks); got != 1 {
-					t.Errorf("%d callback series; want 1", got)
-				}
+				checkAnswer(t, w, method, m, tc.wantCode, tc.wantBody, tc.wantStatus)
 
 				if got := len(acc.calls); got != boolInt(tc.wantAccept) {
 					t.Fatalf("Accept called %d times; want %d", got, boolInt(tc.wantAccept))
@@ -203,6 +170,53 @@ func TestHandler(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// newTestHandler returns a Handler that hands calls to acc, which answers
+// answer and err, counts in m, logs at debug level to logs and takes
+// testNow for the time.
+func newTestHandler(answer Answer, err error) (h *Handler, acc *fakeAcceptor, m *telemetry.Metrics, logs *bytes.Buffer) {
+	acc = &fakeAcceptor{answer: answer, err: err}
+	m = telemetry.NewMetrics()
+	logs = new(bytes.Buffer)
+	h = &Handler{
+		Acceptor: acc,
+		Metrics:  m,
+		Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:      func() time.Time { return testNow },
+	}
+	return h, acc, m, logs
+}
+
+// checkAnswer checks the answer w recorded to a request of method: the
+// code, the JSON body (none for HEAD), the Content-Type and Allow headers,
+// and one callback counted in m, under code and status.
+func checkAnswer(t *testing.T, w *httptest.ResponseRecorder, method string, m *telemetry.Metrics, code int, body, status string) {
+	t.Helper()
+	if w.Code != code {
+		t.Errorf("code = %d; want %d", w.Code, code)
+	}
+	if method == http.MethodHead {
+		body = ""
+	}
+	if got := w.Body.String(); got != body {
+		t.Errorf("body = %s; want %s", got, body)
+	}
+	if got := w.Header().Get("Content-Type"); got != "application/json" {
+		t.Errorf("Content-Type = %q; want application/json", got)
+	}
+	if got, want := w.Header().Get("Allow"), allowFor(code); got != want {
+		t.Errorf("Allow = %q; want %q", got, want)
+	}
+	if body != "" && !json.Valid([]byte(body)) {
+		t.Errorf("want body %s is not JSON", body)
+	}
+	if got := testutil.ToFloat64(m.Callbacks.WithLabelValues(itoa(code), status)); got != 1 {
+		t.Errorf("ringside_callbacks_total{code=%d,status=%s} = %v; want 1", code, status, got)
+	}
+	if got := testutil.CollectAndCount(m.Callbacks); got != 1 {
+		t.Errorf("%d callback series; want 1", got)
 	}
 }
 

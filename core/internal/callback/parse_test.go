@@ -19,13 +19,19 @@ var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // lineExample returns the raw query of LINE Planet's documented example
 // of a notify_cb callback, read verbatim from testdata.
 func lineExample(tb testing.TB) string {
+	return fixture(tb, "line_example.txt", "/notify_cb")
+}
+
+// fixture returns the raw query of the request line in testdata/name,
+// which must start "GET <path>?".
+func fixture(tb testing.TB, name, path string) string {
 	tb.Helper()
-	b, err := os.ReadFile("testdata/line_example.txt")
+	b, err := os.ReadFile("testdata/" + name)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	line := strings.TrimSpace(string(b))
-	const prefix = "GET /notify_cb?"
+	prefix := "GET " + path + "?"
 	if !strings.HasPrefix(line, prefix) {
 		tb.Fatalf("fixture starts %q; want %q", line[:min(len(line), 20)], prefix)
 	}
@@ -106,7 +112,14 @@ var baseVals = map[string]string{
 // q returns a valid raw query with edits (key, raw value pairs) applied:
 // a base key gets the new value (or is dropped), other keys are appended.
 func q(edits ...string) string {
-	vals := maps.Clone(baseVals)
+	return query(baseKeys, baseVals, edits...)
+}
+
+// query returns the raw query of the keys in order with their values in
+// base, edits (key, raw value pairs) applied: a key of base gets the new
+// value (or is dropped), other keys are appended in the order given.
+func query(order []string, base map[string]string, edits ...string) string {
+	vals := maps.Clone(base)
 	var extra []string
 	for i := 0; i < len(edits); i += 2 {
 		k, v := edits[i], edits[i+1]
@@ -117,12 +130,27 @@ func q(edits ...string) string {
 		extra = append(extra, k+"="+v)
 	}
 	var segs []string
-	for _, k := range baseKeys {
+	for _, k := range order {
 		if vals[k] != drop {
 			segs = append(segs, k+"="+vals[k])
 		}
 	}
 	return strings.Join(append(segs, extra...), "&")
+}
+
+// manyExtraKeys returns edits that add 70 unknown keys, x100 to x169,
+// each with the value "v", and the Extra a parse keeps of them: the first
+// MaxExtraKeys.
+func manyExtraKeys() (edits []string, extra map[string]string) {
+	extra = map[string]string{}
+	for i := range 70 {
+		k := "x" + strconv.Itoa(100+i)
+		edits = append(edits, k, "v")
+		if i < MaxExtraKeys {
+			extra[k] = "v"
+		}
+	}
+	return edits, extra
 }
 
 // base returns the Call q() describes, modified by edit.
@@ -164,15 +192,7 @@ func b64(n int) string {
 func TestParseValid(t *testing.T) {
 	id256 := strings.Repeat("u", 256)
 	data4096 := strings.Repeat("d", 4096)
-	many := make([]string, 0, 2*70)
-	manyWant := map[string]string{}
-	for i := range 70 {
-		k := "x" + strconv.Itoa(100+i)
-		many = append(many, k, "v")
-		if i < MaxExtraKeys {
-			manyWant[k] = "v"
-		}
-	}
+	many, manyWant := manyExtraKeys()
 	tests := []struct {
 		name  string
 		query string
@@ -249,14 +269,7 @@ func TestParseValid(t *testing.T) {
 
 func TestParseInvalid(t *testing.T) {
 	long := strings.Repeat("k", 200)
-	tests := []struct {
-		name    string
-		query   string
-		maxID   int
-		field   string
-		message string // substring of the message
-		secret  string // must not appear in the error
-	}{
+	tests := []invalidCase{
 		// Malformed percent-encoding.
 		{name: "malformed value", query: q("to_user_id", "a%zzb"), field: "to_user_id", message: "malformed"},
 		{name: "truncated escape", query: q("to_user_id", "ab%4"), field: "to_user_id", message: "malformed"},
@@ -267,22 +280,8 @@ func TestParseInvalid(t *testing.T) {
 		{name: "malformed long key truncated", query: q(long+"%", "1"), field: long[:maxFieldName], message: "malformed"},
 		{name: "malformed token", query: q("token", "ab%"), field: "token", message: "malformed", secret: "ab"},
 		{name: "malformed beats missing", query: q("sid", drop, "x", "%"), field: "x", message: "malformed"},
-		// Missing, empty, repeated.
-		{name: "missing sid", query: q("sid", drop), field: "sid", message: "missing"},
-		{name: "missing from_service_id", query: q("from_service_id", drop), field: "from_service_id", message: "missing"},
-		{name: "missing from_user_id", query: q("from_user_id", drop), field: "from_user_id", message: "missing"},
-		{name: "missing to_service_id", query: q("to_service_id", drop), field: "to_service_id", message: "missing"},
-		{name: "missing to_user_id", query: q("to_user_id", drop), field: "to_user_id", message: "missing"},
-		{name: "missing type", query: q("type", drop), field: "type", message: "missing"},
-		{name: "missing param", query: q("param", drop), field: "param", message: "missing"},
+		// Missing, empty, repeated (each required key missing and empty is added below).
 		{name: "empty query", query: "", field: "sid", message: "missing"},
-		{name: "empty sid", query: q("sid", ""), field: "sid", message: "empty"},
-		{name: "empty from_service_id", query: q("from_service_id", ""), field: "from_service_id", message: "empty"},
-		{name: "empty from_user_id", query: q("from_user_id", ""), field: "from_user_id", message: "empty"},
-		{name: "empty to_service_id", query: q("to_service_id", ""), field: "to_service_id", message: "empty"},
-		{name: "empty to_user_id", query: q("to_user_id", ""), field: "to_user_id", message: "empty"},
-		{name: "empty type", query: q("type", ""), field: "type", message: "empty"},
-		{name: "empty param", query: q("param", ""), field: "param", message: "empty"},
 		{name: "required key without =", query: q("type", drop) + "&type", field: "type", message: "empty"},
 		{name: "repeated sid", query: q() + "&sid=" + exampleSID, field: "sid", message: "repeated"},
 		{name: "repeated sid with bad value", query: q("sid", "bad") + "&sid=" + exampleSID, field: "sid", message: "repeated"},
@@ -337,15 +336,15 @@ func TestParseInvalid(t *testing.T) {
 		{name: "stid invalid utf-8", query: q("stid", "%C0%80"), field: "stid", message: "UTF-8"},
 		{name: "bad stid with app_svr_data", query: q("stid", "%FF", "app_svr_data", "ok"), field: "stid", message: "UTF-8"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c, _, err := Parse(tc.query, tc.maxID, testNow)
-			if err == nil {
-				t.Fatalf("Parse = %+v, nil; want error on %s", c, tc.field)
-			}
-			checkFieldError(t, c, err, tc.field, tc.message, tc.secret)
-		})
+	// Each required key, missing and empty.
+	for _, k := range baseKeys {
+		tests = append(tests,
+			invalidCase{name: "missing " + k, query: q(k, drop), field: k, message: "missing"},
+			invalidCase{name: "empty " + k, query: q(k, ""), field: k, message: "empty"})
 	}
+	checkInvalid(t, tests, func(tc invalidCase) (*Call, string, error) {
+		return Parse(tc.query, tc.maxID, testNow)
+	})
 }
 
 func TestParseToken(t *testing.T) {
@@ -554,10 +553,36 @@ func BenchmarkParse(b *testing.B) {
 	}
 }
 
+// invalidCase is a query a parse must refuse with a *FieldError.
+type invalidCase struct {
+	name    string
+	kind    Kind // the kind ParseEvent parses it as
+	query   string
+	maxID   int
+	field   string
+	message string // substring of the message
+	secret  string // must not appear in the error
+}
+
+// checkInvalid runs each case through parse in a subtest and checks the
+// field error with checkFieldError.
+func checkInvalid(t *testing.T, tests []invalidCase, parse func(tc invalidCase) (*Call, string, error)) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, err := parse(tc)
+			checkFieldError(t, c, err, tc.field, tc.message, tc.secret)
+		})
+	}
+}
+
 // checkFieldError checks that a parse failed with a *FieldError naming
 // field, saying message, returning no Call and never quoting secret.
 func checkFieldError(t *testing.T, c *Call, err error, field, message, secret string) {
 	t.Helper()
+	if err == nil {
+		t.Fatalf("got %+v, nil; want an error on %s", c, field)
+	}
 	if c != nil {
 		t.Errorf("Call = %+v; want nil with an error", c)
 	}
