@@ -39,11 +39,7 @@ func TestE2EAPNS(t *testing.T) {
 	if err := json.Unmarshal(p.Body, &body); err != nil {
 		t.Fatalf("body %s: %v", p.Body, err)
 	}
-	want := map[string]any{
-		"cc_param": lineParam, "sid": "151ad995-749c-4a28-893f-636700469db1",
-		"app_caller_sid": "linecorp.com", "app_caller_uid": "9286", "app_callee_sid": "linecorp.com",
-		"app_callee_uid": "2809", "app_call_type": "A", "app_svr_data": "stid",
-	}
+	want := lineApp(map[string]any{"cc_param": lineParam, "sid": "151ad995-749c-4a28-893f-636700469db1"})
 	for k, v := range want {
 		if body[k] != v {
 			t.Errorf("body[%q] = %v; want %v", k, body[k], v)

@@ -66,13 +66,10 @@ func TestE2EWebhookDelivery(t *testing.T) {
 	if got.SID != lineSID || got.ToUserID != "2809" || got.AppSvrData != "stid" || got.Route != "all" {
 		t.Errorf("call fields: got %+v", got)
 	}
-	wantPayload := map[string]any{
+	wantPayload := lineApp(map[string]any{
 		"cc_param": lineParam, "sid": lineSID,
-		"app_caller_sid": "linecorp.com", "app_caller_uid": "9286",
-		"app_callee_sid": "linecorp.com", "app_callee_uid": "2809",
-		"app_call_type": "A", "app_svr_data": "stid",
 		"video": false, "caller": "9286",
-	}
+	})
 	for k, v := range wantPayload {
 		if got.Payload[k] != v {
 			t.Errorf("payload[%s]: got %#v; want %#v", k, got.Payload[k], v)

@@ -209,11 +209,7 @@ func TestE2ECallEventMissedCall(t *testing.T) {
 	if alertDict["title"] != "Missed call" || alertDict["body"] != "You missed a call from 9286" || aps["thread-id"] != "missed-calls" {
 		t.Errorf("aps %v; want alert {title Missed call, body You missed a call from 9286}, thread-id missed-calls", aps)
 	}
-	wantKeys := map[string]any{
-		"sid": missed, "event": "call_end", "outcome": "missed",
-		"app_caller_sid": "linecorp.com", "app_caller_uid": "9286",
-		"app_callee_sid": "linecorp.com", "app_callee_uid": "2809", "app_call_type": "A", "app_svr_data": "stid",
-	}
+	wantKeys := lineApp(map[string]any{"sid": missed, "event": "call_end", "outcome": "missed"})
 	for k, v := range wantKeys {
 		if body[k] != v {
 			t.Errorf("alert body[%q] = %v; want %v", k, body[k], v)

@@ -66,18 +66,12 @@ func TestE2EFCMDelivery(t *testing.T) {
 	if m.Token != fcmDeviceToken {
 		t.Errorf("token %q", m.Token)
 	}
-	wantData := map[string]string{
-		"cc_param":       lineParam,
-		"sid":            lineSID,
-		"app_caller_sid": "linecorp.com",
-		"app_caller_uid": "9286",
-		"app_callee_sid": "linecorp.com",
-		"app_callee_uid": "2809",
-		"app_call_type":  "A",
-		"app_svr_data":   "stid",
-		"caller":         "9286",
-		"video":          "false",
-	}
+	wantData := lineApp(map[string]string{
+		"cc_param": lineParam,
+		"sid":      lineSID,
+		"caller":   "9286",
+		"video":    "false",
+	})
 	if !reflect.DeepEqual(m.Data, wantData) {
 		t.Errorf("data %v\nwant %v", m.Data, wantData)
 	}

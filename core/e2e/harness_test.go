@@ -528,6 +528,19 @@ const (
 	lineSID     = fakes.LineSID
 )
 
+// lineApp is more with the app_* keys every default payload carries for
+// the LINE example callback to user 2809.
+func lineApp[V any](more map[string]V) map[string]V {
+	for k, v := range map[string]string{
+		"app_caller_sid": "linecorp.com", "app_caller_uid": "9286",
+		"app_callee_sid": "linecorp.com", "app_callee_uid": "2809",
+		"app_call_type": "A", "app_svr_data": "stid",
+	} {
+		more[k] = any(v).(V)
+	}
+	return more
+}
+
 // sidN is a distinct valid sid (8-4-4-4-12 hex) for a test's tag and an
 // index.
 func sidN(tag uint32, i int) string {

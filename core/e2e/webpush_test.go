@@ -124,10 +124,7 @@ func TestE2EWebPush(t *testing.T) {
 	if err := json.Unmarshal(p.Plaintext, &body); err != nil {
 		t.Fatalf("plaintext %q: %v", p.Plaintext, err)
 	}
-	want := map[string]any{
-		"cc_param": lineParam, "sid": sid, "app_caller_sid": "linecorp.com", "app_caller_uid": "9286",
-		"app_callee_sid": "linecorp.com", "app_callee_uid": "2809", "app_call_type": "A", "app_svr_data": "stid",
-	}
+	want := lineApp(map[string]any{"cc_param": lineParam, "sid": sid})
 	for k, v := range want {
 		if body[k] != v {
 			t.Errorf("payload[%q] = %v; want %v", k, body[k], v)
