@@ -34,63 +34,18 @@ func TestMain(m *testing.M) {
 
 const lineExample = "from_user_id=9286&from_service_id=linecorp.com&to_user_id=2809&to_service_id=linecorp.com&sid=151ad995-749c-4a28-893f-636700469db1&type=A&stid=stid&param=eyJjYWxsRmxvd1R5cGUiOiJNIiwiY29tbVBhcmFtIjoie1wibXBrZXlcIjpcIkFoTFJVMzBYdVhGZW5UM1o4WmFwVSsyWVBUUHpyWUEyWk9iRHFSenkraHIzXCIsXCJjdG1cIjozMDAwLFwiaWN0XCI6NjAwMH0iLCJjYWxsVHlwZSI6IkEifQ%3D%3D"
 
-// explainConfig routes video calls to a device-kind notifier with an SMS-like
-// fallback, and everything to a webhook.
-const explainConfig = `
-directory "embedded" {
-  path = "devices.db"
-}
+// videoExample is the LINE example as a video call.
+var videoExample = strings.Replace(lineExample, "type=A", "type=V", 1)
 
-notifier "desk" {
-  plugin  = "webhook"
-  devices = "console"
-  url     = "http://127.0.0.1:9/desk"
-  payload = {
-    video  = call.type == "V"
-    caller = upper(call.from_user_id)
-  }
-}
-
-notifier "hook" {
-  plugin = "webhook"
-  url    = "http://127.0.0.1:9/hook"
-}
-
-route "linecorp" {
-  when     = call.to_service_id == "linecorp.com"
-  notify   = ["desk"]
-  fallback = ["hook"]
-  continue = true
-}
-
-route "all" {
-  notify = ["hook"]
-}
-`
-
-const badConfig = `
-notifier "hook" {
-  plugin  = "webhook"
-  url     = "http://127.0.0.1:9/hook"
-  timeout = 5
-}
-
-route "all" {
-  when   = call.to_servce_id == "x"
-  notify = ["hook", "nope"]
-}
-`
-
-// setup writes the configs and a directory with one console device for the
-// LINE example's callee; it returns the folder.
+// setup copies the configs into a new folder, the route tests' as good.hcl
+// and one with errors as bad.hcl, and writes a directory with one console
+// device for the LINE example's callee; it returns the folder.
 func setup(t *testing.T) string {
 	t.Helper()
+	t.Setenv("RINGSIDE_TEST_UNSET_KEY_ID", "")
 	dir := t.TempDir()
-	for name, text := range map[string]string{"good.hcl": explainConfig, "bad.hcl": badConfig} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	copyFile(t, filepath.Join(testdataDir, "routetest", "config.hcl"), filepath.Join(dir, "good.hcl"))
+	copyFile(t, filepath.Join(testdataDir, "bad.hcl"), filepath.Join(dir, "bad.hcl"))
 	store, err := directory.OpenSQLite(filepath.Join(dir, "devices.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -127,17 +82,17 @@ func TestMainCommands(t *testing.T) {
 		{name: "serve with a missing config names it", args: []string{"-config", "missing.hcl"}, code: ExitError, stderr: "missing.hcl"},
 		{name: "serve takes no argument", args: []string{"serve", "extra"}, code: ExitUsage, stderr: "unexpected argument"},
 		{name: "serve unknown flag", args: []string{"serve", "-bogus"}, code: ExitUsage, stderr: "flag provided but not defined: -bogus"},
-		{name: "validate good", args: []string{"validate", "-config", "good.hcl"}, code: ExitOK, stdout: "good.hcl: ok (2 notifiers (2 enabled), 2 routes)"},
-		{name: "validate a file argument", args: []string{"validate", "good.hcl"}, code: ExitOK, stdout: "good.hcl: ok (2 notifiers (2 enabled), 2 routes)"},
+		{name: "validate good", args: []string{"validate", "-config", "good.hcl"}, code: ExitOK, stdout: "good.hcl: ok (5 notifiers (3 enabled), 3 routes)"},
+		{name: "validate a file argument", args: []string{"validate", "good.hcl"}, code: ExitOK, stdout: "good.hcl: ok (5 notifiers (3 enabled), 3 routes)"},
 		{name: "validate a missing file argument names it", args: []string{"validate", "missing.hcl"}, code: ExitError, stdout: "missing.hcl"},
 		{name: "validate two files", args: []string{"validate", "good.hcl", "bad.hcl"}, code: ExitUsage, stderr: `unexpected argument "good.hcl"`},
 		{name: "validate -config and a file", args: []string{"validate", "-config", "good.hcl", "bad.hcl"}, code: ExitUsage, stderr: "given by -config already"},
 		{name: "validate default path", args: []string{"validate"}, code: ExitError, stdout: "config.hcl"},
 		{name: "validate bad", args: []string{"validate", "-config", "bad.hcl"}, code: ExitError, goldenName: "validate_bad.golden"},
 		{name: "validate flags after arguments are refused", args: []string{"validate", "x", "-config", "good.hcl"}, code: ExitUsage, stderr: `unexpected argument "-config": flags go before the file`},
-		{name: "explain", args: []string{"explain", "-config", "good.hcl", lineExample}, code: ExitOK, goldenName: "explain.golden"},
-		{name: "explain json", args: []string{"explain", "-config", "good.hcl", "-json", "http://host/notify_cb?" + lineExample}, code: ExitOK, goldenName: "explain_json.golden"},
-		{name: "explain unrouted", args: []string{"explain", "-config", "good.hcl", strings.Replace(lineExample, "to_service_id=linecorp.com", "to_service_id=other", 1)}, code: ExitOK, stdout: "routes: all"},
+		{name: "explain", args: []string{"explain", "-config", "good.hcl", videoExample}, code: ExitOK, goldenName: "explain.golden"},
+		{name: "explain json", args: []string{"explain", "-config", "good.hcl", "-json", "http://host/notify_cb?" + videoExample}, code: ExitOK, goldenName: "explain_json.golden"},
+		{name: "explain a call the first routes do not match", args: []string{"explain", "-config", "good.hcl", lineExample}, code: ExitOK, stdout: "routes: all\n"},
 		{name: "explain invalid query", args: []string{"explain", "-config", "good.hcl", "type=X"}, code: ExitUsage, stderr: "invalid callback"},
 		{name: "explain without query", args: []string{"explain", "-config", "good.hcl"}, code: ExitUsage, stderr: "usage: ringside explain"},
 		{name: "explain bad config", args: []string{"explain", "-config", "bad.hcl", lineExample}, code: ExitError, stderr: "bad.hcl:9:"},
@@ -161,6 +116,18 @@ func TestMainCommands(t *testing.T) {
 				golden(t, tc.goldenName, out.String()+errb.String())
 			}
 		})
+	}
+}
+
+// copyFile copies the file src to dst.
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -252,24 +219,28 @@ func runOn(t *testing.T, cmd, name, text string) (int, string) {
 func TestExplainRenderError(t *testing.T) {
 	dir := setup(t)
 	t.Chdir(dir)
-	text := strings.Replace(explainConfig, `caller = upper(call.from_user_id)`, `caller = call.extra["caller"]`, 1)
+	b, err := os.ReadFile("good.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(b), `caller = upper(call.from_user_id)`, `caller = call.extra["caller"]`, 1)
 	if err := os.WriteFile("render.hcl", []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	explainGoldens(t, "render.hcl", "explain_render_error")
+	explainGoldens(t, "render.hcl", videoExample, "explain_render_error")
 }
 
-// explainGoldens runs explain with config on the LINE example, as text and
-// as JSON, and checks that both succeed and match the golden files
-// base.golden and base_json.golden.
-func explainGoldens(t *testing.T, config, base string) {
+// explainGoldens runs explain with config on query, as text and as JSON,
+// and checks that both succeed and match the golden files base.golden and
+// base_json.golden.
+func explainGoldens(t *testing.T, config, query, base string) {
 	t.Helper()
 	for _, tc := range []struct {
 		args   []string
 		golden string
 	}{
-		{[]string{"explain", "-config", config, lineExample}, base + ".golden"},
-		{[]string{"explain", "-config", config, "-json", lineExample}, base + "_json.golden"},
+		{[]string{"explain", "-config", config, query}, base + ".golden"},
+		{[]string{"explain", "-config", config, "-json", query}, base + "_json.golden"},
 	} {
 		var out, errb bytes.Buffer
 		if code := Main(tc.args, &out, &errb, testBuiltins); code != ExitOK {
@@ -279,56 +250,13 @@ func explainGoldens(t *testing.T, config, base string) {
 	}
 }
 
-// explain lists a disabled notifier a route names with why, and the
-// callee's devices that only it (or no notifier) would serve; validate
-// counts it as configured but not enabled.
+// explain lists the disabled notifiers a route names with why (ios, whose
+// enabled reads an unset variable, and pager, enabled = false), and the
+// callee's devices that only they (or no notifier) would serve; validate
+// counts them as configured but not enabled.
 func TestExplainDisabled(t *testing.T) {
-	t.Setenv("RINGSIDE_TEST_UNSET_KEY_ID", "")
 	dir := setup(t)
 	t.Chdir(dir)
-	const text = `
-directory "embedded" {
-  path = "devices.db"
-}
-
-notifier "desk" {
-  plugin  = "webhook"
-  devices = "console"
-  url     = "http://127.0.0.1:9/desk"
-}
-
-notifier "ios" {
-  plugin  = "webhook"
-  devices = "apns"
-  enabled = env("RINGSIDE_TEST_UNSET_KEY_ID") != ""
-  url     = "http://127.0.0.1:9/ios"
-}
-
-notifier "pager" {
-  plugin  = "webhook"
-  enabled = false
-  url     = "http://127.0.0.1:9/pager"
-}
-
-notifier "hook" {
-  plugin = "webhook"
-  url    = "http://127.0.0.1:9/hook"
-}
-
-route "audio" {
-  when     = call.type == "A"
-  notify   = ["ios", "desk"]
-  fallback = ["pager"]
-  continue = true
-}
-
-route "all" {
-  notify = ["hook", "ios"]
-}
-`
-	if err := os.WriteFile("disabled.hcl", []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	store, err := directory.OpenSQLite("devices.db")
 	if err != nil {
 		t.Fatal(err)
@@ -340,9 +268,10 @@ route "all" {
 		}
 	}
 	store.Close()
-	explainGoldens(t, "disabled.hcl", "explain_disabled")
+	gold := strings.Replace(lineExample, "from_service_id=linecorp.com", "from_service_id=gold", 1) + "&tier=gold"
+	explainGoldens(t, "good.hcl", gold, "explain_disabled")
 	var out, errb bytes.Buffer
-	if code := Main([]string{"validate", "disabled.hcl"}, &out, &errb, testBuiltins); code != ExitOK || !strings.Contains(out.String(), "disabled.hcl: ok (4 notifiers (2 enabled), 2 routes)") {
+	if code := Main([]string{"validate", "good.hcl"}, &out, &errb, testBuiltins); code != ExitOK || !strings.Contains(out.String(), "good.hcl: ok (5 notifiers (3 enabled), 3 routes)") {
 		t.Errorf("validate: exit %d\n%s%s", code, out.String(), errb.String())
 	}
 }

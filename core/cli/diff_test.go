@@ -50,7 +50,7 @@ func TestDiff(t *testing.T) {
 		{name: "help", args: []string{"-h"}, code: ExitOK, stdout: "-calls file"},
 		{name: "missing calls file", args: []string{"-config", "live.hcl", "-live", "live.hcl", "-calls", "nope.json"}, code: ExitError, stderr: "ringside diff: error: open nope.json"},
 		{name: "calls file not JSON", args: []string{"-config", "live.hcl", "-live", "live.hcl", "-calls", "live.hcl"}, code: ExitError, stderr: "ringside diff: error: live.hcl: not JSON (want the JSON of GET /v1/calls"},
-		{name: "invalid candidate", args: []string{"-config", "bad.hcl", "-live", "live.hcl", "-calls", "records.json"}, code: ExitError, stderr: "ringside diff: error: the candidate config bad.hcl is invalid"},
+		{name: "invalid candidate", args: []string{"-config", "../bad.hcl", "-live", "live.hcl", "-calls", "records.json"}, code: ExitError, stderr: "ringside diff: error: the candidate config ../bad.hcl is invalid"},
 		{name: "missing live", args: []string{"-config", "live.hcl", "-calls", "records.json"}, code: ExitError, stderr: "ringside diff: error: the live config config.hcl is invalid"},
 		{name: "admin unreachable", args: []string{"-config", "live.hcl", "-live", "live.hcl", "-admin", "127.0.0.1:1"}, code: ExitError, stderr: "ringside diff: error: admin API at http://127.0.0.1:1"},
 	}

@@ -11,10 +11,15 @@ import (
 	goldenfile "github.com/ringside/ringside/core/internal/golden"
 )
 
-// clusterConfig is explainConfig with a cluster block on addr, whose
-// directory block names a file that does not exist.
-func clusterConfig(addr, extra string) string {
-	cfg := strings.Replace(explainConfig, `path = "devices.db"`, `path = "nowhere.db"`, 1)
+// clusterConfig is the route tests' config with a cluster block on addr,
+// whose directory block names a file that does not exist.
+func clusterConfig(t *testing.T, addr, extra string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testdataDir, "routetest", "config.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(b), `path = "devices.db"`, `path = "nowhere.db"`, 1)
 	return cfg + "\ncluster \"redis\" {\n  addresses  = [\"" + addr + "\"]\n  key_prefix = \"clitest:\"\n" + extra + "}\n"
 }
 
@@ -37,10 +42,10 @@ func TestDirectoryMigrateAndExplain(t *testing.T) {
 	srv := redistest.Start(t)
 	dir := setup(t)
 	t.Chdir(dir)
-	writeIn(t, dir, "cluster.hcl", clusterConfig(srv.Addr(), ""))
+	writeIn(t, dir, "cluster.hcl", clusterConfig(t, srv.Addr(), ""))
 
 	// Before the migration the shared directory has no device.
-	code, out, errb := runMain("explain", "-config", "cluster.hcl", lineExample)
+	code, out, errb := runMain("explain", "-config", "cluster.hcl", videoExample)
 	if code != ExitOK || !strings.Contains(out, "devices: no console device") {
 		t.Fatalf("explain before migrate: %d\n%s%s", code, out, errb)
 	}
@@ -48,7 +53,7 @@ func TestDirectoryMigrateAndExplain(t *testing.T) {
 	if code != ExitOK || out != "migrated 1 users, 1 devices\n" {
 		t.Fatalf("migrate: got %d %q %q; want 0 \"migrated 1 users, 1 devices\"", code, out, errb)
 	}
-	code, out, errb = runMain("explain", "-config", "cluster.hcl", lineExample)
+	code, out, errb = runMain("explain", "-config", "cluster.hcl", videoExample)
 	if code != ExitOK {
 		t.Fatalf("explain: %d\n%s%s", code, out, errb)
 	}
@@ -63,7 +68,7 @@ func TestDirectoryMigrateDefaultPath(t *testing.T) {
 	srv := redistest.Start(t)
 	dir := setup(t)
 	t.Chdir(dir)
-	writeIn(t, dir, "cluster.hcl", strings.Replace(clusterConfig(srv.Addr(), ""), `path = "nowhere.db"`, `path = "devices.db"`, 1))
+	writeIn(t, dir, "cluster.hcl", strings.Replace(clusterConfig(t, srv.Addr(), ""), `path = "nowhere.db"`, `path = "devices.db"`, 1))
 	code, out, errb := runMain("directory", "migrate", "-config", "cluster.hcl")
 	if code != ExitOK || out != "migrated 1 users, 1 devices\n" {
 		t.Fatalf("migrate: got %d %q %q", code, out, errb)
@@ -73,7 +78,7 @@ func TestDirectoryMigrateDefaultPath(t *testing.T) {
 func TestDirectoryMigrateRefuses(t *testing.T) {
 	dir := setup(t)
 	t.Chdir(dir)
-	writeIn(t, dir, "unreachable.hcl", clusterConfig("127.0.0.1:1", ""))
+	writeIn(t, dir, "unreachable.hcl", clusterConfig(t, "127.0.0.1:1", ""))
 	tests := []struct {
 		name   string
 		args   []string
@@ -109,7 +114,7 @@ func TestDirectoryMigrateWrongPassword(t *testing.T) {
 	srv := redistest.Start(t, redistest.WithPassword("right-pw-12345"))
 	dir := setup(t)
 	t.Chdir(dir)
-	writeIn(t, dir, "cluster.hcl", clusterConfig(srv.Addr(), "  password = \"wrong-pw-67890\"\n"))
+	writeIn(t, dir, "cluster.hcl", clusterConfig(t, srv.Addr(), "  password = \"wrong-pw-67890\"\n"))
 	code, out, errb := runMain("directory", "migrate", "-config", "cluster.hcl", "-from", "devices.db")
 	if code != ExitError || !strings.Contains(errb, "connect to redis "+srv.Addr()) {
 		t.Fatalf("got %d %q %q; want 1 naming the address", code, out, errb)

@@ -15,6 +15,7 @@ import (
 // the goldens) into a new working folder.
 func routeTestDir(t *testing.T) string {
 	t.Helper()
+	t.Setenv("RINGSIDE_TEST_UNSET_KEY_ID", "")
 	src := filepath.Join(testdataDir, "routetest")
 	entries, err := os.ReadDir(src)
 	if err != nil {
@@ -22,15 +23,8 @@ func routeTestDir(t *testing.T) string {
 	}
 	dir := t.TempDir()
 	for _, e := range entries {
-		if e.IsDir() || strings.HasSuffix(e.Name(), ".golden") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
+		if !e.IsDir() && !strings.HasSuffix(e.Name(), ".golden") {
+			copyFile(t, filepath.Join(src, e.Name()), filepath.Join(dir, e.Name()))
 		}
 	}
 	t.Chdir(dir)
@@ -117,20 +111,12 @@ func TestRouteTestCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"config.hcl", "pass.test.hcl"} {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join("side", name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		copyFile(t, name, filepath.Join("side", name))
 	}
 	if err := os.Mkdir("empty", 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile("bad.hcl", []byte(badConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	copyFile(t, filepath.Join(testdataDir, "bad.hcl"), "bad.hcl")
 	side := filepath.Join("side", "pass.test.hcl")
 	for _, tc := range []struct {
 		name   string
@@ -181,7 +167,7 @@ func TestRouteTestHidesTokens(t *testing.T) {
 	text := `test "tokens" {
   call { type = "V" }
   device "console" { token = "` + token + `" }
-  device "apns" { token = "` + token + `" }
+  device "fcm" { token = "` + token + `" }
   expect {
     notifier "desk" {
       payload = { video = false }
@@ -314,13 +300,7 @@ func TestRouteTestEvents(t *testing.T) {
 	src := filepath.Join(testdataDir, "routetest", "events")
 	dir := t.TempDir()
 	for _, name := range []string{"config.hcl", "events.test.hcl", "badevent.test.hcl", "badgroup.test.hcl"} {
-		b, err := os.ReadFile(filepath.Join(src, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		copyFile(t, filepath.Join(src, name), filepath.Join(dir, name))
 	}
 	t.Chdir(dir)
 	for _, tc := range []struct {

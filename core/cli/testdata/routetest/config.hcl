@@ -1,5 +1,7 @@
-# The config the route tests of this folder run against: webhook
-# notifiers only, one with a device kind.
+# The config the route tests of this folder and the explain tests run
+# against: webhook notifiers only, some with a device kind; ios is enabled
+# only when RINGSIDE_TEST_UNSET_KEY_ID is set, which the tests never do,
+# and pager never.
 directory "embedded" {
   path = "devices.db"
 }
@@ -24,6 +26,13 @@ notifier "vip" {
   }
 }
 
+notifier "ios" {
+  plugin  = "webhook"
+  devices = "apns"
+  enabled = env("RINGSIDE_TEST_UNSET_KEY_ID") != ""
+  url     = "http://127.0.0.1:9/ios"
+}
+
 notifier "pager" {
   plugin  = "webhook"
   enabled = false
@@ -44,7 +53,7 @@ route "video" {
 
 route "gold" {
   when     = call.from_service_id == "gold"
-  notify   = ["vip"]
+  notify   = ["vip", "ios"]
   fallback = ["pager"]
 }
 
