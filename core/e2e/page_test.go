@@ -113,6 +113,7 @@ func TestE2EPage(t *testing.T) {
 	if notifiers := pageText(t, ctx, "#call-notifiers"); !strings.Contains(notifiers, "app") || !strings.Contains(notifiers, "yes") {
 		t.Errorf("the notifiers table does not show app active:\n%s", notifiers)
 	}
+	checkNotifierHead(t, ctx, "#call-notifiers")
 	if results := pageText(t, ctx, "#results"); !strings.Contains(results, "delivered") {
 		t.Errorf("the results do not show delivered:\n%s", results)
 	}
@@ -139,6 +140,7 @@ func TestE2EPage(t *testing.T) {
 	if got := pageText(t, ctx, "#explain-notifiers"); !strings.Contains(got, "app") {
 		t.Errorf("explain does not name the notifier app:\n%s", got)
 	}
+	checkNotifierHead(t, ctx, "#explain-notifiers")
 
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
@@ -236,6 +238,18 @@ func waitPage(t *testing.T, ctx context.Context, what, cond string) {
 	_, err := chromedp.Run(sctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(pageWait)))
 	if err != nil {
 		t.Fatalf("not %s within %v: %v\npage:\n%s", what, pageWait, err, pageText(t, ctx, "body"))
+	}
+}
+
+// checkNotifierHead checks that the notifier table sel has the header
+// naming each column of a notifier row.
+func checkNotifierHead(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	got := pageText(t, ctx, sel+" thead")
+	for _, col := range []string{"Notifier", "Plugin", "Route", "Role", "Device kind", "Devices", "Active", "Reason"} {
+		if !strings.Contains(got, col) {
+			t.Errorf("%s header: got %q; want a column %s", sel, got, col)
+		}
 	}
 }
 

@@ -440,6 +440,12 @@
     refreshTimer = setTimeout(() => showCall(current, false).catch(showError), 150);
   }
 
+  // The call's and explain's notifier tables share one header; the rows
+  // below fill its columns.
+  for (const sel of ['#call-notifiers', '#explain-notifiers']) {
+    $(sel + ' tbody').before($('#notifier-head').content.cloneNode(true));
+  }
+
   function notifierRows(ns) {
     return (ns || []).map((n) => row([n.name, n.plugin, n.route, n.role, n.device_kind, n.devices,
       n.active ? 'yes' : 'no', n.reason]));
