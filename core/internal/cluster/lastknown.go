@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/ringside/ringside/core/internal/directory"
 )
@@ -21,7 +20,7 @@ const DefaultLastKnownUsers = 1_000_000
 // never looked up. A write through this replica forgets the user, so the
 // memory is never older than the last successful lookup.
 type LastKnown struct {
-	directory.Store
+	directory.Forgetting
 	// up reports whether Redis answers (a background check); nil: always
 	// try.
 	up  func() bool
@@ -38,7 +37,9 @@ func NewLastKnown(s directory.Store, max int, up func() bool) *LastKnown {
 	if max <= 0 {
 		max = DefaultLastKnownUsers
 	}
-	return &LastKnown{Store: s, up: up, max: max, users: map[[16]byte][]directory.Device{}}
+	l := &LastKnown{up: up, max: max, users: map[[16]byte][]directory.Device{}}
+	l.Forgetting = directory.Forgetting{Store: s, Forget: l.forget}
+	return l
 }
 
 // userHash identifies (serviceID, userID) without keeping the strings,
@@ -107,28 +108,4 @@ func (l *LastKnown) forget(serviceID, userID string) {
 	l.mu.Lock()
 	delete(l.users, k)
 	l.mu.Unlock()
-}
-
-// Put implements directory.Store.
-func (l *LastKnown) Put(ctx context.Context, serviceID, userID, kind, token string, now time.Time) error {
-	defer l.forget(serviceID, userID)
-	return l.Store.Put(ctx, serviceID, userID, kind, token, now)
-}
-
-// Delete implements directory.Store.
-func (l *LastKnown) Delete(ctx context.Context, serviceID, userID, kind, token string) error {
-	defer l.forget(serviceID, userID)
-	return l.Store.Delete(ctx, serviceID, userID, kind, token)
-}
-
-// DeleteUser implements directory.Store.
-func (l *LastKnown) DeleteUser(ctx context.Context, serviceID, userID string) error {
-	defer l.forget(serviceID, userID)
-	return l.Store.DeleteUser(ctx, serviceID, userID)
-}
-
-// Prune implements directory.Store.
-func (l *LastKnown) Prune(ctx context.Context, serviceID, userID, kind, token string, goneAt time.Time) (bool, error) {
-	defer l.forget(serviceID, userID)
-	return l.Store.Prune(ctx, serviceID, userID, kind, token, goneAt)
 }

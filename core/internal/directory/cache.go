@@ -15,7 +15,7 @@ import (
 // (Another process writing the same file is not seen until the entry is
 // evicted: ringside's own `explain` only reads.)
 type Cache struct {
-	Store
+	Forgetting
 	max int
 
 	mu      sync.RWMutex
@@ -69,7 +69,9 @@ func NewCache(s Store, max int) *Cache {
 	if max <= 0 {
 		max = 100_000
 	}
-	return &Cache{Store: s, max: max, users: make(map[userKey]packed)}
+	c := &Cache{max: max, users: make(map[userKey]packed)}
+	c.Forgetting = Forgetting{Store: s, Forget: c.forget}
+	return c
 }
 
 // Lookup implements Store; each call returns its own copy.
@@ -121,28 +123,36 @@ func (c *Cache) forget(serviceID, userID string) {
 	c.mu.Unlock()
 }
 
+// Forgetting is a Store that, once a write to Store has returned, calls
+// Forget with the user written, so that a memory of lookups kept in front
+// of Store drops the user it may now hold stale.
+type Forgetting struct {
+	Store
+	Forget func(serviceID, userID string)
+}
+
 // Put implements Store.
-func (c *Cache) Put(ctx context.Context, serviceID, userID, kind, token string, now time.Time) error {
-	defer c.forget(serviceID, userID)
-	return c.Store.Put(ctx, serviceID, userID, kind, token, now)
+func (f Forgetting) Put(ctx context.Context, serviceID, userID, kind, token string, now time.Time) error {
+	defer f.Forget(serviceID, userID)
+	return f.Store.Put(ctx, serviceID, userID, kind, token, now)
 }
 
 // Delete implements Store.
-func (c *Cache) Delete(ctx context.Context, serviceID, userID, kind, token string) error {
-	defer c.forget(serviceID, userID)
-	return c.Store.Delete(ctx, serviceID, userID, kind, token)
+func (f Forgetting) Delete(ctx context.Context, serviceID, userID, kind, token string) error {
+	defer f.Forget(serviceID, userID)
+	return f.Store.Delete(ctx, serviceID, userID, kind, token)
 }
 
 // DeleteUser implements Store.
-func (c *Cache) DeleteUser(ctx context.Context, serviceID, userID string) error {
-	defer c.forget(serviceID, userID)
-	return c.Store.DeleteUser(ctx, serviceID, userID)
+func (f Forgetting) DeleteUser(ctx context.Context, serviceID, userID string) error {
+	defer f.Forget(serviceID, userID)
+	return f.Store.DeleteUser(ctx, serviceID, userID)
 }
 
 // Prune implements Store.
-func (c *Cache) Prune(ctx context.Context, serviceID, userID, kind, token string, goneAt time.Time) (bool, error) {
-	defer c.forget(serviceID, userID)
-	return c.Store.Prune(ctx, serviceID, userID, kind, token, goneAt)
+func (f Forgetting) Prune(ctx context.Context, serviceID, userID, kind, token string, goneAt time.Time) (bool, error) {
+	defer f.Forget(serviceID, userID)
+	return f.Store.Prune(ctx, serviceID, userID, kind, token, goneAt)
 }
 
 // packed is the devices of one user in one string, so a cached user costs

@@ -16,6 +16,9 @@ func openTemp(t testing.TB) *SQLite {
 	return openWith(t, filepath.Join(t.TempDir(), "sub", "dir", "ringside.db"), SQLiteOptions{})
 }
 
+// OpenTemp is openTemp for the package's external tests.
+var OpenTemp = openTemp
+
 // openWith opens the store at path with opt; it is closed when the test
 // ends, if the test did not close it.
 func openWith(t testing.TB, path string, opt SQLiteOptions) *SQLite {
