@@ -104,14 +104,7 @@ func watchCluster(c *cluster.Client, addrs string, every time.Duration, log *slo
 			return 1
 		})
 	w.done.Go(func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+		tick(ctx, every, func() {
 			pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 			err := c.Ping(pctx)
 			cancel()
@@ -131,7 +124,7 @@ func watchCluster(c *cluster.Client, addrs string, every time.Duration, log *slo
 				w.down.Store(nil)
 				log.Info("cluster: redis answers again; ready")
 			}
-		}
+		})
 	})
 	return w
 }

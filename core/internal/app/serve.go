@@ -613,14 +613,7 @@ func watchFile(ctx context.Context, path string, every time.Duration, changed fu
 	same := func(a, b state) bool { return a.size == b.size && a.mod.Equal(b.mod) }
 	seen := stat() // the state last reloaded (or started with)
 	var settling *state
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick(ctx, every, func() {
 		s := stat()
 		switch {
 		case same(s, seen):
@@ -633,6 +626,25 @@ func watchFile(ctx context.Context, path string, every time.Duration, changed fu
 				changed()
 			}
 		}
+	})
+}
+
+// tick calls f every interval until ctx ends, and returns then: the first
+// call comes an interval after tick starts, and none starts once ctx has
+// ended.
+func tick(ctx context.Context, every time.Duration, f func()) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		f()
 	}
 }
 
