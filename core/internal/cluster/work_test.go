@@ -152,6 +152,17 @@ func record(i int, deadline time.Time) *journal.Entry {
 	return &journal.Entry{Key: fmt.Sprintf("j%04d", i), Deadline: deadline, Data: []byte(fmt.Sprintf("data %d \x00\xff{}", i))}
 }
 
+// claimCall claims call 1, due in a minute, on w for a minute and returns
+// its record; the test stops unless w wins the claim.
+func claimCall(t testing.TB, w *Work) *journal.Entry {
+	t.Helper()
+	rec := record(1, time.Now().Add(time.Minute))
+	if ok, err := w.Claim(context.Background(), callKey(1), time.Minute, rec); !ok || err != nil {
+		t.Fatalf("claim: %v, %v", ok, err)
+	}
+	return rec
+}
+
 // Two replicas claiming the same key at the same instant: exactly one
 // wins, each time; a key claimed is free again after the window or once
 // forgotten. Without a record, nothing but the claim is written.
@@ -331,10 +342,7 @@ func TestMarks(t *testing.T) {
 	if held, err := w.Held(ctx, k); held || err != nil {
 		t.Fatalf("Held before the claim: %v, %v; want false", held, err)
 	}
-	rec := record(1, time.Now().Add(time.Minute))
-	if ok, err := w.Claim(ctx, k, time.Minute, rec); !ok || err != nil {
-		t.Fatalf("claim: %v, %v", ok, err)
-	}
+	rec := claimCall(t, w)
 	if held, err := w.Held(ctx, k); !held || err != nil {
 		t.Fatalf("Held after the claim: %v, %v; want true", held, err)
 	}
@@ -414,14 +422,10 @@ func TestMarksRetried(t *testing.T) {
 	// appendfsync always: every write is on disk before its reply, so the
 	// kill loses none.
 	srv := startRedis(t, redistest.WithArgs("--appendonly", "yes", "--appendfsync", "always"))
-	ctx := context.Background()
 	c := connect(t, srv, Settings{})
 	w := newWork(t, c, WorkOptions{})
 	k := callKey(1)
-	rec := record(1, time.Now().Add(time.Minute))
-	if ok, err := w.Claim(ctx, k, time.Minute, rec); !ok || err != nil {
-		t.Fatalf("claim: %v, %v", ok, err)
-	}
+	rec := claimCall(t, w)
 	srv.Stop()
 	w.Delivered(rec.Key, "apns", "tok")
 	w.Finish(rec.Key)
@@ -442,10 +446,7 @@ func TestMarksRetriedWhileRedisBusy(t *testing.T) {
 	c := connect(t, srv, Settings{})
 	w := newWork(t, c, WorkOptions{})
 	k := callKey(1)
-	rec := record(1, time.Now().Add(time.Minute))
-	if ok, err := w.Claim(ctx, k, time.Minute, rec); !ok || err != nil {
-		t.Fatalf("claim: %v, %v", ok, err)
-	}
+	rec := claimCall(t, w)
 	// A script that never ends, on a connection of its own: Redis answers
 	// BUSY to everybody else until it is killed.
 	busy := connect(t, srv, Settings{})
@@ -484,14 +485,10 @@ func TestMarksRetriedWhileRedisBusy(t *testing.T) {
 // Marks past the queue's bound are dropped, counted and logged.
 func TestMarksDroppedWhenTooMany(t *testing.T) {
 	srv := startRedis(t)
-	ctx := context.Background()
 	var logs logBuffer
 	metrics := telemetry.NewMetrics()
 	w := newWork(t, connect(t, srv, Settings{}), WorkOptions{Logger: logs.logger(), Metrics: metrics})
-	rec := record(1, time.Now().Add(time.Minute))
-	if ok, err := w.Claim(ctx, callKey(1), time.Minute, rec); !ok || err != nil {
-		t.Fatalf("claim: %v, %v", ok, err)
-	}
+	rec := claimCall(t, w)
 	srv.Stop()
 	for i := range maxQueue + 10 {
 		w.Delivered(rec.Key, "apns", fmt.Sprint(i))
@@ -676,10 +673,7 @@ func TestClose(t *testing.T) {
 
 	idle := newWork(t, connect(t, srv, Settings{KeyPrefix: "cl:"}), WorkOptions{ReplicaID: "idle", HeartbeatTTL: ttl})
 	ri := run(t, idle)
-	rec := record(1, time.Now().Add(time.Minute))
-	if ok, err := idle.Claim(ctx, callKey(1), time.Minute, rec); !ok || err != nil {
-		t.Fatalf("claim: %v, %v", ok, err)
-	}
+	rec := claimCall(t, idle)
 	idle.Finish(rec.Key)
 	if ok, err := idle.Claim(ctx, callKey(1), time.Minute, record(9, time.Now().Add(time.Minute))); ok || err != nil {
 		t.Fatalf("a lost claim: %v, %v", ok, err)
@@ -750,10 +744,7 @@ func TestRedisRestartTakesNothingOver(t *testing.T) {
 			c := a.c
 			ra, rb := run(t, a), run(t, b)
 			eventually(t, "both may take over", func() bool { return a.mayTakeOver() && b.mayTakeOver() })
-			rec := record(1, time.Now().Add(time.Minute))
-			if ok, err := a.Claim(ctx, callKey(1), time.Minute, rec); !ok || err != nil {
-				t.Fatalf("claim: %v, %v", ok, err)
-			}
+			rec := claimCall(t, a)
 			srv.Stop()
 			time.Sleep(2 * testTTL) // every heartbeat's TTL passes
 			srv.Restart(t)
@@ -811,10 +802,7 @@ func TestCloseEndsWorkGoroutines(t *testing.T) {
 		defer close(ran)
 		w.Run(ctx, func([]journal.Entry) {})
 	}()
-	rec := record(1, time.Now().Add(time.Minute))
-	if ok, err := w.Claim(ctx, callKey(1), time.Minute, rec); !ok || err != nil {
-		t.Fatalf("claim: %v, %v", ok, err)
-	}
+	rec := claimCall(t, w)
 	w.Delivered(rec.Key, "apns", "t")
 	w.Finish(rec.Key)
 	time.Sleep(testTTL)
