@@ -397,17 +397,7 @@ func TestConfigureTemplates(t *testing.T) {
 			if tc.pushType == "voip" {
 				cfg.Topic = testTopic
 			}
-			diags := New().Configure(tc.ctx, cfg)
-			if len(diags) != len(tc.want) {
-				t.Fatalf("got %v; want %q", diags, tc.want)
-			}
-			for i, d := range diags {
-				sev, rest, _ := strings.Cut(tc.want[i], " ")
-				attr, part, _ := strings.Cut(rest, ": ")
-				if d.Severity.String() != sev || d.Attribute != attr || !strings.Contains(d.Summary, part) {
-					t.Errorf("diagnostic %d: got %v; want %s at %s containing %q", i, d, sev, attr, part)
-				}
-			}
+			sdktest.CheckDiagnostics(t, New().Configure(tc.ctx, cfg), tc.want)
 		})
 	}
 }

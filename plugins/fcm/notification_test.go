@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ringside/ringside/plugins/sdk"
+	"github.com/ringside/ringside/plugins/sdk/sdktest"
 )
 
 const testSID = "151ad995-749c-4a28-893f-636700469db1"
@@ -247,17 +248,7 @@ func TestConfigureTemplates(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Config{CredentialsFile: e.creds, Endpoint: e.fcm.Endpoint(), Message: tc.message}
-			diags := New().Configure(tc.ctx, cfg)
-			if len(diags) != len(tc.want) {
-				t.Fatalf("got %v; want %q", diags, tc.want)
-			}
-			for i, d := range diags {
-				sev, rest, _ := strings.Cut(tc.want[i], " ")
-				attr, part, _ := strings.Cut(rest, ": ")
-				if d.Severity.String() != sev || d.Attribute != attr || !strings.Contains(d.Summary, part) {
-					t.Errorf("diagnostic %d: got %v; want %s at %s containing %q", i, d, sev, attr, part)
-				}
-			}
+			sdktest.CheckDiagnostics(t, New().Configure(tc.ctx, cfg), tc.want)
 		})
 	}
 }

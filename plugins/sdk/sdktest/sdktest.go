@@ -336,6 +336,25 @@ func Configured[C any, P sdk.Plugin[C]](t testing.TB, p P, cfg C, opts ...Config
 	return p
 }
 
+// CheckDiagnostics fails the test unless got holds one diagnostic for
+// each of want, in order, each want written "severity attribute: part":
+// the severity (error or warning), the attribute it points at, and a part
+// of its summary, as in "warning title: ignored".
+func CheckDiagnostics(t testing.TB, got sdk.Diagnostics, want []string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("got %v; want %q", got, want)
+		return
+	}
+	for i, d := range got {
+		sev, rest, _ := strings.Cut(want[i], " ")
+		attr, part, _ := strings.Cut(rest, ": ")
+		if d.Severity.String() != sev || d.Attribute != attr || !strings.Contains(d.Summary, part) {
+			t.Errorf("diagnostic %d: got %v; want %s at %s containing %q", i, d, sev, attr, part)
+		}
+	}
+}
+
 // MustConfigure is Configure that fails the test on any error (warnings are
 // fine).
 func (c *Client) MustConfigure(t testing.TB, cfg any, opts ...ConfigureOption) {

@@ -209,15 +209,20 @@ func TestRequestDelivery(t *testing.T) {
 	}
 }
 
-// fatalTB records Fatalf instead of ending the test.
+// fatalTB records Fatalf and Errorf instead of failing the test.
 type fatalTB struct {
 	testing.TB
-	fatal string
+	fatal  string
+	errors []string
 }
 
 func (f *fatalTB) Helper() {}
 
 func (f *fatalTB) Fatalf(format string, args ...any) { f.fatal = fmt.Sprintf(format, args...) }
+
+func (f *fatalTB) Errorf(format string, args ...any) {
+	f.errors = append(f.errors, fmt.Sprintf(format, args...))
+}
 
 func TestConfigured(t *testing.T) {
 	r := &relay{}
@@ -228,6 +233,34 @@ func TestConfigured(t *testing.T) {
 	Configured(tb, &relay{}, relayConfig{URL: "ftp://x"})
 	if !strings.Contains(tb.fatal, "url") {
 		t.Errorf("got failure %q; want one naming url", tb.fatal)
+	}
+}
+
+func TestCheckDiagnostics(t *testing.T) {
+	diags := sdk.Diagnostics{
+		{Severity: sdk.SeverityError, Attribute: "url", Summary: "must be an http URL"},
+		{Severity: sdk.SeverityWarning, Attribute: "note", Summary: "ignored for GET"},
+	}
+	tests := []struct {
+		name   string
+		want   []string
+		failed int // failures reported
+	}{
+		{"all match", []string{"error url: http URL", "warning note: ignored"}, 0},
+		{"none wanted", nil, 1},
+		{"one missing", []string{"error url: http URL"}, 1},
+		{"severity differs", []string{"warning url: http URL", "warning note: ignored"}, 1},
+		{"attribute differs", []string{"error note: http URL", "warning note: ignored"}, 1},
+		{"summary differs", []string{"error url: https", "warning note: GET only"}, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := &fatalTB{TB: t}
+			CheckDiagnostics(tb, diags, tc.want)
+			if len(tb.errors) != tc.failed || tb.fatal != "" {
+				t.Errorf("got failures %q, fatal %q; want %d failures", tb.errors, tb.fatal, tc.failed)
+			}
+		})
 	}
 }
 
