@@ -48,6 +48,17 @@ func (b *logBuffer) lines() []map[string]any {
 	return out
 }
 
+// warnings returns the JSON log lines at level WARN.
+func (b *logBuffer) warnings() []map[string]any {
+	var out []map[string]any
+	for _, l := range b.lines() {
+		if l["level"] == "WARN" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // tokenSetup is a fake APNs for token auth and a config that reaches it.
 type tokenSetup struct {
 	fake *fakes.APNs

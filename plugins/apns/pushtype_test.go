@@ -146,12 +146,7 @@ func TestDeliverIgnoredTemplatesLoggedOnce(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var warned []map[string]any
-			for _, l := range s.logs.lines() {
-				if l["level"] == "WARN" {
-					warned = append(warned, l)
-				}
-			}
+			warned := s.logs.warnings()
 			if len(warned) != 1 || warned[0]["attributes"] != "title,body" ||
 				!strings.Contains(warned[0]["msg"].(string), "ignored for push_type "+pushType) {
 				t.Errorf("warnings %v; want one naming title,body as ignored for push_type %s", warned, pushType)
@@ -180,12 +175,7 @@ func TestDeliverIgnoredTemplatesLoggedOnce(t *testing.T) {
 		if _, err := p.Deliver(context.Background(), d, device()); err != nil {
 			t.Fatal(err)
 		}
-		var warned []map[string]any
-		for _, l := range s.logs.lines() {
-			if l["level"] == "WARN" {
-				warned = append(warned, l)
-			}
-		}
+		warned := s.logs.warnings()
 		if len(warned) != 1 || warned[0]["attributes"] != "body" {
 			t.Errorf("warnings %v; want one naming body", warned)
 		}
