@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -181,23 +179,10 @@ func TestReferenceVerifiesEveryForm(t *testing.T) {
 		cases = append(cases, referenceCase{name: r.name, want: r.want, Secret: r.secret, Body: "{}", Headers: h})
 	}
 
-	in, err := json.Marshal(map[string]any{"module": module, "cases": cases})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "-e", verifyScript)
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, stderr.String())
-	}
 	var got []string
-	if err := json.Unmarshal(out, &got); err != nil || len(got) != len(cases) {
-		t.Fatalf("node wrote %q (%v); want %d results", out, err, len(cases))
+	fakes.RunNode(t, node, verifyScript, map[string]any{"module": module, "cases": cases}, &got)
+	if len(got) != len(cases) {
+		t.Fatalf("node wrote %q; want %d results", got, len(cases))
 	}
 	for i, c := range cases {
 		if (c.want == "ok") != (got[i] == "ok") || !strings.Contains(got[i], c.want) {

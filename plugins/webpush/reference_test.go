@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -78,24 +76,14 @@ func TestReferenceDecryptsAndVerifies(t *testing.T) {
 	push := s.fake.Pushes()[0]
 
 	run := func(privateKey []byte, auth []byte) map[string]any {
-		in, _ := json.Marshal(map[string]string{
+		in := map[string]string{
 			"body":          base64.StdEncoding.EncodeToString(push.Body),
 			"private_key":   base64.RawURLEncoding.EncodeToString(privateKey),
 			"auth":          base64.RawURLEncoding.EncodeToString(auth),
 			"authorization": push.Header.Get("Authorization"),
-		})
-		cmd := exec.Command(node, "-e", referenceScript, module)
-		cmd.Stdin = bytes.NewReader(in)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("node: %v\n%s", err, stderr.String())
 		}
 		var res map[string]any
-		if err := json.Unmarshal(out, &res); err != nil {
-			t.Fatalf("node printed %q: %v", out, err)
-		}
+		fakes.RunNode(t, node, referenceScript, in, &res, module)
 		return res
 	}
 
