@@ -111,51 +111,57 @@ func checkEvent(t *testing.T, got, want *Call) {
 }
 
 func TestParseEventExamples(t *testing.T) {
-	t.Run("call event", func(t *testing.T) {
-		raw := callEventExample(t)
-		c, token, err := ParseEvent(KindCallEvent, raw, 0, testNow)
-		if err != nil {
-			t.Fatalf("ParseEvent = %v; want no error", err)
-		}
-		want := ce(func(c *Call, e *CallEnd) {
-			c.Type, c.Stid, c.AppSvrData = "V", "stid", `{"room":1}`
-			*e = CallEnd{
-				SetupTime: at(11, 58, 0, 0), StartTime: at(11, 58, 5, 0), EndTime: at(11, 59, 5, 0),
-				Duration: 60, Terminate: 16, RelCode: 1200, RelCodeStr: "NORMAL_CLEARING", BillingSec: 60,
-				DisconnectReason: "BYE", ReleaserType: 2, SrcIP: "203.0.113.5", DstIP: "198.51.100.7:5060",
+	callRaw, groupRaw := callEventExample(t), groupEventExample(t)
+	tests := []struct {
+		name    string
+		kind    Kind
+		raw     string
+		want    *Call
+		query   string // the want's Query
+		token   string
+		outcome string // a call event's Outcome
+	}{
+		{name: "call event", kind: KindCallEvent, raw: callRaw,
+			want: ce(func(c *Call, e *CallEnd) {
+				c.Type, c.Stid, c.AppSvrData = "V", "stid", `{"room":1}`
+				*e = CallEnd{
+					SetupTime: at(11, 58, 0, 0), StartTime: at(11, 58, 5, 0), EndTime: at(11, 59, 5, 0),
+					Duration: 60, Terminate: 16, RelCode: 1200, RelCodeStr: "NORMAL_CLEARING", BillingSec: 60,
+					DisconnectReason: "BYE", ReleaserType: 2, SrcIP: "203.0.113.5", DstIP: "198.51.100.7:5060",
+				}
+			}),
+			query: strings.TrimSuffix(callRaw, "&token=s3cr3t"), token: "s3cr3t", outcome: OutcomeAnswered},
+		{name: "group call event", kind: KindGroupCallEvent, raw: groupRaw,
+			want: ge(func(c *Call, g *GroupEvent) {
+				c.Stid, c.AppSvrData = "stid", "stid"
+				c.Extra = map[string]string{"lang": "ja"}
+				*g = GroupEvent{
+					SvcID: "linecorp.com", ID: "room-42", UserSvcID: "linecorp.com", UserID: "9286",
+					HostSvcID: "linecorp.com", HostID: "2809", SC: "C", MSC: "C", MediaType: "V", Online: 3,
+					TS: at(11, 58, 5, 123), SetupTime: at(11, 58, 0, 0), StartTime: at(11, 58, 1, 0),
+					UEType: "ANDROID", DisplayName: "山田+Taro",
+				}
+			}),
+			query: groupRaw},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, token, err := ParseEvent(tc.kind, tc.raw, 0, testNow)
+			if err != nil {
+				t.Fatalf("ParseEvent = %v; want no error", err)
+			}
+			tc.want.Query = tc.query
+			checkEvent(t, c, tc.want)
+			if token != tc.token {
+				t.Errorf("token = %q; want %q", token, tc.token)
+			}
+			if tc.kind == KindCallEvent {
+				if got := c.End.Outcome(); got != tc.outcome {
+					t.Errorf("Outcome = %q; want %q", got, tc.outcome)
+				}
 			}
 		})
-		want.Query = strings.TrimSuffix(raw, "&token=s3cr3t")
-		checkEvent(t, c, want)
-		if token != "s3cr3t" {
-			t.Errorf("token = %q; want s3cr3t", token)
-		}
-		if got := c.End.Outcome(); got != OutcomeAnswered {
-			t.Errorf("Outcome = %q; want %q", got, OutcomeAnswered)
-		}
-	})
-	t.Run("group call event", func(t *testing.T) {
-		raw := groupEventExample(t)
-		c, token, err := ParseEvent(KindGroupCallEvent, raw, 0, testNow)
-		if err != nil {
-			t.Fatalf("ParseEvent = %v; want no error", err)
-		}
-		want := ge(func(c *Call, g *GroupEvent) {
-			c.Stid, c.AppSvrData = "stid", "stid"
-			c.Extra = map[string]string{"lang": "ja"}
-			*g = GroupEvent{
-				SvcID: "linecorp.com", ID: "room-42", UserSvcID: "linecorp.com", UserID: "9286",
-				HostSvcID: "linecorp.com", HostID: "2809", SC: "C", MSC: "C", MediaType: "V", Online: 3,
-				TS: at(11, 58, 5, 123), SetupTime: at(11, 58, 0, 0), StartTime: at(11, 58, 1, 0),
-				UEType: "ANDROID", DisplayName: "山田+Taro",
-			}
-		})
-		want.Query = raw
-		checkEvent(t, c, want)
-		if token != "" {
-			t.Errorf("token = %q; want empty", token)
-		}
-	})
+	}
 }
 
 func TestParseCallEventValid(t *testing.T) {
