@@ -155,7 +155,7 @@ func (s *Supervised) Deliver(ctx context.Context, a *delivery.Attempt) ([]delive
 		}
 	}
 	outs, err := c.Deliver(ctx, a)
-	if err != nil && c.Exited() {
+	if err != nil && c.dead() {
 		// The retry of this attempt goes to the spare.
 		s.promote(c)
 		s.wake()
@@ -272,7 +272,7 @@ func (s *Supervised) watch() {
 		case <-s.kick:
 		}
 		c := s.cur.Load()
-		if c.Exited() {
+		if c.dead() {
 			misses = 0
 			if s.promote(c) == nil {
 				s.restart()
