@@ -766,24 +766,55 @@ func children(pid int) []int {
 }
 
 // pluginPid returns the pid of the plugin child of ringside that serves
-// notifier (ringside names it in OTEL_RESOURCE_ATTRIBUTES), or 0.
+// notifier (ringside names it in OTEL_RESOURCE_ATTRIBUTES), or 0. Of the
+// serving process and its spare it is the serving one: the older, since a
+// spare is always started after the process it backs up.
 func (in *instance) pluginPid(notifier string) int {
+	best, bestStart := 0, uint64(0)
 	for _, pid := range children(in.pid()) {
-		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-		if err != nil {
-			continue
+		if started, ok := startTime(pid); ok && servesNotifier(pid, notifier) && (best == 0 || started < bestStart) {
+			best, bestStart = pid, started
 		}
-		for _, kv := range strings.Split(string(env), "\x00") {
-			if v, ok := strings.CutPrefix(kv, "OTEL_RESOURCE_ATTRIBUTES="); ok {
-				for _, attr := range strings.Split(v, ",") {
-					if attr == "ringside.notifier="+notifier {
-						return pid
-					}
+	}
+	return best
+}
+
+// startTime is when pid started, in clock ticks since boot.
+func startTime(pid int) (uint64, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(s[i+1:])
+	// Field 22 of stat; f[0] is field 3.
+	if len(f) < 20 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(f[19], 10, 64)
+	return v, err == nil
+}
+
+// servesNotifier reports whether plugin process pid serves notifier.
+func servesNotifier(pid int, notifier string) bool {
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return false
+	}
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if v, ok := strings.CutPrefix(kv, "OTEL_RESOURCE_ATTRIBUTES="); ok {
+			for _, attr := range strings.Split(v, ",") {
+				if attr == "ringside.notifier="+notifier {
+					return true
 				}
 			}
 		}
 	}
-	return 0
+	return false
 }
 
 // waitPluginPid waits for a plugin child of notifier whose pid is not

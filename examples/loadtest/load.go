@@ -36,6 +36,9 @@ type loadSpec struct {
 	// Redis, when set, is read before the load and after the drain, and
 	// its work is divided by the accepted callbacks.
 	Redis *redisProbe
+	// KillAfter, when positive, SIGKILLs the server's serving plugin
+	// process this long into the load.
+	KillAfter time.Duration
 }
 
 // result is what a run measured.
@@ -70,6 +73,8 @@ type result struct {
 	OtherCores   float64 `json:"other_cores"`
 	// Redis is the Redis work per accepted callback (cluster mode).
 	Redis *redisCost `json:"redis,omitempty"`
+	// Kill is how deliveries went around the kill of the plugin.
+	Kill *killResult `json:"kill,omitempty"`
 }
 
 type pcts struct {
@@ -158,6 +163,13 @@ func runLoad(spec loadSpec, f *peer, pid int) (*result, error) {
 	busy0 := machineBusy()
 	smp := startSampler(pid, 200*time.Millisecond)
 	start := time.Now()
+	var kill killRecord
+	killed := make(chan struct{})
+	if spec.KillAfter > 0 {
+		go killPlugin(pid, spec.KillAfter, &kill, killed)
+	} else {
+		close(killed)
+	}
 	interval := float64(time.Second) / spec.Rate
 	for i := 0; i < n; {
 		due := int(float64(time.Since(start))/interval) + 1
@@ -201,6 +213,10 @@ func runLoad(spec loadSpec, f *peer, pid int) (*result, error) {
 	}
 	sendEnd := time.Since(start)
 	wg.Wait()
+	<-killed
+	if kill.err != nil {
+		return nil, kill.err
+	}
 
 	// Drain: wait until every 2xx has its push, or spec.Drain passes.
 	deadline := time.Now().Add(spec.Drain)
@@ -265,6 +281,9 @@ func runLoad(spec loadSpec, f *peer, pid int) (*result, error) {
 			res.Lost++
 		}
 	}
+	if kill.at != 0 {
+		res.Kill = killFigures(kill, sched, func(i int) int64 { return rr.arrivals[spec.CountFrom+uint64(i)].Load() })
+	}
 	res.Duplicates = rr.dups.Load()
 	res.Foreign = rr.foreign.Load()
 	res.Resp, res.E2E, res.Resp503 = percentiles(resp), percentiles(e2e), percentiles(resp503)
@@ -304,6 +323,9 @@ func (r *result) print(w io.Writer) {
 		r.CPUms, r.CPUPer, r.CPUServerPer, r.CPUPluginPer, r.PeakRSS, r.Procs, r.PeakRootRSS, r.PeakPSS)
 	if r.Redis != nil {
 		r.Redis.print(w)
+	}
+	if r.Kill != nil {
+		r.Kill.print(w)
 	}
 }
 

@@ -88,6 +88,7 @@ type options struct {
 	Redis          string
 	RedisPrefix    string
 	RedisIdle      time.Duration
+	KillPlugin     time.Duration
 }
 
 func main() {
@@ -128,6 +129,7 @@ func main() {
 	flag.BoolVar(&o.CompareCluster, "compare-cluster", false, "run ringside embedded and in cluster mode (as -cluster) in each run, alternating the order, and print cluster / embedded (with -mode both the baseline runs too)")
 	flag.StringVar(&o.Redis, "redis", "", "cluster mode on this Redis (host:port, no password, database 0) instead of a redis-server of the load generator's; it refuses a Redis holding keys under -redis-prefix and deletes its own keys at the end; other clients' commands count in the figures")
 	flag.StringVar(&o.RedisPrefix, "redis-prefix", "ringside:", "cluster mode: ringside's key_prefix")
+	flag.DurationVar(&o.KillPlugin, "kill-plugin", 0, "SIGKILL ringside's serving apns plugin process this long into each measured run (not the baseline), and print from the kill to the first push, and to the first push of a callback sent after it")
 	flag.DurationVar(&o.RedisIdle, "redis-idle", 2*time.Second, "cluster mode: after each warm-up, read Redis's background (heartbeats, PINGs, takeover scans) over this idle time; it is subtracted from the per-callback figures")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
@@ -328,6 +330,9 @@ func (e *env) measure(s *server) ([]*result, error) {
 			Timeout: o.Timeout, Drain: o.Drain, Callees: e.callees, Tag: e.nextTag, CountFrom: seq}
 		if measured && s.redis {
 			spec.Redis = e.probe
+		}
+		if measured && s.name != nameBaseline {
+			spec.KillAfter = o.KillPlugin
 		}
 		if !measured {
 			spec.Drain = min(o.Drain, 2*time.Second)

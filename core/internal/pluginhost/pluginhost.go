@@ -325,6 +325,12 @@ func (c *Client) rpcError(op string, err error) error {
 // starts a new one.
 func (c *Client) Exited() bool { return c.pc.Exited() }
 
+// dead reports whether the process has ended: Exited, or, sooner, the
+// kernel's word. It reads /proc, so it is for after a failure.
+func (c *Client) dead() bool {
+	return c.pc.Exited() || c.cmd != nil && c.cmd.Process != nil && gone(c.cmd.Process.Pid)
+}
+
 // Kill stops the plugin process: gracefully first (the plugin flushes its
 // spans), then by force after go-plugin's grace period. It is safe to call
 // more than once.

@@ -18,14 +18,26 @@ import (
 // exits it starts a new one with backoff and configures it like the first.
 // Deliveries in flight on the dead process fail with an error (a transient
 // failure, which the host retries) and later ones go to the new process.
+//
+// It keeps a spare beside the current process (see Checks.Spare): a second
+// process, started and configured, that takes over the moment the current
+// one is found dead, so that a crash costs the deliveries in flight a retry
+// and no later delivery a process start. A new spare is then started in the
+// background.
 type Supervised struct {
 	spec       Spec
 	configJSON []byte
 	hooks      Hooks
 	backoff    func(failures int) time.Duration
 	checks     Checks
+	began      time.Time
 
-	cur atomic.Pointer[Client]
+	cur   atomic.Pointer[Client]
+	spare atomic.Pointer[Client]
+	// spareFails and spareNext pace the starts of spares that fail; only
+	// the watch goroutine touches them.
+	spareFails int
+	spareNext  time.Time
 
 	mu       sync.Mutex
 	inflight int  // deliveries running
@@ -61,6 +73,10 @@ type Checks struct {
 	// Stall: a process that has answered nothing for this long while a
 	// call sent to it this long ago waits is killed.
 	Stall time.Duration
+	// Spare: from this long after the supervision starts (so that a spare
+	// does not slow the start of ringside), keep a spare process; negative:
+	// none.
+	Spare time.Duration
 }
 
 // DefaultChecks: a health check every second with a one-second timeout,
@@ -70,8 +86,8 @@ type Checks struct {
 // can legitimately take seconds (a webhook's timeout, the FCM SDK's own
 // retries of a 503), but a process that answers nothing at all for half a
 // ring window is not serving; its calls still have the other half to be
-// retried.
-var DefaultChecks = Checks{Every: time.Second, Timeout: time.Second, Misses: 3, Stall: 30 * time.Second}
+// retried. The spare is started a second after the first process.
+var DefaultChecks = Checks{Every: time.Second, Timeout: time.Second, Misses: 3, Stall: 30 * time.Second, Spare: time.Second}
 
 // Supervise watches c, a started and configured plugin process of spec.
 // onRestart (may be nil) is called after each successful restart. Close
@@ -95,12 +111,16 @@ func SuperviseWith(c *Client, configJSON []byte, hooks Hooks, checks Checks) *Su
 	if checks.Stall <= 0 {
 		checks.Stall = DefaultChecks.Stall
 	}
+	if checks.Spare == 0 {
+		checks.Spare = DefaultChecks.Spare
+	}
 	s := &Supervised{
 		spec:       c.spec,
 		configJSON: configJSON,
 		hooks:      hooks,
 		checks:     checks,
 		backoff:    restartBackoff,
+		began:      time.Now(),
 		kick:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
@@ -129,14 +149,58 @@ func (s *Supervised) Deliver(ctx context.Context, a *delivery.Attempt) ([]delive
 	defer s.release()
 	c := s.cur.Load()
 	if c.Exited() {
-		s.wake()
-		return nil, fmt.Errorf("notifier %q: %w", s.spec.Notifier, ErrRestarting)
+		if c = s.promote(c); c == nil {
+			s.wake()
+			return nil, fmt.Errorf("notifier %q: %w", s.spec.Notifier, ErrRestarting)
+		}
 	}
 	outs, err := c.Deliver(ctx, a)
-	if err != nil && c.Exited() {
+	if err != nil && c.dead() {
+		// The retry of this attempt goes to the spare.
+		s.promote(c)
 		s.wake()
 	}
 	return outs, err
+}
+
+// promote makes the spare the current process in place of dead, and
+// returns the current process; nil when there was no live spare (the watch
+// goroutine then starts a process).
+func (s *Supervised) promote(dead *Client) *Client {
+	sp := s.spare.Swap(nil)
+	if sp == nil {
+		return nil
+	}
+	if sp.Exited() {
+		go sp.Kill()
+		return nil
+	}
+	if !s.cur.CompareAndSwap(dead, sp) {
+		// Replaced meanwhile by another promotion or a restart: keep the
+		// spare for the next death.
+		if !s.spare.CompareAndSwap(nil, sp) {
+			go sp.Kill()
+		}
+		return s.cur.Load()
+	}
+	go dead.Kill()
+	select {
+	case <-s.stop:
+		// Close may have killed dead before the swap: nobody else will
+		// end sp.
+		sp.Kill()
+		return nil
+	default:
+	}
+	if s.hooks.OnRestart != nil {
+		s.hooks.OnRestart()
+	}
+	if log := s.spec.Logger; log != nil {
+		log.Warn("plugin process restarted", "notifier", s.spec.Notifier, "plugin", s.spec.Plugin, "spare", true)
+	}
+	// The watch goroutine starts the next spare.
+	s.wake()
+	return sp
 }
 
 // Health reports whether the current process is alive and ready.
@@ -155,6 +219,9 @@ func (s *Supervised) Close() {
 	s.once.Do(func() {
 		close(s.stop)
 		<-s.done
+		if sp := s.spare.Swap(nil); sp != nil {
+			sp.Kill()
+		}
 		s.cur.Load().Kill()
 	})
 }
@@ -205,11 +272,15 @@ func (s *Supervised) watch() {
 		case <-s.kick:
 		}
 		c := s.cur.Load()
-		if c.Exited() {
+		if c.dead() {
 			misses = 0
-			s.restart()
+			if s.promote(c) == nil {
+				s.restart()
+			}
+			s.fillSpare()
 			continue
 		}
+		s.fillSpare()
 		if c.stream != nil && c.stream.Stalled(time.Now(), s.checks.Stall) {
 			s.kill(c, "hung", fmt.Sprintf("no answer to its calls for %s", s.checks.Stall))
 			continue
@@ -293,6 +364,49 @@ func (s *Supervised) restart() {
 			return
 		case <-time.After(wait):
 		}
+	}
+}
+
+// fillSpare starts a spare when there is none (or it died idle), once
+// checks.Spare has passed since the supervision began, pacing starts that
+// fail like restarts. It runs on the watch goroutine only.
+func (s *Supervised) fillSpare() {
+	s.mu.Lock()
+	retired := s.retired
+	s.mu.Unlock()
+	if retired || s.checks.Spare < 0 || time.Since(s.began) < s.checks.Spare {
+		return
+	}
+	if sp := s.spare.Load(); sp != nil {
+		if !sp.Exited() {
+			return
+		}
+		if s.spare.CompareAndSwap(sp, nil) {
+			go sp.Kill()
+		}
+	}
+	if time.Now().Before(s.spareNext) {
+		return
+	}
+	sp, err := s.startConfigured()
+	if err != nil {
+		wait := s.backoff(s.spareFails)
+		s.spareFails++
+		s.spareNext = time.Now().Add(wait)
+		if log := s.spec.Logger; log != nil {
+			log.Error("plugin spare process failed to start", "notifier", s.spec.Notifier, "plugin", s.spec.Plugin, "error", err, "retry_in", wait)
+		}
+		return
+	}
+	s.spareFails = 0
+	select {
+	case <-s.stop:
+		sp.Kill()
+		return
+	default:
+	}
+	if !s.spare.CompareAndSwap(nil, sp) {
+		go sp.Kill()
 	}
 }
 
