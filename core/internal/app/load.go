@@ -230,9 +230,9 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 		}
 		// A process is kept when what it was told is the same: its
 		// attributes, and the template attributes and payload keys the
-		// block sets.
+		// block sets; and when its supervision is the same (spare).
 		b := block(n)
-		rt.configs[n.Name] = string(js) + "\x00" + strings.Join(b.Templates, ",") + "\x00" + strings.Join(b.PayloadKeys, ",")
+		rt.configs[n.Name] = string(js) + "\x00" + strings.Join(b.Templates, ",") + "\x00" + strings.Join(b.PayloadKeys, ",") + "\x00" + strconv.FormatBool(n.Spare)
 		if r.reuse != nil && prev.configs[n.Name] == rt.configs[n.Name] {
 			rt.clients[n.Name] = r.reuse
 		} else {
@@ -244,7 +244,7 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 				}
 			}
 			r.client.SetBlock(b) // known only now, from the plugin's schema
-			rt.clients[n.Name] = pluginhost.SuperviseWith(r.client, js, supervisorHooks(opt.Metrics, n.Name), pluginhost.Checks{})
+			rt.clients[n.Name] = pluginhost.SuperviseWith(r.client, js, supervisorHooks(opt.Metrics, n.Name), checks(n))
 			cctx, cancel := context.WithTimeout(spanCtx[i], opt.startTimeout())
 			attrErrs, err := r.client.Configure(cctx, js)
 			cancel()
@@ -441,6 +441,15 @@ func (rt *Runtime) Health(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// checks are the supervision of n's plugin process: the defaults, without
+// a spare when n says spare = false.
+func checks(n *config.Notifier) pluginhost.Checks {
+	if !n.Spare {
+		return pluginhost.Checks{Spare: -1}
+	}
+	return pluginhost.Checks{}
 }
 
 // supervisorHooks count a notifier's plugin restarts and kills.

@@ -129,10 +129,13 @@ type Plugin struct {
 type Notifier struct {
 	Name, Plugin string
 	Enabled      bool
-	Devices      string // "" = the plugin's default kind (filled by ApplySchema)
-	TTL          time.Duration
-	Payload      hcl.Expression // nil when absent; an object constructor over call
-	PayloadKeys  []string       // the payload's keys, in file order
+	// Spare: keep a spare plugin process, started and configured, to take
+	// over at once when the serving one dies.
+	Spare       bool
+	Devices     string // "" = the plugin's default kind (filled by ApplySchema)
+	TTL         time.Duration
+	Payload     hcl.Expression // nil when absent; an object constructor over call
+	PayloadKeys []string       // the payload's keys, in file order
 	// Remain holds the plugin's own attributes, decoded by ApplySchema.
 	Remain hcl.Body
 	// Attrs are the static plugin attributes after ApplySchema (durations as
@@ -270,6 +273,7 @@ type rawNotifier struct {
 	NameRange hcl.Range      `hcl:"name,label_range"`
 	Plugin    *hcl.Attribute `hcl:"plugin,optional"`
 	Enabled   *hcl.Attribute `hcl:"enabled,optional"`
+	Spare     *hcl.Attribute `hcl:"spare,optional"`
 	Devices   *hcl.Attribute `hcl:"devices,optional"`
 	TTL       *hcl.Attribute `hcl:"ttl,optional"`
 	Payload   *hcl.Attribute `hcl:"payload,optional"`
@@ -653,7 +657,7 @@ func (d *decoder) notifier(raw *rawNotifier, seen map[string]*Notifier, plugins 
 		d.errorf(raw.NameRange, fmt.Sprintf("Invalid notifier name %q", raw.Name),
 			"A notifier name must be an identifier: letters, digits, underscores and dashes, starting with a letter.")
 	}
-	for _, a := range []*hcl.Attribute{raw.Plugin, raw.Enabled, raw.Devices, raw.TTL, raw.Payload} {
+	for _, a := range []*hcl.Attribute{raw.Plugin, raw.Enabled, raw.Spare, raw.Devices, raw.TTL, raw.Payload} {
 		if a != nil {
 			n.ranges[a.Name] = a.Expr.Range()
 		}
@@ -675,6 +679,7 @@ func (d *decoder) notifier(raw *rawNotifier, seen map[string]*Notifier, plugins 
 		}
 	}
 	n.Enabled = d.boolean(raw.Enabled, true)
+	n.Spare = d.boolean(raw.Spare, true)
 	n.Devices = d.str(raw.Devices, "")
 	n.TTL = d.duration(raw.TTL, DefaultTTL, MaxTTL)
 	if raw.Payload != nil {
