@@ -267,12 +267,14 @@ func (p *Plugin) Configure(ctx context.Context, cfg Config) sdk.Diagnostics {
 	if auth == "certificate" {
 		tlsConfig.Certificates = []tls.Certificate{cert}
 	}
+	h2 := newTransport(tlsConfig)
 	p.client = &apns2.Client{
 		Host:        host,
 		Token:       tok,
 		Certificate: cert,
-		HTTPClient:  &http.Client{Transport: sdk.Transport(newTransport(tlsConfig))},
+		HTTPClient:  &http.Client{Transport: sdk.Transport(h2)},
 	}
+	go warm(h2, host)
 	p.token = tok
 	p.auth = auth
 	p.topic = cfg.Topic
@@ -300,6 +302,32 @@ func newTransport(tlsConfig *tls.Config) *http2.Transport {
 		TLSClientConfig: tlsConfig,
 		ReadIdleTimeout: pingAfter,
 		PingTimeout:     pingTimeout,
+	}
+}
+
+// warmTimeout bounds warm's dial.
+const warmTimeout = 10 * time.Second
+
+// warm opens the connection to APNs ahead of the first push, so that the
+// first push of a process (a spare taking over from a dead one, a start, a
+// reload) does not wait for a TCP and TLS handshake. It asks t for a
+// request that t dials for but refuses to send: a header value no HTTP/2
+// peer may receive, which the transport checks only once it holds the
+// connection, before it writes anything on it. The connection stays in t's
+// pool for the pushes, and is pinged while silent like any other. When t
+// keeps no connection (the dial failed; a transport that checks headers
+// before dialling), the first push dials, as it would without warm.
+func warm(t http.RoundTripper, host string) {
+	ctx, cancel := context.WithTimeout(context.Background(), warmTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, host+"/3/device/warm", http.NoBody)
+	if err != nil {
+		return
+	}
+	req.Header["Apns-Warm"] = []string{"\n"}
+	if resp, err := t.RoundTrip(req); err == nil {
+		// Not expected: the request went out. Its answer is not a push's.
+		resp.Body.Close()
 	}
 }
 

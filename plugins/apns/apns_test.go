@@ -364,6 +364,34 @@ func TestDeliverColdBurstDialsOnce(t *testing.T) {
 	}
 }
 
+// Configure opens the connection to APNs before the first push, without
+// a request on it, and the first push uses that connection.
+func TestConfigureWarmsTheConnection(t *testing.T) {
+	s := newTokenSetup(t)
+	p := s.plugin(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for s.fake.Conns() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no connection to APNs 10s after Configure")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Time for a request, had one been sent on it.
+	time.Sleep(100 * time.Millisecond)
+	if c := s.fake.Counts(); c != (fakes.APNsCounts{}) {
+		t.Fatalf("requests at APNs after Configure alone: %+v; want none", c)
+	}
+	if _, err := p.Deliver(context.Background(), delivery(), device()); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.fake.Conns(); n != 1 {
+		t.Errorf("%d connections after the first push; want the warmed one alone", n)
+	}
+	if c := s.fake.Counts(); c.Pushes != 1 || c.Malformed != 0 {
+		t.Errorf("counts after one push: %+v", c)
+	}
+}
+
 // The push is a client span of the delivery's trace that records neither the
 // path nor the token, and carries the trace context to APNs.
 func TestDeliverSpan(t *testing.T) {
