@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,5 +87,27 @@ func TestSupervisedSpareReplacedAndOptional(t *testing.T) {
 	time.Sleep(600 * time.Millisecond) // two ticks of the watch
 	if sp := none.spare.Load(); sp != nil {
 		t.Error("a spare was started with Spare < 0")
+	}
+}
+
+// A spare that answers nothing (stopped) is killed and replaced before it
+// can take over; the serving process is left alone.
+func TestSupervisedStoppedSpareReplaced(t *testing.T) {
+	c := startTestPlugin(t)
+	s := SuperviseWith(c, []byte(`{"greeting":"hi"}`), Hooks{}, Checks{Spare: time.Millisecond, Every: 100 * time.Millisecond, Timeout: 200 * time.Millisecond, Misses: 2})
+	t.Cleanup(s.Close)
+	sp := waitSpare(t, s, nil)
+	pid := sp.cmd.Process.Pid
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	next := waitSpare(t, s, sp)
+	waitExited(t, sp, "the stopped spare was not killed")
+	if s.Client() != c {
+		t.Error("a stopped spare replaced the serving process")
+	}
+	if next.Exited() {
+		t.Error("the new spare is not running")
 	}
 }

@@ -36,8 +36,9 @@ type Supervised struct {
 	spare atomic.Pointer[Client]
 	// spareFails and spareNext pace the starts of spares that fail; only
 	// the watch goroutine touches them.
-	spareFails int
-	spareNext  time.Time
+	spareFails  int
+	spareNext   time.Time
+	spareMisses int
 
 	mu       sync.Mutex
 	inflight int  // deliveries running
@@ -289,6 +290,7 @@ func (s *Supervised) watch() {
 			continue
 		}
 		lastCheck = time.Now()
+		s.checkSpare()
 		if err := s.ping(c); err != nil {
 			misses++
 			if misses >= s.checks.Misses {
@@ -298,6 +300,32 @@ func (s *Supervised) watch() {
 			continue
 		}
 		misses = 0
+	}
+}
+
+// checkSpare makes a health check of the spare, and kills it (to be
+// replaced by fillSpare) when it missed checks.Misses in a row: a spare
+// that answers nothing must not take over. It runs on the watch goroutine
+// only.
+func (s *Supervised) checkSpare() {
+	sp := s.spare.Load()
+	if sp == nil {
+		return
+	}
+	err := s.ping(sp)
+	if err == nil {
+		s.spareMisses = 0
+		return
+	}
+	if s.spareMisses++; s.spareMisses < s.checks.Misses {
+		return
+	}
+	s.spareMisses = 0
+	if s.spare.CompareAndSwap(sp, nil) {
+		if log := s.spec.Logger; log != nil {
+			log.Error("plugin spare process not serving; killed to be replaced", "notifier", s.spec.Notifier, "plugin", s.spec.Plugin, "detail", fmt.Sprintf("%d health checks in a row unanswered: %v", s.checks.Misses, err))
+		}
+		sp.killNow()
 	}
 }
 
