@@ -275,3 +275,37 @@ func TestE2EFaultPublicPathsNoRedirect(t *testing.T) {
 		})
 	}
 }
+
+// The directory block's cache_users bounds what serve preloads: a
+// directory of three users is read whole at start with cache_users = 3,
+// and not with cache_users = 2; callees ring either way.
+func TestE2EDirectoryCacheUsers(t *testing.T) {
+	app := startWebhook(t, fakes.WebhookOptions{})
+	dir := t.TempDir()
+	preloaded := func(l map[string]any) bool { return l["msg"] == "directory preloaded into memory" }
+	var in *instance
+	for i, users := range []int{3, 2} {
+		path := writeConfigIn(t, dir, serverBlock("5s", "debug", "")+
+			block("directory", "embedded", `path = "ringside.db"`, fmt.Sprintf("cache_users = %d", users))+
+			oneWebhook(app.URL+"/hook"))
+		if in != nil {
+			in.stop()
+		}
+		in = startConfig(t, path)
+		if i == 0 {
+			for _, u := range []string{"2809", "2810", "2811"} {
+				in.putDevice(t, u, "webhook", "tok-"+u)
+			}
+			in.stop()
+			in = in.restart(t)
+		}
+		in.waitReady(t, 200, 10*time.Second)
+		got := len(in.lines(preloaded)) > 0
+		if want := users == 3; got != want {
+			t.Errorf("cache_users = %d, three users: preloaded %t; want %t", users, got, want)
+		}
+		sid := sidN(0x5b000000, i)
+		in.accept(t, sid, "2811")
+		waitDelivered(t, app, []string{sid}, 10*time.Second)
+	}
+}

@@ -817,6 +817,18 @@ func servesNotifier(pid int, notifier string) bool {
 	return false
 }
 
+// pluginPids lists the plugin children of ringside serving notifier: the
+// serving process and its spare.
+func (in *instance) pluginPids(notifier string) []int {
+	var out []int
+	for _, pid := range children(in.pid()) {
+		if servesNotifier(pid, notifier) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
 // waitPluginPid waits for a plugin child of notifier whose pid is not
 // not, and returns it.
 func (in *instance) waitPluginPid(t *testing.T, notifier string, not int, timeout time.Duration) int {

@@ -154,7 +154,7 @@ func Serve(ctx context.Context, path string, opt Options, stdout, stderr io.Writ
 		// Every write goes through the cache (the devices API, pruning), so
 		// the callback path reads the file only for a callee it has not
 		// seen.
-		cache := directory.NewCache(file, 0)
+		cache := directory.NewCache(file, cfg.Directory.CacheUsers)
 		if ok, err := cache.Preload(ctx, file); err != nil {
 			return err
 		} else if ok {

@@ -108,7 +108,12 @@ type Telemetry struct {
 }
 
 // Directory is the directory block: Kind is "embedded"; Path is resolved from Dir.
-type Directory struct{ Kind, Path string }
+type Directory struct {
+	Kind, Path string
+	// CacheUsers bounds the users whose devices serve keeps in memory; a
+	// directory of at most that many users is preloaded whole.
+	CacheUsers int
+}
 
 // Plugin is an external plugin block.
 type Plugin struct {
@@ -189,8 +194,12 @@ const (
 	DefaultEndpoint           = "http://localhost:4318"
 	DefaultServiceName        = "ringside"
 	DefaultDirectoryPath      = "ringside.db"
-	DefaultTTL                = 60 * time.Second
-	MaxTTL                    = 10 * time.Minute
+	// DefaultCacheUsers is the directory cache's bound (about 19 MB with
+	// one device a user); MaxCacheUsers its largest setting.
+	DefaultCacheUsers = 100_000
+	MaxCacheUsers     = 100_000_000
+	DefaultTTL        = 60 * time.Second
+	MaxTTL            = 10 * time.Minute
 )
 
 // The raw skeleton, decoded by gohcl. Attributes are kept as *hcl.Attribute
@@ -257,6 +266,8 @@ type rawDirectory struct {
 	Kind      string         `hcl:"kind,label"`
 	KindRange hcl.Range      `hcl:"kind,label_range"`
 	Path      *hcl.Attribute `hcl:"path,optional"`
+	// CacheUsers is cache_users.
+	CacheUsers *hcl.Attribute `hcl:"cache_users,optional"`
 }
 
 type rawPlugin struct {
@@ -531,8 +542,15 @@ func (d *decoder) telemetry(t *Telemetry, raw *rawTelemetry) {
 func (d *decoder) directory(dir *Directory, raw *rawDirectory) {
 	dir.Kind = "embedded"
 	dir.Path = resolvePath(d.dir, DefaultDirectoryPath)
+	dir.CacheUsers = DefaultCacheUsers
 	if raw == nil {
 		return
+	}
+	dir.CacheUsers = d.positiveInt(raw.CacheUsers, DefaultCacheUsers)
+	if dir.CacheUsers > MaxCacheUsers {
+		d.errorf(raw.CacheUsers.Expr.Range(), "cache_users is too large",
+			"The directory cache keeps its users in memory (about 190 bytes each with one device); at most %d. Got %d.", MaxCacheUsers, dir.CacheUsers)
+		dir.CacheUsers = DefaultCacheUsers
 	}
 	if raw.Kind != "embedded" {
 		d.errorf(raw.KindRange, fmt.Sprintf("Unknown directory kind %q", raw.Kind),

@@ -75,7 +75,7 @@ func TestDefaults(t *testing.T) {
 		Log:      Log{Format: "text", Level: "info"},
 		Telemetry: Telemetry{Traces: "none", Endpoint: "http://localhost:4318", ServiceName: "ringside",
 			Explicit: map[string]bool{"traces": false, "endpoint": false, "service_name": false}},
-		Directory:  Directory{Kind: "embedded", Path: filepath.Join(dir, "ringside.db")},
+		Directory:  Directory{Kind: "embedded", Path: filepath.Join(dir, "ringside.db"), CacheUsers: DefaultCacheUsers},
 		RingNobody: true,
 	}
 	got := *cfg
@@ -134,7 +134,7 @@ func TestFullConfig(t *testing.T) {
 		Explicit: map[string]bool{"traces": true, "endpoint": true, "service_name": true}}); !reflect.DeepEqual(cfg.Telemetry, want) {
 		t.Errorf("telemetry: got %+v; want %+v", cfg.Telemetry, want)
 	}
-	if want := (Directory{Kind: "embedded", Path: filepath.Join(dir, "data/devices.db")}); cfg.Directory != want {
+	if want := (Directory{Kind: "embedded", Path: filepath.Join(dir, "data/devices.db"), CacheUsers: 500_000}); cfg.Directory != want {
 		t.Errorf("directory: got %+v; want %+v", cfg.Directory, want)
 	}
 

@@ -64,7 +64,8 @@ func (c *Cache) Preload(ctx context.Context, l Lister) (bool, error) {
 	return true, nil
 }
 
-// NewCache caches up to max users (0 → 100,000) of s.
+// NewCache caches up to max users (0 → 100,000) of s; serve passes the
+// directory block's cache_users.
 func NewCache(s Store, max int) *Cache {
 	if max <= 0 {
 		max = 100_000

@@ -34,9 +34,9 @@ telemetry {
 }
 
 directory "embedded" {
-  path = "data/devices.db"
+  path        = "data/devices.db"
+  cache_users = 500000
 }
-
 plugin "console" {
   command = ["./bin/console-plugin", "-v"]
   sha256  = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

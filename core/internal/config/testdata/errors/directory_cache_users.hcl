@@ -1,0 +1,3 @@
+directory "embedded" {
+  cache_users = 100000001
+}
