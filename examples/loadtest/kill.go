@@ -13,7 +13,7 @@ import (
 // killRecord is when -kill-plugin killed ringside's serving plugin
 // process, and which.
 type killRecord struct {
-	at  int64 // unix ns; 0: nothing was killed
+	at  int64 // mono ns; 0: nothing was killed
 	pid int
 	err error
 }
@@ -62,7 +62,7 @@ func killPlugin(pid int, d time.Duration, out *killRecord, done chan<- struct{})
 		out.err = fmt.Errorf("no plugin process of pid %d to kill", pid)
 		return
 	}
-	out.at, out.pid = time.Now().UnixNano(), p
+	out.at, out.pid = mono(time.Now()), p
 	out.err = syscall.Kill(p, syscall.SIGKILL)
 }
 

@@ -144,7 +144,7 @@ func runLoad(spec loadSpec, f *peer, pid int) (*result, error) {
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: spec.Timeout}
 
-	sched := make([]int64, n) // scheduled send time, unix ns
+	sched := make([]int64, n) // scheduled send time, mono ns
 	answered := make([]int64, n)
 	codes := make([]int32, n) // HTTP status; -1 timeout, -2 error, -3 client saturated
 	sem := make(chan struct{}, spec.Inflight)
@@ -175,7 +175,7 @@ func runLoad(spec loadSpec, f *peer, pid int) (*result, error) {
 		due := int(float64(time.Since(start))/interval) + 1
 		for ; i < n && i < due; i++ {
 			at := start.Add(time.Duration(float64(i) * interval))
-			sched[i] = at.UnixNano()
+			sched[i] = mono(at)
 			select {
 			case sem <- struct{}{}:
 			default:
@@ -195,12 +195,12 @@ func runLoad(spec loadSpec, f *peer, pid int) (*result, error) {
 					} else {
 						codes[i] = -2
 					}
-					answered[i] = time.Now().UnixNano()
+					answered[i] = mono(time.Now())
 					return
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				answered[i] = time.Now().UnixNano()
+				answered[i] = mono(time.Now())
 				codes[i] = int32(resp.StatusCode)
 			}(i, spec.URL+"?"+query(spec.Tag, seq, spec.Callees))
 		}

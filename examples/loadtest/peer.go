@@ -47,7 +47,7 @@ func (p *peer) answer(push *fakes.Push) fakes.Answer {
 		p.faults.Add(1)
 		return fakes.Answer{Status: 503, Reason: "ServiceUnavailable", Delay: p.delay}
 	}
-	p.record(push.Body, push.At.UnixNano())
+	p.record(push.Body, mono(push.At))
 	return fakes.Answer{Delay: p.delay}
 }
 
@@ -55,7 +55,7 @@ func (p *peer) answer(push *fakes.Push) fakes.Answer {
 // number (the last 12 hex digits of its sid; the first 8 are the run tag).
 type runRecord struct {
 	tag      uint32
-	arrivals []atomic.Int64 // unix nanoseconds of the first accepted push; 0: none
+	arrivals []atomic.Int64 // mono ns of the first accepted push; 0: none
 	dups     atomic.Int64
 	foreign  atomic.Int64 // pushes of another run, or with an unreadable sid
 }
@@ -93,6 +93,15 @@ func sidOf(body []byte) string {
 	_ = json.Unmarshal(body, &v)
 	return v.SID
 }
+
+// epoch is the origin of the times the load generator records: mono(t)
+// is t's distance from it on the monotonic clock, in nanoseconds. The
+// wall clock would do for one process too, but a VM's wall clock is
+// stepped and slewed (by tens of milliseconds a second, seen on this
+// box), which would read as latency.
+var epoch = time.Now()
+
+func mono(t time.Time) int64 { return int64(t.Sub(epoch)) }
 
 // makeSID builds a unique UUID-shaped sid from a run tag and a sequence number.
 func makeSID(tag uint32, seq uint64) string {
