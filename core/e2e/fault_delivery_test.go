@@ -311,16 +311,17 @@ func TestE2EFaultDeliveryCrowdMarks(t *testing.T) {
 	}
 }
 
-// Each notifier keeps a spare plugin process unless it says spare = false.
-// When the serving process is SIGKILLed, the spare takes over (counted as
-// one restart, logged with spare=true), the next callback is delivered,
-// and a new spare is started behind it.
+// A notifier that says spare = true keeps a spare plugin process; one
+// that does not has one plugin process. When the serving process is
+// SIGKILLed, the spare takes over (counted as one restart, logged with
+// spare=true), the next callback is delivered, and a new spare is started
+// behind it.
 func TestE2ESparePlugin(t *testing.T) {
 	app := startWebhook(t, fakes.WebhookOptions{})
 	lean := startWebhook(t, fakes.WebhookOptions{})
 	dir := t.TempDir()
 	path := writeConfigIn(t, dir, serverBlock("5s", "info", "")+directoryAt("ringside.db")+
-		webhookNotifier("app", app.URL+"/hook")+webhookNotifier("lean", lean.URL+"/hook", "spare = false")+
+		webhookNotifier("app", app.URL+"/hook", "spare = true")+webhookNotifier("lean", lean.URL+"/hook")+
 		routeTo("all", "", "app", "lean"))
 	in := startConfig(t, path)
 	detail := func() string { return fmt.Sprintf("children %v", children(in.pid())) }
@@ -336,7 +337,7 @@ func TestE2ESparePlugin(t *testing.T) {
 	// have one by now.
 	time.Sleep(1500 * time.Millisecond)
 	if got := in.pluginPids("lean"); len(got) != 1 {
-		t.Fatalf("lean (spare = false) has plugin processes %v; want one", got)
+		t.Fatalf("lean (no spare) has plugin processes %v; want one", got)
 	}
 
 	if err := syscall.Kill(serving, syscall.SIGKILL); err != nil {

@@ -71,6 +71,7 @@ type options struct {
 	APNs503     float64
 	CheckJWT    bool
 	Journal     bool
+	Spare       bool
 	Ringside    string
 	KeepDir     bool
 	FindMax     bool
@@ -114,6 +115,7 @@ func main() {
 	flag.Float64Var(&o.APNs503, "apns-503", 0, "fraction of pushes the fake APNs answers 503 ServiceUnavailable")
 	flag.BoolVar(&o.CheckJWT, "check-jwt", true, "verify the ES256 provider token of pushes (each distinct token once)")
 	flag.BoolVar(&o.Journal, "journal", true, "ringside's delivery.journal")
+	flag.BoolVar(&o.Spare, "spare", false, "spare = true in ringside's notifier: a spare apns plugin process takes over when the serving one dies (with -kill-plugin)")
 	flag.StringVar(&o.Ringside, "ringside", "", "ringside binary (default: go build the module into the temp folder)")
 	flag.BoolVar(&o.KeepDir, "keep", false, "keep the temp folder (config, logs, directory)")
 	flag.IntVar(&o.Runs, "runs", 1, "with -mode both: repeat the comparison this many times, alternating which server goes first, and print each run's ratios and their median (this 2-core VM's speed drifts between runs)")
@@ -534,12 +536,12 @@ notifier "ios" {
   topic      = %q
   production = false
   endpoint   = %q
-}
+%s}
 
 route "all" {
   notify = ["ios"]
 }
-%s`, pub, adm, maxInFlight(e.o.MaxInFlight), e.o.Journal, teamID, keyID, e.keyFile, topic, e.fake.URL, clusterBlock)
+%s`, pub, adm, maxInFlight(e.o.MaxInFlight), e.o.Journal, teamID, keyID, e.keyFile, topic, e.fake.URL, spareLine(e.o.Spare), clusterBlock)
 	cfgPath := filepath.Join(dir, "ringside.hcl")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -573,6 +575,15 @@ route "all" {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// spareLine is the notifier's spare attribute when asked for (a build
+// older than the attribute refuses it, so it is not written otherwise).
+func spareLine(on bool) string {
+	if on {
+		return "  spare      = true\n"
+	}
+	return ""
 }
 
 func maxInFlight(n int) string {

@@ -443,8 +443,8 @@ func (rt *Runtime) Health(ctx context.Context) error {
 	return nil
 }
 
-// checks are the supervision of n's plugin process: the defaults, without
-// a spare when n says spare = false.
+// checks are the supervision of n's plugin process: the defaults, with a
+// spare only when n says spare = true.
 func checks(n *config.Notifier) pluginhost.Checks {
 	if !n.Spare {
 		return pluginhost.Checks{Spare: -1}

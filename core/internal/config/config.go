@@ -135,7 +135,8 @@ type Notifier struct {
 	Name, Plugin string
 	Enabled      bool
 	// Spare: keep a spare plugin process, started and configured, to take
-	// over at once when the serving one dies.
+	// over at once when the serving one dies (off by default: one plugin
+	// process per notifier block).
 	Spare       bool
 	Devices     string // "" = the plugin's default kind (filled by ApplySchema)
 	TTL         time.Duration
@@ -697,7 +698,7 @@ func (d *decoder) notifier(raw *rawNotifier, seen map[string]*Notifier, plugins 
 		}
 	}
 	n.Enabled = d.boolean(raw.Enabled, true)
-	n.Spare = d.boolean(raw.Spare, true)
+	n.Spare = d.boolean(raw.Spare, false)
 	n.Devices = d.str(raw.Devices, "")
 	n.TTL = d.duration(raw.TTL, DefaultTTL, MaxTTL)
 	if raw.Payload != nil {
