@@ -443,13 +443,18 @@ func (rt *Runtime) Health(ctx context.Context) error {
 	return nil
 }
 
+// spareAfter is how long after a notifier's plugin process its spare
+// starts, when it says spare = true: late enough not to slow ringside's
+// start.
+const spareAfter = time.Second
+
 // checks are the supervision of n's plugin process: the defaults, with a
 // spare only when n says spare = true.
 func checks(n *config.Notifier) pluginhost.Checks {
 	if !n.Spare {
-		return pluginhost.Checks{Spare: -1}
+		return pluginhost.Checks{}
 	}
-	return pluginhost.Checks{}
+	return pluginhost.Checks{Spare: spareAfter}
 }
 
 // supervisorHooks count a notifier's plugin restarts and kills.

@@ -18,6 +18,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/ringside/ringside/core/internal/callback"
+	"github.com/ringside/ringside/core/internal/directory"
 )
 
 var osGetenv = os.Getenv
@@ -195,9 +196,9 @@ const (
 	DefaultEndpoint           = "http://localhost:4318"
 	DefaultServiceName        = "ringside"
 	DefaultDirectoryPath      = "ringside.db"
-	// DefaultCacheUsers is the directory cache's bound (about 19 MB with
-	// one device a user); MaxCacheUsers its largest setting.
-	DefaultCacheUsers = 100_000
+	// DefaultCacheUsers is the directory cache's bound; MaxCacheUsers its
+	// largest setting.
+	DefaultCacheUsers = directory.DefaultCacheUsers
 	MaxCacheUsers     = 100_000_000
 	DefaultTTL        = 60 * time.Second
 	MaxTTL            = 10 * time.Minute

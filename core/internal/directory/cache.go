@@ -64,11 +64,15 @@ func (c *Cache) Preload(ctx context.Context, l Lister) (bool, error) {
 	return true, nil
 }
 
-// NewCache caches up to max users (0 → 100,000) of s; serve passes the
-// directory block's cache_users.
+// DefaultCacheUsers is the users a Cache holds unless told otherwise
+// (about 19 MB with one device a user).
+const DefaultCacheUsers = 100_000
+
+// NewCache caches up to max users (0 → DefaultCacheUsers) of s; serve
+// passes the directory block's cache_users.
 func NewCache(s Store, max int) *Cache {
 	if max <= 0 {
-		max = 100_000
+		max = DefaultCacheUsers
 	}
 	c := &Cache{max: max, users: make(map[userKey]packed)}
 	c.Forgetting = Forgetting{Store: s, Forget: c.forget}

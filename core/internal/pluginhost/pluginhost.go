@@ -326,7 +326,8 @@ func (c *Client) rpcError(op string, err error) error {
 func (c *Client) Exited() bool { return c.pc.Exited() }
 
 // dead reports whether the process has ended: Exited, or, sooner, the
-// kernel's word. It reads /proc, so it is for after a failure.
+// kernel's word. It reads /proc, so it is for the supervisor's watch and
+// after a failed delivery, not for every delivery.
 func (c *Client) dead() bool {
 	return c.pc.Exited() || c.cmd != nil && c.cmd.Process != nil && gone(c.cmd.Process.Pid)
 }

@@ -19,7 +19,7 @@ import (
 // Deliveries in flight on the dead process fail with an error (a transient
 // failure, which the host retries) and later ones go to the new process.
 //
-// It keeps a spare beside the current process (see Checks.Spare): a second
+// With Checks.Spare it keeps a spare beside the current process: a second
 // process, started and configured, that takes over the moment the current
 // one is found dead, so that a crash costs the deliveries in flight a retry
 // and no later delivery a process start. A new spare is then started in the
@@ -75,8 +75,8 @@ type Checks struct {
 	// call sent to it this long ago waits is killed.
 	Stall time.Duration
 	// Spare: from this long after the supervision starts (so that a spare
-	// does not slow the start of ringside), keep a spare process; negative:
-	// none.
+	// does not slow the start of ringside), keep a spare process; zero:
+	// none (unlike the other fields, zero is not a default).
 	Spare time.Duration
 }
 
@@ -87,8 +87,8 @@ type Checks struct {
 // can legitimately take seconds (a webhook's timeout, the FCM SDK's own
 // retries of a 503), but a process that answers nothing at all for half a
 // ring window is not serving; its calls still have the other half to be
-// retried. The spare is started a second after the first process.
-var DefaultChecks = Checks{Every: time.Second, Timeout: time.Second, Misses: 3, Stall: 30 * time.Second, Spare: time.Second}
+// retried. No spare.
+var DefaultChecks = Checks{Every: time.Second, Timeout: time.Second, Misses: 3, Stall: 30 * time.Second}
 
 // Supervise watches c, a started and configured plugin process of spec.
 // onRestart (may be nil) is called after each successful restart. Close
@@ -111,9 +111,6 @@ func SuperviseWith(c *Client, configJSON []byte, hooks Hooks, checks Checks) *Su
 	}
 	if checks.Stall <= 0 {
 		checks.Stall = DefaultChecks.Stall
-	}
-	if checks.Spare == 0 {
-		checks.Spare = DefaultChecks.Spare
 	}
 	s := &Supervised{
 		spec:       c.spec,
@@ -395,14 +392,15 @@ func (s *Supervised) restart() {
 	}
 }
 
-// fillSpare starts a spare when there is none (or it died idle), once
-// checks.Spare has passed since the supervision began, pacing starts that
-// fail like restarts. It runs on the watch goroutine only.
+// fillSpare starts a spare, when checks.Spare asks for one and there is
+// none (or it died idle), once checks.Spare has passed since the
+// supervision began, pacing starts that fail like restarts. It runs on the
+// watch goroutine only.
 func (s *Supervised) fillSpare() {
 	s.mu.Lock()
 	retired := s.retired
 	s.mu.Unlock()
-	if retired || s.checks.Spare < 0 || time.Since(s.began) < s.checks.Spare {
+	if retired || s.checks.Spare <= 0 || time.Since(s.began) < s.checks.Spare {
 		return
 	}
 	if sp := s.spare.Load(); sp != nil {
