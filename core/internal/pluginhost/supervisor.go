@@ -39,6 +39,11 @@ type Supervised struct {
 	spareFails  int
 	spareNext   time.Time
 	spareMisses int
+	// filling: a spare is being started, on a goroutine of its own (fills
+	// counts it, for Close), which hands it over on started.
+	filling bool
+	fills   sync.WaitGroup
+	started chan spareStart
 
 	mu       sync.Mutex
 	inflight int  // deliveries running
@@ -120,6 +125,7 @@ func SuperviseWith(c *Client, configJSON []byte, hooks Hooks, checks Checks) *Su
 		backoff:    restartBackoff,
 		began:      time.Now(),
 		kick:       make(chan struct{}, 1),
+		started:    make(chan spareStart, 1),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -217,6 +223,16 @@ func (s *Supervised) Close() {
 	s.once.Do(func() {
 		close(s.stop)
 		<-s.done
+		// A spare still starting ends with stop; one started meanwhile
+		// is waiting on started.
+		s.fills.Wait()
+		select {
+		case st := <-s.started:
+			if st.c != nil {
+				st.c.Kill()
+			}
+		default:
+		}
 		if sp := s.spare.Swap(nil); sp != nil {
 			sp.Kill()
 		}
@@ -268,6 +284,8 @@ func (s *Supervised) watch() {
 			return
 		case <-tick.C:
 		case <-s.kick:
+		case st := <-s.started:
+			s.spareStarted(st)
 		}
 		c := s.cur.Load()
 		if c.dead() {
@@ -392,15 +410,23 @@ func (s *Supervised) restart() {
 	}
 }
 
+// spareStart is the outcome of a spare's start: the process, or why not.
+type spareStart struct {
+	c   *Client
+	err error
+}
+
 // fillSpare starts a spare, when checks.Spare asks for one and there is
 // none (or it died idle), once checks.Spare has passed since the
-// supervision began, pacing starts that fail like restarts. It runs on the
-// watch goroutine only.
+// supervision began, pacing starts that fail like restarts. The start runs
+// on a goroutine of its own, so that a spare that hangs while it starts
+// holds up no watch of the serving process; spareStarted takes its
+// outcome. It runs on the watch goroutine only.
 func (s *Supervised) fillSpare() {
 	s.mu.Lock()
 	retired := s.retired
 	s.mu.Unlock()
-	if retired || s.checks.Spare <= 0 || time.Since(s.began) < s.checks.Spare {
+	if retired || s.filling || s.checks.Spare <= 0 || time.Since(s.began) < s.checks.Spare {
 		return
 	}
 	if sp := s.spare.Load(); sp != nil {
@@ -414,25 +440,35 @@ func (s *Supervised) fillSpare() {
 	if time.Now().Before(s.spareNext) {
 		return
 	}
-	sp, err := s.startConfigured()
-	if err != nil {
+	s.filling = true
+	s.fills.Add(1)
+	go func() {
+		defer s.fills.Done()
+		c, err := s.startConfigured()
+		s.started <- spareStart{c, err}
+	}()
+}
+
+// spareStarted keeps the spare fillSpare started, or paces the next try.
+// It runs on the watch goroutine only.
+func (s *Supervised) spareStarted(st spareStart) {
+	s.filling = false
+	if st.err != nil {
 		wait := s.backoff(s.spareFails)
 		s.spareFails++
 		s.spareNext = time.Now().Add(wait)
 		if log := s.spec.Logger; log != nil {
-			log.Error("plugin spare process failed to start", "notifier", s.spec.Notifier, "plugin", s.spec.Plugin, "error", err, "retry_in", wait)
+			log.Error("plugin spare process failed to start", "notifier", s.spec.Notifier, "plugin", s.spec.Plugin, "error", st.err, "retry_in", wait)
 		}
 		return
 	}
 	s.spareFails = 0
-	select {
-	case <-s.stop:
-		sp.Kill()
+	if !s.spare.CompareAndSwap(nil, st.c) {
+		go st.c.Kill()
 		return
-	default:
 	}
-	if !s.spare.CompareAndSwap(nil, sp) {
-		go sp.Kill()
+	if log := s.spec.Logger; log != nil {
+		log.Info("plugin spare process ready", "notifier", s.spec.Notifier, "plugin", s.spec.Plugin)
 	}
 }
 
