@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -311,28 +312,50 @@ func TestE2EFaultDeliveryCrowdMarks(t *testing.T) {
 	}
 }
 
+// startSpare starts ringside with notifier app (spare = true) and lean (no
+// spare), both webhooks to their fakes, and waits for app's spare; it
+// returns app's serving process and its spare.
+func startSpare(t *testing.T) (in *instance, app, lean *fakes.Webhook, serving, spare int) {
+	t.Helper()
+	app = startWebhook(t, fakes.WebhookOptions{})
+	lean = startWebhook(t, fakes.WebhookOptions{})
+	path := writeConfigIn(t, t.TempDir(), serverBlock("5s", "info", "")+directoryAt("ringside.db")+
+		webhookNotifier("app", app.URL+"/hook", "spare = true")+webhookNotifier("lean", lean.URL+"/hook")+
+		routeTo("all", "", "app", "lean"))
+	in = startConfig(t, path)
+	in.waitLogs(t, 1, 15*time.Second, "app's spare ready", func(l map[string]any) bool {
+		return l["msg"] == "plugin spare process ready" && l["notifier"] == "app"
+	})
+	eventually(t, 15*time.Second, "a serving process and a spare for app", func() bool { return len(in.pluginPids("app")) == 2 }, in.childrenDetail)
+	serving = in.pluginPid("app")
+	for _, p := range in.pluginPids("app") {
+		if p != serving {
+			spare = p
+		}
+	}
+	return in, app, lean, serving, spare
+}
+
+// childrenDetail lists ringside's children, for a failure message.
+func (in *instance) childrenDetail() string { return fmt.Sprintf("children %v", children(in.pid())) }
+
+// waitNewSpare waits until app has a serving process and a spare, none of
+// them one of not.
+func (in *instance) waitNewSpare(t *testing.T, not ...int) {
+	t.Helper()
+	eventually(t, 15*time.Second, fmt.Sprintf("a new spare for app, not one of %v", not), func() bool {
+		ps := in.pluginPids("app")
+		return len(ps) == 2 && !slices.Contains(not, ps[0]) && !slices.Contains(not, ps[1])
+	}, in.childrenDetail)
+}
+
 // A notifier that says spare = true keeps a spare plugin process; one
 // that does not has one plugin process. When the serving process is
 // SIGKILLed, the spare takes over (counted as one restart, logged with
 // spare=true), the next callback is delivered, and a new spare is started
 // behind it.
 func TestE2ESparePlugin(t *testing.T) {
-	app := startWebhook(t, fakes.WebhookOptions{})
-	lean := startWebhook(t, fakes.WebhookOptions{})
-	dir := t.TempDir()
-	path := writeConfigIn(t, dir, serverBlock("5s", "info", "")+directoryAt("ringside.db")+
-		webhookNotifier("app", app.URL+"/hook", "spare = true")+webhookNotifier("lean", lean.URL+"/hook")+
-		routeTo("all", "", "app", "lean"))
-	in := startConfig(t, path)
-	detail := func() string { return fmt.Sprintf("children %v", children(in.pid())) }
-	eventually(t, 15*time.Second, "a serving process and a spare for app", func() bool { return len(in.pluginPids("app")) == 2 }, detail)
-	serving := in.pluginPid("app")
-	var spare int
-	for _, p := range in.pluginPids("app") {
-		if p != serving {
-			spare = p
-		}
-	}
+	in, app, lean, serving, spare := startSpare(t)
 	// A spare starts a second after its notifier's process: lean would
 	// have one by now.
 	time.Sleep(1500 * time.Millisecond)
@@ -353,14 +376,44 @@ func TestE2ESparePlugin(t *testing.T) {
 	if in.pluginPid("app") != spare {
 		t.Errorf("serving app: pid %d; want the spare, %d", in.pluginPid("app"), spare)
 	}
-	eventually(t, 15*time.Second, "a new spare for app", func() bool {
-		ps := in.pluginPids("app")
-		return len(ps) == 2 && ps[0] != serving && ps[1] != serving
-	}, detail)
+	in.waitNewSpare(t, serving)
 	if got := in.metric(t, `ringside_plugin_restarts_total{notifier="app"}`); got != 1 {
 		t.Errorf("restarts of app: %v; want 1", got)
 	}
 	if got := in.pluginPids("lean"); len(got) != 1 {
 		t.Errorf("lean has plugin processes %v; want one", got)
 	}
+}
+
+// A spare that is stopped (SIGSTOP: alive, answering nothing) is killed
+// and replaced after its missed health checks, so it never takes over:
+// when the serving process is then SIGKILLed, the new spare serves the next
+// callback, delivered once.
+func TestE2EStoppedSparePlugin(t *testing.T) {
+	in, app, _, serving, spare := startSpare(t)
+	if err := syscall.Kill(spare, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(spare, syscall.SIGKILL) })
+	in.waitLogs(t, 1, 15*time.Second, "the stopped spare killed", func(l map[string]any) bool {
+		return l["msg"] == "plugin spare process not serving; killed to be replaced" && l["notifier"] == "app"
+	})
+	in.waitNewSpare(t, spare)
+	in.waitLogs(t, 2, 15*time.Second, "app's new spare ready", func(l map[string]any) bool {
+		return l["msg"] == "plugin spare process ready" && l["notifier"] == "app"
+	})
+	if p := in.pluginPid("app"); p != serving {
+		t.Fatalf("serving app: pid %d; want %d, untouched by its spare's replacement", p, serving)
+	}
+
+	if err := syscall.Kill(serving, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	sid := sidN(0x5a000001, 0)
+	in.accept(t, sid, "2809")
+	waitDelivered(t, app, []string{sid}, 10*time.Second)
+	in.waitLogs(t, 1, 10*time.Second, "the new spare took over", func(l map[string]any) bool {
+		return l["msg"] == "plugin process restarted" && l["notifier"] == "app" && l["spare"] == true
+	})
+	quiet(t, app, 1, 500*time.Millisecond)
 }
