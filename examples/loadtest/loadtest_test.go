@@ -8,14 +8,17 @@ import (
 	"time"
 )
 
-// TestMain serves the baseline when the smoke test starts this test binary
-// as the baseline server.
+// TestMain serves the baseline or the floor when the smoke tests start
+// this test binary as one.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == baselineArg {
-		if err := serveBaseline(os.Args[2:]); err != nil {
-			os.Exit(1)
+	if len(os.Args) > 1 {
+		serve := map[string]func([]string) error{baselineArg: serveBaseline, floorArg: serveFloor}[os.Args[1]]
+		if serve != nil {
+			if err := serve(os.Args[2:]); err != nil {
+				os.Exit(1)
+			}
+			os.Exit(0)
 		}
-		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
@@ -54,5 +57,30 @@ func TestSmoke(t *testing.T) {
 	}
 	if strings.Count(out.String(), "lost 0 ") != 2 {
 		t.Errorf("a push was lost:\n%s", out.String())
+	}
+}
+
+// TestSmokeFloor runs the floor (the baseline's handler with the push in
+// ringside's apns plugin process) beside ringside and the baseline: every
+// push arrives, and its ratios are printed. The fake APNs answers every
+// push: the floor does not retry.
+func TestSmokeFloor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ringside and runs three one-second loads; not in -short")
+	}
+	var out bytes.Buffer
+	o := options{Mode: "both", Rate: 50, Duration: time.Second, Warmup: 200 * time.Millisecond, Drain: 3 * time.Second,
+		Conns: 8, Inflight: 1000, Timeout: 5 * time.Second, CheckJWT: true, Journal: true, Floor: true, FloorMTLS: true}
+	if err := run(t.Context(), o, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Log(out.String())
+	for _, want := range []string{"floor: 50/s", "floor / baseline:", "ringside / baseline:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if n := strings.Count(out.String(), "lost 0 "); n != 3 {
+		t.Errorf("%d of 3 servers lost no push:\n%s", n, out.String())
 	}
 }

@@ -90,12 +90,21 @@ type options struct {
 	RedisPrefix    string
 	RedisIdle      time.Duration
 	KillPlugin     time.Duration
+	Floor          bool
+	FloorMTLS      bool
 }
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == baselineArg {
 		if err := serveBaseline(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "baseline:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == floorArg {
+		if err := serveFloor(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "floor:", err)
 			os.Exit(1)
 		}
 		return
@@ -115,6 +124,8 @@ func main() {
 	flag.Float64Var(&o.APNs503, "apns-503", 0, "fraction of pushes the fake APNs answers 503 ServiceUnavailable")
 	flag.BoolVar(&o.CheckJWT, "check-jwt", true, "verify the ES256 provider token of pushes (each distinct token once)")
 	flag.BoolVar(&o.Journal, "journal", true, "ringside's delivery.journal")
+	flag.BoolVar(&o.Floor, "floor", false, "also measure the floor in each run: the baseline's handler with the push in ringside's apns plugin process over one DeliverStream (none of ringside's journal, routing, directory or call log): the least an out-of-process design costs")
+	flag.BoolVar(&o.FloorMTLS, "floor-mtls", true, "with -floor: go-plugin AutoMTLS on the floor's plugin channel, as ringside has")
 	flag.BoolVar(&o.Spare, "spare", false, "spare = true in ringside's notifier: a spare apns plugin process takes over when the serving one dies (with -kill-plugin)")
 	flag.StringVar(&o.Ringside, "ringside", "", "ringside binary (default: go build the module into the temp folder)")
 	flag.BoolVar(&o.KeepDir, "keep", false, "keep the temp folder (config, logs, directory)")
@@ -145,6 +156,7 @@ const (
 	nameEmbedded = "ringside"         // ringside, embedded single-node mode
 	nameCluster  = "ringside-cluster" // ringside, cluster mode on Redis
 	nameBaseline = "baseline"
+	nameFloor    = "floor" // the least an out-of-process design costs (floor.go)
 )
 
 // env is what the servers share: the temp folder, the key, the fake APNs
@@ -175,6 +187,9 @@ func (o options) variants() []string {
 		rs = []string{nameCluster}
 	default:
 		rs = []string{nameEmbedded}
+	}
+	if o.Floor {
+		rs = append(rs, nameFloor)
 	}
 	switch o.Mode {
 	case "baseline":
@@ -333,7 +348,7 @@ func (e *env) measure(s *server) ([]*result, error) {
 		if measured && s.redis {
 			spec.Redis = e.probe
 		}
-		if measured && s.name != nameBaseline {
+		if measured && s.name != nameBaseline && s.name != nameFloor {
 			spec.KillAfter = o.KillPlugin
 		}
 		if !measured {
@@ -419,24 +434,33 @@ func (e *env) measure(s *server) ([]*result, error) {
 
 // start launches the named server and waits until it answers.
 func (e *env) start(ctx context.Context, name string) (*server, error) {
-	if name == nameBaseline {
-		return e.startBaseline(ctx)
+	switch name {
+	case nameBaseline:
+		return e.startBaseline(ctx, nameBaseline, baselineArg)
+	case nameFloor:
+		if err := e.build(ctx); err != nil {
+			return nil, err
+		}
+		return e.startBaseline(ctx, nameFloor, floorArg, "-plugin", e.bin, "-mtls="+strconv.FormatBool(e.o.FloorMTLS))
 	}
 	return e.startRingside(ctx, name)
 }
 
-func (e *env) startBaseline(ctx context.Context) (*server, error) {
+// startBaseline starts the load generator's own binary as the baseline (or
+// the floor): arg and extra are its first and last arguments.
+func (e *env) startBaseline(ctx context.Context, name, arg string, extra ...string) (*server, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(e.dir, "baseline.log")
+	logPath := filepath.Join(e.dir, name+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, self, baselineArg, "-endpoint", e.fake.URL, "-key-file", e.keyFile,
-		"-team-id", teamID, "-key-id", keyID, "-topic", topic, "-callees", strconv.Itoa(e.callees))
+	args := append([]string{arg, "-endpoint", e.fake.URL, "-key-file", e.keyFile,
+		"-team-id", teamID, "-key-id", keyID, "-topic", topic, "-callees", strconv.Itoa(e.callees)}, extra...)
+	cmd := exec.CommandContext(ctx, self, args...)
 	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+e.fake.CAFile)
 	cmd.Stderr = logf
 	stdout, err := cmd.StdoutPipe()
@@ -452,27 +476,38 @@ func (e *env) startBaseline(ctx context.Context) (*server, error) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		b, _ := os.ReadFile(logPath)
-		return nil, fmt.Errorf("baseline did not start: %q %v\n%s", line, err, b)
+		return nil, fmt.Errorf("%s did not start: %q %v\n%s", name, line, err, b)
 	}
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	return &server{name: nameBaseline, url: "http://" + addr + "/notify_cb", cmd: cmd, log: logPath}, nil
+	return &server{name: name, url: "http://" + addr + "/notify_cb", cmd: cmd, log: logPath}, nil
+}
+
+// build sets e.bin: -ringside, or the module built into the temp folder
+// once.
+func (e *env) build(ctx context.Context) error {
+	if e.bin == "" {
+		e.bin = e.o.Ringside
+	}
+	if e.bin != "" {
+		return nil
+	}
+	// Not e.dir/ringside: that is the embedded ringside's folder.
+	bin := filepath.Join(e.dir, "ringside.bin")
+	fmt.Fprintln(e.out, "building ringside…")
+	b := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/ringside/ringside")
+	b.Stdout, b.Stderr = os.Stderr, os.Stderr
+	if err := b.Run(); err != nil {
+		return fmt.Errorf("go build ringside (run from inside the module, or pass -ringside): %w", err)
+	}
+	e.bin = bin
+	return nil
 }
 
 // startRingside starts the named ringside (embedded or cluster mode),
 // filling its directory first if it is the first start of that name.
 func (e *env) startRingside(ctx context.Context, name string) (*server, error) {
-	if e.bin == "" {
-		e.bin = e.o.Ringside
-	}
-	if e.bin == "" {
-		// Not e.dir/ringside: that is the embedded ringside's folder.
-		e.bin = filepath.Join(e.dir, "ringside.bin")
-		fmt.Fprintln(e.out, "building ringside…")
-		b := exec.CommandContext(ctx, "go", "build", "-o", e.bin, "github.com/ringside/ringside")
-		b.Stdout, b.Stderr = os.Stderr, os.Stderr
-		if err := b.Run(); err != nil {
-			return nil, fmt.Errorf("go build ringside (run from inside the module, or pass -ringside): %w", err)
-		}
+	if err := e.build(ctx); err != nil {
+		return nil, err
 	}
 	if !e.seeded[name] {
 		// The directory is filled through a ringside of its own, so that
