@@ -34,37 +34,47 @@ type baselinePayload struct {
 	AppSvrData string `json:"app_svr_data,omitempty"`
 }
 
+// serverFlags are the arguments the load generator starts the baseline
+// and the floor with.
+type serverFlags struct {
+	listen, endpoint, keyFile, teamID, keyID, topic string
+	callees                                         int
+}
+
+// parseServerFlags parses args; more, when set, adds flags of the server's
+// own to the set first.
+func parseServerFlags(name string, args []string, more func(*flag.FlagSet)) (*serverFlags, error) {
+	var f serverFlags
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:0", "address")
+	fs.StringVar(&f.endpoint, "endpoint", "", "APNs base URL")
+	fs.StringVar(&f.keyFile, "key-file", "", ".p8 key")
+	fs.StringVar(&f.teamID, "team-id", "", "team id")
+	fs.StringVar(&f.keyID, "key-id", "", "key id")
+	fs.StringVar(&f.topic, "topic", "", "apns-topic")
+	fs.IntVar(&f.callees, "callees", 0, "callees u0…u(N-1), each with one device")
+	if more != nil {
+		more(fs)
+	}
+	return &f, fs.Parse(args)
+}
+
 // serveBaseline is the ideal path for this job, in one process: parse the
 // callback, look the callee up in a map, answer 200, and push with
 // sideshow/apns2 from a goroutine (retrying 429/5xx/transport errors a few
 // times, as a careful hand-written server would). It prints "listening
 // ADDR" on stdout once it accepts connections.
 func serveBaseline(args []string) error {
-	fs := flag.NewFlagSet("baseline", flag.ContinueOnError)
-	listen := fs.String("listen", "127.0.0.1:0", "address")
-	endpoint := fs.String("endpoint", "", "APNs base URL")
-	keyFile := fs.String("key-file", "", ".p8 key")
-	teamID := fs.String("team-id", "", "team id")
-	keyID := fs.String("key-id", "", "key id")
-	topic := fs.String("topic", "", "apns-topic")
-	callees := fs.Int("callees", 0, "callees u0…u(N-1), each with one device")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if addr := os.Getenv("LOADTEST_PPROF"); addr != "" {
-		go func() { _ = http.ListenAndServe(addr, nil) }() // DefaultServeMux: net/http/pprof
-	}
-	key, err := token.AuthKeyFromFile(*keyFile)
+	f, err := parseServerFlags("baseline", args, nil)
 	if err != nil {
 		return err
 	}
-	client := apns2.NewTokenClient(&token.Token{AuthKey: key, KeyID: *keyID, TeamID: *teamID})
-	client.Host = *endpoint // trusted through SSL_CERT_FILE, like ringside's plugin
-
-	dir := make(map[string]string, *callees) // user id → apns token
-	for i := range *callees {
-		dir["u"+strconv.Itoa(i)] = deviceToken(i)
+	key, err := token.AuthKeyFromFile(f.keyFile)
+	if err != nil {
+		return err
 	}
+	client := apns2.NewTokenClient(&token.Token{AuthKey: key, KeyID: f.keyID, TeamID: f.teamID})
+	client.Host = f.endpoint // trusted through SSL_CERT_FILE, like ringside's plugin
 
 	push := func(n *apns2.Notification) {
 		ctx, cancel := context.WithDeadline(context.Background(), n.Expiration)
@@ -81,7 +91,30 @@ func serveBaseline(args []string) error {
 			}
 		}
 	}
+	return serveCallbacks(f.listen, f.callees, func(_, tok string, body []byte) bool {
+		go push(&apns2.Notification{
+			DeviceToken: tok, Topic: f.topic, PushType: apns2.PushTypeVOIP, Priority: 10,
+			Expiration: time.Now().Add(60 * time.Second), Payload: body,
+		})
+		return true
+	})
+}
 
+// serveCallbacks serves notify_cb on listen for callees u0…u(callees-1),
+// each with one device: it parses the query, checks the required keys,
+// looks the callee up in a map, and hands the sid, the device token and
+// the push body (the keys ringside sends by default) to push, answering accepted,
+// or 503 when push says false; LOADTEST_PPROF=addr serves net/http/pprof.
+// It prints "listening ADDR" on stdout once
+// it accepts connections.
+func serveCallbacks(listen string, callees int, push func(sid, token string, body []byte) bool) error {
+	if addr := os.Getenv("LOADTEST_PPROF"); addr != "" {
+		go func() { _ = http.ListenAndServe(addr, nil) }() // DefaultServeMux: net/http/pprof
+	}
+	dir := make(map[string]string, callees) // user id → apns token
+	for i := range callees {
+		dir["u"+strconv.Itoa(i)] = deviceToken(i)
+	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q, err := url.ParseQuery(r.URL.RawQuery)
 		sid := q.Get("sid")
@@ -104,15 +137,14 @@ func serveBaseline(args []string) error {
 			CallType: q.Get("type"), AppSvrData: q.Get("stid"),
 		}
 		body, _ := json.Marshal(&p)
-		n := &apns2.Notification{
-			DeviceToken: tok, Topic: *topic, PushType: apns2.PushTypeVOIP, Priority: 10,
-			Expiration: time.Now().Add(60 * time.Second), Payload: body,
+		if !push(sid, tok, body) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
 		}
-		go push(n)
 		_, _ = io.WriteString(w, `{"sid":"`+sid+`","status":"accepted"}`)
 	})
 
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
 	}

@@ -6,14 +6,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -39,23 +34,16 @@ const floorArg = "-floor-server"
 // second Go process, and a gRPC hop each way. It prints "listening ADDR"
 // on stdout once it accepts connections.
 func serveFloor(args []string) error {
-	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
-	listen := fs.String("listen", "127.0.0.1:0", "address")
-	bin := fs.String("plugin", "", "the ringside binary, run as `BIN plugin apns`")
-	mtls := fs.Bool("mtls", true, "go-plugin AutoMTLS on the plugin channel, as ringside has")
-	endpoint := fs.String("endpoint", "", "APNs base URL")
-	keyFile := fs.String("key-file", "", ".p8 key")
-	teamID := fs.String("team-id", "", "team id")
-	keyID := fs.String("key-id", "", "key id")
-	topic := fs.String("topic", "", "apns-topic")
-	callees := fs.Int("callees", 0, "callees u0…u(N-1), each with one device")
-	if err := fs.Parse(args); err != nil {
+	var bin string
+	var mtls bool
+	f, err := parseServerFlags("floor", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&bin, "plugin", "", "the ringside binary, run as `BIN plugin apns`")
+		fs.BoolVar(&mtls, "mtls", true, "go-plugin AutoMTLS on the plugin channel, as ringside has")
+	})
+	if err != nil {
 		return err
 	}
-	if addr := os.Getenv("LOADTEST_PPROF"); addr != "" {
-		go func() { _ = http.ListenAndServe(addr, nil) }() // DefaultServeMux: net/http/pprof
-	}
-	cmd := exec.Command(*bin, "plugin", "apns")
+	cmd := exec.Command(bin, "plugin", "apns")
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	pc := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig: plugin.HandshakeConfig{ProtocolVersion: pluginpb.ProtocolVersion,
@@ -63,7 +51,7 @@ func serveFloor(args []string) error {
 		Plugins:          plugin.PluginSet{pluginpb.PluginName: &pluginpb.GRPCPlugin{}},
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         *mtls,
+		AutoMTLS:         mtls,
 		Managed:          true,
 		Logger:           hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Warn}),
 		SyncStderr:       os.Stderr,
@@ -82,8 +70,8 @@ func serveFloor(args []string) error {
 	}
 	rpc := raw.(pluginpb.PluginClient)
 	ctx := context.Background()
-	cfg, _ := json.Marshal(map[string]any{"team_id": *teamID, "key_id": *keyID, "key_file": *keyFile,
-		"topic": *topic, "production": false, "endpoint": *endpoint})
+	cfg, _ := json.Marshal(map[string]any{"team_id": f.teamID, "key_id": f.keyID, "key_file": f.keyFile,
+		"topic": f.topic, "production": false, "endpoint": f.endpoint})
 	cr, err := rpc.Configure(ctx, &pluginpb.ConfigureRequest{Notifier: "ios", ConfigJson: cfg})
 	if err != nil {
 		return err
@@ -113,55 +101,17 @@ func serveFloor(args []string) error {
 		}
 	}()
 
-	dir := make(map[string]string, *callees) // user id → apns token
-	for i := range *callees {
-		dir["u"+strconv.Itoa(i)] = deviceToken(i)
-	}
 	var mu sync.Mutex // one Send at a time on the stream
 	var id uint64
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q, err := url.ParseQuery(r.URL.RawQuery)
-		sid := q.Get("sid")
-		if err != nil || len(sid) != 36 || q.Get("param") == "" || q.Get("to_user_id") == "" ||
-			q.Get("to_service_id") == "" || q.Get("from_user_id") == "" || q.Get("from_service_id") == "" {
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = io.WriteString(w, `{"error":"invalid_callback"}`)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		tok, ok := dir[q.Get("to_user_id")]
-		if !ok {
-			_, _ = io.WriteString(w, `{"sid":"`+sid+`","status":"no_devices"}`)
-			return
-		}
-		p := baselinePayload{
-			CCParam: q.Get("param"), SID: sid,
-			CallerSID: q.Get("from_service_id"), CallerUID: q.Get("from_user_id"),
-			CalleeSID: q.Get("to_service_id"), CalleeUID: q.Get("to_user_id"),
-			CallType: q.Get("type"), AppSvrData: q.Get("stid"),
-		}
-		body, _ := json.Marshal(&p)
+	err = serveCallbacks(f.listen, f.callees, func(sid, tok string, body []byte) bool {
 		deadline := time.Now().Add(60 * time.Second).UnixNano()
 		req := &pluginpb.DeliverRequest{DeliveryId: sid, Attempt: 1, Route: "all", PayloadJson: body,
 			Devices: []*pluginpb.Device{{Kind: "apns", Token: tok}}, DeadlineUnixNano: deadline}
 		mu.Lock()
+		defer mu.Unlock()
 		id++
-		err = stream.Send(&pluginpb.DeliverBatch{Calls: []*pluginpb.DeliverCall{{Id: id, Request: req, CallDeadlineUnixNano: deadline}}})
-		mu.Unlock()
-		if err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = io.WriteString(w, `{"sid":"`+sid+`","status":"accepted"}`)
+		return stream.Send(&pluginpb.DeliverBatch{Calls: []*pluginpb.DeliverCall{{Id: id, Request: req, CallDeadlineUnixNano: deadline}}}) == nil
 	})
-
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("listening %s\n", ln.Addr())
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second}
-	err = srv.Serve(ln)
 	if n := failed.Load(); n > 0 {
 		err = errors.Join(err, fmt.Errorf("%d calls failed", n))
 	}
