@@ -202,9 +202,68 @@ type Call struct {
 	mu  sync.Mutex
 	// rec is the record but for its summary's Notifiers and Finished,
 	// which summaryLocked derives (so a record costs no allocation for
-	// them while no one reads it).
+	// them while no one reads it), and its events, kept in events.
 	rec      Record
+	events   []kept
 	finished time.Time
+}
+
+// kept is an event as its record keeps it, in about half an Event's
+// memory: what every event has inline, and what only some have (an
+// attempt's, an expiry's, a pruning's, a fallback's route, notifier,
+// device, reason...) behind a pointer that the others (callback, finished,
+// call_end) leave nil. The sid is the record's; the whole token and the
+// call are never kept.
+type kept struct {
+	seq     uint64
+	time    time.Time
+	typ     string
+	status  string
+	outcome string
+	more    *keptMore
+}
+
+type keptMore struct {
+	route, notifier, reason, providerID string
+	device                              *Device
+	attempt                             int
+	retryAfterMS                        int64
+	latencyMS                           float64
+}
+
+func keep(e *Event) kept {
+	k := kept{seq: e.Seq, time: e.Time, typ: e.Type, status: e.Status, outcome: e.Outcome}
+	if e.Route != "" || e.Notifier != "" || e.Device != nil || e.Attempt != 0 || e.Reason != "" ||
+		e.ProviderID != "" || e.RetryAfterMS != 0 || e.LatencyMS != 0 {
+		k.more = &keptMore{route: e.Route, notifier: e.Notifier, reason: e.Reason, providerID: e.ProviderID,
+			device: e.Device, attempt: e.Attempt, retryAfterMS: e.RetryAfterMS, latencyMS: e.LatencyMS}
+	}
+	return k
+}
+
+// event is the kept event of the call with the sid.
+func (k *kept) event(sid string) Event {
+	e := Event{Seq: k.seq, SID: sid, Time: k.time, Type: k.typ, Status: k.status, Outcome: k.outcome}
+	if m := k.more; m != nil {
+		e.Route, e.Notifier, e.Reason, e.ProviderID = m.route, m.notifier, m.reason, m.providerID
+		e.Device, e.Attempt, e.RetryAfterMS, e.LatencyMS = m.device, m.attempt, m.retryAfterMS, m.latencyMS
+	}
+	return e
+}
+
+// route and notifier are the kept event's, "" when it has none.
+func (k *kept) route() string {
+	if k.more == nil {
+		return ""
+	}
+	return k.more.route
+}
+
+func (k *kept) notifier() string {
+	if k.more == nil {
+		return ""
+	}
+	return k.more.notifier
 }
 
 // Options configures a Log.
@@ -302,16 +361,16 @@ func (l *Log) Begin(s Start) *Call {
 	s.SID, s.Type = strings.Clone(s.SID), strings.Clone(s.Type)
 	s.Caller = Party{ServiceID: strings.Clone(s.Caller.ServiceID), UserID: strings.Clone(s.Caller.UserID)}
 	s.Callee = Party{ServiceID: strings.Clone(s.Callee.ServiceID), UserID: strings.Clone(s.Callee.UserID)}
-	c := &Call{log: l, rec: Record{
+	c := &Call{log: l,
 		// Room for the common story: callback, attempt, finished.
-		Events: make([]Event, 0, 3),
-		Summary: Summary{
+		events: make([]kept, 0, 3),
+		rec: Record{Summary: Summary{
 			SID: s.SID, Received: s.Received, Status: s.Status, Outcome: OutcomeNone,
 			Caller: s.Caller, Callee: s.Callee, Type: s.Type, Routes: s.Routes,
 			Resumed: s.Resumed, Callbacks: 1,
 		},
-		TraceID: s.TraceID, Notifiers: s.Notifiers, Devices: s.Devices,
-	}}
+			TraceID: s.TraceID, Notifiers: s.Notifiers, Devices: s.Devices,
+		}}
 	if s.Status == "accepted" {
 		c.rec.Outcome = OutcomeRinging
 	}
@@ -375,10 +434,8 @@ func (l *Log) Len() int {
 func (c *Call) appendLocked(e Event) Event {
 	e.Seq = c.log.seq.Add(1)
 	e.SID = c.rec.SID
-	if len(c.rec.Events) < MaxEvents || e.Type == EventFinished {
-		kept := e
-		kept.token = "" // the record never holds a whole token
-		c.rec.Events = append(c.rec.Events, kept)
+	if len(c.events) < MaxEvents || e.Type == EventFinished {
+		c.events = append(c.events, keep(&e))
 	} else {
 		c.rec.EventsOmitted++
 	}
@@ -454,9 +511,10 @@ func (l *Log) Rang(sid string) (received time.Time, rang [][2]string, ok bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, e := range c.rec.Events {
-		k := [2]string{e.Route, e.Notifier}
-		if e.Type == EventAttempt && e.Outcome == "delivered" && !slices.Contains(rang, k) {
+	for i := range c.events {
+		e := &c.events[i]
+		k := [2]string{e.route(), e.notifier()}
+		if e.typ == EventAttempt && e.outcome == "delivered" && !slices.Contains(rang, k) {
 			rang = append(rang, k)
 		}
 	}
@@ -516,7 +574,10 @@ func (c *Call) snapshot() Record {
 	r.Summary = c.summaryLocked()
 	r.Notifiers = slices.Clone(r.Notifiers)
 	r.Devices = slices.Clone(r.Devices)
-	r.Events = slices.Clone(r.Events)
+	r.Events = make([]Event, len(c.events))
+	for i := range c.events {
+		r.Events[i] = c.events[i].event(r.SID)
+	}
 	r.Results = results(&r)
 	if r.Notifiers == nil {
 		r.Notifiers = []Notifier{}

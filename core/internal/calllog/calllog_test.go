@@ -3,6 +3,7 @@ package calllog
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -280,5 +281,36 @@ func TestRecordDoesNotPinTheRequest(t *testing.T) {
 	}
 	if inRequest(r.SID) || inRequest(r.Callee.UserID) {
 		t.Fatal("the record's sid or callee points into the request")
+	}
+}
+
+// TestRecordKeepsEveryField: an event with every field set comes back
+// from its record as it was added. Records keep events in a smaller form
+// of their own; a field added to Event must be set here, and kept.
+func TestRecordKeepsEveryField(t *testing.T) {
+	l := New(Options{})
+	l.Begin(start("s1", "u", "accepted", time.Now()))
+	e := Event{Time: time.Date(2026, 12, 4, 8, 0, 1, 5, time.UTC), Type: EventAttempt, Status: "accepted",
+		Route: "all", Notifier: "ios", Device: &Device{Kind: "apns", Token: "a1b2c3…7f8e"}, Attempt: 2,
+		Outcome: "retry", Reason: "503 ServiceUnavailable", ProviderID: "5E4D0C1B", RetryAfterMS: 1500, LatencyMS: 12.5}
+	v := reflect.ValueOf(e)
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if f.IsExported() && f.Name != "Seq" && f.Name != "SID" && f.Name != "Call" && v.Field(i).IsZero() {
+			t.Fatalf("the test sets no %s: set it, and check that a record keeps it", f.Name)
+		}
+	}
+	l.Lookup("s1").Add(e, "a1b2c3d4e5f60718293a4b5c6d7e8f")
+	r, _ := l.Get("s1")
+	if len(r.Events) != 2 {
+		t.Fatalf("%d events, want the callback and the attempt", len(r.Events))
+	}
+	got := r.Events[1]
+	e.Seq, e.SID = got.Seq, "s1"
+	if !reflect.DeepEqual(got, e) {
+		t.Fatalf("the record gives back\n%+v\nfor\n%+v", got, e)
+	}
+	if got.DeviceToken() != "" {
+		t.Fatalf("the record kept the whole token")
 	}
 }

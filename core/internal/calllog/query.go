@@ -54,7 +54,7 @@ func (l *Log) List(f Filter) []Summary {
 			break // older ones are older still
 		}
 		c.mu.Lock()
-		ok := f.match(&c.rec)
+		ok := f.match(&c.rec, c.events)
 		var s Summary
 		if ok {
 			s = c.summaryLocked()
@@ -67,8 +67,9 @@ func (l *Log) List(f Filter) []Summary {
 	return out
 }
 
-// match reports whether f selects r; r's call is locked.
-func (f *Filter) match(r *Record) bool {
+// match reports whether f selects r, whose call keeps events; r's call is
+// locked.
+func (f *Filter) match(r *Record, events []kept) bool {
 	switch {
 	case f.Outcome != "" && r.Outcome != f.Outcome,
 		f.Callee != "" && r.Callee.UserID != f.Callee,
@@ -83,8 +84,8 @@ func (f *Filter) match(r *Record) bool {
 	if f.Notifier != "" && !slices.ContainsFunc(r.Notifiers, func(n Notifier) bool { return n.Name == f.Notifier }) {
 		return false
 	}
-	if f.Status != "" && r.Status != f.Status && !slices.ContainsFunc(r.Events, func(e Event) bool {
-		return e.Type == EventCallback && e.Status == f.Status
+	if f.Status != "" && r.Status != f.Status && !slices.ContainsFunc(events, func(e kept) bool {
+		return e.typ == EventCallback && e.status == f.Status
 	}) {
 		return false
 	}
