@@ -128,43 +128,32 @@ func user(v cty.Value) ([2]string, error) {
 	return u, nil
 }
 
-// eventDefaults are the default payload keys of an event: the sid, which
-// event it is, and its main fields, as strings.
-func eventDefaults(c *callback.Call) [][2]string {
+// appendEventKeys appends the default payload keys of an event: the sid,
+// which event it is, and its main fields, as strings.
+func appendEventKeys(kv [][2]string, c *callback.Call) [][2]string {
 	if c.Kind == callback.KindGroupCallEvent {
 		g := c.Group
 		if g == nil {
 			g = &callback.GroupEvent{}
 		}
-		return [][2]string{
-			{"sid", c.SID},
-			{"event", EventGroupCall},
-			{"room_svc_id", g.SvcID},
-			{"room_id", g.ID},
-			{"app_user_sid", g.UserSvcID},
-			{"app_user_uid", g.UserID},
-			{"app_host_sid", g.HostSvcID},
-			{"app_host_uid", g.HostID},
-			{"sc", g.SC},
-			{"msc", g.MSC},
-			{"app_svr_data", c.AppSvrData},
-		}
+		return append(kv,
+			[2]string{"sid", c.SID},
+			[2]string{"event", EventGroupCall},
+			[2]string{"room_svc_id", g.SvcID},
+			[2]string{"room_id", g.ID},
+			[2]string{"app_user_sid", g.UserSvcID},
+			[2]string{"app_user_uid", g.UserID},
+			[2]string{"app_host_sid", g.HostSvcID},
+			[2]string{"app_host_uid", g.HostID},
+			[2]string{"sc", g.SC},
+			[2]string{"msc", g.MSC},
+			[2]string{"app_svr_data", c.AppSvrData})
 	}
 	outcome := ""
 	if c.End != nil {
 		outcome = c.End.Outcome()
 	}
-	return [][2]string{
-		{"sid", c.SID},
-		{"event", EventCallEnd},
-		{"outcome", outcome},
-		{"app_caller_sid", c.FromServiceID},
-		{"app_caller_uid", c.FromUserID},
-		{"app_callee_sid", c.ToServiceID},
-		{"app_callee_uid", c.ToUserID},
-		{"app_call_type", c.Type},
-		{"app_svr_data", c.AppSvrData},
-	}
+	return appendCallKeys(append(kv, [2]string{"sid", c.SID}, [2]string{"event", EventCallEnd}, [2]string{"outcome", outcome}), c)
 }
 
 // Values of the event key of an event's payload.

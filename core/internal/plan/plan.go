@@ -460,24 +460,30 @@ func render(d *Delivery, c *callback.Call, callCtx func() *hcl.EvalContext) *Ren
 	return nil
 }
 
+// appendCallKeys appends the default payload keys that a call's payload and
+// its call end event's share: its parties, type and app_svr_data.
+func appendCallKeys(kv [][2]string, c *callback.Call) [][2]string {
+	return append(kv,
+		[2]string{"app_caller_sid", c.FromServiceID},
+		[2]string{"app_caller_uid", c.FromUserID},
+		[2]string{"app_callee_sid", c.ToServiceID},
+		[2]string{"app_callee_uid", c.ToUserID},
+		[2]string{"app_call_type", c.Type},
+		[2]string{"app_svr_data", c.AppSvrData})
+}
+
 // Payload renders the JSON payload of c: the default keys (cc_param, sid,
 // app_caller_sid, app_caller_uid, app_callee_sid, app_callee_uid,
 // app_call_type and app_svr_data when present), then the keys of extra,
 // which may override the app_* keys, with their JSON types kept. An error
 // is a *RenderError.
 func Payload(c *callback.Call, extra hcl.Expression, ectx *hcl.EvalContext) ([]byte, *RenderError) {
-	defaults := [][2]string{
-		{"cc_param", c.Param},
-		{"sid", c.SID},
-		{"app_caller_sid", c.FromServiceID},
-		{"app_caller_uid", c.FromUserID},
-		{"app_callee_sid", c.ToServiceID},
-		{"app_callee_uid", c.ToUserID},
-		{"app_call_type", c.Type},
-		{"app_svr_data", c.AppSvrData},
-	}
-	if c.Kind != callback.KindNotify {
-		defaults = eventDefaults(c)
+	var buf [11][2]string
+	defaults := buf[:0]
+	if c.Kind == callback.KindNotify {
+		defaults = appendCallKeys(append(defaults, [2]string{"cc_param", c.Param}, [2]string{"sid", c.SID}), c)
+	} else {
+		defaults = appendEventKeys(defaults, c)
 	}
 	var add map[string]cty.Value
 	if extra != nil {
