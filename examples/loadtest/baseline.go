@@ -103,10 +103,10 @@ func serveBaseline(args []string) error {
 // serveCallbacks serves notify_cb on listen for callees u0…u(callees-1),
 // each with one device: it parses the query, checks the required keys,
 // looks the callee up in a map, and hands the sid, the device token and
-// the push body (the keys ringside sends by default) to push, answering accepted,
-// or 503 when push says false; LOADTEST_PPROF=addr serves net/http/pprof.
-// It prints "listening ADDR" on stdout once
-// it accepts connections.
+// the push body (the keys ringside sends by default) to push, answering
+// accepted, or 503 when push says false. LOADTEST_PPROF=addr serves
+// net/http/pprof. It prints "listening ADDR" on stdout once it accepts
+// connections.
 func serveCallbacks(listen string, callees int, push func(sid, token string, body []byte) bool) error {
 	if addr := os.Getenv("LOADTEST_PPROF"); addr != "" {
 		go func() { _ = http.ListenAndServe(addr, nil) }() // DefaultServeMux: net/http/pprof

@@ -124,7 +124,7 @@ func main() {
 	flag.Float64Var(&o.APNs503, "apns-503", 0, "fraction of pushes the fake APNs answers 503 ServiceUnavailable")
 	flag.BoolVar(&o.CheckJWT, "check-jwt", true, "verify the ES256 provider token of pushes (each distinct token once)")
 	flag.BoolVar(&o.Journal, "journal", true, "ringside's delivery.journal")
-	flag.BoolVar(&o.Floor, "floor", false, "also measure the floor in each run: the baseline's handler with the push in ringside's apns plugin process over one DeliverStream (none of ringside's journal, routing, directory or call log): the least an out-of-process design costs")
+	flag.BoolVar(&o.Floor, "floor", false, "with -mode both, also measure the floor in each run: the baseline's handler with the push in ringside's apns plugin process over one DeliverStream (none of ringside's journal, routing, directory or call log): the least an out-of-process design costs")
 	flag.BoolVar(&o.FloorMTLS, "floor-mtls", true, "with -floor: go-plugin AutoMTLS on the floor's plugin channel, as ringside has")
 	flag.BoolVar(&o.Spare, "spare", false, "spare = true in ringside's notifier: a spare apns plugin process takes over when the serving one dies (with -kill-plugin)")
 	flag.StringVar(&o.Ringside, "ringside", "", "ringside binary (default: go build the module into the temp folder)")
@@ -356,7 +356,7 @@ func (e *env) measure(s *server) ([]*result, error) {
 		}
 		seq += uint64(rate * d.Seconds())
 		var perf *exec.Cmd
-		if measured && o.PerfOut != "" && s.name != nameBaseline {
+		if measured && o.PerfOut != "" && s.name != nameBaseline && s.name != nameFloor {
 			perf = startPerf(o.PerfOut, s.pid())
 		}
 		r, err := runLoad(spec, e.fake, s.pid())
