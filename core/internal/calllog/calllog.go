@@ -251,21 +251,6 @@ func (k *kept) event(sid string) Event {
 	return e
 }
 
-// route and notifier are the kept event's, "" when it has none.
-func (k *kept) route() string {
-	if k.more == nil {
-		return ""
-	}
-	return k.more.route
-}
-
-func (k *kept) notifier() string {
-	if k.more == nil {
-		return ""
-	}
-	return k.more.notifier
-}
-
 // Options configures a Log.
 type Options struct {
 	// MaxCalls bounds the records kept; 0 → DefaultMaxCalls.
@@ -512,9 +497,9 @@ func (l *Log) Rang(sid string) (received time.Time, rang [][2]string, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i := range c.events {
-		e := &c.events[i]
-		k := [2]string{e.route(), e.notifier()}
-		if e.typ == EventAttempt && e.outcome == "delivered" && !slices.Contains(rang, k) {
+		e := c.events[i].event(c.rec.SID)
+		k := [2]string{e.Route, e.Notifier}
+		if e.Type == EventAttempt && e.Outcome == "delivered" && !slices.Contains(rang, k) {
 			rang = append(rang, k)
 		}
 	}
