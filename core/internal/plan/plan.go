@@ -478,7 +478,7 @@ func appendCallKeys(kv [][2]string, c *callback.Call) [][2]string {
 // which may override the app_* keys, with their JSON types kept. An error
 // is a *RenderError.
 func Payload(c *callback.Call, extra hcl.Expression, ectx *hcl.EvalContext) ([]byte, *RenderError) {
-	var buf [11][2]string
+	var buf [11][2]string // room for the most default keys, a group call event's
 	defaults := buf[:0]
 	if c.Kind == callback.KindNotify {
 		defaults = appendCallKeys(append(defaults, [2]string{"cc_param", c.Param}, [2]string{"sid", c.SID}), c)
