@@ -436,19 +436,19 @@ func (e *env) measure(s *server) ([]*result, error) {
 func (e *env) start(ctx context.Context, name string) (*server, error) {
 	switch name {
 	case nameBaseline:
-		return e.startBaseline(ctx, nameBaseline, baselineArg)
+		return e.startSelf(ctx, nameBaseline, baselineArg)
 	case nameFloor:
 		if err := e.build(ctx); err != nil {
 			return nil, err
 		}
-		return e.startBaseline(ctx, nameFloor, floorArg, "-plugin", e.bin, "-mtls="+strconv.FormatBool(e.o.FloorMTLS))
+		return e.startSelf(ctx, nameFloor, floorArg, "-plugin", e.bin, "-mtls="+strconv.FormatBool(e.o.FloorMTLS))
 	}
 	return e.startRingside(ctx, name)
 }
 
-// startBaseline starts the load generator's own binary as the baseline (or
+// startSelf starts the load generator's own binary as the baseline (or
 // the floor): arg and extra are its first and last arguments.
-func (e *env) startBaseline(ctx context.Context, name, arg string, extra ...string) (*server, error) {
+func (e *env) startSelf(ctx context.Context, name, arg string, extra ...string) (*server, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
