@@ -200,11 +200,11 @@ func TestE2EFaultSoak(t *testing.T) {
 		crowdSize  = 2000            // the callee with many devices
 		crowdEvery = 4 * time.Second // a callback to it this often
 		margin     = time.Second     // a callback done this long before a kill counts as in flight at it
-		// The README says a device rings twice only when the crash falls
-		// between the provider's acceptance and the journal's mark of it
-		// (at most 50 ms): duplicates of pushes answered longer than
-		// lateLead before a kill are counted apart (reported, not failed:
-		// see the README's Fault suite).
+		// A device rings twice only when the crash falls between the
+		// provider's acceptance and the journal's mark of it (at most
+		// 50 ms): duplicates of pushes answered longer than lateLead
+		// before a kill are counted apart (reported, not failed: see
+		// "Faults and the fault suite" in docs/operations.md).
 		lateLead = 100 * time.Millisecond
 	)
 

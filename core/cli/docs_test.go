@@ -11,28 +11,25 @@ import (
 	"testing"
 )
 
-// readmeBlocks returns the hcl code blocks of the README's section
-// "Changing the rules safely", in order.
-func readmeBlocks(t *testing.T, root string) []string {
+// docBlocks returns the hcl code blocks of page (a path from the
+// repository's root), in order; with a title, only those of its section of
+// that title.
+func docBlocks(t *testing.T, root, page, title string) []string {
 	t.Helper()
-	return readmeSection(t, root, "Changing the rules safely")
-}
-
-// readmeSection returns the hcl blocks of the README's section title.
-func readmeSection(t *testing.T, root, title string) []string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	b, err := os.ReadFile(filepath.Join(root, page))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(b)
-	start := strings.Index(s, "## "+title)
-	if start < 0 {
-		t.Fatalf("README.md has no section %q", title)
-	}
-	s = s[start+1:]
-	if end := strings.Index(s, "\n## "); end >= 0 {
-		s = s[:end]
+	if title != "" {
+		start := strings.Index(s, "## "+title+"\n")
+		if start < 0 {
+			t.Fatalf("%s has no section %q", page, title)
+		}
+		s = s[start+1:]
+		if end := strings.Index(s, "\n## "); end >= 0 {
+			s = s[:end]
+		}
 	}
 	var blocks []string
 	for _, m := range regexp.MustCompile("(?s)```hcl\n(.*?)```").FindAllStringSubmatch(s, -1) {
@@ -41,17 +38,18 @@ func readmeSection(t *testing.T, root, title string) []string {
 	return blocks
 }
 
-// The README's worked example holds: its route, added to the shipped
-// config before route "all", passes the shipped tests and its own; without
-// its fallback line the shipped test the README names fails where it says.
-func TestReadmeRuleChange(t *testing.T) {
+// The worked example of docs/changing-rules.md holds: its route, added to
+// the shipped config before route "all", passes the shipped tests and its
+// own; without its fallback line the shipped test the page names fails
+// where it says.
+func TestDocsRuleChange(t *testing.T) {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := readmeBlocks(t, root)
+	blocks := docBlocks(t, root, "docs/changing-rules.md", "")
 	if len(blocks) != 2 || !strings.HasPrefix(blocks[0], `route "video"`) || !strings.HasPrefix(blocks[1], "test ") {
-		t.Fatalf("want the README's route and test blocks, got %d blocks:\n%s", len(blocks), strings.Join(blocks, "---\n"))
+		t.Fatalf("want the page's route and test blocks, got %d blocks:\n%s", len(blocks), strings.Join(blocks, "---\n"))
 	}
 	config, err := os.ReadFile(filepath.Join(root, "config.hcl"))
 	if err != nil {
@@ -78,26 +76,26 @@ func TestReadmeRuleChange(t *testing.T) {
 		return code, out.String() + errb.String()
 	}
 	if code, out := run(blocks[0]); code != ExitOK || !strings.Contains(out, "--- PASS: a video call goes to the app server alone (video.test.hcl:1)") || !strings.Contains(out, "ok  6 tests") {
-		t.Errorf("with the README's route: exit %d; want 0 and 6 tests passing\n%s", code, out)
+		t.Errorf("with the page's route: exit %d; want 0 and 6 tests passing\n%s", code, out)
 	}
 	noFallback := regexp.MustCompile(`(?m)^\s*fallback\s*=.*\n`).ReplaceAllString(blocks[0], "")
 	code, out := run(noFallback)
 	if code != ExitError || !strings.Contains(out, "--- FAIL: the app server always answers, so SMS is never needed at once") || !strings.Contains(out, "config.test.hcl:48:") {
-		t.Errorf("without the fallback line: exit %d; want 1 and the SMS test failing at config.test.hcl:48, as the README says\n%s", code, out)
+		t.Errorf("without the fallback line: exit %d; want 1 and the SMS test failing at config.test.hcl:48, as the page says\n%s", code, out)
 	}
 }
 
-// The README's event routes, added to the shipped config, load with every
-// notifier enabled, and route a missed call to the cancel and the
+// The event routes of docs/events.md for the shipped config, added to it,
+// load with every notifier enabled, and route a missed call to the cancel and the
 // missed-call notifiers, and an answered one to neither.
-func TestReadmeEventRoutes(t *testing.T) {
+func TestDocsEventRoutes(t *testing.T) {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := readmeSection(t, root, "After the ring: missed calls and cancel")
+	blocks := docBlocks(t, root, "docs/events.md", "With the shipped config")
 	if len(blocks) != 1 || !strings.Contains(blocks[0], `route "cancel"`) {
-		t.Fatalf("want the README's one block of event routes, got %d:\n%s", len(blocks), strings.Join(blocks, "---\n"))
+		t.Fatalf("want the page's one block of event routes, got %d:\n%s", len(blocks), strings.Join(blocks, "---\n"))
 	}
 	config, err := os.ReadFile(filepath.Join(root, "config.hcl"))
 	if err != nil {
