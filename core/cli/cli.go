@@ -21,9 +21,9 @@ import (
 	"github.com/ringside/ringside/core/internal/callback"
 	"github.com/ringside/ringside/core/internal/callexpr"
 	"github.com/ringside/ringside/core/internal/config"
-	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/plan"
 	"github.com/ringside/ringside/core/internal/pluginhost"
+	"github.com/ringside/ringside/plugins/sdk"
 )
 
 // Exit codes.
@@ -392,7 +392,7 @@ func explanation(p *plan.Plan) explained {
 			n.Payload = payload
 		}
 		for _, dev := range d.Devices {
-			n.Devices = append(n.Devices, explainedDevice{Kind: dev.Kind, Token: directory.ShortToken(dev.Token)})
+			n.Devices = append(n.Devices, explainedDevice{Kind: dev.Kind, Token: sdk.ShortToken(dev.Token)})
 		}
 		e.Notifiers = append(e.Notifiers, n)
 	}
@@ -407,7 +407,7 @@ func explanation(p *plan.Plan) explained {
 		}
 		n.Payload, _ = json.Marshal(map[string]string{"error": msg})
 		for _, dev := range d.Devices {
-			n.Devices = append(n.Devices, explainedDevice{Kind: dev.Kind, Token: directory.ShortToken(dev.Token)})
+			n.Devices = append(n.Devices, explainedDevice{Kind: dev.Kind, Token: sdk.ShortToken(dev.Token)})
 		}
 		e.Notifiers = append(e.Notifiers, n)
 	}
@@ -422,7 +422,7 @@ func explanation(p *plan.Plan) explained {
 		})
 	}
 	for _, dev := range p.Unserved {
-		e.Unserved = append(e.Unserved, explainedDevice{Kind: dev.Kind, Token: directory.ShortToken(dev.Token)})
+		e.Unserved = append(e.Unserved, explainedDevice{Kind: dev.Kind, Token: sdk.ShortToken(dev.Token)})
 	}
 	return e
 }

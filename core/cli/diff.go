@@ -24,6 +24,7 @@ import (
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/plan"
 	"github.com/ringside/ringside/core/internal/pluginhost"
+	"github.com/ringside/ringside/plugins/sdk"
 )
 
 // replayParam stands in for cc_param in every replayed call: the call log
@@ -225,7 +226,7 @@ func (rc *replayCall) show(token string) string {
 	if rc.shortened {
 		return token
 	}
-	return directory.ShortToken(token)
+	return sdk.ShortToken(token)
 }
 
 // recordedDiffers reports whether the live replay matched other routes

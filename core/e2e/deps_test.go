@@ -61,6 +61,9 @@ func TestDependencyRules(t *testing.T) {
 		{"core imports no concrete plugin", "", "./core/...", []string{mod + "plugins/"}, []string{mod + "plugins/sdk/", mod + "plugins/sdk "}},
 		{"the plugin SDK imports nothing of core", sdkDir, sdkPattern, []string{mod + "core/"}, nil},
 		{"plugins import no core", "", "./plugins/...", []string{mod + "core/"}, nil},
+		// The device directory is core's own store: no protocol or SDK type
+		// reaches it.
+		{"the directory imports no plugin code", "", "./core/internal/directory/...", []string{mod + "plugins/"}, nil},
 		// The examples are built on the SDK alone, like a third party's
 		// (the load test on the fakes as well).
 		{"examples/console-plugin imports no core", "", "./examples/console-plugin", []string{mod + "core/"}, nil},

@@ -18,8 +18,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/plugins/fakes"
+	"github.com/ringside/ringside/plugins/sdk"
 )
 
 // The call log page, driven in a real headless Chromium: it asks for the
@@ -128,7 +128,7 @@ func TestE2EPage(t *testing.T) {
 
 	// The callee's devices, tokens shortened.
 	browse(t, ctx, "open the devices", chromedp.Click(chromedp.CSS("#devices-link")))
-	short := directory.ShortToken(apnsToken)
+	short := sdk.ShortToken(apnsToken)
 	waitPage(t, ctx, "the callee's devices", fmt.Sprintf(`document.querySelector('#device-list tbody').textContent.includes(%q)`, short))
 
 	// Explain a pasted notify_cb URL.

@@ -53,9 +53,10 @@ func Visible(s string) bool {
 	return true
 }
 
-// ShortToken shortens a device token for logs and error reasons, as
-// ringside itself does: a phone number (E.164, "+" and at least 8 digits)
-// keeps its first 3 and last 2 characters ("+81…78"); a Web Push
+// ShortToken shortens a device token for logs and error reasons. Ringside
+// shortens tokens with it too, so an operator can follow one device across
+// ringside's logs and its plugins'. A phone number (E.164, "+" and at
+// least 8 digits) keeps its first 3 and last 2 characters ("+81…78"); a Web Push
 // subscription's Token shows as "webpush:", its endpoint's host and the
 // last 4 characters of its auth secret ("webpush:fcm.googleapis.com…Xw2Q"),
 // never the endpoint's path, which is what lets anyone push to the
@@ -86,8 +87,7 @@ func ShortToken(t string) string {
 // shortWebPush shortens t as a Web Push subscription's Token,
 // {"endpoint":"https://HOST…","keys":{…,"auth":"AUTH"}} with AUTH 22
 // base64url characters, to "webpush:HOST…" and AUTH's last 4 characters.
-// ok is false for any other token. Ringside's own ShortToken keeps the
-// same rule, as a string check: it does not import the SDK.
+// ok is false for any other token.
 func shortWebPush(t string) (short string, ok bool) {
 	const (
 		prefix  = `{"endpoint":"https://`

@@ -9,6 +9,8 @@ import (
 func TestShortToken(t *testing.T) {
 	cases := []struct{ name, tok, want string }{
 		{"apns", "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e7f8e", "a1b2c3…7f8e"},
+		{"fcm-like", "fcm-registration-token-0123456789", "fcm-re…789"},
+		{"empty", "", "…"},
 		{"long", "0123456789abcdef0123", "0123…23"},
 		{"sixteen bytes", "0123456789abcdef", "0123…f"},
 		{"nine bytes", "abcdefghi", "ab…i"},
@@ -31,10 +33,20 @@ func TestShortToken(t *testing.T) {
 		{"no host", `{"endpoint":"https:///p","keys":{"p256dh":"x","auth":"tBHItJI5svbpez7KI4Xw2Q"}}`, `{"endp…Q"}}`},
 		{"host too long", `{"endpoint":"https://` + strings.Repeat("a", 256) + `/p","keys":{"p256dh":"x","auth":"tBHItJI5svbpez7KI4Xw2Q"}}`, `{"endp…Q"}}`},
 		{"auth not base64url", `{"endpoint":"https://push.example/p","keys":{"p256dh":"x","auth":"tBHItJI5svbpez7KI4Xw+Q"}}`, `{"endp…Q"}}`},
+		{"http", `{"endpoint":"http://push.example/p","keys":{"p256dh":"x","auth":"tBHItJI5svbpez7KI4Xw2Q"}}`, `{"endp…Q"}}`},
+		{"auth too short", `{"endpoint":"https://push.example/p","keys":{"p256dh":"x","auth":"tBHItJI5svbpez7KI4"}}`, `{"endp…4"}}`},
+		{"no auth", `{"endpoint":"https://push.example/p","keys":{}}`, `{"endp…:{}}`},
 	}
 	for _, tc := range cases {
 		if got := ShortToken(tc.tok); got != tc.want {
 			t.Errorf("%s: ShortToken(%q) = %q; want %q", tc.name, tc.tok, got, tc.want)
+		}
+	}
+	// Never more than a third of a token shows, whatever its length.
+	for n := range 200 {
+		tok := strings.Repeat("x", n)
+		if got := strings.Count(ShortToken(tok), "x"); got > n/3 {
+			t.Errorf("a %d-byte token shows %d bytes; want at most %d", n, got, n/3)
 		}
 	}
 }

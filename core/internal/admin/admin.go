@@ -17,6 +17,7 @@ import (
 	"github.com/ringside/ringside/core/internal/callback"
 	"github.com/ringside/ringside/core/internal/calllog"
 	"github.com/ringside/ringside/core/internal/directory"
+	"github.com/ringside/ringside/plugins/sdk"
 )
 
 // Options configures the admin handler.
@@ -228,7 +229,7 @@ func (h *handler) storeFailed(w http.ResponseWriter, r *http.Request, p devicePa
 func deviceAttrs(p devicePath) []any {
 	attrs := []any{slog.String("service_id", p.ServiceID), slog.String("user_id", p.UserID)}
 	if p.Device {
-		attrs = append(attrs, slog.String("kind", p.Kind), slog.String("token", directory.ShortToken(p.Token)))
+		attrs = append(attrs, slog.String("kind", p.Kind), slog.String("token", sdk.ShortToken(p.Token)))
 	}
 	return attrs
 }

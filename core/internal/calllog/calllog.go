@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ringside/ringside/core/internal/directory"
+	"github.com/ringside/ringside/plugins/sdk"
 )
 
 // Statuses of a callback besides the callback package's answers.
@@ -81,7 +82,7 @@ type Device struct {
 
 // NewDevice shortens a device for the log.
 func NewDevice(d directory.Device) Device {
-	return Device{Kind: d.Kind, Token: directory.ShortToken(d.Token)}
+	return Device{Kind: d.Kind, Token: sdk.ShortToken(d.Token)}
 }
 
 // Notifier is one notifier a matched route names.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/plan"
+	"github.com/ringside/ringside/plugins/sdk"
 )
 
 func TestDescribePlan(t *testing.T) {
@@ -38,7 +39,7 @@ func TestDescribePlan(t *testing.T) {
 			t.Errorf("notifier %d: %+v, want %+v", i, notifiers[i], want[i])
 		}
 	}
-	if len(devices) != 2 || devices[0] != (Device{"apns", directory.ShortToken(a.Token)}) || devices[1].Kind != "phone" {
+	if len(devices) != 2 || devices[0] != (Device{"apns", sdk.ShortToken(a.Token)}) || devices[1].Kind != "phone" {
 		t.Errorf("devices %+v; want the apns device once (shortened) and the unserved phone", devices)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/ringside/ringside/core/internal/delivery"
 	"github.com/ringside/ringside/core/internal/directory"
 	"github.com/ringside/ringside/core/internal/plan"
+	"github.com/ringside/ringside/plugins/sdk"
 )
 
 // result is how a delivery ended: the count of final outcomes by name
@@ -52,7 +53,7 @@ func (d *Dispatcher) deliver(ctx context.Context, j *job, dl *plan.Delivery) res
 			warned = true
 			attrs := []any{"sid", j.plan.Call.SID, "notifier", n.Name}
 			if len(left.targets) > 0 {
-				attrs = append(attrs, "device", directory.ShortToken(left.targets[0].Token), "failing", left.n)
+				attrs = append(attrs, "device", sdk.ShortToken(left.targets[0].Token), "failing", left.n)
 			}
 			d.log.WarnContext(ctx, "delivery failed; retrying until its deadline", append(attrs, "reason", left.reason)...)
 		}
@@ -217,7 +218,7 @@ func (d *Dispatcher) outcomes(ctx context.Context, j *job, dl *plan.Delivery, a 
 			d.count(r.final, n, o.Result.String(), 1)
 			r.reason = o.Reason
 			d.log.WarnContext(ctx, "delivery failed permanently", "sid", c.SID, "notifier", n.Name,
-				"device", directory.ShortToken(dev.Token), "reason", o.Reason)
+				"device", sdk.ShortToken(dev.Token), "reason", o.Reason)
 		default:
 			left.n++
 			if len(a.Targets) > 0 {

@@ -33,6 +33,7 @@ import (
 	"github.com/ringside/ringside/core/internal/journal"
 	"github.com/ringside/ringside/core/internal/plan"
 	"github.com/ringside/ringside/core/internal/telemetry"
+	"github.com/ringside/ringside/plugins/sdk"
 )
 
 // Dispatcher accepts valid callbacks (it is the callback.Acceptor) and runs
@@ -628,7 +629,7 @@ func (d *Dispatcher) prune(ctx context.Context, log *calllog.Call, p *plan.Plan,
 	c := p.Call
 	service, user := p.Owner(dev)
 	removed, err := d.planner.Load().Store.Prune(context.WithoutCancel(ctx), service, user, dev.Kind, dev.Token, at)
-	ev := calllog.Event{Type: calllog.EventPruned, Notifier: n.Name, Device: &calllog.Device{Kind: dev.Kind, Token: directory.ShortToken(dev.Token)}}
+	ev := calllog.Event{Type: calllog.EventPruned, Notifier: n.Name, Device: &calllog.Device{Kind: dev.Kind, Token: sdk.ShortToken(dev.Token)}}
 	switch {
 	case err != nil:
 		ev.Outcome, ev.Reason = "failed", err.Error()
@@ -640,12 +641,12 @@ func (d *Dispatcher) prune(ctx context.Context, log *calllog.Call, p *plan.Plan,
 	log.Add(ev, dev.Token)
 	switch {
 	case err != nil:
-		d.log.WarnContext(ctx, "prune device failed", "sid", c.SID, "notifier", n.Name, "device", directory.ShortToken(dev.Token), "error", err)
+		d.log.WarnContext(ctx, "prune device failed", "sid", c.SID, "notifier", n.Name, "device", sdk.ShortToken(dev.Token), "error", err)
 	case removed:
 		d.metrics.TokensPruned.WithLabelValues(dev.Kind).Inc()
-		d.log.InfoContext(ctx, "device token gone; removed", "notifier", n.Name, "kind", dev.Kind, "device", directory.ShortToken(dev.Token))
+		d.log.InfoContext(ctx, "device token gone; removed", "notifier", n.Name, "kind", dev.Kind, "device", sdk.ShortToken(dev.Token))
 	default:
-		d.log.InfoContext(ctx, "device token gone but registered again since; kept", "notifier", n.Name, "kind", dev.Kind, "device", directory.ShortToken(dev.Token))
+		d.log.InfoContext(ctx, "device token gone but registered again since; kept", "notifier", n.Name, "kind", dev.Kind, "device", sdk.ShortToken(dev.Token))
 	}
 }
 
