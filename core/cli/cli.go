@@ -205,6 +205,7 @@ func (c *cmd) validate(args []string) int {
 	}
 	defer pluginhost.Cleanup()
 	opt := c.options()
+	opt.CheckOnly = true
 	cfg, diags := app.LoadConfig(path, opt)
 	if !diags.HasErrors() {
 		rt, more := app.Start(context.Background(), cfg, opt)

@@ -25,6 +25,7 @@ type planning struct {
 // false with ExitError.
 func (c *cmd) startPlanning(ctx context.Context, path string) (*planning, int, bool) {
 	opt := c.options()
+	opt.CheckOnly = true
 	cfg, diags := app.LoadConfig(path, opt)
 	if diags.HasErrors() {
 		app.WriteDiagnostics(c.stderr, cfg, diags)

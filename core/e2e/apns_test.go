@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -116,4 +117,28 @@ func TestE2EPayloadSurelyTooLarge(t *testing.T) {
 			}
 		})
 	}
+}
+
+// validate and explain start the apns plugin only to check its block: it
+// opens no connection to APNs, while serve's process warms one before the
+// first push.
+func TestE2ECheckCommandsDialNoProvider(t *testing.T) {
+	fake := startAPNs(t, fakes.APNsOptions{Topic: apnsTopic})
+	config := writeConfig(t, apnsConfig(fake.keyFile, fake.URL, apnsTopic))
+	dir := filepath.Dir(config)
+	env := []string{fake.env()}
+	for _, args := range [][]string{
+		{"validate", "-config", config},
+		{"explain", "-config", config, "/notify_cb?" + lineExample},
+	} {
+		if code, out, errOut := runWith(t, dir, env, time.Minute, args...); code != 0 {
+			t.Fatalf("%s: exit %d\n%s\n%s", args[0], code, out, errOut)
+		}
+	}
+	n := fake.Conns()
+	if n != 0 {
+		t.Errorf("%d connections to APNs after validate and explain; want none", n)
+	}
+	start(t, apnsConfig(fake.keyFile, fake.URL, apnsTopic), fake.env())
+	eventually(t, 10*time.Second, "serve's apns plugin warmed a connection to APNs", func() bool { return fake.Conns() > n })
 }

@@ -274,7 +274,9 @@ func (p *Plugin) Configure(ctx context.Context, cfg Config) sdk.Diagnostics {
 		Certificate: cert,
 		HTTPClient:  &http.Client{Transport: sdk.Transport(h2)},
 	}
-	go warm(h2, host)
+	if !sdk.CheckOnly(ctx) {
+		go warm(h2, host)
+	}
 	p.token = tok
 	p.auth = auth
 	p.topic = cfg.Topic

@@ -392,6 +392,21 @@ func TestConfigureWarmsTheConnection(t *testing.T) {
 	}
 }
 
+// Configured only to check its block (validate, explain, test, diff), the
+// plugin opens no connection to APNs.
+func TestConfigureCheckOnlyDialsNothing(t *testing.T) {
+	s := newTokenSetup(t)
+	p := New()
+	p.rootCAs = s.fake.CertPool()
+	sdktest.Configured(t, p, s.cfg, sdktest.CheckOnly())
+	// A warm connection is open within milliseconds (see
+	// TestConfigureWarmsTheConnection); give one ample time.
+	time.Sleep(300 * time.Millisecond)
+	if n := s.fake.Conns(); n != 0 {
+		t.Errorf("%d connections to APNs after a check-only Configure; want none", n)
+	}
+}
+
 // The push is a client span of the delivery's trace that records neither the
 // path nor the token, and carries the trace context to APNs.
 func TestDeliverSpan(t *testing.T) {

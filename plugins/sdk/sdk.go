@@ -224,7 +224,7 @@ func Classify(err error) (de DeliveryError, ok bool) {
 
 // Block is what the host tells Configure about the notifier block beyond
 // its plugin attributes. Configure reads it from its ctx with TemplateSet,
-// PayloadKeySet and TemplatesKnown.
+// PayloadKeySet, TemplatesKnown and CheckOnly.
 type Block struct {
 	// Templates names the template attributes the block sets (their values
 	// are rendered per call, and Configure's cfg leaves them empty).
@@ -233,6 +233,9 @@ type Block struct {
 	// ringside puts in every payload are listed only when the block
 	// overrides one).
 	PayloadKeys []string
+	// CheckOnly: the process was started only to check the block (see
+	// CheckOnly).
+	CheckOnly bool
 }
 
 // blockKey is the context key of the Block Configure's ctx carries.
@@ -264,6 +267,17 @@ func TemplatesKnown(ctx context.Context) bool {
 func TemplateSet(ctx context.Context, name string) bool {
 	b, _ := ctx.Value(blockKey{}).(Block)
 	return slices.Contains(b.Templates, name)
+}
+
+// CheckOnly reports whether Configure's ctx says the host started this
+// process only to check the notifier block (`ringside validate`,
+// `explain`, `test` and `diff`) and will deliver nothing through it.
+// Configure then checks the attributes as always, but opens no connection
+// to the provider and starts no background work, such as warming a
+// connection ahead of the first push.
+func CheckOnly(ctx context.Context) bool {
+	b, _ := ctx.Value(blockKey{}).(Block)
+	return b.CheckOnly
 }
 
 // PayloadKeySet reports whether the notifier block's payload sets the key

@@ -142,7 +142,7 @@ func (s *server[C]) Configure(ctx context.Context, req *pluginpb.ConfigureReques
 		}
 	}()
 	if req.GetTemplatesKnown() {
-		ctx = ContextWithBlock(ctx, Block{Templates: req.GetTemplates(), PayloadKeys: req.GetPayloadKeys()})
+		ctx = ContextWithBlock(ctx, Block{Templates: req.GetTemplates(), PayloadKeys: req.GetPayloadKeys(), CheckOnly: req.GetCheckOnly()})
 	}
 	diags = s.p.Configure(ctx, v.Interface().(C))
 	if !diags.HasError() {

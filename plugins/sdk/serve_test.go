@@ -468,15 +468,16 @@ func (p *blockProbe) Configure(ctx context.Context, _ fakeConfig) Diagnostics {
 func (p *blockProbe) Deliver(context.Context, *Delivery, Device) (string, error) { return "", nil }
 
 // describeBlock says what TemplatesKnown, TemplateSet and PayloadKeySet
-// answer on ctx for a few names.
+// answer on ctx for a few names, and what CheckOnly answers.
 func describeBlock(ctx context.Context) string {
-	return fmt.Sprintf("known=%v body=%v title=%v aps=%v badge=%v", TemplatesKnown(ctx),
-		TemplateSet(ctx, "body"), TemplateSet(ctx, "title"), PayloadKeySet(ctx, "aps"), PayloadKeySet(ctx, "badge"))
+	return fmt.Sprintf("known=%v body=%v title=%v aps=%v badge=%v check=%v", TemplatesKnown(ctx),
+		TemplateSet(ctx, "body"), TemplateSet(ctx, "title"), PayloadKeySet(ctx, "aps"), PayloadKeySet(ctx, "badge"), CheckOnly(ctx))
 }
 
 // Configure's ctx says which template attributes and payload keys the
 // block sets when the host told, and that it does not know when the host
-// did not (an older host).
+// did not (an older host); and whether the host started the process only
+// to check the block.
 func TestConfigureTemplates(t *testing.T) {
 	tests := []struct {
 		name string
@@ -484,13 +485,15 @@ func TestConfigureTemplates(t *testing.T) {
 		want string
 	}{
 		{"an older host tells nothing", &pluginpb.ConfigureRequest{},
-			"known=false body=false title=false aps=false badge=false"},
+			"known=false body=false title=false aps=false badge=false check=false"},
 		{"none set", &pluginpb.ConfigureRequest{TemplatesKnown: true},
-			"known=true body=false title=false aps=false badge=false"},
+			"known=true body=false title=false aps=false badge=false check=false"},
 		{"body and aps set", &pluginpb.ConfigureRequest{TemplatesKnown: true, Templates: []string{"body", "collapse_id"}, PayloadKeys: []string{"aps"}},
-			"known=true body=true title=false aps=true badge=false"},
+			"known=true body=true title=false aps=true badge=false check=false"},
 		{"names without templates_known are not believed", &pluginpb.ConfigureRequest{Templates: []string{"body"}},
-			"known=false body=false title=false aps=false badge=false"},
+			"known=false body=false title=false aps=false badge=false check=false"},
+		{"check only", &pluginpb.ConfigureRequest{TemplatesKnown: true, Templates: []string{"body"}, CheckOnly: true},
+			"known=true body=true title=false aps=false badge=false check=true"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -513,15 +516,19 @@ func TestConfigureTemplates(t *testing.T) {
 // ContextWithBlock makes the ctx Configure gets from a host that tells,
 // for in-process tests; a plain ctx knows nothing.
 func TestContextWithBlock(t *testing.T) {
-	if got, want := describeBlock(context.Background()), "known=false body=false title=false aps=false badge=false"; got != want {
+	if got, want := describeBlock(context.Background()), "known=false body=false title=false aps=false badge=false check=false"; got != want {
 		t.Errorf("plain ctx: got %s; want %s", got, want)
 	}
 	ctx := ContextWithBlock(context.Background(), Block{})
-	if got, want := describeBlock(ctx), "known=true body=false title=false aps=false badge=false"; got != want {
+	if got, want := describeBlock(ctx), "known=true body=false title=false aps=false badge=false check=false"; got != want {
 		t.Errorf("empty block: got %s; want %s", got, want)
 	}
 	ctx = ContextWithBlock(context.Background(), Block{Templates: []string{"title"}, PayloadKeys: []string{"badge"}})
-	if got, want := describeBlock(ctx), "known=true body=false title=true aps=false badge=true"; got != want {
+	if got, want := describeBlock(ctx), "known=true body=false title=true aps=false badge=true check=false"; got != want {
 		t.Errorf("title and badge: got %s; want %s", got, want)
+	}
+	ctx = ContextWithBlock(context.Background(), Block{CheckOnly: true})
+	if got, want := describeBlock(ctx), "known=true body=false title=false aps=false badge=false check=true"; got != want {
+		t.Errorf("check only: got %s; want %s", got, want)
 	}
 }

@@ -47,6 +47,10 @@ type Options struct {
 	// Metrics counts plugin restarts and gauges the configured and enabled
 	// notifiers; nil → not counted.
 	Metrics *telemetry.Metrics
+	// CheckOnly starts the plugins only to check the config (validate,
+	// explain, test, diff): each is told so in Configure, and opens no
+	// connection to its provider. Serve leaves it false.
+	CheckOnly bool
 	// PluginStartTimeout bounds each plugin process's start (the go-plugin
 	// handshake and the Info and Schema calls) and its Configure call, at
 	// start and on reload; 0 → DefaultPluginStartTimeout. A plugin that
@@ -231,7 +235,7 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 		// A process is kept when what it was told is the same: its
 		// attributes, and the template attributes and payload keys the
 		// block sets; and when its supervision is the same (spare).
-		b := block(n)
+		b := block(n, opt.CheckOnly)
 		rt.configs[n.Name] = string(js) + "\x00" + strings.Join(b.Templates, ",") + "\x00" + strings.Join(b.PayloadKeys, ",") + "\x00" + strconv.FormatBool(n.Spare)
 		if r.reuse != nil && prev.configs[n.Name] == rt.configs[n.Name] {
 			rt.clients[n.Name] = r.reuse
@@ -488,8 +492,8 @@ func (rt *Runtime) spec(n *config.Notifier, exe string, log *slog.Logger) plugin
 
 // block is what a plugin is told of n besides its attributes: the
 // template attributes it sets, sorted, and its payload's keys.
-func block(n *config.Notifier) *pluginhost.Block {
-	return &pluginhost.Block{Templates: slices.Sorted(maps.Keys(n.Templates)), PayloadKeys: n.PayloadKeys}
+func block(n *config.Notifier, checkOnly bool) *pluginhost.Block {
+	return &pluginhost.Block{Templates: slices.Sorted(maps.Keys(n.Templates)), PayloadKeys: n.PayloadKeys, CheckOnly: checkOnly}
 }
 
 func tracingSettings(cfg *config.Config, getenv func(string) string) telemetry.Tracing {

@@ -74,7 +74,7 @@ func (c *Client) SetBlock(b *Block) { c.spec.Block = b }
 func (c *Client) Configure(ctx context.Context, configJSON []byte) ([]Diagnostic, error) {
 	req := &pluginpb.ConfigureRequest{Notifier: c.spec.Notifier, ConfigJson: configJSON}
 	if b := c.spec.Block; b != nil {
-		req.Templates, req.PayloadKeys, req.TemplatesKnown = b.Templates, b.PayloadKeys, true
+		req.Templates, req.PayloadKeys, req.TemplatesKnown, req.CheckOnly = b.Templates, b.PayloadKeys, true, b.CheckOnly
 	}
 	resp, err := c.rpc.Configure(ctx, req)
 	if err != nil {

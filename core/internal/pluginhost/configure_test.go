@@ -25,8 +25,9 @@ func (r *recordingRPC) Configure(_ context.Context, req *pluginpb.ConfigureReque
 }
 
 // Configure tells the plugin the template attributes the block sets,
-// sorted, and its payload keys, in file order, when the Spec has a Block;
-// without one it tells nothing, as an older host.
+// sorted, its payload keys, in file order, and whether the process is
+// only to check the block, when the Spec has a Block; without one it
+// tells nothing, as an older host.
 func TestConfigureSendsTemplates(t *testing.T) {
 	block := &Block{Templates: []string{"body", "collapse_id", "title"}, PayloadKeys: []string{"event", "aps"}}
 	tests := []struct {
@@ -37,6 +38,7 @@ func TestConfigureSendsTemplates(t *testing.T) {
 		{"a block", Spec{Notifier: "ios_missed", Block: block}, &pluginpb.ConfigureRequest{Notifier: "ios_missed", ConfigJson: []byte(`{"topic":"t"}`),
 			Templates: []string{"body", "collapse_id", "title"}, TemplatesKnown: true, PayloadKeys: []string{"event", "aps"}}},
 		{"a block that sets nothing", Spec{Notifier: "ios", Block: &Block{}}, &pluginpb.ConfigureRequest{Notifier: "ios", ConfigJson: []byte(`{"topic":"t"}`), TemplatesKnown: true}},
+		{"a block to check only", Spec{Notifier: "ios", Block: &Block{CheckOnly: true}}, &pluginpb.ConfigureRequest{Notifier: "ios", ConfigJson: []byte(`{"topic":"t"}`), TemplatesKnown: true, CheckOnly: true}},
 		{"no block", Spec{Notifier: "ios_missed"}, &pluginpb.ConfigureRequest{Notifier: "ios_missed", ConfigJson: []byte(`{"topic":"t"}`)}},
 	}
 	for _, tc := range tests {

@@ -67,6 +67,9 @@ type Spec struct {
 type Block struct {
 	Templates   []string // sorted
 	PayloadKeys []string // in file order
+	// CheckOnly: the process is started only to check the block (validate,
+	// explain, test, diff); the plugin opens no connection.
+	CheckOnly bool
 }
 
 // Client is one running plugin process. Its methods may be called

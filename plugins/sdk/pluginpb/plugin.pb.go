@@ -489,7 +489,13 @@ type ConfigureRequest struct {
 	// payload_keys names the keys written in the notifier block's payload, in
 	// file order (the keys ringside puts in every payload are listed only
 	// when the block overrides one).
-	PayloadKeys   []string `protobuf:"bytes,5,rep,name=payload_keys,json=payloadKeys,proto3" json:"payload_keys,omitempty"`
+	PayloadKeys []string `protobuf:"bytes,5,rep,name=payload_keys,json=payloadKeys,proto3" json:"payload_keys,omitempty"`
+	// check_only: the host started this process only to check the notifier
+	// block (ringside validate, explain, test and diff) and delivers nothing
+	// through it. Configure checks the attributes as always, but opens no
+	// connection to a provider and starts no background work. Hosts before
+	// this field leave it false.
+	CheckOnly     bool `protobuf:"varint,6,opt,name=check_only,json=checkOnly,proto3" json:"check_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -557,6 +563,13 @@ func (x *ConfigureRequest) GetPayloadKeys() []string {
 		return x.PayloadKeys
 	}
 	return nil
+}
+
+func (x *ConfigureRequest) GetCheckOnly() bool {
+	if x != nil {
+		return x.CheckOnly
+	}
+	return false
 }
 
 type ConfigureResponse struct {
@@ -1531,14 +1544,16 @@ const file_plugin_proto_rawDesc = "" +
 	"\btemplate\x18\x04 \x01(\bR\btemplate\x12\x12\n" +
 	"\x04path\x18\x05 \x01(\bR\x04path\x12\x1c\n" +
 	"\tsensitive\x18\x06 \x01(\bR\tsensitive\x12 \n" +
-	"\vdescription\x18\a \x01(\tR\vdescription\"\xb9\x01\n" +
+	"\vdescription\x18\a \x01(\tR\vdescription\"\xd8\x01\n" +
 	"\x10ConfigureRequest\x12\x1a\n" +
 	"\bnotifier\x18\x01 \x01(\tR\bnotifier\x12\x1f\n" +
 	"\vconfig_json\x18\x02 \x01(\fR\n" +
 	"configJson\x12\x1c\n" +
 	"\ttemplates\x18\x03 \x03(\tR\ttemplates\x12'\n" +
 	"\x0ftemplates_known\x18\x04 \x01(\bR\x0etemplatesKnown\x12!\n" +
-	"\fpayload_keys\x18\x05 \x03(\tR\vpayloadKeys\"O\n" +
+	"\fpayload_keys\x18\x05 \x03(\tR\vpayloadKeys\x12\x1d\n" +
+	"\n" +
+	"check_only\x18\x06 \x01(\bR\tcheckOnly\"O\n" +
 	"\x11ConfigureResponse\x12:\n" +
 	"\x06errors\x18\x01 \x03(\v2\".ringside.plugin.v1.AttributeErrorR\x06errors\"b\n" +
 	"\x0eAttributeError\x12\x1c\n" +

@@ -259,11 +259,11 @@ func (c *Client) Schema(t testing.TB) []*pluginpb.Attribute {
 type ConfigureOption func(*sdk.Block)
 
 // Templates says the block sets the template attributes names: the
-// plugin's Configure then finds them with sdk.TemplateSet. Without
-// Templates or PayloadKeys, Configure is told nothing about the block, as
-// by a ringside older than the protocol's ConfigureRequest.templates (and
-// sdk.TemplatesKnown is false); with either, it is told the block sets
-// exactly those.
+// plugin's Configure then finds them with sdk.TemplateSet. Without any
+// ConfigureOption, Configure is told nothing about the block, as by a
+// ringside older than the protocol's ConfigureRequest.templates (and
+// sdk.TemplatesKnown is false); with any, it is told the block sets
+// exactly the templates and payload keys they name.
 func Templates(names ...string) ConfigureOption {
 	return func(b *sdk.Block) { b.Templates = append(b.Templates, names...) }
 }
@@ -272,6 +272,13 @@ func Templates(names ...string) ConfigureOption {
 // Configure then finds them with sdk.PayloadKeySet (see Templates).
 func PayloadKeys(keys ...string) ConfigureOption {
 	return func(b *sdk.Block) { b.PayloadKeys = append(b.PayloadKeys, keys...) }
+}
+
+// CheckOnly says the host started the plugin only to check the block, as
+// `ringside validate` does: the plugin's Configure then finds
+// sdk.CheckOnly true, and must open no connection.
+func CheckOnly() ConfigureOption {
+	return func(b *sdk.Block) { b.CheckOnly = true }
 }
 
 // block applies opts; ok is false without any.
@@ -303,7 +310,7 @@ func (c *Client) Configure(t testing.TB, cfg any, opts ...ConfigureOption) sdk.D
 	}
 	req := &pluginpb.ConfigureRequest{Notifier: "sdktest", ConfigJson: js}
 	if b, ok := block(opts); ok {
-		req.TemplatesKnown, req.Templates, req.PayloadKeys = true, slices.Sorted(slices.Values(b.Templates)), b.PayloadKeys
+		req.TemplatesKnown, req.Templates, req.PayloadKeys, req.CheckOnly = true, slices.Sorted(slices.Values(b.Templates)), b.PayloadKeys, b.CheckOnly
 	}
 	resp, err := c.RPC.Configure(rpcCtx(t), req)
 	if err != nil {
