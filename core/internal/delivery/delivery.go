@@ -115,6 +115,25 @@ func (b Backoff) Wait(n int, retryAfter time.Duration, jitter float64) time.Dura
 	return max(time.Duration(jitter*ceil), retryAfter)
 }
 
+// Retry is core's one retry loop. It calls attempt with 1, 2, … until
+// attempt reports done, pausing after each failed attempt for b.Wait
+// (full jitter, never shorter than the Retry-After attempt returns). It
+// gives up, reporting false, when that pause would end after giveUp or
+// ctx ends during it. now is the clock and jitter the random source
+// (uniform in [0, 1)).
+func (b Backoff) Retry(ctx context.Context, giveUp time.Time, now func() time.Time, jitter func() float64, attempt func(n int) (done bool, retryAfter time.Duration)) bool {
+	for n := 1; ; n++ {
+		done, after := attempt(n)
+		if done {
+			return true
+		}
+		wait := b.Wait(n, after, jitter())
+		if now().Add(wait).After(giveUp) || !Sleep(ctx, wait) {
+			return false
+		}
+	}
+}
+
 // Sleep pauses for d and reports true, or false when ctx ends first.
 func Sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

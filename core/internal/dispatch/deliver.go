@@ -24,10 +24,11 @@ type result struct {
 	reason string
 }
 
-// deliver makes dl: attempts until every target has a final outcome or
-// dl's deadline passes, pausing between attempts with full-jitter backoff,
-// never sooner than a provider's Retry-After. It runs on a goroutine of
-// its own and is the only place that retries.
+// deliver makes dl: attempts until every target has a final outcome, the
+// call ends or dl's deadline passes, through core's one retry loop
+// (delivery.Backoff.Retry: full-jitter backoff, never sooner than a
+// provider's Retry-After). It runs on a goroutine of its own; nothing else
+// in dispatch retries.
 func (d *Dispatcher) deliver(ctx context.Context, j *job, dl *plan.Delivery) result {
 	n := dl.Notifier
 	ctx, cancel := context.WithDeadline(ctx, dl.Deadline)
@@ -36,48 +37,47 @@ func (d *Dispatcher) deliver(ctx context.Context, j *job, dl *plan.Delivery) res
 	defer span.End()
 	a := d.attempt(j, dl)
 	r := result{final: map[string]int{}}
-	warned := false
-	for a.Number = 1; ; a.Number++ {
-		if a.Number > 1 {
+	var left retries
+	ended := false
+	done := d.backoff.Retry(ctx, dl.Deadline, d.now, d.jitter, func(number int) (bool, time.Duration) {
+		a.Number = number
+		if number > 1 {
 			d.metrics.Retries.WithLabelValues(n.Name).Inc()
+			a.Targets = left.targets
 		}
 		began := d.now()
 		outs, err := d.deliverer(n).Deliver(ctx, a)
-		left := d.outcomes(ctx, j, dl, a, outs, err, began, &r)
+		left = d.outcomes(ctx, j, dl, a, outs, err, began, &r)
 		if left.n == 0 {
-			return r
+			return true, 0
 		}
-		if !warned {
+		if number == 1 {
 			// One line on the first failure, so a delivery failing for a
 			// whole ring window is seen at once, with why.
-			warned = true
 			attrs := []any{"sid", j.plan.Call.SID, "notifier", n.Name}
 			if len(left.targets) > 0 {
 				attrs = append(attrs, "device", sdk.ShortToken(left.targets[0].Token), "failing", left.n)
 			}
 			d.log.WarnContext(ctx, "delivery failed; retrying until its deadline", append(attrs, "reason", left.reason)...)
 		}
-		if a.Number == 1 && !j.watch(cancel) || j.stopped.Load() {
+		if number == 1 && !j.watch(cancel) || j.stopped.Load() {
 			// The call ended: what is left no longer matters.
-			d.count(r.final, n, "ended", left.n)
-			d.ended(j, dl, left)
-			return r
+			ended = true
+			return true, 0
 		}
-		wait := d.wait(a.Number, left.after)
-		if d.now().Add(wait).After(dl.Deadline) || !delivery.Sleep(ctx, wait) {
-			if j.stopped.Load() {
-				d.count(r.final, n, "ended", left.n)
-				d.ended(j, dl, left)
-				return r
-			}
-			d.count(r.final, n, "expired", left.n)
-			r.reason = left.reason
-			d.expired(j, dl, left)
-			span.SetStatus(codes.Error, "deadline passed before delivery")
-			return r
-		}
-		a.Targets = left.targets
+		return false, left.after
+	})
+	switch {
+	case ended || !done && j.stopped.Load():
+		d.count(r.final, n, "ended", left.n)
+		d.ended(j, dl, left)
+	case !done:
+		d.count(r.final, n, "expired", left.n)
+		r.reason = left.reason
+		d.expired(j, dl, left)
+		span.SetStatus(codes.Error, "deadline passed before delivery")
 	}
+	return r
 }
 
 // retries are an attempt's targets to try again.

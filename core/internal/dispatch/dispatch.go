@@ -130,6 +130,11 @@ var ErrOverloaded = fmt.Errorf("too many callbacks in delivery: %w", callback.Er
 // capped at Max, and never sooner than a provider's Retry-After.
 type Backoff = delivery.Backoff
 
+// DefaultBackoff is Options.Backoff's default (each field that is zero):
+// a retry within a fraction of a second, and at most every 5 s within a
+// ring window.
+var DefaultBackoff = Backoff{Base: 200 * time.Millisecond, Max: 5 * time.Second}
+
 // New returns a Dispatcher.
 func New(opt Options) *Dispatcher {
 	d := &Dispatcher{
@@ -165,10 +170,10 @@ func New(opt Options) *Dispatcher {
 		d.jitter = mrand.Float64
 	}
 	if d.backoff.Base <= 0 {
-		d.backoff.Base = 200 * time.Millisecond
+		d.backoff.Base = DefaultBackoff.Base
 	}
 	if d.backoff.Max <= 0 {
-		d.backoff.Max = 5 * time.Second
+		d.backoff.Max = DefaultBackoff.Max
 	}
 	d.SetMaxInFlight(opt.MaxInFlight)
 	d.SetPlanner(opt.Planner)
@@ -616,11 +621,6 @@ func (d *Dispatcher) Deliverer(name string) delivery.Deliverer {
 		return live.Deliverer
 	}
 	return nil
-}
-
-// wait is the pause before attempt+1.
-func (d *Dispatcher) wait(attempt int, after time.Duration) time.Duration {
-	return d.backoff.Wait(attempt, after, d.jitter())
 }
 
 // prune removes a device the provider says is gone, unless it was

@@ -292,26 +292,6 @@ func TestRetryStopsAtDeadline(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	d := New(Options{Jitter: func() float64 { return 0.5 }, Backoff: Backoff{Base: 100 * time.Millisecond, Max: time.Second}})
-	tests := []struct {
-		attempt int
-		after   time.Duration
-		want    time.Duration
-	}{
-		{1, 0, 50 * time.Millisecond},
-		{2, 0, 100 * time.Millisecond},
-		{4, 0, 400 * time.Millisecond},
-		{10, 0, 500 * time.Millisecond}, // capped at Max before jitter
-		{1, 2 * time.Second, 2 * time.Second},
-	}
-	for _, tc := range tests {
-		if got := d.wait(tc.attempt, tc.after); got != tc.want {
-			t.Errorf("wait(%d, %v): got %v; want %v", tc.attempt, tc.after, got, tc.want)
-		}
-	}
-}
-
 func TestDedupWindow(t *testing.T) {
 	d := NewDedup(10 * time.Second)
 	if !d.Claim("s", "svc", "u", t0) {

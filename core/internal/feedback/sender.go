@@ -270,30 +270,31 @@ func (s *Sender) deliver(ctx context.Context, batch []Event) {
 		return
 	}
 	a := &delivery.Attempt{ID: s.batchID(batch), Call: &callback.Call{}, Payload: body}
-	start := s.opt.Now()
-	for n := 1; ; n++ {
+	giveUp := s.opt.Now().Add(s.opt.Config.RetryFor)
+	var res delivery.Result
+	var reason string
+	s.opt.Backoff.Retry(ctx, giveUp, s.opt.Now, s.opt.Jitter, func(n int) (bool, time.Duration) {
 		a.Number = n
-		res, reason, after := s.attempt(ctx, a)
+		var after time.Duration
+		res, reason, after = s.attempt(ctx, a)
 		switch res {
-		case delivery.Delivered:
-			if m := s.opt.Metrics; m != nil {
-				m.FeedbackBatches.WithLabelValues("delivered").Inc()
-			}
-			return
-		case delivery.Permanent, delivery.Gone:
-			s.dropBatch(batch, reason)
-			return
+		case delivery.Delivered, delivery.Permanent, delivery.Gone:
+			return true, 0
 		}
-		wait := s.wait(n, after)
-		if s.opt.Now().Add(wait).Sub(start) > s.opt.Config.RetryFor {
-			s.dropBatch(batch, "retry_for over; last reason: "+reason)
-			return
+		s.log.Debug("feedback batch to retry", "id", a.ID, "attempt", n, "events", len(batch), "reason", reason)
+		return false, after
+	})
+	switch {
+	case res == delivery.Delivered:
+		if m := s.opt.Metrics; m != nil {
+			m.FeedbackBatches.WithLabelValues("delivered").Inc()
 		}
-		s.log.Debug("feedback batch to retry", "id", a.ID, "attempt", n, "events", len(batch), "reason", reason, "wait", wait)
-		if !delivery.Sleep(ctx, wait) {
-			s.dropBatch(batch, "shutdown grace over; last reason: "+reason)
-			return
-		}
+	case res == delivery.Permanent || res == delivery.Gone:
+		s.dropBatch(batch, reason)
+	case ctx.Err() != nil:
+		s.dropBatch(batch, "shutdown grace over; last reason: "+reason)
+	default:
+		s.dropBatch(batch, "retry_for over; last reason: "+reason)
 	}
 }
 
@@ -316,12 +317,6 @@ func (s *Sender) attempt(ctx context.Context, a *delivery.Attempt) (res delivery
 	}
 	o := outs[0]
 	return o.Result, o.Reason, o.RetryAfter
-}
-
-// wait is the pause before attempt n+1: full jitter, never shorter than
-// the receiver's Retry-After.
-func (s *Sender) wait(n int, after time.Duration) time.Duration {
-	return s.opt.Backoff.Wait(n, after, s.opt.Jitter())
 }
 
 // dropBatch counts and logs a batch given up.
