@@ -29,7 +29,7 @@ func callLogFixture(t *testing.T) (*calllog.Log, http.Handler) {
 	return l, h
 }
 
-func begin(l *calllog.Log, sid, callee, status string) *calllog.Call {
+func begin(l *calllog.Log, sid, callee, status string) *calllog.Entry {
 	return l.Begin(calllog.Start{SID: sid, Received: time.Now(), Status: status, Type: "A",
 		Caller: calllog.Party{ServiceID: "svc", UserID: "9286"}, Callee: calllog.Party{ServiceID: "svc", UserID: callee},
 		Routes: []string{"all"}})

@@ -131,7 +131,7 @@ type Event struct {
 	// name it (the app server's feedback); it is never encoded, nor kept
 	// in the record. call is the event's call, on published events.
 	token string
-	call  *Call
+	call  *Entry
 }
 
 // Callee is the callee of the event's call, on events a subscription
@@ -196,9 +196,9 @@ type Record struct {
 // event, so that memory stays bounded per record too.
 const MaxEvents = 256
 
-// Call is the live record of one call. Its methods are safe for
-// concurrent use and cheap: a short lock and an append.
-type Call struct {
+// Entry is the live record of one call in the log. Its methods are safe
+// for concurrent use and cheap: a short lock and an append.
+type Entry struct {
 	log *Log
 	mu  sync.Mutex
 	// rec is the record but for its summary's Notifiers and Finished,
@@ -276,8 +276,8 @@ type Log struct {
 	mu       sync.Mutex
 	maxCalls int
 	maxAge   time.Duration
-	bySID    map[string]*Call
-	order    []*Call // oldest first
+	bySID    map[string]*Entry
+	order    []*Entry // oldest first
 	// shared are the notifier descriptions of a recent record: calls
 	// through the same routes describe their notifiers alike, and share
 	// one copy (records never change theirs).
@@ -290,7 +290,7 @@ type Log struct {
 
 // New returns an empty log.
 func New(opt Options) *Log {
-	l := &Log{now: opt.Now, bySID: map[string]*Call{}, subs: map[*Subscription]struct{}{}}
+	l := &Log{now: opt.Now, bySID: map[string]*Entry{}, subs: map[*Subscription]struct{}{}}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -332,7 +332,7 @@ type Start struct {
 // that record is returned; otherwise a new record starts. The record's
 // outcome is ringing when status is accepted, none otherwise (End is then
 // not needed).
-func (l *Log) Begin(s Start) *Call {
+func (l *Log) Begin(s Start) *Entry {
 	now := l.now()
 	l.mu.Lock()
 	if c := l.bySID[s.SID]; c != nil && c.rec.Callee == s.Callee && !s.Resumed {
@@ -347,7 +347,7 @@ func (l *Log) Begin(s Start) *Call {
 	s.SID, s.Type = strings.Clone(s.SID), strings.Clone(s.Type)
 	s.Caller = Party{ServiceID: strings.Clone(s.Caller.ServiceID), UserID: strings.Clone(s.Caller.UserID)}
 	s.Callee = Party{ServiceID: strings.Clone(s.Callee.ServiceID), UserID: strings.Clone(s.Callee.UserID)}
-	c := &Call{log: l,
+	c := &Entry{log: l,
 		// Room for the common story: callback, attempt, finished.
 		events: make([]kept, 0, 3),
 		rec: Record{Summary: Summary{
@@ -406,7 +406,7 @@ func (l *Log) evictLocked(now time.Time) {
 }
 
 // received is immutable after Begin: no lock needed.
-func (c *Call) received() time.Time { return c.rec.Received }
+func (c *Entry) received() time.Time { return c.rec.Received }
 
 // Len is the number of records kept.
 func (l *Log) Len() int {
@@ -417,7 +417,7 @@ func (l *Log) Len() int {
 
 // appendLocked adds an event to the record and returns it with its
 // sequence number; c.mu is held.
-func (c *Call) appendLocked(e Event) Event {
+func (c *Entry) appendLocked(e Event) Event {
 	e.Seq = c.log.seq.Add(1)
 	e.SID = c.rec.SID
 	if len(c.events) < MaxEvents || e.Type == EventFinished {
@@ -430,7 +430,7 @@ func (c *Call) appendLocked(e Event) Event {
 }
 
 // summaryLocked is a copy of the call's summary; c.mu is held.
-func (c *Call) summaryLocked() Summary {
+func (c *Entry) summaryLocked() Summary {
 	s := c.rec.Summary
 	s.Routes = slices.Clone(s.Routes)
 	s.Notifiers = []string{}
@@ -449,7 +449,7 @@ func (c *Call) summaryLocked() Summary {
 // Add records an event of the call (its Seq, SID and, when zero, Time are
 // set here) and publishes it. token, when not empty, is the device's
 // whole token, kept off the record but given to in-process subscribers.
-func (c *Call) Add(e Event, token string) {
+func (c *Entry) Add(e Event, token string) {
 	if c == nil {
 		return
 	}
@@ -463,7 +463,7 @@ func (c *Call) Add(e Event, token string) {
 
 // End records that every delivery of the call ended; outcome is
 // OutcomeDelivered or OutcomeNotDelivered.
-func (c *Call) End(outcome string) {
+func (c *Entry) End(outcome string) {
 	if c == nil {
 		return
 	}
@@ -477,7 +477,7 @@ func (c *Call) End(outcome string) {
 // Lookup returns the live record of the newest call with the sid, nil when
 // there is none (or no log): the deliveries of an event about the call
 // join its record.
-func (l *Log) Lookup(sid string) *Call {
+func (l *Log) Lookup(sid string) *Entry {
 	if l == nil {
 		return nil
 	}
@@ -521,7 +521,7 @@ func (l *Log) Ended(sid string, end End) {
 
 // addLocked appends e and, when anyone listens, publishes it (with the
 // call's summary when summary is set); c.mu is held and released.
-func (c *Call) addLocked(e Event, summary bool) {
+func (c *Entry) addLocked(e Event, summary bool) {
 	e = c.appendLocked(e)
 	if c.log.nsubs.Load() == 0 {
 		c.mu.Unlock()
@@ -546,14 +546,14 @@ func (l *Log) Get(sid string) (Record, bool) {
 	return c.snapshot(), true
 }
 
-func (l *Log) expired(c *Call) bool {
+func (l *Log) expired(c *Entry) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.now().Sub(c.received()) > l.maxAge
 }
 
 // snapshot copies the record and derives its per-device results.
-func (c *Call) snapshot() Record {
+func (c *Entry) snapshot() Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := c.rec

@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/ringside/ringside/core/internal/cluster"
 )
 
 // Cluster is the cluster block: several replicas share the device
@@ -40,7 +42,7 @@ type ClusterTLS struct {
 // Cluster defaults.
 const (
 	DefaultKeyPrefix = "ringside:"
-	DefaultCacheTTL  = 10 * time.Second
+	DefaultCacheTTL  = cluster.DefaultCacheTTL
 )
 
 type rawCluster struct {

@@ -39,7 +39,7 @@ type Config struct {
 	Files map[string]*hcl.File // the parsed files, for WriteDiagnostics
 
 	Server    Server
-	Delivery  Delivery
+	Delivery  DeliverySettings
 	CallLog   CallLog
 	Feedback  *Feedback // nil: no feedback to the app server
 	Log       Log
@@ -90,8 +90,8 @@ type Server struct {
 // TLS is the server's nested tls block; both paths are resolved from Dir.
 type TLS struct{ CertFile, KeyFile string }
 
-// Delivery is the delivery block.
-type Delivery struct {
+// DeliverySettings is the delivery block.
+type DeliverySettings struct {
 	DedupWindow   time.Duration
 	Journal       bool
 	FallbackAfter time.Duration
@@ -510,7 +510,7 @@ func (d *decoder) tls(raw *rawTLS, block string) *TLS {
 	return t
 }
 
-func (d *decoder) delivery(dl *Delivery, raw *rawDelivery) {
+func (d *decoder) delivery(dl *DeliverySettings, raw *rawDelivery) {
 	if raw == nil {
 		raw = &rawDelivery{}
 	}

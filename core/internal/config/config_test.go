@@ -70,7 +70,7 @@ func TestDefaults(t *testing.T) {
 			ShutdownGrace: 10 * time.Second,
 			AdminListen:   "127.0.0.1:20201",
 		},
-		Delivery: Delivery{DedupWindow: 120 * time.Second, Journal: true, FallbackAfter: 15 * time.Second},
+		Delivery: DeliverySettings{DedupWindow: 120 * time.Second, Journal: true, FallbackAfter: 15 * time.Second},
 		CallLog:  CallLog{MaxCalls: 10000, MaxAge: time.Hour},
 		Log:      Log{Format: "text", Level: "info"},
 		Telemetry: Telemetry{Traces: "none", Endpoint: "http://localhost:4318", ServiceName: "ringside",
@@ -124,7 +124,7 @@ func TestFullConfig(t *testing.T) {
 	if !reflect.DeepEqual(cfg.Server, wantServer) {
 		t.Errorf("server: got %+v\nwant %+v", cfg.Server, wantServer)
 	}
-	if want := (Delivery{DedupWindow: 5 * time.Minute, Journal: false, FallbackAfter: 7500 * time.Millisecond}); cfg.Delivery != want {
+	if want := (DeliverySettings{DedupWindow: 5 * time.Minute, Journal: false, FallbackAfter: 7500 * time.Millisecond}); cfg.Delivery != want {
 		t.Errorf("delivery: got %+v; want %+v", cfg.Delivery, want)
 	}
 	if want := (Log{Format: "json", Level: "debug"}); cfg.Log != want {

@@ -13,7 +13,7 @@ import (
 // logCall records a callback answered status in the call log, with what
 // its plan (nil for a callback refused before planning) would do; nil when
 // there is no call log.
-func (d *Dispatcher) logCall(ctx context.Context, c *callback.Call, pl *plan.Plan, status string, resumed bool) *calllog.Call {
+func (d *Dispatcher) logCall(ctx context.Context, c *callback.Call, pl *plan.Plan, status string, resumed bool) *calllog.Entry {
 	if d.calls == nil {
 		return nil
 	}

@@ -351,7 +351,7 @@ type job struct {
 	key  string // journal key
 	plan *plan.Plan
 	ctx  context.Context // the callback's, detached: its log lines join the trace
-	log  *calllog.Call   // its call log record; nil without a call log
+	log  *calllog.Entry  // its call log record; nil without a call log
 
 	mu        sync.Mutex
 	pending   int
@@ -625,7 +625,7 @@ func (d *Dispatcher) Deliverer(name string) delivery.Deliverer {
 
 // prune removes a device the provider says is gone, unless it was
 // registered again since.
-func (d *Dispatcher) prune(ctx context.Context, log *calllog.Call, p *plan.Plan, n *plan.Notifier, dev directory.Device, at time.Time) {
+func (d *Dispatcher) prune(ctx context.Context, log *calllog.Entry, p *plan.Plan, n *plan.Notifier, dev directory.Device, at time.Time) {
 	c := p.Call
 	service, user := p.Owner(dev)
 	removed, err := d.planner.Load().Store.Prune(context.WithoutCancel(ctx), service, user, dev.Kind, dev.Token, at)

@@ -264,7 +264,7 @@ func deliveredBefore(rd recordDelivery, dev *directory.Device, taken bool) calll
 // notifiers and devices as the journal kept them, and what was delivered
 // before the restart. The attempts before the restart that delivered
 // nothing are not in the journal and not in the record.
-func (d *Dispatcher) logResumed(r record, pl *plan.Plan, before []calllog.Event) *calllog.Call {
+func (d *Dispatcher) logResumed(r record, pl *plan.Plan, before []calllog.Event) *calllog.Entry {
 	if d.calls == nil {
 		return nil
 	}
