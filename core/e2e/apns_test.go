@@ -121,7 +121,9 @@ func TestE2EPayloadSurelyTooLarge(t *testing.T) {
 
 // validate and explain start the apns plugin only to check its block: it
 // opens no connection to APNs, while serve's process warms one before the
-// first push.
+// first push. (Without check_only the warm dial races the commands' end,
+// so this test catches its return most of the time; the apns plugin's
+// TestConfigureCheckOnlyDialsNothing catches it every time.)
 func TestE2ECheckCommandsDialNoProvider(t *testing.T) {
 	fake := startAPNs(t, fakes.APNsOptions{Topic: apnsTopic})
 	config := writeConfig(t, apnsConfig(fake.keyFile, fake.URL, apnsTopic))

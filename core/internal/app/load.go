@@ -233,10 +233,11 @@ func start(ctx context.Context, cfg *config.Config, opt Options, prev *Runtime) 
 			continue
 		}
 		// A process is kept when what it was told is the same: its
-		// attributes, and the template attributes and payload keys the
-		// block sets; and when its supervision is the same (spare).
+		// attributes, the template attributes and payload keys the block
+		// sets, and whether it only checks; and when its supervision is
+		// the same (spare).
 		b := block(n, opt.CheckOnly)
-		rt.configs[n.Name] = string(js) + "\x00" + strings.Join(b.Templates, ",") + "\x00" + strings.Join(b.PayloadKeys, ",") + "\x00" + strconv.FormatBool(n.Spare)
+		rt.configs[n.Name] = string(js) + "\x00" + strings.Join(b.Templates, ",") + "\x00" + strings.Join(b.PayloadKeys, ",") + "\x00" + strconv.FormatBool(n.Spare) + "\x00" + strconv.FormatBool(b.CheckOnly)
 		if r.reuse != nil && prev.configs[n.Name] == rt.configs[n.Name] {
 			rt.clients[n.Name] = r.reuse
 		} else {

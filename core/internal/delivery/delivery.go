@@ -128,14 +128,14 @@ func (b Backoff) Retry(ctx context.Context, giveUp time.Time, now func() time.Ti
 			return true
 		}
 		wait := b.Wait(n, after, jitter())
-		if now().Add(wait).After(giveUp) || !Sleep(ctx, wait) {
+		if now().Add(wait).After(giveUp) || !sleep(ctx, wait) {
 			return false
 		}
 	}
 }
 
-// Sleep pauses for d and reports true, or false when ctx ends first.
-func Sleep(ctx context.Context, d time.Duration) bool {
+// sleep pauses for d and reports true, or false when ctx ends first.
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

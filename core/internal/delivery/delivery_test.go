@@ -76,10 +76,11 @@ func TestRetry(t *testing.T) {
 	})
 	t.Run("stops when ctx ends during a pause", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
 		n := 0
 		done := b.Retry(ctx, time.Now().Add(time.Minute), time.Now, jitter, func(int) (bool, time.Duration) {
 			n++
-			cancel()
+			time.AfterFunc(20*time.Millisecond, cancel)
 			return false, time.Minute - time.Second
 		})
 		if done || n != 1 {

@@ -464,8 +464,8 @@ func TestQueueFull(t *testing.T) {
 }
 
 // TestStop: Stop sends what is queued without waiting for flush_after;
-// once its ctx ends, the batch in flight and the rest are dropped and Stop
-// returns; nothing runs after.
+// once its ctx ends, the batch in flight and the rest are dropped, saying
+// so, and Stop returns; nothing runs after.
 func TestStop(t *testing.T) {
 	t.Run("flushes", func(t *testing.T) {
 		fx := start(t, feedbackConfig(100), &fakeApp{})
@@ -494,6 +494,19 @@ func TestStop(t *testing.T) {
 		}
 		if dr := fx.batches("dropped"); dr != 4 {
 			t.Errorf("batches dropped: got %v; want 4", dr)
+		}
+		inFlight := 0
+		for _, l := range fx.logs.Find("feedback batch dropped") {
+			r := fmt.Sprint(l["reason"])
+			if !strings.HasPrefix(r, "shutdown grace over") {
+				t.Errorf("dropped at Stop with reason %q; want the shutdown grace named", r)
+			}
+			if r == "shutdown grace over; last reason: webhook answered 503" {
+				inFlight++
+			}
+		}
+		if inFlight != 1 {
+			t.Errorf("%d batches dropped in flight with their last reason; want 1", inFlight)
 		}
 		n := len(app.got())
 		time.Sleep(50 * time.Millisecond)

@@ -275,13 +275,15 @@ func (s *Sender) deliver(ctx context.Context, batch []Event) {
 	var reason string
 	s.opt.Backoff.Retry(ctx, giveUp, s.opt.Now, s.opt.Jitter, func(n int) (bool, time.Duration) {
 		a.Number = n
+		if n > 1 {
+			s.log.Debug("feedback batch retried", "id", a.ID, "attempt", n, "events", len(batch), "last reason", reason)
+		}
 		var after time.Duration
 		res, reason, after = s.attempt(ctx, a)
 		switch res {
 		case delivery.Delivered, delivery.Permanent, delivery.Gone:
 			return true, 0
 		}
-		s.log.Debug("feedback batch to retry", "id", a.ID, "attempt", n, "events", len(batch), "reason", reason)
 		return false, after
 	})
 	switch {

@@ -493,8 +493,9 @@ type ConfigureRequest struct {
 	// check_only: the host started this process only to check the notifier
 	// block (ringside validate, explain, test and diff) and delivers nothing
 	// through it. Configure checks the attributes as always, but opens no
-	// connection to a provider and starts no background work. Hosts before
-	// this field leave it false.
+	// connection to a provider and starts no background work. It is read
+	// only with templates_known, which every host that sends it sets. Hosts
+	// before this field leave it false.
 	CheckOnly     bool `protobuf:"varint,6,opt,name=check_only,json=checkOnly,proto3" json:"check_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
