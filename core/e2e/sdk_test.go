@@ -85,11 +85,11 @@ func guideFiles(guide []byte) (map[string]string, error) {
 	return files, sc.Err()
 }
 
-// TestPluginOutsideRepository builds the plugin of docs/writing-a-plugin.md
-// from its marked code blocks as a module of its own, outside the
-// repository, which requires the SDK module alone (through the replace the
-// guide describes for an unpublished SDK), and runs its tests: the
-// conformance suite among them.
+// TestPluginOutsideRepository follows docs/writing-a-plugin.md outside the
+// repository: it runs the commands of its step 1 (a folder, go mod init,
+// the SDK required from a checkout through a replace), writes the plugin
+// from its marked code blocks, and builds and tests it against the SDK
+// module alone: the conformance suite among its tests.
 func TestPluginOutsideRepository(t *testing.T) {
 	guide, err := os.ReadFile(filepath.Join(root, "docs", "writing-a-plugin.md"))
 	if err != nil {
@@ -105,17 +105,32 @@ func TestPluginOutsideRepository(t *testing.T) {
 		}
 	}
 
-	dir := t.TempDir()
+	// Step 1 as the guide writes it: its commands, run from a folder that
+	// holds a ringside checkout as ../ringside of the plugin's folder.
+	work := t.TempDir()
+	if err := os.Symlink(root, filepath.Join(work, "ringside")); err != nil {
+		t.Fatal(err)
+	}
+	steps, err := guideSetup(guide)
+	if err != nil {
+		t.Fatalf("docs/writing-a-plugin.md: %v", err)
+	}
+	setup := exec.Command("sh", "-e", "-c", steps)
+	setup.Dir = work
+	setup.Env = append(os.Environ(), "GOWORK=off")
+	if out, err := setup.CombinedOutput(); err != nil {
+		t.Fatalf("the guide's step 1:\n%s\n%v\n%s", steps, err, out)
+	}
+	dir := filepath.Join(work, "pager-plugin")
 	for name, src := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// The SDK's go.sum stands in for the checksum database, which this
+	// machine cannot reach: go mod tidy then verifies the modules it takes
+	// from the module cache or the proxy against it.
 	sdkDir := filepath.Join(root, "plugins", "sdk")
-	goMod := fmt.Sprintf("module example.com/pager-plugin\n\ngo 1.26.0\n\nrequire %s v0.0.0\n\nreplace %s => %s\n", sdkModule, sdkModule, sdkDir)
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(goMod), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	sum, err := os.ReadFile(filepath.Join(sdkDir, "go.sum"))
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +154,9 @@ func TestPluginOutsideRepository(t *testing.T) {
 	if strings.Contains(string(mod), "github.com/ringside/ringside ") || strings.Contains(string(mod), "github.com/ringside/ringside\n") {
 		t.Errorf("the plugin's module graph holds ringside's own module:\n%s", mod)
 	}
+	if !strings.Contains(string(mod), sdkModule+" v0.0.0 => ") {
+		t.Errorf("the plugin's module graph does not take the SDK from the checkout:\n%s", mod)
+	}
 	if out, err := sdkGoCmd(t, dir, "vet", "./...").CombinedOutput(); err != nil {
 		t.Fatalf("go vet of the guide's plugin: %v\n%s", err, out)
 	}
@@ -154,6 +172,32 @@ func TestPluginOutsideRepository(t *testing.T) {
 			t.Errorf("the guide's %s did not pass:\n%s", name, out)
 		}
 	}
+}
+
+// guideSetup returns the commands of the guide's step 1 for an SDK that is
+// not published: the block that makes the folder and its module, and the
+// block that requires the SDK from a checkout, joined into one script.
+func guideSetup(guide []byte) (string, error) {
+	step := string(guide)
+	start := strings.Index(step, "\n## 1. ")
+	if start < 0 {
+		return "", fmt.Errorf("no section \"## 1.\"")
+	}
+	step = step[start:]
+	if end := strings.Index(step[1:], "\n## "); end >= 0 {
+		step = step[:end+1]
+	}
+	var script []string
+	for _, m := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(step, -1) {
+		block := strings.TrimSpace(m[1])
+		if strings.HasPrefix(block, "mkdir ") || strings.HasPrefix(block, "go mod edit -require=") {
+			script = append(script, block)
+		}
+	}
+	if len(script) != 2 {
+		return "", fmt.Errorf("step 1 has %d of its two setup blocks (mkdir …, go mod edit -require=…)", len(script))
+	}
+	return strings.Join(script, "\n"), nil
 }
 
 // sdkCannotFetch reports whether a go command's output says it could not
