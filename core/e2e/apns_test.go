@@ -126,7 +126,8 @@ func TestE2EPayloadSurelyTooLarge(t *testing.T) {
 // TestConfigureCheckOnlyDialsNothing catches it every time.)
 func TestE2ECheckCommandsDialNoProvider(t *testing.T) {
 	fake := startAPNs(t, fakes.APNsOptions{Topic: apnsTopic})
-	config := writeConfig(t, apnsConfig(fake.keyFile, fake.URL, apnsTopic))
+	text := apnsConfig(fake.keyFile, fake.URL, apnsTopic)
+	config := writeConfig(t, text)
 	dir := filepath.Dir(config)
 	env := []string{fake.env()}
 	for _, args := range [][]string{
@@ -141,6 +142,6 @@ func TestE2ECheckCommandsDialNoProvider(t *testing.T) {
 	if n != 0 {
 		t.Errorf("%d connections to APNs after validate and explain; want none", n)
 	}
-	start(t, apnsConfig(fake.keyFile, fake.URL, apnsTopic), fake.env())
+	start(t, text, fake.env())
 	eventually(t, 10*time.Second, "serve's apns plugin warmed a connection to APNs", func() bool { return fake.Conns() > n })
 }

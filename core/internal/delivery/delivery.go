@@ -108,15 +108,15 @@ type Backoff struct {
 	Base, Max time.Duration
 }
 
-// Wait is the pause after attempt n (from 1), for jitter in [0, 1) and the
+// wait is the pause after attempt n (from 1), for jitter in [0, 1) and the
 // provider's Retry-After.
-func (b Backoff) Wait(n int, retryAfter time.Duration, jitter float64) time.Duration {
+func (b Backoff) wait(n int, retryAfter time.Duration, jitter float64) time.Duration {
 	ceil := math.Min(float64(b.Base)*math.Pow(2, float64(n-1)), float64(b.Max))
 	return max(time.Duration(jitter*ceil), retryAfter)
 }
 
 // Retry is core's one retry loop. It calls attempt with 1, 2, … until
-// attempt reports done, pausing after each failed attempt for b.Wait
+// attempt reports done, pausing after each failed attempt for b.wait
 // (full jitter, never shorter than the Retry-After attempt returns). It
 // gives up, reporting false, when that pause would end after giveUp or
 // ctx ends during it. now is the clock and jitter the random source
@@ -127,7 +127,7 @@ func (b Backoff) Retry(ctx context.Context, giveUp time.Time, now func() time.Ti
 		if done {
 			return true
 		}
-		wait := b.Wait(n, after, jitter())
+		wait := b.wait(n, after, jitter())
 		if now().Add(wait).After(giveUp) || !sleep(ctx, wait) {
 			return false
 		}

@@ -21,8 +21,8 @@ func TestBackoffWait(t *testing.T) {
 		{1, 2 * time.Second, 2 * time.Second},
 	}
 	for _, tc := range tests {
-		if got := b.Wait(tc.attempt, tc.after, 0.5); got != tc.want {
-			t.Errorf("Wait(%d, %v): got %v; want %v", tc.attempt, tc.after, got, tc.want)
+		if got := b.wait(tc.attempt, tc.after, 0.5); got != tc.want {
+			t.Errorf("wait(%d, %v): got %v; want %v", tc.attempt, tc.after, got, tc.want)
 		}
 	}
 }
@@ -43,7 +43,7 @@ func TestRetry(t *testing.T) {
 			t.Errorf("done %v after attempts %v; want true after 1, 2, 3", done, ns)
 		}
 	})
-	t.Run("pauses as Wait says, Retry-After included", func(t *testing.T) {
+	t.Run("pauses as wait says, Retry-After included", func(t *testing.T) {
 		var at []time.Time
 		b.Retry(t.Context(), time.Now().Add(time.Minute), time.Now, jitter, func(n int) (bool, time.Duration) {
 			at = append(at, time.Now())
@@ -59,7 +59,7 @@ func TestRetry(t *testing.T) {
 			t.Errorf("pause after a Retry-After of 60ms: %v", gap)
 		}
 		if gap := at[2].Sub(at[1]); gap < 2*time.Millisecond {
-			t.Errorf("pause after attempt 2: %v; want at least Wait's 2ms", gap)
+			t.Errorf("pause after attempt 2: %v; want at least wait's 2ms", gap)
 		}
 	})
 	t.Run("gives up before a pause past giveUp", func(t *testing.T) {
